@@ -1,0 +1,83 @@
+"""scanhub: where your application-security scans and release promotions stand, across vendors,
+in one vocabulary.
+
+    import scanhub
+
+    async with scanhub.AppSecPlus("https://api.appsecplus.example.com", token) as asp:
+        scan = await asp.trigger_scan("app-12345", "sast")
+        scan = await asp.refresh(scan)
+        print(scan.lifecycle, scan.findings)
+"""
+
+from ._clients import AppSecPlus, AppTrust, Client, IQServer, ThreadFix
+from ._convert import from_dict, from_json, item_from_dict, make_converter, to_dict, to_json
+from ._errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PayloadError,
+    RateLimitedError,
+    RequestTimeout,
+    ScanhubError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+from ._model import (
+    FindingCounts,
+    Gate,
+    GateKind,
+    Item,
+    Lifecycle,
+    Promotion,
+    Scan,
+    Vendor,
+    Verdict,
+)
+from ._ratelimit import RateLimit
+from ._secrets import Secret
+from ._transport import RetryPolicy, Timeouts
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppSecPlus",
+    "AppTrust",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConfigError",
+    "ConflictError",
+    "FindingCounts",
+    "Gate",
+    "GateKind",
+    "IQServer",
+    "Item",
+    "Lifecycle",
+    "NotFoundError",
+    "PayloadError",
+    "Promotion",
+    "RateLimit",
+    "RateLimitedError",
+    "RequestTimeout",
+    "RetryPolicy",
+    "Scan",
+    "ScanhubError",
+    "Secret",
+    "ServerError",
+    "ThreadFix",
+    "Timeouts",
+    "TransportError",
+    "Vendor",
+    "Verdict",
+    "WaitTimeoutError",
+    "__version__",
+    "from_dict",
+    "from_json",
+    "item_from_dict",
+    "make_converter",
+    "to_dict",
+    "to_json",
+]

@@ -1,0 +1,228 @@
+"""The canonical model: one vocabulary for every vendor.
+
+Everything here is plain data (frozen attrs classes and str enums). Vendor adapters produce these
+objects; the aggregator, the CLI and user code consume them. Processing state (`Lifecycle`) is
+kept apart from the security/policy result (`Verdict`), as GitHub Checks keeps `status` apart
+from `conclusion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+from attrs import field, frozen
+
+
+class Lifecycle(StrEnum):
+    """Where a scan or promotion stands in its processing, whatever the vendor.
+
+    `unknown` is what a vendor value we do not recognise becomes; it is not terminal, so a
+    watcher keeps polling an item in that state until it becomes something we understand.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the item will not change any more (succeeded, failed, cancelled)."""
+        return self in _TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        """True while the vendor is still working on the item (queued, running)."""
+        return self in _ACTIVE
+
+
+_TERMINAL = frozenset({Lifecycle.SUCCEEDED, Lifecycle.FAILED, Lifecycle.CANCELLED})
+_ACTIVE = frozenset({Lifecycle.QUEUED, Lifecycle.RUNNING})
+
+
+class Verdict(StrEnum):
+    """The security or policy result, separate from the processing state.
+
+    Worst-of order, used to roll up gates: none < pass < warn < error < fail. `fail` ranks above
+    `error` because it is a definite policy decision, whereas `error` says the evaluation itself
+    broke; both block (`blocks`).
+    """
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    ERROR = "error"
+    NONE = "none"
+
+    @property
+    def rank(self) -> int:
+        """Position in the worst-of order (higher is worse)."""
+        return _VERDICT_RANK[self]
+
+    @property
+    def blocks(self) -> bool:
+        """True when the verdict stops a release (fail or error)."""
+        return self in (Verdict.FAIL, Verdict.ERROR)
+
+    @staticmethod
+    def worst(verdicts: Any) -> Verdict:
+        """The worst of an iterable of verdicts; `none` when it is empty."""
+        result = Verdict.NONE
+        for v in verdicts:
+            if _VERDICT_RANK[v] > _VERDICT_RANK[result]:
+                result = v
+        return result
+
+
+_VERDICT_RANK = {
+    Verdict.NONE: 0,
+    Verdict.PASS: 1,
+    Verdict.WARN: 2,
+    Verdict.ERROR: 3,
+    Verdict.FAIL: 4,
+}
+
+
+class Vendor(StrEnum):
+    """The vendors scanhub speaks to."""
+
+    IQ = "iq"
+    THREADFIX = "threadfix"
+    APPSECPLUS = "appsecplus"
+    APPTRUST = "apptrust"
+
+
+class GateKind(StrEnum):
+    """Which side of a stage a gate guards (AppTrust evaluates both)."""
+
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+@frozen
+class FindingCounts:
+    """Findings by severity on a four-level scale.
+
+    Sonatype IQ's three levels map as critical -> critical, severe -> high, moderate -> medium
+    (IQ has no `low`). `total` is the vendor's own total where it gives one, else the sum.
+    """
+
+    critical: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    total: int = 0
+
+
+@frozen
+class Gate:
+    """One policy gate evaluated for a promotion."""
+
+    kind: GateKind
+    verdict: Verdict
+    stage: str | None = None
+    evaluation_id: str | None = None
+    explanation: str | None = None
+    #: The vendor's decision string exactly as received (e.g. "pass", "Warning").
+    vendor_decision: str | None = None
+
+
+def _key(*parts: object) -> str:
+    # Each part is percent-encoded so that ":" inside an id can never make two keys collide.
+    return ":".join(quote(str(p), safe="") for p in parts)
+
+
+@frozen
+class Scan:
+    """A security scan, normalized.
+
+    `key` identifies the scan across every configured source and survives serialisation.
+    `raw` is the vendor payload the object was built from; it is excluded from equality.
+    """
+
+    vendor: Vendor
+    source: str
+    id: str
+    application_id: str
+    lifecycle: Lifecycle
+    #: The vendor's own status string, always kept (empty when the vendor has not said yet).
+    vendor_status: str
+    verdict: Verdict = Verdict.NONE
+    #: Error or reason text from the vendor.
+    message: str | None = None
+    #: Name -> absolute URL.
+    links: Mapping[str, str] = field(factory=dict, hash=False)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+    scan_type: str | None = None
+    triggered_by: str | None = None
+    findings: FindingCounts | None = None
+    #: The vendor's id for the finished scan when it differs from `id` (ThreadFix `scanId`).
+    final_scan_id: str | None = None
+    raw: Any = field(default=None, eq=False, hash=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """Always "scan"; lets mixed collections be told apart without isinstance."""
+        return "scan"
+
+    @property
+    def key(self) -> str:
+        """A stable identifier, unique across vendors and sources."""
+        return _key(self.vendor.value, self.source, "scan", self.application_id, self.id)
+
+
+@frozen
+class Promotion:
+    """A release promotion (IQ promote-scan, AppTrust version promotion), normalized."""
+
+    vendor: Vendor
+    source: str
+    id: str
+    application_id: str
+    lifecycle: Lifecycle
+    vendor_status: str
+    verdict: Verdict = Verdict.NONE
+    message: str | None = None
+    links: Mapping[str, str] = field(factory=dict, hash=False)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: str | None = None
+    source_stage: str | None = None
+    target_stage: str | None = None
+    promoted_by: str | None = None
+    gates: tuple[Gate, ...] = ()
+    #: The scan the promotion evaluated (IQ `scanId`), when known.
+    scan_id: str | None = None
+    raw: Any = field(default=None, eq=False, hash=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """Always "promotion"."""
+        return "promotion"
+
+    @property
+    def key(self) -> str:
+        """A stable identifier, unique across vendors and sources."""
+        return _key(
+            self.vendor.value,
+            self.source,
+            "promotion",
+            self.application_id,
+            self.version or "",
+            self.id,
+        )
+
+
+#: Anything scanhub tracks.
+Item = Scan | Promotion

@@ -1,0 +1,72 @@
+"""Secrets and redaction: one wrapper type, one scrubber."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+REDACTED = "***"
+
+#: Query parameters whose values are secrets wherever they appear (ThreadFix's `?apiKey=`).
+_SECRET_PARAMS = re.compile(
+    r"(?i)\b(api[_-]?key|access[_-]?token|token|password|passcode|secret)=([^&#\s'\"]+)"
+)
+_AUTH_HEADER = re.compile(r"(?i)\b(authorization['\"]?\s*[:=]\s*['\"]?)(\w+\s+)?[^\s'\",}]+")
+
+
+class Secret:
+    """A credential. `str()`, `repr()` and f-strings show `***`; `reveal()` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        self._value = value.reveal() if isinstance(value, Secret) else str(value)
+
+    def reveal(self) -> str:
+        """The secret value, for building an auth header and nothing else."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    def __format__(self, spec: str) -> str:
+        return REDACTED
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+class Redactor:
+    """Removes known secret values, and anything shaped like a credential, from text."""
+
+    def __init__(self, secrets: Iterable[str | Secret] = ()) -> None:
+        needles: set[str] = set()
+        for secret in secrets:
+            value = secret.reveal() if isinstance(secret, Secret) else secret
+            if len(value) < 4:  # too short to scrub without mangling ordinary text
+                continue
+            needles.update({value, quote(value, safe=""), quote_plus(value)})
+        self._needles = sorted(needles, key=len, reverse=True)
+
+    def add_basic(self, username: str, password: str) -> None:
+        """Also scrub the base64 form of a Basic credential pair."""
+        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self._needles = sorted({*self._needles, token}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for needle in self._needles:
+            if needle in text:
+                text = text.replace(needle, REDACTED)
+        text = _SECRET_PARAMS.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+        return _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}{REDACTED}", text)

@@ -1,0 +1,281 @@
+"""The one place that performs HTTP: timeouts, retries, rate limiting, redaction, logging.
+
+Policy (documented in README "Transport policy"):
+
+- every request has a connect and a total timeout;
+- idempotent requests (GET) are retried with exponential backoff and full jitter on connection
+  errors, timeouts, 5xx and 429 (tenacity does the looping);
+- a non-idempotent request (trigger, promote, upload) is re-sent only when the server cannot
+  have acted on it: the connection was never established, or the server answered 429;
+- `Retry-After` (seconds or HTTP date) is honoured; a 429 without it waits
+  `RetryPolicy.default_429_wait` (IQ Cloud: 5 minutes) or the backoff;
+- a wait longer than `RetryPolicy.max_retry_after` is not slept inside the call: the call
+  raises `RateLimitedError(retry_after=...)` and the source stays paused until then, so an
+  aggregator can move on and come back;
+- an optional client-side `RateLimit` caps the send rate;
+- secrets never reach logs or error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from attrs import frozen
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
+
+from ._errors import RateLimitedError, RequestTimeout, ScanhubError, TransportError
+from ._ratelimit import RateLimit, SlidingWindowLimiter
+from ._secrets import Redactor
+from .sansio._common import Request, Response, retry_after_of
+
+log = logging.getLogger("scanhub")
+
+
+@frozen
+class Timeouts:
+    """Seconds allowed to connect, and for the whole request (connect + send + read)."""
+
+    connect: float = 10.0
+    total: float = 30.0
+
+
+@frozen
+class RetryPolicy:
+    """How failed requests are retried. `attempts` counts the first try."""
+
+    attempts: int = 4
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    #: Longest wait slept inside one call; longer ones raise `RateLimitedError` at once.
+    max_retry_after: float = 60.0
+    #: Wait after a 429 that names no Retry-After; None means the exponential backoff.
+    default_429_wait: float | None = None
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff for the given attempt number (1-based)."""
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)
+
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _Retry(Exception):
+    """A response worth another try; carries it so the last one can be returned."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+class Transport:
+    """Executes `Request`s for one configured client over an aiohttp session."""
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        source: str,
+        session_factory: Callable[[], aiohttp.ClientSession],
+        auth_headers: Mapping[str, str] | None = None,
+        auth_params: tuple[tuple[str, str], ...] = (),
+        redactor: Redactor | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: RateLimit | None = None,
+        verify_tls: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.vendor = vendor
+        self.source = source
+        self._session_factory = session_factory
+        self._auth_headers = dict(auth_headers or {})
+        self._auth_params = auth_params
+        self.redact = redactor or Redactor()
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        self.limiter = (
+            SlidingWindowLimiter(rate_limit, clock=clock, sleep=sleep) if (rate_limit) else None
+        )
+        self._ssl: bool = verify_tls
+        self._clock = clock
+        self._sleep = sleep
+        self._paused_until = 0.0
+        #: Requests actually put on the wire (every attempt counts); read by tests and benches.
+        self.sent = 0
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.vendor}/{self.source}>"
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds this source still waits because the vendor said 429."""
+        return max(0.0, self._paused_until - self._clock())
+
+    async def send(self, req: Request) -> Response:
+        """Send `req` under the policy; return the final response, whatever its status (the
+        vendor module turns statuses into errors), or raise `TransportError`/`RequestTimeout`
+        /`RateLimitedError`."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(1, self.retry.attempts)),
+            wait=self._wait,
+            retry=lambda state: self._should_retry(state, req),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    resp = await self._attempt(req)
+                    if resp.status in _RETRY_STATUSES and (req.idempotent or resp.status == 429):
+                        raise _Retry(resp)
+                    return resp
+        except _Retry as last:
+            return last.response
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def _should_retry(self, state: RetryCallState, req: Request) -> bool:
+        outcome = state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        exc = outcome.exception()
+        if isinstance(exc, _Retry):
+            wait = self._advised_wait(exc.response)
+            return wait is None or wait <= self.retry.max_retry_after
+        if isinstance(exc, TransportError):
+            return req.idempotent or getattr(exc, "not_sent", False)
+        return False
+
+    def _wait(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        if isinstance(exc, _Retry):
+            advised = self._advised_wait(exc.response)
+            if advised is not None:
+                return advised
+        return self.retry.backoff(state.attempt_number)
+
+    def _advised_wait(self, resp: Response) -> float | None:
+        if resp.status != 429:
+            return None
+        wait = retry_after_of(resp)
+        return wait if wait is not None else self.retry.default_429_wait
+
+    async def _attempt(self, req: Request) -> Response:
+        await self._respect_pause(req)
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        session = self._session_factory()
+        headers = {**req.headers, **self._auth_headers}
+        params = list(req.params) + list(self._auth_params)
+        data: Any = None
+        if req.file is not None:
+            form = aiohttp.FormData()
+            form.add_field(
+                req.file.field_name,
+                req.file.content,
+                filename=req.file.filename,
+                content_type=req.file.content_type,
+            )
+            data = form
+        timeout = aiohttp.ClientTimeout(
+            total=self.timeouts.total, sock_connect=self.timeouts.connect
+        )
+        started = self._clock()
+        self.sent += 1
+        try:
+            async with session.request(
+                req.method,
+                req.url,
+                params=params or None,
+                headers=headers,
+                json=req.json if req.file is None else None,
+                data=data,
+                timeout=timeout,
+                ssl=self._ssl,
+                allow_redirects=False,
+            ) as raw:
+                body = await raw.read()
+                resp = Response(
+                    raw.status,
+                    body,
+                    {k.lower(): v for k, v in raw.headers.items()},
+                    req.operation,
+                    str(raw.url),
+                    datetime.now(UTC),
+                )
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            not_sent = isinstance(exc, aiohttp.ConnectionTimeoutError)
+            raise self._error(RequestTimeout, req, "timed out", exc, not_sent) from exc
+        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+            error = self._error(TransportError, req, "TLS verification failed", exc, False)
+            error.retryable = False
+            raise error from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise self._error(TransportError, req, "could not connect", exc, True) from exc
+        except aiohttp.ClientError as exc:
+            raise self._error(TransportError, req, "connection failed", exc, False) from exc
+        elapsed = self._clock() - started
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s -> %d in %.3fs",
+                self.source,
+                req.method,
+                self.redact(req.url),
+                resp.status,
+                elapsed,
+            )
+        if resp.status == 429:
+            wait = self._advised_wait(resp)
+            if wait is None:
+                wait = self.retry.backoff(1)
+            self._paused_until = max(self._paused_until, self._clock() + wait)
+            log.warning("%s: rate limited by %s, pausing %.1fs", self.source, self.vendor, wait)
+        return resp
+
+    async def _respect_pause(self, req: Request) -> None:
+        remaining = self.paused_for
+        if remaining <= 0:
+            return
+        if remaining > self.retry.max_retry_after:
+            raise RateLimitedError(
+                f"source is paused by the vendor's rate limit for {remaining:.0f}s more",
+                retry_after=remaining,
+                vendor=self.vendor,
+                source=self.source,
+                operation=req.operation,
+            )
+        await self._sleep(remaining)
+
+    def _error(
+        self,
+        cls: type[TransportError],
+        req: Request,
+        what: str,
+        exc: BaseException,
+        not_sent: bool,
+    ) -> TransportError:
+        detail = self.redact(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
+        error = cls(
+            f"{what} ({detail})",
+            vendor=self.vendor,
+            source=self.source,
+            operation=req.operation,
+        )
+        error.not_sent = not_sent  # type: ignore[attr-defined]
+        return error
+
+    def scrub(self, error: ScanhubError) -> ScanhubError:
+        """Redact an error's text in place (message, excerpt, args) and return it."""
+        error.message = self.redact(error.message)
+        if error.body_excerpt:
+            error.body_excerpt = self.redact(error.body_excerpt)
+        error.args = tuple(self.redact(a) if isinstance(a, str) else a for a in error.args)
+        return error

@@ -1,0 +1,391 @@
+"""JFrog AppTrust: application version promotions with entry/exit gates, as pure functions.
+
+Source documents: shared/seeds/004 (Get Application Version Promotions) and
+shared/vendor-notes.md. `base_url` is `https://HOST/apptrust/api/v1`.
+
+The vendor documents disagree with themselves on field names and status casing; every variant
+they show is read (see adapters.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from attrs import frozen
+
+from .._errors import BadRequestError, PayloadError
+from .._model import Gate, GateKind, Lifecycle, Promotion, Vendor, Verdict
+from ._common import (
+    Request,
+    Response,
+    Where,
+    as_list,
+    as_object,
+    decode_json,
+    fail,
+    join_url,
+    map_value,
+    map_verdict,
+    opt_int,
+    opt_str,
+    parse_time,
+    raise_for_status,
+    where,
+)
+
+VENDOR = Vendor.APPTRUST.value
+
+#: Promotion status (compared lower-case) -> Lifecycle. Samples in seed 004 use FAILED and
+#: COMPLETED; its filter docs use success, pending, failed; related JFrog promotion APIs use
+#: STARTED, PROCESSING, DELETING (vendor-notes.md).
+STATUS_MAP: Mapping[str, Lifecycle] = {
+    "pending": Lifecycle.QUEUED,
+    "started": Lifecycle.RUNNING,
+    "processing": Lifecycle.RUNNING,
+    "completed": Lifecycle.SUCCEEDED,
+    "success": Lifecycle.SUCCEEDED,
+    "failed": Lifecycle.FAILED,
+    # The promotion is being rolled back: its effect will not stand (see adapters.md).
+    "deleting": Lifecycle.CANCELLED,
+}
+
+#: Gate decision (compared lower-case) -> Verdict. Decisions documented in the AppTrust UI:
+#: Pass, Fail, Warning, Error (Error = the evaluation itself failed; Warning does not block).
+DECISION_MAP: Mapping[str, Verdict] = {
+    "pass": Verdict.PASS,
+    "fail": Verdict.FAIL,
+    "warning": Verdict.WARN,
+    "error": Verdict.ERROR,
+}
+
+#: `promotion_type` values of the promote call.
+PROMOTION_TYPES = ("copy", "move", "keep", "dry_run")
+#: `order_by` values of the promotions list.
+ORDER_BY = ("created", "created_by", "version", "stage")
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """`Authorization: Bearer {access token}`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _version_path(application_key: str, version: str) -> str:
+    return f"applications/{quote(application_key, safe='')}/versions/{quote(version, safe='')}"
+
+
+# --- Promotions list (paged) -----------------------------------------------------------------
+
+
+@frozen
+class Filters:
+    """Filters of the promotions list; applied by the server and checked again locally, so a
+    server that ignores `filter_by` still yields only matching promotions."""
+
+    target_stage: str | None = None
+    status: str | None = None
+    promoted_by: str | None = None
+
+    def params(self) -> list[tuple[str, str]]:
+        """`filter_by` query parameters, one `field:value` each."""
+        out = []
+        for name in ("target_stage", "status", "promoted_by"):
+            value = getattr(self, name)
+            if value is not None:
+                out.append(("filter_by", f"{name}:{value}"))
+        return out
+
+    def matches(self, promo: Promotion) -> bool:
+        """True when `promo` satisfies every filter (status by vendor spelling or lifecycle)."""
+        if self.target_stage is not None and promo.target_stage != self.target_stage:
+            return False
+        if self.promoted_by is not None and promo.promoted_by != self.promoted_by:
+            return False
+        if self.status is not None:
+            wanted = self.status.lower()
+            mapped = STATUS_MAP.get(wanted)
+            if promo.vendor_status.lower() != wanted and (
+                promo.lifecycle.value != wanted and promo.lifecycle is not mapped
+            ):
+                return False
+        return True
+
+
+@frozen
+class Page:
+    """One page of promotions and the paging numbers the server sent."""
+
+    promotions: list[Promotion]
+    total: int | None
+    offset: int
+    limit: int | None
+    #: How many records the server returned, before local filtering.
+    received: int
+
+    def next_offset(self) -> int | None:
+        """Where the next page starts, or None when this was the last one."""
+        if self.received == 0:
+            return None
+        nxt = self.offset + self.received
+        if self.total is not None and nxt >= self.total:
+            return None
+        return nxt
+
+
+def build_promotions(
+    base_url: str,
+    application_key: str,
+    version: str,
+    *,
+    offset: int = 0,
+    limit: int = 100,
+    filters: Filters | None = None,
+    order_by: str = "created",
+    ascending: bool = False,
+    include_message: bool = True,
+) -> Request:
+    """GET .../versions/{version}/promotions with paging, filters and order."""
+    at = Where(VENDOR, "", "list promotions")
+    if order_by not in ORDER_BY:
+        fail(BadRequestError, at, f"order_by must be one of {', '.join(ORDER_BY)}")
+    if limit < 1 or offset < 0:
+        fail(BadRequestError, at, "limit must be >= 1 and offset >= 0")
+    params = [("offset", str(offset)), ("limit", str(limit))]
+    if include_message:
+        params.append(("include", "message"))
+    params.extend((filters or Filters()).params())
+    params += [("order_by", order_by), ("order_asc", "true" if ascending else "false")]
+    return Request(
+        "GET",
+        join_url(base_url, f"{_version_path(application_key, version)}/promotions"),
+        "list promotions",
+        params=tuple(params),
+        headers={"Accept": "application/json"},
+    )
+
+
+def parse_promotions(
+    resp: Response,
+    *,
+    source: str,
+    application_key: str,
+    version: str,
+    offset: int,
+    filters: Filters | None = None,
+) -> Page:
+    """One page of the envelope `{"promotions": [...], "total", "limit", "offset"}`."""
+    at = where(VENDOR, source, resp)
+    _check(resp, at)
+    body = as_object(decode_json(resp, at), at, "the response", resp)
+    records = as_list(body.get("promotions"), at, "`promotions`", resp)
+    promos = [
+        promotion_from_record(
+            as_object(r, at, "a promotion", resp), at, resp, application_key, version
+        )
+        for r in records
+    ]
+    if filters is not None:
+        promos = [p for p in promos if filters.matches(p)]
+    got_offset = opt_int(body, "offset")
+    return Page(
+        promotions=promos,
+        total=opt_int(body, "total"),
+        offset=got_offset if got_offset is not None else offset,
+        limit=opt_int(body, "limit"),
+        received=len(records),
+    )
+
+
+# --- One promotion ---------------------------------------------------------------------------
+
+
+def build_promotion(
+    base_url: str, application_key: str, version: str, promotion_id: str
+) -> Request:
+    """GET .../versions/{version}/promotions/{created_millis}."""
+    path = f"{_version_path(application_key, version)}/promotions/{quote(promotion_id, safe='')}"
+    return Request(
+        "GET",
+        join_url(base_url, path),
+        "get promotion",
+        params=(("include", "message"),),
+        headers={"Accept": "application/json"},
+    )
+
+
+def parse_promotion(
+    resp: Response, *, source: str, application_key: str, version: str
+) -> Promotion:
+    """One promotion's details."""
+    at = where(VENDOR, source, resp)
+    _check(resp, at)
+    body = as_object(decode_json(resp, at), at, "the response", resp)
+    return promotion_from_record(body, at, resp, application_key, version)
+
+
+# --- Promote ---------------------------------------------------------------------------------
+
+
+def build_promote(
+    base_url: str,
+    application_key: str,
+    version: str,
+    target_stage: str,
+    *,
+    promotion_type: str | None = None,
+    included_repository_keys: list[str] | None = None,
+    excluded_repository_keys: list[str] | None = None,
+    run_async: bool = True,
+    source: str = VENDOR,
+) -> Request:
+    """POST .../versions/{version}/promote (`async=true` by default so the call returns at once
+    and the promotion is followed by polling; the vendor's own default is synchronous)."""
+    at = Where(VENDOR, source, "promote")
+    if not application_key or not version or not target_stage:
+        fail(BadRequestError, at, "application_key, version and target_stage are required")
+    if promotion_type is not None and promotion_type not in PROMOTION_TYPES:
+        fail(BadRequestError, at, f"promotion_type must be one of {', '.join(PROMOTION_TYPES)}")
+    body: dict[str, Any] = {"target_stage": target_stage}
+    if promotion_type is not None:
+        body["promotion_type"] = promotion_type
+    if included_repository_keys is not None:
+        body["included_repository_keys"] = list(included_repository_keys)
+    if excluded_repository_keys is not None:
+        body["excluded_repository_keys"] = list(excluded_repository_keys)
+    return Request(
+        "POST",
+        join_url(base_url, f"{_version_path(application_key, version)}/promote"),
+        "promote",
+        params=(("async", "true" if run_async else "false"),),
+        headers={"Accept": "application/json", "Content-Type": "application/json"},
+        json=body,
+        idempotent=False,
+    )
+
+
+def parse_promote(
+    resp: Response, *, source: str, application_key: str, version: str, target_stage: str
+) -> Promotion:
+    """The promotion the promote call answered with (200 or 202)."""
+    at = where(VENDOR, source, resp)
+    _check(resp, at)
+    body = as_object(decode_json(resp, at), at, "the response", resp)
+    body.setdefault("target_stage", target_stage)
+    return promotion_from_record(body, at, resp, application_key, version)
+
+
+# --- Records ---------------------------------------------------------------------------------
+
+
+def promotion_from_record(
+    rec: Mapping[str, Any],
+    at: Where,
+    resp: Response | None = None,
+    application_key: str | None = None,
+    version: str | None = None,
+) -> Promotion:
+    """A promotion record in any of the documented shapes.
+
+    The id is `created_millis` (it doubles as the id in the details path), else
+    `promoted_millis`, else the millisecond value of the ISO creation time.
+    """
+    created = (
+        parse_time(rec.get("created"))
+        or parse_time(rec.get("promoted_at"))
+        or parse_time(rec.get("promoted"))
+    )
+    millis = opt_int(rec, "created_millis")
+    if millis is None:
+        millis = opt_int(rec, "promoted_millis")
+    if millis is not None:
+        created = created or parse_time(millis)
+    elif created is not None:
+        millis = int(created.timestamp() * 1000)
+    if millis is None:
+        fail(PayloadError, at, "missing identity field created_millis / promoted_millis", resp)
+    app = opt_str(rec, "application_key") or application_key
+    ver = opt_str(rec, "application_version", "version") or version
+    if not app or not ver:
+        fail(PayloadError, at, "missing identity field application_key / application_version", resp)
+    raw_status = opt_str(rec, "status") or ""
+    lifecycle = (
+        map_value(STATUS_MAP, raw_status.lower(), VENDOR) if raw_status else (Lifecycle.UNKNOWN)
+    )
+    gates = _gates(rec.get("evaluations"))
+    return Promotion(
+        vendor=Vendor.APPTRUST,
+        source=at.source,
+        id=str(millis),
+        application_id=app,
+        lifecycle=lifecycle,
+        vendor_status=raw_status,
+        verdict=Verdict.worst(g.verdict for g in gates),
+        message=_message(rec),
+        created_at=created,
+        version=ver,
+        source_stage=opt_str(rec, "source_stage"),
+        target_stage=opt_str(rec, "target_stage"),
+        promoted_by=opt_str(rec, "promoted_by", "created_by"),
+        gates=gates,
+        raw=rec,
+    )
+
+
+def _gates(evaluations: Any) -> tuple[Gate, ...]:
+    if not isinstance(evaluations, dict):
+        return ()
+    gates = []
+    for kind, key in ((GateKind.EXIT, "exit_gate"), (GateKind.ENTRY, "entry_gate")):
+        gate = evaluations.get(key)
+        if not isinstance(gate, dict):
+            continue
+        decision = opt_str(gate, "decision")
+        gates.append(
+            Gate(
+                kind=kind,
+                verdict=map_verdict(DECISION_MAP, decision.lower() if decision else None, VENDOR),
+                stage=opt_str(gate, "stage"),
+                evaluation_id=opt_str(gate, "eval_id"),
+                explanation=opt_str(gate, "explanation"),
+                vendor_decision=decision,
+            )
+        )
+    return tuple(gates)
+
+
+def _message(rec: Mapping[str, Any]) -> str | None:
+    text = opt_str(rec, "message", "error_message")
+    if text:
+        return text
+    messages = rec.get("messages")
+    if isinstance(messages, list):
+        parts = [
+            m
+            if isinstance(m, str)
+            else opt_str(m, "text", "message")
+            if isinstance(m, dict)
+            else None
+            for m in messages
+        ]
+        joined = "; ".join(p for p in parts if p)
+        return joined or None
+    return None
+
+
+def _check(resp: Response, at: Where) -> None:
+    """Errors come as `{"errors":[{"status"|"code", "message"}]}` or a bare `{"message"}`."""
+    if 200 <= resp.status < 300:
+        return
+    message: str | None = None
+    try:
+        body = decode_json(resp, at)
+    except PayloadError:
+        body = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            texts = [opt_str(e, "message") for e in errors if isinstance(e, dict)]
+            message = "; ".join(t for t in texts if t) or None
+        message = message or opt_str(body, "message", "error")
+    raise_for_status(resp, at, message)
