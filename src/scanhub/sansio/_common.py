@@ -239,7 +239,9 @@ def parse_retry_after(value: str | None, now: datetime | None) -> float | None:
 
 def retry_after_of(resp: Response) -> float | None:
     """The wait a response asks for, in seconds, or None when it names none."""
-    now = resp.received_at or parse_http_date(resp.headers.get("date"))
+    # A Retry-After date is measured against the server's own Date header when it sent one,
+    # which cancels any clock skew between us and the vendor.
+    now = parse_http_date(resp.headers.get("date")) or resp.received_at
     return parse_retry_after(resp.headers.get("retry-after"), now)
 
 
