@@ -33,6 +33,9 @@ from .._model import Lifecycle, Verdict
 
 log = logging.getLogger("scanhub")
 
+# ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+_INTEGER = re.compile(r"-?[0-9]+")
+
 
 @frozen
 class FilePart:
@@ -180,7 +183,7 @@ def opt_int(obj: Mapping[str, Any], key: str) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         return int(value)
     return None
 
@@ -200,7 +203,7 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
+    if _INTEGER.fullmatch(text):
         return _from_millis(int(text))
     text = _NO_COLON_OFFSET.sub(r"\1:\2", text.replace("Z", "+00:00").replace("z", "+00:00"))
     try:

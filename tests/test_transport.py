@@ -1,0 +1,138 @@
+"""Transport pieces: the sliding-window limiter, Retry-After parsing, redaction."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from aioresponses import aioresponses
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scanhub import (
+    AppSecPlus,
+    AppTrust,
+    IQServer,
+    RateLimit,
+    RetryPolicy,
+    ScanhubError,
+    ThreadFix,
+)
+from scanhub._ratelimit import SlidingWindowLimiter
+from scanhub._secrets import Redactor, Secret
+from scanhub.sansio._common import parse_retry_after, parse_time
+
+from .conftest import FakeSleep
+
+
+async def test_limiter_never_lets_more_than_n_into_any_window(fake_sleep: FakeSleep) -> None:
+    limiter = SlidingWindowLimiter(RateLimit(5, 10.0), clock=fake_sleep.clock, sleep=fake_sleep)
+    stamps = []
+    for _ in range(23):
+        await limiter.acquire()
+        stamps.append(fake_sleep.now)
+    for i, start in enumerate(stamps):
+        in_window = [t for t in stamps[i:] if t < start + 10.0]
+        assert len(in_window) <= 5
+    # and it is not slower than it must be: 23 sends need 4 full windows
+    assert stamps[-1] - stamps[0] == pytest.approx(40.0)
+
+
+def test_iq_cloud_preset() -> None:
+    assert RateLimit.iq_cloud() == RateLimit(1500, 300.0)
+    with pytest.raises(ValueError, match="max_requests"):
+        RateLimit(0, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("120", 120.0), ("0", 0.0), ("-5", 0.0), ("1.5", 1.5), (None, None), ("", None),
+     ("soon", None), ("nan", None), ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0)],
+)
+def test_retry_after(value: str | None, expected: float | None) -> None:
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
+    assert parse_retry_after(value, now) == expected
+
+
+def test_retry_after_date_without_reference_is_none() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", None) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2020-10-28T15:08:32.348+0000", datetime(2020, 10, 28, 15, 8, 32, 348000, tzinfo=UTC)),
+        ("2025-11-01T12:00:00Z", datetime(2025, 11, 1, 12, tzinfo=UTC)),
+        ("2025-11-01T14:00:00+02:00", datetime(2025, 11, 1, 12, tzinfo=UTC)),
+        ("2025-11-01T12:00:00", datetime(2025, 11, 1, 12, tzinfo=UTC)),
+        (1570117773000, datetime(2019, 10, 3, 15, 49, 33, tzinfo=UTC)),
+        ("1570117773000", datetime(2019, 10, 3, 15, 49, 33, tzinfo=UTC)),
+        (None, None), ("", None), ("yesterday", None), (True, None), (10**30, None),
+    ],
+)
+def test_parse_time(value: object, expected: datetime | None) -> None:
+    assert parse_time(value) == expected
+
+
+@given(st.text())
+def test_parse_time_never_raises(value: str) -> None:
+    result = parse_time(value)
+    assert result is None or result.tzinfo == UTC
+
+
+def test_redactor() -> None:
+    red = Redactor([Secret("hunter2-token"), Secret("p@ss/w rd"), "ab"])
+    red.add_basic("admin", "admin123")
+    text = (
+        "url http://h/x?apiKey=k9&b=1 token hunter2-token enc p%40ss%2Fw%20rd plus p%40ss%2Fw+rd "
+        "hdr Authorization: Basic YWRtaW46YWRtaW4xMjM= ok, a cab"
+    )
+    out = red(text)
+    for leaked in ("hunter2-token", "k9", "YWRtaW46YWRtaW4xMjM=", "p%40ss"):
+        assert leaked not in out
+    assert "a cab" in out  # "ab" is too short to be treated as a secret
+    assert "apiKey=***" in out and "b=1" in out
+
+
+SECRET = "Zq8-sEcReT-9xY"
+
+
+async def test_no_secret_in_logs_or_errors_for_any_client(
+    vendor_http: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every client fails every way we can provoke; the secret shows up nowhere."""
+    import re
+
+    caplog.set_level(logging.DEBUG)
+    echo = f"<html>denied for {SECRET} / Authorization: Bearer {SECRET}</html>"
+    for status in (401, 429, 500, 200):
+        vendor_http.get(re.compile(r".*"), status=status, body=echo, repeat=False)
+        vendor_http.post(re.compile(r".*"), status=status, body=echo, repeat=False)
+    retry = RetryPolicy(attempts=1)
+    clients = [
+        IQServer("http://iq", "admin", SECRET, retry=retry, csrf_token="c"),
+        ThreadFix("http://tf/threadfix", SECRET, retry=retry),
+        ThreadFix("http://tf/threadfix", SECRET, retry=retry, api_key_in_query=True),
+        AppSecPlus("http://asp", SECRET, retry=retry),
+        AppTrust("http://at", SECRET, retry=retry),
+    ]
+    errors: list[ScanhubError] = []
+    for client in clients:
+        async with client:
+            calls = {
+                IQServer: lambda c: c.promotion("a", "b"),
+                ThreadFix: lambda c: c.pending_scan(1, 2),
+                AppSecPlus: lambda c: c.scan("s"),
+                AppTrust: lambda c: c.promotion("k", "v", "1"),
+            }
+            for _ in range(4):
+                try:
+                    await calls[type(client)](client)
+                except ScanhubError as e:
+                    errors.append(e)
+    assert errors
+    texts = [str(e) for e in errors] + [repr(e) for e in errors] + [caplog.text]
+    texts += [e.body_excerpt or "" for e in errors] + [repr(c) for c in clients]
+    for text in texts:
+        assert SECRET not in text
