@@ -30,11 +30,14 @@ _NEEDS_COMPAT = "stream_writer" in inspect.signature(aiohttp.ClientResponse.__in
 @pytest.fixture
 def vendor_http() -> Iterator[_aioresponses]:
     """aioresponses, working on aiohttp 3.14."""
-    with mock.patch.object(
-        aioresponses.core,
-        "ClientResponse",
-        _CompatClientResponse if _NEEDS_COMPAT else aiohttp.ClientResponse,
-    ), _aioresponses() as m:
+    with (
+        mock.patch.object(
+            aioresponses.core,
+            "ClientResponse",
+            _CompatClientResponse if _NEEDS_COMPAT else aiohttp.ClientResponse,
+        ),
+        _aioresponses() as m,
+    ):
         yield m
 
 

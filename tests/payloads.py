@@ -29,7 +29,9 @@ IQ_APPLICATION_LOOKUP = {
 }
 IQ_APPLICATION_LOOKUP_EMPTY: dict[str, Any] = {"applications": []}
 
-IQ_PROMOTE_RESPONSE = {"statusUrl": f"api/v2/evaluation/applications/{IQ_APP_ID}/status/{IQ_STATUS_ID}"}
+IQ_PROMOTE_RESPONSE = {
+    "statusUrl": f"api/v2/evaluation/applications/{IQ_APP_ID}/status/{IQ_STATUS_ID}"
+}
 
 IQ_STATUS_PENDING = {"status": "PENDING"}
 IQ_STATUS_FAILED = {"status": "FAILED", "reason": "message"}

@@ -66,12 +66,20 @@ def sent(m: aioresponses, method: str, url: str) -> list[Any]:
 # --- IQ -----------------------------------------------------------------------------------------
 
 
-async def test_iq_promote_then_poll_to_completion(vendor_http: aioresponses, fast_retry: RetryPolicy) -> None:
-    vendor_http.get(f"{IQ}/api/v2/applications?publicId=MyApplicationPublicID", payload=IQ_APPLICATION_LOOKUP)
-    vendor_http.post(f"{IQ}/api/v2/evaluation/applications/{IQ_APP_ID}/promoteScan", payload=IQ_PROMOTE_RESPONSE)
+async def test_iq_promote_then_poll_to_completion(
+    vendor_http: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    vendor_http.get(
+        f"{IQ}/api/v2/applications?publicId=MyApplicationPublicID", payload=IQ_APPLICATION_LOOKUP
+    )
+    vendor_http.post(
+        f"{IQ}/api/v2/evaluation/applications/{IQ_APP_ID}/promoteScan", payload=IQ_PROMOTE_RESPONSE
+    )
     vendor_http.get(IQ_STATUS_URL, payload=IQ_STATUS_PENDING)
     vendor_http.get(IQ_STATUS_URL, payload=IQ_STATUS_COMPLETED)
-    async with IQServer(IQ, "admin", "admin123", name="cloud", csrf_token="api", retry=fast_retry) as iq:
+    async with IQServer(
+        IQ, "admin", "admin123", name="cloud", csrf_token="api", retry=fast_retry
+    ) as iq:
         app = await iq.application_id("MyApplicationPublicID")
         promo = await iq.promote_scan(app, target_stage="stage-release", scan_id=IQ_SCAN_ID)
         assert promo.lifecycle is Lifecycle.QUEUED and promo.source == "cloud"
@@ -81,7 +89,9 @@ async def test_iq_promote_then_poll_to_completion(vendor_http: aioresponses, fas
     assert promo.lifecycle is Lifecycle.SUCCEEDED
     assert promo.links["report_html"].startswith(f"{IQ}/ui/links/application/")
     assert promo.target_stage == "stage-release" and promo.scan_id == IQ_SCAN_ID
-    (post,) = sent(vendor_http, "POST", f"{IQ}/api/v2/evaluation/applications/{IQ_APP_ID}/promoteScan")
+    (post,) = sent(
+        vendor_http, "POST", f"{IQ}/api/v2/evaluation/applications/{IQ_APP_ID}/promoteScan"
+    )
     assert post.kwargs["json"] == {"scanId": IQ_SCAN_ID, "targetStageId": "stage-release"}
     assert post.kwargs["headers"]["X-CSRF-TOKEN"] == "api"
     assert post.kwargs["headers"]["Authorization"].startswith("Basic ")
@@ -95,7 +105,11 @@ async def test_iq_direct_promotion_lookup(vendor_http: aioresponses) -> None:
 
 
 async def test_iq_purged_scan(vendor_http: aioresponses) -> None:
-    vendor_http.post(f"{IQ}/api/v2/evaluation/applications/a/promoteScan", status=400, body=IQ_PROMOTE_UNKNOWN_SCAN)
+    vendor_http.post(
+        f"{IQ}/api/v2/evaluation/applications/a/promoteScan",
+        status=400,
+        body=IQ_PROMOTE_UNKNOWN_SCAN,
+    )
     async with IQServer(IQ, "u", "p") as iq:
         with pytest.raises(NotFoundError, match="purged"):
             await iq.promote_scan("a", target_stage="release", scan_id=IQ_SCAN_ID)
@@ -149,7 +163,9 @@ async def test_threadfix_upload_then_poll(vendor_http: aioresponses, tmp_path: A
 
 
 async def test_threadfix_auth_message_on_200(vendor_http: aioresponses) -> None:
-    vendor_http.get(f"{TF}/rest/latest/applications/6/pendingScan/41/status", payload=TF_AUTH_FAILED)
+    vendor_http.get(
+        f"{TF}/rest/latest/applications/6/pendingScan/41/status", payload=TF_AUTH_FAILED
+    )
     async with ThreadFix(TF, "wrong-key-123") as tf:
         with pytest.raises(AuthenticationError, match="check your API Key"):
             await tf.pending_scan(6, 41)
@@ -160,17 +176,30 @@ async def test_threadfix_api_key_in_query_never_leaks(
 ) -> None:
     secret = "Sup3rS3cretKey"
     pattern = re.compile(rf"{re.escape(TF)}/rest/v2\.8/applications/6/pendingScan/41/status.*")
-    vendor_http.get(pattern, status=500, body=f"<html>error at /status?apiKey={secret}</html>", repeat=True)
+    vendor_http.get(
+        pattern, status=500, body=f"<html>error at /status?apiKey={secret}</html>", repeat=True
+    )
     caplog.set_level(logging.DEBUG, logger="scanhub")
-    tf = ThreadFix(TF, secret, api_version="v2.8", api_key_in_query=True,
-                   retry=RetryPolicy(attempts=2, backoff_initial=0.001))
+    tf = ThreadFix(
+        TF,
+        secret,
+        api_version="v2.8",
+        api_key_in_query=True,
+        retry=RetryPolicy(attempts=2, backoff_initial=0.001),
+    )
     async with tf:
         with pytest.raises(ServerError) as err:
             await tf.pending_scan(6, 41)
     (first, *_) = vendor_http.requests[("GET", next(iter(vendor_http.requests))[1])]
     assert ("apiKey", secret) in first.kwargs["params"]
     assert "Authorization" not in first.kwargs["headers"]
-    for text in (str(err.value), repr(err.value), err.value.body_excerpt or "", caplog.text, repr(tf)):
+    for text in (
+        str(err.value),
+        repr(err.value),
+        err.value.body_excerpt or "",
+        caplog.text,
+        repr(tf),
+    ):
         assert secret not in text
     assert "apiKey=***" in (err.value.body_excerpt or "")
 
@@ -193,7 +222,9 @@ async def test_appsecplus_list_trigger_get(vendor_http: aioresponses) -> None:
     assert post.kwargs["headers"]["Authorization"] == "Bearer tok-123456"
 
 
-async def test_appsecplus_409_is_conflict_and_not_retried(vendor_http: aioresponses, fast_retry: RetryPolicy) -> None:
+async def test_appsecplus_409_is_conflict_and_not_retried(
+    vendor_http: aioresponses, fast_retry: RetryPolicy
+) -> None:
     vendor_http.post(f"{ASP}/scans", status=409, repeat=True)
     async with AppSecPlus(ASP, "tok-123456", retry=fast_retry) as asp:
         with pytest.raises(ConflictError, match="already running"):
@@ -223,13 +254,17 @@ async def test_apptrust_pages_lazily(vendor_http: aioresponses) -> None:
         got += [p async for p in it]
     assert [p.lifecycle for p in got] == [Lifecycle.FAILED, Lifecycle.SUCCEEDED]
     assert got[0].verdict is Verdict.FAIL
-    offsets = [dict(c.kwargs["params"])["offset"] for calls in vendor_http.requests.values() for c in calls]
+    offsets = [
+        dict(c.kwargs["params"])["offset"] for calls in vendor_http.requests.values() for c in calls
+    ]
     assert offsets == ["0", "1"]
 
 
 async def test_apptrust_promote_and_refresh(vendor_http: aioresponses) -> None:
     answer = dict(AT_PROMOTIONS_SAMPLE["promotions"][0], status="STARTED", evaluations={})
-    vendor_http.post(f"{AT}/applications/my-app/versions/1.0.0/promote?async=true", payload=answer, status=202)
+    vendor_http.post(
+        f"{AT}/applications/my-app/versions/1.0.0/promote?async=true", payload=answer, status=202
+    )
     vendor_http.get(
         f"{AT}/applications/my-app/versions/1.0.0/promotions/1684478876518?include=message",
         payload=AT_PROMOTIONS_SAMPLE["promotions"][0],
@@ -244,8 +279,10 @@ async def test_apptrust_promote_and_refresh(vendor_http: aioresponses) -> None:
 
 async def test_refresh_refuses_another_sources_item(vendor_http: aioresponses) -> None:
     async with AppTrust(AT, "t0ken", name="a") as a, AppTrust(AT, "t0ken", name="b") as b:
-        vendor_http.post(f"{AT}/applications/k/versions/1/promote?async=true",
-                         payload={"status": "pending", "created_millis": 1})
+        vendor_http.post(
+            f"{AT}/applications/k/versions/1/promote?async=true",
+            payload={"status": "pending", "created_millis": 1},
+        )
         promo = await a.promote("k", "1", "QA")
         with pytest.raises(BadRequestError, match="not to this client"):
             await b.refresh(promo)
@@ -254,7 +291,9 @@ async def test_refresh_refuses_another_sources_item(vendor_http: aioresponses) -
 # --- Transport policy ---------------------------------------------------------------------------
 
 
-async def test_get_retried_on_5xx_then_succeeds(vendor_http: aioresponses, fast_retry: RetryPolicy) -> None:
+async def test_get_retried_on_5xx_then_succeeds(
+    vendor_http: aioresponses, fast_retry: RetryPolicy
+) -> None:
     vendor_http.get(f"{ASP}/scans/s1", status=503)
     vendor_http.get(f"{ASP}/scans/s1", payload=ASP_SCAN_COMPLETED)
     async with AppSecPlus(ASP, "t0ken", retry=fast_retry) as asp:
@@ -263,7 +302,9 @@ async def test_get_retried_on_5xx_then_succeeds(vendor_http: aioresponses, fast_
     assert len(sent(vendor_http, "GET", f"{ASP}/scans/s1")) == 2
 
 
-async def test_get_gives_up_after_attempts(vendor_http: aioresponses, fast_retry: RetryPolicy) -> None:
+async def test_get_gives_up_after_attempts(
+    vendor_http: aioresponses, fast_retry: RetryPolicy
+) -> None:
     vendor_http.get(f"{ASP}/scans/s1", status=502, repeat=True)
     async with AppSecPlus(ASP, "t0ken", retry=fast_retry) as asp:
         with pytest.raises(ServerError):
@@ -288,7 +329,9 @@ async def test_post_resent_when_connection_never_opened(
     vendor_http: aioresponses, fast_retry: RetryPolicy
 ) -> None:
     conn_key = aiohttp.client_reqrep.ConnectionKey("h", 443, True, True, None, None, None)
-    vendor_http.post(f"{ASP}/scans", exception=aiohttp.ClientConnectorError(conn_key, OSError(111, "refused")))
+    vendor_http.post(
+        f"{ASP}/scans", exception=aiohttp.ClientConnectorError(conn_key, OSError(111, "refused"))
+    )
     vendor_http.post(f"{ASP}/scans", payload=ASP_TRIGGER_RESPONSE)
     async with AppSecPlus(ASP, "t0ken", retry=fast_retry) as asp:
         scan = await asp.trigger_scan("app", "sast")
@@ -307,7 +350,10 @@ async def test_post_resent_after_429_honouring_retry_after(
 
 
 async def test_retry_after_http_date(vendor_http: aioresponses, fake_sleep: FakeSleep) -> None:
-    headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT", "Date": "Wed, 21 Oct 2015 07:28:00 GMT"}
+    headers = {
+        "Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT",
+        "Date": "Wed, 21 Oct 2015 07:28:00 GMT",
+    }
     vendor_http.get(f"{ASP}/scans/s1", status=429, headers=headers)
     vendor_http.get(f"{ASP}/scans/s1", payload=ASP_SCAN_COMPLETED)
     async with AppSecPlus(ASP, "t0ken", clock=fake_sleep.clock, sleep=fake_sleep) as asp:
@@ -315,7 +361,9 @@ async def test_retry_after_http_date(vendor_http: aioresponses, fake_sleep: Fake
     assert len(fake_sleep.slept) == 1 and 0 < fake_sleep.slept[0] <= 10
 
 
-async def test_long_retry_after_is_raised_not_slept(vendor_http: aioresponses, fake_sleep: FakeSleep) -> None:
+async def test_long_retry_after_is_raised_not_slept(
+    vendor_http: aioresponses, fake_sleep: FakeSleep
+) -> None:
     vendor_http.get(f"{ASP}/scans/s1", status=429, headers={"Retry-After": "3600"})
     async with AppSecPlus(ASP, "t0ken", clock=fake_sleep.clock, sleep=fake_sleep) as asp:
         with pytest.raises(RateLimitedError) as err:
@@ -324,7 +372,9 @@ async def test_long_retry_after_is_raised_not_slept(vendor_http: aioresponses, f
 
 
 async def test_html_login_page_from_a_proxy(vendor_http: aioresponses) -> None:
-    vendor_http.get(f"{ASP}/scans/s1", body="<html><form>login</form></html>", content_type="text/html")
+    vendor_http.get(
+        f"{ASP}/scans/s1", body="<html><form>login</form></html>", content_type="text/html"
+    )
     async with AppSecPlus(ASP, "t0ken") as asp:
         with pytest.raises(PayloadError, match="HTML"):
             await asp.scan("s1")

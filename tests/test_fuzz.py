@@ -27,29 +27,45 @@ from .payloads import (
 B = "http://h"
 
 PARSERS: dict[str, Callable[[Response], Any]] = {
-    "iq.lookup": lambda r: iq.parse_application_lookup(r, source="s", public_id="MyApplicationPublicID"),
-    "iq.promote": lambda r: iq.parse_promote(r, source="s", base_url=B, application_id="a", target_stage="t", scan_id="x"),
-    "iq.status": lambda r: iq.parse_status(r, source="s", base_url=B, application_id="a", status_id="b"),
+    "iq.lookup": lambda r: iq.parse_application_lookup(
+        r, source="s", public_id="MyApplicationPublicID"
+    ),
+    "iq.promote": lambda r: iq.parse_promote(
+        r, source="s", base_url=B, application_id="a", target_stage="t", scan_id="x"
+    ),
+    "iq.status": lambda r: iq.parse_status(
+        r, source="s", base_url=B, application_id="a", status_id="b"
+    ),
     "iq.webhook": lambda r: iq.parse_evaluation_webhook(dict(r.headers), r.body, source="s"),
     "tf.pending": lambda r: threadfix.parse_pending_scan(r, source="s"),
-    "tf.upload": lambda r: threadfix.parse_upload(r, source="s", base_url=B, application_id="1", filename="f"),
+    "tf.upload": lambda r: threadfix.parse_upload(
+        r, source="s", base_url=B, application_id="1", filename="f"
+    ),
     "asp.list": lambda r: appsecplus.parse_list(r, source="s"),
     "asp.scan": lambda r: appsecplus.parse_scan(r, source="s"),
-    "at.list": lambda r: apptrust.parse_promotions(r, source="s", application_key="k", version="v", offset=0),
+    "at.list": lambda r: apptrust.parse_promotions(
+        r, source="s", application_key="k", version="v", offset=0
+    ),
     "at.one": lambda r: apptrust.parse_promotion(r, source="s", application_key="k", version="v"),
 }
 SEEDS = {
-    "iq.lookup": IQ_APPLICATION_LOOKUP, "iq.promote": IQ_PROMOTE_RESPONSE,
-    "iq.status": IQ_STATUS_COMPLETED, "iq.webhook": IQ_WEBHOOK_EVALUATION,
-    "tf.pending": TF_PENDING_SCAN_DONE, "tf.upload": TF_UPLOAD_QUEUED,
-    "asp.list": [ASP_SCAN_COMPLETED], "asp.scan": ASP_SCAN_COMPLETED,
-    "at.list": AT_PROMOTIONS_SAMPLE, "at.one": AT_PROMOTIONS_SAMPLE["promotions"][0],
+    "iq.lookup": IQ_APPLICATION_LOOKUP,
+    "iq.promote": IQ_PROMOTE_RESPONSE,
+    "iq.status": IQ_STATUS_COMPLETED,
+    "iq.webhook": IQ_WEBHOOK_EVALUATION,
+    "tf.pending": TF_PENDING_SCAN_DONE,
+    "tf.upload": TF_UPLOAD_QUEUED,
+    "asp.list": [ASP_SCAN_COMPLETED],
+    "asp.scan": ASP_SCAN_COMPLETED,
+    "at.list": AT_PROMOTIONS_SAMPLE,
+    "at.one": AT_PROMOTIONS_SAMPLE["promotions"][0],
 }
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -80,7 +96,13 @@ def _check(name: str, status: int, body: bytes) -> None:
         out = PARSERS[name](Response(status, body, {}, "op", ""))
     except ScanhubError:
         return
-    items = out.promotions if isinstance(out, apptrust.Page) else out if isinstance(out, list) else [out]
+    items = (
+        out.promotions
+        if isinstance(out, apptrust.Page)
+        else out
+        if isinstance(out, list)
+        else [out]
+    )
     assert all(isinstance(i, Scan | Promotion | str) for i in items)
 
 

@@ -29,11 +29,20 @@ from scanhub import (
 
 def test_lifecycle_properties() -> None:
     assert {lc for lc in Lifecycle if lc.is_terminal} == {
-        Lifecycle.SUCCEEDED, Lifecycle.FAILED, Lifecycle.CANCELLED
+        Lifecycle.SUCCEEDED,
+        Lifecycle.FAILED,
+        Lifecycle.CANCELLED,
     }
     assert {lc for lc in Lifecycle if lc.is_active} == {Lifecycle.QUEUED, Lifecycle.RUNNING}
     assert not Lifecycle.UNKNOWN.is_terminal and not Lifecycle.UNKNOWN.is_active
-    assert [lc.value for lc in Lifecycle] == ["queued", "running", "succeeded", "failed", "cancelled", "unknown"]
+    assert [lc.value for lc in Lifecycle] == [
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "unknown",
+    ]
 
 
 def test_verdict_worst_of() -> None:
@@ -66,16 +75,31 @@ def test_raw_excluded_from_equality_and_repr() -> None:
 
 def test_to_dict_is_json_native_with_kind_and_key() -> None:
     p = Promotion(
-        Vendor.APPTRUST, "jf", "1684478876518", "my-app", Lifecycle.FAILED, "FAILED",
-        verdict=Verdict.FAIL, created_at=datetime(2023, 5, 19, 6, 47, 56, 518000, tzinfo=UTC),
-        gates=(Gate(GateKind.ENTRY, Verdict.FAIL, stage="PROD"),), version="1.0.0",
+        Vendor.APPTRUST,
+        "jf",
+        "1684478876518",
+        "my-app",
+        Lifecycle.FAILED,
+        "FAILED",
+        verdict=Verdict.FAIL,
+        created_at=datetime(2023, 5, 19, 6, 47, 56, 518000, tzinfo=UTC),
+        gates=(Gate(GateKind.ENTRY, Verdict.FAIL, stage="PROD"),),
+        version="1.0.0",
     )
     d = to_dict(p)
     assert json.loads(json.dumps(d)) == d
     assert d["vendor"] == "apptrust" and d["lifecycle"] == "failed" and d["verdict"] == "fail"
     assert d["created_at"] == "2023-05-19T06:47:56.518000Z"
-    assert d["gates"] == [{"kind": "entry", "verdict": "fail", "stage": "PROD", "evaluation_id": None,
-                           "explanation": None, "vendor_decision": None}]
+    assert d["gates"] == [
+        {
+            "kind": "entry",
+            "verdict": "fail",
+            "stage": "PROD",
+            "evaluation_id": None,
+            "explanation": None,
+            "vendor_decision": None,
+        }
+    ]
     assert d["kind"] == "promotion" and d["key"] == p.key
     assert from_json(Promotion, to_json(p)) == p
     assert item_from_dict(d) == p
@@ -97,22 +121,49 @@ _dt = st.none() | st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
 )
 _links = st.dictionaries(_text, _text, max_size=3)
-_counts = st.none() | st.builds(
-    FindingCounts, *(st.integers(0, 10**6) for _ in range(5))
+_counts = st.none() | st.builds(FindingCounts, *(st.integers(0, 10**6) for _ in range(5)))
+_gate = st.builds(
+    Gate,
+    st.sampled_from(GateKind),
+    st.sampled_from(Verdict),
+    _opt_text,
+    _opt_text,
+    _opt_text,
+    _opt_text,
 )
-_gate = st.builds(Gate, st.sampled_from(GateKind), st.sampled_from(Verdict), _opt_text, _opt_text,
-                  _opt_text, _opt_text)
 _common = {
-    "vendor": st.sampled_from(Vendor), "source": _text, "id": _text, "application_id": _text,
-    "lifecycle": st.sampled_from(Lifecycle), "vendor_status": _text,
-    "verdict": st.sampled_from(Verdict), "message": _opt_text, "links": _links,
-    "created_at": _dt, "started_at": _dt, "finished_at": _dt, "updated_at": _dt,
+    "vendor": st.sampled_from(Vendor),
+    "source": _text,
+    "id": _text,
+    "application_id": _text,
+    "lifecycle": st.sampled_from(Lifecycle),
+    "vendor_status": _text,
+    "verdict": st.sampled_from(Verdict),
+    "message": _opt_text,
+    "links": _links,
+    "created_at": _dt,
+    "started_at": _dt,
+    "finished_at": _dt,
+    "updated_at": _dt,
 }
-scans = st.builds(Scan, **_common, scan_type=_opt_text, triggered_by=_opt_text, findings=_counts,
-                  final_scan_id=_opt_text)
-promotions = st.builds(Promotion, **_common, version=_opt_text, source_stage=_opt_text,
-                       target_stage=_opt_text, promoted_by=_opt_text,
-                       gates=st.lists(_gate, max_size=3).map(tuple), scan_id=_opt_text)
+scans = st.builds(
+    Scan,
+    **_common,
+    scan_type=_opt_text,
+    triggered_by=_opt_text,
+    findings=_counts,
+    final_scan_id=_opt_text,
+)
+promotions = st.builds(
+    Promotion,
+    **_common,
+    version=_opt_text,
+    source_stage=_opt_text,
+    target_stage=_opt_text,
+    promoted_by=_opt_text,
+    gates=st.lists(_gate, max_size=3).map(tuple),
+    scan_id=_opt_text,
+)
 
 
 @given(scans)
@@ -132,7 +183,20 @@ def test_promotion_round_trip(promo: Promotion) -> None:
 def test_public_names_are_exported() -> None:
     for name in scanhub.__all__:
         assert getattr(scanhub, name) is not None
-    for name in ("Lifecycle", "Verdict", "Vendor", "FindingCounts", "Gate", "Scan", "Promotion",
-                 "IQServer", "ThreadFix", "AppSecPlus", "AppTrust", "ScanhubError", "to_dict",
-                 "from_dict"):
+    for name in (
+        "Lifecycle",
+        "Verdict",
+        "Vendor",
+        "FindingCounts",
+        "Gate",
+        "Scan",
+        "Promotion",
+        "IQServer",
+        "ThreadFix",
+        "AppSecPlus",
+        "AppTrust",
+        "ScanhubError",
+        "to_dict",
+        "from_dict",
+    ):
         assert name in scanhub.__all__

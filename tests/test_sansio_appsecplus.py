@@ -43,7 +43,10 @@ def test_list_sample() -> None:
     assert len(scans) == 1
     scan = scans[0]
     assert (scan.id, scan.application_id, scan.scan_type, scan.triggered_by) == (
-        "scan-001", "app-12345", "sast", "ci-pipeline"
+        "scan-001",
+        "app-12345",
+        "sast",
+        "ci-pipeline",
     )
     assert scan.findings == FindingCounts(critical=1, high=5, medium=10, low=26, total=42)
     assert scan.started_at == datetime(2025, 11, 1, 12, 0, tzinfo=UTC)
@@ -64,9 +67,16 @@ def test_requests() -> None:
     # the canonical value is translated back to the vendor's
     assert appsecplus.build_list(BASE, status="succeeded").params == (("status", "completed"),)
     trig = appsecplus.build_trigger(BASE, "app-12345", "sast", "ci-pipeline")
-    assert trig.json == {"applicationId": "app-12345", "scanType": "sast", "triggeredBy": "ci-pipeline"}
+    assert trig.json == {
+        "applicationId": "app-12345",
+        "scanType": "sast",
+        "triggeredBy": "ci-pipeline",
+    }
     assert not trig.idempotent
-    assert appsecplus.build_trigger(BASE, "a", "dast").json == {"applicationId": "a", "scanType": "dast"}
+    assert appsecplus.build_trigger(BASE, "a", "dast").json == {
+        "applicationId": "a",
+        "scanType": "dast",
+    }
     assert appsecplus.build_get(BASE, "scan/1").url == f"{BASE}/scans/scan%2F1"
 
 
@@ -76,7 +86,9 @@ def test_all_scan_types_accepted(scan_type: str) -> None:
 
 
 def test_bad_scan_type_and_status_refused_before_sending() -> None:
-    with pytest.raises(BadRequestError, match="scan_type must be one of sast, dast, sca, container"):
+    with pytest.raises(
+        BadRequestError, match="scan_type must be one of sast, dast, sca, container"
+    ):
         appsecplus.build_trigger(BASE, "a", "fuzz")
     with pytest.raises(BadRequestError, match="status"):
         appsecplus.build_list(BASE, status="exploded")

@@ -31,7 +31,11 @@ BASE = "https://acme.jfrog.io/apptrust/api/v1"
 
 def _page(body: object, offset: int = 0, filters: apptrust.Filters | None = None) -> apptrust.Page:
     return apptrust.parse_promotions(
-        resp(200, body), source="at", application_key="my-app", version="1.0.0", offset=offset,
+        resp(200, body),
+        source="at",
+        application_key="my-app",
+        version="1.0.0",
+        offset=offset,
         filters=filters,
     )
 
@@ -101,9 +105,17 @@ def test_every_status_spelling_case_insensitive(status: str, lifecycle: Lifecycl
 
 @pytest.mark.parametrize(
     ("decision", "verdict"),
-    [("pass", Verdict.PASS), ("Pass", Verdict.PASS), ("fail", Verdict.FAIL), ("Fail", Verdict.FAIL),
-     ("warning", Verdict.WARN), ("Warning", Verdict.WARN), ("error", Verdict.ERROR),
-     ("Error", Verdict.ERROR), ("maybe", Verdict.NONE)],
+    [
+        ("pass", Verdict.PASS),
+        ("Pass", Verdict.PASS),
+        ("fail", Verdict.FAIL),
+        ("Fail", Verdict.FAIL),
+        ("warning", Verdict.WARN),
+        ("Warning", Verdict.WARN),
+        ("error", Verdict.ERROR),
+        ("Error", Verdict.ERROR),
+        ("maybe", Verdict.NONE),
+    ],
 )
 def test_every_gate_decision(decision: str, verdict: Verdict) -> None:
     rec = dict(AT_PROMOTIONS_SAMPLE["promotions"][1])
@@ -142,8 +154,13 @@ def test_local_filters_apply_even_when_server_ignores_them() -> None:
 
 def test_list_request() -> None:
     req = apptrust.build_promotions(
-        BASE, "my-app", "1.0.0", offset=10, limit=5,
-        filters=apptrust.Filters(target_stage="PROD", status="failed"), ascending=True,
+        BASE,
+        "my-app",
+        "1.0.0",
+        offset=10,
+        limit=5,
+        filters=apptrust.Filters(target_stage="PROD", status="failed"),
+        ascending=True,
     )
     assert req.url == f"{BASE}/applications/my-app/versions/1.0.0/promotions"
     params = dict(req.params)
@@ -162,11 +179,22 @@ def test_promote_request_and_answer() -> None:
     assert req.params == (("async", "true"),) and not req.idempotent
     with pytest.raises(BadRequestError, match="promotion_type"):
         apptrust.build_promote(BASE, "my-app", "1.0.0", "PROD", promotion_type="teleport")
-    answer = {"status": "STARTED", "application_key": "my-app", "application_version": "1.0.0",
-              "source_stage": "QA", "created": "2023-05-19T06:47:56.518Z",
-              "created_millis": 1684478876518, "created_by": "admin"}
-    promo = apptrust.parse_promote(resp(202, answer), source="at", application_key="my-app",
-                                   version="1.0.0", target_stage="PROD")
+    answer = {
+        "status": "STARTED",
+        "application_key": "my-app",
+        "application_version": "1.0.0",
+        "source_stage": "QA",
+        "created": "2023-05-19T06:47:56.518Z",
+        "created_millis": 1684478876518,
+        "created_by": "admin",
+    }
+    promo = apptrust.parse_promote(
+        resp(202, answer),
+        source="at",
+        application_key="my-app",
+        version="1.0.0",
+        target_stage="PROD",
+    )
     assert promo.lifecycle is Lifecycle.RUNNING and promo.target_stage == "PROD"
 
 

@@ -74,12 +74,16 @@ def test_application_lookup_case_insensitive_but_never_another_app() -> None:
     )
     assert got == IQ_APP_ID
     with pytest.raises(NotFoundError, match="OtherApp"):
-        iq.parse_application_lookup(resp(200, IQ_APPLICATION_LOOKUP), source="iq", public_id="OtherApp")
+        iq.parse_application_lookup(
+            resp(200, IQ_APPLICATION_LOOKUP), source="iq", public_id="OtherApp"
+        )
 
 
 def test_unknown_public_id_is_not_found() -> None:
     with pytest.raises(NotFoundError) as err:
-        iq.parse_application_lookup(resp(200, IQ_APPLICATION_LOOKUP_EMPTY), source="prod", public_id="nope")
+        iq.parse_application_lookup(
+            resp(200, IQ_APPLICATION_LOOKUP_EMPTY), source="prod", public_id="nope"
+        )
     assert err.value.vendor == "iq" and err.value.source == "prod"
 
 
@@ -104,7 +108,9 @@ def test_promote_needs_exactly_one_source(kwargs: dict[str, str]) -> None:
 
 
 def test_promote_csrf_header_and_cookie_carry_the_same_value() -> None:
-    req = iq.build_promote(BASE, "a", target_stage="release", source_stage="build", csrf_token="api")
+    req = iq.build_promote(
+        BASE, "a", target_stage="release", source_stage="build", csrf_token="api"
+    )
     assert req.headers["X-CSRF-TOKEN"] == "api"
     assert req.headers["Cookie"] == "CLM-CSRF-TOKEN=api"
 
@@ -141,8 +147,12 @@ def test_promote_of_purged_scan_explains_purging() -> None:
 def test_promote_other_400_is_bad_request() -> None:
     with pytest.raises(BadRequestError):
         iq.parse_promote(
-            resp(400, "Invalid stage"), source="iq", base_url=BASE, application_id="a",
-            target_stage="nope", source_stage="build",
+            resp(400, "Invalid stage"),
+            source="iq",
+            base_url=BASE,
+            application_id="a",
+            target_stage="nope",
+            source_stage="build",
         )
 
 
@@ -154,9 +164,15 @@ def test_promote_other_400_is_bad_request() -> None:
         (IQ_STATUS_COMPLETED, Lifecycle.SUCCEEDED, None),
     ],
 )
-def test_status_payloads(payload: dict[str, str], lifecycle: Lifecycle, message: str | None) -> None:
+def test_status_payloads(
+    payload: dict[str, str], lifecycle: Lifecycle, message: str | None
+) -> None:
     promo = iq.parse_status(
-        resp(200, payload), source="iq", base_url=BASE, application_id=IQ_APP_ID, status_id=IQ_STATUS_ID
+        resp(200, payload),
+        source="iq",
+        base_url=BASE,
+        application_id=IQ_APP_ID,
+        status_id=IQ_STATUS_ID,
     )
     assert promo.lifecycle is lifecycle
     assert promo.vendor_status == payload["status"]
@@ -166,7 +182,11 @@ def test_status_payloads(payload: dict[str, str], lifecycle: Lifecycle, message:
 
 def test_completed_report_links_are_made_absolute() -> None:
     promo = iq.parse_status(
-        resp(200, IQ_STATUS_COMPLETED), source="c", base_url=CLOUD, application_id=IQ_APP_ID, status_id="s"
+        resp(200, IQ_STATUS_COMPLETED),
+        source="c",
+        base_url=CLOUD,
+        application_id=IQ_APP_ID,
+        status_id="s",
     )
     assert promo.links["report_html"] == f"{CLOUD}/{IQ_STATUS_COMPLETED['reportHtmlUrl']}"
     assert promo.links["report_pdf"].startswith(f"{CLOUD}/ui/links/")
@@ -176,16 +196,24 @@ def test_completed_report_links_are_made_absolute() -> None:
 
 def test_absolute_report_links_are_kept() -> None:
     payload = dict(IQ_STATUS_COMPLETED, reportPdfUrl="https://other.example/report.pdf")
-    promo = iq.parse_status(resp(200, payload), source="c", base_url=BASE, application_id="a", status_id="s")
+    promo = iq.parse_status(
+        resp(200, payload), source="c", base_url=BASE, application_id="a", status_id="s"
+    )
     assert promo.links["report_pdf"] == "https://other.example/report.pdf"
 
 
 def test_status_keeps_what_the_promotion_knew() -> None:
     submitted = iq.parse_promote(
-        resp(200, IQ_PROMOTE_RESPONSE), source="iq", base_url=BASE, application_id=IQ_APP_ID,
-        target_stage="release", source_stage="build",
+        resp(200, IQ_PROMOTE_RESPONSE),
+        source="iq",
+        base_url=BASE,
+        application_id=IQ_APP_ID,
+        target_stage="release",
+        source_stage="build",
     )
-    done = iq.parse_status(resp(200, IQ_STATUS_COMPLETED), source="iq", base_url=BASE, previous=submitted)
+    done = iq.parse_status(
+        resp(200, IQ_STATUS_COMPLETED), source="iq", base_url=BASE, previous=submitted
+    )
     assert done.key == submitted.key
     assert (done.target_stage, done.source_stage) == ("release", "build")
     assert done.links["status"] == submitted.links["status"]
@@ -193,7 +221,11 @@ def test_status_keeps_what_the_promotion_knew() -> None:
 
 def test_unknown_status_becomes_unknown_and_keeps_raw() -> None:
     promo = iq.parse_status(
-        resp(200, {"status": "EXPLODED"}), source="iq", base_url=BASE, application_id="a", status_id="s"
+        resp(200, {"status": "EXPLODED"}),
+        source="iq",
+        base_url=BASE,
+        application_id="a",
+        status_id="s",
     )
     assert promo.lifecycle is Lifecycle.UNKNOWN and promo.vendor_status == "EXPLODED"
 
@@ -205,21 +237,32 @@ def test_unknown_status_becomes_unknown_and_keeps_raw() -> None:
 def test_status_errors(status: int, error: type[Exception]) -> None:
     body = IQ_CLOUD_429 if status == 429 else "error"
     with pytest.raises(error):
-        iq.parse_status(resp(status, body), source="iq", base_url=BASE, application_id="a", status_id="s")
+        iq.parse_status(
+            resp(status, body), source="iq", base_url=BASE, application_id="a", status_id="s"
+        )
 
 
 def test_html_login_page_is_a_payload_error() -> None:
     page = b"<!DOCTYPE html><html><body>Sign in</body></html>"
     with pytest.raises(PayloadError, match="HTML"):
         iq.parse_status(
-            resp(200, page, headers={"Content-Type": "text/html"}), source="iq", base_url=BASE,
-            application_id="a", status_id="s",
+            resp(200, page, headers={"Content-Type": "text/html"}),
+            source="iq",
+            base_url=BASE,
+            application_id="a",
+            status_id="s",
         )
 
 
 def test_truncated_json_is_a_payload_error() -> None:
     with pytest.raises(PayloadError, match="not valid JSON"):
-        iq.parse_status(resp(200, b'{"status": "PEND'), source="iq", base_url=BASE, application_id="a", status_id="s")
+        iq.parse_status(
+            resp(200, b'{"status": "PEND'),
+            source="iq",
+            base_url=BASE,
+            application_id="a",
+            status_id="s",
+        )
 
 
 def test_webhook_signature_and_payload() -> None:

@@ -62,7 +62,11 @@ def test_seed_sample_done() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"error": True}, {"errorMessage": "Unable to parse file"}, {"error": True, "errorMessage": "x"}],
+    [
+        {"error": True},
+        {"errorMessage": "Unable to parse file"},
+        {"error": True, "errorMessage": "x"},
+    ],
 )
 def test_error_flag_or_message_means_failed_whatever_status(overrides: dict[str, object]) -> None:
     body = tf_pending_scan("DONE", **overrides)
@@ -79,8 +83,12 @@ def test_auth_message_on_http_200_is_authentication_error(payload: dict[str, obj
 
 
 def test_success_false_is_an_error_even_on_200() -> None:
-    body = {"message": "Couldn't find Application with ID 99", "success": False, "responseCode": -1,
-            "object": None}
+    body = {
+        "message": "Couldn't find Application with ID 99",
+        "success": False,
+        "responseCode": -1,
+        "object": None,
+    }
     with pytest.raises(NotFoundError):
         threadfix.parse_pending_scan(resp(200, body), source="tf")
     body["message"] = "Invalid file format."
@@ -112,7 +120,10 @@ def test_object_null_on_success_is_payload_error() -> None:
 def test_requests_have_version_and_accept() -> None:
     req = threadfix.build_pending_scan(BASE, "6", "41", api_version="v2.8")
     assert req.url == f"{BASE}/rest/v2.8/applications/6/pendingScan/41/status"
-    assert threadfix.auth_headers("k") == {"Authorization": "APIKEY k", "Accept": "application/json"}
+    assert threadfix.auth_headers("k") == {
+        "Authorization": "APIKEY k",
+        "Accept": "application/json",
+    }
     up = threadfix.build_upload(BASE, "6", FilePart("x", "scan.fpr", b"data"))
     assert up.url == f"{BASE}/rest/latest/applications/6/upload"
     assert up.file is not None and up.file.field_name == "file" and not up.idempotent
@@ -125,7 +136,11 @@ def test_empty_upload_is_refused_before_sending() -> None:
 
 def test_upload_pending_id_from_links() -> None:
     scan = threadfix.parse_upload(
-        resp(200, TF_UPLOAD_QUEUED), source="tf", base_url=BASE, application_id="6", filename="a.fpr"
+        resp(200, TF_UPLOAD_QUEUED),
+        source="tf",
+        base_url=BASE,
+        application_id="6",
+        filename="a.fpr",
     )
     assert scan.id == "41" and scan.application_id == "6"
     assert scan.lifecycle is Lifecycle.QUEUED
@@ -136,5 +151,6 @@ def test_upload_pending_id_from_links() -> None:
 def test_upload_without_link_is_payload_error() -> None:
     body = dict(TF_UPLOAD_QUEUED, links=[])
     with pytest.raises(PayloadError, match="pendingScan"):
-        threadfix.parse_upload(resp(200, body), source="tf", base_url=BASE, application_id="6",
-                               filename="a")
+        threadfix.parse_upload(
+            resp(200, body), source="tf", base_url=BASE, application_id="6", filename="a"
+        )

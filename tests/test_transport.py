@@ -47,8 +47,17 @@ def test_iq_cloud_preset() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("120", 120.0), ("0", 0.0), ("-5", 0.0), ("1.5", 1.5), (None, None), ("", None),
-     ("soon", None), ("nan", None), ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0)],
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        ("-5", 0.0),
+        ("1.5", 1.5),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("nan", None),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+    ],
 )
 def test_retry_after(value: str | None, expected: float | None) -> None:
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
@@ -68,7 +77,11 @@ def test_retry_after_date_without_reference_is_none() -> None:
         ("2025-11-01T12:00:00", datetime(2025, 11, 1, 12, tzinfo=UTC)),
         (1570117773000, datetime(2019, 10, 3, 15, 49, 33, tzinfo=UTC)),
         ("1570117773000", datetime(2019, 10, 3, 15, 49, 33, tzinfo=UTC)),
-        (None, None), ("", None), ("yesterday", None), (True, None), (10**30, None),
+        (None, None),
+        ("", None),
+        ("yesterday", None),
+        (True, None),
+        (10**30, None),
     ],
 )
 def test_parse_time(value: object, expected: datetime | None) -> None:
