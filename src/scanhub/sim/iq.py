@@ -1,0 +1,180 @@
+"""Sonatype IQ Server simulator: application lookup, promote scan, promotion status (seed 000).
+
+Behaves as the documents say: Basic auth, relative `statusUrl`, PENDING then COMPLETED (with
+relative report links) or FAILED with a `reason`, plain-text error bodies, 400 "does not exist"
+for an unknown or purged scan id, 404 for an unknown status id, the Cloud 429 text without
+`Retry-After`, and the `/platform` prefix when `cloud=True`.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import uuid
+from typing import Any
+
+from aiohttp import web
+from attrs import define
+
+from ._base import SimServer, json_response
+
+CLOUD_429 = (
+    "Rate limit exceeded. Please wait 5 minutes. If this is a recurring issue, reach out to your "
+    "administrator or contact your Sonatype support representative."
+)
+STAGES = {"build", "stage-release", "release", "operate", "develop", "source"}
+
+
+@define
+class _Promotion:
+    app_id: str
+    status_id: str
+    started: float
+    duration: float
+    fail_reason: str | None
+    report_id: str
+
+
+class IQSim(SimServer):
+    """Sonatype IQ Server on loopback."""
+
+    vendor = "iq"
+
+    def __init__(
+        self,
+        *,
+        username: str = "admin",
+        password: str = "admin123",
+        cloud: bool = False,
+        duration: float = 3.0,
+        **kw: Any,
+    ) -> None:
+        self.username, self.password, self.cloud, self.duration = (
+            username,
+            password,
+            cloud,
+            duration,
+        )
+        self.prefix = "/platform" if cloud else ""
+        #: publicId -> internal id
+        self.applications: dict[str, str] = {}
+        #: internal id -> scan ids that still exist (only the latest, by default, like IQ)
+        self.scans: dict[str, list[str]] = {}
+        #: target stages (per internal app id) whose promotion fails, with the reason
+        self.failures: dict[tuple[str, str], str] = {}
+        self.promotions: dict[str, _Promotion] = {}
+        self._ids = itertools.count(1)
+        super().__init__(**kw)
+
+    def credentials(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password}
+
+    def add_application(self, public_id: str, *, scans: int = 1) -> tuple[str, list[str]]:
+        """Create an application with `scans` scan ids; returns (internal id, scan ids)."""
+        app_id = uuid.uuid5(uuid.NAMESPACE_URL, f"iq-app/{public_id}").hex
+        self.applications[public_id] = app_id
+        ids = [uuid.uuid5(uuid.NAMESPACE_URL, f"iq-scan/{public_id}/{i}").hex for i in range(scans)]
+        self.scans[app_id] = ids
+        return app_id, ids
+
+    def fail_stage(self, app_id: str, stage: str, reason: str) -> None:
+        """Make promotions of `app_id` to `stage` end FAILED with `reason`."""
+        self.failures[(app_id, stage)] = reason
+
+    def seed_promotions(
+        self, app_id: str, count: int, *, duration: float | None = None
+    ) -> list[str]:
+        """Create `count` promotions directly (benchmarks); returns their status ids."""
+        ids = []
+        for _ in range(count):
+            sid = f"{next(self._ids):032x}"
+            self.promotions[sid] = _Promotion(
+                app_id,
+                sid,
+                self.clock.now(),
+                self.duration if duration is None else duration,
+                None,
+                uuid.uuid4().hex,
+            )
+            ids.append(sid)
+        return ids
+
+    def _routes(self, router: web.UrlDispatcher) -> None:
+        p = self.prefix
+        router.add_get(f"{p}/api/v2/applications", self._lookup)
+        router.add_post(f"{p}/api/v2/evaluation/applications/{{app}}/promoteScan", self._promote)
+        router.add_get(f"{p}/api/v2/evaluation/applications/{{app}}/status/{{sid}}", self._status)
+
+    def _authorized(self, request: web.Request) -> bool:
+        expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return request.headers.get("Authorization") == f"Basic {expected}"
+
+    def _deny(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=401, text="Unauthorized", content_type="text/plain")
+
+    def _too_many(self, retry_after: float | None) -> web.StreamResponse:
+        # Sonatype Cloud's documented answer: the text, and no Retry-After header.
+        return web.Response(status=429, text=CLOUD_429, content_type="text/plain")
+
+    async def _lookup(self, request: web.Request) -> web.StreamResponse:
+        public_id = request.query.get("publicId", "")
+        app_id = self.applications.get(public_id)
+        apps: list[dict[str, Any]] = []
+        if app_id is not None:
+            apps.append(
+                {
+                    "id": app_id,
+                    "publicId": public_id,
+                    "name": public_id,
+                    "organizationId": "81ae1fc7875441f2bec28d78d0f467ec",
+                    "contactUserName": None,
+                    "applicationTags": [],
+                }
+            )
+        return json_response({"applications": apps})
+
+    async def _promote(self, request: web.Request) -> web.StreamResponse:
+        app_id = request.match_info["app"]
+        if app_id not in self.scans:
+            return web.Response(status=404, text=f"Application {app_id} not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="Malformed JSON")
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="Malformed JSON")
+        target = body.get("targetStageId")
+        scan_id, source_stage = body.get("scanId"), body.get("sourceStageId")
+        if target not in STAGES or (scan_id is None) == (source_stage is None):
+            return web.Response(status=400, text="Invalid promote scan request")
+        if scan_id is not None and scan_id not in self.scans[app_id]:
+            return web.Response(status=400, text=f"Scan with id {scan_id} does not exist")
+        sid = uuid.uuid4().hex
+        self.promotions[sid] = _Promotion(
+            app_id,
+            sid,
+            self.clock.now(),
+            self.duration,
+            self.failures.get((app_id, target)),
+            uuid.uuid4().hex,
+        )
+        return json_response({"statusUrl": f"api/v2/evaluation/applications/{app_id}/status/{sid}"})
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        promo = self.promotions.get(request.match_info["sid"])
+        if promo is None or promo.app_id != request.match_info["app"]:
+            return web.Response(status=404, text="Status not found")
+        if self.clock.now() - promo.started < promo.duration:
+            return json_response({"status": self.unknown_status("PENDING", "QUEUED_FOR_REVIEW")})
+        if promo.fail_reason is not None:
+            return json_response({"status": "FAILED", "reason": promo.fail_reason})
+        report = f"application/{promo.app_id}/report/{promo.report_id}"
+        return json_response(
+            {
+                "status": "COMPLETED",
+                "reportHtmlUrl": f"ui/links/{report}",
+                "embeddableReportHtmlUrl": f"ui/links/{report}/embeddable",
+                "reportPdfUrl": f"ui/links/{report}/pdf",
+                "reportDataUrl": f"api/v2/applications/{promo.app_id}/reports/{promo.report_id}",
+            }
+        )
