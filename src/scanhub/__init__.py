@@ -10,6 +10,7 @@ in one vocabulary.
 """
 
 from ._clients import AppSecPlus, AppTrust, Client, IQServer, ThreadFix
+from ._config import Config, apply_tracks, build_clients, load_config
 from ._convert import from_dict, from_json, item_from_dict, make_converter, to_dict, to_json
 from ._errors import (
     AuthenticationError,
@@ -25,6 +26,7 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
+from ._hub import Change, ItemError, ScanHub, Snapshot
 from ._model import (
     FindingCounts,
     Gate,
@@ -47,7 +49,9 @@ __all__ = [
     "AppTrust",
     "AuthenticationError",
     "BadRequestError",
+    "Change",
     "Client",
+    "Config",
     "ConfigError",
     "ConflictError",
     "FindingCounts",
@@ -55,6 +59,7 @@ __all__ = [
     "GateKind",
     "IQServer",
     "Item",
+    "ItemError",
     "Lifecycle",
     "NotFoundError",
     "PayloadError",
@@ -64,9 +69,11 @@ __all__ = [
     "RequestTimeout",
     "RetryPolicy",
     "Scan",
+    "ScanHub",
     "ScanhubError",
     "Secret",
     "ServerError",
+    "Snapshot",
     "ThreadFix",
     "Timeouts",
     "TransportError",
@@ -74,9 +81,12 @@ __all__ = [
     "Verdict",
     "WaitTimeoutError",
     "__version__",
+    "apply_tracks",
+    "build_clients",
     "from_dict",
     "from_json",
     "item_from_dict",
+    "load_config",
     "make_converter",
     "to_dict",
     "to_json",

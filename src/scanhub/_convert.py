@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import cattrs
 
+from ._hub import Change, Snapshot
 from ._model import GateKind, Item, Lifecycle, Promotion, Scan, Vendor, Verdict
 
 T = TypeVar("T")
@@ -52,7 +53,8 @@ converter = make_converter()
 
 
 def to_dict(obj: Any) -> Any:
-    """A JSON-ready dict (or list, for a list of models) of any scanhub model."""
+    """A JSON-ready dict (or list, for a list of models) of any scanhub model: Scan, Promotion,
+    Gate, FindingCounts, Snapshot, Change (`before`/`after` in the item schema), ItemError."""
     if isinstance(obj, Scan | Promotion):
         out: dict[str, Any] = converter.unstructure(obj)
         out["kind"] = obj.kind
@@ -60,6 +62,20 @@ def to_dict(obj: Any) -> Any:
         return out
     if isinstance(obj, list | tuple):
         return [to_dict(o) for o in obj]
+    if isinstance(obj, Change):
+        return {
+            "key": obj.key,
+            "observed_at": _dt_out(obj.observed_at),
+            "before": None if obj.before is None else to_dict(obj.before),
+            "after": to_dict(obj.after),
+        }
+    if isinstance(obj, Snapshot):
+        return {
+            "observed_at": _dt_out(obj.observed_at),
+            "items": [to_dict(i) for i in obj.items],
+            "errors": {k: converter.unstructure(e) for k, e in obj.errors.items()},
+            "source_errors": {k: converter.unstructure(e) for k, e in obj.source_errors.items()},
+        }
     return converter.unstructure(obj)
 
 

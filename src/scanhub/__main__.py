@@ -1,0 +1,5 @@
+"""`python -m scanhub` runs the `scanhub` command."""
+
+from .cli import run
+
+run()

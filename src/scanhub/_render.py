@@ -1,0 +1,144 @@
+"""Turning items into rows, tables and exit codes for the `scanhub` command.
+
+rich (the `cli` extra) draws the tables and the live view; without it a plain-text table is
+printed, so `--format json` / `ndjson` and the plain table work on a bare install.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+from ._convert import to_dict
+from ._hub import ItemError
+from ._model import Item, Lifecycle
+
+# Exit codes of `scanhub status`, `watch` and `demo` (README "Exit codes").
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_BLOCKED = 3
+EXIT_TIMEOUT = 4
+EXIT_UNREACHABLE = 5
+
+COLUMNS = ("source", "kind", "application", "id", "lifecycle", "vendor status", "verdict", "detail")
+_STYLE = {
+    Lifecycle.QUEUED: "cyan",
+    Lifecycle.RUNNING: "blue",
+    Lifecycle.SUCCEEDED: "green",
+    Lifecycle.FAILED: "red",
+    Lifecycle.CANCELLED: "magenta",
+    Lifecycle.UNKNOWN: "yellow",
+}
+_VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red"}
+
+
+def outcome(
+    items: Sequence[Item],
+    errors: Mapping[str, ItemError],
+    *,
+    expect_terminal: bool,
+) -> int:
+    """The exit code for a final set of items: failed/cancelled (1) before a blocking verdict
+    (3) before unfinished at the deadline (4) before unreadable (5); else 0."""
+    if any(i.lifecycle in (Lifecycle.FAILED, Lifecycle.CANCELLED) for i in items):
+        return EXIT_FAILED
+    if any(i.verdict.blocks for i in items):
+        return EXIT_BLOCKED
+    if expect_terminal and not all(i.lifecycle.is_terminal for i in items):
+        return EXIT_TIMEOUT
+    if errors:
+        return EXIT_UNREACHABLE
+    return EXIT_OK
+
+
+def _short(text: str | None, width: int = 60) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _mid(ident: str) -> str:
+    # Long opaque ids (IQ's 32 hex digits) keep their ends, which is how people compare them.
+    return ident if len(ident) <= 14 else ident[:6] + "…" + ident[-6:]
+
+
+def row(item: Item, error: ItemError | None = None) -> list[str]:
+    """One table row for an item."""
+    ident = _mid(item.id)
+    app = _mid(item.application_id)
+    if getattr(item, "version", None):
+        app = f"{app}@{item.version}"  # type: ignore[union-attr]
+    if isinstance(getattr(item, "target_stage", None), str):
+        app = f"{app} → {item.target_stage}"  # type: ignore[union-attr]
+    elif getattr(item, "scan_type", None):
+        app = f"{app} ({item.scan_type})"  # type: ignore[union-attr]
+    detail = f"⚠ {error.type}: {error.message}" if error else item.message
+    return [
+        item.source,
+        item.kind,
+        _short(app, 34),
+        ident,
+        item.lifecycle.value,
+        _short(item.vendor_status, 24),
+        item.verdict.value,
+        _short(detail),
+    ]
+
+
+def rich_table(items: Iterable[Item], errors: Mapping[str, ItemError], title: str = "") -> Any:
+    """A rich Table of the items (needs the `cli` extra)."""
+    from rich.table import Table
+
+    table = Table(title=title or None, title_justify="left", expand=False)
+    for col in COLUMNS:
+        table.add_column(
+            col, overflow="fold" if col == "detail" else "ellipsis", no_wrap=col != "detail"
+        )
+    for item in items:
+        cells = row(item, errors.get(item.key))
+        cells[4] = f"[{_STYLE[item.lifecycle]}]{cells[4]}[/]"
+        if item.verdict.value in _VERDICT_STYLE:
+            cells[6] = f"[{_VERDICT_STYLE[item.verdict.value]}]{cells[6]}[/]"
+        table.add_row(*cells)
+    return table
+
+
+def plain_table(items: Iterable[Item], errors: Mapping[str, ItemError]) -> str:
+    """The same table as plain text."""
+    rows = [list(COLUMNS)] + [row(i, errors.get(i.key)) for i in items]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def have_rich() -> bool:
+    """True when the `cli` extra (rich) is installed."""
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def print_table(
+    items: Sequence[Item], errors: Mapping[str, ItemError], out: TextIO, title: str = ""
+) -> None:
+    """Print the table with rich when available, else as plain text."""
+    if have_rich():
+        from rich.console import Console
+
+        width = None if out.isatty() else 150
+        Console(file=out, width=width).print(rich_table(items, errors, title))
+    else:
+        if title:
+            print(title, file=out)
+        print(plain_table(items, errors), file=out)
+
+
+def json_line(obj: Any) -> str:
+    """One compact JSON document (the `to_dict` schema)."""
+    return json.dumps(to_dict(obj), separators=(",", ":"), ensure_ascii=False)
