@@ -1,0 +1,295 @@
+"""The `scanhub` command and its configuration file, against the simulators."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanhub import ConfigError, Lifecycle, Scan, Vendor, Verdict, load_config
+from scanhub._config import build_clients, parse_config
+from scanhub._render import outcome
+from scanhub.cli import main
+from scanhub.sim import AppSecPlusSim, AppTrustSim, Faults, IQSim, SimClock, ThreadFixSim
+
+ENV = {
+    "IQ_PASSWORD": "admin123",
+    "TF_KEY": "tf-api-key-0001",
+    "ASP_TOKEN": "asp-token-0001",
+    "JF_TOKEN": "jfrog-access-token-0001",
+}
+
+
+@contextlib.asynccontextmanager
+async def sims(speed: float = 50.0) -> AsyncIterator[dict[str, Any]]:
+    clock = SimClock(speed=speed)
+    s = {
+        "iq": IQSim(clock=clock),
+        "threadfix": ThreadFixSim(clock=clock),
+        "appsecplus": AppSecPlusSim(clock=clock),
+        "apptrust": AppTrustSim(clock=clock),
+    }
+    async with contextlib.AsyncExitStack() as es:
+        for sim in s.values():
+            await es.enter_async_context(sim)
+        yield s
+
+
+def write_config(tmp_path: Path, s: dict[str, Any], tracks: str, extra: str = "") -> Path:
+    text = textwrap.dedent(f"""
+        interval = 0.01
+        {extra}
+        [[source]]
+        name = "iq"
+        vendor = "iq"
+        base_url = "{s["iq"].base_url}"
+        username = "admin"
+        password_env = "IQ_PASSWORD"
+
+        [[source]]
+        name = "tf"
+        vendor = "threadfix"
+        base_url = "{s["threadfix"].base_url}"
+        api_key_env = "TF_KEY"
+
+        [[source]]
+        name = "asp"
+        vendor = "appsecplus"
+        base_url = "{s["appsecplus"].base_url}"
+        token_env = "ASP_TOKEN"
+
+        [[source]]
+        name = "jf"
+        vendor = "apptrust"
+        base_url = "{s["apptrust"].base_url}"
+        token_env = "JF_TOKEN"
+        rate_limit = {{ max_requests = 1000, period = 1 }}
+        """) + textwrap.dedent(tracks)
+    path = tmp_path / "scanhub.toml"
+    path.write_text(text)
+    return path
+
+
+async def run_cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = await asyncio.to_thread(main, list(argv), out)
+    return code, out.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, v)
+
+
+def seed(s: dict[str, Any], *, fail: bool = False) -> str:
+    app, _ = s["iq"].add_application("MyApp")
+    sids = s["iq"].seed_promotions(app, 1, duration=0.5)
+    pids = s["threadfix"].seed_pending(6, 1, duration=0.5)
+    s["appsecplus"].seed_scans("app-1", 2, duration=0.5)
+    s["apptrust"].add_version("my-app", "1.0.0")
+    if fail:
+        s["apptrust"].gate("my-app", "PROD", "fail", "blocked")
+    s["apptrust"]._new("my-app", "1.0.0", "PROD" if fail else "QA", "admin", 0.5)
+    return f"""
+        [[track]]
+        source = "iq"
+        public_id = "MyApp"
+        status_id = "{sids[0]}"
+
+        [[track]]
+        source = "tf"
+        application_id = 6
+        pending_scan_id = {pids[0]}
+
+        [[track]]
+        source = "asp"
+        application_id = "app-1"
+
+        [[track]]
+        source = "jf"
+        application_key = "my-app"
+        version = "1.0.0"
+    """
+
+
+async def test_watch_all_succeeded_exits_0_and_ndjson_streams_changes(tmp_path: Path) -> None:
+    async with sims() as s:
+        cfg = write_config(tmp_path, s, seed(s))
+        code, out = await run_cli("watch", "-c", str(cfg), "--format", "ndjson", "--timeout", "20")
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert {"key", "before", "after", "observed_at"} <= set(events[0])
+    finals = [e["key"] for e in events if e["after"]["lifecycle"] in ("succeeded", "failed")]
+    assert len(finals) == len(set(finals)) == 5
+    assert {e["after"]["vendor"] for e in events} == {"iq", "threadfix", "appsecplus", "apptrust"}
+
+
+async def test_watch_failed_item_exits_1_with_table(tmp_path: Path) -> None:
+    async with sims() as s:
+        cfg = write_config(tmp_path, s, seed(s, fail=True))
+        code, out = await run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "20")
+    assert code == 1
+    assert "final: scanhub: 1 failed, 4 succeeded" in out
+    assert "blocked" in out
+
+
+async def test_watch_timeout_exits_4(tmp_path: Path) -> None:
+    async with sims(speed=0.001) as s:
+        cfg = write_config(tmp_path, s, seed(s))
+        code, _ = await run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "0.3")
+    assert code == 4
+
+
+async def test_status_formats_and_unreachable_source_exits_5(tmp_path: Path) -> None:
+    async with sims() as s:
+        cfg = write_config(tmp_path, s, seed(s))
+        code, out = await run_cli("status", "-c", str(cfg), "--format", "json")
+        assert code == 0
+        doc = json.loads(out)
+        assert len(doc["items"]) == 5 and doc["errors"] == {}
+        assert {i["kind"] for i in doc["items"]} == {"scan", "promotion"}
+        code, out = await run_cli("status", "-c", str(cfg), "--format", "ndjson")
+        assert code == 0 and len(out.splitlines()) == 5
+        code, out = await run_cli("status", "-c", str(cfg))
+        assert code == 0 and "source" in out and "lifecycle" in out
+        await s["appsecplus"].stop()
+        s["threadfix"].faults = Faults(auth_failure=True)
+        code, out = await run_cli("status", "-c", str(cfg), "--format", "table")
+    assert code == 5
+    assert "AuthenticationError" in out  # ThreadFix's 200 + success:false, shown per item
+    assert "tf-api-key-0001" not in out and "asp-token-0001" not in out
+
+
+def test_outcome_precedence() -> None:
+    def item(lc: Lifecycle, v: Verdict = Verdict.NONE) -> Scan:
+        return Scan(Vendor.IQ, "s", lc.value + v.value, "a", lc, "", verdict=v)
+
+    S, F, R = Lifecycle.SUCCEEDED, Lifecycle.FAILED, Lifecycle.RUNNING
+    assert outcome([item(S)], {}, expect_terminal=True) == 0
+    assert outcome([item(S, Verdict.WARN)], {}, expect_terminal=True) == 0
+    assert outcome([item(S, Verdict.FAIL)], {}, expect_terminal=True) == 3
+    assert outcome([item(S, Verdict.ERROR), item(F)], {}, expect_terminal=True) == 1
+    assert outcome([item(Lifecycle.CANCELLED)], {}, expect_terminal=True) == 1
+    assert outcome([item(R)], {}, expect_terminal=True) == 4
+    assert outcome([item(R)], {}, expect_terminal=False) == 0
+    assert outcome([item(S)], {"k": object()}, expect_terminal=True) == 5  # type: ignore[dict-item]
+
+
+async def test_demo_runs_as_designed() -> None:
+    code, out = await run_cli("demo", "--speed", "6", "--format", "plain")
+    assert code == 0, out
+    assert "demo ran as designed" in out
+    for vendor in ("iq-cloud", "threadfix", "appsec-flaky", "apptrust"):
+        assert vendor in out
+
+
+async def test_sim_command_writes_a_working_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "sim.toml"
+    code, out = await run_cli("sim", "--duration", "0.5", "--write-config", str(cfg))
+    assert code == 0
+    assert "appsecplus" in out and "export SCANHUB_SIM_IQ_PASSWORD=" in out
+    config = load_config(cfg)
+    assert len(config.sources) == 4 and len(config.tracks) == 6
+
+
+# --- configuration errors -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("source = 3", "source: expected at least one [[source]] table"),
+        (
+            '[[source]]\nvendor = "jira"\nbase_url = "http://x"',
+            "source[0].vendor: expected one of iq",
+        ),
+        (
+            '[[source]]\nvendor = "iq"\nbase_url = "x"',
+            "source[0].base_url: expected an http(s) URL",
+        ),
+        (
+            '[[source]]\nvendor = "appsecplus"\nbase_url = "http://x"\ntoken = "s3cret"',
+            "source[0].token: expected token_env naming an environment variable",
+        ),
+        ('[[source]]\nvendor = "appsecplus"\nbase_url = "http://x"', "source[0].token_env"),
+        (
+            '[[source]]\nvendor = "appsecplus"\nbase_url = "http://x"\ntoken_env = "T"\ncolour = 1',
+            "source[0].colour: expected one of",
+        ),
+        (
+            '[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"\n'
+            'rate_limit = "fast"',
+            "source[0].rate_limit",
+        ),
+        (
+            '[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"\n'
+            '[[track]]\nsource = "nope"',
+            "track[0].source: expected one of the source names",
+        ),
+        (
+            '[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"\n'
+            '[[track]]\nsource = "apptrust"\napplication_key = "k"',
+            "track[0].version",
+        ),
+        (
+            '[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"\n'
+            '[[track]]\nsource = "apptrust"\nscan_id = "k"',
+            "track[0].scan_id: expected one of",
+        ),
+        (
+            'interval = -1\n[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"',
+            "interval: expected a positive number of seconds",
+        ),
+        (
+            '[[source]]\nname = "a"\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"\n'
+            '[[source]]\nname = "a"\nvendor = "apptrust"\nbase_url = "http://y"\ntoken_env = "T"',
+            "source.name: expected unique names",
+        ),
+    ],
+)
+def test_config_errors_name_file_key_and_expectation(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_config_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "missing.toml")
+    (tmp_path / "broken.toml").write_text("[[source]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "broken.toml")
+
+
+def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JF_TOKEN")
+    config = parse_config(
+        {"source": [{"vendor": "apptrust", "base_url": "http://x", "token_env": "JF_TOKEN"}]},
+        "my.toml",
+    )
+    with pytest.raises(
+        ConfigError,
+        match="my.toml: source 'apptrust': environment variable "
+        "JF_TOKEN \\(token_env\\) is not set",
+    ):
+        build_clients(config)
+
+
+async def test_cli_config_error_exits_2(tmp_path: Path) -> None:
+    code, _ = await run_cli("status", "-c", str(tmp_path / "nope.toml"))
+    assert code == 2

@@ -1,0 +1,303 @@
+"""ScanHub over real loopback HTTP against the vendor simulators."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from scanhub import (
+    AppSecPlus,
+    AppTrust,
+    Change,
+    Client,
+    IQServer,
+    Lifecycle,
+    Promotion,
+    RetryPolicy,
+    Scan,
+    ScanHub,
+    ThreadFix,
+    Timeouts,
+    Vendor,
+    Verdict,
+    WaitTimeoutError,
+)
+from scanhub.sim import AppSecPlusSim, AppTrustSim, Faults, IQSim, SimClock, ThreadFixSim
+
+FAST = RetryPolicy(attempts=3, backoff_initial=0.001, backoff_max=0.01, default_429_wait=0.02)
+
+
+@contextlib.asynccontextmanager
+async def stack(speed: float = 50.0, **faults: Faults) -> AsyncIterator[dict[str, Any]]:
+    """The four simulators (fast clock) and a hub with one client each."""
+    clock = SimClock(speed=speed)
+    sims = {
+        "iq": IQSim(clock=clock, faults=faults.get("iq")),
+        "threadfix": ThreadFixSim(clock=clock, faults=faults.get("threadfix")),
+        "appsecplus": AppSecPlusSim(clock=clock, faults=faults.get("appsecplus")),
+        "apptrust": AppTrustSim(clock=clock, faults=faults.get("apptrust")),
+    }
+    async with contextlib.AsyncExitStack() as es:
+        for sim in sims.values():
+            await es.enter_async_context(sim)
+        t = Timeouts(connect=1.0, total=2.0)
+        clients = {
+            "iq": IQServer(sims["iq"].base_url, "admin", "admin123", retry=FAST, timeouts=t),
+            "threadfix": ThreadFix(
+                sims["threadfix"].base_url, "tf-api-key-0001", retry=FAST, timeouts=t
+            ),
+            "appsecplus": AppSecPlus(
+                sims["appsecplus"].base_url, "asp-token-0001", retry=FAST, timeouts=t
+            ),
+            "apptrust": AppTrust(
+                sims["apptrust"].base_url, "jfrog-access-token-0001", retry=FAST, timeouts=t
+            ),
+        }
+        async with ScanHub(clients.values(), interval=0.01, max_interval=0.05) as hub:
+            yield {"sims": sims, "clients": clients, "hub": hub, "clock": clock}
+
+
+async def seed_all(env: dict[str, Any]) -> dict[str, tuple[Lifecycle, Verdict | None]]:
+    """Trigger one success and one failure on every vendor; returns key -> designed end."""
+    sims, c, hub = env["sims"], env["clients"], env["hub"]
+    app, scans = sims["iq"].add_application("MyApp")
+    sims["iq"].fail_stage(app, "release", "boom")
+    sims["threadfix"].add_application(6)
+    sims["threadfix"].interrupt("bad.fpr", "Unable to parse")
+    sims["appsecplus"].add_application("app-1")
+    sims["appsecplus"].fail("app-1", "dast")
+    sims["apptrust"].add_version("my-app", "1.0.0")
+    sims["apptrust"].gate("my-app", "PROD", "fail", "critical vulnerabilities")
+    S, F = Lifecycle.SUCCEEDED, Lifecycle.FAILED
+    plan = [
+        (await c["iq"].promote_scan(app, target_stage="stage-release", scan_id=scans[0]), S, None),
+        (await c["iq"].promote_scan(app, target_stage="release", source_stage="build"), F, None),
+        (await c["threadfix"].upload_scan(6, b"<x/>", filename="good.fpr"), S, None),
+        (await c["threadfix"].upload_scan(6, b"<x/>", filename="bad.fpr"), F, None),
+        (await c["appsecplus"].trigger_scan("app-1", "sast"), S, None),
+        (await c["appsecplus"].trigger_scan("app-1", "dast"), F, None),
+        (await c["apptrust"].promote("my-app", "1.0.0", "QA"), S, Verdict.PASS),
+        (await c["apptrust"].promote("my-app", "1.0.0", "PROD"), F, Verdict.FAIL),
+    ]
+    return {hub.track(item): (lc, v) for item, lc, v in plan}
+
+
+def check_final(hub: ScanHub, designed: dict[str, tuple[Lifecycle, Verdict | None]]) -> None:
+    got = {i.key: i for i in hub.items}
+    for key, (lifecycle, verdict) in designed.items():
+        assert got[key].lifecycle is lifecycle, key
+        if verdict is not None:
+            assert got[key].verdict is verdict, key
+
+
+async def test_every_vendor_end_to_end_with_watch() -> None:
+    async with stack() as env:
+        designed = await seed_all(env)
+        hub = env["hub"]
+        changes = [c async for c in hub.watch(deadline=20)]
+    check_final(hub, designed)
+    finals = [c for c in changes if c.after.lifecycle.is_terminal]
+    assert sorted(c.key for c in finals) == sorted(designed)  # each final state exactly once
+    assert [c for c in changes if c.before is None] == changes[: len(designed)]
+    tf_statuses = [c.after.vendor_status for c in changes if c.after.vendor == Vendor.THREADFIX]
+    assert "DONE" in tf_statuses and "SCAN_INTERRUPTED" in tf_statuses
+
+
+async def test_snapshot_with_one_source_down() -> None:
+    async with stack() as env:
+        designed = await seed_all(env)
+        hub: ScanHub = env["hub"]
+        await env["sims"]["appsecplus"].stop()  # connection refused from now on
+        env["clock"].advance(100)
+        snap = await hub.snapshot()
+    down = {k for k in designed if k.startswith("appsecplus")}
+    assert set(snap.errors) == down
+    for key in down:
+        assert snap.errors[key].type == "TransportError" and snap.errors[key].retryable
+        item = next(i for i in snap.items if i.key == key)
+        assert item.lifecycle is Lifecycle.QUEUED  # the last known state is kept
+    up = {i.key: i for i in snap.items if i.key not in down}
+    assert all(i.lifecycle.is_terminal for i in up.values())
+
+
+async def test_snapshot_keeps_last_state_on_timeout() -> None:
+    async with stack(appsecplus=Faults(latency=0.5)) as env:
+        env["sims"]["appsecplus"].add_application("a")
+        scan = await env["clients"]["appsecplus"].trigger_scan("a", "sast")
+        env["clients"]["appsecplus"].transport.timeouts = Timeouts(connect=0.1, total=0.1)
+        env["clients"]["appsecplus"].transport.retry = RetryPolicy(attempts=1)
+        env["hub"].track(scan)
+        snap = await env["hub"].snapshot()
+    assert snap.errors[scan.key].type == "RequestTimeout"
+    assert snap.items == (scan,)
+
+
+FAULTS = {
+    "5xx": Faults(error_rate=0.4, seed=1),
+    "429 with Retry-After": Faults(rate_limit_rate=0.4, retry_after=0.02, seed=2),
+    "429 without Retry-After": Faults(rate_limit_rate=0.4, retry_after=None, seed=3),
+    "truncated JSON": Faults(malformed_rate=0.4, seed=4),
+    "HTML error page": Faults(html_rate=0.4, seed=5),
+    "dropped connections": Faults(drop_rate=0.3, seed=6),
+    "latency": Faults(latency=0.05, seed=7),
+    "unknown status values": Faults(unknown_status_rate=0.5, seed=8),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+async def test_watch_under_fault_loses_and_duplicates_no_final_state(fault: str) -> None:
+    faults = FAULTS[fault]
+    async with stack() as env:
+        designed = await seed_all(env)  # triggered while healthy: POSTs are not retried
+        for sim in env["sims"].values():
+            sim.faults = Faults(
+                **{
+                    k: getattr(faults, k)
+                    for k in (
+                        "latency",
+                        "error_rate",
+                        "rate_limit_rate",
+                        "retry_after",
+                        "malformed_rate",
+                        "html_rate",
+                        "drop_rate",
+                        "unknown_status_rate",
+                        "seed",
+                    )
+                }
+            )
+        hub = env["hub"]
+        changes = [c async for c in hub.watch(deadline=30)]
+        seen = sum(s.stats.requests for s in env["sims"].values())
+    check_final(hub, designed)
+    finals = [c.key for c in changes if c.after.lifecycle.is_terminal]
+    assert sorted(finals) == sorted(designed)
+    assert seen > len(designed)
+
+
+async def test_rate_limited_source_waits_as_told() -> None:
+    async with stack(speed=1.0) as env:
+        env["sims"]["appsecplus"].add_application("a")
+        scan = await env["clients"]["appsecplus"].trigger_scan("a", "sast")
+        env["sims"]["appsecplus"].faults = Faults(rate_limit_rate=1.0, retry_after=120)
+        hub = env["hub"]
+        hub.track(scan)
+        changes = [c async for c in hub.watch(deadline=0.5)]
+        sent = env["sims"]["appsecplus"].stats.requests
+    assert [c.before for c in changes] == [None]
+    assert sent == 2  # the trigger, then one poll answered 429: the source then holds 120 s
+    assert hub.errors()[scan.key].retry_after == 120
+
+
+class ScriptedClient(Client):
+    """A client whose refresh answers are scripted (for out-of-order answers)."""
+
+    vendor = Vendor.APPSECPLUS
+
+    def __init__(self, answers: list[Lifecycle]) -> None:
+        super().__init__("http://scripted", name="scripted")
+        self.answers = answers
+        self.calls = 0
+
+    async def refresh(self, item: Any) -> Any:
+        lc = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        return Scan(Vendor.APPSECPLUS, "scripted", item.id, "a", lc, lc.value)
+
+
+async def test_lifecycle_is_monotonic_under_out_of_order_answers() -> None:
+    L = Lifecycle
+    client = ScriptedClient([L.RUNNING, L.QUEUED, L.RUNNING, L.SUCCEEDED, L.RUNNING, L.QUEUED])
+    async with ScanHub([client], interval=0.001, max_interval=0.001) as hub:
+        hub.track(Scan(Vendor.APPSECPLUS, "scripted", "s1", "a", L.QUEUED, "queued"))
+        seen = [c.after.lifecycle async for c in hub.watch(deadline=5)]
+        assert seen == [L.QUEUED, L.RUNNING, L.SUCCEEDED]
+        snap = await hub.snapshot(refresh_terminal=True)  # a stale "running" after the end
+        assert snap.items[0].lifecycle is L.SUCCEEDED
+        hub.track(Scan(Vendor.APPSECPLUS, "scripted", "s1", "a", L.QUEUED, "queued"))
+        assert hub.items[0].lifecycle is L.SUCCEEDED
+
+
+async def test_watch_polls_stable_items_less_often() -> None:
+    client = ScriptedClient([Lifecycle.RUNNING])
+    async with ScanHub([client], interval=0.01, max_interval=0.08, backoff=2.0) as hub:
+        hub.track(Scan(Vendor.APPSECPLUS, "scripted", "s1", "a", Lifecycle.RUNNING, "running"))
+        async for _ in hub.watch(deadline=0.6):
+            pass
+    # fixed 10 ms polling would be ~60 calls; capped backoff to 80 ms gives far fewer
+    assert 3 <= client.calls <= 15
+
+
+async def test_wait_returns_terminal_or_times_out() -> None:
+    async with stack() as env:
+        env["sims"]["appsecplus"].add_application("a")
+        asp = env["clients"]["appsecplus"]
+        scan = await asp.trigger_scan("a", "sast")
+        done = await env["hub"].wait(scan, timeout=10)
+        assert done.lifecycle is Lifecycle.SUCCEEDED
+        env["sims"]["appsecplus"].clock.speed = 0.0001
+        slow = await asp.trigger_scan("a", "dast")
+        with pytest.raises(WaitTimeoutError) as err:
+            await env["hub"].wait(slow, timeout=0.1)
+        assert err.value.item is not None
+        assert err.value.item.lifecycle in (Lifecycle.QUEUED, Lifecycle.RUNNING)
+
+
+async def test_discovery_tracks_query_results_and_pages() -> None:
+    async with stack() as env:
+        sims, hub = env["sims"], env["hub"]
+        sims["apptrust"].add_synthetic_version("big", "9.9.9", 250)
+        sims["appsecplus"].seed_scans("app-9", 5)
+        promos = await hub.discover_promotions("apptrust", "big", "9.9.9")
+        scans = await hub.discover_scans("appsecplus", "app-9")
+        missing = await hub.discover_promotions("apptrust", "nope", "1")
+    assert len(promos) == 250 and len({p.key for p in promos}) == 250
+    assert len(scans) == 5 and len(hub.items) == 255
+    assert missing == [] and hub.source_errors["apptrust"].type == "NotFoundError"
+
+
+async def test_a_client_bug_does_not_take_others_down() -> None:
+    class Broken(ScriptedClient):
+        vendor = Vendor.APPTRUST
+
+        async def refresh(self, item: Any) -> Any:
+            raise KeyError("bug")
+
+    ok = ScriptedClient([Lifecycle.SUCCEEDED])
+    broken = Broken([])
+    broken.name = "broken"
+    async with ScanHub([ok, broken]) as hub:
+        hub.track(Scan(Vendor.APPSECPLUS, "scripted", "1", "a", Lifecycle.QUEUED, ""))
+        hub.track(Promotion(Vendor.APPTRUST, "broken", "2", "a", Lifecycle.QUEUED, ""))
+        snap = await hub.snapshot()
+    assert snap.items[0].lifecycle is Lifecycle.SUCCEEDED
+    assert snap.errors[snap.items[1].key].type == "KeyError"
+
+
+async def test_hub_shares_one_session_and_closes_it() -> None:
+    a, b = AppSecPlus("http://a", "t0ken"), AppTrust("http://b", "t0ken")
+    async with ScanHub([a, b]) as hub:
+        assert a._session is b._session is hub._session
+        session = hub._session
+    assert session is not None and session.closed
+
+
+def test_change_and_snapshot_serialise() -> None:
+    from scanhub import Snapshot, to_dict
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    s = Scan(Vendor.APPSECPLUS, "x", "1", "a", Lifecycle.RUNNING, "running")
+    d = to_dict(Change(None, s, now))
+    assert (
+        d["before"] is None
+        and d["after"]["key"] == s.key
+        and d["observed_at"] == "2026-01-01T00:00:00Z"
+    )
+    snap = to_dict(Snapshot((s,), {}, now))
+    assert snap["items"][0]["lifecycle"] == "running"
+    assert asyncio.iscoroutinefunction(ScanHub.snapshot)
