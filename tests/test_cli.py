@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import re
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -284,8 +285,9 @@ def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
     )
     with pytest.raises(
         ConfigError,
-        match="my.toml: source 'apptrust': environment variable "
-        "JF_TOKEN \\(token_env\\) is not set",
+        match=re.escape(
+            "my.toml: source 'apptrust': environment variable JF_TOKEN (token_env) is not set"
+        ),
     ):
         build_clients(config)
 
