@@ -137,6 +137,7 @@ class _View:
     def __init__(self, fmt: str, out: TextIO) -> None:
         self.fmt, self.out = fmt, out
         self.live: Any = None
+        self.hub: ScanHub | None = None
         self.started = time.monotonic()
 
     def __enter__(self) -> _View:
@@ -144,7 +145,14 @@ class _View:
             from rich.console import Console
             from rich.live import Live
 
-            self.live = Live(console=Console(file=self.out), refresh_per_second=8, transient=True)
+            # get_renderable redraws 8 times a second, so errors and the clock stay current
+            # between changes.
+            self.live = Live(
+                console=Console(file=self.out),
+                refresh_per_second=8,
+                transient=True,
+                get_renderable=self._render,
+            )
             self.live.__enter__()
         return self
 
@@ -152,7 +160,14 @@ class _View:
         if self.live is not None:
             self.live.__exit__(None, None, None)
 
+    def _render(self) -> Any:
+        if self.hub is None:
+            return "starting…"
+        title = f"{_counts_title(self.hub.items)}  ({time.monotonic() - self.started:.1f}s)"
+        return r.rich_table(self.hub.items, self.hub.errors(), title)
+
     def change(self, change: Change, hub: ScanHub) -> None:
+        self.hub = hub
         if self.fmt == "ndjson":
             print(r.json_line(change), file=self.out, flush=True)
         elif self.fmt == "plain":
@@ -167,8 +182,7 @@ class _View:
                 flush=True,
             )
         elif self.live is not None:
-            title = f"{_counts_title(hub.items)}  ({time.monotonic() - self.started:.1f}s)"
-            self.live.update(r.rich_table(hub.items, hub.errors(), title))
+            self.live.refresh()
 
     def final(self, items: Sequence[Any], errors: dict[str, Any], title: str) -> None:
         if self.fmt != "ndjson":
