@@ -27,7 +27,9 @@ from .conftest import FakeSleep
 
 
 async def test_limiter_never_lets_more_than_n_into_any_window(fake_sleep: FakeSleep) -> None:
-    limiter = SlidingWindowLimiter(RateLimit(5, 10.0), clock=fake_sleep.clock, sleep=fake_sleep)
+    limiter = SlidingWindowLimiter(
+        RateLimit(5, 10.0, guard=0.0), clock=fake_sleep.clock, sleep=fake_sleep
+    )
     stamps = []
     for _ in range(23):
         await limiter.acquire()
@@ -39,8 +41,17 @@ async def test_limiter_never_lets_more_than_n_into_any_window(fake_sleep: FakeSl
     assert stamps[-1] - stamps[0] == pytest.approx(40.0)
 
 
+async def test_limiter_guard_widens_the_window(fake_sleep: FakeSleep) -> None:
+    limiter = SlidingWindowLimiter(
+        RateLimit(2, 10.0, guard=0.5), clock=fake_sleep.clock, sleep=fake_sleep
+    )
+    for _ in range(3):
+        await limiter.acquire()
+    assert fake_sleep.slept == [10.5]
+
+
 def test_iq_cloud_preset() -> None:
-    assert RateLimit.iq_cloud() == RateLimit(1500, 300.0)
+    assert RateLimit.iq_cloud() == RateLimit(1500, 300.0, 0.5)
     with pytest.raises(ValueError, match="max_requests"):
         RateLimit(0, 1)
 

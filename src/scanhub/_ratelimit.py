@@ -5,6 +5,10 @@ refills at N per period lets up to 2N requests into one period (a full burst, th
 which breaks a vendor limit stated as "N requests per period" such as Sonatype Cloud's
 1,500 / 5 minutes. The log keeps the send times of the last N requests and waits until the
 oldest leaves the window, so no window of length `period` ever holds more than N.
+
+`guard` widens the client's window a little: requests reach the server after varying network
+delays, so two sends exactly `period` apart can arrive slightly less than `period` apart and
+put N+1 into one server-side window. Half a second of guard covers that for a 5-minute limit.
 """
 
 from __future__ import annotations
@@ -23,15 +27,17 @@ class RateLimit:
 
     max_requests: int
     period: float
+    #: Extra seconds added to the window to absorb network jitter (see the module docstring).
+    guard: float = 0.5
 
     @classmethod
     def iq_cloud(cls) -> RateLimit:
         """Sonatype Cloud: 1,500 requests per IP per 5 minutes."""
-        return cls(1500, 300.0)
+        return cls(1500, 300.0, 0.5)
 
     def __attrs_post_init__(self) -> None:
-        if self.max_requests < 1 or self.period <= 0:
-            raise ValueError("RateLimit needs max_requests >= 1 and period > 0")
+        if self.max_requests < 1 or self.period <= 0 or self.guard < 0:
+            raise ValueError("RateLimit needs max_requests >= 1, period > 0 and guard >= 0")
 
 
 class SlidingWindowLimiter:
@@ -51,7 +57,7 @@ class SlidingWindowLimiter:
         self._lock = asyncio.Lock()
 
     def _prune(self, now: float) -> None:
-        horizon = now - self.limit.period
+        horizon = now - self.limit.period - self.limit.guard
         while self._sent and self._sent[0] <= horizon:
             self._sent.popleft()
 
@@ -61,7 +67,7 @@ class SlidingWindowLimiter:
         self._prune(now)
         if len(self._sent) < self.limit.max_requests:
             return 0.0
-        return self._sent[0] + self.limit.period - now
+        return self._sent[0] + self.limit.period + self.limit.guard - now
 
     async def acquire(self) -> None:
         """Wait for room in the window, then record a send. Waiters are served in order."""

@@ -84,6 +84,8 @@ class Stats:
     max_in_flight: int = 0
     #: Arrival times (real monotonic seconds) of every request, for rate checks.
     arrivals: deque[float] = field(factory=deque)
+    #: (arrival time, status answered) of every request, in order.
+    answers: list[tuple[float, int]] = field(factory=list)
 
     def max_in_window(self, period: float) -> int:
         """The most requests that arrived within any window of `period` seconds."""
@@ -186,8 +188,9 @@ class SimServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         stats = self.stats
         stats.requests += 1
+        arrived = time.monotonic()
         if self._keep_arrivals:
-            stats.arrivals.append(time.monotonic())
+            stats.arrivals.append(arrived)
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
@@ -195,6 +198,8 @@ class SimServer:
         finally:
             stats.in_flight -= 1
         stats.by_status[resp.status] = stats.by_status.get(resp.status, 0) + 1
+        if self._keep_arrivals:
+            stats.answers.append((arrived, resp.status))
         return resp
 
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
