@@ -1,0 +1,1 @@
+"""scanhub benchmarks: `python -m bench.run` (see BENCHMARKS.md)."""
