@@ -74,6 +74,15 @@ class _Retry(Exception):
         self.response = response
 
 
+def _last_response(state: RetryCallState) -> Response | None:
+    outcome = state.outcome
+    if outcome is not None and outcome.failed:
+        exc = outcome.exception()
+        if isinstance(exc, _Retry):
+            return exc.response
+    return None
+
+
 class Transport:
     """Executes `Request`s for one configured client over an aiohttp session."""
 
@@ -123,9 +132,22 @@ class Transport:
         """Send `req` under the policy; return the final response, whatever its status (the
         vendor module turns statuses into errors), or raise `TransportError`/`RequestTimeout`
         /`RateLimitedError`."""
+        # The first attempt runs without the retry machinery: nearly every request succeeds at
+        # once, and building a tenacity loop per request costs more CPU than parsing the answer.
+        try:
+            resp: Response | None = await self._attempt(req)
+            error: TransportError | None = None
+        except TransportError as exc:
+            resp, error = None, exc
+        if self.retry.attempts <= 1 or not self._worth_retrying(req, resp, error):
+            if error is not None:
+                raise error
+            assert resp is not None
+            return resp
+        await self._sleep(self._delay(resp, 1))
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(max(1, self.retry.attempts)),
-            wait=self._wait,
+            stop=stop_after_attempt(self.retry.attempts - 1),
+            wait=lambda state: self._delay(_last_response(state), state.attempt_number + 1),
             retry=lambda state: self._should_retry(state, req),
             sleep=self._sleep,
             reraise=True,
@@ -134,12 +156,24 @@ class Transport:
             async for attempt in retrying:
                 with attempt:
                     resp = await self._attempt(req)
-                    if resp.status in _RETRY_STATUSES and (req.idempotent or resp.status == 429):
+                    if self._worth_retrying(req, resp, None):
                         raise _Retry(resp)
                     return resp
         except _Retry as last:
             return last.response
         raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def _worth_retrying(
+        self, req: Request, resp: Response | None, error: TransportError | None
+    ) -> bool:
+        if error is not None:
+            # Re-send only what the server cannot have acted on, unless the call is idempotent.
+            return error.retryable and (req.idempotent or getattr(error, "not_sent", False))
+        assert resp is not None
+        if resp.status not in _RETRY_STATUSES or not (req.idempotent or resp.status == 429):
+            return False
+        wait = self._advised_wait(resp)
+        return wait is None or wait <= self.retry.max_retry_after
 
     def _should_retry(self, state: RetryCallState, req: Request) -> bool:
         outcome = state.outcome
@@ -147,20 +181,17 @@ class Transport:
             return False
         exc = outcome.exception()
         if isinstance(exc, _Retry):
-            wait = self._advised_wait(exc.response)
-            return wait is None or wait <= self.retry.max_retry_after
+            return True  # _worth_retrying already said so
         if isinstance(exc, TransportError):
-            return req.idempotent or getattr(exc, "not_sent", False)
+            return self._worth_retrying(req, None, exc)
         return False
 
-    def _wait(self, state: RetryCallState) -> float:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None and outcome.failed else None
-        if isinstance(exc, _Retry):
-            advised = self._advised_wait(exc.response)
+    def _delay(self, resp: Response | None, attempt: int) -> float:
+        if resp is not None:
+            advised = self._advised_wait(resp)
             if advised is not None:
                 return advised
-        return self.retry.backoff(state.attempt_number)
+        return self.retry.backoff(attempt)
 
     def _advised_wait(self, resp: Response) -> float | None:
         if resp.status != 429:

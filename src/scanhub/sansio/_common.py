@@ -159,9 +159,14 @@ def opt_str(obj: Mapping[str, Any], *keys: str) -> str | None:
     """The first of `keys` holding a string or a number, as a string; else None."""
     for key in keys:
         value = obj.get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if value is None:
+            continue
+        kind = type(value)  # exact types: bool is not a number here
+        if kind is str:
+            return value  # type: ignore[no-any-return]
+        if kind is int or kind is float:
+            return str(value)
+        if isinstance(value, str):  # str subclasses
             return str(value)
     return None
 
@@ -202,6 +207,15 @@ def parse_time(value: Any) -> datetime | None:
         return _from_millis(value)
     if not isinstance(value, str) or not value.strip():
         return None
+    try:
+        # Python 3.11 reads every documented form itself (Z, +00:00, IQ's +0000), fast.
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
     text = value.strip()
     if _INTEGER.fullmatch(text):
         return _from_millis(int(text))
@@ -298,7 +312,12 @@ def _warn_once(vendor: str, what: str, raw: str) -> None:
 def join_url(base_url: str, path: str) -> str:
     """`path` made absolute against `base_url`, keeping any prefix of the base (`/platform`,
     `/threadfix`). An absolute `path` is returned unchanged."""
-    return urljoin(base_url.rstrip("/") + "/", path.lstrip("/") if "://" not in path else path)
+    if "://" in path:
+        return path
+    if "./" not in path and "?" not in base_url and "#" not in base_url:
+        # The common case, by plain concatenation: urljoin costs ~9 µs a call.
+        return base_url.rstrip("/") + "/" + path.lstrip("/")
+    return urljoin(base_url.rstrip("/") + "/", path.lstrip("/"))
 
 
 def raise_for_status(resp: Response, at: Where, message: str | None) -> None:
