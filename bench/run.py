@@ -51,10 +51,18 @@ CONCURRENCY = 16  # per source, scanhub's default; the bare-aiohttp baseline get
 def make_clients(info: dict[str, Any], **kw: Any) -> dict[str, scanhub.Client]:
     c = {n: v["creds"] for n, v in info.items()}
     return {
-        "iq": IQServer(info["iq"]["url"], c["iq"]["username"], c["iq"]["password"], name="iq", **kw),
-        "threadfix": ThreadFix(info["threadfix"]["url"], c["threadfix"]["api_key"], name="threadfix", **kw),
-        "appsecplus": AppSecPlus(info["appsecplus"]["url"], c["appsecplus"]["token"], name="appsecplus", **kw),
-        "apptrust": AppTrust(info["apptrust"]["url"], c["apptrust"]["token"], name="apptrust", **kw),
+        "iq": IQServer(
+            info["iq"]["url"], c["iq"]["username"], c["iq"]["password"], name="iq", **kw
+        ),
+        "threadfix": ThreadFix(
+            info["threadfix"]["url"], c["threadfix"]["api_key"], name="threadfix", **kw
+        ),
+        "appsecplus": AppSecPlus(
+            info["appsecplus"]["url"], c["appsecplus"]["token"], name="appsecplus", **kw
+        ),
+        "apptrust": AppTrust(
+            info["apptrust"]["url"], c["apptrust"]["token"], name="apptrust", **kw
+        ),
     }
 
 
@@ -72,29 +80,55 @@ def placeholders(seeded: dict[str, Any]) -> list[scanhub.Item]:
     return items
 
 
-def bare_requests(info: dict[str, Any], seeded: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+def bare_requests(
+    info: dict[str, Any], seeded: dict[str, Any]
+) -> list[tuple[str, str, dict[str, str]]]:
     """(source, url, headers) for the same endpoints, built by hand as a script would."""
     c = {n: v["creds"] for n, v in info.items()}
     basic = base64.b64encode(f"{c['iq']['username']}:{c['iq']['password']}".encode()).decode()
     out = []
     app, sids = seeded["iq"]
-    out += [("iq", f"{info['iq']['url']}/api/v2/evaluation/applications/{app}/status/{s}",
-             {"Authorization": f"Basic {basic}"}) for s in sids]
+    out += [
+        (
+            "iq",
+            f"{info['iq']['url']}/api/v2/evaluation/applications/{app}/status/{s}",
+            {"Authorization": f"Basic {basic}"},
+        )
+        for s in sids
+    ]
     tf_app, pids = seeded["threadfix"]
-    out += [("threadfix", f"{info['threadfix']['url']}/rest/latest/applications/{tf_app}/pendingScan/{p}/status",
-             {"Authorization": f"APIKEY {c['threadfix']['api_key']}", "Accept": "application/json"})
-            for p in pids]
+    out += [
+        (
+            "threadfix",
+            f"{info['threadfix']['url']}/rest/latest/applications/{tf_app}/pendingScan/{p}/status",
+            {"Authorization": f"APIKEY {c['threadfix']['api_key']}", "Accept": "application/json"},
+        )
+        for p in pids
+    ]
     _, scans = seeded["appsecplus"]
-    out += [("appsecplus", f"{info['appsecplus']['url']}/scans/{s}",
-             {"Authorization": f"Bearer {c['appsecplus']['token']}"}) for s in scans]
+    out += [
+        (
+            "appsecplus",
+            f"{info['appsecplus']['url']}/scans/{s}",
+            {"Authorization": f"Bearer {c['appsecplus']['token']}"},
+        )
+        for s in scans
+    ]
     (key, version), ids = seeded["apptrust"]
-    out += [("apptrust", f"{info['apptrust']['url']}/applications/{key}/versions/{version}/promotions/{i}?include=message",
-             {"Authorization": f"Bearer {c['apptrust']['token']}"}) for i in ids]
+    out += [
+        (
+            "apptrust",
+            f"{info['apptrust']['url']}/applications/{key}/versions/{version}/promotions/{i}?include=message",
+            {"Authorization": f"Bearer {c['apptrust']['token']}"},
+        )
+        for i in ids
+    ]
     return out
 
 
-async def scanhub_snapshots(info: dict[str, Any], seeded: dict[str, Any], repeats: int,
-                            measure: Callable[[], float]) -> list[float]:
+async def scanhub_snapshots(
+    info: dict[str, Any], seeded: dict[str, Any], repeats: int, measure: Callable[[], float]
+) -> list[float]:
     clients = make_clients(info)
     async with ScanHub(clients.values(), concurrency=CONCURRENCY) as hub:
         for item in placeholders(seeded):
@@ -112,8 +146,9 @@ async def scanhub_snapshots(info: dict[str, Any], seeded: dict[str, Any], repeat
     return out
 
 
-async def bare_aiohttp(info: dict[str, Any], seeded: dict[str, Any], repeats: int,
-                       measure: Callable[[], float]) -> list[float]:
+async def bare_aiohttp(
+    info: dict[str, Any], seeded: dict[str, Any], repeats: int, measure: Callable[[], float]
+) -> list[float]:
     reqs = bare_requests(info, seeded)
     connector = aiohttp.TCPConnector(limit=200, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -156,65 +191,133 @@ def normalization_bodies() -> dict[str, tuple[bytes, int, Callable[[Response], A
     from scanhub.sim import AppSecPlusSim, AppTrustSim, IQSim, ThreadFixSim
 
     at = AppTrustSim()
-    page = {"promotions": [at._synthetic("bench", "1.0.0", i) for i in range(1000)],
-            "total": 1000, "limit": 1000, "offset": 0}
+    page = {
+        "promotions": [at._synthetic("bench", "1.0.0", i) for i in range(1000)],
+        "total": 1000,
+        "limit": 1000,
+        "offset": 0,
+    }
     asp = AppSecPlusSim()
     asp.seed_scans("bench", 1000, duration=0)
     scans = [asp._render(s) for s in asp.scans.values()]
     iq_sim = IQSim()
     app, _ = iq_sim.add_application("bench")
-    iq_status = {"status": "COMPLETED", **{k: f"ui/links/application/{app}/report/abc/{k}"
-                                           for k in ("reportHtmlUrl", "embeddableReportHtmlUrl",
-                                                     "reportPdfUrl", "reportDataUrl")}}
+    iq_status = {
+        "status": "COMPLETED",
+        **{
+            k: f"ui/links/application/{app}/report/abc/{k}"
+            for k in ("reportHtmlUrl", "embeddableReportHtmlUrl", "reportPdfUrl", "reportDataUrl")
+        },
+    }
     tf = ThreadFixSim()
-    tf_body = {"message": "Scan Processing Completed. Statistics Update Queued.", "success": True,
-               "responseCode": -1, "object": {
-                   "id": 2, "modifiedDate": 1570117773000, "active": True,
-                   "fileDataList": [{"id": 12, "originalName": "contoso.fpr"}], "appId": 6,
-                   "errorMessage": None, "status": "DONE", "error": False, "scanId": 12,
-                   "type": "upload", "name": "contoso.fpr", "time": 1570117773000,
-                   "scanMessage": "Scan Processing Completed. Statistics Update Queued."}}
+    tf_body = {
+        "message": "Scan Processing Completed. Statistics Update Queued.",
+        "success": True,
+        "responseCode": -1,
+        "object": {
+            "id": 2,
+            "modifiedDate": 1570117773000,
+            "active": True,
+            "fileDataList": [{"id": 12, "originalName": "contoso.fpr"}],
+            "appId": 6,
+            "errorMessage": None,
+            "status": "DONE",
+            "error": False,
+            "scanId": 12,
+            "type": "upload",
+            "name": "contoso.fpr",
+            "time": 1570117773000,
+            "scanMessage": "Scan Processing Completed. Statistics Update Queued.",
+        },
+    }
     del tf
     B = "http://h"
     return {
         "apptrust (page of 1000 promotions)": (
-            json.dumps(page).encode(), 1000,
-            lambda r: apptrust.parse_promotions(r, source="s", application_key="bench",
-                                                version="1.0.0", offset=0)),
+            json.dumps(page).encode(),
+            1000,
+            lambda r: apptrust.parse_promotions(
+                r, source="s", application_key="bench", version="1.0.0", offset=0
+            ),
+        ),
         "appsecplus (list of 1000 scans)": (
-            json.dumps(scans).encode(), 1000, lambda r: appsecplus.parse_list(r, source="s")),
+            json.dumps(scans).encode(),
+            1000,
+            lambda r: appsecplus.parse_list(r, source="s"),
+        ),
         "iq (one status answer)": (
-            json.dumps(iq_status).encode(), 1,
-            lambda r: iq.parse_status(r, source="s", base_url=B, application_id=app, status_id="x")),
+            json.dumps(iq_status).encode(),
+            1,
+            lambda r: iq.parse_status(r, source="s", base_url=B, application_id=app, status_id="x"),
+        ),
         "threadfix (one pending-scan answer)": (
-            json.dumps(tf_body).encode(), 1, lambda r: threadfix.parse_pending_scan(r, source="s")),
+            json.dumps(tf_body).encode(),
+            1,
+            lambda r: threadfix.parse_pending_scan(r, source="s"),
+        ),
     }
 
 
-def best_rate(fn: Callable[[], Any], budget: float) -> float:
-    """Seconds per call: best of 5 timed batches sized to about `budget` seconds in all."""
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    number = max(1, int(budget / 5 / once))
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.process_time()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.process_time() - t0) / number)
-    return best
+def interleaved(fns: list[Callable[[], Any]], budget: float, rounds: int = 11) -> list[list[float]]:
+    """Seconds per call of each function, measured in alternating batches (a, b, c, a, b, c,
+    ...): this VM's speed drifts by tens of percent within seconds, and neighbours in time see
+    the same drift, so ratios of one round are fair. Each batch starts from a collected heap;
+    the garbage collector stays on while it runs, as in real use. Returns per-function lists."""
+    number = []
+    for fn in fns:
+        t0 = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - t0, 1e-7)
+        number.append(max(1, int(budget / rounds / len(fns) / once)))
+    out: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            gc.collect()
+            t0 = time.process_time()
+            for _ in range(number[k]):
+                fn()
+            out[k].append((time.process_time() - t0) / number[k])
+    return out
 
 
 def bench_normalize(budget: float) -> list[dict[str, Any]]:
+    """Each parser with orjson (when installed, as `pip install scanhub[fast]` gives) and with
+    the stdlib decoder alone, against json.loads; medians over interleaved rounds."""
+    from scanhub.sansio import _common
+
+    fast = _common._orjson_loads
+
+    def stdlib_only(parse: Callable[[Response], Any], resp: Response) -> Any:
+        _common._orjson_loads = None
+        try:
+            return parse(resp)
+        finally:
+            _common._orjson_loads = fast
+
     rows = []
     for name, (body, n, parse) in normalization_bodies().items():
         resp = Response(200, body, {"content-type": "application/json"}, "bench", "")
-        t_json = best_rate(lambda body=body: json.loads(body), budget)
-        t_parse = best_rate(lambda resp=resp, parse=parse: parse(resp), budget)
-        rows.append({"name": name, "records": n, "bytes": len(body),
-                     "json_per_s": n / t_json, "norm_per_s": n / t_parse,
-                     "ratio": t_parse / t_json})
+        t_json, t_parse, t_std = interleaved(
+            [
+                lambda body=body: json.loads(body),
+                lambda resp=resp, parse=parse: parse(resp),
+                lambda resp=resp, parse=parse: stdlib_only(parse, resp),
+            ],
+            budget,
+        )
+        med = statistics.median
+        rows.append(
+            {
+                "name": name,
+                "records": n,
+                "bytes": len(body),
+                "json_per_s": n / med(t_json),
+                "norm_per_s": n / med(t_parse),
+                "ratio": med(p / j for p, j in zip(t_parse, t_json, strict=True)),
+                "std_per_s": n / med(t_std),
+                "std_ratio": med(p / j for p, j in zip(t_std, t_json, strict=True)),
+            }
+        )
     return rows
 
 
@@ -229,39 +332,94 @@ def bench_memory(n: int) -> dict[str, float]:
     app = "0" * 32
     for i in range(per):
         bodies.append(("iq", json.dumps({"status": "PENDING"}).encode()))
-        bodies.append(("tf", json.dumps({"message": "Generating Findings", "success": True,
-                       "responseCode": -1, "object": {
-                           "id": 1000 + i, "modifiedDate": 1570117773000 + i, "active": True,
-                           "fileDataList": [{"id": i, "originalName": f"scan-{i}.fpr"}],
-                           "appId": 7, "errorMessage": None, "status": "FINDINGS_GENERATING",
-                           "error": False, "scanId": None, "type": "upload",
-                           "name": f"scan-{i}.fpr", "time": 1570117773000,
-                           "scanMessage": "Generating Findings"}}).encode()))
-        bodies.append(("asp", json.dumps({
-            "id": f"scan-{i:05d}", "applicationId": "bench", "scanType": "sast",
-            "status": "running", "triggeredBy": "seed", "startedAt": "2025-11-01T12:00:00Z",
-            "completedAt": None, "summary": None}).encode()))
-        bodies.append(("at", json.dumps(
-            {"status": "PROCESSING", "project_key": "catalina", "application_key": "bench",
-             "application_version": "1.0.0", "source_stage": "DEV", "target_stage": "QA",
-             "created_by": "admin", "created": "2023-05-19T06:21:44.916Z",
-             "created_millis": 1684477304916 + i}).encode()))
-    clients = make_clients({n: {"url": f"http://{n}", "creds": c} for n, c in {
-        "iq": {"username": "u", "password": "p"}, "threadfix": {"api_key": "k"},
-        "appsecplus": {"token": "t"}, "apptrust": {"token": "t"}}.items()})
+        bodies.append(
+            (
+                "tf",
+                json.dumps(
+                    {
+                        "message": "Generating Findings",
+                        "success": True,
+                        "responseCode": -1,
+                        "object": {
+                            "id": 1000 + i,
+                            "modifiedDate": 1570117773000 + i,
+                            "active": True,
+                            "fileDataList": [{"id": i, "originalName": f"scan-{i}.fpr"}],
+                            "appId": 7,
+                            "errorMessage": None,
+                            "status": "FINDINGS_GENERATING",
+                            "error": False,
+                            "scanId": None,
+                            "type": "upload",
+                            "name": f"scan-{i}.fpr",
+                            "time": 1570117773000,
+                            "scanMessage": "Generating Findings",
+                        },
+                    }
+                ).encode(),
+            )
+        )
+        bodies.append(
+            (
+                "asp",
+                json.dumps(
+                    {
+                        "id": f"scan-{i:05d}",
+                        "applicationId": "bench",
+                        "scanType": "sast",
+                        "status": "running",
+                        "triggeredBy": "seed",
+                        "startedAt": "2025-11-01T12:00:00Z",
+                        "completedAt": None,
+                        "summary": None,
+                    }
+                ).encode(),
+            )
+        )
+        bodies.append(
+            (
+                "at",
+                json.dumps(
+                    {
+                        "status": "PROCESSING",
+                        "project_key": "catalina",
+                        "application_key": "bench",
+                        "application_version": "1.0.0",
+                        "source_stage": "DEV",
+                        "target_stage": "QA",
+                        "created_by": "admin",
+                        "created": "2023-05-19T06:21:44.916Z",
+                        "created_millis": 1684477304916 + i,
+                    }
+                ).encode(),
+            )
+        )
+    clients = make_clients(
+        {
+            n: {"url": f"http://{n}", "creds": c}
+            for n, c in {
+                "iq": {"username": "u", "password": "p"},
+                "threadfix": {"api_key": "k"},
+                "appsecplus": {"token": "t"},
+                "apptrust": {"token": "t"},
+            }.items()
+        }
+    )
     hub = ScanHub(clients.values())
 
     def parse(kind: str, body: bytes, i: int) -> scanhub.Item:
         r = Response(200, body, {}, "bench", "")
         if kind == "iq":
-            return iq.parse_status(r, source="iq", base_url="http://iq", application_id=app,
-                                   status_id=f"{i:032x}")
+            return iq.parse_status(
+                r, source="iq", base_url="http://iq", application_id=app, status_id=f"{i:032x}"
+            )
         if kind == "tf":
             return threadfix.parse_pending_scan(r, source="threadfix")
         if kind == "asp":
             return appsecplus.parse_scan(r, source="appsecplus")
-        return apptrust.parse_promotion(r, source="apptrust", application_key="bench",
-                                        version="1.0.0")
+        return apptrust.parse_promotion(
+            r, source="apptrust", application_key="bench", version="1.0.0"
+        )
 
     gc.collect()
     tracemalloc.start()
@@ -276,9 +434,13 @@ def bench_memory(n: int) -> dict[str, float]:
     total = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     assert len(hub.items) == len(bodies)
-    return {"items": len(bodies), "total": total, "raw": raw_bytes,
-            "per_item_total": total / len(bodies),
-            "per_item_beyond_raw": (total - raw_bytes) / len(bodies)}
+    return {
+        "items": len(bodies),
+        "total": total,
+        "raw": raw_bytes,
+        "per_item_total": total / len(bodies),
+        "per_item_beyond_raw": (total - raw_bytes) / len(bodies),
+    }
 
 
 async def bench_paging(info: dict[str, Any], count: int) -> dict[str, float]:
@@ -307,8 +469,16 @@ async def bench_paging(info: dict[str, Any], count: int) -> dict[str, float]:
 # --- 5. politeness ------------------------------------------------------------------------
 
 
-async def bench_politeness(sp: SimProcess, info: dict[str, Any], *, limit: int, demand: int,
-                           scale: float, retry_after: float, n429: int) -> dict[str, Any]:
+async def bench_politeness(
+    sp: SimProcess,
+    info: dict[str, Any],
+    *,
+    limit: int,
+    demand: int,
+    scale: float,
+    retry_after: float,
+    n429: int,
+) -> dict[str, Any]:
     """A 1,500 / 5 min limit (or `limit`) over simulated time: `scale` simulated seconds pass
     per real second, for the client's limiter and for the server's arrival log alike."""
     period = 300.0
@@ -324,8 +494,13 @@ async def bench_politeness(sp: SimProcess, info: dict[str, Any], *, limit: int, 
     creds = info["appsecplus"]["creds"]
     sp.call("faults", ("appsecplus", {}))
     sp.call("record", "appsecplus")
-    asp = AppSecPlus(info["appsecplus"]["url"], creds["token"], rate_limit=RateLimit(limit, period),
-                     clock=clock, sleep=sleep)
+    asp = AppSecPlus(
+        info["appsecplus"]["url"],
+        creds["token"],
+        rate_limit=RateLimit(limit, period),
+        clock=clock,
+        sleep=sleep,
+    )
     sem = asyncio.Semaphore(CONCURRENCY)
 
     async def one() -> None:
@@ -343,28 +518,48 @@ async def bench_politeness(sp: SimProcess, info: dict[str, Any], *, limit: int, 
         while t - arrivals[lo] >= period:
             lo += 1
         best = max(best, hi - lo + 1)
-    window = {"limit": limit, "period": period, "demand": demand, "sent": asp.transport.sent,
-              "received": len(arrivals), "max_in_any_window": best,
-              "simulated_seconds": (arrivals[-1] - arrivals[0]) if arrivals else 0.0,
-              "real_seconds": real}
+    window = {
+        "limit": limit,
+        "period": period,
+        "demand": demand,
+        "sent": asp.transport.sent,
+        "received": len(arrivals),
+        "max_in_any_window": best,
+        "simulated_seconds": (arrivals[-1] - arrivals[0]) if arrivals else 0.0,
+        "real_seconds": real,
+    }
 
     # 429s honoured: the server answers 429 + Retry-After to a share of requests; after each
     # 429 the next request must not arrive before Retry-After has passed (simulated seconds).
-    sp.call("faults", ("appsecplus", {"rate_limit_rate": 0.3, "retry_after": retry_after,
-                                      "seed": 11}))
+    sp.call(
+        "faults", ("appsecplus", {"rate_limit_rate": 0.3, "retry_after": retry_after, "seed": 11})
+    )
     sp.call("record", "appsecplus")
-    asp2 = AppSecPlus(info["appsecplus"]["url"], creds["token"], clock=clock, sleep=sleep,
-                      retry=RetryPolicy(attempts=10))
+    asp2 = AppSecPlus(
+        info["appsecplus"]["url"],
+        creds["token"],
+        clock=clock,
+        sleep=sleep,
+        retry=RetryPolicy(attempts=10),
+    )
     async with asp2:
         for _ in range(n429):
             await asp2.scan(scan_id)
     answers = sp.call("answers", "appsecplus")
     sp.call("faults", ("appsecplus", {}))
-    gaps = [(answers[i + 1][0] - answers[i][0]) * scale
-            for i in range(len(answers) - 1) if answers[i][1] == 429]
+    gaps = [
+        (answers[i + 1][0] - answers[i][0]) * scale
+        for i in range(len(answers) - 1)
+        if answers[i][1] == 429
+    ]
     honoured = sum(1 for g in gaps if g >= retry_after * 0.99)
-    return {"window": window, "retry_after": retry_after, "n429": len(gaps),
-            "honoured": honoured, "min_gap": min(gaps) if gaps else None}
+    return {
+        "window": window,
+        "retry_after": retry_after,
+        "n429": len(gaps),
+        "honoured": honoured,
+        "min_gap": min(gaps) if gaps else None,
+    }
 
 
 # --- report -------------------------------------------------------------------------------
@@ -379,9 +574,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu or 'unknown CPU'}, {os.cpu_count()} cores, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, aiohttp "
-            f"{aiohttp.__version__}, scanhub {scanhub.__version__}")
+    return (
+        f"{cpu or 'unknown CPU'}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, aiohttp "
+        f"{aiohttp.__version__}, scanhub {scanhub.__version__}"
+    )
 
 
 def fmt_bytes(n: float) -> str:
@@ -400,7 +597,10 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
     s = r["snapshot"]
     sh, bare, seq = statistics.median(s["scanhub"]), statistics.median(s["bare"]), s["sequential"]
     c = r["cpu"]
-    cpu_sh, cpu_bare = statistics.median(c["scanhub"]) / c["items"], statistics.median(c["bare"]) / c["items"]
+    cpu_sh, cpu_bare = (
+        statistics.median(c["scanhub"]) / c["items"],
+        statistics.median(c["bare"]) / c["items"],
+    )
     m, p, pol = r["memory"], r["paging"], r["politeness"]
     w = pol["window"]
     at_rate = next(x for x in r["normalize"] if x["name"].startswith("apptrust"))["norm_per_s"]
@@ -414,7 +614,9 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"{r['wall']:.0f} s here). `python -m bench.run --quick` is the smoke run the test suite "
         "uses. The four vendor simulators run in a separate process on 127.0.0.1 so the client "
         "being measured has a core to itself; the machine has 2 cores in all.",
-        "" if not args.quick else "\n**This is a --quick smoke run: sizes are tiny and the figures mean nothing.**\n",
+        ""
+        if not args.quick
+        else "\n**This is a --quick smoke run: sizes are tiny and the figures mean nothing.**\n",
         "## Summary",
         "",
         "| # | what | target | measured | |",
@@ -459,15 +661,21 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         "## 3. Normalization throughput",
         "",
         "Vendor answer bytes → canonical objects (the `scanhub.sansio` parser, which includes its "
-        "own `json.loads`), against `json.loads` of the same bytes. Records per second on one "
-        "core (process time, best of 5 batches).",
+        "own decoding), against `json.loads` of the same bytes. Records per second on one "
+        f"core (process time; median of 11 rounds in which json.loads, scanhub and scanhub-stdlib batches alternate, since this VM's speed drifts by tens of percent within seconds). scanhub decodes with orjson when it is "
+        f"installed (the `fast` extra, part of `dev`; {'installed' if r['orjson'] else 'NOT installed'} "
+        "for this run) and the stdlib otherwise; both columns are shown. The summary uses the "
+        "first.",
         "",
-        "| vendor answer | bytes | json.loads records/s | scanhub records/s | cost vs json.loads |",
-        "|---|---|---|---|---|",
+        "| vendor answer | bytes | json.loads records/s | scanhub records/s | cost vs json.loads | scanhub, stdlib json only | cost vs json.loads |",
+        "|---|---|---|---|---|---|---|",
     ]
     for x in r["normalize"]:
-        lines.append(f"| {x['name']} | {x['bytes']:,} | {x['json_per_s']:,.0f} | "
-                     f"{x['norm_per_s']:,.0f} | {x['ratio']:.2f}x |")
+        lines.append(
+            f"| {x['name']} | {x['bytes']:,} | {x['json_per_s']:,.0f} | "
+            f"{x['norm_per_s']:,.0f} | {x['ratio']:.2f}x | {x['std_per_s']:,.0f} | "
+            f"{x['std_ratio']:.2f}x |"
+        )
     lines += [
         "",
         "## 4. Scale",
@@ -516,8 +724,11 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
     if at_rate < 100_000 or worst_norm > 3:
         misses.append("normalization")
     lines += ["## Targets missed", ""]
-    lines += [r.get("notes", "None.")] if not misses else [
-        f"Missed: {', '.join(misses)}. " + r.get("notes", "")]
+    lines += (
+        [r.get("notes", "None.")]
+        if not misses
+        else [f"Missed: {', '.join(misses)}. " + r.get("notes", "")]
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -541,7 +752,8 @@ def main(argv: list[str] | None = None) -> int:
         sp.call("faults", ("*", {"latency": latency}))
         print(f"1. snapshot latency, {items} items", file=sys.stderr)
         results["snapshot"] = {
-            "items": items, "latency": latency,
+            "items": items,
+            "latency": latency,
             "scanhub": asyncio.run(scanhub_snapshots(info, seeded, repeats, time.perf_counter)),
             "bare": asyncio.run(bare_aiohttp(info, seeded, repeats, time.perf_counter)),
             "sequential": sequential_requests(info, seeded),
@@ -558,11 +770,22 @@ def main(argv: list[str] | None = None) -> int:
         sp.call("synthetic", ("big", "9.9.9", paged))
         results["paging"] = asyncio.run(bench_paging(info, paged))
         print("5. politeness", file=sys.stderr)
-        results["politeness"] = asyncio.run(bench_politeness(
-            sp, info, limit=limit, demand=demand, scale=args.scale, retry_after=2.0,
-            n429=40 if q else 300))
+        results["politeness"] = asyncio.run(
+            bench_politeness(
+                sp,
+                info,
+                limit=limit,
+                demand=demand,
+                scale=args.scale,
+                retry_after=2.0,
+                n429=40 if q else 300,
+            )
+        )
     print("3. normalization", file=sys.stderr)
     results["normalize"] = bench_normalize(budget)
+    from scanhub.sansio import _common
+
+    results["orjson"] = _common._orjson_loads is not None
     print(f"4. memory, {mem_items} items", file=sys.stderr)
     results["memory"] = bench_memory(mem_items)
     results["wall"] = time.perf_counter() - started

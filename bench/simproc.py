@@ -48,8 +48,10 @@ def _handle(sims: dict[str, Any], cmd: str, arg: Any) -> Any:
             "iq": (app, sims["iq"].seed_promotions(app, arg, duration=NEVER)),
             "threadfix": (7, sims["threadfix"].seed_pending(7, arg, duration=NEVER)),
             "appsecplus": ("bench", sims["appsecplus"].seed_scans("bench", arg, duration=NEVER)),
-            "apptrust": (("bench", "1.0.0"),
-                         sims["apptrust"].seed_promotions("bench", "1.0.0", arg, duration=NEVER)),
+            "apptrust": (
+                ("bench", "1.0.0"),
+                sims["apptrust"].seed_promotions("bench", "1.0.0", arg, duration=NEVER),
+            ),
         }
     if cmd == "faults":  # arg: (vendor or "*", dict of Faults fields)
         name, fields = arg

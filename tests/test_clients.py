@@ -403,3 +403,28 @@ def test_tokens_are_not_in_repr() -> None:
 def test_base_url_must_be_absolute() -> None:
     with pytest.raises(BadRequestError, match="absolute"):
         AppSecPlus("api.example.com", "t")
+
+
+async def test_tls_verification_failure_is_not_retried(
+    vendor_http: aioresponses, fast_retry: RetryPolicy
+) -> None:
+    conn_key = aiohttp.client_reqrep.ConnectionKey("h", 443, True, True, None, None, None)
+    cert_error = aiohttp.ClientConnectorCertificateError(
+        conn_key, Exception("self-signed certificate")
+    )
+    vendor_http.get(f"{ASP}/scans/s1", exception=cert_error)
+    vendor_http.get(f"{ASP}/scans/s1", payload=ASP_SCAN_COMPLETED)
+    async with AppSecPlus(ASP, "t0ken", retry=fast_retry) as asp:
+        with pytest.raises(TransportError, match="TLS verification failed") as err:
+            await asp.scan("s1")
+    assert not err.value.retryable
+    assert len(sent(vendor_http, "GET", f"{ASP}/scans/s1")) == 1
+
+
+async def test_verify_tls_flag_reaches_every_request(vendor_http: aioresponses) -> None:
+    vendor_http.get(f"{ASP}/scans/s1", payload=ASP_SCAN_COMPLETED, repeat=True)
+    async with AppSecPlus(ASP, "t0ken") as on, AppSecPlus(ASP, "t0ken", verify_tls=False) as off:
+        await on.scan("s1")
+        await off.scan("s1")
+    first, second = sent(vendor_http, "GET", f"{ASP}/scans/s1")
+    assert first.kwargs["ssl"] is True and second.kwargs["ssl"] is False

@@ -134,3 +134,22 @@ def test_truncated_documented_payload(name: str) -> None:
     for cut in range(0, len(body), max(1, len(body) // 25)):
         with pytest.raises(ScanhubError):
             PARSERS[name](Response(200, body[:cut], {}, "op", ""))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'{"status": NaN}', b'{"status": "PENDING", "n": 123456789012345678901234567890}'],
+)
+def test_what_orjson_refuses_the_stdlib_still_reads(text: bytes) -> None:
+    from scanhub.sansio._common import loads
+
+    assert json.dumps(loads(text)) == json.dumps(json.loads(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values | st.integers(min_value=-(10**40), max_value=10**40))
+def test_loads_agrees_with_the_stdlib(value: Any) -> None:
+    from scanhub.sansio._common import loads
+
+    text = json.dumps(value).encode()
+    assert json.dumps(loads(text)) == json.dumps(json.loads(text))

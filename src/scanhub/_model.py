@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -106,10 +107,12 @@ class GateKind(StrEnum):
     EXIT = "exit"
 
 
-# The models are frozen *dict* classes, not slotted ones: attrs' frozen slotted __init__ sets
-# each field through object.__setattr__, which made constructing a Promotion ~2x slower (bench/
-# normalization figures); a dict class costs ~110 bytes more per object, well within budget.
-@frozen(slots=False)
+# The models are frozen slotted classes. (Dict-backed frozen classes construct ~2x faster, but
+# each instance then drags a __dict__ along: twice the objects for the garbage collector to
+# track, which cost more than it saved once the collector ran: bench/, normalization.)
+
+
+@frozen
 class FindingCounts:
     """Findings by severity on a four-level scale.
 
@@ -124,7 +127,7 @@ class FindingCounts:
     total: int = 0
 
 
-@frozen(slots=False)
+@frozen
 class Gate:
     """One policy gate evaluated for a promotion."""
 
@@ -137,12 +140,16 @@ class Gate:
     vendor_decision: str | None = None
 
 
+#: The shared, read-only `links` of an item that has none (saves a dict per item).
+NO_LINKS: Mapping[str, str] = MappingProxyType({})
+
+
 def _key(*parts: object) -> str:
     # Each part is percent-encoded so that ":" inside an id can never make two keys collide.
     return ":".join(quote(str(p), safe="") for p in parts)
 
 
-@frozen(slots=False)
+@frozen
 class Scan:
     """A security scan, normalized.
 
@@ -161,7 +168,7 @@ class Scan:
     #: Error or reason text from the vendor.
     message: str | None = None
     #: Name -> absolute URL.
-    links: Mapping[str, str] = field(factory=dict, hash=False)
+    links: Mapping[str, str] = field(default=NO_LINKS, hash=False)
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -184,7 +191,7 @@ class Scan:
         return _key(self.vendor.value, self.source, "scan", self.application_id, self.id)
 
 
-@frozen(slots=False)
+@frozen
 class Promotion:
     """A release promotion (IQ promote-scan, AppTrust version promotion), normalized."""
 
@@ -196,7 +203,7 @@ class Promotion:
     vendor_status: str
     verdict: Verdict = Verdict.NONE
     message: str | None = None
-    links: Mapping[str, str] = field(factory=dict, hash=False)
+    links: Mapping[str, str] = field(default=NO_LINKS, hash=False)
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

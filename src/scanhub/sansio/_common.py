@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
@@ -32,6 +32,32 @@ from .._errors import (
 from .._model import Lifecycle, Verdict
 
 log = logging.getLogger("scanhub")
+
+_orjson_loads: Callable[[bytes], Any] | None
+try:  # the `fast` extra: orjson decodes vendor answers 2-5x faster than the stdlib
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - exercised in the stdlib-only benchmark column
+    _orjson_loads = None
+
+
+# orjson reads an integer beyond 64 bits as a float, silently changing it; any body with a
+# 20-digit run goes to the stdlib, which keeps such integers exact. (Found by mapping every
+# digit to "0" and searching for twenty of them: 10x faster than a regex over the body.)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_TWENTY_DIGITS = b"0" * 20
+
+
+def loads(body: bytes) -> Any:
+    """JSON text to Python objects: orjson when installed, else the stdlib. What orjson would
+    refuse (NaN) or change (integers beyond 64 bits) is decided by the stdlib, so the result
+    never differs from `json.loads`."""
+    if _orjson_loads is not None and _TWENTY_DIGITS not in body.translate(_DIGITS_TO_ZERO):
+        try:
+            return _orjson_loads(body)
+        except ValueError:
+            pass
+    return json.loads(body)
+
 
 # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -122,7 +148,7 @@ def decode_json(resp: Response, at: Where) -> Any:
     if not resp.body.strip():
         fail(PayloadError, at, "empty body where JSON was expected", resp)
     try:
-        return json.loads(resp.body)
+        return loads(resp.body)
     except (ValueError, RecursionError):
         ctype = resp.headers.get("content-type", "")
         head = resp.body.lstrip()[:15].lower()
@@ -182,10 +208,12 @@ def req_str(obj: Mapping[str, Any], at: Where, *keys: str, resp: Response | None
 def opt_int(obj: Mapping[str, Any], key: str) -> int | None:
     """An integer field (ints, integral floats and digit strings accepted), else None."""
     value = obj.get(key)
-    if isinstance(value, bool):
+    if type(value) is int:
+        return value
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):

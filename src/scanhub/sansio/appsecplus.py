@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._errors import BadRequestError
-from .._model import FindingCounts, Lifecycle, Scan, Vendor
+from .._model import NO_LINKS, FindingCounts, Lifecycle, Scan, Vendor
 from ._common import (
     Request,
     Response,
@@ -165,28 +165,50 @@ def _check(resp: Response, at: Where) -> None:
 
 
 def _scan(obj: dict[str, Any], at: Where, resp: Response, base_url: str) -> Scan:
-    scan_id = req_str(obj, at, "id", resp=resp)
-    raw_status = opt_str(obj, "status")
-    summary = obj.get("summary")
+    # Runs once per listed scan: fields are read directly, with the checked readers as fallback.
+    get = obj.get
+    scan_id = get("id")
+    if type(scan_id) is not str or not scan_id:
+        scan_id = req_str(obj, at, "id", resp=resp)
+    raw_status = get("status")
+    if type(raw_status) is not str:
+        raw_status = opt_str(obj, "status")
+    summary = get("summary")
     findings = None
     if isinstance(summary, dict):
-        counts = {k: opt_int(summary, k) or 0 for k in ("critical", "high", "medium", "low")}
+        critical, high, medium, low = (
+            opt_int(summary, "critical") or 0,
+            opt_int(summary, "high") or 0,
+            opt_int(summary, "medium") or 0,
+            opt_int(summary, "low") or 0,
+        )
         total = opt_int(summary, "totalFindings")
         findings = FindingCounts(
-            total=total if total is not None else sum(counts.values()), **counts
+            critical,
+            high,
+            medium,
+            low,
+            total if total is not None else critical + high + medium + low,
         )
-    lifecycle = map_value(STATUS_MAP, raw_status.lower() if raw_status else None, VENDOR)
-    completed = parse_time(obj.get("completedAt"))
+    lifecycle = STATUS_MAP.get(raw_status) if raw_status else None
+    if lifecycle is None:
+        lifecycle = map_value(STATUS_MAP, raw_status.lower() if raw_status else None, VENDOR)
+    completed = parse_time(get("completedAt"))
+    app = get("applicationId")
     return Scan(
         vendor=Vendor.APPSECPLUS,
         source=at.source,
         id=scan_id,
-        application_id=opt_str(obj, "applicationId") or "",
+        application_id=app if type(app) is str else opt_str(obj, "applicationId") or "",
         lifecycle=lifecycle,
         vendor_status=raw_status or "",
-        message=opt_str(obj, "message", "error", "errorMessage"),
-        links={"self": join_url(base_url, f"scans/{quote(scan_id, safe='')}")} if base_url else {},
-        started_at=parse_time(obj.get("startedAt")),
+        message=opt_str(obj, "message", "error", "errorMessage")
+        if ("message" in obj or "error" in obj or "errorMessage" in obj)
+        else None,
+        links={"self": join_url(base_url, f"scans/{quote(scan_id, safe='')}")}
+        if base_url
+        else NO_LINKS,
+        started_at=parse_time(get("startedAt")),
         finished_at=completed,
         updated_at=completed,
         scan_type=opt_str(obj, "scanType"),
