@@ -243,13 +243,15 @@ class Transport:
                 allow_redirects=False,
             ) as raw:
                 body = await raw.read()
+                # aiohttp's headers are already case-insensitive: passed as they are. Only a
+                # 429's wait needs the time of receipt.
                 resp = Response(
                     raw.status,
                     body,
-                    {k.lower(): v for k, v in raw.headers.items()},
+                    raw.headers,
                     req.operation,
                     str(raw.url),
-                    datetime.now(UTC),
+                    datetime.now(UTC) if raw.status == 429 else None,
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             not_sent = isinstance(exc, aiohttp.ConnectionTimeoutError)

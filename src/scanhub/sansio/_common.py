@@ -91,7 +91,8 @@ class Request:
 
 @frozen
 class Response:
-    """An HTTP response as data. Header names are lower-case."""
+    """An HTTP response as data. Parsers look headers up by lower-case name: give a mapping
+    with lower-case keys, or a case-insensitive one (the transport passes aiohttp's)."""
 
     status: int
     body: bytes = field(repr=lambda b: f"<{len(b)} bytes>")

@@ -257,9 +257,10 @@ def parse_status(
             links[name] = join_url(base_url, href)
     app_id = application_id or (previous.application_id if previous else None)
     sid = status_id or (previous.id if previous else None)
-    match = _STATUS_PATH.search(resp.url)
-    if match is not None:
-        app_id, sid = app_id or match.group(1), sid or match.group(2)
+    if not app_id or not sid:
+        match = _STATUS_PATH.search(resp.url)
+        if match is not None:
+            app_id, sid = app_id or match.group(1), sid or match.group(2)
     if not app_id or not sid:
         fail(PayloadError, at, "cannot tell which promotion this status belongs to", resp)
     links.setdefault("status", join_url(base_url, _status_path(app_id, sid)))
