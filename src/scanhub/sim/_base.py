@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import random
@@ -98,7 +99,7 @@ class Stats:
         return best
 
 
-class SimServer:
+class SimServer(abc.ABC):
     """A vendor simulator: a real aiohttp server on loopback.
 
     Subclasses add routes in `_routes` and answer auth failures the vendor's way in `_deny`.
@@ -163,17 +164,19 @@ class SimServer:
         """The base URL to give the scanhub client."""
         return self.root + self.prefix
 
+    @abc.abstractmethod
     def credentials(self) -> dict[str, str]:
         """The credentials this simulator accepts (for `scanhub sim` to print)."""
-        raise NotImplementedError
 
     # --- hooks ----------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _routes(self, router: web.UrlDispatcher) -> None:
-        raise NotImplementedError
+        """Add the vendor's endpoints."""
 
+    @abc.abstractmethod
     def _authorized(self, request: web.Request) -> bool:
-        raise NotImplementedError
+        """True when the request carries the vendor's credentials."""
 
     def _deny(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=401, text="Unauthorized")
