@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -146,22 +146,33 @@ async def scanhub_snapshots(
     return out
 
 
+def bare_round(
+    session: aiohttp.ClientSession,
+    reqs: list[tuple[str, str, dict[str, str]]],
+    info: dict[str, Any],
+) -> Callable[[], Awaitable[None]]:
+    """One bare-aiohttp pass over every endpoint: GET and `json()`, no normalization, with the
+    same concurrency per source as scanhub."""
+    sems = {s: asyncio.Semaphore(CONCURRENCY) for s in info}
+
+    async def one(source: str, url: str, headers: dict[str, str]) -> Any:
+        async with sems[source], session.get(url, headers=headers) as r:
+            return await r.json()
+
+    async def round_() -> None:
+        results = await asyncio.gather(*(one(*r) for r in reqs))
+        assert len(results) == len(reqs)
+
+    return round_
+
+
 async def bare_aiohttp(
     info: dict[str, Any], seeded: dict[str, Any], repeats: int, measure: Callable[[], float]
 ) -> list[float]:
     reqs = bare_requests(info, seeded)
     connector = aiohttp.TCPConnector(limit=200, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        sems = {s: asyncio.Semaphore(CONCURRENCY) for s in info}
-
-        async def one(source: str, url: str, headers: dict[str, str]) -> Any:
-            async with sems[source], session.get(url, headers=headers) as r:
-                return await r.json()
-
-        async def round_() -> None:
-            results = await asyncio.gather(*(one(*r) for r in reqs))
-            assert len(results) == len(reqs)
-
+        round_ = bare_round(session, reqs, info)
         await round_()  # warm-up
         out = []
         for _ in range(repeats):
@@ -187,20 +198,12 @@ async def cpu_interleaved(
     ):
         for item in placeholders(seeded):
             hub.track(item)
-        sems = {s: asyncio.Semaphore(CONCURRENCY) for s in info}
-
-        async def one(source: str, url: str, headers: dict[str, str]) -> Any:
-            async with sems[source], session.get(url, headers=headers) as r:
-                return await r.json()
-
-        async def bare_round() -> None:
-            results = await asyncio.gather(*(one(*r) for r in reqs))
-            assert len(results) == len(reqs)
+        bare = bare_round(session, reqs, info)
 
         snap = await hub.snapshot()  # warm-up both
         assert not snap.errors
-        await bare_round()
-        ours, bare = [], []
+        await bare()
+        ours, theirs = [], []
         for _ in range(rounds):
             gc.collect()
             t0 = time.process_time()
@@ -209,9 +212,9 @@ async def cpu_interleaved(
             assert not snap.errors
             gc.collect()
             t0 = time.process_time()
-            await bare_round()
-            bare.append(time.process_time() - t0)
-    return ours, bare
+            await bare()
+            theirs.append(time.process_time() - t0)
+    return ours, theirs
 
 
 def sequential_requests(info: dict[str, Any], seeded: dict[str, Any]) -> float:
