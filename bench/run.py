@@ -232,50 +232,23 @@ def sequential_requests(info: dict[str, Any], seeded: dict[str, Any]) -> float:
 
 
 def normalization_bodies() -> dict[str, tuple[bytes, int, Callable[[Response], Any]]]:
-    """Per vendor: (answer body shaped like the simulator's, records in it, parse function)."""
+    """Per vendor: (an answer body the simulator renders, records in it, parse function)."""
     from scanhub.sim import AppSecPlusSim, AppTrustSim, IQSim, ThreadFixSim
 
     at = AppTrustSim()
     page = {
-        "promotions": [at._synthetic("bench", "1.0.0", i) for i in range(1000)],
+        "promotions": [at.synthetic_record("bench", "1.0.0", i) for i in range(1000)],
         "total": 1000,
         "limit": 1000,
         "offset": 0,
     }
     asp = AppSecPlusSim()
-    asp.seed_scans("bench", 1000, duration=0)
-    scans = [asp._render(s) for s in asp.scans.values()]
+    scans = [asp.render(s) for s in asp.seed_scans("bench", 1000, duration=0)]
     iq_sim = IQSim()
     app, _ = iq_sim.add_application("bench")
-    iq_status = {
-        "status": "COMPLETED",
-        **{
-            k: f"ui/links/application/{app}/report/abc/{k}"
-            for k in ("reportHtmlUrl", "embeddableReportHtmlUrl", "reportPdfUrl", "reportDataUrl")
-        },
-    }
+    (status_id,) = iq_sim.seed_promotions(app, 1, duration=0)  # COMPLETED, with report links
     tf = ThreadFixSim()
-    tf_body = {
-        "message": "Scan Processing Completed. Statistics Update Queued.",
-        "success": True,
-        "responseCode": -1,
-        "object": {
-            "id": 2,
-            "modifiedDate": 1570117773000,
-            "active": True,
-            "fileDataList": [{"id": 12, "originalName": "contoso.fpr"}],
-            "appId": 6,
-            "errorMessage": None,
-            "status": "DONE",
-            "error": False,
-            "scanId": 12,
-            "type": "upload",
-            "name": "contoso.fpr",
-            "time": 1570117773000,
-            "scanMessage": "Scan Processing Completed. Statistics Update Queued.",
-        },
-    }
-    del tf
+    (pending_id,) = tf.seed_pending(6, 1, duration=0)  # DONE
     B = "http://h"
     return {
         "apptrust (page of 1000 promotions)": (
@@ -291,12 +264,12 @@ def normalization_bodies() -> dict[str, tuple[bytes, int, Callable[[Response], A
             lambda r: appsecplus.parse_list(r, source="s"),
         ),
         "iq (one status answer)": (
-            json.dumps(iq_status).encode(),
+            json.dumps(iq_sim.render(status_id)).encode(),
             1,
             lambda r: iq.parse_status(r, source="s", base_url=B, application_id=app, status_id="x"),
         ),
         "threadfix (one pending-scan answer)": (
-            json.dumps(tf_body).encode(),
+            json.dumps(tf.render(pending_id)).encode(),
             1,
             lambda r: threadfix.parse_pending_scan(r, source="s"),
         ),
@@ -372,73 +345,22 @@ def bench_normalize(budget: float) -> list[dict[str, Any]]:
 def bench_memory(n: int) -> dict[str, float]:
     """Bytes per tracked item beyond its raw payload, items made by the real parsers from
     per-item answers shaped like the simulators' (tracemalloc)."""
+    from scanhub.sim import AppSecPlusSim, AppTrustSim, IQSim, ThreadFixSim
+
     per = n // 4
+    never = 1e12  # every item stays in progress, as tracked items are
+    iq_sim, tf, asp, at = IQSim(), ThreadFixSim(), AppSecPlusSim(), AppTrustSim()
+    app, _ = iq_sim.add_application("bench")
     bodies: list[tuple[str, bytes]] = []
-    app = "0" * 32
-    for i in range(per):
-        bodies.append(("iq", json.dumps({"status": "PENDING"}).encode()))
-        bodies.append(
-            (
-                "tf",
-                json.dumps(
-                    {
-                        "message": "Generating Findings",
-                        "success": True,
-                        "responseCode": -1,
-                        "object": {
-                            "id": 1000 + i,
-                            "modifiedDate": 1570117773000 + i,
-                            "active": True,
-                            "fileDataList": [{"id": i, "originalName": f"scan-{i}.fpr"}],
-                            "appId": 7,
-                            "errorMessage": None,
-                            "status": "FINDINGS_GENERATING",
-                            "error": False,
-                            "scanId": None,
-                            "type": "upload",
-                            "name": f"scan-{i}.fpr",
-                            "time": 1570117773000,
-                            "scanMessage": "Generating Findings",
-                        },
-                    }
-                ).encode(),
-            )
-        )
-        bodies.append(
-            (
-                "asp",
-                json.dumps(
-                    {
-                        "id": f"scan-{i:05d}",
-                        "applicationId": "bench",
-                        "scanType": "sast",
-                        "status": "running",
-                        "triggeredBy": "seed",
-                        "startedAt": "2025-11-01T12:00:00Z",
-                        "completedAt": None,
-                        "summary": None,
-                    }
-                ).encode(),
-            )
-        )
-        bodies.append(
-            (
-                "at",
-                json.dumps(
-                    {
-                        "status": "PROCESSING",
-                        "project_key": "catalina",
-                        "application_key": "bench",
-                        "application_version": "1.0.0",
-                        "source_stage": "DEV",
-                        "target_stage": "QA",
-                        "created_by": "admin",
-                        "created": "2023-05-19T06:21:44.916Z",
-                        "created_millis": 1684477304916 + i,
-                    }
-                ).encode(),
-            )
-        )
+    for sid in iq_sim.seed_promotions(app, per, duration=never):
+        bodies.append(("iq", json.dumps(iq_sim.render(sid)).encode()))
+    for pid in tf.seed_pending(7, per, duration=never):
+        bodies.append(("tf", json.dumps(tf.render(pid)).encode()))
+    for scan_id in asp.seed_scans("bench", per, duration=never):
+        bodies.append(("asp", json.dumps(asp.render(scan_id)).encode()))
+    for millis in at.seed_promotions("bench", "1.0.0", per, duration=never):
+        bodies.append(("at", json.dumps(at.render("bench", "1.0.0", millis)).encode()))
+    del iq_sim, tf, asp, at
     clients = make_clients(
         {
             n: {"url": f"http://{n}", "creds": c}
@@ -729,7 +651,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         "## 4. Scale",
         "",
         f"**Memory per tracked item.** {m['items']:,} items (a quarter per vendor) made by the real "
-        "parsers from per-item answers shaped like the simulators', tracked in a `ScanHub`; "
+        "parsers from per-item answers the simulators render, tracked in a `ScanHub`; "
         "`tracemalloc` counts everything allocated. The raw payload each item keeps (`raw`) is "
         "measured separately as the same bodies through `json.loads`.",
         "",

@@ -19,10 +19,10 @@ NEVER = 1e12  # sim seconds: seeded items stay in progress for the whole benchma
 async def _serve(conn: Connection) -> None:
     clock = SimClock()
     sims: dict[str, Any] = {
-        "iq": IQSim(clock=clock, keep_arrivals=False),
-        "threadfix": ThreadFixSim(clock=clock, keep_arrivals=False),
-        "appsecplus": AppSecPlusSim(clock=clock, keep_arrivals=False),
-        "apptrust": AppTrustSim(clock=clock, keep_arrivals=False),
+        "iq": IQSim(clock=clock, keep_log=False),
+        "threadfix": ThreadFixSim(clock=clock, keep_log=False),
+        "appsecplus": AppSecPlusSim(clock=clock, keep_log=False),
+        "apptrust": AppTrustSim(clock=clock, keep_log=False),
     }
     for sim in sims.values():
         await sim.start()
@@ -62,11 +62,10 @@ def _handle(sims: dict[str, Any], cmd: str, arg: Any) -> Any:
     if cmd == "synthetic":  # arg: (key, version, count)
         sims["apptrust"].add_synthetic_version(*arg)
         return None
-    if cmd == "record":  # arg: vendor; start keeping arrival/answer logs
+    if cmd == "record":  # arg: vendor; start (again) logging arrivals and answers
         s = sims[arg]
-        s._keep_arrivals = True
+        s._keep_log = True
         s.stats.answers.clear()
-        s.stats.arrivals.clear()
         return None
     if cmd == "answers":
         return list(sims[arg].stats.answers)

@@ -134,7 +134,6 @@ TF_UPLOAD_QUEUED = {
     "object": "The scan has been queued for processing.",
     "links": [
         {
-            "rel": "status",
             "href": "http://localhost:8080/threadfix/rest/latest/applications/6/pendingScan/41/status",
         }
     ],

@@ -38,9 +38,7 @@ PARSERS: dict[str, Callable[[Response], Any]] = {
     ),
     "iq.webhook": lambda r: iq.parse_evaluation_webhook(dict(r.headers), r.body, source="s"),
     "tf.pending": lambda r: threadfix.parse_pending_scan(r, source="s"),
-    "tf.upload": lambda r: threadfix.parse_upload(
-        r, source="s", base_url=B, application_id="1", filename="f"
-    ),
+    "tf.upload": lambda r: threadfix.parse_upload(r, source="s", base_url=B, application_id="1"),
     "asp.list": lambda r: appsecplus.parse_list(r, source="s"),
     "asp.scan": lambda r: appsecplus.parse_scan(r, source="s"),
     "at.list": lambda r: apptrust.parse_promotions(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -300,4 +299,20 @@ def test_change_and_snapshot_serialise() -> None:
     )
     snap = to_dict(Snapshot((s,), {}, now))
     assert snap["items"][0]["lifecycle"] == "running"
-    assert asyncio.iscoroutinefunction(ScanHub.snapshot)
+
+
+async def test_simulator_enforces_its_own_rate_limit_and_logs_answers() -> None:
+    import aiohttp
+
+    sim = AppSecPlusSim(faults=Faults(server_rate_limit=(2, 60.0), retry_after=7))
+    async with sim, aiohttp.ClientSession() as session:
+        sim.add_application("a")
+        statuses = []
+        for _ in range(3):
+            async with session.get(
+                f"{sim.base_url}/scans", headers={"Authorization": "Bearer asp-token-0001"}
+            ) as r:
+                statuses.append((r.status, r.headers.get("Retry-After")))
+    assert statuses == [(200, None), (200, None), (429, "7")]
+    assert [status for _, status in sim.stats.answers] == [200, 200, 429]
+    assert sim.stats.requests == 3

@@ -140,7 +140,6 @@ def test_upload_pending_id_from_links() -> None:
         source="tf",
         base_url=BASE,
         application_id="6",
-        filename="a.fpr",
     )
     assert scan.id == "41" and scan.application_id == "6"
     assert scan.lifecycle is Lifecycle.QUEUED
@@ -151,6 +150,4 @@ def test_upload_pending_id_from_links() -> None:
 def test_upload_without_link_is_payload_error() -> None:
     body = dict(TF_UPLOAD_QUEUED, links=[])
     with pytest.raises(PayloadError, match="pendingScan"):
-        threadfix.parse_upload(
-            resp(200, body), source="tf", base_url=BASE, application_id="6", filename="a"
-        )
+        threadfix.parse_upload(resp(200, body), source="tf", base_url=BASE, application_id="6")

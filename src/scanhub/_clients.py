@@ -274,7 +274,7 @@ class ThreadFix(Client):
         return await self._call(
             req,
             lambda r: threadfix.parse_upload(
-                r, source=self.name, base_url=self.base_url, application_id=app, filename=name
+                r, source=self.name, base_url=self.base_url, application_id=app
             ),
         )
 

@@ -44,14 +44,22 @@ class DemoResult:
 
 
 @contextlib.asynccontextmanager
-async def running_sims(speed: float = 1.0) -> AsyncIterator[dict[str, Any]]:
-    """Start the four simulators on loopback; yields them by vendor name."""
+async def running_sims(
+    speed: float = 1.0, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[dict[str, Any]]:
+    """Start the four simulators; yields them by vendor name. With `port`, IQ listens there
+    and the others on the next three ports; otherwise on any free ports."""
     clock = SimClock(speed=speed)
+    at = {"host": host}
+
+    def where(n: int) -> dict[str, Any]:
+        return {**at, "port": port + n if port else 0}
+
     sims: dict[str, Any] = {
-        "iq": IQSim(clock=clock, cloud=True, duration=4.0),
-        "threadfix": ThreadFixSim(clock=clock, duration=6.0),
-        "appsecplus": AppSecPlusSim(clock=clock, duration=5.0),
-        "apptrust": AppTrustSim(clock=clock, duration=4.0),
+        "iq": IQSim(clock=clock, cloud=True, duration=4.0, **where(0)),
+        "threadfix": ThreadFixSim(clock=clock, duration=6.0, **where(1)),
+        "appsecplus": AppSecPlusSim(clock=clock, duration=5.0, **where(2)),
+        "apptrust": AppTrustSim(clock=clock, duration=4.0, **where(3)),
     }
     async with contextlib.AsyncExitStack() as stack:
         for sim in sims.values():

@@ -62,6 +62,9 @@ class TransportError(ScanhubError):
     """The request did not get an HTTP answer (connection refused, reset, DNS, TLS)."""
 
     retryable = True
+    #: True when the request certainly never reached the server (the connection was never
+    #: made), so even a non-idempotent request may be sent again.
+    not_sent = False
 
 
 class RequestTimeout(TransportError):

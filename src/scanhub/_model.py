@@ -110,8 +110,8 @@ class GateKind(StrEnum):
 # The models are frozen *dict* classes, not slotted ones. attrs' frozen slotted __init__ sets
 # each field through object.__setattr__; a dict class writes its __dict__ directly and builds a
 # Promotion about 2x faster. An A/B over alternating runs of bench/ normalization gave the dict
-# classes 0.3-0.5x lower cost relative to json.loads for every vendor; they use ~600 bytes more
-# per tracked item (843 B vs 236 B beyond the raw payload), far inside the 4 KiB budget.
+# classes 0.3-0.5x lower cost relative to json.loads for every vendor; they use ~110 bytes more
+# per tracked item (348 B vs 236 B beyond the raw payload), far inside the 4 KiB budget.
 
 
 @frozen(slots=False)

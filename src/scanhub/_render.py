@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from ._convert import to_dict
 from ._hub import ItemError
-from ._model import Item, Lifecycle
+from ._model import Item, Lifecycle, Promotion
 
 # Exit codes of `scanhub status`, `watch` and `demo` (README "Exit codes").
 EXIT_OK = 0
@@ -69,12 +69,13 @@ def row(item: Item, error: ItemError | None = None) -> list[str]:
     """One table row for an item."""
     ident = _mid(item.id)
     app = _mid(item.application_id)
-    if getattr(item, "version", None):
-        app = f"{app}@{item.version}"  # type: ignore[union-attr]
-    if isinstance(getattr(item, "target_stage", None), str):
-        app = f"{app} → {item.target_stage}"  # type: ignore[union-attr]
-    elif getattr(item, "scan_type", None):
-        app = f"{app} ({item.scan_type})"  # type: ignore[union-attr]
+    if isinstance(item, Promotion):
+        if item.version:
+            app = f"{app}@{item.version}"
+        if item.target_stage:
+            app = f"{app} → {item.target_stage}"
+    elif item.scan_type:
+        app = f"{app} ({item.scan_type})"
     detail = f"⚠ {error.type}: {error.message}" if error else item.message
     return [
         item.source,

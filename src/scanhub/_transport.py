@@ -179,7 +179,7 @@ class Transport:
     ) -> bool:
         if error is not None:
             # Re-send only what the server cannot have acted on, unless the call is idempotent.
-            return error.retryable and (req.idempotent or getattr(error, "not_sent", False))
+            return error.retryable and (req.idempotent or error.not_sent)
         assert resp is not None
         if resp.status not in _RETRY_STATUSES or not (req.idempotent or resp.status == 429):
             return False
@@ -311,7 +311,7 @@ class Transport:
             source=self.source,
             operation=req.operation,
         )
-        error.not_sent = not_sent  # type: ignore[attr-defined]
+        error.not_sent = not_sent
         return error
 
     def scrub(self, error: ScanhubError) -> ScanhubError:

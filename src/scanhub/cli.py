@@ -99,12 +99,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 130
 
 
-async def _hub_from(config: Config) -> ScanHub:
-    return ScanHub(build_clients(config), interval=config.interval)
-
-
 async def _status(config: Config, fmt: str, out: TextIO) -> int:
-    async with await _hub_from(config) as hub:
+    async with ScanHub(build_clients(config), interval=config.interval) as hub:
         await apply_tracks(hub, config)
         snap = await hub.snapshot()
     if fmt == "json":
@@ -195,7 +191,7 @@ async def _watch(
 ) -> int:
     if fmt == "live" and not r.have_rich():
         fmt = "plain"
-    async with await _hub_from(config) as hub:
+    async with ScanHub(build_clients(config), interval=config.interval) as hub:
         await apply_tracks(hub, config)
         with _View(fmt, out) as view:
             async for change in hub.watch(
@@ -239,13 +235,7 @@ def _demo(fmt: str, out: TextIO, speed: float) -> int:
 async def _sim(args: argparse.Namespace, out: TextIO) -> int:
     from ._demo import running_sims
 
-    async with running_sims() as sims:
-        if args.port or args.host != "127.0.0.1":
-            # restart on the requested address / ports
-            for n, sim in enumerate(sims.values()):
-                await sim.stop()
-                sim.host, sim.port = args.host, (args.port + n if args.port else 0)
-                await sim.start()
+    async with running_sims(host=args.host, port=args.port) as sims:
         seeded = _seed(sims)
         print("scanhub simulators running (Ctrl-C to stop):", file=out)
         for name, sim in sims.items():

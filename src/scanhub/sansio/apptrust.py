@@ -345,9 +345,13 @@ def promotion_from_record(
 
 
 def _text(value: Any) -> str | None:
-    if type(value) is str:
-        return value
-    return opt_str({"v": value}, "v") if value is not None else None
+    """A string field, with numbers accepted as their text (as `opt_str` does)."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int or kind is float:
+        return str(value)
+    return None
 
 
 def _gates(evaluations: Any) -> tuple[Gate, ...]:

@@ -109,9 +109,7 @@ def build_upload(
     )
 
 
-def parse_upload(
-    resp: Response, *, source: str, base_url: str, application_id: str, filename: str
-) -> Scan:
+def parse_upload(resp: Response, *, source: str, base_url: str, application_id: str) -> Scan:
     """The queued pending scan. Since 2.4.5 processing is queued: `object` is a sentence, and the
     pending scan id is only inside `links[].href` (`.../pendingScan/{id}/status`)."""
     at = where(VENDOR, source, resp)

@@ -83,20 +83,9 @@ class Stats:
     by_status: dict[int, int] = field(factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
-    #: Arrival times (real monotonic seconds) of every request, for rate checks.
-    arrivals: deque[float] = field(factory=deque)
-    #: (arrival time, status answered) of every request, in order.
+    #: (arrival time in real monotonic seconds, status answered) of every request, in order;
+    #: kept only when the server was made with `keep_log=True` (the default).
     answers: list[tuple[float, int]] = field(factory=list)
-
-    def max_in_window(self, period: float) -> int:
-        """The most requests that arrived within any window of `period` seconds."""
-        times = list(self.arrivals)
-        best, lo = 0, 0
-        for hi, t in enumerate(times):
-            while t - times[lo] >= period:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
 
 
 class SimServer(abc.ABC):
@@ -116,14 +105,14 @@ class SimServer(abc.ABC):
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        keep_arrivals: bool = True,
+        keep_log: bool = True,
     ) -> None:
         self.clock = clock or SimClock()
         self.faults = faults or Faults()
         self.host = host
         self.port = port
         self.stats = Stats()
-        self._keep_arrivals = keep_arrivals
+        self._keep_log = keep_log
         self._runner: web.AppRunner | None = None
         self._limit_log: deque[float] = deque()
         self.app = web.Application(middlewares=[self._middleware])
@@ -192,8 +181,6 @@ class SimServer(abc.ABC):
         stats = self.stats
         stats.requests += 1
         arrived = time.monotonic()
-        if self._keep_arrivals:
-            stats.arrivals.append(arrived)
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
@@ -201,7 +188,7 @@ class SimServer(abc.ABC):
         finally:
             stats.in_flight -= 1
         stats.by_status[resp.status] = stats.by_status.get(resp.status, 0) + 1
-        if self._keep_arrivals:
+        if self._keep_log:
             stats.answers.append((arrived, resp.status))
         return resp
 

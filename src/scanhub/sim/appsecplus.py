@@ -96,7 +96,7 @@ class AppSecPlusSim(SimServer):
             return ("queued", "running")[phase]
         return "failed" if scan.fails else "completed"
 
-    def _render(self, scan: _Scan) -> dict[str, Any]:
+    def _body(self, scan: _Scan) -> dict[str, Any]:
         status = self._status(scan)
         started = scan.wall_start + timedelta(seconds=scan.duration / 4)
         body: dict[str, Any] = {
@@ -117,11 +117,15 @@ class AppSecPlusSim(SimServer):
             body["summary"] = {"totalFindings": sum(counts.values()), **counts}
         return body
 
+    def render(self, scan_id: str) -> dict[str, Any]:
+        """The Scan object of seed 003 for this scan as it stands now."""
+        return self._body(self.scans[scan_id])
+
     async def _list(self, request: web.Request) -> web.StreamResponse:
         app, status = request.query.get("applicationId"), request.query.get("status")
         if status is not None and status not in STATUSES:
             return json_response({"message": "Invalid status."}, 400)
-        out = [self._render(s) for s in self.scans.values() if app is None or s.app == app]
+        out = [self._body(s) for s in self.scans.values() if app is None or s.app == app]
         return json_response([s for s in out if status is None or s["status"] == status])
 
     async def _trigger(self, request: web.Request) -> web.StreamResponse:
@@ -146,13 +150,13 @@ class AppSecPlusSim(SimServer):
             ):
                 return json_response({"message": "Conflicting scan is already running."}, 409)
         scan = self._new(app, scan_type, body.get("triggeredBy"))
-        return json_response(self._render(scan), 201)
+        return json_response(self._body(scan), 201)
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         scan = self.scans.get(request.match_info["id"])
         if scan is None:
             return json_response({"message": "Scan not found."}, 404)
-        return json_response(self._render(scan))
+        return json_response(self._body(scan))
 
 
 def _iso(when: datetime) -> str:

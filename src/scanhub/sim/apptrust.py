@@ -121,7 +121,7 @@ class AppTrustSim(SimServer):
     def _deny(self, request: web.Request) -> web.StreamResponse:
         return _errors(401, "Bad Credentials")
 
-    def _render(self, p: _Promo) -> dict[str, Any]:
+    def _record(self, p: _Promo) -> dict[str, Any]:
         phase = progress(p.started, self.clock.now(), p.duration, 2)
         done = phase >= 2
         blocked = p.entry_decision in ("fail", "error")
@@ -164,7 +164,15 @@ class AppTrustSim(SimServer):
                 rec["message"] = p.explanation or "Promotion blocked by entry gate"
         return rec
 
-    def _synthetic(self, key: str, version: str, index: int) -> dict[str, Any]:
+    def render(self, key: str, version: str, promotion_id: str) -> dict[str, Any]:
+        """One promotion record as it stands now (seed 004 sample shapes)."""
+        for p in self.versions[(key, version)]:
+            if str(p.millis) == promotion_id:
+                return self._record(p)
+        raise KeyError(promotion_id)
+
+    def synthetic_record(self, key: str, version: str, index: int) -> dict[str, Any]:
+        """The `index`-th promotion of a synthetic version (finished, gates passed)."""
         millis = BASE_MILLIS - index * 1000
         return {
             "status": "COMPLETED",
@@ -193,7 +201,7 @@ class AppTrustSim(SimServer):
         if not isinstance(body, dict) or not isinstance(body.get("target_stage"), str):
             return _errors(400, "target_stage is required")
         promo = self._new(key, version, body["target_stage"], "admin")
-        return json_response(self._render(promo), 202)
+        return json_response(self._record(promo), 202)
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         key, version = request.match_info["key"], request.match_info["version"]
@@ -205,7 +213,7 @@ class AppTrustSim(SimServer):
         synthetic = self.synthetic.get((key, version))
         if synthetic is not None:
             page = [
-                self._synthetic(key, version, i)
+                self.synthetic_record(key, version, i)
                 for i in range(offset, min(synthetic, offset + limit))
             ]
             return json_response(
@@ -213,7 +221,7 @@ class AppTrustSim(SimServer):
             )
         if (key, version) not in self.versions:
             return _errors(404, f"Application version {key}/{version} not found")
-        records = [self._render(p) for p in self.versions[(key, version)]]
+        records = [self._record(p) for p in self.versions[(key, version)]]
         for spec in q.getall("filter_by", []):
             name, _, value = spec.partition(":")
             field = {"promoted_by": ("promoted_by", "created_by")}.get(name, (name,))
@@ -235,10 +243,10 @@ class AppTrustSim(SimServer):
 
     async def _one(self, request: web.Request) -> web.StreamResponse:
         key, version = request.match_info["key"], request.match_info["version"]
-        for p in self.versions.get((key, version), []):
-            if str(p.millis) == request.match_info["millis"]:
-                return json_response(self._render(p))
-        return _errors(404, "Promotion not found")
+        try:
+            return json_response(self.render(key, version, request.match_info["millis"]))
+        except KeyError:
+            return _errors(404, "Promotion not found")
 
 
 def _status_matches(status: str, wanted: str) -> bool:

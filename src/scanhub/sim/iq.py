@@ -164,17 +164,20 @@ class IQSim(SimServer):
         promo = self.promotions.get(request.match_info["sid"])
         if promo is None or promo.app_id != request.match_info["app"]:
             return web.Response(status=404, text="Status not found")
+        return json_response(self.render(promo.status_id))
+
+    def render(self, status_id: str) -> dict[str, Any]:
+        """The status body of a promotion as it stands now (seed 000, step 5)."""
+        promo = self.promotions[status_id]
         if self.clock.now() - promo.started < promo.duration:
-            return json_response({"status": self.unknown_status("PENDING", "QUEUED_FOR_REVIEW")})
+            return {"status": self.unknown_status("PENDING", "QUEUED_FOR_REVIEW")}
         if promo.fail_reason is not None:
-            return json_response({"status": "FAILED", "reason": promo.fail_reason})
+            return {"status": "FAILED", "reason": promo.fail_reason}
         report = f"application/{promo.app_id}/report/{promo.report_id}"
-        return json_response(
-            {
-                "status": "COMPLETED",
-                "reportHtmlUrl": f"ui/links/{report}",
-                "embeddableReportHtmlUrl": f"ui/links/{report}/embeddable",
-                "reportPdfUrl": f"ui/links/{report}/pdf",
-                "reportDataUrl": f"api/v2/applications/{promo.app_id}/reports/{promo.report_id}",
-            }
-        )
+        return {
+            "status": "COMPLETED",
+            "reportHtmlUrl": f"ui/links/{report}",
+            "embeddableReportHtmlUrl": f"ui/links/{report}/embeddable",
+            "reportPdfUrl": f"ui/links/{report}/pdf",
+            "reportDataUrl": f"api/v2/applications/{promo.app_id}/reports/{promo.report_id}",
+        }

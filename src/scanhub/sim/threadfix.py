@@ -149,7 +149,7 @@ class ThreadFixSim(SimServer):
             envelope(
                 "The scan has been queued for processing.",
                 "",
-                links=[{"rel": "status", "href": href}],
+                links=[{"href": href}],
             )
         )
 
@@ -161,6 +161,11 @@ class ThreadFixSim(SimServer):
             item = None
         if app is None or item is None or item.app_id != app:
             return json_response(envelope(None, "Couldn't find Pending Scan.", False))
+        return json_response(self.render(item.id))
+
+    def render(self, pending_scan_id: int) -> dict[str, Any]:
+        """The pending-scan status envelope as it stands now (seed 001 sample shape)."""
+        item = self.pending[pending_scan_id]
         now = self.clock.now()
         phase = progress(item.started, now, item.duration, len(WALK))
         error_message = None
@@ -190,4 +195,4 @@ class ThreadFixSim(SimServer):
             "time": item.created_ms,
             "scanMessage": message,
         }
-        return json_response(envelope(obj, message))
+        return envelope(obj, message)
