@@ -9,8 +9,8 @@ in one vocabulary.
         print(scan.lifecycle, scan.findings)
 """
 
-from ._clients import AppSecPlus, AppTrust, Client, IQServer, ThreadFix
-from ._config import Config, apply_tracks, build_clients, load_config
+from ._clients import Client
+from ._config import Config, apply_tracks, build_clients, config_schema, load_config
 from ._convert import from_dict, from_json, item_from_dict, make_converter, to_dict, to_json
 from ._errors import (
     AuthenticationError,
@@ -39,8 +39,13 @@ from ._model import (
     Verdict,
 )
 from ._ratelimit import RateLimit
+from ._registry import Registry, SourceConfig, TrackConfig, Tracking, VendorSpec, registry
 from ._secrets import Secret
 from ._transport import RetryPolicy, Timeouts
+from .vendors.appsecplus import AppSecPlus
+from .vendors.apptrust import AppTrust
+from .vendors.iq import IQServer
+from .vendors.threadfix import ThreadFix
 
 __version__ = "0.1.0"
 
@@ -66,6 +71,7 @@ __all__ = [
     "Promotion",
     "RateLimit",
     "RateLimitedError",
+    "Registry",
     "RequestTimeout",
     "RetryPolicy",
     "Scan",
@@ -74,20 +80,26 @@ __all__ = [
     "Secret",
     "ServerError",
     "Snapshot",
+    "SourceConfig",
     "ThreadFix",
     "Timeouts",
+    "TrackConfig",
+    "Tracking",
     "TransportError",
     "Vendor",
+    "VendorSpec",
     "Verdict",
     "WaitTimeoutError",
     "__version__",
     "apply_tracks",
     "build_clients",
+    "config_schema",
     "from_dict",
     "from_json",
     "item_from_dict",
     "load_config",
     "make_converter",
+    "registry",
     "to_dict",
     "to_json",
 ]

@@ -1,11 +1,11 @@
-"""The configuration file (`scanhub.toml`): sources and what to track.
+"""The configuration file (`scanhub.toml`): settings, sources and what to track.
 
     interval = 5          # seconds between polls of an item (it grows for stable items)
     timeout = 900         # `scanhub watch` gives up after this many seconds
 
     [[source]]
     name = "iq-cloud"
-    vendor = "iq"                        # iq | threadfix | appsecplus | apptrust
+    vendor = "iq"                        # a registered vendor: iq | threadfix | appsecplus | ...
     base_url = "https://acme.sonatype.app/platform"
     username = "ci-bot"                  # or username_env = "IQ_USER"
     password_env = "IQ_PASSWORD"         # secrets come only from the environment
@@ -16,108 +16,102 @@
     public_id = "MyApp"                  # or application_id = "<internal id>"
     status_id = "accc369749774924baa1d207494c29e1"
 
-Every error names the file, the key and what was expected.
+The file is a tree of attrs classes: `Settings` at the top, each `[[source]]` the schema its
+vendor registers (`VendorSpec.source_schema`), each `[[track]]` its source's vendor's track
+schema. Values are checked strictly by `scanhub._schema`; every problem of a file is reported at
+once, each naming the file, the key path (`source[2].timeout`) and what was expected.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from attrs import frozen
+import attrs
 
-from ._clients import AppSecPlus, AppTrust, Client, IQServer, ThreadFix
+from ._clients import Client
 from ._errors import ConfigError, ScanhubError
 from ._hub import ItemError, ScanHub
-from ._model import Lifecycle, Promotion, Scan, Vendor
-from ._ratelimit import RateLimit
-from ._transport import Timeouts
+from ._registry import Registry, SourceConfig, TrackConfig, registry
+from ._schema import Count, SchemaErrors, Seconds, Text, json_schema, structure
 
-#: Per vendor: credential -> whether it is a secret (read only from `<name>_env`).
-_CREDENTIALS: dict[str, dict[str, bool]] = {
-    "iq": {"username": False, "password": True},
-    "threadfix": {"api_key": True},
-    "appsecplus": {"token": True},
-    "apptrust": {"token": True},
-}
-_SOURCE_OPTIONS = {
-    "name",
-    "vendor",
-    "base_url",
-    "timeout",
-    "connect_timeout",
-    "verify_tls",
-    "rate_limit",
-    "csrf_token",
-    "api_version",
-    "api_key_in_query",
-}
-#: Per vendor: the accepted keys of a [[track]] entry.
-_TRACK_KEYS: dict[str, set[str]] = {
-    "iq": {"application_id", "public_id", "status_id"},
-    "threadfix": {"application_id", "pending_scan_id"},
-    "appsecplus": {"scan_id", "application_id", "status"},
-    "apptrust": {
-        "application_key",
-        "version",
-        "promotion_id",
-        "target_stage",
-        "status",
-        "promoted_by",
-    },
-}
+#: The keys of the top level that are tables of their own.
+_LISTS = ("source", "track")
 
 
-#: Per vendor: groups of [[track]] keys of which at least one must be given.
-_REQUIRED: dict[str, list[tuple[str, ...]]] = {
-    "iq": [("status_id",), ("application_id", "public_id")],
-    "threadfix": [("application_id",), ("pending_scan_id",)],
-    "appsecplus": [("scan_id", "application_id")],
-    "apptrust": [("application_key",), ("version",)],
-}
+@attrs.define(kw_only=True)
+class StateConfig:
+    """`[state]`: where the watcher keeps its durable state."""
+
+    path: Text | None = attrs.field(
+        default=None, metadata={"doc": "SQLite file (relative to the config file)"}
+    )
+    retention_days: Seconds | None = attrs.field(
+        default=None, metadata={"doc": "prune history older than this many days (default: never)"}
+    )
+    retention_per_item: Count | None = attrs.field(
+        default=None, metadata={"doc": "keep at most this many transitions per item"}
+    )
 
 
-@frozen
-class SourceConfig:
-    """One `[[source]]`."""
+@attrs.define(kw_only=True)
+class Settings:
+    """The top level of `scanhub.toml` (besides the [[source]] and [[track]] arrays)."""
 
-    name: str
-    vendor: Vendor
-    base_url: str
-    options: Mapping[str, Any]
-
-
-@frozen
-class TrackConfig:
-    """One `[[track]]`."""
-
-    index: int
-    source: str
-    vendor: Vendor
-    params: Mapping[str, str]
+    interval: Seconds = attrs.field(
+        default=Seconds(5.0), metadata={"doc": "seconds between polls of an item"}
+    )
+    timeout: Seconds | None = attrs.field(
+        default=None, metadata={"doc": "`scanhub watch` gives up after this many seconds"}
+    )
+    max_interval: Seconds = attrs.field(
+        default=Seconds(60.0), metadata={"doc": "the longest interval a quiet item backs off to"}
+    )
+    state: StateConfig | None = attrs.field(default=None, metadata={"doc": "durable state"})
 
 
-@frozen
+@attrs.frozen
 class Config:
-    """A loaded configuration file."""
+    """A loaded, checked configuration file."""
 
     path: str
     sources: tuple[SourceConfig, ...]
     tracks: tuple[TrackConfig, ...]
     interval: float = 5.0
     timeout: float | None = None
+    max_interval: float = 60.0
+    state: StateConfig | None = None
+
+    def source(self, name: str) -> SourceConfig:
+        """The `[[source]]` called `name`."""
+        for s in self.sources:
+            if s.source_name == name:
+                return s
+        raise ConfigError(f"{self.path}: no source named {name!r}", operation="load config")
 
 
-def _err(path: str, key: str, expected: str, got: object = ...) -> ConfigError:
-    tail = "" if got is ... else f", got {got!r}"
-    return ConfigError(f"{path}: {key}: expected {expected}{tail}", operation="load config")
+def _error(path: str, problems: list[tuple[str, str]]) -> ConfigError:
+    lines = [
+        f"{path}: {key}: {message}" if key else f"{path}: {message}" for key, message in problems
+    ]
+    error = ConfigError("\n".join(lines), operation="load config")
+    error.problems = problems
+    return error
 
 
-def load_config(path: str | Path = "scanhub.toml") -> Config:
-    """Read and check a configuration file; raises `ConfigError` naming file, key, expectation."""
+def load_config(
+    path: str | Path = "scanhub.toml",
+    *,
+    env: Mapping[str, str] | None = None,
+    vendors: Registry | None = None,
+) -> Config:
+    """Read and check a configuration file; raises `ConfigError` listing every problem, each
+    naming the file, the key path and what was expected. With `env`, environment variables the
+    sources name are checked to be set too (as `scanhub config check` does)."""
     name = str(path)
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -129,252 +123,204 @@ def load_config(path: str | Path = "scanhub.toml") -> Config:
         raise ConfigError(f"{name}: cannot read: {exc}", operation="load config") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc}", operation="load config") from exc
-    return parse_config(data, name)
+    return parse_config(data, name, env=env, vendors=vendors)
 
 
-def parse_config(data: Mapping[str, Any], path: str = "<config>") -> Config:
-    """Check an already parsed TOML document."""
-    unknown = set(data) - {"interval", "timeout", "source", "track"}
-    if unknown:
-        raise _err(
-            path, sorted(unknown)[0], "one of interval, timeout, source, track (unknown key)"
-        )
-    interval = _number(data, "interval", path, 5.0)
-    timeout = _number(data, "timeout", path, None)
-    raw_sources = data.get("source", [])
+def parse_config(
+    data: Mapping[str, Any],
+    path: str = "<config>",
+    *,
+    env: Mapping[str, str] | None = None,
+    vendors: Registry | None = None,
+) -> Config:
+    """Check an already parsed TOML document (see `load_config`)."""
+    reg = vendors or registry()
+    problems: list[tuple[str, str]] = []
+    top = {k: v for k, v in data.items() if k not in _LISTS}
+    settings = Settings()
+    try:
+        settings = structure(Settings, top)
+    except SchemaErrors as exc:
+        problems += exc.problems
+
+    sources: list[SourceConfig] = []
+    raw_sources = data.get("source")
     if not isinstance(raw_sources, list) or not raw_sources:
-        raise _err(path, "source", "at least one [[source]] table", raw_sources or None)
-    sources = tuple(_source(s, i, path) for i, s in enumerate(raw_sources))
+        problems.append(("source", "expected at least one [[source]] table"))
+        raw_sources = []
+    for i, raw in enumerate(raw_sources):
+        src = _source(raw, f"source[{i}]", reg, problems)
+        if src is not None:
+            sources.append(src)
     by_name: dict[str, SourceConfig] = {}
-    for s in sources:
-        if s.name in by_name:
-            raise _err(path, "source.name", "unique names", s.name)
-        by_name[s.name] = s
+    for i, s in enumerate(sources):
+        if s.source_name in by_name:
+            problems.append(
+                (f"source[{i}].name", f"expected unique names, {s.source_name!r} twice")
+            )
+        by_name[s.source_name] = s
+
+    tracks: list[TrackConfig] = []
     raw_tracks = data.get("track", [])
     if not isinstance(raw_tracks, list):
-        raise _err(path, "track", "an array of [[track]] tables", raw_tracks)
-    tracks = tuple(_track(t, i, path, by_name) for i, t in enumerate(raw_tracks))
-    return Config(path, sources, tracks, interval if interval is not None else 5.0, timeout)
+        problems.append(("track", "expected an array of [[track]] tables"))
+        raw_tracks = []
+    for i, raw in enumerate(raw_tracks):
+        track = _track(raw, f"track[{i}]", by_name, reg, problems)
+        if track is not None:
+            tracks.append(track)
+
+    if env is not None:
+        for i, s in enumerate(sources):
+            for key, var in s.env_vars():
+                if not env.get(var):
+                    problems.append(
+                        (f"source[{i}].{key}", f"environment variable {var} is not set")
+                    )
+    if problems:
+        raise _error(path, problems)
+    return Config(
+        path,
+        tuple(sources),
+        tuple(tracks),
+        settings.interval,
+        settings.timeout,
+        settings.max_interval,
+        settings.state,
+    )
 
 
-def _number(table: Mapping[str, Any], key: str, where: str, default: float | None) -> float | None:
-    value = table.get(key, default)
-    if value is None:
+def _source(
+    raw: Any, where: str, reg: Registry, problems: list[tuple[str, str]]
+) -> SourceConfig | None:
+    if not isinstance(raw, dict):
+        problems.append((where, "expected a table"))
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _err(where, key, "a positive number of seconds", value)
-    return float(value)
-
-
-def _source(raw: Any, i: int, path: str) -> SourceConfig:
-    where = f"source[{i}]"
-    if not isinstance(raw, dict):
-        raise _err(path, where, "a table", raw)
-    vendor_name = raw.get("vendor")
-    if vendor_name not in _CREDENTIALS:
-        raise _err(
-            path, f"{where}.vendor", "one of iq, threadfix, appsecplus, apptrust", vendor_name
+    vendor = raw.get("vendor")
+    if not isinstance(vendor, str) or vendor not in reg:
+        problems.append(
+            (f"{where}.vendor", f"expected one of {', '.join(reg.names())}, got {vendor!r}")
         )
-    base_url = raw.get("base_url")
-    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise _err(path, f"{where}.base_url", "an http(s) URL", base_url)
-    name = raw.get("name", vendor_name)
-    if not isinstance(name, str) or not name:
-        raise _err(path, f"{where}.name", "a non-empty string", name)
-    creds = _CREDENTIALS[vendor_name]
-    allowed = _SOURCE_OPTIONS | {k for k in creds if not creds[k]} | {f"{k}_env" for k in creds}
-    for key in raw:
-        if creds.get(key):
-            raise _err(
-                path,
-                f"{where}.{key}",
-                f"{key}_env naming an environment variable (secrets are never read from the file)",
+        return None
+    schema = reg.get(vendor).source_schema
+    found: list[tuple[str, str]] = []
+    for secret in schema.SECRETS:
+        if secret in raw:
+            found.append(
+                (
+                    f"{where}.{secret}",
+                    f"expected {secret}_env naming an environment variable "
+                    "(secrets are never read from the file)",
+                )
             )
-        if key not in allowed:
-            raise _err(path, f"{where}.{key}", f"one of {', '.join(sorted(allowed))}")
-    for cred, secret in creds.items():
-        if not secret and cred in raw and not isinstance(raw[cred], str):
-            raise _err(path, f"{where}.{cred}", "a string", raw[cred])
-        if (secret or cred not in raw) and not isinstance(raw.get(f"{cred}_env"), str):
-            raise _err(
-                path,
-                f"{where}.{cred}_env",
-                "the name of an environment variable",
-                raw.get(f"{cred}_env"),
-            )
-    for key in ("timeout", "connect_timeout"):
-        _number(raw, key, f"{path}: {where}", None)
-    if "verify_tls" in raw and not isinstance(raw["verify_tls"], bool):
-        raise _err(path, f"{where}.verify_tls", "true or false", raw["verify_tls"])
-    if "rate_limit" in raw:
-        _rate_limit(raw["rate_limit"], path, f"{where}.rate_limit")
-    return SourceConfig(name, Vendor(vendor_name), base_url, dict(raw))
+    clean = {k: v for k, v in raw.items() if k not in schema.SECRETS}
+    source = None
+    try:
+        source = structure(schema, clean, where)
+    except SchemaErrors as exc:
+        found += exc.problems
+    if source is not None:
+        found += [(f"{where}.{key}", message) for key, message in source.problems()]
+    problems += found
+    return None if found else source
 
 
-def _rate_limit(value: Any, path: str, where: str) -> RateLimit:
-    if value == "iq-cloud":
-        return RateLimit.iq_cloud()
-    if isinstance(value, dict) and set(value) == {"max_requests", "period"}:
-        n, period = value["max_requests"], value["period"]
-        if (
-            isinstance(n, int)
-            and not isinstance(n, bool)
-            and n > 0
-            and isinstance(period, int | float)
-            and period > 0
-        ):
-            return RateLimit(n, float(period))
-    raise _err(path, where, '"iq-cloud" or { max_requests = N, period = SECONDS }', value)
-
-
-def _track(raw: Any, i: int, path: str, sources: Mapping[str, SourceConfig]) -> TrackConfig:
-    where = f"track[{i}]"
+def _track(
+    raw: Any,
+    where: str,
+    sources: Mapping[str, SourceConfig],
+    reg: Registry,
+    problems: list[tuple[str, str]],
+) -> TrackConfig | None:
     if not isinstance(raw, dict):
-        raise _err(path, where, "a table", raw)
-    source = raw.get("source")
-    if not isinstance(source, str) or source not in sources:
-        raise _err(
-            path, f"{where}.source", f"one of the source names ({', '.join(sources)})", source
+        problems.append((where, "expected a table"))
+        return None
+    name = raw.get("source")
+    if not isinstance(name, str) or name not in sources:
+        known = ", ".join(sources) or "none are valid"
+        problems.append(
+            (f"{where}.source", f"expected one of the source names ({known}), got {name!r}")
         )
-    vendor = sources[source].vendor
-    params: dict[str, str] = {}
-    for key, value in raw.items():
-        if key == "source":
-            continue
-        if key not in _TRACK_KEYS[vendor.value]:
-            raise _err(
-                path,
-                f"{where}.{key}",
-                f"one of {', '.join(sorted(_TRACK_KEYS[vendor]))} for a {vendor.value} source",
-            )
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise _err(path, f"{where}.{key}", "a string or an integer", value)
-        params[key] = str(value)
-    need: list[tuple[str, ...]] = _REQUIRED[vendor.value]
-    for options in need:
-        if not any(o in params for o in options):
-            raise _err(
-                path,
-                f"{where}.{options[0]}",
-                f"{' or '.join(options)} for a {vendor.value} source (missing)",
-            )
-    return TrackConfig(i, source, vendor, params)
+        return None
+    spec = reg.get(sources[name].vendor)
+    try:
+        track = structure(spec.track_schema, raw, where)
+    except SchemaErrors as exc:
+        problems += [(p, f"{m} (for a {spec.name} source)") for p, m in exc.problems]
+        return None
+    found = [(f"{where}.{key}", message) for key, message in track.problems()]
+    problems += found
+    return None if found else track
 
 
-def build_clients(config: Config, env: Mapping[str, str] | None = None) -> list[Client]:
+def build_clients(
+    config: Config, env: Mapping[str, str] | None = None, vendors: Registry | None = None
+) -> list[Client]:
     """Clients for every source, with secrets read from the environment."""
     env = os.environ if env is None else env
-    clients: list[Client] = []
+    reg = vendors or registry()
+    clients = []
     for s in config.sources:
-        o = s.options
-        creds: dict[str, str] = {}
-        for cred in _CREDENTIALS[s.vendor.value]:
-            if cred in o:
-                creds[cred] = o[cred]
-                continue
-            var = o[f"{cred}_env"]
-            if not env.get(var):
-                raise ConfigError(
-                    f"{config.path}: source {s.name!r}: environment variable {var} "
-                    f"({cred}_env) is not set",
-                    operation="load config",
-                )
-            creds[cred] = env[var]
-        kw: dict[str, Any] = {"name": s.name, "verify_tls": o.get("verify_tls", True)}
-        if "timeout" in o or "connect_timeout" in o:
-            kw["timeouts"] = Timeouts(
-                connect=float(o.get("connect_timeout", 10.0)), total=float(o.get("timeout", 30.0))
-            )
-        if "rate_limit" in o:
-            kw["rate_limit"] = _rate_limit(o["rate_limit"], config.path, s.name)
-        if s.vendor is Vendor.IQ:
-            clients.append(
-                IQServer(
-                    s.base_url,
-                    creds["username"],
-                    creds["password"],
-                    csrf_token=o.get("csrf_token"),
-                    **kw,
-                )
-            )
-        elif s.vendor is Vendor.THREADFIX:
-            clients.append(
-                ThreadFix(
-                    s.base_url,
-                    creds["api_key"],
-                    api_version=o.get("api_version", "latest"),
-                    api_key_in_query=o.get("api_key_in_query", False),
-                    **kw,
-                )
-            )
-        elif s.vendor is Vendor.APPSECPLUS:
-            clients.append(AppSecPlus(s.base_url, creds["token"], **kw))
-        else:
-            clients.append(AppTrust(s.base_url, creds["token"], **kw))
+        try:
+            clients.append(reg.get(s.vendor).make_client(s, env))
+        except ConfigError as exc:
+            raise ConfigError(f"{config.path}: {exc.message}", operation="load config") from None
     return clients
 
 
-async def apply_tracks(hub: ScanHub, config: Config) -> None:
+async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = None) -> None:
     """Put what the file says to track into `hub`. Single items start as placeholders in state
-    `unknown` (the first refresh fills them in); queries (AppSec+ by application, AppTrust by
-    version) are run now. A failing lookup is recorded in `hub.source_errors`."""
+    `unknown` (the first refresh fills them in); discovery queries (AppSec+ by application,
+    AppTrust by version) become rules of the hub and are run now. A failing lookup is recorded
+    in `hub.source_errors`."""
+    reg = vendors or registry()
     for t in config.tracks:
-        p = t.params
+        client = hub.client(t.source)
         try:
-            if t.vendor is Vendor.IQ:
-                app = p.get("application_id")
-                if app is None:
-                    client = hub.client(t.source)
-                    assert isinstance(client, IQServer)
-                    app = await client.application_id(p["public_id"])
-                hub.track(
-                    Promotion(Vendor.IQ, t.source, p["status_id"], app, Lifecycle.UNKNOWN, "")
-                )
-            elif t.vendor is Vendor.THREADFIX:
-                hub.track(
-                    Scan(
-                        Vendor.THREADFIX,
-                        t.source,
-                        p["pending_scan_id"],
-                        p["application_id"],
-                        Lifecycle.UNKNOWN,
-                        "",
-                    )
-                )
-            elif t.vendor is Vendor.APPSECPLUS:
-                if "scan_id" in p:
-                    hub.track(
-                        Scan(
-                            Vendor.APPSECPLUS,
-                            t.source,
-                            p["scan_id"],
-                            p.get("application_id", ""),
-                            Lifecycle.UNKNOWN,
-                            "",
-                        )
-                    )
-                else:
-                    await hub.discover_scans(t.source, p["application_id"], p.get("status"))
-            elif "promotion_id" in p:
-                hub.track(
-                    Promotion(
-                        Vendor.APPTRUST,
-                        t.source,
-                        p["promotion_id"],
-                        p["application_key"],
-                        Lifecycle.UNKNOWN,
-                        "",
-                        version=p["version"],
-                    )
-                )
-            else:
-                await hub.discover_promotions(
-                    t.source,
-                    p["application_key"],
-                    p["version"],
-                    target_stage=p.get("target_stage"),
-                    status=p.get("status"),
-                    promoted_by=p.get("promoted_by"),
-                )
+            tracking = await reg.for_client(client).resolve_track(client, t)
         except ScanhubError as exc:
             hub.source_errors[t.source] = ItemError.of(exc, hub._now())
+            continue
+        for item in tracking.items:
+            hub.track(item)
+        if tracking.query is not None:
+            await hub.add_rule(t.source, tracking.query)
+
+
+def config_schema(vendors: Registry | None = None) -> dict[str, Any]:
+    """A JSON Schema of `scanhub.toml`, generated from the same classes that check it."""
+    reg = vendors or registry()
+    top = json_schema(Settings)
+    sources = []
+    tracks = []
+    for spec in reg:
+        s = json_schema(spec.source_schema)
+        s["properties"]["vendor"] = {"const": spec.name, "description": spec.title}
+        s["title"] = f"{spec.title} source"
+        sources.append(s)
+        t = json_schema(spec.track_schema)
+        t["title"] = f"{spec.title} track"
+        tracks.append(t)
+    top["properties"]["source"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": {"oneOf": sources},
+        "description": "the vendor servers to poll",
+    }
+    top["properties"]["track"] = {
+        "type": "array",
+        "items": {"anyOf": tracks},
+        "description": "what to track on them",
+    }
+    top["required"] = ["source"]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://scanhub.invalid/schema/scanhub.toml.json",
+        "title": "scanhub.toml",
+        **top,
+    }
+
+
+def config_schema_json(vendors: Registry | None = None) -> str:
+    """`config_schema` as indented JSON text."""
+    return json.dumps(config_schema(vendors), indent=2)

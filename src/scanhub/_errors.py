@@ -42,7 +42,7 @@ class ScanhubError(Exception):
 
     def _render(self) -> str:
         where = "/".join(p for p in (self.vendor, self.source) if p)
-        head = f"{where} {self.operation}" if self.operation else where
+        head = " ".join(p for p in (where, self.operation) if p)
         parts = [f"{head}: {self.message}" if head else self.message]
         if self.status is not None:
             parts.append(f"(HTTP {self.status})")
@@ -109,7 +109,14 @@ class PayloadError(ScanhubError):
 
 
 class ConfigError(ScanhubError):
-    """A configuration file or setting is wrong; the message names the file and the key."""
+    """A configuration file or setting is wrong; the message names the file and the key.
+    `problems` lists every problem found as (key path, what was expected)."""
+
+    problems: list[tuple[str, str]]
+
+    def __init__(self, message: str, **kw: object) -> None:
+        self.problems = []
+        super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
 class WaitTimeoutError(ScanhubError):

@@ -24,9 +24,9 @@ from types import TracebackType
 import aiohttp
 from attrs import define, field, frozen
 
-from ._clients import AppSecPlus, AppTrust, Client
+from ._clients import Client
 from ._errors import BadRequestError, RateLimitedError, ScanhubError, WaitTimeoutError
-from ._model import Item, Lifecycle, Promotion, Scan
+from ._model import Item, Lifecycle
 
 log = logging.getLogger("scanhub")
 
@@ -161,6 +161,8 @@ class ScanHub:
         self._session: aiohttp.ClientSession | None = None
         #: Source name -> the last failed discovery on it.
         self.source_errors: dict[str, ItemError] = {}
+        #: Discovery rules (source, query) that `rediscover` runs again.
+        self.rules: list[tuple[str, dict[str, str]]] = []
         for client in clients:
             self.add_client(client)
 
@@ -233,39 +235,53 @@ class ScanHub:
         """Item key -> error of its last refresh."""
         return {k: s.error for k, s in self._slots.items() if s.error is not None}
 
-    async def discover_promotions(
-        self, source: str, application_key: str, version: str, **filters: str | None
-    ) -> list[Promotion]:
-        """Track every promotion of an AppTrust version (filters: target_stage, status,
-        promoted_by). A failure is recorded in `source_errors` and returns []."""
+    async def discover(self, source: str, **query: str | None) -> list[Item]:
+        """Run a discovery query on a source (its vendor says what the query means, e.g. every
+        AppSec+ scan of an application) and track every item found. A failure is recorded in
+        `source_errors` and returns []."""
         client = self.client(source)
-        if not isinstance(client, AppTrust):
-            raise BadRequestError(f"{source!r} is not an AppTrust client", operation="discover")
-        found: list[Promotion] = []
+        args = {k: v for k, v in query.items() if v is not None}
+        found: list[Item] = []
         try:
-            async for promo in client.promotions(application_key, version, **filters):  # type: ignore[arg-type]
-                self.track(promo)
-                found.append(promo)
+            async for item in client.discover(**args):
+                self.track(item)
+                found.append(item)
         except ScanhubError as exc:
             self.source_errors[source] = ItemError.of(exc, self._now())
+        else:
+            self.source_errors.pop(source, None)
         return found
+
+    async def add_rule(self, source: str, query: Mapping[str, str]) -> list[Item]:
+        """Remember a discovery query (re-run by `rediscover`) and run it now."""
+        self.client(source)
+        rule = (source, dict(query))
+        if rule not in self.rules:
+            self.rules.append(rule)
+        return await self.discover(source, **query)
+
+    async def rediscover(self) -> list[Item]:
+        """Run every remembered discovery rule again; returns what they found."""
+        found: list[Item] = []
+        for source, query in list(self.rules):
+            found += await self.discover(source, **query)
+        return found
+
+    async def discover_promotions(
+        self, source: str, application_key: str, version: str, **filters: str | None
+    ) -> list[Item]:
+        """Track every promotion of an application version (AppTrust; filters: target_stage,
+        status, promoted_by). Same as `discover(source, application_key=, version=, ...)`."""
+        return await self.discover(
+            source, application_key=application_key, version=version, **filters
+        )
 
     async def discover_scans(
         self, source: str, application_id: str | None = None, status: str | None = None
-    ) -> list[Scan]:
-        """Track every AppSec+ scan of an application (optionally in one status). A failure is
-        recorded in `source_errors` and returns []."""
-        client = self.client(source)
-        if not isinstance(client, AppSecPlus):
-            raise BadRequestError(f"{source!r} is not an AppSec+ client", operation="discover")
-        try:
-            scans = await client.scans(application_id, status)
-        except ScanhubError as exc:
-            self.source_errors[source] = ItemError.of(exc, self._now())
-            return []
-        for scan in scans:
-            self.track(scan)
-        return scans
+    ) -> list[Item]:
+        """Track every scan of an application (AppSec+), optionally in one status. Same as
+        `discover(source, application_id=, status=)`."""
+        return await self.discover(source, application_id=application_id, status=status)
 
     # --- refreshing -----------------------------------------------------------------------
 
@@ -336,7 +352,7 @@ class ScanHub:
             raise WaitTimeoutError(
                 f"{key} still {slot.item.lifecycle.value} after {timeout}s",
                 item=slot.item,
-                vendor=slot.item.vendor.value,
+                vendor=slot.item.vendor,
                 source=slot.item.source,
                 operation="wait",
             )

@@ -92,7 +92,12 @@ _VERDICT_RANK = {
 
 
 class Vendor(StrEnum):
-    """The vendors scanhub speaks to."""
+    """The names of the vendors built into scanhub.
+
+    An item's `vendor` is a plain string, the registry name of its vendor (see
+    `scanhub.vendors`): these four, or the name of a third-party vendor. Members compare equal
+    to their strings (`Vendor.IQ == "iq"`).
+    """
 
     IQ = "iq"
     THREADFIX = "threadfix"
@@ -159,7 +164,8 @@ class Scan:
     `raw` is the vendor payload the object was built from; it is excluded from equality.
     """
 
-    vendor: Vendor
+    #: The registry name of the vendor (`Vendor` names the built-in ones).
+    vendor: str
     source: str
     id: str
     application_id: str
@@ -190,14 +196,14 @@ class Scan:
     @property
     def key(self) -> str:
         """A stable identifier, unique across vendors and sources."""
-        return _key(self.vendor.value, self.source, "scan", self.application_id, self.id)
+        return _key(self.vendor, self.source, "scan", self.application_id, self.id)
 
 
 @frozen(slots=False)
 class Promotion:
     """A release promotion (IQ promote-scan, AppTrust version promotion), normalized."""
 
-    vendor: Vendor
+    vendor: str
     source: str
     id: str
     application_id: str
@@ -228,7 +234,7 @@ class Promotion:
     def key(self) -> str:
         """A stable identifier, unique across vendors and sources."""
         return _key(
-            self.vendor.value,
+            self.vendor,
             self.source,
             "promotion",
             self.application_id,

@@ -32,8 +32,8 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from ._errors import RateLimitedError, RequestTimeout, ScanhubError, TransportError
 from ._ratelimit import RateLimit, SlidingWindowLimiter
+from ._sansio import Request, Response, retry_after_of
 from ._secrets import Redactor
-from .sansio._common import Request, Response, retry_after_of
 
 log = logging.getLogger("scanhub")
 

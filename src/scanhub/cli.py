@@ -19,10 +19,36 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import _render as r
-from ._config import Config, apply_tracks, build_clients, load_config
+from ._config import Config, apply_tracks, build_clients, config_schema_json, load_config
 from ._convert import to_dict
 from ._errors import ConfigError, ScanhubError
 from ._hub import Change, ScanHub
+from ._registry import registry
+from ._schema import Problem, check_seconds
+
+
+def _seconds(text: str) -> float:
+    """argparse type: the same check as durations in the configuration file."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive, finite number of seconds, got {text!r}"
+        ) from None
+    try:
+        return check_seconds(value)
+    except Problem as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,28 +73,34 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="live view (default on a terminal), plain lines, or ndjson Change events",
     )
-    w.add_argument("--interval", type=float, default=None, help="seconds between polls")
-    w.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    w.add_argument("--interval", type=_seconds, default=None, help="seconds between polls")
+    w.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
 
     d = sub.add_parser("demo", help="run the four vendor simulators and a scenario end to end")
     d.add_argument("--format", choices=("live", "plain", "ndjson"), default=None)
-    d.add_argument("--speed", type=float, default=1.0, help="simulated time speed (default 1)")
+    d.add_argument("--speed", type=_seconds, default=1.0, help="simulated time speed (default 1)")
 
     s = sub.add_parser("sim", help="run the four vendor simulators standalone")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=0,
         help="first port (IQ); the others follow (default: any free ports)",
     )
-    s.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    s.add_argument("--duration", type=_seconds, default=None, help="stop after N seconds")
     s.add_argument(
         "--write-config",
         metavar="PATH",
         default=None,
         help="write a scanhub.toml that tracks the simulators' seeded items",
     )
+
+    c = sub.add_parser("config", help="check a configuration file, or print its JSON Schema")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    cc = csub.add_parser("check", help="report every problem in a file (exit 2 if any)")
+    cc.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
+    csub.add_parser("schema", help="print the JSON Schema of scanhub.toml")
     return p
 
 
@@ -82,6 +114,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        if args.command == "config":
+            return _config_command(args, out)
         if args.command == "status":
             return asyncio.run(_status(load_config(args.config), args.format, out))
         if args.command == "watch":
@@ -93,14 +127,31 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return _demo(fmt, out, args.speed)
         return asyncio.run(_sim(args, out))
     except ConfigError as exc:
-        print(f"scanhub: {exc}", file=sys.stderr)
+        for line in exc.message.splitlines():
+            print(f"scanhub: {line}", file=sys.stderr)
         return r.EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
 
 
+def _config_command(args: argparse.Namespace, out: TextIO) -> int:
+    if args.config_command == "schema":
+        print(config_schema_json(), file=out)
+        return r.EXIT_OK
+    import os
+
+    config = load_config(args.config, env=os.environ)
+    print(
+        f"{config.path}: ok ({len(config.sources)} sources, {len(config.tracks)} tracks)",
+        file=out,
+    )
+    return r.EXIT_OK
+
+
 async def _status(config: Config, fmt: str, out: TextIO) -> int:
-    async with ScanHub(build_clients(config), interval=config.interval) as hub:
+    async with ScanHub(
+        build_clients(config), interval=config.interval, max_interval=config.max_interval
+    ) as hub:
         await apply_tracks(hub, config)
         snap = await hub.snapshot()
     if fmt == "json":
@@ -191,11 +242,14 @@ async def _watch(
 ) -> int:
     if fmt == "live" and not r.have_rich():
         fmt = "plain"
-    async with ScanHub(build_clients(config), interval=config.interval) as hub:
+    async with ScanHub(
+        build_clients(config), interval=config.interval, max_interval=config.max_interval
+    ) as hub:
         await apply_tracks(hub, config)
         with _View(fmt, out) as view:
             async for change in hub.watch(
-                interval=interval or config.interval, deadline=limit or config.timeout
+                interval=interval if interval is not None else config.interval,
+                deadline=limit if limit is not None else config.timeout,
             ):
                 view.change(change, hub)
         items, errors = hub.items, hub.errors()
@@ -236,20 +290,26 @@ async def _sim(args: argparse.Namespace, out: TextIO) -> int:
     from ._demo import running_sims
 
     async with running_sims(host=args.host, port=args.port) as sims:
-        seeded = _seed(sims)
+        reg = registry()
         print("scanhub simulators running (Ctrl-C to stop):", file=out)
         for name, sim in sims.items():
             creds = ", ".join(f"{k}={v}" for k, v in sim.credentials().items())
             print(f"  {name:<11} {sim.base_url}   {creds}", file=out)
+        seeded = {name: reg.get(name).sim_seed(sim) for name, sim in sims.items()}
+        print("seeded:", file=out)
+        for name, items in seeded.items():
+            for item in items:
+                print(f"  {name:<11} {item.description}", file=out)
         if args.write_config:
-            Path(args.write_config).write_text(_sim_config(sims, seeded), encoding="utf-8")  # noqa: ASYNC240 - tiny, once
+            text, env = _sim_config(sims, seeded)
+            Path(args.write_config).write_text(text, encoding="utf-8")  # noqa: ASYNC240 - tiny, once
             print(
                 f"wrote {args.write_config}; set the variables below, then "
                 f"`scanhub watch -c {args.write_config}`:",
                 file=out,
             )
-            for line in _sim_env(sims):
-                print(f"  export {line}", file=out)
+            for var, value in env.items():
+                print(f"  export {var}={value}", file=out)
         out.flush()
         try:
             if args.duration is None:
@@ -260,94 +320,37 @@ async def _sim(args: argparse.Namespace, out: TextIO) -> int:
     return r.EXIT_OK
 
 
-def _seed(sims: dict[str, Any]) -> dict[str, Any]:
-    iq, tf, asp, at = sims["iq"], sims["threadfix"], sims["appsecplus"], sims["apptrust"]
-    app_id, _ = iq.add_application("webshop")
-    at.add_version("webshop", "1.4.0")
-    asp.add_application("app-12345")
-    return {
-        "iq": (app_id, iq.seed_promotions(app_id, 2, duration=20)),
-        "threadfix": tf.seed_pending(6, 2, duration=25),
-        "appsecplus": asp.seed_scans("app-12345", 3, duration=15),
-        "apptrust": at.seed_promotions("webshop", "1.4.0", 2, duration=20),
-    }
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    # A JSON string with only ASCII is a valid TOML basic string.
+    return json.dumps(str(value))
 
 
-def _sim_config(sims: dict[str, Any], seeded: dict[str, Any]) -> str:
+def _sim_config(sims: dict[str, Any], seeded: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The text of a scanhub.toml for the running simulators, and the variables it names."""
+    reg = registry()
     lines = [
         "# Written by `scanhub sim`: sources and items of the running simulators.",
         "interval = 2",
         "timeout = 120",
         "",
     ]
-    lines += [
-        "[[source]]",
-        'name = "iq"',
-        'vendor = "iq"',
-        f'base_url = "{sims["iq"].base_url}"',
-        f'username = "{sims["iq"].username}"',
-        'password_env = "SCANHUB_SIM_IQ_PASSWORD"',
-        "",
-    ]
-    lines += [
-        "[[source]]",
-        'name = "threadfix"',
-        'vendor = "threadfix"',
-        f'base_url = "{sims["threadfix"].base_url}"',
-        'api_key_env = "SCANHUB_SIM_THREADFIX_KEY"',
-        "",
-    ]
-    lines += [
-        "[[source]]",
-        'name = "appsecplus"',
-        'vendor = "appsecplus"',
-        f'base_url = "{sims["appsecplus"].base_url}"',
-        'token_env = "SCANHUB_SIM_APPSECPLUS_TOKEN"',
-        "",
-    ]
-    lines += [
-        "[[source]]",
-        'name = "apptrust"',
-        'vendor = "apptrust"',
-        f'base_url = "{sims["apptrust"].base_url}"',
-        'token_env = "SCANHUB_SIM_APPTRUST_TOKEN"',
-        "",
-    ]
-    app_id, status_ids = seeded["iq"]
-    for sid in status_ids:
-        lines += [
-            "[[track]]",
-            'source = "iq"',
-            f'application_id = "{app_id}"',
-            f'status_id = "{sid}"',
-            "",
-        ]
-    for pid in seeded["threadfix"]:
-        lines += [
-            "[[track]]",
-            'source = "threadfix"',
-            "application_id = 6",
-            f"pending_scan_id = {pid}",
-            "",
-        ]
-    lines += ["[[track]]", 'source = "appsecplus"', 'application_id = "app-12345"', ""]
-    lines += [
-        "[[track]]",
-        'source = "apptrust"',
-        'application_key = "webshop"',
-        'version = "1.4.0"',
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _sim_env(sims: dict[str, Any]) -> list[str]:
-    return [
-        f"SCANHUB_SIM_IQ_PASSWORD={sims['iq'].password}",
-        f"SCANHUB_SIM_THREADFIX_KEY={sims['threadfix'].api_key}",
-        f"SCANHUB_SIM_APPSECPLUS_TOKEN={sims['appsecplus'].token}",
-        f"SCANHUB_SIM_APPTRUST_TOKEN={sims['apptrust'].token}",
-    ]
+    env: dict[str, str] = {}
+    for name, sim in sims.items():
+        options, variables = reg.get(name).sim_source(sim)
+        env.update(variables)
+        table = {"name": name, "vendor": name, "base_url": sim.base_url, **options}
+        lines += ["[[source]]", *(f"{k} = {_toml_value(v)}" for k, v in table.items()), ""]
+    for name, items in seeded.items():
+        for item in items:
+            table = {"source": name, **item.track}
+            lines += ["[[track]]", *(f"{k} = {_toml_value(v)}" for k, v in table.items()), ""]
+    return "\n".join(lines), env
 
 
 def run() -> None:

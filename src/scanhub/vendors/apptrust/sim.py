@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from attrs import define
 
-from ._base import SimServer, json_response, progress
+from ...sim._base import SimServer, json_response, progress
 
 BASE_MILLIS = 1684477304916
 

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from attrs import define
 
-from ._base import SimServer, json_response
+from ...sim._base import SimServer, json_response
 
 CLOUD_429 = (
     "Rate limit exceeded. Please wait 5 minutes. If this is a recurring issue, reach out to your "

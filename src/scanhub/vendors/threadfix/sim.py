@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from attrs import define
 
-from ._base import SimServer, json_response, progress
+from ...sim._base import SimServer, json_response, progress
 
 WALK = (
     "QUEUED",

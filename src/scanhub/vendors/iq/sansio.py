@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from .._errors import BadRequestError, NotFoundError, PayloadError
-from .._model import FindingCounts, Lifecycle, Promotion, Scan, Vendor, Verdict
-from ._common import (
+from ..._errors import BadRequestError, NotFoundError, PayloadError
+from ..._model import FindingCounts, Lifecycle, Promotion, Scan, Vendor, Verdict
+from ..._sansio import (
     Request,
     Response,
     Where,

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from .._errors import BadRequestError
-from .._model import NO_LINKS, FindingCounts, Lifecycle, Scan, Vendor
-from ._common import (
+from ..._errors import BadRequestError
+from ..._model import NO_LINKS, FindingCounts, Lifecycle, Scan, Vendor
+from ..._sansio import (
     Request,
     Response,
     Where,

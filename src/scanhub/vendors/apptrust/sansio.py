@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 from attrs import frozen
 
-from .._errors import BadRequestError, PayloadError
-from .._model import Gate, GateKind, Lifecycle, Promotion, Vendor, Verdict
-from ._common import (
+from ..._errors import BadRequestError, PayloadError
+from ..._model import Gate, GateKind, Lifecycle, Promotion, Vendor, Verdict
+from ..._sansio import (
     Request,
     Response,
     Where,

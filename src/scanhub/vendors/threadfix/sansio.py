@@ -14,15 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from .._errors import (
+from ..._errors import (
     AuthenticationError,
     BadRequestError,
     NotFoundError,
     PayloadError,
     ScanhubError,
 )
-from .._model import Lifecycle, Scan, Vendor
-from ._common import (
+from ..._model import Lifecycle, Scan, Vendor
+from ..._sansio import (
     FilePart,
     Request,
     Response,

@@ -1,0 +1,331 @@
+"""The vendor registry: one `VendorSpec` per vendor, found by name.
+
+A vendor is one package (`scanhub.vendors.<name>`) that holds everything about it: its mapping
+tables and pure functions (`sansio`), its client, its simulator, and a `VendorSpec` that tells
+the rest of scanhub how to configure it (source and track schemas), what "track all scans of
+an application" means for it (`resolve_track`), how to build its client, and its part in the
+demo and in `scanhub sim`. Configuration, hub, CLI and demo dispatch through the registry;
+nothing outside a vendor's package branches on a vendor name.
+
+Third-party vendors register through the entry point group `scanhub.vendors`, whose value is a
+`VendorSpec` instance or class:
+
+    [project.entry-points."scanhub.vendors"]
+    acme = "scanhub_acme:SPEC"
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+from attrs import frozen
+
+from ._clients import Client
+from ._errors import ConfigError
+from ._model import Item, Lifecycle, Verdict
+from ._schema import EnvVar, HttpUrl, RateLimitSetting, Seconds, Text
+from ._transport import Timeouts
+
+if TYPE_CHECKING:
+    from .sim._base import SimClock, SimServer
+
+log = logging.getLogger("scanhub")
+
+#: The entry point group third-party vendors register under.
+ENTRY_POINT_GROUP = "scanhub.vendors"
+#: The built-in vendors, as `module:attribute` of their spec.
+BUILTIN = (
+    "scanhub.vendors.iq:SPEC",
+    "scanhub.vendors.threadfix:SPEC",
+    "scanhub.vendors.appsecplus:SPEC",
+    "scanhub.vendors.apptrust:SPEC",
+)
+
+
+class NotProvided(LookupError):
+    """A vendor does not provide an optional part (a simulator, a demo role)."""
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@attrs.define(kw_only=True)
+class SourceConfig:
+    """One `[[source]]`: what every vendor's source has. A vendor's schema subclasses it and
+    adds its own keys; secrets are only ever named by `<secret>_env`."""
+
+    vendor: Text = attrs.field(metadata=_doc("the vendor's registry name"))
+    base_url: HttpUrl = attrs.field(metadata=_doc("the API root URL"))
+    name: Text | None = attrs.field(
+        default=None, metadata=_doc("how items are told apart; default: the vendor")
+    )
+    timeout: Seconds | None = attrs.field(
+        default=None, metadata=_doc("total seconds per request (default 30)")
+    )
+    connect_timeout: Seconds | None = attrs.field(
+        default=None, metadata=_doc("seconds to connect (default 10)")
+    )
+    verify_tls: bool = attrs.field(default=True, metadata=_doc("verify TLS certificates"))
+    rate_limit: RateLimitSetting | None = attrs.field(
+        default=None, metadata=_doc('"iq-cloud" or { max_requests = N, period = SECONDS }')
+    )
+
+    #: Secret credentials of this vendor: `<name>` in the file is refused, `<name>_env` names
+    #: the environment variable that holds it.
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def source_name(self) -> str:
+        """The configured name, else the vendor's name."""
+        return self.name or self.vendor
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Checks across keys, as (key, message); single values are checked by their types."""
+        return []
+
+    def env_vars(self) -> list[tuple[str, str]]:
+        """(key, variable) for every `*_env` key that is set."""
+        out = []
+        for f in attrs.fields(type(self)):
+            value = getattr(self, f.name)
+            if f.name.endswith("_env") and isinstance(value, str):
+                out.append((f.name, value))
+        return out
+
+    def secret(self, key: str, env: Mapping[str, str]) -> str:
+        """The value of the variable named by `key` (a `*_env` key); `ConfigError` if unset."""
+        var = getattr(self, key)
+        value = env.get(var) if isinstance(var, str) else None
+        if not value:
+            raise ConfigError(
+                f"source {self.source_name!r}: {key}: environment variable {var} is not set",
+                operation="load config",
+            )
+        return value
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments every client takes, from the shared keys."""
+        kw: dict[str, Any] = {"name": self.source_name, "verify_tls": self.verify_tls}
+        if self.timeout is not None or self.connect_timeout is not None:
+            kw["timeouts"] = Timeouts(
+                connect=self.connect_timeout if self.connect_timeout is not None else 10.0,
+                total=self.timeout if self.timeout is not None else 30.0,
+            )
+        if self.rate_limit is not None:
+            kw["rate_limit"] = self.rate_limit
+        return kw
+
+
+@attrs.define(kw_only=True)
+class TrackConfig:
+    """One `[[track]]`: which configured source it belongs to. A vendor's track schema adds
+    what identifies an item, or a discovery query, on that vendor."""
+
+    source: Text = attrs.field(metadata=_doc("the name of a [[source]]"))
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Checks across keys (for example "one of a or b"), as (key, message)."""
+        return []
+
+
+def need_one(obj: object, *keys: str) -> list[tuple[str, str]]:
+    """A problem unless at least one of `keys` is set (a helper for `problems`)."""
+    if any(getattr(obj, k) is not None for k in keys):
+        return []
+    return [(keys[0], f"give {' or '.join(keys)} (missing)")]
+
+
+@frozen
+class Tracking:
+    """What a `[[track]]` entry means: items to track now and/or a discovery query that finds
+    items (re-run by long-running watchers so new scans appear by themselves)."""
+
+    items: tuple[Item, ...] = ()
+    #: Keyword arguments of the client's `discover`, or None.
+    query: Mapping[str, str] | None = None
+
+
+@frozen
+class Planned:
+    """A demo item and the final state it is designed to reach (verdict None: any)."""
+
+    item: Item
+    lifecycle: Lifecycle
+    verdict: Verdict | None = None
+
+
+@frozen
+class Seeded:
+    """Something `scanhub sim` seeded: a `[[track]]` table for the config it writes, and a line
+    that tells a person what it is."""
+
+    track: Mapping[str, str | int]
+    description: str
+
+
+class VendorSpec(abc.ABC):
+    """Everything scanhub needs to know about one vendor. Subclass it in the vendor's package
+    and register an instance (built in: `BUILTIN`; third party: the `scanhub.vendors` entry
+    point group)."""
+
+    #: The registry name, used as `vendor = "..."` in `[[source]]` and as `Item.vendor`.
+    name: ClassVar[str]
+    #: A human name ("Sonatype IQ Server").
+    title: ClassVar[str]
+    #: The vendor's client class.
+    client: ClassVar[type[Client]]
+    #: The `[[source]]` schema (a `SourceConfig` subclass).
+    source_schema: ClassVar[type[SourceConfig]]
+    #: The `[[track]]` schema (a `TrackConfig` subclass).
+    track_schema: ClassVar[type[TrackConfig]]
+
+    def __repr__(self) -> str:
+        return f"<VendorSpec {self.name}>"
+
+    @abc.abstractmethod
+    def make_client(self, source: Any, env: Mapping[str, str]) -> Client:
+        """The client for a checked `[[source]]`, secrets read from `env`."""
+
+    @abc.abstractmethod
+    async def resolve_track(self, client: Any, track: Any) -> Tracking:
+        """What a checked `[[track]]` means on this vendor (may call the client, e.g. to look
+        an application up)."""
+
+    # --- simulator, `scanhub sim` and the demo (optional) ----------------------------------
+
+    def make_sim(self, clock: SimClock, host: str = "127.0.0.1", port: int = 0) -> SimServer:
+        """A simulator of this vendor for the demo and `scanhub sim`."""
+        raise NotProvided(f"{self.name} ships no simulator")
+
+    def sim_source(self, sim: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        """The `[[source]]` keys (besides name, vendor, base_url) that reach `sim`, and the
+        environment variables they name, with their values."""
+        raise NotProvided(f"{self.name} ships no simulator")
+
+    def sim_seed(self, sim: Any) -> list[Seeded]:
+        """Seed `sim` with items for `scanhub sim`; returns what to track and how to say it."""
+        return []
+
+    def demo_client(self, sim: Any) -> Client:
+        """The client the demo uses against `sim`."""
+        raise NotProvided(f"{self.name} has no part in the demo")
+
+    async def demo(self, sim: Any, client: Any) -> list[Planned]:
+        """Set the demo scenario up on `sim`, start its items through `client`, and return them
+        with their designed final states. Empty: no part in the demo."""
+        return []
+
+
+class Registry:
+    """Vendor specs by name."""
+
+    def __init__(self, specs: Iterator[VendorSpec] | tuple[VendorSpec, ...] = ()) -> None:
+        self._specs: dict[str, VendorSpec] = {}
+        #: Plugins that failed to load: entry point name -> reason.
+        self.load_errors: dict[str, str] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: VendorSpec | type[VendorSpec], *, replace: bool = False) -> None:
+        """Add a vendor (an instance, or a class to instantiate)."""
+        if isinstance(spec, type):
+            spec = spec()
+        if not isinstance(spec, VendorSpec):
+            raise TypeError(f"expected a VendorSpec, got {spec!r}")
+        for attr in ("name", "title", "client", "source_schema", "track_schema"):
+            if not hasattr(spec, attr):
+                raise TypeError(f"vendor spec {spec!r} does not define {attr}")
+        if spec.name in self._specs and not replace:
+            raise ValueError(f"a vendor named {spec.name!r} is already registered")
+        self._specs[spec.name] = spec
+
+    def unregister(self, name: str) -> None:
+        """Remove a vendor (tests)."""
+        self._specs.pop(name, None)
+
+    def get(self, name: str) -> VendorSpec:
+        """The spec registered as `name`; `KeyError` naming the known vendors otherwise."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(f"unknown vendor {name!r} (known: {', '.join(self.names())})") from None
+
+    def names(self) -> list[str]:
+        """Registered vendor names, built-ins first, in registration order."""
+        return list(self._specs)
+
+    def for_client(self, client: Client) -> VendorSpec:
+        """The spec of a client's vendor."""
+        return self.get(client.vendor)
+
+    def __iter__(self) -> Iterator[VendorSpec]:
+        return iter(list(self._specs.values()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+def _load(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_registry(*, plugins: bool = True) -> Registry:
+    """A registry of the built-in vendors and, with `plugins`, every `scanhub.vendors` entry
+    point. A plugin that fails to load is logged and listed in `load_errors`; it never takes
+    the built-in vendors down. `SCANHUB_NO_PLUGINS=1` skips plugins."""
+    reg = Registry()
+    for target in BUILTIN:
+        reg.register(_load(target))
+    if not plugins or os.environ.get("SCANHUB_NO_PLUGINS") == "1":
+        return reg
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            reg.register(ep.load())
+        except Exception as exc:  # a broken plugin is reported, not fatal
+            reg.load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+            log.warning("scanhub: vendor plugin %s (%s) failed to load: %s", ep.name, ep.value, exc)
+    return reg
+
+
+_default: Registry | None = None
+
+
+def registry() -> Registry:
+    """The process-wide registry (built-ins and plugins, loaded on first use)."""
+    global _default
+    if _default is None:
+        _default = load_registry()
+    return _default
+
+
+__all__ = [
+    "BUILTIN",
+    "ENTRY_POINT_GROUP",
+    "EnvVar",
+    "NotProvided",
+    "Planned",
+    "Registry",
+    "Seeded",
+    "SourceConfig",
+    "TrackConfig",
+    "Tracking",
+    "VendorSpec",
+    "load_registry",
+    "need_one",
+    "registry",
+]

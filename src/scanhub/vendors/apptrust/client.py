@@ -1,0 +1,132 @@
+"""The JFrog AppTrust client: version promotions with entry/exit gates."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..._clients import Client
+from ..._model import Promotion, Vendor
+from ..._secrets import Secret
+from . import sansio as apptrust
+
+
+class AppTrust(Client):
+    """JFrog AppTrust (application version promotions with entry/exit gates)."""
+
+    vendor = Vendor.APPTRUST
+
+    def __init__(self, base_url: str, token: str | Secret, **kw: Any) -> None:
+        self._token = Secret(token)
+        super().__init__(
+            base_url,
+            auth_headers=apptrust.auth_headers(self._token.reveal()),
+            secrets=(self._token,),
+            **kw,
+        )
+
+    async def promotions(
+        self,
+        application_key: str,
+        version: str,
+        *,
+        target_stage: str | None = None,
+        status: str | None = None,
+        promoted_by: str | None = None,
+        order_by: str = "created",
+        ascending: bool = False,
+        page_size: int = 100,
+    ) -> AsyncIterator[Promotion]:
+        """Every promotion of a version, fetched page by page as the iteration goes."""
+        filters = apptrust.Filters(target_stage, status, promoted_by)
+        offset: int | None = 0
+        while offset is not None:
+            req = apptrust.build_promotions(
+                self.base_url,
+                application_key,
+                version,
+                offset=offset,
+                limit=page_size,
+                filters=filters,
+                order_by=order_by,
+                ascending=ascending,
+            )
+            parse = functools.partial(
+                apptrust.parse_promotions,
+                source=self.name,
+                application_key=application_key,
+                version=version,
+                offset=offset,
+                filters=filters,
+            )
+            page = await self._call(req, parse)
+            for promo in page.promotions:
+                yield promo
+            offset = page.next_offset()
+
+    async def discover(  # type: ignore[override]
+        self,
+        application_key: str,
+        version: str,
+        target_stage: str | None = None,
+        status: str | None = None,
+        promoted_by: str | None = None,
+    ) -> AsyncIterator[Promotion]:
+        """Discovery: every promotion of an application version (optionally filtered)."""
+        async for promo in self.promotions(
+            application_key,
+            version,
+            target_stage=target_stage,
+            status=status,
+            promoted_by=promoted_by,
+        ):
+            yield promo
+
+    async def promotion(self, application_key: str, version: str, promotion_id: str) -> Promotion:
+        """One promotion by its id (`created_millis`)."""
+        return await self._call(
+            apptrust.build_promotion(self.base_url, application_key, version, promotion_id),
+            lambda r: apptrust.parse_promotion(
+                r, source=self.name, application_key=application_key, version=version
+            ),
+        )
+
+    async def promote(
+        self,
+        application_key: str,
+        version: str,
+        target_stage: str,
+        *,
+        promotion_type: str | None = None,
+        included_repository_keys: list[str] | None = None,
+        excluded_repository_keys: list[str] | None = None,
+        run_async: bool = True,
+    ) -> Promotion:
+        """Promote a version to `target_stage`; returns the promotion as the server answered."""
+        req = apptrust.build_promote(
+            self.base_url,
+            application_key,
+            version,
+            target_stage,
+            promotion_type=promotion_type,
+            included_repository_keys=included_repository_keys,
+            excluded_repository_keys=excluded_repository_keys,
+            run_async=run_async,
+            source=self.name,
+        )
+        return await self._call(
+            req,
+            lambda r: apptrust.parse_promote(
+                r,
+                source=self.name,
+                application_key=application_key,
+                version=version,
+                target_stage=target_stage,
+            ),
+        )
+
+    async def refresh(self, item: Promotion) -> Promotion:
+        """Poll a promotion's details."""
+        self._check_mine(item)
+        return await self.promotion(item.application_id, item.version or "", item.id)

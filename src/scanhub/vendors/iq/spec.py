@@ -1,0 +1,126 @@
+"""Sonatype IQ Server's entry in the vendor registry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from ..._model import Lifecycle, Promotion, Vendor
+from ..._registry import (
+    Planned,
+    Seeded,
+    SourceConfig,
+    TrackConfig,
+    Tracking,
+    VendorSpec,
+    need_one,
+)
+from ..._schema import EnvVar, Id, Text
+from ...sim._base import SimClock
+from .client import IQServer
+from .sim import IQSim
+
+
+@attrs.define(kw_only=True)
+class IQSource(SourceConfig):
+    """A Sonatype IQ Server or Sonatype Cloud source (Cloud: base URL ends in /platform)."""
+
+    username: Text | None = attrs.field(default=None, metadata={"doc": "user or user-token code"})
+    username_env: EnvVar | None = attrs.field(
+        default=None, metadata={"doc": "variable holding the user name, instead of username"}
+    )
+    password_env: EnvVar = attrs.field(metadata={"doc": "variable holding the password"})
+    csrf_token: Text | None = attrs.field(
+        default=None, metadata={"doc": "reverse-proxy CSRF token sent on promote"}
+    )
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("password",)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if (self.username is None) == (self.username_env is None):
+            return [("username", "give exactly one of username or username_env")]
+        return []
+
+
+@attrs.define(kw_only=True)
+class IQTrack(TrackConfig):
+    """An IQ promote-scan request, by the status id from its statusUrl."""
+
+    status_id: Id = attrs.field(metadata={"doc": "the id at the end of the statusUrl"})
+    application_id: Id | None = attrs.field(default=None, metadata={"doc": "internal id"})
+    public_id: Id | None = attrs.field(default=None, metadata={"doc": "public id (looked up)"})
+
+    def problems(self) -> list[tuple[str, str]]:
+        return need_one(self, "application_id", "public_id")
+
+
+class IQSpec(VendorSpec):
+    """Sonatype IQ Server."""
+
+    name = Vendor.IQ.value
+    title = "Sonatype IQ Server"
+    client = IQServer
+    source_schema = IQSource
+    track_schema = IQTrack
+
+    def make_client(self, source: IQSource, env: Mapping[str, str]) -> IQServer:
+        username = source.username or source.secret("username_env", env)
+        return IQServer(
+            source.base_url,
+            username,
+            source.secret("password_env", env),
+            csrf_token=source.csrf_token,
+            **source.client_options(),
+        )
+
+    async def resolve_track(self, client: IQServer, track: IQTrack) -> Tracking:
+        app: str
+        if track.application_id is not None:
+            app = track.application_id
+        else:
+            assert track.public_id is not None  # problems() made sure
+            app = await client.application_id(track.public_id)
+        placeholder = Promotion(Vendor.IQ, client.name, track.status_id, app, Lifecycle.UNKNOWN, "")
+        return Tracking(items=(placeholder,))
+
+    def make_sim(self, clock: SimClock, host: str = "127.0.0.1", port: int = 0) -> IQSim:
+        # The Sonatype Cloud shape: every path under /platform.
+        return IQSim(clock=clock, cloud=True, duration=4.0, host=host, port=port)
+
+    def sim_source(self, sim: IQSim) -> tuple[dict[str, Any], dict[str, str]]:
+        var = "SCANHUB_SIM_IQ_PASSWORD"
+        return {"username": sim.username, "password_env": var}, {var: sim.password}
+
+    def sim_seed(self, sim: IQSim) -> list[Seeded]:
+        app_id, _ = sim.add_application("webshop")
+        return [
+            Seeded(
+                {"application_id": app_id, "status_id": sid},
+                f"promotion of application webshop (internal id {app_id}), status id {sid}",
+            )
+            for sid in sim.seed_promotions(app_id, 2, duration=20)
+        ]
+
+    def demo_client(self, sim: IQSim) -> IQServer:
+        return IQServer(sim.base_url, sim.username, sim.password, name="iq-cloud")
+
+    async def demo(self, sim: IQSim, client: IQServer) -> list[Planned]:
+        app_id, scan_ids = sim.add_application("webshop")
+        sim.fail_stage(app_id, "release", "Policy evaluation failed: license data unavailable")
+        return [
+            Planned(
+                await client.promote_scan(
+                    app_id, target_stage="stage-release", scan_id=scan_ids[0]
+                ),
+                Lifecycle.SUCCEEDED,
+            ),
+            Planned(
+                await client.promote_scan(app_id, target_stage="release", source_stage="build"),
+                Lifecycle.FAILED,
+            ),
+        ]
+
+
+SPEC = IQSpec()

@@ -1,0 +1,230 @@
+"""Configuration as data: every value checked, every problem reported at once, exit code 2.
+
+Each case below is a value a careless user gave (issue: vendor registry and configuration) and
+ends in exit code 2 with the key named, through the real command in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from scanhub import ConfigError, config_schema, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD_SOURCES = """
+[[source]]
+name = "iq"
+vendor = "iq"
+base_url = "http://127.0.0.1:9/platform"
+username = "admin"
+password_env = "IQ_PASSWORD"
+
+[[source]]
+name = "tf"
+vendor = "threadfix"
+base_url = "http://127.0.0.1:9/threadfix"
+api_key_env = "TF_KEY"
+"""
+GOOD_TRACK = '\n[[track]]\nsource = "tf"\napplication_id = 6\npending_scan_id = 41\n'
+ENV = {"IQ_PASSWORD": "x", "TF_KEY": "y"}
+
+
+def scanhub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scanhub", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "SCANHUB_NO_PLUGINS": "1", **(env or ENV)},
+        check=False,
+    )
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scanhub.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--interval", "-1"], "--interval"),
+        (["--interval", "nan"], "--interval"),
+        (["--interval", "inf"], "--interval"),
+        (["--timeout", "nan"], "--timeout"),
+        (["--timeout", "-5"], "--timeout"),
+        (["--timeout", "0"], "--timeout"),
+        (["--timeout", "soon"], "--timeout"),
+    ],
+)
+def test_bad_command_line_values_exit_2_naming_the_option(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    cfg = write(tmp_path, GOOD_SOURCES + GOOD_TRACK)
+    done = scanhub("watch", "-c", str(cfg), "--format", "plain", *args)
+    assert done.returncode == 2, done.stderr
+    assert f"argument {named}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # nothing was polled
+
+
+@pytest.mark.parametrize(
+    ("fragment", "key"),
+    [
+        ("interval = nan\n", "interval: expected a positive, finite number of seconds"),
+        ("interval = -1\n", "interval: expected a positive, finite number of seconds"),
+        ("timeout = inf\n", "timeout: expected a positive, finite number of seconds"),
+        ("timeout = 0\n", "timeout: expected a positive, finite number of seconds"),
+        ('interval = "5"\n', "interval: expected a positive, finite number of seconds"),
+    ],
+)
+def test_bad_top_level_values_exit_2(tmp_path: Path, fragment: str, key: str) -> None:
+    cfg = write(tmp_path, fragment + GOOD_SOURCES + GOOD_TRACK)
+    done = scanhub("watch", "-c", str(cfg), "--format", "plain")
+    assert done.returncode == 2
+    assert f"{cfg}: {key}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("fragment", "key", "expected"),
+    [
+        ("api_version = 2\n", "source[1].api_version", "expected one of 'latest'"),
+        ('api_key_in_query = "no"\n', "source[1].api_key_in_query", "expected true or false"),
+        ("api_key_in_query = 0\n", "source[1].api_key_in_query", "expected true or false"),
+        ("timeout = -3\n", "source[1].timeout", "positive, finite number of seconds"),
+        ("connect_timeout = nan\n", "source[1].connect_timeout", "positive, finite"),
+        ('verify_tls = "yes"\n', "source[1].verify_tls", "expected true or false"),
+        ("rate_limit = { max_requests = 0, period = 60 }\n", "source[1].rate_limit", "iq-cloud"),
+        ('api_key_env = "1 BAD"\n', "source[1].api_key_env", "name of an environment variable"),
+        ('rate_limit = "fast"\n', "source[1].rate_limit", "iq-cloud"),
+    ],
+)
+def test_bad_source_values_exit_2_naming_the_key(
+    tmp_path: Path, fragment: str, key: str, expected: str
+) -> None:
+    text = GOOD_SOURCES.replace('api_key_env = "TF_KEY"\n', "")
+    if "api_key_env" not in fragment:
+        fragment += 'api_key_env = "TF_KEY"\n'
+    cfg = write(tmp_path, text + fragment + GOOD_TRACK)
+    done = scanhub("status", "-c", str(cfg))
+    assert done.returncode == 2, done.stderr
+    line = next(x for x in done.stderr.splitlines() if key in x)
+    assert expected in line
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "track", "key"),
+    [
+        ("iq", 'status_id = "abc"\napplication_id = ""\n', "track[0].application_id"),
+        ("iq", 'status_id = "   "\npublic_id = "App"\n', "track[0].status_id"),
+        ("iq", 'status_id = "abc"\n', "track[0].application_id: give application_id or public_id"),
+        ("tf", "application_id = true\npending_scan_id = 4\n", "track[0].application_id"),
+        ("tf", "application_id = 6\npending_scan_id = -4\n", "track[0].pending_scan_id"),
+    ],
+)
+def test_bad_track_values_exit_2(tmp_path: Path, source: str, track: str, key: str) -> None:
+    cfg = write(tmp_path, GOOD_SOURCES + f'\n[[track]]\nsource = "{source}"\n' + track)
+    done = scanhub("status", "-c", str(cfg))
+    assert done.returncode == 2
+    assert key in done.stderr
+
+
+def test_empty_csrf_token_is_refused(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path, GOOD_SOURCES.replace('username = "admin"', 'username = "admin"\ncsrf_token = ""')
+    )
+    done = scanhub("status", "-c", str(cfg))
+    assert done.returncode == 2
+    assert "source[0].csrf_token: expected a non-empty string" in done.stderr
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path,
+        """
+        interval = -1
+        colour = "blue"
+
+        [[source]]
+        vendor = "threadfix"
+        base_url = "ftp://x"
+        api_key = "in-the-file"
+        api_version = 2
+
+        [[source]]
+        vendor = "nope"
+
+        [[track]]
+        source = "threadfix"
+        application_id = ""
+        """,
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    keys = [k for k, _ in err.value.problems]
+    assert keys == [
+        "interval",
+        "colour",
+        "source[0].api_key",
+        "source[0].base_url",
+        "source[0].api_key_env",
+        "source[0].api_version",
+        "source[1].vendor",
+        "track[0].source",
+    ]
+    assert "in-the-file" not in str(err.value)  # a secret typed into the file is not echoed
+    for line in str(err.value.message).splitlines():
+        assert line.startswith(f"{cfg}: ")
+
+
+def test_config_check_reports_problems_and_unset_variables(tmp_path: Path) -> None:
+    cfg = write(tmp_path, GOOD_SOURCES + GOOD_TRACK)
+    ok = scanhub("config", "check", "-c", str(cfg))
+    assert ok.returncode == 0 and "ok (2 sources, 1 tracks)" in ok.stdout
+    missing = scanhub("config", "check", "-c", str(cfg), env={"IQ_PASSWORD": "x"})
+    assert missing.returncode == 2
+    assert "source[1].api_key_env: environment variable TF_KEY is not set" in missing.stderr
+    assert scanhub("config", "check", "-c", str(tmp_path / "none.toml")).returncode == 2
+
+
+def test_schema_is_generated_from_the_classes_and_validates_files() -> None:
+    done = scanhub("config", "schema")
+    assert done.returncode == 0
+    schema = json.loads(done.stdout)
+    assert schema == config_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert list(validator.iter_errors(tomllib.loads(block))) == []
+    for bad in (
+        {"source": []},
+        {"source": [{"vendor": "iq", "base_url": "http://x", "password_env": "P", "zz": 1}]},
+        {
+            "interval": -1,
+            "source": [{"vendor": "apptrust", "base_url": "http://x", "token_env": "T"}],
+        },
+        {
+            "source": [
+                {
+                    "vendor": "threadfix",
+                    "base_url": "http://x",
+                    "api_key_env": "K",
+                    "api_key_in_query": "no",
+                }
+            ]
+        },
+    ):
+        assert list(validator.iter_errors(bad)), bad
