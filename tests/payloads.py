@@ -12,6 +12,7 @@ from typing import Any
 # --- Sonatype IQ (seed 000) -------------------------------------------------------------------
 
 IQ_APP_ID = "cb748fb6ff8f4251b40b63edf1cc465c"
+IQ_PUBLIC_ID = "MyApplicationPublicID"
 IQ_STATUS_ID = "accc369749774924baa1d207494c29e1"
 IQ_SCAN_ID = "896791eb6a484d51bb570dca94dc2c67"
 
@@ -37,13 +38,25 @@ IQ_STATUS_PENDING = {"status": "PENDING"}
 IQ_STATUS_FAILED = {"status": "FAILED", "reason": "message"}
 IQ_STATUS_COMPLETED = {
     "status": "COMPLETED",
-    "reportHtmlUrl": f"ui/links/application/{IQ_APP_ID}/report/affdb6b964a64f0bad2db7170c7560dc",
-    "embeddableReportHtmlUrl": f"ui/links/application/{IQ_APP_ID}/report/affdb6b964a64f0bad2db7170c7560dc/embeddable",
-    "reportPdfUrl": f"ui/links/application/{IQ_APP_ID}/report/affdb6b964a64f0bad2db7170c7560dc/pdf",
-    "reportDataUrl": f"api/v2/applications/{IQ_APP_ID}/reports/affdb6b964a64f0bad2db7170c7560dc",
+    # The server builds every link with the application's *public* id (getScanStatus in
+    # ApiPromoteScanServiceV2), not the internal id of the path.
+    "reportHtmlUrl": f"ui/links/application/{IQ_PUBLIC_ID}/report/affdb6b964a64f0bad2db7170c7560dc",
+    "embeddableReportHtmlUrl": f"ui/links/application/{IQ_PUBLIC_ID}/report/affdb6b964a64f0bad2db7170c7560dc/embeddable",
+    "reportPdfUrl": f"ui/links/application/{IQ_PUBLIC_ID}/report/affdb6b964a64f0bad2db7170c7560dc/pdf",
+    "reportDataUrl": f"api/v2/applications/{IQ_PUBLIC_ID}/reports/affdb6b964a64f0bad2db7170c7560dc",
 }
-#: vendor-notes: error bodies are plain text; an unknown scanId answers 400 "does not exist".
-IQ_PROMOTE_UNKNOWN_SCAN = f"Scan with id {IQ_SCAN_ID} does not exist"
+#: ApiPromoteScanServiceV2: a failed promotion's reason is the failure's message, possibly null.
+IQ_STATUS_FAILED_NO_REASON = {"status": "FAILED", "reason": None}
+#: ApiPromoteScanServiceV2.validateRequest: error bodies are plain text.
+IQ_PROMOTE_UNKNOWN_SCAN = (
+    f"A scan with ID {IQ_SCAN_ID} does not exist on the server and may be obsolete. Note that "
+    "only the most recent scan for the given stage can be promoted."
+)
+IQ_STAGE_INVALID = "Stage develop is invalid."
+#: getScanStatus: the status id left the two-hour cache (or never was in it).
+IQ_STATUS_GONE = (
+    f"Scan status with id {IQ_STATUS_ID} for application with id {IQ_APP_ID} was not found."
+)
 IQ_CLOUD_429 = (
     "Rate limit exceeded. Please wait 5 minutes. If this is a recurring issue, reach out to your "
     "administrator or contact your Sonatype support representative."
@@ -126,17 +139,51 @@ def tf_pending_scan(status: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-#: vendor-notes: since 2.4.5 the upload answer's object is a sentence; the id is in links[].href.
+#: "Upload Scan - API", sample output v2.8.8 through latest: the object is a sentence and the
+#: pending scan id is only in links[].href.
 TF_UPLOAD_QUEUED = {
     "message": "",
     "success": True,
     "responseCode": -1,
-    "object": "The scan has been queued for processing.",
+    "object": "Scan upload process started.",
     "links": [
         {
+            "method": "GET",
+            "rel": "related",
             "href": "http://localhost:8080/threadfix/rest/latest/applications/6/pendingScan/41/status",
         }
     ],
+}
+#: "Upload Scan - API", 2.4.5 to 2.4.x: queued, and no links section yet (added in 2.5).
+TF_UPLOAD_2_4_5 = {
+    "message": "",
+    "success": True,
+    "responseCode": -1,
+    "object": "Scan upload process started.",
+}
+#: The open-source server (denimgroup/threadfix UploadScanServiceImpl): the upload processes the
+#: file at once and answers RestResponse.success(scan), the Scan entity's REST view.
+TF_UPLOAD_OSS = {
+    "message": "",
+    "success": True,
+    "responseCode": -1,
+    "object": {
+        "id": 12,
+        "importTime": 1570117773000,
+        "scannerName": "Fortify 360",
+        "numberTotalVulnerabilities": 9,
+        "numberCriticalVulnerabilities": 1,
+        "numberHighVulnerabilities": 3,
+        "numberMediumVulnerabilities": 4,
+        "numberLowVulnerabilities": 1,
+        "numberInfoVulnerabilities": 0,
+        "numberNewVulnerabilities": 9,
+        "numberOldVulnerabilities": 0,
+        "numberClosedVulnerabilities": 0,
+        "numberResurfacedVulnerabilities": 0,
+        "numberRepeatFindings": 0,
+        "numberRepeatResults": 0,
+    },
 }
 TF_AUTH_FAILED = {
     "message": "Authentication failed, check your API Key.",
@@ -234,3 +281,82 @@ AT_PROMOTION_FIELD_TABLE_SHAPE = {
 AT_ERROR_404 = {"errors": [{"status": 404, "message": "Application version not found"}]}
 AT_ERROR_CODE = {"errors": [{"code": "UNAUTHORIZED", "message": "Bad Credentials"}]}
 AT_ERROR_BARE = {"message": "Permission Denied"}
+
+
+# --- AppTrust, beyond seed 004 (JFrog REST reference, jfrog-cli-application) ---------------------
+
+#: "Promote Application Version", synchronous (201): the outcome is `status` success / failure.
+AT_PROMOTE_SYNC_SUCCESS = {
+    "application_key": "catalina-app",
+    "application_version": "1.0.0",
+    "source_stage": "DEV",
+    "target_stage": "QA",
+    "promotion_type": "copy",
+    "status": "success",
+    "message": "Application version promoted to QA",
+    "included_repository_keys": [],
+    "excluded_repository_keys": [],
+    "artifact_additional_properties": [],
+    "promoted": "2023-05-19T06:21:44.916Z",
+    "evaluations": {
+        "exit_gate": {"stage": "DEV", "eval_id": "eval-exit-1a2b", "decision": "pass"},
+        "entry_gate": {
+            "stage": "QA",
+            "eval_id": "eval-entry-3c4d",
+            "decision": "warn",
+            "explanation": "2 medium vulnerabilities without a fix version",
+        },
+    },
+}
+AT_PROMOTE_SYNC_FAILURE = {
+    **AT_PROMOTE_SYNC_SUCCESS,
+    "target_stage": "PROD",
+    "source_stage": "QA",
+    "status": "failure",
+    "message": "Promotion blocked due to critical security vulnerabilities.",
+    "evaluations": {
+        "exit_gate": {"stage": "QA", "eval_id": "eval-exit-5e6f", "decision": "pass"},
+        "entry_gate": {"stage": "PROD", "eval_id": "eval-entry-7a8b", "decision": "fail"},
+    },
+}
+#: "Release Application Version": the release gate speaks passed / warn / failed.
+AT_RELEASE_WARN = {
+    "application_key": "catalina-app",
+    "application_version": "1.0.0",
+    "source_stage": "QA",
+    "target_stage": "PROD",
+    "status": "success",
+    "message": "Application version released",
+    "promoted": "2023-05-20T08:00:00.000Z",
+    "evaluations": {
+        "exit_gate": {"stage": "QA", "eval_id": "eval-exit-9c0d", "decision": "pass"},
+        "release_gate": {"stage": "PROD", "eval_id": "eval-rel-1e2f", "decision": "warn"},
+    },
+}
+#: Error bodies may name the field and a code beside status and message.
+AT_ERROR_FIELD = {
+    "errors": [
+        {
+            "status": 400,
+            "code": "BAD_REQUEST",
+            "field": "promotion_type",
+            "message": "invalid promotion type: clone",
+        }
+    ]
+}
+#: "Get Application Version Promotion Details": no status and no evaluations.
+AT_PROMOTION_DETAILS = {
+    "target_stage": "QA",
+    "created_by": "admin",
+    "created": "2023-05-19T06:21:44.916Z",
+    "created_millis": 1684477304916,
+    "artifacts": [
+        {
+            "path": "commons-qa-maven-local/org/apache/tomcat/commons/1.0.0/commons-1.0.0.jar",
+            "checksum": "0d2053f76605e0734f5251a78c5dade5ee81b0f3730b3f603aedb90bc58033fb",
+            "package_type": "maven",
+            "package_name": "org.apache.tomcat:commons",
+            "package_version": "1.0.0",
+        }
+    ],
+}

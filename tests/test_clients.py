@@ -260,21 +260,26 @@ async def test_apptrust_pages_lazily(vendor_http: aioresponses) -> None:
     assert offsets == ["0", "1"]
 
 
-async def test_apptrust_promote_and_refresh(vendor_http: aioresponses) -> None:
+async def test_apptrust_promote_and_refresh_through_the_promotions_list(
+    vendor_http: aioresponses,
+) -> None:
+    # The asynchronous promote answers 200; the details endpoint has no status, so the refresh
+    # reads the documented list, newest first, filtered by the target stage.
     answer = dict(AT_PROMOTIONS_SAMPLE["promotions"][0], status="STARTED", evaluations={})
     vendor_http.post(
-        f"{AT}/applications/my-app/versions/1.0.0/promote?async=true", payload=answer, status=202
+        f"{AT}/applications/my-app/versions/1.0.0/promote?async=true", payload=answer, status=200
     )
     vendor_http.get(
-        f"{AT}/applications/my-app/versions/1.0.0/promotions/1684478876518?include=message",
-        payload=AT_PROMOTIONS_SAMPLE["promotions"][0],
+        f"{AT}/applications/my-app/versions/1.0.0/promotions?offset=0&limit=100&include=message"
+        "&filter_by=target_stage:PROD&order_by=created&order_asc=false",
+        payload=AT_PROMOTIONS_SAMPLE,
     )
     async with AppTrust(AT, "acc3ss-token", name="jfrog") as at:
         promo = await at.promote("my-app", "1.0.0", "PROD")
         assert promo.lifecycle is Lifecycle.RUNNING
         promo = await at.refresh(promo)
     assert promo.lifecycle is Lifecycle.FAILED and promo.verdict is Verdict.FAIL
-    assert promo.source == "jfrog"
+    assert promo.id == "1684478876518" and promo.source == "jfrog"
 
 
 async def test_refresh_refuses_another_sources_item(vendor_http: aioresponses) -> None:

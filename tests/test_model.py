@@ -32,6 +32,7 @@ def test_lifecycle_properties() -> None:
         Lifecycle.SUCCEEDED,
         Lifecycle.FAILED,
         Lifecycle.CANCELLED,
+        Lifecycle.EXPIRED,
     }
     assert {lc for lc in Lifecycle if lc.is_active} == {Lifecycle.QUEUED, Lifecycle.RUNNING}
     assert not Lifecycle.UNKNOWN.is_terminal and not Lifecycle.UNKNOWN.is_active
@@ -41,6 +42,7 @@ def test_lifecycle_properties() -> None:
         "succeeded",
         "failed",
         "cancelled",
+        "expired",
         "unknown",
     ]
 

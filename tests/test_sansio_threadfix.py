@@ -143,7 +143,7 @@ def test_upload_pending_id_from_links() -> None:
     )
     assert scan.id == "41" and scan.application_id == "6"
     assert scan.lifecycle is Lifecycle.QUEUED
-    assert scan.message == "The scan has been queued for processing."
+    assert scan.message == "Scan upload process started."
     assert scan.links["status"].endswith("/pendingScan/41/status")
 
 

@@ -36,6 +36,7 @@ _RANK = {
     Lifecycle.SUCCEEDED: 2,
     Lifecycle.FAILED: 2,
     Lifecycle.CANCELLED: 2,
+    Lifecycle.EXPIRED: 2,
 }
 
 

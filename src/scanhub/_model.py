@@ -23,6 +23,9 @@ class Lifecycle(StrEnum):
 
     `unknown` is what a vendor value we do not recognise becomes; it is not terminal, so a
     watcher keeps polling an item in that state until it becomes something we understand.
+    `expired` is terminal: the vendor forgot the item before scanhub saw it finish (Sonatype IQ
+    drops promote-scan status ids two hours after the request), so its outcome is unknown and
+    polling it again cannot help.
     """
 
     QUEUED = "queued"
@@ -30,11 +33,13 @@ class Lifecycle(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
     UNKNOWN = "unknown"
 
     @property
     def is_terminal(self) -> bool:
-        """True once the item will not change any more (succeeded, failed, cancelled)."""
+        """True once the item will not change any more (succeeded, failed, cancelled,
+        expired)."""
         return self in _TERMINAL
 
     @property
@@ -43,7 +48,9 @@ class Lifecycle(StrEnum):
         return self in _ACTIVE
 
 
-_TERMINAL = frozenset({Lifecycle.SUCCEEDED, Lifecycle.FAILED, Lifecycle.CANCELLED})
+_TERMINAL = frozenset(
+    {Lifecycle.SUCCEEDED, Lifecycle.FAILED, Lifecycle.CANCELLED, Lifecycle.EXPIRED}
+)
 _ACTIVE = frozenset({Lifecycle.QUEUED, Lifecycle.RUNNING})
 
 
@@ -106,10 +113,12 @@ class Vendor(StrEnum):
 
 
 class GateKind(StrEnum):
-    """Which side of a stage a gate guards (AppTrust evaluates both)."""
+    """Which gate a policy evaluation guards: a stage's entry or exit (AppTrust evaluates both
+    on a promotion), or the release gate of AppTrust's release to production."""
 
     ENTRY = "entry"
     EXIT = "exit"
+    RELEASE = "release"
 
 
 # The models are frozen *dict* classes, not slotted ones. attrs' frozen slotted __init__ sets

@@ -29,6 +29,7 @@ _STYLE = {
     Lifecycle.SUCCEEDED: "green",
     Lifecycle.FAILED: "red",
     Lifecycle.CANCELLED: "magenta",
+    Lifecycle.EXPIRED: "magenta",
     Lifecycle.UNKNOWN: "yellow",
 }
 _VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "error": "red"}
@@ -41,14 +42,15 @@ def outcome(
     expect_terminal: bool,
 ) -> int:
     """The exit code for a final set of items: failed/cancelled (1) before a blocking verdict
-    (3) before unfinished at the deadline (4) before unreadable (5); else 0."""
+    (3) before unfinished at the deadline (4) before unreadable (5: errors, or an item the
+    vendor forgot before it finished, `expired`); else 0."""
     if any(i.lifecycle in (Lifecycle.FAILED, Lifecycle.CANCELLED) for i in items):
         return EXIT_FAILED
     if any(i.verdict.blocks for i in items):
         return EXIT_BLOCKED
     if expect_terminal and not all(i.lifecycle.is_terminal for i in items):
         return EXIT_TIMEOUT
-    if errors:
+    if errors or any(i.lifecycle is Lifecycle.EXPIRED for i in items):
         return EXIT_UNREACHABLE
     return EXIT_OK
 

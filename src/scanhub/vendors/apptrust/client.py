@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import attrs
+
 from ..._clients import Client
+from ..._errors import NotFoundError
 from ..._model import Promotion, Vendor
 from ..._secrets import Secret
 from . import sansio as apptrust
@@ -37,7 +41,7 @@ class AppTrust(Client):
         order_by: str = "created",
         ascending: bool = False,
         page_size: int = 100,
-    ) -> AsyncIterator[Promotion]:
+    ) -> AsyncGenerator[Promotion, None]:
         """Every promotion of a version, fetched page by page as the iteration goes."""
         filters = apptrust.Filters(target_stage, status, promoted_by)
         offset: int | None = 0
@@ -84,7 +88,8 @@ class AppTrust(Client):
             yield promo
 
     async def promotion(self, application_key: str, version: str, promotion_id: str) -> Promotion:
-        """One promotion by its id (`created_millis`)."""
+        """One promotion's details by its id (`created_millis`): stage, creator, time and (in
+        `raw`) its artifacts. The details carry no status: use `refresh` to follow one."""
         return await self._call(
             apptrust.build_promotion(self.base_url, application_key, version, promotion_id),
             lambda r: apptrust.parse_promotion(
@@ -126,7 +131,65 @@ class AppTrust(Client):
             ),
         )
 
+    async def release(
+        self,
+        application_key: str,
+        version: str,
+        *,
+        promotion_type: str | None = None,
+        included_repository_keys: list[str] | None = None,
+        excluded_repository_keys: list[str] | None = None,
+        run_async: bool = True,
+    ) -> Promotion:
+        """Release a version (promote it to PROD through the release gate)."""
+        req = apptrust.build_release(
+            self.base_url,
+            application_key,
+            version,
+            promotion_type=promotion_type,
+            included_repository_keys=included_repository_keys,
+            excluded_repository_keys=excluded_repository_keys,
+            run_async=run_async,
+            source=self.name,
+        )
+        return await self._call(
+            req,
+            lambda r: apptrust.parse_promote(
+                r,
+                source=self.name,
+                application_key=application_key,
+                version=version,
+                target_stage="PROD",
+            ),
+        )
+
     async def refresh(self, item: Promotion) -> Promotion:
-        """Poll a promotion's details."""
+        """A promotion's current status and gates, read from the documented promotions list
+        (newest first, filtered by its target stage) since the details endpoint has none. The
+        promotion keeps its id, so its key does not change."""
         self._check_mine(item)
-        return await self.promotion(item.application_id, item.version or "", item.id)
+        pages = self.promotions(
+            item.application_id,
+            item.version or "",
+            target_stage=item.target_stage,
+            order_by="created",
+            ascending=False,
+        )
+        near: Promotion | None = None
+        async with contextlib.aclosing(pages):
+            async for promo in pages:
+                if promo.id == item.id:
+                    return promo
+                if near is None and apptrust.same_promotion(promo, item):
+                    near = promo
+                if apptrust.older_than(promo, item):
+                    break
+        if near is not None:
+            return attrs.evolve(near, id=item.id)
+        raise NotFoundError(
+            f"promotion {item.id} of {item.application_id} {item.version} to "
+            f"{item.target_stage} is not in the promotions list",
+            vendor=self.vendor,
+            source=self.name,
+            operation="refresh promotion",
+        )

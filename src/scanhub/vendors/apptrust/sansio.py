@@ -1,7 +1,16 @@
 """JFrog AppTrust: application version promotions with entry/exit gates, as pure functions.
 
-Source documents: shared/seeds/004 (Get Application Version Promotions) and
-shared/vendor-notes.md. `base_url` is `https://HOST/apptrust/api/v1`.
+Source documents: shared/seeds/004 (Get Application Version Promotions), shared/vendor-notes.md,
+JFrog's REST reference ("Promote Application Version", "Release Application Version", "Get
+Application Version Promotion Details"), `jfrog/jfrog-client-go` (`apptrust/services/
+application.go`: the promotions envelope, statuses COMPLETED / FAILED / STARTED / DELETING) and
+`jfrog/jfrog-cli-application` (`model/promote_app_version_request.go`: promotion types copy,
+move, keep and dry_run; `service/versions/version_service.go`: `async=` on promote and
+release). `base_url` is `https://HOST/apptrust/api/v1`.
+
+Refreshing a promotion reads the promotions list: the documented details endpoint
+(`GET .../promotions/{created_millis}`) answers the target stage, creator, time and artifacts,
+but no status and no gate evaluations.
 
 The vendor documents disagree with themselves on field names and status casing; every variant
 they show is read (see adapters.md).
@@ -41,6 +50,10 @@ VENDOR = Vendor.APPTRUST.value
 #: COMPLETED; its filter docs use success, pending, failed; related JFrog promotion APIs use
 #: STARTED, PROCESSING, DELETING (vendor-notes.md).
 STATUS_MAP: Mapping[str, Lifecycle] = {
+    # The promote and release answers say `success` or `failure` ("the outcome of the
+    # request"); the list's records say COMPLETED / FAILED / STARTED / DELETING
+    # (jfrog-client-go `PromotionStatus`).
+    "failure": Lifecycle.FAILED,
     "pending": Lifecycle.QUEUED,
     "started": Lifecycle.RUNNING,
     "processing": Lifecycle.RUNNING,
@@ -51,17 +64,25 @@ STATUS_MAP: Mapping[str, Lifecycle] = {
     "deleting": Lifecycle.CANCELLED,
 }
 
-#: Gate decision (compared lower-case) -> Verdict. Decisions documented in the AppTrust UI:
-#: Pass, Fail, Warning, Error (Error = the evaluation itself failed; Warning does not block).
+#: Gate decision (compared lower-case) -> Verdict. The REST answers say `pass`, `warn`, `fail`
+#: on entry/exit gates and `passed`, `warn`, `failed` on the release gate; the UI shows Pass,
+#: Fail, Warning, Error (Error = the evaluation itself failed; a warning does not block).
 DECISION_MAP: Mapping[str, Verdict] = {
     "pass": Verdict.PASS,
-    "fail": Verdict.FAIL,
+    "passed": Verdict.PASS,
+    "warn": Verdict.WARN,
     "warning": Verdict.WARN,
+    "fail": Verdict.FAIL,
+    "failed": Verdict.FAIL,
     "error": Verdict.ERROR,
 }
 
-#: `promotion_type` values of the promote call.
+#: `promotion_type` values of the promote call: copy (the default), move and dry_run in the
+#: REST reference; keep in JFrog's own CLI (`PromotionTypeKeep`).
 PROMOTION_TYPES = ("copy", "move", "keep", "dry_run")
+#: How far apart (ms) the time a promote answer names and the list's `created_millis` may be
+#: and still be the same promotion, when the answer carried no `created_millis` of its own.
+SAME_PROMOTION_MS = 5000
 #: `order_by` values of the promotions list.
 ORDER_BY = ("created", "created_by", "version", "stage")
 
@@ -267,12 +288,74 @@ def build_promote(
 def parse_promote(
     resp: Response, *, source: str, application_key: str, version: str, target_stage: str
 ) -> Promotion:
-    """The promotion the promote call answered with (200 or 202)."""
+    """The promotion the promote (or release) call answered with: 201 with `status` `success`
+    or `failure` when synchronous, 200 when asynchronous (202 is read the same way)."""
     at = where(VENDOR, source, resp)
     _check(resp, at)
     body = as_object(decode_json(resp, at), at, "the response", resp)
     body.setdefault("target_stage", target_stage)
     return promotion_from_record(body, at, resp, application_key, version)
+
+
+def build_release(
+    base_url: str,
+    application_key: str,
+    version: str,
+    *,
+    promotion_type: str | None = None,
+    included_repository_keys: list[str] | None = None,
+    excluded_repository_keys: list[str] | None = None,
+    run_async: bool = True,
+    source: str = VENDOR,
+) -> Request:
+    """POST .../versions/{version}/release: promote to the release stage (PROD), with the
+    release gate evaluated (`evaluations.release_gate`)."""
+    req = build_promote(
+        base_url,
+        application_key,
+        version,
+        "PROD",
+        promotion_type=promotion_type,
+        included_repository_keys=included_repository_keys,
+        excluded_repository_keys=excluded_repository_keys,
+        run_async=run_async,
+        source=source,
+    )
+    body = {k: v for k, v in req.json.items() if k != "target_stage"}
+    return Request(
+        "POST",
+        join_url(base_url, f"{_version_path(application_key, version)}/release"),
+        "release",
+        params=req.params,
+        headers=req.headers,
+        json=body,
+        idempotent=False,
+    )
+
+
+# --- Refresh through the promotions list -------------------------------------------------------
+
+
+def _millis(promotion_id: str) -> int | None:
+    return int(promotion_id) if promotion_id.isascii() and promotion_id.isdigit() else None
+
+
+def same_promotion(found: Promotion, wanted: Promotion) -> bool:
+    """True when a listed promotion is `wanted`: the same id, or (for an id taken from the
+    time a promote answer named) the same target stage within `SAME_PROMOTION_MS`."""
+    if found.id == wanted.id:
+        return True
+    if found.target_stage != wanted.target_stage:
+        return False
+    a, b = _millis(found.id), _millis(wanted.id)
+    return a is not None and b is not None and abs(a - b) <= SAME_PROMOTION_MS
+
+
+def older_than(found: Promotion, wanted: Promotion) -> bool:
+    """True when a listed promotion (newest first) is older than `wanted` could be: paging on
+    cannot find it."""
+    a, b = _millis(found.id), _millis(wanted.id)
+    return a is not None and b is not None and a < b - SAME_PROMOTION_MS
 
 
 # --- Records ---------------------------------------------------------------------------------
@@ -303,7 +386,7 @@ def promotion_from_record(
     if millis is None:
         if created is None:
             fail(PayloadError, at, "missing identity field created_millis / promoted_millis", resp)
-        millis = int(created.timestamp() * 1000)
+        millis = round(created.timestamp() * 1000)
     elif created is None:
         created = parse_time(millis)
     app = get("application_key")
@@ -358,7 +441,11 @@ def _gates(evaluations: Any) -> tuple[Gate, ...]:
     if not isinstance(evaluations, dict):
         return ()
     gates = []
-    for kind, key in ((GateKind.EXIT, "exit_gate"), (GateKind.ENTRY, "entry_gate")):
+    for kind, key in (
+        (GateKind.EXIT, "exit_gate"),
+        (GateKind.ENTRY, "entry_gate"),
+        (GateKind.RELEASE, "release_gate"),
+    ):
         gate = evaluations.get(key)
         if not isinstance(gate, dict):
             continue
@@ -398,6 +485,20 @@ def _message(rec: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _error_text(err: Mapping[str, Any]) -> str | None:
+    """`message`, prefixed by the `field` it concerns and the `code` when the service sent
+    them (`{"status", "code", "field", "message"}`)."""
+    text = opt_str(err, "message")
+    if not text:
+        return None
+    field, code = opt_str(err, "field"), opt_str(err, "code")
+    if field:
+        text = f"{field}: {text}"
+    if code and not code.isdigit():
+        text = f"{text} [{code}]"
+    return text
+
+
 def _check(resp: Response, at: Where) -> None:
     """Errors come as `{"errors":[{"status"|"code", "message"}]}` or a bare `{"message"}`."""
     if 200 <= resp.status < 300:
@@ -410,7 +511,7 @@ def _check(resp: Response, at: Where) -> None:
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list):
-            texts = [opt_str(e, "message") for e in errors if isinstance(e, dict)]
+            texts = [_error_text(e) for e in errors if isinstance(e, dict)]
             message = "; ".join(t for t in texts if t) or None
-        message = message or opt_str(body, "message", "error")
+        message = message or _error_text(body) or opt_str(body, "error")
     raise_for_status(resp, at, message)

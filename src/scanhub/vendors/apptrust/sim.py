@@ -3,7 +3,8 @@
 Bearer auth; `{"promotions", "total", "limit", "offset"}` pages with `filter_by=field:value`,
 `order_by` and `order_asc`; records in both documented shapes (`promoted_by` + `promoted` like
 the first sample, `created_by` + `created` like the second) with `created_millis` as the id;
-`evaluations.exit_gate` / `entry_gate` with pass / fail / warning decisions; status STARTED ->
+`evaluations.exit_gate` / `entry_gate` with pass / warn / fail decisions (the release gate of
+`POST .../release` says passed / warn / failed); status STARTED ->
 PROCESSING -> COMPLETED, or FAILED when the entry gate fails; errors as
 `{"errors":[{"status", "message"}]}`.
 
@@ -27,6 +28,7 @@ BASE_MILLIS = 1684477304916
 @define
 class _Promo:
     millis: int
+    release: bool
     key: str
     version: str
     source_stage: str
@@ -44,6 +46,14 @@ def _iso(millis: int) -> str:
 
 def _errors(status: int, message: str) -> web.Response:
     return json_response({"errors": [{"status": status, "message": message}]}, status)
+
+
+def _field_error(field: str, message: str) -> web.Response:
+    # Validation errors name the field and a code beside the status and message.
+    return json_response(
+        {"errors": [{"status": 400, "code": "BAD_REQUEST", "field": field, "message": message}]},
+        400,
+    )
 
 
 class AppTrustSim(SimServer):
@@ -75,7 +85,8 @@ class AppTrustSim(SimServer):
     def gate(
         self, key: str, target_stage: str, decision: str, explanation: str | None = None
     ) -> None:
-        """Set the entry gate decision (pass, fail, warning, error) for promotions to a stage."""
+        """Set the entry gate decision (pass, warn, fail, error) for promotions to a stage
+        (`PROD` also decides the release gate of a release)."""
         self.gates[(key, target_stage)] = (decision, explanation)
 
     def add_synthetic_version(self, key: str, version: str, count: int) -> None:
@@ -90,12 +101,20 @@ class AppTrustSim(SimServer):
         return [str(self._new(key, version, "QA", "seed", duration).millis) for _ in range(count)]
 
     def _new(
-        self, key: str, version: str, target: str, by: str, duration: float | None = None
+        self,
+        key: str,
+        version: str,
+        target: str,
+        by: str,
+        duration: float | None = None,
+        *,
+        release: bool = False,
     ) -> _Promo:
         self._millis += 1000
         decision, explanation = self.gates.get((key, target), ("pass", None))
         promo = _Promo(
             self._millis,
+            release,
             key,
             version,
             self.stage.get((key, version), "DEV"),
@@ -112,6 +131,7 @@ class AppTrustSim(SimServer):
     def _routes(self, router: web.UrlDispatcher) -> None:
         base = f"{self.prefix}/applications/{{key}}/versions/{{version}}"
         router.add_post(f"{base}/promote", self._promote)
+        router.add_post(f"{base}/release", self._release)
         router.add_get(f"{base}/promotions", self._list)
         router.add_get(f"{base}/promotions/{{millis}}", self._one)
 
@@ -145,24 +165,49 @@ class AppTrustSim(SimServer):
         else:
             rec.update(created_by=p.by, created=_iso(p.millis))
         if done:
-            entry: dict[str, Any] = {
-                "stage": p.target_stage,
-                "eval_id": f"eval-entry-{p.millis}",
-                "decision": p.entry_decision,
-            }
-            if p.explanation:
-                entry["explanation"] = p.explanation
-            rec["evaluations"] = {
-                "exit_gate": {
-                    "stage": p.source_stage,
-                    "eval_id": f"eval-exit-{p.millis}",
-                    "decision": "pass",
-                },
-                "entry_gate": entry,
-            }
+            rec["evaluations"] = self._evaluations(p)
             if blocked:
                 rec["message"] = p.explanation or "Promotion blocked by entry gate"
         return rec
+
+    def _evaluations(self, p: _Promo) -> dict[str, Any]:
+        gate: dict[str, Any] = {"stage": p.target_stage, "eval_id": f"eval-entry-{p.millis}"}
+        if p.release:
+            # The release gate speaks in past participles (Release Application Version).
+            words = {"pass": "passed", "fail": "failed"}
+            gate["decision"] = words.get(p.entry_decision, p.entry_decision)
+        else:
+            gate["decision"] = p.entry_decision
+        if p.explanation:
+            gate["explanation"] = p.explanation
+        return {
+            "exit_gate": {
+                "stage": p.source_stage,
+                "eval_id": f"eval-exit-{p.millis}",
+                "decision": "pass",
+            },
+            "release_gate" if p.release else "entry_gate": gate,
+        }
+
+    def _outcome(self, p: _Promo, promotion_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The synchronous promote / release answer: the outcome as `success` or `failure`."""
+        blocked = p.entry_decision in ("fail", "error")
+        return {
+            "application_key": p.key,
+            "application_version": p.version,
+            "source_stage": p.source_stage,
+            "target_stage": p.target_stage,
+            "promotion_type": promotion_type,
+            "status": "failure" if blocked else "success",
+            "message": (p.explanation or "Promotion blocked by entry gate")
+            if blocked
+            else f"Application version promoted to {p.target_stage}",
+            "included_repository_keys": body.get("included_repository_keys", []),
+            "excluded_repository_keys": body.get("excluded_repository_keys", []),
+            "artifact_additional_properties": [],
+            "promoted": _iso(p.millis),
+            "evaluations": self._evaluations(p),
+        }
 
     def render(self, key: str, version: str, promotion_id: str) -> dict[str, Any]:
         """One promotion record as it stands now (seed 004 sample shapes)."""
@@ -191,6 +236,12 @@ class AppTrustSim(SimServer):
         }
 
     async def _promote(self, request: web.Request) -> web.StreamResponse:
+        return await self._start(request, release=False)
+
+    async def _release(self, request: web.Request) -> web.StreamResponse:
+        return await self._start(request, release=True)
+
+    async def _start(self, request: web.Request, *, release: bool) -> web.StreamResponse:
         key, version = request.match_info["key"], request.match_info["version"]
         if (key, version) not in self.versions:
             return _errors(404, f"Application version {key}/{version} not found")
@@ -198,10 +249,20 @@ class AppTrustSim(SimServer):
             body = await request.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict) or not isinstance(body.get("target_stage"), str):
-            return _errors(400, "target_stage is required")
-        promo = self._new(key, version, body["target_stage"], "admin")
-        return json_response(self._record(promo), 202)
+        if not isinstance(body, dict):
+            return _errors(400, "a JSON object is required")
+        target = "PROD" if release else body.get("target_stage")
+        if not isinstance(target, str) or not target:
+            return _field_error("target_stage", "target_stage is required")
+        promotion_type = body.get("promotion_type", "copy")
+        if promotion_type not in ("copy", "move", "keep", "dry_run"):
+            return _field_error("promotion_type", f"invalid promotion type: {promotion_type}")
+        run_async = request.query.get("async", "false") == "true"  # the vendor's default: sync
+        duration = None if run_async else 0.0  # a synchronous call returns when it is done
+        promo = self._new(key, version, target, "admin", duration, release=release)
+        if run_async:
+            return json_response(self._record(promo), 200)
+        return json_response(self._outcome(promo, promotion_type, body), 201)
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         key, version = request.match_info["key"], request.match_info["version"]
@@ -242,11 +303,29 @@ class AppTrustSim(SimServer):
         )
 
     async def _one(self, request: web.Request) -> web.StreamResponse:
+        # Get Application Version Promotion Details: stage, creator, time, artifacts; no status.
         key, version = request.match_info["key"], request.match_info["version"]
-        try:
-            return json_response(self.render(key, version, request.match_info["millis"]))
-        except KeyError:
-            return _errors(404, "Promotion not found")
+        for p in self.versions.get((key, version), []):
+            if str(p.millis) == request.match_info["millis"]:
+                return json_response(
+                    {
+                        "target_stage": p.target_stage,
+                        "created_by": p.by,
+                        "created": _iso(p.millis),
+                        "created_millis": p.millis,
+                        "artifacts": [
+                            {
+                                "path": f"{key}-{p.target_stage.lower()}-generic-local/{key}/"
+                                f"{version}/{key}-{version}.tgz",
+                                "checksum": f"{p.millis:064x}"[-64:],
+                                "package_type": "generic",
+                                "package_name": key,
+                                "package_version": version,
+                            }
+                        ],
+                    }
+                )
+        return _errors(404, "Promotion not found")
 
 
 def _status_matches(status: str, wanted: str) -> bool:

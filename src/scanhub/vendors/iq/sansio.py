@@ -1,7 +1,12 @@
 """Sonatype IQ Server (Lifecycle): promote scan and its status, as pure functions.
 
 Source documents: shared/seeds/000 (Promote Scan REST API), shared/seeds/002 (Cloud `/platform`
-prefix, rate limit, CSRF, webhooks) and shared/vendor-notes.md.
+prefix, rate limit, CSRF, webhooks), shared/vendor-notes.md, and the IQ server's own
+`ApiPromoteScanServiceV2` (com.sonatype.insight.brain.api.v2.service): status ids live in a cache
+that expires two hours after the promote request, after which the status call answers 404 "Scan
+status with id ... for application with id ... was not found."; `develop` is refused as a target
+("Stage develop is invalid."); report links are built with the application's public id; a
+failed promotion's `reason` is the failure's message, which may be null.
 
 `base_url` is the server root including any prefix: `http://localhost:8070` on premises,
 `https://TENANT.sonatype.app/platform` on Sonatype Cloud. Every path below is joined onto it.
@@ -68,6 +73,13 @@ OUTCOME_MAP: Mapping[str, Verdict] = {
 
 #: Stages documented for promote scan (seed 000) plus the source-control stages (vendor-notes).
 STAGES = ("build", "stage-release", "release", "operate", "develop", "source")
+#: Valid promote targets: every stage but `develop`, which the server refuses as a target
+#: (`isValidTargetStage` in ApiPromoteScanServiceV2).
+PROMOTE_TARGETS = ("build", "stage-release", "release", "operate", "source")
+#: How long the server keeps a promote-scan status id (a cache with expireAfterWrite 2 hours).
+STATUS_TTL = 2 * 3600.0
+#: The 404 text of a status id the server no longer (or never) knew.
+_STATUS_GONE = re.compile(r"scan status with id .* was not found", re.IGNORECASE | re.DOTALL)
 
 #: Report links of a COMPLETED status, in the order the vendor documents them.
 REPORT_LINKS = (
@@ -149,8 +161,13 @@ def build_promote(
         fail(BadRequestError, at, "give exactly one of scan_id or source_stage")
     if not application_id:
         fail(BadRequestError, at, "application_id is empty")
-    if not target_stage:
-        fail(BadRequestError, at, "target_stage is empty")
+    if target_stage not in PROMOTE_TARGETS:
+        fail(
+            BadRequestError,
+            at,
+            f"target_stage must be one of {', '.join(PROMOTE_TARGETS)} (IQ refuses "
+            f"{target_stage!r} as a promote target)",
+        )
     body: dict[str, str] = {"targetStageId": target_stage}
     if scan_id is not None:
         if not scan_id:
@@ -242,9 +259,16 @@ def parse_status(
     status_id: str | None = None,
 ) -> Promotion:
     """The promotion's current state. Fields the status answer does not carry (stages, scan id)
-    come from `previous`, the promotion as scanhub last knew it."""
+    come from `previous`, the promotion as scanhub last knew it.
+
+    A 404 "Scan status with id ... was not found" while refreshing a promotion (`previous`
+    given) means the server has forgotten the status id: it keeps them two hours. The promotion
+    then ends `expired` (terminal, outcome unknown) instead of failing every later poll."""
     at = where(VENDOR, source, resp)
-    raise_for_status(resp, at, _error_text(resp))
+    text = _error_text(resp)
+    if resp.status == 404 and previous is not None and text and _STATUS_GONE.search(text):
+        return _expired(previous, text, resp)
+    raise_for_status(resp, at, text)
     body = as_object(decode_json(resp, at), at, "the response", resp)
     raw_status = opt_str(body, "status")
     if raw_status is None:
@@ -283,6 +307,28 @@ def parse_status(
     )
 
 
+def _expired(previous: Promotion, text: str, resp: Response) -> Promotion:
+    return Promotion(
+        vendor=Vendor.IQ,
+        source=previous.source,
+        id=previous.id,
+        application_id=previous.application_id,
+        lifecycle=Lifecycle.EXPIRED,
+        vendor_status=previous.vendor_status,
+        verdict=previous.verdict,
+        message=(
+            "IQ no longer knows this promotion's status id (it keeps them two hours), so its "
+            f"outcome is unknown; see the application's reports. IQ said: {text}"
+        ),
+        links=previous.links,
+        source_stage=previous.source_stage,
+        target_stage=previous.target_stage,
+        scan_id=previous.scan_id,
+        created_at=previous.created_at,
+        raw={"status": resp.status, "body": text},
+    )
+
+
 # --- Webhooks --------------------------------------------------------------------------------
 
 
@@ -317,9 +363,11 @@ def parse_evaluation_webhook(
     moderate = opt_int(ev, "moderateComponentCount") or 0
     links: dict[str, str] = {}
     report_id = opt_str(ev, "reportId")
-    if report_id and base_url:
+    public_id = opt_str(app_obj, "publicId")
+    if report_id and public_id and base_url:
+        # IQ's UI links name the application by its public id, never the internal one.
         links["report_html"] = join_url(
-            base_url, f"ui/links/application/{_seg(app_id)}/report/{_seg(report_id)}"
+            base_url, f"ui/links/application/{_seg(public_id)}/report/{_seg(report_id)}"
         )
     when = parse_time(ev.get("evaluationDate")) or parse_time(payload.get("timestamp"))
     return Scan(

@@ -1,9 +1,12 @@
 """Sonatype IQ Server simulator: application lookup, promote scan, promotion status (seed 000).
 
-Behaves as the documents say: Basic auth, relative `statusUrl`, PENDING then COMPLETED (with
-relative report links) or FAILED with a `reason`, plain-text error bodies, 400 "does not exist"
-for an unknown or purged scan id, 404 for an unknown status id, the Cloud 429 text without
-`Retry-After`, and the `/platform` prefix when `cloud=True`.
+Behaves as the documents and the server's own `ApiPromoteScanServiceV2` say: Basic auth,
+relative `statusUrl`, PENDING then COMPLETED (with relative report links built from the
+application's *public* id) or FAILED with a `reason`, plain-text error bodies, 400 "Stage develop
+is invalid." for `develop` as a target, 400 "A scan with ID ... does not exist" for an unknown or
+purged scan id, status ids forgotten `status_ttl` simulated seconds (two hours) after the
+request with the server's 404 text, the Cloud 429 text without `Retry-After`, and the
+`/platform` prefix when `cloud=True`.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ CLOUD_429 = (
     "administrator or contact your Sonatype support representative."
 )
 STAGES = {"build", "stage-release", "release", "operate", "develop", "source"}
+TARGETS = STAGES - {"develop"}
 
 
 @define
 class _Promotion:
+    public_id: str
     app_id: str
     status_id: str
     started: float
@@ -47,8 +52,10 @@ class IQSim(SimServer):
         password: str = "admin123",
         cloud: bool = False,
         duration: float = 3.0,
+        status_ttl: float = 2 * 3600.0,
         **kw: Any,
     ) -> None:
+        self.status_ttl = status_ttl
         self.username, self.password, self.cloud, self.duration = (
             username,
             password,
@@ -78,7 +85,7 @@ class IQSim(SimServer):
         return app_id, ids
 
     def fail_stage(self, app_id: str, stage: str, reason: str) -> None:
-        """Make promotions of `app_id` to `stage` end FAILED with `reason`."""
+        """Make promotions of `app_id` to `stage` end FAILED with `reason` ("" sends null)."""
         self.failures[(app_id, stage)] = reason
 
     def seed_promotions(
@@ -89,6 +96,7 @@ class IQSim(SimServer):
         for _ in range(count):
             sid = f"{next(self._ids):032x}"
             self.promotions[sid] = _Promotion(
+                self._public_id(app_id),
                 app_id,
                 sid,
                 self.clock.now(),
@@ -98,6 +106,9 @@ class IQSim(SimServer):
             )
             ids.append(sid)
         return ids
+
+    def _public_id(self, app_id: str) -> str:
+        return next((p for p, i in self.applications.items() if i == app_id), app_id)
 
     def _routes(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
@@ -145,12 +156,19 @@ class IQSim(SimServer):
             return web.Response(status=400, text="Malformed JSON")
         target = body.get("targetStageId")
         scan_id, source_stage = body.get("scanId"), body.get("sourceStageId")
-        if target not in STAGES or (scan_id is None) == (source_stage is None):
+        if not isinstance(target, str) or target not in TARGETS:
+            return web.Response(status=400, text=f"Stage {target} is invalid.")
+        if (scan_id is None) == (source_stage is None):
             return web.Response(status=400, text="Invalid promote scan request")
         if scan_id is not None and scan_id not in self.scans[app_id]:
-            return web.Response(status=400, text=f"Scan with id {scan_id} does not exist")
+            return web.Response(
+                status=400,
+                text=f"A scan with ID {scan_id} does not exist on the server and may be obsolete. "
+                "Note that only the most recent scan for the given stage can be promoted.",
+            )
         sid = uuid.uuid4().hex
         self.promotions[sid] = _Promotion(
+            self._public_id(app_id),
             app_id,
             sid,
             self.clock.now(),
@@ -161,9 +179,17 @@ class IQSim(SimServer):
         return json_response({"statusUrl": f"api/v2/evaluation/applications/{app_id}/status/{sid}"})
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
-        promo = self.promotions.get(request.match_info["sid"])
-        if promo is None or promo.app_id != request.match_info["app"]:
-            return web.Response(status=404, text="Status not found")
+        sid, app = request.match_info["sid"], request.match_info["app"]
+        promo = self.promotions.get(sid)
+        if (
+            promo is None
+            or promo.app_id != app
+            or self.clock.now() - promo.started > self.status_ttl
+        ):
+            return web.Response(
+                status=404,
+                text=f"Scan status with id {sid} for application with id {app} was not found.",
+            )
         return json_response(self.render(promo.status_id))
 
     def render(self, status_id: str) -> dict[str, Any]:
@@ -172,12 +198,15 @@ class IQSim(SimServer):
         if self.clock.now() - promo.started < promo.duration:
             return {"status": self.unknown_status("PENDING", "QUEUED_FOR_REVIEW")}
         if promo.fail_reason is not None:
-            return {"status": "FAILED", "reason": promo.fail_reason}
-        report = f"application/{promo.app_id}/report/{promo.report_id}"
+            # An empty reason is sent as null: the server's reason is the failure's message,
+            # which can be null.
+            return {"status": "FAILED", "reason": promo.fail_reason or None}
+        # Every link names the application by its public id (getScanStatus does so).
+        report = f"application/{promo.public_id}/report/{promo.report_id}"
         return {
             "status": "COMPLETED",
             "reportHtmlUrl": f"ui/links/{report}",
             "embeddableReportHtmlUrl": f"ui/links/{report}/embeddable",
             "reportPdfUrl": f"ui/links/{report}/pdf",
-            "reportDataUrl": f"api/v2/applications/{promo.app_id}/reports/{promo.report_id}",
+            "reportDataUrl": f"api/v2/applications/{promo.public_id}/reports/{promo.report_id}",
         }

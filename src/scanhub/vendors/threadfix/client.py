@@ -78,6 +78,9 @@ class ThreadFix(Client):
         )
 
     async def refresh(self, item: Scan) -> Scan:
-        """Poll a pending scan this client uploaded or fetched."""
+        """Poll a pending scan this client uploaded or fetched. A scan the open-source server
+        processed during the upload is final: it has no pending scan to poll."""
         self._check_mine(item)
+        if self.api_version == threadfix.UNVERSIONED and item.lifecycle.is_terminal:
+            return item
         return await self.pending_scan(item.application_id, item.id)

@@ -1,6 +1,11 @@
 """ThreadFix: scan upload and pending-scan status, as pure functions.
 
-Source documents: shared/seeds/001 (Check Pending Scan Status API) and shared/vendor-notes.md.
+Source documents: shared/seeds/001 (Check Pending Scan Status API), shared/vendor-notes.md,
+ThreadFix's "Upload Scan - API" page (2.3.0; queued processing since 2.4.5, whose answer has no
+links; the pending-scan link since 2.5; versioned link since 2.8.8) and the open-source server
+(denimgroup/threadfix, `ApplicationRestController` / `UploadScanServiceImpl`: unversioned
+`/rest/applications/...` paths, no pending-scan endpoint, the processed scan in the upload
+answer). Versions and what differs are in adapters.md, "ThreadFix versions".
 
 `base_url` usually ends in `/threadfix`; paths are `rest/{version}/...` below it. Every answer is
 an envelope `{"message", "success", "responseCode", "object"}` in which `responseCode` is -1 and
@@ -21,7 +26,7 @@ from ..._errors import (
     PayloadError,
     ScanhubError,
 )
-from ..._model import Lifecycle, Scan, Vendor
+from ..._model import FindingCounts, Lifecycle, Scan, Vendor
 from ..._sansio import (
     FilePart,
     Request,
@@ -32,6 +37,7 @@ from ..._sansio import (
     fail,
     join_url,
     map_value,
+    opt_int,
     opt_str,
     parse_time,
     raise_for_status,
@@ -68,6 +74,14 @@ _NOT_FOUND_MESSAGES = re.compile(
 )
 _PENDING_HREF = re.compile(r"/pendingScan/([^/?#]+)/status")
 
+#: The `api_version` values scanhub speaks. `latest` and `v2.5`..`v3.0` are the commercial
+#: server's versioned REST paths (`/rest/{version}/...`), which queue uploads and have the
+#: pending-scan status endpoint (since 2.5.0; 3.0 keeps it). `unversioned` is the open-source
+#: server: `/rest/...` with no version, no pending-scan endpoint, and the processed scan
+#: returned by the upload itself.
+API_VERSIONS = ("latest", "v2.5", "v2.6", "v2.7", "v2.8", "v3.0", "unversioned")
+UNVERSIONED = "unversioned"
+
 
 def auth_headers(api_key: str) -> dict[str, str]:
     """`Authorization: APIKEY {key}`; `Accept: application/json` is required on every call."""
@@ -80,6 +94,8 @@ def auth_params(api_key: str) -> tuple[tuple[str, str], ...]:
 
 
 def _rest(base_url: str, api_version: str, path: str) -> str:
+    if api_version == UNVERSIONED:
+        return join_url(base_url, f"rest/{path}")
     return join_url(base_url, f"rest/{quote(api_version, safe='.')}/{path}")
 
 
@@ -110,14 +126,29 @@ def build_upload(
 
 
 def parse_upload(resp: Response, *, source: str, base_url: str, application_id: str) -> Scan:
-    """The queued pending scan. Since 2.4.5 processing is queued: `object` is a sentence, and the
-    pending scan id is only inside `links[].href` (`.../pendingScan/{id}/status`)."""
+    """What the upload answer says.
+
+    - Queued (2.5 and later): `object` is a sentence and the pending scan id is only inside
+      `links[].href` (`.../pendingScan/{id}/status`): a `queued` Scan to follow.
+    - Processed at once (the open-source server): `object` is the imported scan: a finished
+      Scan (`succeeded`) with its finding counts.
+    - Queued with no link (2.4.5 to 2.4.x): nothing to follow it by: `PayloadError` saying so.
+    """
     at = where(VENDOR, source, resp)
     body = _envelope(resp, at)
     pending_id = _pending_id(body)
-    if pending_id is None:
-        fail(PayloadError, at, "no pendingScan link in the upload answer", resp)
     obj = body.get("object")
+    if pending_id is None:
+        if isinstance(obj, dict) and opt_str(obj, "id"):
+            return _processed_scan(obj, body, source, str(application_id))
+        fail(
+            PayloadError,
+            at,
+            "the upload was accepted but the answer has no pendingScan link to follow it by "
+            "(ThreadFix before 2.5 queues uploads without one; scanhub supports 2.5 and later, "
+            "and the open-source server)",
+            resp,
+        )
     message = obj if isinstance(obj, str) else opt_str(body, "message")
     return Scan(
         vendor=Vendor.THREADFIX,
@@ -128,6 +159,37 @@ def parse_upload(resp: Response, *, source: str, base_url: str, application_id: 
         vendor_status="",
         message=message,
         links={"status": join_url(base_url, _href_path(body, pending_id) or "")},
+        raw=body,
+    )
+
+
+def _processed_scan(
+    obj: Mapping[str, Any], body: Mapping[str, Any], source: str, application_id: str
+) -> Scan:
+    """A scan the server imported during the upload (its `Scan` entity's REST view)."""
+    counts = {
+        k: opt_int(obj, f"number{k.title()}Vulnerabilities") or 0
+        for k in ("critical", "high", "medium", "low")
+    }
+    total = opt_int(obj, "numberTotalVulnerabilities")
+    imported = parse_time(obj.get("importTime"))
+    scan_id = opt_str(obj, "id") or ""
+    return Scan(
+        vendor=Vendor.THREADFIX,
+        source=source,
+        id=scan_id,
+        application_id=opt_str(obj, "applicationId") or application_id,
+        lifecycle=Lifecycle.SUCCEEDED,
+        vendor_status="",
+        message=opt_str(body, "message") or None,
+        created_at=imported,
+        finished_at=imported,
+        updated_at=imported,
+        scan_type=opt_str(obj, "scannerName"),
+        findings=FindingCounts(
+            **counts, total=total if total is not None else sum(counts.values())
+        ),
+        final_scan_id=scan_id,
         raw=body,
     )
 

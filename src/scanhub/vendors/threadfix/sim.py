@@ -2,10 +2,14 @@
 
 `APIKEY` auth with the required `Accept: application/json`, the `{"message", "success",
 "responseCode": -1, "object"}` envelope on every answer, failures as HTTP 200 with
-`"success": false`, the queued upload answer whose pending scan id is only in `links[].href`,
+`"success": false`, the queued upload answer of 2.8.8 and later ("Scan upload process
+started." with `links: [{"method", "rel", "href"}]`, the pending scan id only in the href),
 epoch-millisecond times, and pending scans that walk QUEUED -> UPLOADED -> FINDINGS_GENERATING
 -> CHANNEL_MERGING -> APPLICATION_MERGING -> APPLICATION_MERGED -> LINKING_DEFECTS -> DONE, or
 stop at SCAN_INTERRUPTED with `error: true` and an `errorMessage`.
+
+`edition="oss"` serves the open-source server instead: `/rest/applications/...` with no
+version, no pending-scan endpoint, and the upload answering with the imported scan.
 """
 
 from __future__ import annotations
@@ -64,9 +68,16 @@ class ThreadFixSim(SimServer):
     vendor = "threadfix"
 
     def __init__(
-        self, *, api_key: str = "tf-api-key-0001", duration: float = 3.5, **kw: Any
+        self,
+        *,
+        api_key: str = "tf-api-key-0001",
+        duration: float = 3.5,
+        edition: str = "commercial",
+        **kw: Any,
     ) -> None:
-        self.api_key, self.duration = api_key, duration
+        if edition not in ("commercial", "oss"):
+            raise ValueError("edition is 'commercial' or 'oss'")
+        self.api_key, self.duration, self.edition = api_key, duration, edition
         self.prefix = "/threadfix"
         self.applications: set[int] = set()
         #: file names whose processing is interrupted, with the error message
@@ -108,6 +119,9 @@ class ThreadFixSim(SimServer):
         return item
 
     def _routes(self, router: web.UrlDispatcher) -> None:
+        if self.edition == "oss":
+            router.add_post(f"{self.prefix}/rest/applications/{{app}}/upload", self._upload)
+            return
         base = f"{self.prefix}/rest/{{version}}/applications/{{app}}"
         router.add_post(f"{base}/upload", self._upload)
         router.add_get(f"{base}/pendingScan/{{pid}}/status", self._status)
@@ -142,16 +156,36 @@ class ThreadFixSim(SimServer):
         if not isinstance(upload, web.FileField):
             return json_response(envelope(None, "No file was uploaded.", False))
         item = self._new(app, upload.filename)
+        if self.edition == "oss":
+            return json_response(envelope(self._imported(item)))
         version = request.match_info["version"]
         path = f"rest/{version}/applications/{app}/pendingScan/{item.id}/status"
         href = f"{self.root}{self.prefix}/{path}"
         return json_response(
             envelope(
-                "The scan has been queued for processing.",
+                "Scan upload process started.",
                 "",
-                links=[{"href": href}],
+                links=[{"method": "GET", "rel": "related", "href": href}],
             )
         )
+
+    def _imported(self, item: _Pending) -> dict[str, Any]:
+        """The open-source server's REST view of an imported `Scan` entity."""
+        return {
+            "id": item.scan_id,
+            "importTime": item.created_ms,
+            "scannerName": "Fortify SCA" if item.name.endswith(".fpr") else "OWASP ZAP",
+            "numberTotalVulnerabilities": 7,
+            "numberCriticalVulnerabilities": 1,
+            "numberHighVulnerabilities": 2,
+            "numberMediumVulnerabilities": 3,
+            "numberLowVulnerabilities": 1,
+            "numberInfoVulnerabilities": 0,
+            "numberNewVulnerabilities": 7,
+            "numberOldVulnerabilities": 0,
+            "numberClosedVulnerabilities": 0,
+            "numberResurfacedVulnerabilities": 0,
+        }
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
         app = self._app(request)

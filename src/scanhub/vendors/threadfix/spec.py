@@ -14,8 +14,9 @@ from ...sim._base import SimClock
 from .client import ThreadFix
 from .sim import ThreadFixSim
 
-#: The REST API versions scanhub speaks (adapters.md, ThreadFix: "Versions").
-ApiVersion = Literal["latest", "v2.4", "v2.5", "v2.6", "v2.7", "v2.8"]
+#: The REST API versions scanhub speaks: `sansio.API_VERSIONS` (a test holds the two equal;
+#: adapters.md, "ThreadFix versions", says what each means).
+ApiVersion = Literal["latest", "v2.5", "v2.6", "v2.7", "v2.8", "v3.0", "unversioned"]
 
 
 @attrs.define(kw_only=True)
@@ -24,7 +25,8 @@ class ThreadFixSource(SourceConfig):
 
     api_key_env: EnvVar = attrs.field(metadata={"doc": "variable holding the API key"})
     api_version: ApiVersion = attrs.field(
-        default="latest", metadata={"doc": "the REST API version in the path"}
+        default="latest",
+        metadata={"doc": "the REST API version in the path; unversioned: the open-source server"},
     )
     api_key_in_query: bool = attrs.field(
         default=False, metadata={"doc": "send the key as ?apiKey= (old servers)"}
