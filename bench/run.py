@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
@@ -709,7 +710,15 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: proves the harness runs")
-    ap.add_argument("--out", default="BENCHMARKS.md")
+    ap.add_argument(
+        "--out",
+        "--output",
+        dest="out",
+        default=None,
+        help="where the report goes (and its .json beside it); default: BENCHMARKS.md for a "
+        "full run, a new temporary directory for --quick, so a smoke run never rewrites the "
+        "committed figures",
+    )
     ap.add_argument("--notes", default=None, help="a file whose text goes under 'Targets missed'")
     ap.add_argument(
         "--render",
@@ -718,6 +727,11 @@ def main(argv: list[str] | None = None) -> int:
         help="rewrite the report from a results file an earlier run saved (no measuring)",
     )
     args = ap.parse_args(argv)
+    if args.out is None:
+        if args.quick and not args.render:
+            args.out = str(Path(tempfile.mkdtemp(prefix="scanhub-bench-")) / "BENCHMARKS.md")
+        else:
+            args.out = "BENCHMARKS.md"
     if args.render:
         saved = json.loads(Path(args.render).read_text())
         args.quick, args.scale = saved.pop("_quick"), saved.pop("_scale")
@@ -782,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     saved = Path(args.out).with_suffix(".json")
     saved.write_text(json.dumps({**results, "_quick": args.quick, "_scale": args.scale}, indent=1))
     print(text)
+    print(f"report written to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_quick_run_writes_every_section(tmp_path: Path) -> None:
-    out = tmp_path / "BENCH.md"
+def test_bench_quick_run_writes_every_section_elsewhere() -> None:
+    committed = {p: p.read_bytes() for p in (ROOT / "BENCHMARKS.md", ROOT / "BENCHMARKS.json")}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench.run", "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -21,6 +21,11 @@ def test_bench_quick_run_writes_every_section(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # A smoke run never rewrites the committed figures: it writes to a temporary directory.
+    for path, before in committed.items():
+        assert path.read_bytes() == before, f"{path.name} was rewritten by --quick"
+    out = Path(proc.stderr.rsplit("report written to ", 1)[1].strip())
+    assert out.parent != ROOT and out.with_suffix(".json").is_file()
     text = out.read_text()
     for heading in (
         "## Summary",

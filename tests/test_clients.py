@@ -369,11 +369,20 @@ async def test_retry_after_http_date(vendor_http: aioresponses, fake_sleep: Fake
 async def test_long_retry_after_is_raised_not_slept(
     vendor_http: aioresponses, fake_sleep: FakeSleep
 ) -> None:
+    vendor_http.get(f"{ASP}/scans/s1", status=429, headers={"Retry-After": "600"})
+    async with AppSecPlus(ASP, "t0ken", clock=fake_sleep.clock, sleep=fake_sleep) as asp:
+        with pytest.raises(RateLimitedError) as err:
+            await asp.scan("s1")
+    assert err.value.retry_after == 600 and fake_sleep.slept == []
+
+
+async def test_retry_after_is_capped(vendor_http: aioresponses, fake_sleep: FakeSleep) -> None:
     vendor_http.get(f"{ASP}/scans/s1", status=429, headers={"Retry-After": "3600"})
     async with AppSecPlus(ASP, "t0ken", clock=fake_sleep.clock, sleep=fake_sleep) as asp:
         with pytest.raises(RateLimitedError) as err:
             await asp.scan("s1")
-    assert err.value.retry_after == 3600 and fake_sleep.slept == []
+        assert asp.transport.paused_for == pytest.approx(900)
+    assert err.value.retry_after == 900  # RetryPolicy.retry_after_cap
 
 
 async def test_html_login_page_from_a_proxy(vendor_http: aioresponses) -> None:

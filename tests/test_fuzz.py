@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -151,3 +151,170 @@ def test_loads_agrees_with_the_stdlib(value: Any) -> None:
 
     text = json.dumps(value).encode()
     assert json.dumps(loads(text)) == json.dumps(json.loads(text))
+
+
+# --- At the edges: status codes, headers and bytes, into every parser and the transport -------
+
+header_text = st.text(max_size=40) | st.sampled_from(
+    [
+        "1e308",
+        "1_0",
+        "\u0661\u0660",
+        "-1",
+        "nan",
+        "99999999999999999999",
+        "0",
+        "120",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "https://x/login?token=t",
+        " 5 ",
+        "\x00",
+        "1.5",
+    ]
+)
+headers_st = st.dictionaries(
+    st.sampled_from(["retry-after", "content-length", "location", "content-type", "date"]),
+    header_text,
+    max_size=5,
+)
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    status=st.integers(min_value=100, max_value=599),
+    headers=headers_st,
+    body=st.binary(max_size=80) | json_values.map(lambda v: json.dumps(v).encode()),
+)
+def test_any_status_headers_and_body(
+    name: str, status: int, headers: dict[str, str], body: bytes
+) -> None:
+    try:
+        out = PARSERS[name](Response(status, body, headers, "op", ""))
+    except ScanhubError:
+        return
+    items = (
+        out.promotions
+        if isinstance(out, apptrust.Page)
+        else out
+        if isinstance(out, list)
+        else [out]
+    )
+    assert all(isinstance(i, Scan | Promotion | str) for i in items)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=header_text, date=st.none() | st.just("Wed, 21 Oct 2015 07:28:00 GMT"))
+def test_retry_after_is_none_or_a_finite_wait(value: str, date: str | None) -> None:
+    from datetime import UTC, datetime
+
+    from scanhub.sansio._common import parse_retry_after, retry_after_of
+
+    wait = parse_retry_after(value, datetime(2015, 10, 21, tzinfo=UTC))
+    assert wait is None or (wait >= 0 and wait < float("inf"))
+    headers = {"retry-after": value} | ({"date": date} if date else {})
+    wait = retry_after_of(Response(429, b"", headers, "op", ""))
+    assert wait is None or wait >= 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=headers_st, cap=st.integers(min_value=1, max_value=10**9))
+def test_body_limit_judges_any_content_length(headers: dict[str, str], cap: int) -> None:
+    from scanhub._transport import body_limit_problem
+
+    problem = body_limit_problem(headers, cap)
+    declared = headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) <= cap:
+        assert problem is None
+    elif "content-length" in headers:
+        assert isinstance(problem, str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers=headers_st)
+def test_the_transport_never_waits_past_its_cap(headers: dict[str, str]) -> None:
+    from scanhub import RetryPolicy
+    from scanhub._transport import Transport
+
+    transport = Transport(
+        vendor="v",
+        source="s",
+        session_factory=lambda: None,  # type: ignore[arg-type, return-value]
+        retry=RetryPolicy(retry_after_cap=300.0, default_429_wait=None),
+    )
+    wait = transport._advised_wait(Response(429, b"", headers, "op", ""))
+    assert wait is None or 0 <= wait <= 300.0
+
+
+class _Script:
+    status: ClassVar[int] = 200
+    headers: ClassVar[dict[str, str]] = {}
+    body: ClassVar[bytes] = b""
+
+
+@pytest.fixture(scope="module")
+def scripted_server() -> Any:
+    """One loopback server answering whatever `_Script` says (a module-wide fixture, so the
+    property test below costs a request per example, not a server)."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        headers = {k: v for k, v in _Script.headers.items() if k != "content-length"}
+        try:
+            return web.Response(status=_Script.status, body=_Script.body, headers=headers)
+        except ValueError:  # a header value aiohttp itself refuses to send
+            return web.Response(status=_Script.status, body=_Script.body)
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", answer)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        holder["runner"] = runner
+        holder["base"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()))
+    thread.start()
+    ready.wait(10)
+    yield holder["base"]
+    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    status=st.sampled_from([200, 201, 204, 301, 302, 400, 401, 404, 409, 418, 429, 500, 503]),
+    headers=headers_st,
+    body=st.binary(max_size=64) | json_values.map(lambda v: json.dumps(v).encode()),
+)
+def test_any_answer_over_a_real_socket_is_a_model_or_a_typed_error(
+    scripted_server: str, status: int, headers: dict[str, str], body: bytes
+) -> None:
+    import asyncio
+
+    from scanhub import AppSecPlus, RetryPolicy
+
+    _Script.status, _Script.headers, _Script.body = status, headers, body
+
+    async def call() -> Any:
+        retry = RetryPolicy(attempts=1, retry_after_cap=1.0)
+        async with AppSecPlus(scripted_server, "t0ken-value", retry=retry) as asp:
+            return await asyncio.wait_for(asp.scan("s1"), 10)
+
+    try:
+        out = asyncio.run(call())
+    except ScanhubError:
+        return
+    assert isinstance(out, Scan)

@@ -61,13 +61,24 @@ def test_iq_cloud_preset() -> None:
     [
         ("120", 120.0),
         ("0", 0.0),
-        ("-5", 0.0),
-        ("1.5", 1.5),
+        (" 7 ", 7.0),
+        # Only RFC 9110 forms: ASCII delay-seconds or an HTTP-date; the rest is ignored.
+        ("-5", None),
+        ("1.5", None),
+        ("1e308", None),
+        ("1_0", None),
+        ("\u0661\u0660", None),  # Arabic-Indic "10"
+        ("\uff11\uff10", None),  # full-width "10"
+        ("inf", None),
         (None, None),
         ("", None),
         ("soon", None),
         ("nan", None),
         ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wednesday, 21-Oct-15 07:28:30 GMT", 30.0),
+        ("Wed Oct 21 07:28:30 2015", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # a date in the past: no wait
+        ("21 Oct 2015 07:28:30", None),  # not one of the three date forms
     ],
 )
 def test_retry_after(value: str | None, expected: float | None) -> None:

@@ -13,13 +13,14 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
+import attrs
 
 from ._errors import BadRequestError, ScanhubError
-from ._model import Item
+from ._model import Item, Promotion, Scan
 from ._ratelimit import RateLimit
-from ._sansio import Request, Response
+from ._sansio import Request, Response, clean_url
 from ._secrets import Redactor, Secret
-from ._transport import RetryPolicy, Timeouts, Transport
+from ._transport import DEFAULT_MAX_BODY, RetryPolicy, Timeouts, Transport
 
 T = TypeVar("T")
 
@@ -45,6 +46,7 @@ class Client(abc.ABC):
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
         verify_tls: bool = True,
+        max_body: int = DEFAULT_MAX_BODY,
         auth_headers: dict[str, str] | None = None,
         auth_params: tuple[tuple[str, str], ...] = (),
         secrets: tuple[Secret, ...] = (),
@@ -53,7 +55,15 @@ class Client(abc.ABC):
     ) -> None:
         if not base_url or "://" not in base_url:
             raise BadRequestError(
-                f"base_url must be an absolute http(s) URL, got {base_url!r}",
+                f"base_url must be an absolute http(s) URL, got {clean_url(base_url)!r}",
+                vendor=self.vendor,
+                source=name,
+                operation="configure",
+            )
+        if clean_url(base_url) != base_url:
+            raise BadRequestError(
+                "base_url must not carry credentials (user-info or a credential query "
+                "parameter); pass them as the client's credentials",
                 vendor=self.vendor,
                 source=name,
                 operation="configure",
@@ -73,6 +83,7 @@ class Client(abc.ABC):
             retry=retry,
             rate_limit=rate_limit,
             verify_tls=verify_tls,
+            max_body=max_body,
             clock=clock,
             sleep=sleep,
         )
@@ -115,9 +126,10 @@ class Client(abc.ABC):
 
     async def _call(self, req: Request, parse: Callable[[Response], T]) -> T:
         try:
-            return parse(await self.transport.send(req))
+            result = parse(await self.transport.send(req))
         except ScanhubError as error:
             raise self.transport.scrub(error) from error.__cause__
+        return _without_credentials(result)
 
     def _check_mine(self, item: Item) -> None:
         if item.vendor != self.vendor or item.source != self.name:
@@ -141,3 +153,23 @@ class Client(abc.ABC):
             source=self.name,
             operation="discover",
         )
+
+
+def _clean_item(item: Any) -> Any:
+    links = item.links
+    if not links or all("@" not in u and "?" not in u for u in links.values()):
+        return item
+    return attrs.evolve(item, links={k: clean_url(u) for k, u in links.items()})
+
+
+def _without_credentials(result: T) -> T:
+    """A parsed result whose links carry no credential (user-info or credential query
+    parameters a vendor put in an href), whatever the vendor module built."""
+    if isinstance(result, Scan | Promotion):
+        return _clean_item(result)  # type: ignore[no-any-return]
+    if isinstance(result, list):
+        return [_clean_item(r) if isinstance(r, Scan | Promotion) else r for r in result]  # type: ignore[return-value]
+    pages = getattr(result, "promotions", None)
+    if isinstance(pages, list):
+        return attrs.evolve(result, promotions=[_clean_item(p) for p in pages])  # type: ignore[misc]
+    return result

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from ._hub import Change, Snapshot
 from ._model import GateKind, Item, Lifecycle, Promotion, Scan, Vendor, Verdict
@@ -46,7 +47,49 @@ def make_converter() -> cattrs.Converter:
     # their MRO, so each one is registered by name to come out as a plain string.
     for enum_cls in (Lifecycle, Verdict, Vendor, GateKind):
         conv.register_unstructure_hook(enum_cls, _enum_value)
+    for cls in (Scan, Promotion):
+        conv.register_unstructure_hook(cls, _item_hook(conv, cls))
     return conv
+
+
+def _item_hook(conv: cattrs.Converter, cls: type[Any]) -> Any:
+    # `raw` is the vendor's JSON as decoded: it is handed on as it is, not walked by cattrs,
+    # which would recurse once per nesting level (and cost a copy).
+    base = make_dict_unstructure_fn(cls, conv, raw=override(omit=True))
+
+    def hook(obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = base(obj)
+        out["raw"] = obj.raw
+        return out
+
+    return hook
+
+
+#: How deep `raw` is kept when a payload is nested too deeply to serialize as it is.
+MAX_RAW_DEPTH = 64
+_TOO_DEEP = f"<nested deeper than {MAX_RAW_DEPTH} levels: left out>"
+
+
+def _prune(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, dict):
+        if depth >= MAX_RAW_DEPTH:
+            return _TOO_DEEP
+        return {k: _prune(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if depth >= MAX_RAW_DEPTH:
+            return _TOO_DEEP
+        return [_prune(v, depth + 1) for v in value]
+    return value
+
+
+def dumps(data: Any, **kw: Any) -> str:
+    """`json.dumps` that never fails on what scanhub accepted: a vendor payload nested too
+    deeply for the encoder is written with its deep parts (past `MAX_RAW_DEPTH` levels)
+    replaced by a marker string."""
+    try:
+        return json.dumps(data, **kw)
+    except RecursionError:
+        return json.dumps(_prune(data), **kw)
 
 
 converter = make_converter()
@@ -95,8 +138,9 @@ def item_from_dict(data: Any) -> Item:
 
 
 def to_json(obj: Any, **kw: Any) -> str:
-    """`to_dict` then `json.dumps` (keyword arguments go to json.dumps)."""
-    return json.dumps(to_dict(obj), **kw)
+    """`to_dict` then `json.dumps` (keyword arguments go to json.dumps). Never fails on an
+    accepted item: see `dumps`."""
+    return dumps(to_dict(obj), **kw)
 
 
 def from_json(cls: type[T], text: str | bytes) -> T:

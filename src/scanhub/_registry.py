@@ -30,7 +30,7 @@ from attrs import frozen
 from ._clients import Client
 from ._errors import ConfigError
 from ._model import Item, Lifecycle, Verdict
-from ._schema import EnvVar, HttpUrl, RateLimitSetting, Seconds, Text
+from ._schema import Count, EnvVar, HttpUrl, RateLimitSetting, Seconds, Text
 from ._transport import Timeouts
 
 if TYPE_CHECKING:
@@ -77,6 +77,9 @@ class SourceConfig:
     rate_limit: RateLimitSetting | None = attrs.field(
         default=None, metadata=_doc('"iq-cloud" or { max_requests = N, period = SECONDS }')
     )
+    max_body: Count | None = attrs.field(
+        default=None, metadata=_doc("the largest answer read, in bytes (default 16 MiB)")
+    )
 
     #: Secret credentials of this vendor: `<name>` in the file is refused, `<name>_env` names
     #: the environment variable that holds it.
@@ -121,6 +124,8 @@ class SourceConfig:
             )
         if self.rate_limit is not None:
             kw["rate_limit"] = self.rate_limit
+        if self.max_body is not None:
+            kw["max_body"] = self.max_body
         return kw
 
 

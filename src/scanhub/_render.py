@@ -6,11 +6,10 @@ printed, so `--format json` / `ndjson` and the plain table work on a bare instal
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from ._convert import to_dict
+from ._convert import dumps, to_dict
 from ._hub import ItemError
 from ._model import Item, Lifecycle, Promotion
 
@@ -144,4 +143,4 @@ def print_table(
 
 def json_line(obj: Any) -> str:
     """One compact JSON document (the `to_dict` schema)."""
-    return json.dumps(to_dict(obj), separators=(",", ":"), ensure_ascii=False)
+    return dumps(to_dict(obj), separators=(",", ":"), ensure_ascii=False)

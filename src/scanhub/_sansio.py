@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from attrs import field, frozen
 
@@ -265,18 +264,31 @@ def _from_millis(millis: float) -> datetime | None:
         return None
 
 
+#: RFC 9110 delay-seconds: ASCII digits only (no sign, fraction, exponent, `_` or other
+#: scripts' digits).
+_DELAY_SECONDS = re.compile(r"[0-9]+", re.ASCII)
+#: RFC 9110 HTTP-date: IMF-fixdate, or the obsolete RFC 850 and asctime forms.
+_HTTP_DATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT"
+    r"|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, \d{2}-[A-Z][a-z]{2}-\d{2} "
+    r"\d{2}:\d{2}:\d{2} GMT"
+    r"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}",
+    re.ASCII,
+)
+
+
 def parse_retry_after(value: str | None, now: datetime | None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds, or an HTTP date measured
-    from `now`; a date with no `now` to measure from is None)."""
+    """Seconds to wait from a `Retry-After` header in one of RFC 9110's forms: delay-seconds
+    (ASCII digits) or an HTTP-date measured from `now`. Anything else (`1e308`, `1_0`, `1.5`,
+    other scripts' digits, a date with no `now`) is None, so the caller's own backoff applies;
+    capping a long but valid wait is the caller's business."""
     if not value:
         return None
     text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+    if _DELAY_SECONDS.fullmatch(text):
+        return float(min(int(text[:12]), 10**11))
+    if not _HTTP_DATE.fullmatch(text):
+        return None
     when = parse_http_date(text)
     if when is None or now is None:
         return None
@@ -308,10 +320,13 @@ _warned: set[tuple[str, str]] = set()
 
 
 def map_value(table: Mapping[str, Lifecycle], raw: str | None, vendor: str) -> Lifecycle:
-    """Look `raw` up in a vendor's status table; unknown values become UNKNOWN (warned once)."""
+    """Look `raw` up in a vendor's status table (surrounding white space ignored; case as the
+    caller gives it); unknown values become UNKNOWN (warned once)."""
     if raw is None:
         return Lifecycle.UNKNOWN
     found = table.get(raw)
+    if found is None:
+        found = table.get(raw.strip())
     if found is None:
         _warn_once(vendor, "status", raw)
         return Lifecycle.UNKNOWN
@@ -319,10 +334,13 @@ def map_value(table: Mapping[str, Lifecycle], raw: str | None, vendor: str) -> L
 
 
 def map_verdict(table: Mapping[str, Verdict], raw: str | None, vendor: str) -> Verdict:
-    """Look `raw` up in a vendor's decision table; unknown values become NONE (warned once)."""
+    """Look `raw` up in a vendor's decision table (surrounding white space ignored); unknown
+    values become NONE (warned once)."""
     if raw is None:
         return Verdict.NONE
     found = table.get(raw)
+    if found is None:
+        found = table.get(raw.strip())
     if found is None:
         _warn_once(vendor, "decision", raw)
         return Verdict.NONE
@@ -336,6 +354,53 @@ def _warn_once(vendor: str, what: str, raw: str) -> None:
 
 
 # --- URLs and errors ----------------------------------------------------------------------------
+
+#: Query parameter names whose values are credentials wherever they appear.
+CREDENTIAL_PARAMS = re.compile(
+    r"(?i)^(api[_-]?key|apikey|access[_-]?token|token|password|passwd|passcode|secret|"
+    r"client[_-]?secret|auth|authorization|signature|sig|key)$"
+)
+
+
+def segment(
+    value: object,
+    *,
+    vendor: str,
+    operation: str,
+    what: str = "id",
+    error: type[ScanhubError] = BadRequestError,
+) -> str:
+    """`value` as one URL path segment, percent-encoded so the server receives the literal id
+    (`/`, `?`, `#`, `%` included). Empty, `.` and `..` are refused (`error`, a
+    `BadRequestError` by default): they cannot be sent as a literal segment, since clients and
+    servers collapse dot segments into another endpoint."""
+    text = str(value)
+    if text in ("", ".", "..") or not text.strip():
+        raise error(
+            f"{what} {text!r} cannot be sent as a path segment (empty, '.' or '..')",
+            vendor=vendor,
+            operation=operation,
+        )
+    return quote(text, safe="")
+
+
+def clean_url(url: str) -> str:
+    """`url` without credentials: no user-info, no query parameter named like a credential
+    (`apiKey`, `token`, ...). Stored links and logged URLs go through it."""
+    if "@" not in url and "?" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("?", 1)[0].rsplit("@", 1)[-1]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if not CREDENTIAL_PARAMS.match(k)]
+        if len(kept) != len(pairs):
+            query = urlencode(kept)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -368,4 +433,14 @@ def raise_for_status(resp: Response, at: Where, message: str | None) -> None:
         fail(ServerError, at, text, resp)
     if 400 <= status < 500:
         fail(BadRequestError, at, text, resp)
+    if 300 <= status < 400:
+        location = resp.headers.get("location")
+        where_to = f" to {clean_url(location)!r}" if location else " (no Location given)"
+        fail(
+            PayloadError,
+            at,
+            f"the server redirected{where_to}; scanhub does not follow redirects (an API moved, "
+            "or a login page is in the way): check base_url",
+            resp,
+        )
     fail(PayloadError, at, f"unexpected HTTP status {status}", resp)

@@ -113,6 +113,11 @@ def check_url(value: Any) -> str:
             ok = parts.scheme in ("http", "https") and bool(parts.hostname)
         except ValueError:
             ok = False
+        if ok and "@" in parts.netloc:
+            raise Problem(
+                "expected a URL without credentials (no user:password@; secrets come only "
+                "from *_env variables)"
+            )
         if ok:
             return value
     raise Problem(f"expected an http:// or https:// URL with a host, got {_got(value)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
@@ -56,13 +57,27 @@ class Redactor:
             value = secret.reveal() if isinstance(secret, Secret) else secret
             if len(value) < 4:  # too short to scrub without mangling ordinary text
                 continue
-            needles.update({value, quote(value, safe=""), quote_plus(value)})
+            # As sent, URL-encoded, and as a JSON string would carry it.
+            needles.update(
+                {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
+            )
         self._needles = sorted(needles, key=len, reverse=True)
+        self._byte_needles = [n.encode() for n in self._needles]
 
     def add_basic(self, username: str, password: str) -> None:
         """Also scrub the base64 form of a Basic credential pair."""
         token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
         self._needles = sorted({*self._needles, token}, key=len, reverse=True)
+        self._byte_needles = [n.encode() for n in self._needles]
+
+    def scrub_bytes(self, body: bytes) -> bytes:
+        """`body` with every known secret value replaced by `***` (a vendor that echoes a
+        credential back never gets it into a parsed model). Costs one substring search per
+        secret form when there is nothing to replace."""
+        for needle in self._byte_needles:
+            if needle in body:
+                body = body.replace(needle, REDACTED.encode())
+        return body
 
     def __call__(self, text: str) -> str:
         for needle in self._needles:

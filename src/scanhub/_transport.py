@@ -7,13 +7,18 @@ Policy (documented in README "Transport policy"):
   errors, timeouts, 5xx and 429 (tenacity does the looping);
 - a non-idempotent request (trigger, promote, upload) is re-sent only when the server cannot
   have acted on it: the connection was never established, or the server answered 429;
-- `Retry-After` (seconds or HTTP date) is honoured; a 429 without it waits
-  `RetryPolicy.default_429_wait` (IQ Cloud: 5 minutes) or the backoff;
+- `Retry-After` is honoured in RFC 9110's forms only (ASCII delay-seconds or an HTTP-date),
+  capped at `RetryPolicy.retry_after_cap`; anything else falls back to our own backoff; a 429
+  without it waits `RetryPolicy.default_429_wait` (IQ Cloud: 5 minutes) or the backoff;
 - a wait longer than `RetryPolicy.max_retry_after` is not slept inside the call: the call
   raises `RateLimitedError(retry_after=...)` and the source stays paused until then, so an
   aggregator can move on and come back;
 - an optional client-side `RateLimit` caps the send rate;
-- secrets never reach logs or error text.
+- an answer's body is capped (`max_body`, checked against `Content-Length` and as it streams):
+  past the cap the call is a `PayloadError` and the rest is not read;
+- secrets never reach logs, error text, stored URLs or parsed bodies: a body that echoes a
+  credential has it replaced by `***` before any parser sees it, and the response URL handed
+  to parsers carries no credential query parameter or user-info.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ import aiohttp
 from attrs import frozen
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
-from ._errors import RateLimitedError, RequestTimeout, ScanhubError, TransportError
+from ._errors import PayloadError, RateLimitedError, RequestTimeout, ScanhubError, TransportError
 from ._ratelimit import RateLimit, SlidingWindowLimiter
-from ._sansio import Request, Response, retry_after_of
+from ._sansio import Request, Response, clean_url, retry_after_of
 from ._secrets import Redactor
 
 log = logging.getLogger("scanhub")
@@ -57,6 +62,8 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     #: Wait after a 429 that names no Retry-After; None means the exponential backoff.
     default_429_wait: float | None = None
+    #: The longest pause a `Retry-After` (or `default_429_wait`) can impose on a source.
+    retry_after_cap: float = 900.0
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for the given attempt number (1-based)."""
@@ -65,6 +72,23 @@ class RetryPolicy:
 
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Default cap on an answer's body: vendor answers are kilobytes; a page of a thousand
+#: promotions is about a megabyte.
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+def body_limit_problem(headers: Mapping[str, str], max_body: int) -> str | None:
+    """Why an answer must not be read, judging by its `Content-Length`, or None."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return None
+    text = declared.strip()
+    if not text.isascii() or not text.isdigit():
+        return f"Content-Length {declared[:40]!r} is not a number of bytes"
+    if int(text[:20]) > max_body:
+        return f"the answer is {int(text[:20])} bytes, over the {max_body}-byte cap"
+    return None
 
 
 class _Retry(Exception):
@@ -99,9 +123,13 @@ class Transport:
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
         verify_tls: bool = True,
+        max_body: int = DEFAULT_MAX_BODY,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        if max_body < 1:
+            raise ValueError("max_body must be at least 1 byte")
+        self.max_body = max_body
         self.vendor = vendor
         self.source = source
         self._session_factory = session_factory
@@ -208,7 +236,9 @@ class Transport:
         if resp.status != 429:
             return None
         wait = retry_after_of(resp)
-        return wait if wait is not None else self.retry.default_429_wait
+        if wait is None:
+            wait = self.retry.default_429_wait
+        return None if wait is None else min(wait, self.retry.retry_after_cap)
 
     async def _attempt(self, req: Request) -> Response:
         await self._respect_pause(req)
@@ -242,15 +272,15 @@ class Transport:
                 ssl=self._ssl,
                 allow_redirects=False,
             ) as raw:
-                body = await raw.read()
+                body = await self._read(raw, req)
                 # aiohttp's headers are already case-insensitive: passed as they are. Only a
                 # 429's wait needs the time of receipt.
                 resp = Response(
                     raw.status,
-                    body,
+                    self.redact.scrub_bytes(body),
                     raw.headers,
                     req.operation,
-                    str(raw.url),
+                    clean_url(self.redact(str(raw.url))),
                     datetime.now(UTC) if raw.status == 429 else None,
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
@@ -281,6 +311,29 @@ class Transport:
             self._paused_until = max(self._paused_until, self._clock() + wait)
             log.warning("%s: rate limited by %s, pausing %.1fs", self.source, self.vendor, wait)
         return resp
+
+    async def _read(self, raw: aiohttp.ClientResponse, req: Request) -> bytes:
+        """The body, up to `max_body` bytes; past it a `PayloadError`, the rest unread."""
+        problem = body_limit_problem(raw.headers, self.max_body)
+        if problem is None:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in raw.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > self.max_body:
+                    problem = f"the answer passed the {self.max_body}-byte cap while streaming"
+                    break
+                chunks.append(chunk)
+            else:
+                return b"".join(chunks)
+        raw.close()  # drop the connection: the rest is never read
+        raise PayloadError(
+            f"{problem} (max_body)",
+            vendor=self.vendor,
+            source=self.source,
+            operation=req.operation,
+            status=raw.status,
+        )
 
     async def _respect_pause(self, req: Request) -> None:
         remaining = self.paused_for
@@ -315,7 +368,10 @@ class Transport:
         return error
 
     def scrub(self, error: ScanhubError) -> ScanhubError:
-        """Redact an error's text in place (message, excerpt, args) and return it."""
+        """Redact an error's text in place (message, excerpt, args), cap the wait a
+        `RateLimitedError` asks for at `retry_after_cap`, and return the error."""
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            error.retry_after = min(error.retry_after, self.retry.retry_after_cap)
         error.message = self.redact(error.message)
         if error.body_excerpt:
             error.body_excerpt = self.redact(error.body_excerpt)

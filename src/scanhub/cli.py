@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 
 from . import _render as r
 from ._config import Config, apply_tracks, build_clients, config_schema_json, load_config
-from ._convert import to_dict
+from ._convert import dumps, to_dict
 from ._errors import ConfigError, ScanhubError
 from ._hub import Change, ScanHub
 from ._registry import registry
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         help="first port (IQ); the others follow (default: any free ports)",
     )
     s.add_argument("--duration", type=_seconds, default=None, help="stop after N seconds")
+    s.add_argument("--speed", type=_seconds, default=1.0, help="simulated time speed (default 1)")
     s.add_argument(
         "--write-config",
         metavar="PATH",
@@ -138,8 +140,6 @@ def _config_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.config_command == "schema":
         print(config_schema_json(), file=out)
         return r.EXIT_OK
-    import os
-
     config = load_config(args.config, env=os.environ)
     print(
         f"{config.path}: ok ({len(config.sources)} sources, {len(config.tracks)} tracks)",
@@ -155,7 +155,7 @@ async def _status(config: Config, fmt: str, out: TextIO) -> int:
         await apply_tracks(hub, config)
         snap = await hub.snapshot()
     if fmt == "json":
-        print(json.dumps(to_dict(snap), indent=2, ensure_ascii=False), file=out)
+        print(dumps(to_dict(snap), indent=2, ensure_ascii=False), file=out)
     elif fmt == "ndjson":
         for item in snap.items:
             print(r.json_line(item), file=out)
@@ -221,9 +221,10 @@ class _View:
             a = change.after
             was = change.before.lifecycle.value if change.before else "new"
             detail = f" — {a.message}" if a.message else ""
+            # Whole ids: IQ's 32-hex status ids differ only past any prefix worth cutting to.
             print(
                 f"{time.monotonic() - self.started:6.1f}s {a.source:<14} {a.kind:<9} "
-                f"{a.id[:16]:<16} {was} → {a.lifecycle.value} [{a.vendor_status}] "
+                f"{a.application_id}/{a.id} {was} → {a.lifecycle.value} [{a.vendor_status}] "
                 f"verdict={a.verdict.value}{detail}",
                 file=self.out,
                 flush=True,
@@ -289,7 +290,7 @@ def _demo(fmt: str, out: TextIO, speed: float) -> int:
 async def _sim(args: argparse.Namespace, out: TextIO) -> int:
     from ._demo import running_sims
 
-    async with running_sims(host=args.host, port=args.port) as sims:
+    async with running_sims(speed=args.speed, host=args.host, port=args.port) as sims:
         reg = registry()
         print("scanhub simulators running (Ctrl-C to stop):", file=out)
         for name, sim in sims.items():
@@ -300,16 +301,18 @@ async def _sim(args: argparse.Namespace, out: TextIO) -> int:
         for name, items in seeded.items():
             for item in items:
                 print(f"  {name:<11} {item.description}", file=out)
+        text, env = _sim_config(sims, seeded)
         if args.write_config:
-            text, env = _sim_config(sims, seeded)
             Path(args.write_config).write_text(text, encoding="utf-8")  # noqa: ASYNC240 - tiny, once
             print(
                 f"wrote {args.write_config}; set the variables below, then "
                 f"`scanhub watch -c {args.write_config}`:",
                 file=out,
             )
-            for var, value in env.items():
-                print(f"  export {var}={value}", file=out)
+        else:
+            print("the variables README's quickstart and --write-config use:", file=out)
+        for var, value in env.items():
+            print(f"  export {var}={value}", file=out)
         out.flush()
         try:
             if args.duration is None:
@@ -343,6 +346,7 @@ def _sim_config(sims: dict[str, Any], seeded: dict[str, Any]) -> tuple[str, dict
     env: dict[str, str] = {}
     for name, sim in sims.items():
         options, variables = reg.get(name).sim_source(sim)
+        env[f"SCANHUB_SIM_{name.upper()}_URL"] = sim.base_url
         env.update(variables)
         table = {"name": name, "vendor": name, "base_url": sim.base_url, **options}
         lines += ["[[source]]", *(f"{k} = {_toml_value(v)}" for k, v in table.items()), ""]
@@ -353,6 +357,11 @@ def _sim_config(sims: dict[str, Any], seeded: dict[str, Any]) -> tuple[str, dict
     return "\n".join(lines), env
 
 
+#: The exit code of a command whose reader went away (`scanhub ... | head -1`): what a shell
+#: reports for a process ended by SIGPIPE (128 + 13), as `cat` or `grep` would end.
+EXIT_PIPE = 141
+
+
 def run() -> None:
     """Console-script entry point."""
     try:
@@ -360,4 +369,10 @@ def run() -> None:
     except ScanhubError as exc:  # anything not turned into an exit code above
         print(f"scanhub: {exc}", file=sys.stderr)
         code = r.EXIT_UNREACHABLE
+    except BrokenPipeError:
+        # The reader closed the pipe: stop quietly, and keep Python from complaining when it
+        # flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_PIPE
     raise SystemExit(code)

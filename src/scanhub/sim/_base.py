@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
+import math
 import random
 import time
 from collections import deque
@@ -171,7 +172,8 @@ class SimServer(abc.ABC):
         return web.Response(status=401, text="Unauthorized")
 
     def _too_many(self, retry_after: float | None) -> web.StreamResponse:
-        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        # RFC 9110 delay-seconds are whole seconds.
+        headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else {}
         return web.Response(status=429, text="Too Many Requests", headers=headers)
 
     # --- the middleware -------------------------------------------------------------------

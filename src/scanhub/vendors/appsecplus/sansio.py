@@ -27,6 +27,7 @@ from ..._sansio import (
     parse_time,
     raise_for_status,
     req_str,
+    segment,
     where,
 )
 
@@ -138,7 +139,7 @@ def build_get(base_url: str, scan_id: str) -> Request:
     """GET /scans/{id}."""
     return Request(
         "GET",
-        join_url(base_url, f"scans/{quote(scan_id, safe='')}"),
+        join_url(base_url, f"scans/{segment(scan_id, vendor=VENDOR, operation='get scan')}"),
         "get scan",
         headers={"Accept": "application/json"},
     )

@@ -57,10 +57,17 @@ class AppSecPlusSim(SimServer):
         """Make scans of this application and type end `failed`."""
         self.failing.add((app_id, scan_type))
 
-    def seed_scans(self, app_id: str, count: int, *, duration: float | None = None) -> list[str]:
-        """Create `count` scans directly (benchmarks); returns their ids."""
+    def seed_scans(
+        self,
+        app_id: str,
+        count: int,
+        *,
+        duration: float | None = None,
+        types: tuple[str, ...] = SCAN_TYPES,
+    ) -> list[str]:
+        """Create `count` scans directly (benchmarks), of `types` in turn; returns their ids."""
         self.applications.add(app_id)
-        return [self._new(app_id, SCAN_TYPES[i % 4], "seed", duration).id for i in range(count)]
+        return [self._new(app_id, types[i % len(types)], "seed", duration).id for i in range(count)]
 
     def _new(
         self, app: str, scan_type: str, by: str | None, duration: float | None = None

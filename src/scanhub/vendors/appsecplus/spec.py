@@ -91,7 +91,8 @@ class AppSecPlusSpec(VendorSpec):
 
     def sim_seed(self, sim: AppSecPlusSim) -> list[Seeded]:
         sim.add_application("app-12345")
-        ids = sim.seed_scans("app-12345", 3, duration=15)
+        # No sast scan, so that triggering one (README's quickstart) does not conflict (409).
+        ids = sim.seed_scans("app-12345", 3, duration=15, types=("dast", "sca", "container"))
         return [
             Seeded(
                 {"application_id": "app-12345"},

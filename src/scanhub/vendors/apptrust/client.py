@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from ..._clients import Client
-from ..._errors import NotFoundError
+from ..._errors import NotFoundError, PayloadError
 from ..._model import Promotion, Vendor
 from ..._secrets import Secret
 from . import sansio as apptrust
@@ -41,11 +41,16 @@ class AppTrust(Client):
         order_by: str = "created",
         ascending: bool = False,
         page_size: int = 100,
+        max_pages: int = 10_000,
     ) -> AsyncGenerator[Promotion, None]:
-        """Every promotion of a version, fetched page by page as the iteration goes."""
+        """Every promotion of a version, fetched page by page as the iteration goes. Paging
+        always ends and never yields a record twice; a server that pages wrongly (stuck or
+        backward offsets, repeated pages, more than `max_pages`) ends it with a
+        `PayloadError` after what was new."""
         filters = apptrust.Filters(target_stage, status, promoted_by)
-        offset: int | None = 0
-        while offset is not None:
+        pager = apptrust.Pager(page_size, max_pages=max_pages)
+        while not pager.done:
+            offset = pager.offset
             req = apptrust.build_promotions(
                 self.base_url,
                 application_key,
@@ -65,9 +70,15 @@ class AppTrust(Client):
                 filters=filters,
             )
             page = await self._call(req, parse)
-            for promo in page.promotions:
+            for promo in pager.accept(page, offset):
                 yield promo
-            offset = page.next_offset()
+        if pager.fault is not None:
+            raise PayloadError(
+                f"paging {application_key} {version} promotions: {pager.fault}",
+                vendor=self.vendor,
+                source=self.name,
+                operation="list promotions",
+            )
 
     async def discover(  # type: ignore[override]
         self,

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
-from attrs import frozen
+from attrs import define, field, frozen
 
 from ..._errors import BadRequestError, PayloadError
 from ..._model import Gate, GateKind, Lifecycle, Promotion, Vendor, Verdict
@@ -41,6 +40,7 @@ from ..._sansio import (
     opt_str,
     parse_time,
     raise_for_status,
+    segment,
     where,
 )
 
@@ -93,7 +93,9 @@ def auth_headers(token: str) -> dict[str, str]:
 
 
 def _version_path(application_key: str, version: str) -> str:
-    return f"applications/{quote(application_key, safe='')}/versions/{quote(version, safe='')}"
+    key = segment(application_key, vendor=VENDOR, operation="request", what="application_key")
+    ver = segment(version, vendor=VENDOR, operation="request", what="version")
+    return f"applications/{key}/versions/{ver}"
 
 
 # --- Promotions list (paged) -----------------------------------------------------------------
@@ -143,15 +145,75 @@ class Page:
     limit: int | None
     #: How many records the server returned, before local filtering.
     received: int
+    #: The ids of every record the server returned, before local filtering.
+    ids: tuple[str, ...] = ()
+    #: The offset the server says it answered, when it said one.
+    echoed_offset: int | None = None
 
     def next_offset(self) -> int | None:
-        """Where the next page starts, or None when this was the last one."""
+        """Where the next page starts, or None when this was the last one (an empty page, or
+        `total` reached). `Pager` adds the checks against a misbehaving server."""
         if self.received == 0:
             return None
         nxt = self.offset + self.received
         if self.total is not None and nxt >= self.total:
             return None
         return nxt
+
+
+@define
+class Pager:
+    """Paging through the promotions list so that it always ends and never yields a record
+    twice, whatever the server answers.
+
+    It stops on an empty page, a short page (fewer records than asked for, unless `total`
+    says more remain), or `total` reached, and after `max_pages` pages. A server at fault (an
+    offset that is not the one asked for, negative or going backwards; a page of nothing but
+    records already seen) ends the paging with `fault` set, so the caller can say so with a
+    typed error after yielding what was new. The next offset is always counted here, never
+    taken from the server.
+    """
+
+    page_size: int
+    max_pages: int = 10_000
+    offset: int = 0
+    pages: int = 0
+    done: bool = False
+    fault: str | None = None
+    seen: set[str] = field(factory=set)
+
+    def accept(self, page: Page, requested: int) -> list[Promotion]:
+        """The promotions of `page` (asked for at offset `requested`) not yielded before, and
+        where to go next (`offset`, `done`, `fault`)."""
+        self.pages += 1
+        if page.echoed_offset is not None and page.echoed_offset != requested:
+            return self._stop(
+                f"asked for offset {requested}, the server answered offset {page.echoed_offset}"
+            )
+        ids = page.ids or tuple(p.id for p in page.promotions)
+        if ids and all(i in self.seen for i in ids):
+            return self._stop(
+                f"the page at offset {requested} repeats records already received (does the "
+                "server ignore offset?)"
+            )
+        new = [p for p in page.promotions if p.id not in self.seen]
+        self.seen.update(ids)
+        nxt = page.next_offset()
+        # A short page ends the list, unless `total` says more remain (a server that caps
+        # `limit` below what was asked for); max_pages and the checks above still bound it.
+        short = page.received < self.page_size and (page.total is None or nxt is None)
+        if nxt is None or short:
+            self.done = True
+        elif self.pages >= self.max_pages:
+            self.done = True
+            self.fault = f"more than {self.max_pages} pages of {self.page_size}; stopped there"
+        else:
+            self.offset = requested + page.received
+        return new
+
+    def _stop(self, fault: str) -> list[Promotion]:
+        self.done, self.fault = True, fault
+        return []
 
 
 def build_promotions(
@@ -206,15 +268,18 @@ def parse_promotions(
         )
         for r in records
     ]
+    ids = tuple(p.id for p in promos)
     if filters is not None:
         promos = [p for p in promos if filters.matches(p)]
     got_offset = opt_int(body, "offset")
     return Page(
         promotions=promos,
         total=opt_int(body, "total"),
-        offset=got_offset if got_offset is not None else offset,
+        offset=offset,
         limit=opt_int(body, "limit"),
         received=len(records),
+        ids=ids,
+        echoed_offset=got_offset,
     )
 
 
@@ -225,7 +290,8 @@ def build_promotion(
     base_url: str, application_key: str, version: str, promotion_id: str
 ) -> Request:
     """GET .../versions/{version}/promotions/{created_millis}."""
-    path = f"{_version_path(application_key, version)}/promotions/{quote(promotion_id, safe='')}"
+    promo = segment(promotion_id, vendor=VENDOR, operation="get promotion", what="promotion id")
+    path = f"{_version_path(application_key, version)}/promotions/{promo}"
     return Request(
         "GET",
         join_url(base_url, path),

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from ..._errors import BadRequestError, NotFoundError, PayloadError
+from ..._errors import BadRequestError, NotFoundError, PayloadError, ScanhubError
 from ..._model import FindingCounts, Lifecycle, Promotion, Scan, Vendor, Verdict
 from ..._sansio import (
     Request,
@@ -40,6 +40,7 @@ from ..._sansio import (
     parse_time,
     raise_for_status,
     req_str,
+    segment,
     where,
 )
 
@@ -181,7 +182,11 @@ def build_promote(
         headers.update(csrf_headers(csrf_token))
     return Request(
         "POST",
-        join_url(base_url, f"api/v2/evaluation/applications/{_seg(application_id)}/promoteScan"),
+        join_url(
+            base_url,
+            "api/v2/evaluation/applications/"
+            f"{segment(application_id, vendor=VENDOR, operation='promote scan')}/promoteScan",
+        ),
         "promote scan",
         headers=headers,
         json=body,
@@ -243,7 +248,7 @@ def build_status(base_url: str, application_id: str, status_id: str) -> Request:
     """GET /api/v2/evaluation/applications/{id}/status/{statusId}."""
     return Request(
         "GET",
-        join_url(base_url, _status_path(application_id, status_id)),
+        join_url(base_url, _status_path(application_id, status_id, BadRequestError)),
         "promotion status",
         headers={"Accept": "application/json"},
     )
@@ -402,8 +407,12 @@ def _error_text(resp: Response) -> str | None:
     return text[:500] or None
 
 
-def _status_path(application_id: str, status_id: str) -> str:
-    return f"api/v2/evaluation/applications/{_seg(application_id)}/status/{_seg(status_id)}"
+def _status_path(
+    application_id: str, status_id: str, error: type[ScanhubError] = PayloadError
+) -> str:
+    app = segment(application_id, vendor=VENDOR, operation="promotion status", error=error)
+    sid = segment(status_id, vendor=VENDOR, operation="promotion status", error=error)
+    return f"api/v2/evaluation/applications/{app}/status/{sid}"
 
 
 def _seg(value: str) -> str:

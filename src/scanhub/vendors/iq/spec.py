@@ -91,7 +91,8 @@ class IQSpec(VendorSpec):
 
     def sim_source(self, sim: IQSim) -> tuple[dict[str, Any], dict[str, str]]:
         var = "SCANHUB_SIM_IQ_PASSWORD"
-        return {"username": sim.username, "password_env": var}, {var: sim.password}
+        env = {"SCANHUB_SIM_IQ_USER": sim.username, var: sim.password}
+        return {"username": sim.username, "password_env": var}, env
 
     def sim_seed(self, sim: IQSim) -> list[Seeded]:
         app_id, _ = sim.add_application("webshop")

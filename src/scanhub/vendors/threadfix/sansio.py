@@ -41,6 +41,7 @@ from ..._sansio import (
     opt_str,
     parse_time,
     raise_for_status,
+    segment,
     where,
 )
 
@@ -118,7 +119,12 @@ def build_upload(
         fail(BadRequestError, at, f"scan file {file.filename!r} is empty")
     return Request(
         "POST",
-        _rest(base_url, api_version, f"applications/{_seg(application_id)}/upload"),
+        _rest(
+            base_url,
+            api_version,
+            f"applications/{segment(application_id, vendor=VENDOR, operation='upload scan')}"
+            "/upload",
+        ),
         "upload scan",
         file=FilePart("file", file.filename, file.content, file.content_type),
         idempotent=False,
@@ -231,7 +237,9 @@ def build_pending_scan(
     base_url: str, application_id: str, pending_scan_id: str, *, api_version: str = "latest"
 ) -> Request:
     """GET /rest/{v}/applications/{appId}/pendingScan/{pendingScanId}/status."""
-    path = f"applications/{_seg(application_id)}/pendingScan/{_seg(pending_scan_id)}/status"
+    app = segment(application_id, vendor=VENDOR, operation="pending scan status")
+    pid = segment(pending_scan_id, vendor=VENDOR, operation="pending scan status")
+    path = f"applications/{app}/pendingScan/{pid}/status"
     return Request("GET", _rest(base_url, api_version, path), "pending scan status")
 
 
@@ -296,13 +304,19 @@ def _envelope(resp: Response, at: Where) -> dict[str, Any]:
         fail(AuthenticationError, at, message, resp)
     raise_for_status(resp, at, message)
     env = as_object(body, at, "the envelope", resp)
-    if env.get("success") is False:
+    success = env.get("success")
+    if success is not True and success is not False:
+        # "false" (a string), 0, null or a missing field: not a success we can trust.
+        fail(
+            PayloadError,
+            at,
+            f"the envelope's success is {success!r}, expected true or false"
+            + (f" ({message})" if message else ""),
+            resp,
+        )
+    if success is False:
         error_cls: type[ScanhubError] = BadRequestError
         if message and _NOT_FOUND_MESSAGES.search(message):
             error_cls = NotFoundError
         fail(error_cls, at, message or "ThreadFix answered success: false", resp)
     return env
-
-
-def _seg(value: str) -> str:
-    return quote(str(value), safe="")
