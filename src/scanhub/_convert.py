@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from ._hub import Change, Snapshot
+from ._changes import Change, Snapshot
 from ._model import GateKind, Item, Lifecycle, Promotion, Scan, Vendor, Verdict
 
 T = TypeVar("T")
@@ -106,12 +106,16 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [to_dict(o) for o in obj]
     if isinstance(obj, Change):
-        return {
+        out = {
+            "id": obj.id,
             "key": obj.key,
             "observed_at": _dt_out(obj.observed_at),
             "before": None if obj.before is None else to_dict(obj.before),
             "after": to_dict(obj.after),
         }
+        if obj.lagged:
+            out["lagged"] = True
+        return out
     if isinstance(obj, Snapshot):
         return {
             "observed_at": _dt_out(obj.observed_at),

@@ -1,169 +1,160 @@
-"""The aggregator: many clients, many tracked items, one shared session.
+"""The engine: many clients, many tracked items, one shared session, durable state.
 
-- `snapshot()` refreshes every tracked, non-terminal item concurrently (bounded per source). A
-  source that fails, times out or is rate-limited never fails the snapshot: its items keep their
-  last known state and carry the error.
-- `watch()` yields a `Change` for every lifecycle, verdict, message or vendor-status change,
-  polls stable items less and less often (capped, jittered), waits as long as a rate-limited
-  source was told to, stops polling terminal items, and ends when all are terminal or at the
-  deadline.
+- Each item has a next-due time in a heap; a scheduler task pops what is due (O(log n) per
+  item, never a scan of everything tracked) and hands it to its source's queue. Each source
+  has its own dispatcher and its own concurrency limit (adaptive by default), so a slow,
+  hanging or rate-limited source never delays another.
+- Polls are spread out: the first round is staggered over the interval, every next poll is
+  jittered, stable items back off (x`backoff` per quiet poll up to `max_interval`), and a
+  source the vendor paused (429 with Retry-After) parks its own items until then.
+- A change is committed to the store before any consumer sees it; consumers read from bounded
+  queues, so a slow consumer never stops polling: one that falls behind is told (`lagged`) and
+  given every item's current state instead of the changes it missed.
+- `snapshot()` refreshes everything once; `watch()` streams changes (until everything is
+  finished, or forever with `until_done=False`); `wait()` follows one item. Deadlines are
+  real: at the deadline in-flight requests are cancelled and nothing sleeps past it.
 - Lifecycle is monotonic per item: queued < running < terminal. A stale answer that would move
-  an item backwards (running -> queued, terminal -> anything active) is ignored.
+  an item backwards is ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
 import aiohttp
-from attrs import define, field, frozen
+from attrs import define, field
 
+from ._changes import Change, ItemError, Snapshot, merge, significant
 from ._clients import Client
-from ._errors import BadRequestError, RateLimitedError, ScanhubError, WaitTimeoutError
-from ._model import Item, Lifecycle
+from ._errors import (
+    BadRequestError,
+    RateLimitedError,
+    ScanhubError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+from ._limiter import AdaptiveLimit, FixedLimit
+from ._model import Item
+from .store import MemoryStore, Observation, Store
 
 log = logging.getLogger("scanhub")
 
-_RANK = {
-    Lifecycle.QUEUED: 0,
-    Lifecycle.RUNNING: 1,
-    Lifecycle.SUCCEEDED: 2,
-    Lifecycle.FAILED: 2,
-    Lifecycle.CANCELLED: 2,
-    Lifecycle.EXPIRED: 2,
-}
+__all__ = ["Change", "ItemError", "ScanHub", "Snapshot", "merge"]
+
+# Slot states.
+_IDLE, _SCHEDULED, _QUEUED, _RUNNING = range(4)
 
 
-@frozen
-class ItemError:
-    """Why the last refresh of an item (or a discovery on a source) failed."""
-
-    type: str
-    message: str
-    retryable: bool
-    observed_at: datetime
-    retry_after: float | None = None
-
-    @classmethod
-    def of(cls, exc: BaseException, observed_at: datetime) -> ItemError:
-        """Describe an exception (its text is already redacted by the client)."""
-        if isinstance(exc, ScanhubError):
-            return cls(
-                type(exc).__name__,
-                str(exc),
-                exc.retryable,
-                observed_at,
-                exc.retry_after if isinstance(exc, RateLimitedError) else None,
-            )
-        return cls(type(exc).__name__, f"unexpected error: {exc}", False, observed_at)
-
-
-@frozen
-class Snapshot:
-    """Every tracked item at one moment, with the errors of those that could not be refreshed."""
-
-    items: tuple[Item, ...]
-    #: Item key -> the error of its last refresh (absent when it succeeded).
-    errors: Mapping[str, ItemError]
-    observed_at: datetime
-    #: Source name -> the error of a discovery query on it (see `ScanHub.discover_*`).
-    source_errors: Mapping[str, ItemError] = field(factory=dict)
-
-    @property
-    def all_terminal(self) -> bool:
-        """True when every item has finished."""
-        return all(i.lifecycle.is_terminal for i in self.items)
-
-    def counts(self) -> dict[str, int]:
-        """Items per lifecycle value."""
-        out: dict[str, int] = {}
-        for item in self.items:
-            out[item.lifecycle.value] = out.get(item.lifecycle.value, 0) + 1
-        return out
-
-
-@frozen
-class Change:
-    """An item changed between two observations. `before` is None for the first sighting."""
-
-    before: Item | None
-    after: Item
-    observed_at: datetime
-
-    @property
-    def key(self) -> str:
-        """The tracked item's key."""
-        return self.after.key
-
-
-@define
+@define(eq=False)
 class _Slot:
     key: str
     item: Item
+    how: str = "track"
     error: ItemError | None = None
     interval: float = 0.0
-    next_due: float = 0.0
+    due: float = 0.0
+    state: int = _IDLE
+    gen: int = 0
 
 
-def _significant(a: Item, b: Item) -> bool:
-    return (
-        a.lifecycle is not b.lifecycle
-        or a.verdict is not b.verdict
-        or a.message != b.message
-        or a.vendor_status != b.vendor_status
-    )
+@define(eq=False)
+class _Source:
+    client: Client
+    limit: FixedLimit
+    queue: deque[_Slot] = field(factory=deque)
+    ready: asyncio.Event = field(factory=asyncio.Event)
+    paused_until: float = 0.0
+    #: Counted by the transport's observer: attempts that met 429, 5xx or no connection.
+    troubles: int = 0
+    polls: int = 0
 
 
-def merge(old: Item, new: Item) -> Item:
-    """`new`, unless it would move the lifecycle backwards, in which case `old` stands."""
-    if old.lifecycle.is_terminal and not new.lifecycle.is_terminal:
-        return old
-    before, after = _RANK.get(old.lifecycle), _RANK.get(new.lifecycle)
-    if before is not None and after is not None and after < before:
-        return old
-    return new
+@define(eq=False)
+class _Subscriber:
+    keys: frozenset[str] | None
+    capacity: int
+    queue: deque[Change] = field(factory=deque)
+    event: asyncio.Event = field(factory=asyncio.Event)
+    lagged: bool = False
+    dropped: int = 0
+
+    def wants(self, key: str) -> bool:
+        return self.keys is None or key in self.keys
 
 
 class ScanHub:
     """Tracks scans and promotions across named clients.
 
     Use as `async with ScanHub([client, ...]) as hub:`; it opens one `aiohttp.ClientSession`
-    shared by every client that did not bring its own, and closes it on exit.
+    shared by every client that did not bring its own, opens the store (`MemoryStore` unless
+    one is given) and resumes what it tracks, and closes both on exit.
+
+    `concurrency=None` (the default) adapts each source's concurrency between 1 and
+    `max_concurrency` (and never past its `RateLimit`); an integer fixes it.
     """
 
     def __init__(
         self,
         clients: Iterable[Client] = (),
         *,
-        concurrency: int = 16,
+        concurrency: int | None = None,
+        max_concurrency: int = 128,
         interval: float = 5.0,
         max_interval: float = 60.0,
         backoff: float = 1.5,
-        connection_limit: int = 200,
+        connection_limit: int = 512,
+        store: Store | None = None,
+        queue_size: int = 10_000,
+        observation_flush: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.concurrency = concurrency
+        self.max_concurrency = max_concurrency
         self.interval = interval
         self.max_interval = max_interval
         self.backoff = backoff
+        self.queue_size = queue_size
+        self.store: Store = store if store is not None else MemoryStore()
+        self._observation_flush = observation_flush
         self._connection_limit = connection_limit
-        self._clock, self._sleep, self._now = clock, sleep, now
+        self._clock, self._now = clock, now
         self._clients: dict[str, Client] = {}
-        self._sems: dict[str, asyncio.Semaphore] = {}
+        self._sources: dict[str, _Source] = {}
         self._slots: dict[str, _Slot] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._gen = 0
+        self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self._subscribers: list[_Subscriber] = []
+        self._outbox: list[Change] = []
+        self._committing = 0
+        self._outbox_ready = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._observations: list[Observation] = []
+        self._store_ops: list[tuple[str, Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._polls: set[asyncio.Task[Any]] = set()
+        self._users = 0
+        self._base = interval
+        self._opened = False
         #: Source name -> the last failed discovery on it.
         self.source_errors: dict[str, ItemError] = {}
         #: Discovery rules (source, query) that `rediscover` runs again.
         self.rules: list[tuple[str, dict[str, str]]] = []
+        #: Polls performed (all sources), and the CPU they cost; read by benchmarks.
+        self.polls = 0
         for client in clients:
             self.add_client(client)
 
@@ -174,10 +165,27 @@ class ScanHub:
         if client.name in self._clients:
             raise BadRequestError(f"two clients are named {client.name!r}", operation="add client")
         self._clients[client.name] = client
-        self._sems[client.name] = asyncio.Semaphore(self.concurrency)
+        self._sources[client.name] = _Source(client, self._limit_for(client))
+        client.transport.observers.append(self._observer(client.name))
         if self._session is not None:
             client._adopt_session(self._session)
         return client
+
+    def _limit_for(self, client: Client) -> FixedLimit:
+        if self.concurrency is not None:
+            return FixedLimit(self.concurrency)
+        ceiling = self.max_concurrency
+        limiter = client.transport.limiter
+        if limiter is not None:
+            ceiling = min(ceiling, limiter.limit.max_requests)
+        return AdaptiveLimit(initial=min(16, ceiling), ceiling=ceiling)
+
+    def _observer(self, name: str) -> Callable[[int | None, float], None]:
+        def seen(status: int | None, elapsed: float) -> None:
+            if status is None or status == 429 or status >= 500:
+                self._sources[name].troubles += 1
+
+        return seen
 
     def client(self, name: str) -> Client:
         """The client registered as `name`."""
@@ -191,12 +199,35 @@ class ScanHub:
         """Registered clients, in the order they were added."""
         return list(self._clients.values())
 
+    def concurrency_of(self, source: str) -> int:
+        """The current concurrency limit of a source."""
+        return self._sources[source].limit.limit
+
     async def __aenter__(self) -> ScanHub:
         connector = aiohttp.TCPConnector(limit=self._connection_limit, limit_per_host=0)
         self._session = aiohttp.ClientSession(connector=connector)
         for client in self._clients.values():
             client._adopt_session(self._session)
+        await self.open()
         return self
+
+    async def open(self) -> None:
+        """Open the store and resume what it tracks (done by `async with`)."""
+        if self._opened:
+            return
+        await self.store.open()
+        self._opened = True
+        for stored in await self.store.tracked():
+            if stored.item.source not in self._clients:
+                continue  # a source no longer configured: keep its history, do not poll
+            slot = self._slots.get(stored.key)
+            if slot is None:
+                self._slots[stored.key] = _Slot(
+                    stored.key, stored.item, stored.how, stored.last_error
+                )
+            else:
+                slot.item = merge(stored.item, slot.item)
+        await self._flush_store_ops()
 
     async def __aexit__(
         self,
@@ -204,6 +235,16 @@ class ScanHub:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the engine, flush and close the store, close clients and the session."""
+        await self._stop()
+        if self._opened:
+            await self._flush_store_ops()
+            await self._flush_observations()
+            await self.store.close()
+            self._opened = False
         for client in self._clients.values():
             await client.close()
         if self._session is not None:
@@ -212,20 +253,28 @@ class ScanHub:
 
     # --- tracking -------------------------------------------------------------------------
 
-    def track(self, item: Item) -> str:
+    def track(self, item: Item, *, how: str = "track") -> str:
         """Start tracking `item` (its source must be a registered client); returns its key.
-        Tracking a key again replaces the item, subject to the monotonic rule."""
+        Tracking a key again replaces the item, subject to the monotonic rule. May be called
+        while a watch runs."""
         self.client(item.source)
         slot = self._slots.get(item.key)
         if slot is None:
-            self._slots[item.key] = _Slot(item.key, item)
+            slot = self._slots[item.key] = _Slot(item.key, item, how)
+            self._store_ops.append(("track", (item, how)))
         else:
             slot.item = merge(slot.item, item)
+        if self._tasks and slot.state == _IDLE and not slot.item.lifecycle.is_terminal:
+            self._schedule(slot, self._clock() + random.uniform(0, min(self._base, 1.0)))
         return item.key
 
     def untrack(self, item: Item | str) -> None:
-        """Stop tracking an item (by item or key); unknown keys are ignored."""
-        self._slots.pop(item if isinstance(item, str) else item.key, None)
+        """Stop tracking an item (by item or key); unknown keys are ignored. Its history stays."""
+        key = item if isinstance(item, str) else item.key
+        slot = self._slots.pop(key, None)
+        if slot is not None:
+            slot.state, slot.gen = _IDLE, -1
+            self._store_ops.append(("untrack", key))
 
     @property
     def items(self) -> list[Item]:
@@ -245,12 +294,13 @@ class ScanHub:
         found: list[Item] = []
         try:
             async for item in client.discover(**args):
-                self.track(item)
+                self.track(item, how=f"discovery:{source}")
                 found.append(item)
         except ScanhubError as exc:
             self.source_errors[source] = ItemError.of(exc, self._now())
         else:
             self.source_errors.pop(source, None)
+        await self._flush_store_ops()
         return found
 
     async def add_rule(self, source: str, query: Mapping[str, str]) -> list[Item]:
@@ -284,36 +334,62 @@ class ScanHub:
         `discover(source, application_id=, status=)`."""
         return await self.discover(source, application_id=application_id, status=status)
 
-    # --- refreshing -----------------------------------------------------------------------
+    # --- one poll ---------------------------------------------------------------------------
 
-    async def _refresh(self, slot: _Slot) -> Change | None:
-        item = slot.item
-        client = self._clients.get(item.source)
-        if client is None:
+    async def _poll_once(self, slot: _Slot, *, held: bool = False) -> Change | None:
+        """Refresh one item under its source's limit (already taken when `held`); returns the
+        change, if any. Never raises but CancelledError: one failing source never takes the
+        others down."""
+        src = self._sources.get(slot.item.source)
+        if src is None:
+            if held:
+                raise RuntimeError("a held limit without a source")
             return None
+        if not held:
+            await src.limit.acquire()
+        troubles = src.troubles
+        started = self._clock()
         try:
-            async with self._sems[item.source]:
-                new = await client.refresh(item)
+            new = await src.client.refresh(slot.item)
         except asyncio.CancelledError:
+            src.limit.release()
             raise
         except Exception as exc:  # one failing source never takes the others down
+            trouble = isinstance(exc, RateLimitedError | ServerError | TransportError)
+            src.limit.release(trouble=trouble or src.troubles != troubles)
             if not isinstance(exc, ScanhubError):
-                log.exception("scanhub: unexpected error refreshing %s", item.key)
+                log.exception("scanhub: unexpected error refreshing %s", slot.key)
             slot.error = ItemError.of(exc, self._now())
+            self._observations.append(Observation(slot.key, slot.error.observed_at, slot.error))
             return None
+        src.limit.release(trouble=src.troubles != troubles, latency=self._clock() - started)
+        self.polls += 1
+        src.polls += 1
         slot.error = None
-        merged = merge(slot.item, new)
-        before, slot.item = slot.item, merged
-        if _significant(before, merged):
-            return Change(before, merged, self._now())
+        before = slot.item
+        slot.item = merge(before, new)
+        now = self._now()
+        if significant(before, slot.item):
+            return Change(before, slot.item, now)
+        self._observations.append(Observation(slot.key, now))
         return None
 
+    # --- snapshot ---------------------------------------------------------------------------
+
     async def snapshot(self, *, refresh_terminal: bool = False) -> Snapshot:
-        """Refresh tracked items concurrently and return them all. Terminal items are final and
-        not asked again unless `refresh_terminal`."""
+        """Refresh tracked items concurrently (bounded per source) and return them all.
+        Terminal items are final and not asked again unless `refresh_terminal`. Changes are
+        recorded in the store."""
+        await self.open()
         slots = list(self._slots.values())
-        todo = [s for s in slots if refresh_terminal or not s.item.lifecycle.is_terminal]
-        await asyncio.gather(*(self._refresh(s) for s in todo))
+        todo = [
+            s
+            for s in slots
+            if (refresh_terminal or not s.item.lifecycle.is_terminal) and s.state != _RUNNING
+        ]
+        changes = await asyncio.gather(*(self._poll_once(s) for s in todo))
+        await self._commit([c for c in changes if c is not None])
+        await self._flush_observations()
         return Snapshot(
             items=tuple(s.item for s in slots),
             errors={s.key: s.error for s in slots if s.error is not None},
@@ -321,20 +397,261 @@ class ScanHub:
             source_errors=dict(self.source_errors),
         )
 
+    # --- the engine's tasks -----------------------------------------------------------------
+
+    def _schedule(self, slot: _Slot, due: float) -> None:
+        self._gen += 1
+        slot.gen, slot.due, slot.state = self._gen, due, _SCHEDULED
+        heapq.heappush(self._heap, (due, self._gen, slot.key))
+        if self._heap[0][1] == self._gen:
+            self._wake.set()
+
+    def _start(self) -> None:
+        now = self._clock()
+        active = [s for s in self._slots.values() if not s.item.lifecycle.is_terminal]
+        # The first round is spread over the interval (a large set) or less (a few items),
+        # so polls never arrive in one wave.
+        spread = self._base * min(1.0, len(active) / 200)
+        for slot in active:
+            slot.interval = self._base
+            if slot.state in (_IDLE, _SCHEDULED):
+                self._schedule(slot, now + random.uniform(0, spread))
+        spawn = self._spawn
+        spawn(self._scheduler())
+        spawn(self._writer())
+        spawn(self._observation_flusher())
+        for name, src in self._sources.items():
+            spawn(self._dispatcher(name, src))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stop(self) -> None:
+        tasks = list(self._tasks) + list(self._polls)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._polls.clear()
+        for slot in self._slots.values():
+            if slot.state != _IDLE:
+                slot.state = _IDLE
+        self._heap.clear()
+        for src in self._sources.values():
+            src.queue.clear()
+        if self._opened:
+            await self._commit_outbox()
+
+    @contextlib.asynccontextmanager
+    async def _running(self, interval: float | None) -> AsyncIterator[None]:
+        await self.open()
+        if interval is not None:
+            self._base = interval
+        self._users += 1
+        if self._users == 1:
+            self._start()
+        try:
+            yield
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                await self._stop()
+                await self._flush_observations()
+
+    async def _scheduler(self) -> None:
+        heap, slots = self._heap, self._slots
+        while True:
+            now = self._clock()
+            while heap and heap[0][0] <= now:
+                _, gen, key = heapq.heappop(heap)
+                slot = slots.get(key)
+                if slot is None or slot.gen != gen or slot.state != _SCHEDULED:
+                    continue  # untracked or rescheduled since: a stale heap entry
+                src = self._sources[slot.item.source]
+                if src.paused_until > now:
+                    # The vendor said wait: park this item until then, spread over a second.
+                    self._schedule(slot, src.paused_until + random.uniform(0, 1.0))
+                    continue
+                slot.state = _QUEUED
+                src.queue.append(slot)
+                src.ready.set()
+            self._wake.clear()
+            timeout = heap[0][0] - now if heap else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    async def _dispatcher(self, name: str, src: _Source) -> None:
+        while True:
+            while not src.queue:
+                src.ready.clear()
+                await src.ready.wait()
+            # Take the source's room first: never more polls in flight than the source may
+            # take, and the room passes to the poll, which gives it back.
+            await src.limit.acquire()
+            slot = src.queue.popleft() if src.queue else None
+            if slot is None or slot.state != _QUEUED:
+                src.limit.release()
+                continue
+            slot.state = _RUNNING
+            task = asyncio.get_running_loop().create_task(self._run_poll(slot, src))
+            self._polls.add(task)
+            task.add_done_callback(self._polls.discard)
+
+    async def _run_poll(self, slot: _Slot, src: _Source) -> None:
+        change = await self._poll_once(slot, held=True)
+        if slot.gen == -1:  # untracked while in flight
+            return
+        now = self._clock()
+        error = slot.error
+        slot.state = _IDLE
+        if slot.item.lifecycle.is_terminal:
+            pass
+        elif error is not None and error.retry_after:
+            src.paused_until = max(src.paused_until, now + error.retry_after)
+            self._schedule(slot, src.paused_until + random.uniform(0, 1.0))
+        else:
+            if change is not None:
+                slot.interval = self._base
+            else:
+                slot.interval = min(
+                    self.max_interval, max(self._base, slot.interval * self.backoff)
+                )
+            self._schedule(slot, now + slot.interval * random.uniform(0.9, 1.1))
+        if change is not None:
+            self._outbox.append(change)
+            self._outbox_ready.set()
+        elif slot.item.lifecycle.is_terminal or error is not None:
+            self._flushed.set()  # wake waiters that watch lifecycle, not changes
+
+    async def _writer(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            await asyncio.sleep(0)  # let a burst of polls finish into one batch
+            await self._commit_outbox()
+
+    async def _commit_outbox(self) -> None:
+        self._outbox_ready.clear()
+        batch, self._outbox = self._outbox, []
+        await self._flush_store_ops()
+        if batch:
+            await self._commit(batch)
+
+    async def _commit(self, changes: list[Change]) -> None:
+        """Record changes (one transaction), then hand them to subscribers."""
+        if changes:
+            self._committing += 1
+            try:
+                recorded = await self.store.record(changes)
+                self._publish(recorded)
+            finally:
+                self._committing -= 1
+        self._flushed.set()
+
+    def _publish(self, changes: list[Change]) -> None:
+        for sub in self._subscribers:
+            wanted = [c for c in changes if sub.wants(c.key)]
+            if not wanted:
+                continue
+            if len(sub.queue) + len(wanted) > sub.capacity:
+                sub.dropped += len(sub.queue) + len(wanted)
+                sub.queue.clear()
+                sub.lagged = True
+            else:
+                sub.queue.extend(wanted)
+            sub.event.set()
+
+    async def _observation_flusher(self) -> None:
+        while True:
+            await asyncio.sleep(self._observation_flush)
+            await self._flush_observations()
+
+    async def _flush_observations(self) -> None:
+        if self._observations and self._opened:
+            batch, self._observations = self._observations, []
+            await self.store.observe(batch)
+
+    async def _flush_store_ops(self) -> None:
+        ops, self._store_ops = self._store_ops, []
+        tracks = [arg for op, arg in ops if op == "track"]
+        untracks = [arg for op, arg in ops if op == "untrack"]
+        if tracks:
+            await self.store.track(tracks)
+        if untracks:
+            await self.store.untrack(untracks)
+
+    # --- consumers --------------------------------------------------------------------------
+
     async def watch(
         self,
         interval: float | None = None,
         deadline: float | None = None,
         *,
         initial: bool = True,
+        until_done: bool = True,
+        keys: Iterable[str] | None = None,
     ) -> AsyncIterator[Change]:
-        """Yield changes until every tracked item is terminal or `deadline` seconds pass.
+        """Yield changes as they are committed.
 
-        With `initial`, every tracked item is first yielded as a `Change` with `before=None`, so
-        a consumer sees each item's final state exactly once in the stream.
+        With `initial`, every tracked item is first yielded as a `Change` with `before=None`
+        (and no id), so a consumer sees each item's final state exactly once in the stream.
+        The watch ends when every tracked item is terminal (`until_done`, the default) or at
+        `deadline` seconds; with `until_done=False` and no deadline it runs until the consumer
+        stops. Items may be tracked and untracked meanwhile. Polling goes on while the consumer
+        handles a change; a consumer that falls `queue_size` changes behind gets, instead of
+        what it missed, every item's current state as changes marked `lagged`.
         """
-        async for change in self._poll(None, interval, deadline, initial):
-            yield change
+        chosen = frozenset(keys) if keys is not None else None
+        end = None if deadline is None else self._clock() + deadline
+        sub = _Subscriber(chosen, self.queue_size)
+        async with self._running(interval):
+            self._subscribers.append(sub)
+            try:
+                if initial:
+                    now = self._now()
+                    for slot in list(self._slots.values()):
+                        if sub.wants(slot.key):
+                            yield Change(None, slot.item, now)
+                while True:
+                    if sub.lagged:
+                        sub.lagged = False
+                        now = self._now()
+                        for slot in list(self._slots.values()):
+                            if sub.wants(slot.key):
+                                yield Change(None, slot.item, now, lagged=True)
+                        continue
+                    if sub.queue:
+                        yield sub.queue.popleft()
+                        continue
+                    if until_done and self._all_done(chosen):
+                        return
+                    sub.event.clear()
+                    self._flushed.clear()
+                    remaining = None if end is None else end - self._clock()
+                    if remaining is not None and remaining <= 0:
+                        return
+                    waiters = [
+                        asyncio.ensure_future(sub.event.wait()),
+                        asyncio.ensure_future(self._flushed.wait()),
+                    ]
+                    try:
+                        await asyncio.wait(
+                            waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    finally:
+                        for w in waiters:
+                            w.cancel()
+            finally:
+                self._subscribers.remove(sub)
+
+    def _all_done(self, keys: frozenset[str] | None) -> bool:
+        if self._outbox or self._committing:
+            return False  # a final change may not have reached the consumer yet
+        slots = self._slots.values() if keys is None else (self._slots.get(k) for k in keys)
+        return all(s is None or s.item.lifecycle.is_terminal for s in slots)
 
     async def wait(
         self,
@@ -346,7 +663,7 @@ class ScanHub:
         """Track `item` and poll it until terminal; raises `WaitTimeoutError` after `timeout`
         seconds (the error's `item` is its last known state)."""
         key = self.track(item)
-        async for _ in self._poll({key}, interval, timeout, initial=False):
+        async for _ in self.watch(interval, timeout, initial=False, keys=[key]):
             pass
         slot = self._slots[key]
         if not slot.item.lifecycle.is_terminal:
@@ -358,55 +675,3 @@ class ScanHub:
                 operation="wait",
             )
         return slot.item
-
-    async def _poll(
-        self,
-        keys: set[str] | None,
-        interval: float | None,
-        deadline: float | None,
-        initial: bool,
-    ) -> AsyncIterator[Change]:
-        base = interval if interval is not None else self.interval
-        start = self._clock()
-        end = None if deadline is None else start + deadline
-
-        def chosen() -> list[_Slot]:
-            return [s for k, s in self._slots.items() if keys is None or k in keys]
-
-        for slot in chosen():
-            slot.interval, slot.next_due = base, start
-            if initial:
-                yield Change(None, slot.item, self._now())
-        while True:
-            active = [s for s in chosen() if not s.item.lifecycle.is_terminal]
-            now = self._clock()
-            if not active or (end is not None and now >= end):
-                return
-            due = [s for s in active if s.next_due <= now]
-            if not due:
-                wake = min(s.next_due for s in active)
-                if end is not None:
-                    wake = min(wake, end)
-                await self._sleep(max(0.0, wake - now))
-                continue
-            changes = await asyncio.gather(*(self._refresh(s) for s in due))
-            now = self._clock()
-            for slot, change in zip(due, changes, strict=True):
-                self._schedule(slot, change, base, now)
-                if change is not None:
-                    yield change
-
-    def _schedule(self, slot: _Slot, change: Change | None, base: float, now: float) -> None:
-        error = slot.error
-        if error is not None and error.retry_after:
-            # The vendor said how long to wait: hold every item of that source until then.
-            until = now + error.retry_after
-            for other in self._slots.values():
-                if other.item.source == slot.item.source:
-                    other.next_due = max(other.next_due, until)
-            return
-        if change is not None:
-            slot.interval = base
-        else:
-            slot.interval = min(self.max_interval, max(base, slot.interval * self.backoff))
-        slot.next_due = now + slot.interval * random.uniform(0.9, 1.1)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
+from ._changes import ItemError
 from ._convert import dumps, to_dict
-from ._hub import ItemError
 from ._model import Item, Lifecycle, Promotion
 
 # Exit codes of `scanhub status`, `watch` and `demo` (README "Exit codes").

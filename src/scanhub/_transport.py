@@ -149,6 +149,9 @@ class Transport:
         self._timeout = aiohttp.ClientTimeout()
         #: Requests actually put on the wire (every attempt counts); read by tests and benches.
         self.sent = 0
+        #: Called after every attempt with (HTTP status, or None when no answer came; seconds):
+        #: the engine's adaptive concurrency and the service's metrics listen here.
+        self.observers: list[Callable[[int | None, float], None]] = []
 
     def __repr__(self) -> str:
         return f"<Transport {self.vendor}/{self.source}>"
@@ -284,6 +287,7 @@ class Transport:
                     datetime.now(UTC) if raw.status == 429 else None,
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            self._notify(None, started)
             not_sent = isinstance(exc, aiohttp.ConnectionTimeoutError)
             raise self._error(RequestTimeout, req, "timed out", exc, not_sent) from exc
         except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
@@ -291,10 +295,13 @@ class Transport:
             error.retryable = False
             raise error from exc
         except aiohttp.ClientConnectorError as exc:
+            self._notify(None, started)
             raise self._error(TransportError, req, "could not connect", exc, True) from exc
         except aiohttp.ClientError as exc:
+            self._notify(None, started)
             raise self._error(TransportError, req, "connection failed", exc, False) from exc
         elapsed = self._clock() - started
+        self._notify(resp.status, started)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s %s -> %d in %.3fs",
@@ -311,6 +318,12 @@ class Transport:
             self._paused_until = max(self._paused_until, self._clock() + wait)
             log.warning("%s: rate limited by %s, pausing %.1fs", self.source, self.vendor, wait)
         return resp
+
+    def _notify(self, status: int | None, started: float) -> None:
+        if self.observers:
+            elapsed = self._clock() - started
+            for observer in self.observers:
+                observer(status, elapsed)
 
     async def _read(self, raw: aiohttp.ClientResponse, req: Request) -> bytes:
         """The body, up to `max_body` bytes; past it a `PayloadError`, the rest unread."""

@@ -1,0 +1,114 @@
+"""What the engine reports: changes, errors, snapshots, and the rule that states only move
+forward."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from attrs import field, frozen
+
+from ._errors import RateLimitedError, ScanhubError
+from ._model import Item, Lifecycle
+
+_RANK = {
+    Lifecycle.QUEUED: 0,
+    Lifecycle.RUNNING: 1,
+    Lifecycle.SUCCEEDED: 2,
+    Lifecycle.FAILED: 2,
+    Lifecycle.CANCELLED: 2,
+    Lifecycle.EXPIRED: 2,
+}
+
+
+@frozen
+class ItemError:
+    """Why the last refresh of an item (or a discovery on a source) failed."""
+
+    type: str
+    message: str
+    retryable: bool
+    observed_at: datetime
+    retry_after: float | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException, observed_at: datetime) -> ItemError:
+        """Describe an exception (its text is already redacted by the client)."""
+        if isinstance(exc, ScanhubError):
+            return cls(
+                type(exc).__name__,
+                str(exc),
+                exc.retryable,
+                observed_at,
+                exc.retry_after if isinstance(exc, RateLimitedError) else None,
+            )
+        return cls(type(exc).__name__, f"unexpected error: {exc}", False, observed_at)
+
+
+@frozen
+class Snapshot:
+    """Every tracked item at one moment, with the errors of those that could not be refreshed."""
+
+    items: tuple[Item, ...]
+    #: Item key -> the error of its last refresh (absent when it succeeded).
+    errors: Mapping[str, ItemError]
+    observed_at: datetime
+    #: Source name -> the error of a discovery query on it (see `ScanHub.discover`).
+    source_errors: Mapping[str, ItemError] = field(factory=dict)
+
+    @property
+    def all_terminal(self) -> bool:
+        """True when every item has finished."""
+        return all(i.lifecycle.is_terminal for i in self.items)
+
+    def counts(self) -> dict[str, int]:
+        """Items per lifecycle value."""
+        out: dict[str, int] = {}
+        for item in self.items:
+            out[item.lifecycle.value] = out.get(item.lifecycle.value, 0) + 1
+        return out
+
+
+@frozen
+class Change:
+    """An item changed between two observations. `before` is None for the first sighting.
+
+    `id` is the transition's id in the store's append-only log (None where no store recorded
+    it, as for the first sightings `watch` yields). `lagged` marks a change that restates an
+    item's current state because the consumer fell behind and changes in between were
+    dropped (see `ScanHub.watch`)."""
+
+    before: Item | None
+    after: Item
+    observed_at: datetime
+    id: int | None = None
+    lagged: bool = False
+
+    @property
+    def key(self) -> str:
+        """The tracked item's key."""
+        return self.after.key
+
+
+def significant(a: Item, b: Item) -> bool:
+    """True when `b` differs from `a` in what consumers are told about."""
+    return (
+        a.lifecycle is not b.lifecycle
+        or a.verdict is not b.verdict
+        or a.message != b.message
+        or a.vendor_status != b.vendor_status
+    )
+
+
+def merge(old: Item, new: Item) -> Item:
+    """`new`, unless it would move the lifecycle backwards, or it is a placeholder (`unknown`
+    with no vendor status, as configuration tracks an item before its first poll) for an item
+    already known; then `old` stands."""
+    if new.lifecycle is Lifecycle.UNKNOWN and not new.vendor_status:
+        return old
+    if old.lifecycle.is_terminal and not new.lifecycle.is_terminal:
+        return old
+    before, after = _RANK.get(old.lifecycle), _RANK.get(new.lifecycle)
+    if before is not None and after is not None and after < before:
+        return old
+    return new
