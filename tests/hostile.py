@@ -36,7 +36,11 @@ async def hostile(routes: dict[tuple[str, str], Handler]) -> AsyncIterator[Hosti
     app = web.Application(middlewares=[record])
     for (method, path), handler in routes.items():
         app.router.add_route(method, path, handler)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Handlers are cancelled when the client goes away (tests see it), and shutting down never
+    # waits for a handler that hangs on purpose.
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=1
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

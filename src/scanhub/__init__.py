@@ -9,6 +9,7 @@ in one vocabulary.
         print(scan.lifecycle, scan.findings)
 """
 
+from ._changes import Change, ItemError, Snapshot
 from ._clients import Client
 from ._config import Config, apply_tracks, build_clients, config_schema, load_config
 from ._convert import from_dict, from_json, item_from_dict, make_converter, to_dict, to_json
@@ -26,7 +27,8 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
-from ._hub import Change, ItemError, ScanHub, Snapshot
+from ._events import github_check, otel_attributes, to_cloudevent
+from ._hub import ScanHub
 from ._model import (
     FindingCounts,
     Gate,
@@ -42,6 +44,7 @@ from ._ratelimit import RateLimit
 from ._registry import Registry, SourceConfig, TrackConfig, Tracking, VendorSpec, registry
 from ._secrets import Secret
 from ._transport import RetryPolicy, Timeouts
+from .store import MemoryStore, Retention, SQLiteStore, Store, Transition, open_store
 from .vendors.appsecplus import AppSecPlus
 from .vendors.apptrust import AppTrust
 from .vendors.iq import IQServer
@@ -66,6 +69,7 @@ __all__ = [
     "Item",
     "ItemError",
     "Lifecycle",
+    "MemoryStore",
     "NotFoundError",
     "PayloadError",
     "Promotion",
@@ -73,7 +77,9 @@ __all__ = [
     "RateLimitedError",
     "Registry",
     "RequestTimeout",
+    "Retention",
     "RetryPolicy",
+    "SQLiteStore",
     "Scan",
     "ScanHub",
     "ScanhubError",
@@ -81,10 +87,12 @@ __all__ = [
     "ServerError",
     "Snapshot",
     "SourceConfig",
+    "Store",
     "ThreadFix",
     "Timeouts",
     "TrackConfig",
     "Tracking",
+    "Transition",
     "TransportError",
     "Vendor",
     "VendorSpec",
@@ -96,10 +104,14 @@ __all__ = [
     "config_schema",
     "from_dict",
     "from_json",
+    "github_check",
     "item_from_dict",
     "load_config",
     "make_converter",
+    "open_store",
+    "otel_attributes",
     "registry",
+    "to_cloudevent",
     "to_dict",
     "to_json",
 ]

@@ -217,6 +217,7 @@ class ScanHub:
             return
         await self.store.open()
         self._opened = True
+        await self.store.prune(self._now())
         for stored in await self.store.tracked():
             if stored.item.source not in self._clients:
                 continue  # a source no longer configured: keep its history, do not poll
@@ -420,6 +421,7 @@ class ScanHub:
         spawn(self._scheduler())
         spawn(self._writer())
         spawn(self._observation_flusher())
+        spawn(self._pruner())
         for name, src in self._sources.items():
             spawn(self._dispatcher(name, src))
 
@@ -563,6 +565,12 @@ class ScanHub:
             else:
                 sub.queue.extend(wanted)
             sub.event.set()
+
+    async def _pruner(self) -> None:
+        # Retention runs hourly while the engine runs (and when the store is opened).
+        while True:
+            await asyncio.sleep(3600)
+            await self.store.prune(self._now())
 
     async def _observation_flusher(self) -> None:
         while True:

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,9 +24,11 @@ from . import _render as r
 from ._config import Config, apply_tracks, build_clients, config_schema_json, load_config
 from ._convert import dumps, to_dict
 from ._errors import ConfigError, ScanhubError
+from ._events import to_cloudevent
 from ._hub import Change, ScanHub
 from ._registry import registry
 from ._schema import Problem, check_seconds
+from .store import Retention, SQLiteStore, Store
 
 
 def _seconds(text: str) -> float:
@@ -40,6 +43,16 @@ def _seconds(text: str) -> float:
         return check_seconds(value)
     except Problem as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def _port(text: str) -> int:
@@ -70,9 +83,17 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
     w.add_argument(
         "--format",
-        choices=("live", "plain", "ndjson"),
+        choices=("live", "plain", "ndjson", "cloudevents"),
         default=None,
-        help="live view (default on a terminal), plain lines, or ndjson Change events",
+        help="live view (default on a terminal), plain lines, ndjson Change events, or one "
+        "CloudEvents 1.0 JSON object per line",
+    )
+    w.add_argument(
+        "--state",
+        metavar="PATH",
+        default=None,
+        help="keep tracked items and every transition in this SQLite file, and resume from it "
+        "(default: [state] path of the config, else in memory)",
     )
     w.add_argument("--interval", type=_seconds, default=None, help="seconds between polls")
     w.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
@@ -97,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="write a scanhub.toml that tracks the simulators' seeded items",
     )
+
+    h = sub.add_parser("history", help="print the transitions a state file recorded, in order")
+    h.add_argument("--state", metavar="PATH", required=True, help="the SQLite state file")
+    h.add_argument("--item", metavar="KEY", default=None, help="only this item's transitions")
+    h.add_argument("--since", metavar="ID", type=_id, default=0, help="only after this id")
+    h.add_argument("--limit", metavar="N", type=_id, default=None, help="at most N transitions")
+    h.add_argument("--format", choices=("table", "ndjson", "cloudevents"), default="table")
 
     c = sub.add_parser("config", help="check a configuration file, or print its JSON Schema")
     csub = c.add_subparsers(dest="config_command", required=True)
@@ -123,7 +151,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "watch":
             config = load_config(args.config)
             fmt = args.format or ("live" if out.isatty() and r.have_rich() else "plain")
-            return asyncio.run(_watch(config, fmt, out, args.interval, args.timeout))
+            store = _state_store(args.state, config)
+            return asyncio.run(_watch(config, fmt, out, args.interval, args.timeout, store))
+        if args.command == "history":
+            return asyncio.run(_history(args, out))
         if args.command == "demo":
             fmt = args.format or ("live" if out.isatty() and r.have_rich() else "plain")
             return _demo(fmt, out, args.speed)
@@ -217,6 +248,9 @@ class _View:
         self.hub = hub
         if self.fmt == "ndjson":
             print(r.json_line(change), file=self.out, flush=True)
+        elif self.fmt == "cloudevents":
+            event = to_cloudevent(change)
+            print(dumps(event, separators=(",", ":")), file=self.out, flush=True)
         elif self.fmt == "plain":
             a = change.after
             was = change.before.lifecycle.value if change.before else "new"
@@ -233,18 +267,64 @@ class _View:
             self.live.refresh()
 
     def final(self, items: Sequence[Any], errors: dict[str, Any], title: str) -> None:
-        if self.fmt != "ndjson":
+        if self.fmt not in ("ndjson", "cloudevents"):
             print(file=self.out)
             r.print_table(items, errors, self.out, title=title)
 
 
+def _state_store(path: str | None, config: Config) -> Store | None:
+    """The store `--state` or `[state]` asks for (a relative `[state] path` is relative to the
+    configuration file), or None (in memory)."""
+    state = config.state
+    retention = None
+    if state is not None:
+        retention = Retention(
+            max_age=timedelta(days=state.retention_days) if state.retention_days else None,
+            max_per_item=state.retention_per_item,
+        )
+    if path is None and state is not None and state.path:
+        base = Path(config.path).parent
+        path = str(base / state.path)
+    return SQLiteStore(path, retention=retention) if path else None
+
+
+async def _history(args: argparse.Namespace, out: TextIO) -> int:
+    if not Path(args.state).is_file():  # noqa: ASYNC240 - one stat, before anything runs
+        raise ConfigError(f"{args.state}: no state file there (give the --state of a watch)")
+    async with SQLiteStore(args.state) as store:
+        found = await store.transitions(since=args.since, key=args.item, limit=args.limit)
+    for t in found:
+        if args.format == "ndjson":
+            print(r.json_line(t.change), file=out)
+        elif args.format == "cloudevents":
+            print(dumps(to_cloudevent(t.change), separators=(",", ":")), file=out)
+        else:
+            c = t.change
+            was = c.before.lifecycle.value if c.before else "new"
+            print(
+                f"{t.id:>7}  {to_dict(c)['observed_at']}  {c.key}  {was} → "
+                f"{c.after.lifecycle.value} [{c.after.vendor_status}] "
+                f"verdict={c.after.verdict.value}",
+                file=out,
+            )
+    return r.EXIT_OK
+
+
 async def _watch(
-    config: Config, fmt: str, out: TextIO, interval: float | None, limit: float | None
+    config: Config,
+    fmt: str,
+    out: TextIO,
+    interval: float | None,
+    limit: float | None,
+    store: Store | None = None,
 ) -> int:
     if fmt == "live" and not r.have_rich():
         fmt = "plain"
     async with ScanHub(
-        build_clients(config), interval=config.interval, max_interval=config.max_interval
+        build_clients(config),
+        interval=config.interval,
+        max_interval=config.max_interval,
+        store=store,
     ) as hub:
         await apply_tracks(hub, config)
         with _View(fmt, out) as view:

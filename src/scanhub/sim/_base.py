@@ -123,7 +123,15 @@ class SimServer(abc.ABC):
 
     async def start(self) -> str:
         """Start serving; returns the base URL a client should use."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # A simulated hang (latency fault) ends when the client goes away, and stopping never
+        # waits for it.
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,
+            shutdown_timeout=1.0,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
