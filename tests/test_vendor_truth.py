@@ -364,3 +364,24 @@ async def test_open_source_server_end_to_end() -> None:
             again = await tf.refresh(scan)
     assert scan.lifecycle is Lifecycle.SUCCEEDED and again == scan
     assert sim.stats.requests == 1  # a finished scan is not polled
+
+
+async def test_refreshing_many_promotions_reads_the_list_a_few_times_not_once_each() -> None:
+    sim = AppTrustSim(clock=SimClock(speed=1.0))
+    async with sim:
+        ids = sim.seed_promotions("webshop", "1.4.0", 250, duration=10_000)
+        async with (
+            AppTrust(sim.base_url, sim.token, name="jf") as at,
+            ScanHub([at], concurrency=50) as hub,
+        ):
+            for pid in ids:
+                hub.track(
+                    apptrust.promotion_from_record(
+                        sim.render("webshop", "1.4.0", pid),
+                        apptrust.Where("apptrust", "jf", "seed"),
+                    )
+                )
+            sim.stats.requests = 0
+            snap = await hub.snapshot()
+    assert not snap.errors and len(snap.items) == 250
+    assert sim.stats.requests <= 30  # batched reads of 100-record pages, not 250 listings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -29,6 +30,7 @@ class AppTrust(Client):
             secrets=(self._token,),
             **kw,
         )
+        self._batches: dict[tuple[str, str, str | None], _Batch] = {}
 
     async def promotions(
         self,
@@ -177,26 +179,25 @@ class AppTrust(Client):
     async def refresh(self, item: Promotion) -> Promotion:
         """A promotion's current status and gates, read from the documented promotions list
         (newest first, filtered by its target stage) since the details endpoint has none. The
-        promotion keeps its id, so its key does not change."""
+        promotion keeps its id, so its key does not change.
+
+        Refreshes of promotions of the same version and stage that are under way together share
+        one read of the list: a snapshot of many promotions costs a few pages, not a listing
+        each."""
         self._check_mine(item)
-        pages = self.promotions(
-            item.application_id,
-            item.version or "",
-            target_stage=item.target_stage,
-            order_by="created",
-            ascending=False,
-        )
-        near: Promotion | None = None
-        async with contextlib.aclosing(pages):
-            async for promo in pages:
-                if promo.id == item.id:
-                    return promo
-                if near is None and apptrust.same_promotion(promo, item):
-                    near = promo
-                if apptrust.older_than(promo, item):
-                    break
-        if near is not None:
-            return attrs.evolve(near, id=item.id)
+        group = (item.application_id, item.version or "", item.target_stage)
+        batch = self._batches.get(group)
+        if batch is None:
+            batch = self._batches[group] = _Batch()
+            batch.task = asyncio.get_running_loop().create_task(self._read_batch(group, batch))
+            # A read whose every caller went away (a deadline) still ends quietly.
+            batch.task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        batch.wanted.append(item)
+        assert batch.task is not None
+        found = await asyncio.shield(batch.task)
+        promo = found.get(item.id)
+        if promo is not None:
+            return promo if promo.id == item.id else attrs.evolve(promo, id=item.id)
         raise NotFoundError(
             f"promotion {item.id} of {item.application_id} {item.version} to "
             f"{item.target_stage} is not in the promotions list",
@@ -204,3 +205,34 @@ class AppTrust(Client):
             source=self.name,
             operation="refresh promotion",
         )
+
+    async def _read_batch(
+        self, group: tuple[str, str, str | None], batch: _Batch
+    ) -> dict[str, Promotion]:
+        await asyncio.sleep(0)  # let the refreshes started together join this read
+        del self._batches[group]  # later refreshes start a new read
+        application_key, version, stage = group
+        wanted = {w.id: w for w in batch.wanted}
+        found: dict[str, Promotion] = {}
+        pages = self.promotions(
+            application_key, version, target_stage=stage, order_by="created", ascending=False
+        )
+        async with contextlib.aclosing(pages):
+            async for promo in pages:
+                if promo.id in wanted:
+                    found[promo.id] = promo
+                else:
+                    for w in wanted.values():
+                        if w.id not in found and apptrust.same_promotion(promo, w):
+                            found[w.id] = promo
+                if len(found) == len(wanted) or all(
+                    w.id in found or apptrust.older_than(promo, w) for w in wanted.values()
+                ):
+                    break
+        return found
+
+
+@attrs.define(eq=False)
+class _Batch:
+    wanted: list[Promotion] = attrs.field(factory=list)
+    task: asyncio.Task[dict[str, Promotion]] | None = None

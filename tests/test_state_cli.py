@@ -1,0 +1,215 @@
+"""`scanhub watch --state`, `[state]`, `scanhub history`, and a watcher killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from cloudevents.v1.http import from_json
+
+from scanhub.sim import AppSecPlusSim, SimClock, ThreadFixSim
+
+TOKEN, KEY = "asp-token-0001", "tf-api-key-0001"
+
+
+@contextlib.asynccontextmanager
+async def two_sims(speed: float) -> AsyncIterator[tuple[AppSecPlusSim, ThreadFixSim]]:
+    clock = SimClock(speed=speed)
+    asp, tf = AppSecPlusSim(clock=clock), ThreadFixSim(clock=clock)
+    async with asp, tf:
+        yield asp, tf
+
+
+def config(
+    tmp_path: Path, asp: AppSecPlusSim, tf: ThreadFixSim, pids: list[int], extra: str = ""
+) -> Path:
+    tracks = "".join(
+        f'[[track]]\nsource = "tf"\napplication_id = 6\npending_scan_id = {p}\n' for p in pids
+    )
+    path = tmp_path / "scanhub.toml"
+    path.write_text(
+        textwrap.dedent(f"""
+            interval = 0.05
+            {extra}
+            [[source]]
+            name = "asp"
+            vendor = "appsecplus"
+            base_url = "{asp.base_url}"
+            token_env = "ASP_TOKEN"
+
+            [[source]]
+            name = "tf"
+            vendor = "threadfix"
+            base_url = "{tf.base_url}"
+            api_key_env = "TF_KEY"
+
+            [[track]]
+            source = "asp"
+            application_id = "app-1"
+            """)
+        + tracks
+    )
+    return path
+
+
+async def scanhub(*args: str, limit: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scanhub",
+        *args,
+        env={**os.environ, "ASP_TOKEN": TOKEN, "TF_KEY": KEY, "SCANHUB_NO_PLUGINS": "1"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), limit)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def transitions(db: Path) -> list[tuple[int, str, dict[str, Any]]]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT id, key, after FROM transitions ORDER BY id").fetchall()
+    finally:
+        con.close()
+    return [(i, k, json.loads(a)) for i, k, a in rows]
+
+
+async def test_watch_with_state_then_history_and_resume(tmp_path: Path) -> None:
+    async with two_sims(speed=40.0) as (asp, tf):
+        asp.seed_scans("app-1", 3, duration=2)
+        pids = tf.seed_pending(6, 2, duration=2)
+        cfg = config(tmp_path, asp, tf, pids)
+        db = tmp_path / "state.db"
+        code, out, err = await scanhub(
+            "watch",
+            "-c",
+            str(cfg),
+            "--state",
+            str(db),
+            "--format",
+            "cloudevents",
+            "--timeout",
+            "30",
+        )
+        assert code == 0, err
+        events = [from_json(line) for line in out.splitlines()]
+        assert len(events) >= 5 and all(e["specversion"] == "1.0" for e in events)
+        recorded = transitions(db)
+        ids = [i for i, _, _ in recorded]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        # Every event with a store id is a recorded transition, under that id.
+        stored_ids = {str(i) for i in ids}
+        numbered = [e for e in events if e["id"].isdigit()]
+        assert numbered and all(e["id"] in stored_ids for e in numbered)
+
+        code, out, _ = await scanhub("history", "--state", str(db), "--format", "ndjson")
+        lines = [json.loads(x) for x in out.splitlines()]
+        assert code == 0 and [x["id"] for x in lines] == ids
+        key = recorded[0][1]
+        code, out, _ = await scanhub(
+            "history", "--state", str(db), "--item", key, "--format", "ndjson"
+        )
+        assert {json.loads(x)["key"] for x in out.splitlines()} == {key}
+        code, out, _ = await scanhub("history", "--state", str(db), "--since", str(ids[-2]))
+        assert len(out.splitlines()) == 1 and out.split()[0] == str(ids[-1])
+        code, out, _ = await scanhub("history", "--state", str(db), "--format", "cloudevents")
+        assert [from_json(x)["id"] for x in out.splitlines()] == [str(i) for i in ids]
+
+        polls = asp.stats.requests + tf.stats.requests
+        code, out, err = await scanhub(
+            "watch", "-c", str(cfg), "--state", str(db), "--format", "ndjson"
+        )
+        assert code == 0, err
+        assert transitions(db) == recorded  # nothing recorded twice
+        # Terminal items were not polled again (only the discovery list was asked).
+        assert tf.stats.requests + asp.stats.requests - polls <= 1
+
+
+async def test_state_table_in_the_config_file(tmp_path: Path) -> None:
+    async with two_sims(speed=40.0) as (asp, tf):
+        pids = tf.seed_pending(6, 1, duration=1)
+        cfg = config(tmp_path, asp, tf, pids, extra='[state]\npath = "data/scanhub.db"\n')
+        cfg.write_text(
+            cfg.read_text().replace('[[track]]\nsource = "asp"\napplication_id = "app-1"\n', "")
+        )
+        asp.add_application("app-1")
+        code, _, err = await scanhub(
+            "watch", "-c", str(cfg), "--format", "plain", "--timeout", "30"
+        )
+    assert code == 0, err
+    assert transitions(tmp_path / "data" / "scanhub.db")
+
+
+async def test_history_without_a_state_file_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = await scanhub("history", "--state", str(tmp_path / "none.db"))
+    assert code == 2 and "no state file there" in err
+
+
+async def test_a_watcher_killed_with_sigkill_loses_nothing_committed(tmp_path: Path) -> None:
+    async with two_sims(speed=4.0) as (asp, tf):
+        asp.seed_scans("app-1", 6, duration=6)
+        pids = tf.seed_pending(6, 6, duration=6)
+        cfg = config(tmp_path, asp, tf, pids)
+        db = tmp_path / "state.db"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "scanhub",
+            "watch",
+            "-c",
+            str(cfg),
+            "--state",
+            str(db),
+            "--format",
+            "ndjson",
+            "--timeout",
+            "60",
+            env={**os.environ, "ASP_TOKEN": TOKEN, "TF_KEY": KEY, "SCANHUB_NO_PLUGINS": "1"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        printed: list[dict[str, Any]] = []
+        # Read what the watcher handed its consumer until it has recorded some transitions.
+        while len([c for c in printed if c.get("id")]) < 12:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line, "the watcher ended early"
+            printed.append(json.loads(line))
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+
+        con = sqlite3.connect(db)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()
+        recorded = transitions(db)
+        by_id = {i: (k, a) for i, k, a in recorded}
+        for change in printed:
+            if change.get("id"):  # handed to the consumer: it was committed first
+                key, after = by_id[change["id"]]
+                assert key == change["key"] and after["lifecycle"] == change["after"]["lifecycle"]
+
+        # A restart resumes and finishes, and no state is recorded twice.
+        code, _, err = await scanhub(
+            "watch", "-c", str(cfg), "--state", str(db), "--format", "ndjson", "--timeout", "60"
+        )
+        assert code == 0, err
+    final = transitions(db)
+    assert [i for i, _, _ in final][: len(recorded)] == [i for i, _, _ in recorded]
+    last: dict[str, tuple[str, str]] = {}
+    for _, key, after in final:
+        state = (after["lifecycle"], after["vendor_status"])
+        assert last.get(key) != state, f"{key} recorded {state} twice"
+        last[key] = state
+    assert all(lc == "succeeded" for lc, _ in last.values()) and len(last) == 12
