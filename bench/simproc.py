@@ -53,6 +53,11 @@ def _handle(sims: dict[str, Any], cmd: str, arg: Any) -> Any:
                 sims["apptrust"].seed_promotions("bench", "1.0.0", arg, duration=NEVER),
             ),
         }
+    if cmd == "seed_scans":  # arg: how many AppSec+ scans, in progress for good
+        return sims["appsecplus"].seed_scans("one", arg, duration=NEVER)
+    if cmd == "seed_iq":  # arg: how many IQ promotions, in progress for good
+        app, _ = sims["iq"].add_application("hol")
+        return (app, sims["iq"].seed_promotions(app, arg, duration=NEVER))
     if cmd == "faults":  # arg: (vendor or "*", dict of Faults fields)
         name, fields = arg
         for n, s in sims.items():

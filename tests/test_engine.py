@@ -121,26 +121,33 @@ async def test_retry_after_never_sleeps_past_the_deadline(retry_after: int) -> N
 
 
 async def test_track_and_untrack_while_a_watch_runs() -> None:
-    sim = asp_sim(speed=1.0)
-    async with sim:
-        first, second, third = sim.seed_scans("a", 3, duration=0.6)
-        client = AppSecPlus(sim.base_url, TOKEN)
-        async with ScanHub([client], interval=0.05) as hub:
-            hub.track(placeholder("appsecplus", first))
-            hub.track(placeholder("appsecplus", third))
+    polls: dict[str, int] = {}
+
+    async def scan(request: web.Request) -> web.StreamResponse:
+        sid = request.match_info["id"]
+        polls[sid] = polls.get(sid, 0) + 1
+        status = ("queued", "running", "completed")[min(2, polls[sid] - 1)]
+        if sid == "forever":
+            status = "running"
+        return web.json_response({"id": sid, "applicationId": "a", "status": status})
+
+    async with hostile({("GET", "/scans/{id}"): scan}) as server:
+        client = AppSecPlus(server.base, TOKEN)
+        async with ScanHub([client], interval=0.05, backoff=1.0) as hub:
+            hub.track(placeholder("appsecplus", "first"))
+            hub.track(placeholder("appsecplus", "forever"))
             seen: list[Change] = []
-            async for change in hub.watch(deadline=5, until_done=False, initial=False):
+            untracked_at = -1
+            # 1.5 s of polling every 0.05 s: "forever" would be asked ~30 times if tracked.
+            async for change in hub.watch(deadline=1.5, until_done=False, initial=False):
                 seen.append(change)
-                if len(seen) == 1:
-                    hub.track(placeholder("appsecplus", second))
-                    hub.untrack(placeholder("appsecplus", third).key)
-                keys = {c.key for c in seen if c.after.lifecycle.is_terminal}
-                if placeholder("appsecplus", second).key in keys and len(keys) >= 2:
-                    break
-    keys = {c.key for c in seen}
-    assert placeholder("appsecplus", second).key in keys
-    late = [c for c in seen[1:] if c.key == placeholder("appsecplus", third).key]
-    assert late == []  # untracked: no more changes for it
+                if change.key == placeholder("appsecplus", "forever").key and untracked_at < 0:
+                    hub.track(placeholder("appsecplus", "second"))  # while the watch runs
+                    hub.untrack(change.key)
+                    untracked_at = polls["forever"]
+    done = {c.after.id for c in seen if c.after.lifecycle.is_terminal}
+    assert {"first", "second"} <= done
+    assert polls["forever"] <= untracked_at + 1  # at most one poll that was already in flight
 
 
 async def test_a_watch_without_until_done_runs_to_its_deadline() -> None:

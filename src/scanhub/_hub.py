@@ -27,7 +27,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -62,6 +62,8 @@ class _Slot:
     item: Item
     how: str = "track"
     error: ItemError | None = None
+    #: When its last change was recorded (None: not since it was tracked).
+    changed_at: datetime | None = None
     interval: float = 0.0
     due: float = 0.0
     state: int = _IDLE
@@ -78,6 +80,8 @@ class _Source:
     #: Counted by the transport's observer: attempts that met 429, 5xx or no connection.
     troubles: int = 0
     polls: int = 0
+    last_ok: datetime | None = None
+    last_error: ItemError | None = None
 
 
 @define(eq=False)
@@ -224,7 +228,7 @@ class ScanHub:
             slot = self._slots.get(stored.key)
             if slot is None:
                 self._slots[stored.key] = _Slot(
-                    stored.key, stored.item, stored.how, stored.last_error
+                    stored.key, stored.item, stored.how, stored.last_error, stored.last_change
                 )
             else:
                 slot.item = merge(stored.item, slot.item)
@@ -335,6 +339,76 @@ class ScanHub:
         `discover(source, application_id=, status=)`."""
         return await self.discover(source, application_id=application_id, status=status)
 
+    async def apply(self, item: Item, *, how: str = "track") -> Change | None:
+        """Take a state the vendor pushed (a webhook) as if a poll had returned it: track the
+        item if it is new, merge it, and record and publish the change, if any."""
+        self.client(item.source)
+        await self.open()
+        slot = self._slots.get(item.key)
+        if slot is None:
+            slot = self._slots[item.key] = _Slot(item.key, item, how)
+            self._store_ops.append(("track", (item, how)))
+            change: Change | None = Change(None, item, self._now())
+        else:
+            before = slot.item
+            slot.item = merge(before, item)
+            change = (
+                Change(before, slot.item, self._now()) if significant(before, slot.item) else None
+            )
+        if change is not None:
+            slot.changed_at = change.observed_at
+            await self._flush_store_ops()
+            self._committing += 1
+            try:
+                (change,) = await self.store.record([change])
+                self._publish([change])
+            finally:
+                self._committing -= 1
+        return change
+
+    def poke(self, keys: Iterable[str]) -> int:
+        """Poll these items as soon as their sources allow (a webhook said something moved);
+        returns how many were rescheduled. Only while the engine runs."""
+        count = 0
+        if not self._tasks:
+            return 0
+        now = self._clock()
+        for key in keys:
+            slot = self._slots.get(key)
+            due = slot is not None and slot.state in (_IDLE, _SCHEDULED)
+            if due and slot is not None and not slot.item.lifecycle.is_terminal:
+                self._schedule(slot, now)
+                count += 1
+        return count
+
+    def source_health(self) -> dict[str, dict[str, Any]]:
+        """Per source: vendor, item count, last success, last error, and until when (wall time)
+        the vendor's rate limit pauses it."""
+        counts: dict[str, int] = {}
+        for slot in self._slots.values():
+            counts[slot.item.source] = counts.get(slot.item.source, 0) + 1
+        out = {}
+        now_wall, now = self._now(), self._clock()
+        for name, src in self._sources.items():
+            paused = max(src.paused_until, now + src.client.transport.paused_for) - now
+            err = src.last_error
+            up = err is None or (src.last_ok is not None and src.last_ok >= err.observed_at)
+            out[name] = {
+                "vendor": src.client.vendor,
+                "items": counts.get(name, 0),
+                "last_success": src.last_ok,
+                "last_error": err,
+                "up": up,
+                "paused_until": now_wall + timedelta(seconds=paused) if paused > 0 else None,
+                "concurrency": src.limit.limit,
+            }
+        return out
+
+    def changed_at(self, key: str) -> datetime | None:
+        """When the item's last change was recorded, if known."""
+        slot = self._slots.get(key)
+        return slot.changed_at if slot else None
+
     # --- one poll ---------------------------------------------------------------------------
 
     async def _poll_once(self, slot: _Slot, *, held: bool = False) -> Change | None:
@@ -360,7 +434,7 @@ class ScanHub:
             src.limit.release(trouble=trouble or src.troubles != troubles)
             if not isinstance(exc, ScanhubError):
                 log.exception("scanhub: unexpected error refreshing %s", slot.key)
-            slot.error = ItemError.of(exc, self._now())
+            slot.error = src.last_error = ItemError.of(exc, self._now())
             self._observations.append(Observation(slot.key, slot.error.observed_at, slot.error))
             return None
         src.limit.release(trouble=src.troubles != troubles, latency=self._clock() - started)
@@ -369,8 +443,9 @@ class ScanHub:
         slot.error = None
         before = slot.item
         slot.item = merge(before, new)
-        now = self._now()
+        now = src.last_ok = self._now()
         if significant(before, slot.item):
+            slot.changed_at = now
             return Change(before, slot.item, now)
         self._observations.append(Observation(slot.key, now))
         return None

@@ -3,8 +3,9 @@
 `AdaptiveLimit` is TCP congestion control for one vendor source. It starts at `initial`, doubles
 every window of answers that come back healthy ("slow start") until the first sign of trouble,
 then grows by one per healthy window and halves on trouble (additive increase, multiplicative
-decrease). Trouble is a 429, a 5xx, a timeout or a connection failure, or answers that take more
-than `latency_factor` times the fastest seen (the server is queueing). It never goes below 1
+decrease). Trouble is a 429, a 5xx, a timeout or a connection failure, or a window whose median
+answer took more than `latency_factor` times the fastest seen (the server is queueing; one slow
+answer alone is not). It never goes below 1
 nor above `ceiling`, which the caller sets no higher than the source's `RateLimit` allows in
 flight. A source that starts answering 429 or 5xx therefore gets fewer concurrent requests,
 not more.
@@ -79,15 +80,15 @@ class AdaptiveLimit(FixedLimit):
         self._window_done = 0
         self._window_trouble = False
         self._fastest: float | None = None
+        self._latencies: list[float] = []
         #: (limit after, reason) of the last few changes, newest last; read by tests and metrics.
         self.history: deque[tuple[int, str]] = deque(maxlen=32)
 
     def _observe(self, trouble: bool, latency: float | None) -> None:
         if latency is not None and latency > 0:
+            self._latencies.append(latency)
             if self._fastest is None or latency < self._fastest:
                 self._fastest = latency
-            elif latency > self._fastest * self.latency_factor and latency > 0.05:
-                trouble = True  # queueing at the server: back off before it fails
         if trouble and not self._window_trouble:
             # Halve once per window: one burst of 429s is one signal, not one per answer.
             self._window_trouble = True
@@ -96,8 +97,16 @@ class AdaptiveLimit(FixedLimit):
         self._window_done += 1
         if self._window_done < self.limit:
             return
+        if self._latencies and self._fastest is not None and not self._window_trouble:
+            median = sorted(self._latencies)[len(self._latencies) // 2]
+            if median > self._fastest * self.latency_factor and median > 0.05:
+                # Queueing at the server: back off before it fails.
+                self.slow_start = False
+                self._set(max(1, self.limit // 2), "decrease")
+                self._window_trouble = True
         healthy = not self._window_trouble
         self._window_done, self._window_trouble = 0, False
+        self._latencies.clear()
         if healthy and self.in_flight + 1 >= self.limit // 2:
             # Grow only when the room was used: an idle source keeps its limit.
             grown = self.limit * 2 if self.slow_start else self.limit + 1

@@ -176,6 +176,22 @@ class Seeded:
     description: str
 
 
+@frozen
+class WebhookResult:
+    """What a vendor's webhook delivery meant.
+
+    `outcome`: "applied" (items to take at once), "ignored" (an event type the vendor package
+    does not handle; answered 202), or "rejected" (a missing or bad signature: nothing is
+    recorded; answered 401). `delivery` is the vendor's delivery id, for deduplication;
+    `confirm` names application ids whose tracked items are polled right away to confirm."""
+
+    outcome: str
+    detail: str
+    delivery: str | None = None
+    items: tuple[Item, ...] = ()
+    confirm: tuple[str, ...] = ()
+
+
 class VendorSpec(abc.ABC):
     """Everything scanhub needs to know about one vendor. Subclass it in the vendor's package
     and register an instance (built in: `BUILTIN`; third party: the `scanhub.vendors` entry
@@ -218,6 +234,14 @@ class VendorSpec(abc.ABC):
     def sim_seed(self, sim: Any) -> list[Seeded]:
         """Seed `sim` with items for `scanhub sim`; returns what to track and how to say it."""
         return []
+
+    def webhook(
+        self, source: Any, env: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> WebhookResult:
+        """Judge a webhook delivery for `source` (a checked `[[source]]`): verify it and say
+        what it means. Vendors without webhooks (or a source without a webhook secret) raise
+        `NotProvided`."""
+        raise NotProvided(f"{self.name} has no webhooks")
 
     def demo_client(self, sim: Any) -> Client:
         """The client the demo uses against `sim`."""
@@ -330,6 +354,7 @@ __all__ = [
     "TrackConfig",
     "Tracking",
     "VendorSpec",
+    "WebhookResult",
     "load_registry",
     "need_one",
     "registry",

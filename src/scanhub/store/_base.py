@@ -40,6 +40,8 @@ class StoredItem:
     how: str
     last_observed: datetime | None = None
     last_error: ItemError | None = None
+    #: When its last transition was recorded (None: never).
+    last_change: datetime | None = None
 
     @property
     def key(self) -> str:

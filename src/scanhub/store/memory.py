@@ -47,7 +47,9 @@ class MemoryStore(Store):
             self._log.append(Transition(stored.id or 0, stored))
             held = self._items.get(change.key)
             how = held.how if held else "track"
-            self._items[change.key] = StoredItem(change.after, how, change.observed_at, None)
+            self._items[change.key] = StoredItem(
+                change.after, how, change.observed_at, None, change.observed_at
+            )
             out.append(stored)
         return out
 

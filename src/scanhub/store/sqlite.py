@@ -55,7 +55,8 @@ MIGRATIONS: tuple[str, ...] = (
         verdict TEXT NOT NULL,
         item TEXT NOT NULL,
         last_observed TEXT,
-        last_error TEXT
+        last_error TEXT,
+        changed_at TEXT
     );
     CREATE INDEX items_seq ON items (seq);
     CREATE TABLE transitions (
@@ -182,11 +183,12 @@ class SQLiteStore(Store):
                     seq += 1
                     db.execute(
                         "INSERT INTO items (key, kind, vendor, source, application_id, lifecycle,"
-                        " verdict, item, last_observed, how, seq, last_error)"
-                        " VALUES (?,?,?,?,?,?,?,?,?, 'track', ?, NULL)"
+                        " verdict, item, last_observed, how, seq, last_error, changed_at)"
+                        " VALUES (?,?,?,?,?,?,?,?,?, 'track', ?, NULL, ?9)"
                         " ON CONFLICT (key) DO UPDATE SET lifecycle = excluded.lifecycle,"
                         " verdict = excluded.verdict, item = excluded.item,"
-                        " last_observed = excluded.last_observed, last_error = NULL",
+                        " last_observed = excluded.last_observed, last_error = NULL,"
+                        " changed_at = excluded.changed_at",
                         (*state, seq),
                     )
             return ids
@@ -242,13 +244,15 @@ class SQLiteStore(Store):
     async def tracked(self) -> list[StoredItem]:
         def read(db: sqlite3.Connection) -> list[Any]:
             return db.execute(
-                "SELECT item, how, last_observed, last_error FROM items ORDER BY seq"
+                "SELECT item, how, last_observed, last_error, changed_at FROM items ORDER BY seq"
             ).fetchall()
 
         out = []
-        for item, how, observed, error in await self._run(read):
+        for item, how, observed, error, changed in await self._run(read):
             err = None if error is None else converter.structure(json.loads(error), ItemError)
-            out.append(StoredItem(item_from_json(json.loads(item)), how, _dt(observed), err))
+            out.append(
+                StoredItem(item_from_json(json.loads(item)), how, _dt(observed), err, _dt(changed))
+            )
         return out
 
     async def transitions(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -22,6 +23,10 @@ class AppTrust(Client):
 
     vendor = Vendor.APPTRUST
 
+    #: How long (seconds) promotions read from the list answer later refreshes without asking
+    #: again: a snapshot of many promotions of one version reads the list once, not per item.
+    list_cache_ttl = 1.0
+
     def __init__(self, base_url: str, token: str | Secret, **kw: Any) -> None:
         self._token = Secret(token)
         super().__init__(
@@ -31,6 +36,7 @@ class AppTrust(Client):
             **kw,
         )
         self._batches: dict[tuple[str, str, str | None], _Batch] = {}
+        self._recent: dict[tuple[str, str, str | None], tuple[float, dict[str, Promotion]]] = {}
 
     async def promotions(
         self,
@@ -186,6 +192,11 @@ class AppTrust(Client):
         each."""
         self._check_mine(item)
         group = (item.application_id, item.version or "", item.target_stage)
+        recent = self._recent.get(group)
+        if recent is not None and time.monotonic() - recent[0] < self.list_cache_ttl:
+            cached = recent[1].get(item.id)
+            if cached is not None:
+                return cached
         batch = self._batches.get(group)
         if batch is None:
             batch = self._batches[group] = _Batch()
@@ -214,11 +225,14 @@ class AppTrust(Client):
         application_key, version, stage = group
         wanted = {w.id: w for w in batch.wanted}
         found: dict[str, Promotion] = {}
+        seen: dict[str, Promotion] = {}
+        started = time.monotonic()
         pages = self.promotions(
             application_key, version, target_stage=stage, order_by="created", ascending=False
         )
         async with contextlib.aclosing(pages):
             async for promo in pages:
+                seen[promo.id] = promo
                 if promo.id in wanted:
                     found[promo.id] = promo
                 else:
@@ -229,6 +243,8 @@ class AppTrust(Client):
                     w.id in found or apptrust.older_than(promo, w) for w in wanted.values()
                 ):
                     break
+        # Whatever the pages carried answers the refreshes that follow for a moment.
+        self._recent[group] = (started, seen)
         return found
 
 

@@ -9,16 +9,19 @@ import attrs
 
 from ..._model import Lifecycle, Promotion, Vendor
 from ..._registry import (
+    NotProvided,
     Planned,
     Seeded,
     SourceConfig,
     TrackConfig,
     Tracking,
     VendorSpec,
+    WebhookResult,
     need_one,
 )
 from ..._schema import EnvVar, Id, Text
 from ...sim._base import SimClock
+from . import sansio as iq
 from .client import IQServer
 from .sim import IQSim
 
@@ -34,6 +37,10 @@ class IQSource(SourceConfig):
     password_env: EnvVar = attrs.field(metadata={"doc": "variable holding the password"})
     csrf_token: Text | None = attrs.field(
         default=None, metadata={"doc": "reverse-proxy CSRF token sent on promote"}
+    )
+    webhook_secret_env: EnvVar | None = attrs.field(
+        default=None,
+        metadata={"doc": "variable holding the webhook secret; enables POST /webhooks/iq/NAME"},
     )
 
     SECRETS: ClassVar[tuple[str, ...]] = ("password",)
@@ -84,6 +91,33 @@ class IQSpec(VendorSpec):
             app = await client.application_id(track.public_id)
         placeholder = Promotion(Vendor.IQ, client.name, track.status_id, app, Lifecycle.UNKNOWN, "")
         return Tracking(items=(placeholder,))
+
+    def webhook(
+        self, source: IQSource, env: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> WebhookResult:
+        """IQ webhooks: `X-Nexus-Webhook-Signature` is the hex HMAC-SHA1 of the body with the
+        secret (checked in constant time); `X-Nexus-Webhook-Id` the event type;
+        `X-Nexus-Webhook-Delivery` a UUID per delivery. An application evaluation is taken at
+        once as a finished scan with its verdict; the application's tracked promotions are
+        polled to confirm."""
+        if source.webhook_secret_env is None:
+            raise NotProvided(f"source {source.source_name!r} has no webhook_secret_env")
+        secret = source.secret("webhook_secret_env", env)
+        lower = {k.lower(): v for k, v in headers.items()}
+        if not iq.verify_webhook(body, lower.get("x-nexus-webhook-signature"), secret):
+            return WebhookResult("rejected", "missing or wrong X-Nexus-Webhook-Signature")
+        delivery = lower.get("x-nexus-webhook-delivery")
+        event = lower.get("x-nexus-webhook-id", "")
+        if event != "iq:applicationEvaluation":
+            return WebhookResult("ignored", f"event type {event!r} is not handled", delivery)
+        scan = iq.parse_evaluation_webhook(
+            headers, body, source=source.source_name, base_url=source.base_url
+        )
+        raw = scan.raw if isinstance(scan.raw, dict) else {}
+        app = raw.get("applicationEvaluation", {}).get("application", {})
+        internal = app.get("id") if isinstance(app, dict) else None
+        confirm = (internal,) if isinstance(internal, str) and internal else ()
+        return WebhookResult("applied", "application evaluation", delivery, (scan,), confirm)
 
     def make_sim(self, clock: SimClock, host: str = "127.0.0.1", port: int = 0) -> IQSim:
         # The Sonatype Cloud shape: every path under /platform.
