@@ -112,3 +112,22 @@ async def run_demo(
 def run(on_change: Callable[[Change, ScanHub], None] | None = None, **kw: Any) -> DemoResult:
     """`run_demo` in a fresh event loop."""
     return asyncio.run(run_demo(on_change, **kw))
+
+
+def sim_config(
+    sims: dict[str, Any], seeded: dict[str, Any], vendors: Registry | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A configuration document (as TOML would give it) for running simulators and what was
+    seeded on them, and the environment variables it names (URLs and credentials)."""
+    reg = vendors or registry()
+    doc: dict[str, Any] = {"interval": 2, "timeout": 120, "source": [], "track": []}
+    env: dict[str, str] = {}
+    for name, sim in sims.items():
+        options, variables = reg.get(name).sim_source(sim)
+        env[f"SCANHUB_SIM_{name.upper()}_URL"] = sim.base_url
+        env.update(variables)
+        doc["source"].append({"name": name, "vendor": name, "base_url": sim.base_url, **options})
+    for name, items in seeded.items():
+        for item in items:
+            doc["track"].append({"source": name, **item.track})
+    return doc, env

@@ -45,7 +45,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._limiter import AdaptiveLimit, FixedLimit
-from ._model import Item
+from ._model import Item, Lifecycle
 from .store import MemoryStore, Observation, Store
 
 log = logging.getLogger("scanhub")
@@ -267,6 +267,12 @@ class ScanHub:
         if slot is None:
             slot = self._slots[item.key] = _Slot(item.key, item, how)
             self._store_ops.append(("track", (item, how)))
+            if item.lifecycle is not Lifecycle.UNKNOWN or item.vendor_status:
+                # A first sighting with a real state (a discovery, a trigger's answer) is part
+                # of the history; a placeholder waits for its first poll.
+                slot.changed_at = self._now()
+                self._outbox.append(Change(None, item, slot.changed_at))
+                self._outbox_ready.set()
         else:
             slot.item = merge(slot.item, item)
         if self._tasks and slot.state == _IDLE and not slot.item.lifecycle.is_terminal:
@@ -305,7 +311,7 @@ class ScanHub:
             self.source_errors[source] = ItemError.of(exc, self._now())
         else:
             self.source_errors.pop(source, None)
-        await self._flush_store_ops()
+        await self._commit_outbox()
         return found
 
     async def add_rule(self, source: str, query: Mapping[str, str]) -> list[Item]:
@@ -457,6 +463,7 @@ class ScanHub:
         Terminal items are final and not asked again unless `refresh_terminal`. Changes are
         recorded in the store."""
         await self.open()
+        await self._commit_outbox()
         slots = list(self._slots.values())
         todo = [
             s
@@ -529,6 +536,7 @@ class ScanHub:
             self._base = interval
         self._users += 1
         if self._users == 1:
+            await self._commit_outbox()  # first sightings from before: history, not news
             self._start()
         try:
             yield

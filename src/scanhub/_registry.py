@@ -252,6 +252,16 @@ class VendorSpec(abc.ABC):
         with their designed final states. Empty: no part in the demo."""
         return []
 
+    async def demo_more(self, sim: Any, client: Any, round: int) -> list[Item]:
+        """`scanhub serve --demo` keeps moving: start some new items on round `round` (a few
+        seconds apart) and return them. Empty: nothing new."""
+        return []
+
+    def demo_webhook(self, sim: Any, url: str) -> None:
+        """Have `sim` deliver its webhooks to `url` (the service's endpoint for its source),
+        for vendors that send webhooks; the others have nothing to do."""
+        return
+
 
 class Registry:
     """Vendor specs by name."""

@@ -126,6 +126,26 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--limit", metavar="N", type=_id, default=None, help="at most N transitions")
     h.add_argument("--format", choices=("table", "ndjson", "cloudevents"), default="table")
 
+    sv = sub.add_parser("serve", help="the dashboard service: JSON API, live stream, metrics, page")
+    sv.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
+    sv.add_argument(
+        "--state",
+        metavar="PATH",
+        default=None,
+        help="SQLite state file (default: [state] path, else scanhub-state.db next to the "
+        "config; 'memory' keeps nothing)",
+    )
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sv.add_argument("--port", type=_port, default=8470, help="default 8470; 0: any free port")
+    sv.add_argument(
+        "--demo", action="store_true", help="no config: the simulators and a moving scenario"
+    )
+    sv.add_argument(
+        "--token-env",
+        default="SCANHUB_TOKEN",
+        help="environment variable holding the bearer token that enables writes",
+    )
+
     c = sub.add_parser("config", help="check a configuration file, or print its JSON Schema")
     csub = c.add_subparsers(dest="config_command", required=True)
     cc = csub.add_parser("check", help="report every problem in a file (exit 2 if any)")
@@ -155,6 +175,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return asyncio.run(_watch(config, fmt, out, args.interval, args.timeout, store))
         if args.command == "history":
             return asyncio.run(_history(args, out))
+        if args.command == "serve":
+            return _serve(args, out)
         if args.command == "demo":
             fmt = args.format or ("live" if out.isatty() and r.have_rich() else "plain")
             return _demo(fmt, out, args.speed)
@@ -165,6 +187,26 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return r.EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from .serve import serve
+    except ImportError as exc:  # the `serve` extra is missing
+        raise ConfigError(
+            f"scanhub serve needs the serve extra: pip install 'scanhub[serve]' ({exc})"
+        ) from None
+    return asyncio.run(
+        serve(
+            None if args.demo else args.config,
+            state=args.state,
+            host=args.host,
+            port=args.port,
+            demo=args.demo,
+            token_env=args.token_env,
+            out=out,
+        )
+    )
 
 
 def _config_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -416,24 +458,17 @@ def _toml_value(value: Any) -> str:
 
 def _sim_config(sims: dict[str, Any], seeded: dict[str, Any]) -> tuple[str, dict[str, str]]:
     """The text of a scanhub.toml for the running simulators, and the variables it names."""
-    reg = registry()
+    from ._demo import sim_config
+
+    doc, env = sim_config(sims, seeded)
     lines = [
         "# Written by `scanhub sim`: sources and items of the running simulators.",
-        "interval = 2",
-        "timeout = 120",
+        *(f"{k} = {_toml_value(doc[k])}" for k in ("interval", "timeout")),
         "",
     ]
-    env: dict[str, str] = {}
-    for name, sim in sims.items():
-        options, variables = reg.get(name).sim_source(sim)
-        env[f"SCANHUB_SIM_{name.upper()}_URL"] = sim.base_url
-        env.update(variables)
-        table = {"name": name, "vendor": name, "base_url": sim.base_url, **options}
-        lines += ["[[source]]", *(f"{k} = {_toml_value(v)}" for k, v in table.items()), ""]
-    for name, items in seeded.items():
-        for item in items:
-            table = {"source": name, **item.track}
-            lines += ["[[track]]", *(f"{k} = {_toml_value(v)}" for k, v in table.items()), ""]
+    for key in ("source", "track"):
+        for table in doc[key]:
+            lines += [f"[[{key}]]", *(f"{k} = {_toml_value(v)}" for k, v in table.items()), ""]
     return "\n".join(lines), env
 
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from ..._model import Lifecycle, Scan, Vendor
+from ..._model import Item, Lifecycle, Scan, Vendor
 from ..._registry import (
     Planned,
     Seeded,
@@ -99,6 +99,18 @@ class AppSecPlusSpec(VendorSpec):
                 f"every scan of application app-12345 (seeded: {', '.join(ids)})",
             )
         ]
+
+    async def demo_more(self, sim: AppSecPlusSim, client: AppSecPlus, round: int) -> list[Item]:
+        # New scans appear through the discovery rule (every scan of app-12345); this only
+        # starts them, a different type each round so none conflicts with a running one. This
+        # is the demo's faulty source: 5xx, 429 with Retry-After, some latency.
+        if round == 1:
+            sim.faults = Faults(
+                latency=0.05, error_rate=0.1, rate_limit_rate=0.05, retry_after=1, seed=11
+            )
+        sim.add_application("app-12345")
+        sim.seed_scans("app-12345", 1, types=(("sast", "dast", "sca", "container")[round % 4],))
+        return []
 
     def demo_client(self, sim: AppSecPlusSim) -> AppSecPlus:
         # This source turns faulty in the demo: a short backoff keeps the show moving.

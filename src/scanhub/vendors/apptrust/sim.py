@@ -14,6 +14,7 @@ their index, so paging through 100,000 of them costs the simulator no memory.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,7 +72,8 @@ class AppTrustSim(SimServer):
         #: (application, target stage) -> (entry gate decision, explanation)
         self.gates: dict[tuple[str, str], tuple[str, str | None]] = {}
         self.stage: dict[tuple[str, str], str] = {}
-        self._millis = BASE_MILLIS
+        # Promotions made here are stamped with the wall clock, as a server's are.
+        self._millis = int(time.time() * 1000)
         super().__init__(**kw)
 
     def credentials(self) -> dict[str, str]:

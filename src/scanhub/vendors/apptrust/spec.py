@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ..._model import Lifecycle, Promotion, Vendor, Verdict
+from ..._model import Item, Lifecycle, Promotion, Vendor, Verdict
 from ..._registry import Planned, Seeded, SourceConfig, TrackConfig, Tracking, VendorSpec
 from ..._schema import EnvVar, Id, Text
 from ...sim._base import SimClock
@@ -85,6 +85,15 @@ class AppTrustSpec(VendorSpec):
                 f"every promotion of webshop 1.4.0 (seeded: {', '.join(ids)})",
             )
         ]
+
+    async def demo_more(self, sim: AppTrustSim, client: AppTrust, round: int) -> list[Item]:
+        # Promotions appear through the discovery rule (every promotion of webshop 1.4.0).
+        sim.add_version("webshop", "1.4.0")
+        sim.gate("webshop", "PROD", "fail", "Promotion blocked due to critical vulnerabilities.")
+        sim.gate("webshop", "STAGING", "warn", "2 medium vulnerabilities without a fix")
+        target = ("QA", "STAGING", "PROD")[round % 3]
+        await client.promote("webshop", "1.4.0", target)
+        return []
 
     def demo_client(self, sim: AppTrustSim) -> AppTrust:
         return AppTrust(sim.base_url, sim.token, name="apptrust")

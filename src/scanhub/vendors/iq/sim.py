@@ -7,15 +7,26 @@ is invalid." for `develop` as a target, 400 "A scan with ID ... does not exist" 
 purged scan id, status ids forgotten `status_ttl` simulated seconds (two hours) after the
 request with the server's 404 text, the Cloud 429 text without `Retry-After`, and the
 `/platform` prefix when `cloud=True`.
+
+Webhooks: with URLs in `webhook_urls`, a finished promotion's policy evaluation is delivered to
+each as an `iq:applicationEvaluation` POST with `X-Nexus-Webhook-Id`, a fresh
+`X-Nexus-Webhook-Delivery` and `X-Nexus-Webhook-Signature` (hex HMAC-SHA1 of the body with
+`webhook_secret`), once, and never retried (as IQ does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
+import hmac
 import itertools
+import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from attrs import define
 
@@ -53,9 +64,17 @@ class IQSim(SimServer):
         cloud: bool = False,
         duration: float = 3.0,
         status_ttl: float = 2 * 3600.0,
+        webhook_secret: str = "iq-webhook-secret-0001",
         **kw: Any,
     ) -> None:
         self.status_ttl = status_ttl
+        self.webhook_secret = webhook_secret
+        #: Where finished evaluations are delivered (empty: no webhooks).
+        self.webhook_urls: list[str] = []
+        #: Deliveries sent: (url, HTTP status or None when it failed).
+        self.deliveries: list[tuple[str, int | None]] = []
+        self._notified: set[str] = set()
+        self._notifier: asyncio.Task[None] | None = None
         self.username, self.password, self.cloud, self.duration = (
             username,
             password,
@@ -75,6 +94,80 @@ class IQSim(SimServer):
 
     def credentials(self) -> dict[str, str]:
         return {"username": self.username, "password": self.password}
+
+    async def start(self) -> str:
+        url = await super().start()
+        self._notifier = asyncio.create_task(self._notify_loop())
+        return url
+
+    async def stop(self) -> None:
+        if self._notifier is not None:
+            self._notifier.cancel()
+            await asyncio.gather(self._notifier, return_exceptions=True)
+            self._notifier = None
+        await super().stop()
+
+    async def _notify_loop(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            while True:
+                await asyncio.sleep(0.25)
+                if not self.webhook_urls:
+                    continue
+                for promo in list(self.promotions.values()):
+                    done = self.clock.now() - promo.started >= promo.duration
+                    if not done or promo.fail_reason is not None:
+                        continue
+                    if promo.status_id in self._notified:
+                        continue
+                    self._notified.add(promo.status_id)
+                    body = json.dumps(self.evaluation_payload(promo.status_id)).encode()
+                    for url in list(self.webhook_urls):
+                        await self._deliver(session, url, body)
+
+    async def _deliver(self, session: aiohttp.ClientSession, url: str, body: bytes) -> None:
+        signature = hmac.new(self.webhook_secret.encode(), body, hashlib.sha1).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Nexus-Webhook-Id": "iq:applicationEvaluation",
+            "X-Nexus-Webhook-Delivery": str(uuid.uuid4()),
+            "X-Nexus-Webhook-Signature": signature,
+        }
+        try:
+            async with session.post(url, data=body, headers=headers) as resp:
+                self.deliveries.append((url, resp.status))
+        except aiohttp.ClientError:
+            self.deliveries.append((url, None))  # IQ never retries a failed delivery
+
+    def evaluation_payload(self, status_id: str) -> dict[str, Any]:
+        """The `iq:applicationEvaluation` delivery of a finished promotion (vendor-notes)."""
+        promo = self.promotions[status_id]
+        critical = int(promo.report_id[:2], 16) % 3
+        severe, moderate = 2, 4
+        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+        return {
+            "timestamp": when,
+            "initiator": "scanhub-sim",
+            "id": uuid.uuid4().hex,
+            "applicationEvaluation": {
+                "application": {
+                    "id": promo.app_id,
+                    "publicId": promo.public_id,
+                    "name": promo.public_id,
+                    "organizationId": "81ae1fc7875441f2bec28d78d0f467ec",
+                },
+                "policyEvaluationId": str(uuid.uuid5(uuid.NAMESPACE_URL, status_id)),
+                "stage": "build",
+                "ownerId": promo.app_id,
+                "evaluationDate": when,
+                "affectedComponentCount": critical + severe + moderate,
+                "criticalComponentCount": critical,
+                "severeComponentCount": severe,
+                "moderateComponentCount": moderate,
+                "outcome": "fail" if critical else "warn",
+                "reportId": promo.report_id,
+                "isForLatestScan": True,
+            },
+        }
 
     def add_application(self, public_id: str, *, scans: int = 1) -> tuple[str, list[str]]:
         """Create an application with `scans` scan ids; returns (internal id, scan ids)."""

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ..._model import Lifecycle, Promotion, Vendor
+from ..._model import Item, Lifecycle, Promotion, Vendor
 from ..._registry import (
     NotProvided,
     Planned,
@@ -124,9 +124,10 @@ class IQSpec(VendorSpec):
         return IQSim(clock=clock, cloud=True, duration=4.0, host=host, port=port)
 
     def sim_source(self, sim: IQSim) -> tuple[dict[str, Any], dict[str, str]]:
-        var = "SCANHUB_SIM_IQ_PASSWORD"
-        env = {"SCANHUB_SIM_IQ_USER": sim.username, var: sim.password}
-        return {"username": sim.username, "password_env": var}, env
+        var, hook = "SCANHUB_SIM_IQ_PASSWORD", "SCANHUB_SIM_IQ_WEBHOOK_SECRET"
+        env = {"SCANHUB_SIM_IQ_USER": sim.username, var: sim.password, hook: sim.webhook_secret}
+        options = {"username": sim.username, "password_env": var, "webhook_secret_env": hook}
+        return options, env
 
     def sim_seed(self, sim: IQSim) -> list[Seeded]:
         app_id, _ = sim.add_application("webshop")
@@ -137,6 +138,16 @@ class IQSpec(VendorSpec):
             )
             for sid in sim.seed_promotions(app_id, 2, duration=20)
         ]
+
+    async def demo_more(self, sim: IQSim, client: IQServer, round: int) -> list[Item]:
+        app_id = sim.applications.get("webshop") or sim.add_application("webshop")[0]
+        target = ("build", "stage-release", "release")[round % 3]
+        if target == "release":
+            sim.fail_stage(app_id, "release", "Policy evaluation failed: license data unavailable")
+        return [await client.promote_scan(app_id, target_stage=target, source_stage="build")]
+
+    def demo_webhook(self, sim: IQSim, url: str) -> None:
+        sim.webhook_urls.append(url)
 
     def demo_client(self, sim: IQSim) -> IQServer:
         return IQServer(sim.base_url, sim.username, sim.password, name="iq-cloud")

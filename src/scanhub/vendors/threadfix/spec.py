@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from ..._model import Lifecycle, Scan, Vendor
+from ..._model import Item, Lifecycle, Scan, Vendor
 from ..._registry import Planned, Seeded, SourceConfig, TrackConfig, Tracking, VendorSpec
 from ..._schema import EnvVar, Id
 from ...sim._base import SimClock
@@ -87,6 +87,13 @@ class ThreadFixSpec(VendorSpec):
             )
             for pid in sim.seed_pending(6, 2, duration=25)
         ]
+
+    async def demo_more(self, sim: ThreadFixSim, client: ThreadFix, round: int) -> list[Item]:
+        sim.add_application(6)
+        name = f"nightly-{round}.fpr" if round % 4 else f"nightly-{round}-zap.xml"
+        if round % 4 == 0:
+            sim.interrupt(name, "Unable to parse ZAP report: unexpected end of file")
+        return [await client.upload_scan(6, b"<FVDL/>", filename=name)]
 
     def demo_client(self, sim: ThreadFixSim) -> ThreadFix:
         return ThreadFix(sim.base_url, sim.api_key, name="threadfix")

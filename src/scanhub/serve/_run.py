@@ -1,0 +1,149 @@
+"""Running the service as a process: configuration, state, the demo, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from .._config import Config, apply_tracks, build_clients, load_config, parse_config
+from .._hub import ScanHub
+from .._registry import NotProvided, Registry, registry
+from ..store import MemoryStore, Retention, SQLiteStore, Store
+from ._service import Service
+
+log = logging.getLogger("scanhub")
+
+#: Seconds between new items in the demo scenario.
+DEMO_EVERY = 3.0
+
+
+def default_state(config: Config, state: str | None) -> Store:
+    """`--state`, else `[state] path` (relative to the config file), else `scanhub-state.db`
+    next to the config file: the service persists by default."""
+    retention = None
+    if config.state is not None:
+        from datetime import timedelta
+
+        retention = Retention(
+            max_age=timedelta(days=config.state.retention_days)
+            if config.state.retention_days
+            else None,
+            max_per_item=config.state.retention_per_item,
+        )
+    if state == "memory":
+        return MemoryStore(retention=retention)
+    if state is None:
+        base = Path(config.path).resolve().parent
+        name = config.state.path if config.state and config.state.path else "scanhub-state.db"
+        state = str(base / name)
+    return SQLiteStore(state, retention=retention)
+
+
+async def serve(
+    config_path: str | None,
+    *,
+    state: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8470,
+    demo: bool = False,
+    token_env: str = "SCANHUB_TOKEN",  # noqa: S107 - the name of a variable, not a secret
+    out: TextIO,
+    env: Mapping[str, str] | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Serve until SIGTERM or SIGINT (or `stop`), then stop within seconds. Returns 0."""
+    env = dict(os.environ if env is None else env)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        if demo:
+            from .._demo import running_sims
+
+            sims = await stack.enter_async_context(running_sims())
+            config, demo_env = _demo_config(sims, registry())
+            env.update(demo_env)
+            store: Store = SQLiteStore(state) if state and state != "memory" else MemoryStore()
+            interval = 1.0
+        else:
+            config = load_config(config_path or "scanhub.toml", env=env)
+            store = default_state(config, state)
+            interval = config.interval
+        hub = ScanHub(
+            build_clients(config, env),
+            interval=interval,
+            max_interval=min(config.max_interval, 10.0) if demo else config.max_interval,
+            store=store,
+        )
+        await stack.enter_async_context(hub)
+        await apply_tracks(hub, config)
+        service = Service(
+            hub,
+            config,
+            host=host,
+            port=port,
+            token=env.get(token_env) or None,
+            env=env,
+            rediscover_every=DEMO_EVERY if demo else 60.0,
+            stuck_after=60.0 if demo else 1800.0,
+        )
+        url = await service.start()
+        try:
+            print(f"scanhub serve: {url}  (Ctrl-C to stop)", file=out, flush=True)
+            if service._token is None:
+                print(
+                    f"  writes (POST /api/v1/track, DELETE items) are off: set {token_env} "
+                    "to enable them",
+                    file=out,
+                    flush=True,
+                )
+            tasks = []
+            if demo:
+                tasks.append(asyncio.create_task(_demo_loop(service, sims, registry(), url)))
+            await stop.wait()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await service.stop()
+    print("scanhub serve: stopped", file=out, flush=True)
+    return 0
+
+
+def _demo_config(sims: dict[str, Any], reg: Registry) -> tuple[Config, dict[str, str]]:
+    from .._demo import sim_config
+
+    seeded = {name: reg.get(name).sim_seed(sim) for name, sim in sims.items()}
+    doc, env = sim_config(sims, seeded, reg)
+    doc["interval"] = 1
+    return parse_config(doc, "<demo>", env=env, vendors=reg), env
+
+
+async def _demo_loop(service: Service, sims: dict[str, Any], reg: Registry, url: str) -> None:
+    """The scenario that keeps the page and the metrics alive: new scans and promotions every
+    few seconds (some fail, a gate blocks one), a faulty source, and IQ evaluations delivered
+    by webhook."""
+    for name, sim in sims.items():
+        reg.get(name).demo_webhook(sim, f"{url}/webhooks/{name}/{name}")
+    round = 0
+    while True:
+        await asyncio.sleep(DEMO_EVERY)
+        round += 1
+        for name, sim in sims.items():
+            try:
+                items = await reg.get(name).demo_more(sim, service.hub.client(name), round)
+            except NotProvided:
+                continue
+            except Exception as exc:  # a refused trigger (409, a fault) is part of the show
+                log.info("scanhub demo: %s round %d: %s", name, round, exc)
+                continue
+            for item in items:
+                service.hub.track(item, how="demo")
