@@ -157,7 +157,7 @@ class Service:
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=2.0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server: Any = site._server
         self.port = server.sockets[0].getsockname()[1]
@@ -282,7 +282,7 @@ class Service:
         return resp
 
     async def _openapi(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(openapi())
+        return self._json(request, openapi())
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -393,7 +393,8 @@ class Service:
         cursor = request.query.get("cursor")
         if cursor:
             try:
-                after = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
+                padded = cursor.encode() + b"=" * (-len(cursor) % 4)
+                after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 raise Problem(400, "Bad Request", "cursor: not a cursor this API gave") from None
         chosen = sorted((i for i in self.hub.items if wants(i)), key=lambda i: i.key)

@@ -1,0 +1,444 @@
+"""`scanhub serve` over real sockets: the JSON API against its OpenAPI document, writes and
+tokens, the live stream and its resumption, /metrics, webhooks, headers, and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jsonschema
+import pytest
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from scanhub import ScanHub, SQLiteStore
+from scanhub._config import apply_tracks, build_clients, parse_config
+from scanhub._demo import running_sims, sim_config
+from scanhub.serve import Service
+from scanhub.serve._metrics import METRIC_NAMES
+from scanhub.serve._openapi import openapi
+from scanhub.vendors import registry
+
+TOKEN = "s3rve-token-for-tests"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.asynccontextmanager
+async def service(
+    tmp_path: Path, *, token: str | None = TOKEN, speed: float = 20.0, **kw: Any
+) -> AsyncIterator[tuple[Service, dict[str, Any], aiohttp.ClientSession]]:
+    """All four simulators, a config tracking what they seeded, a service on a free port."""
+    async with running_sims(speed=speed) as sims:
+        reg = registry()
+        seeded = {name: reg.get(name).sim_seed(sim) for name, sim in sims.items()}
+        doc, env = sim_config(sims, seeded, reg)
+        doc["interval"] = 0.1
+        config = parse_config(doc, str(tmp_path / "scanhub.toml"), env=env)
+        hub = ScanHub(
+            build_clients(config, env),
+            interval=0.1,
+            max_interval=0.5,
+            store=SQLiteStore(tmp_path / "state.db"),
+        )
+        await hub.open()
+        await apply_tracks(hub, config)
+        svc = Service(hub, config, port=0, token=token, env=env, **kw)
+        await svc.start()
+        try:
+            async with aiohttp.ClientSession(base_url=svc.url) as http:
+                yield svc, sims, http
+        finally:
+            await svc.stop()
+
+
+def validator(schema_name: str) -> jsonschema.protocols.Validator:
+    """A validator for one of the OpenAPI document's schemas (3.1 schemas are JSON Schema
+    2020-12), its $refs resolved within the document."""
+    resource = Resource(contents=openapi(), specification=DRAFT202012)
+    registry_ = Registry().with_resource("urn:scanhub:openapi", resource)
+    schema = {"$ref": f"urn:scanhub:openapi#/components/schemas/{schema_name}"}
+    return jsonschema.Draft202012Validator(schema, registry=registry_)
+
+
+async def get_json(
+    http: aiohttp.ClientSession, path: str, schema: str | None = None, status: int = 200
+) -> Any:
+    async with http.get(path) as r:
+        assert r.status == status, (path, r.status, await r.text())
+        body = await r.json(content_type=None)
+    if schema:
+        validator(schema).validate(body)
+    return body
+
+
+async def test_the_api_answers_as_its_openapi_document_says(tmp_path: Path) -> None:
+    async with service(tmp_path) as (svc, sims, http):
+        await asyncio.sleep(1.0)  # some polls, some transitions
+        doc = await get_json(http, "/api/v1/openapi.json")
+        assert doc["openapi"].startswith("3.1") and "/api/v1/items" in doc["paths"]
+        items = await get_json(http, "/api/v1/items", "ItemList")
+        vendors = {i["vendor"] for i in items["items"]}
+        assert vendors == {"iq", "threadfix", "appsecplus", "apptrust"}
+        key = items["items"][0]["key"]
+        from urllib.parse import quote
+
+        one = await get_json(http, f"/api/v1/items/{quote(key, safe='')}", "ItemEntry")
+        assert one["key"] == key and "raw" in one
+        history = await get_json(http, f"/api/v1/items/{quote(key, safe='')}/history", "EventList")
+        assert all(e["subject"] == key for e in history["events"])
+        events = await get_json(http, "/api/v1/events?since=0", "EventList")
+        ids = [int(e["id"]) for e in events["events"]]
+        assert ids == sorted(ids) and events["last_id"] == ids[-1]
+        later = await get_json(http, f"/api/v1/events?since={ids[2]}", "EventList")
+        assert [int(e["id"]) for e in later["events"]] == ids[3:]
+        await get_json(http, "/api/v1/summary", "Summary")
+        sources = await get_json(http, "/api/v1/sources", "SourceList")
+        assert {s["name"] for s in sources["sources"]} == vendors
+        for s in sources["sources"]:
+            assert "@" not in s["base_url"]
+        assert (await get_json(http, "/healthz", "Health"))["status"] == "ok"
+        assert (await get_json(http, "/readyz", "Health"))["status"] == "ready"
+
+
+async def test_filters_pages_and_etags(tmp_path: Path) -> None:
+    async with service(tmp_path) as (svc, sims, http):
+        await asyncio.sleep(0.5)
+        everything = await get_json(http, "/api/v1/items?limit=1000")
+        total = everything["total"]
+        seen, cursor = [], None
+        while True:
+            page = await get_json(
+                http, "/api/v1/items?limit=3" + (f"&cursor={cursor}" if cursor else ""), "ItemList"
+            )
+            seen += [i["key"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert len(seen) == total == len(set(seen)) and seen == sorted(seen)
+        only = await get_json(http, "/api/v1/items?vendor=threadfix&kind=scan")
+        assert only["items"] and {i["vendor"] for i in only["items"]} == {"threadfix"}
+        text = await get_json(http, "/api/v1/items?q=webshop")
+        assert text["items"] and all("webshop" in json.dumps(i).lower() for i in text["items"])
+        async with http.get("/api/v1/summary") as r:
+            etag = r.headers["ETag"]
+        async with http.get("/api/v1/sources", headers={"If-None-Match": 'W/"nope"'}) as r:
+            assert r.status == 200
+        async with http.get("/api/v1/openapi.json") as r:
+            tag = r.headers["ETag"]
+        async with http.get("/api/v1/openapi.json", headers={"If-None-Match": tag}) as r:
+            assert r.status == 304
+        assert etag
+        for bad, name in (
+            ("lifecycle=nope", "lifecycle"),
+            ("limit=0", "limit"),
+            ("limit=x", "limit"),
+            ("cursor=%%%", "cursor"),
+            ("kind=job", "kind"),
+            ("colour=red", "colour"),
+        ):
+            async with http.get(f"/api/v1/items?{bad}") as r:
+                assert r.status == 400 and r.headers["Content-Type"].startswith(
+                    "application/problem+json"
+                )
+                problem = await r.json(content_type=None)
+                validator("Problem").validate(problem)
+                assert name in problem["detail"]
+        await get_json(http, "/api/v1/items/nothing-here", "Problem", status=404)
+
+
+async def test_writes_need_the_token_and_work_with_it(tmp_path: Path) -> None:
+    async with service(tmp_path) as (svc, sims, http):
+        sims["appsecplus"].add_application("app-new")
+        new_ids = sims["appsecplus"].seed_scans("app-new", 2, duration=1)
+        body = {"source": "appsecplus", "application_id": "app-new"}
+        async with http.post("/api/v1/track", json=body) as r:
+            assert r.status == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+        async with http.post(
+            "/api/v1/track", json=body, headers={"Authorization": "Bearer wrong"}
+        ) as r:
+            assert r.status == 401
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with http.post("/api/v1/track", json=body, headers=auth) as r:
+            assert r.status == 201
+            result = await r.json()
+        validator("TrackResult").validate(result)
+        assert result["rule"] == {"application_id": "app-new"} and len(result["tracked"]) == 2
+        assert any(new_ids[0] in k for k in result["tracked"])
+        async with http.post(
+            "/api/v1/track", json={"source": "appsecplus", "colour": 1}, headers=auth
+        ) as r:
+            assert r.status == 400 and "colour" in (await r.json(content_type=None))["detail"]
+        async with http.post("/api/v1/track", data=b"x" * (2 << 20), headers=auth) as r:
+            assert r.status == 413
+        from urllib.parse import quote
+
+        key = quote(result["tracked"][0], safe="")
+        async with http.delete(f"/api/v1/items/{key}") as r:
+            assert r.status == 401
+        async with http.delete(f"/api/v1/items/{key}", headers=auth) as r:
+            assert r.status == 204
+        async with http.get(f"/api/v1/items/{key}") as r:
+            assert r.status == 404
+    async with service(tmp_path / "ro", token=None) as (svc, sims, http):
+        async with http.post("/api/v1/track", json=body, headers=auth) as r:
+            assert r.status == 403 and "not enabled" in (await r.json(content_type=None))["detail"]
+
+
+async def read_events(
+    resp: aiohttp.ClientResponse, count: int, limit: float = 15
+) -> list[dict[str, Any]]:
+    """SSE events (id, event, data) until `count` change events came."""
+    out: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    async with asyncio.timeout(limit):
+        while len([e for e in out if e.get("event") == "change"]) < count:
+            line = (await resp.content.readline()).decode().rstrip("\n")
+            if not line:
+                if current:
+                    out.append(current)
+                current = {}
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            current[name] = value.lstrip()
+    return out
+
+
+async def test_the_live_stream_resumes_without_gap_or_duplicate(tmp_path: Path) -> None:
+    async with service(tmp_path, speed=5.0) as (svc, sims, http):
+        async with http.get("/api/v1/events/stream?last_event_id=0") as resp:
+            assert resp.headers["Content-Type"].startswith("text/event-stream")
+            first = await read_events(resp, 4)
+        changes = [e for e in first if e.get("event") == "change"]
+        ids = [int(e["id"]) for e in changes]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        for e in changes:
+            event = json.loads(e["data"])
+            assert event["specversion"] == "1.0" and event["id"] == e["id"]
+        resume_from = ids[-1]
+        await asyncio.sleep(1.0)  # more transitions happen while disconnected
+        async with http.get(
+            "/api/v1/events/stream", headers={"Last-Event-ID": str(resume_from)}
+        ) as resp:
+            more = await read_events(resp, 3)
+        resumed = [int(e["id"]) for e in more if e.get("event") == "change"]
+        recorded = [t.id for t in await svc.hub.store.transitions(since=resume_from)]
+        assert resumed == recorded[: len(resumed)]  # every id after the last seen, in order
+        assert resumed[0] == recorded[0] and not set(resumed) & set(ids)
+
+
+async def test_a_slow_stream_client_gets_a_reset_not_unbounded_memory(tmp_path: Path) -> None:
+    async with service(tmp_path, speed=5.0, stream_queue=2) as (svc, sims, http):
+        async with http.get("/api/v1/events/stream") as resp:
+            await asyncio.sleep(0.1)
+            (stream,) = svc.streams
+            from scanhub import Change, Lifecycle, Scan, Vendor
+
+            now = __import__("datetime").datetime.now(__import__("datetime").UTC)
+            for n in range(10):  # more than the client's queue holds, before it reads anything
+                item = Scan(
+                    Vendor.APPSECPLUS, "appsecplus", f"x{n}", "a", Lifecycle.RUNNING, "running"
+                )
+                stream.push(Change(None, item, now, 10_000 + n))
+            assert len(stream.queue) <= 2 and stream.reset
+            async with asyncio.timeout(10):
+                while (await resp.content.readline()).decode().strip() != "event: reset":
+                    pass  # the client is told to re-fetch, and the stream goes on
+
+
+async def test_metrics_use_prometheus_names(tmp_path: Path) -> None:
+    async with service(tmp_path) as (svc, sims, http):
+        await asyncio.sleep(1.0)
+        async with http.get("/metrics") as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+            text = await r.text()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in (
+        "scanhub_items",
+        "scanhub_source_up",
+        "scanhub_oldest_unfinished_item_age_seconds",
+        "scanhub_vendor_request_duration_seconds",
+        "scanhub_source_rate_limit_pause_seconds",
+    ):
+        assert name in families, name
+    assert "scanhub_transitions" in families and "scanhub_vendor_requests" in families
+    items = families["scanhub_items"].samples
+    assert {s.labels["vendor"] for s in items} == {"iq", "threadfix", "appsecplus", "apptrust"}
+    assert all(set(s.labels) == {"vendor", "source", "kind", "lifecycle", "verdict"} for s in items)
+    requests = families["scanhub_vendor_requests"].samples
+    assert any(s.labels["outcome"] == "2xx" and s.value > 0 for s in requests)
+    for family in families.values():
+        assert family.name.startswith("scanhub_")
+        assert family.name in METRIC_NAMES or family.name + "_total" in METRIC_NAMES, family.name
+
+
+def _signed(
+    body: bytes, secret: str, event: str = "iq:applicationEvaluation", delivery: str | None = None
+) -> dict[str, str]:
+    return {
+        "X-Nexus-Webhook-Id": event,
+        "X-Nexus-Webhook-Delivery": delivery or str(uuid.uuid4()),
+        "X-Nexus-Webhook-Signature": hmac.new(secret.encode(), body, hashlib.sha1).hexdigest(),
+        "Content-Type": "application/json",
+    }
+
+
+async def test_iq_webhooks_are_verified_deduplicated_and_applied(tmp_path: Path) -> None:
+    from .payloads import IQ_WEBHOOK_EVALUATION
+
+    async with service(tmp_path) as (svc, sims, http):
+        secret = sims["iq"].webhook_secret
+        body = json.dumps(IQ_WEBHOOK_EVALUATION).encode()
+        before = await svc.hub.store.last_id()
+        async with http.post("/webhooks/iq/iq", data=body, headers=_signed(body, "wrong")) as r:
+            assert r.status == 401
+        headers = {
+            k: v for k, v in _signed(body, secret).items() if k != "X-Nexus-Webhook-Signature"
+        }
+        async with http.post("/webhooks/iq/iq", data=body, headers=headers) as r:
+            assert r.status == 401
+        evaluation = IQ_WEBHOOK_EVALUATION["applicationEvaluation"]["policyEvaluationId"]  # type: ignore[index]
+        assert not any(evaluation in i.key for i in svc.hub.items)  # nothing recorded
+        assert not [t for t in await svc.hub.store.transitions(since=before) if evaluation in t.key]
+        signed = _signed(body, secret, delivery="d-1")
+        async with http.post("/webhooks/iq/iq", data=body, headers=signed) as r:
+            assert r.status == 200
+            result = await r.json()
+        validator("WebhookResult").validate(result)
+        assert result["outcome"] == "applied"
+        (key,) = result["keys"]
+        item = next(i for i in svc.hub.items if i.key == key)
+        assert item.lifecycle.value == "succeeded" and item.verdict.value == "fail"
+        assert (await svc.hub.store.transitions(key=key))[0].change.after.key == key
+        async with http.post("/webhooks/iq/iq", data=body, headers=signed) as r:
+            assert (await r.json())["outcome"] == "duplicate"
+        other = _signed(body, secret, event="iq:policyManagement")
+        async with http.post("/webhooks/iq/iq", data=body, headers=other) as r:
+            assert r.status == 202 and (await r.json())["outcome"] == "ignored"
+        async with http.post("/webhooks/iq/threadfix", data=body, headers=signed) as r:
+            assert r.status == 404
+        async with http.post("/webhooks/threadfix/threadfix", data=body, headers=signed) as r:
+            assert r.status == 404
+        big = b"{" + b" " * (2 << 20) + b"}"
+        async with http.post("/webhooks/iq/iq", data=big, headers=_signed(big, secret)) as r:
+            assert r.status == 413
+        async with http.get("/metrics") as r:
+            text = await r.text()
+        assert 'scanhub_webhook_deliveries_total{outcome="applied",source="iq"} 1.0' in text
+        assert 'scanhub_webhook_deliveries_total{outcome="rejected",source="iq"} 2.0' in text
+
+
+async def test_the_iq_simulator_delivers_webhooks_the_service_accepts(tmp_path: Path) -> None:
+    async with service(tmp_path, speed=50.0) as (svc, sims, http):
+        iq = sims["iq"]
+        iq.webhook_urls.append(f"{svc.url}/webhooks/iq/iq")
+        app, _ = iq.add_application("hooked")
+        iq.seed_promotions(app, 1, duration=1)
+        async with asyncio.timeout(10):
+            while not iq.deliveries:
+                await asyncio.sleep(0.1)
+    assert iq.deliveries[0][1] == 200
+
+
+async def test_headers_on_every_answer(tmp_path: Path) -> None:
+    async with service(tmp_path) as (svc, sims, http):
+        for path in ("/", "/static/app.js", "/api/v1/items", "/healthz", "/api/v1/items/none"):
+            async with http.get(path) as r:
+                assert r.headers["X-Content-Type-Options"] == "nosniff"
+                csp = r.headers["Content-Security-Policy"]
+                assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+                assert "unsafe-inline" not in csp
+        async with http.get("/") as r:
+            page = await r.text()
+        assert "<script" in page and "onclick" not in page and "<script>" not in page
+        async with http.get("/static/../../_service.py") as r:
+            assert r.status == 404
+
+
+async def test_binds_loopback_by_default() -> None:
+    import inspect
+
+    assert inspect.signature(Service).parameters["host"].default == "127.0.0.1"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_serve_stops_cleanly_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scanhub",
+        "serve",
+        "--demo",
+        "--port",
+        "0",
+        "--state",
+        str(tmp_path / "demo.db"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SCANHUB_NO_PLUGINS": "1"},
+    )
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    url = line.split()[2]
+    assert url.startswith("http://127.0.0.1:")
+    async with aiohttp.ClientSession() as http:
+        async with asyncio.timeout(20):
+            while True:
+                async with http.get(f"{url}/api/v1/summary") as r:
+                    if (await r.json())["total"] > 0:
+                        break
+                await asyncio.sleep(0.2)
+        stream = await http.get(f"{url}/api/v1/events/stream")
+        started = asyncio.get_running_loop().time()
+        proc.send_signal(sig)
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+        elapsed = asyncio.get_running_loop().time() - started
+        stream.close()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert elapsed < 5 and b"stopped" in out and b"Traceback" not in err
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "demo.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] > 0
+
+
+def test_grafana_dashboard_and_alerts_use_only_exported_metrics() -> None:
+    import re
+
+    import yaml
+
+    exported = set(METRIC_NAMES)
+    suffixes = ("_bucket", "_sum", "_count")
+
+    def base(name: str) -> str:
+        for suffix in suffixes:
+            if name.endswith(suffix) and name[: -len(suffix)] in exported:
+                return name[: -len(suffix)]
+        return name
+
+    def used(text: str) -> set[str]:
+        return {base(n) for n in re.findall(r"\bscanhub_[a-z_]+", text)}
+
+    dashboard = json.loads((ROOT / "contrib/grafana/scanhub.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert exprs and used("\n".join(exprs)) <= exported
+    alerts = yaml.safe_load((ROOT / "contrib/prometheus/alerts.yml").read_text())
+    rules = [r for g in alerts["groups"] for r in g["rules"]]
+    names = {r["alert"] for r in rules}
+    assert {"ScanhubStuckScan", "ScanhubSourceDown", "ScanhubFailureRate"} <= names
+    assert used("\n".join(r["expr"] for r in rules)) <= exported
