@@ -37,6 +37,7 @@ function ago(iso) {
 }
 
 function safeUrl(url) {
+  if (!url) return null;
   try {
     const parsed = new URL(url, window.location.href);
     return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
