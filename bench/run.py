@@ -700,6 +700,119 @@ async def bench_store(transitions: int, items: int) -> dict[str, Any]:
     }
 
 
+# --- 10. the service ------------------------------------------------------------------------
+
+
+async def bench_service(n_items: int, n_clients: int, n_events: int) -> dict[str, Any]:
+    """`scanhub serve` in-process over loopback: GET /api/v1/items and /metrics with `n_items`
+    tracked, and the live stream fanned out to `n_clients` at once."""
+    from scanhub import Change, Client, MemoryStore
+    from scanhub._config import parse_config
+    from scanhub.serve import Service
+
+    class Still(Client):
+        """A source whose items never change (the engine idles; the service is measured)."""
+
+        vendor = "appsecplus"
+
+        async def refresh(self, item: Any) -> Any:
+            return item
+
+    hub = ScanHub([Still("http://still.invalid", name="bench")], interval=3600, store=MemoryStore())
+    config = parse_config(
+        {
+            "source": [
+                {
+                    "name": "bench",
+                    "vendor": "appsecplus",
+                    "base_url": "http://still.invalid",
+                    "token_env": "T",
+                }
+            ]
+        },
+        "<bench>",
+        env={"T": "x"},
+    )
+    await hub.open()
+    for i in range(n_items):
+        lc = (Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED)[i % 3]
+        hub.track(Scan(Vendor.APPSECPLUS, "bench", f"s{i:06d}", f"app-{i % 50}", lc, lc.value))
+    svc = Service(hub, config, port=0, heartbeat=30)
+    url = await svc.start()
+    out: dict[str, Any] = {"items": n_items, "clients": n_clients, "events": n_events}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        timings = []
+        for k in range(200):
+            query = (
+                "limit=100",
+                "limit=100&lifecycle=running",
+                f"limit=100&application=app-{k % 50}",
+                "limit=1000",
+            )[k % 4]
+            t0 = time.perf_counter()
+            async with http.get(f"{url}/api/v1/items?{query}") as r:
+                await r.read()
+            timings.append(time.perf_counter() - t0)
+        out["items_p50"], out["items_p99"] = _pct(timings, 50), _pct(timings, 99)
+        scrapes = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            async with http.get(f"{url}/metrics") as r:
+                await r.read()
+            scrapes.append(time.perf_counter() - t0)
+        out["metrics_p50"] = _pct(scrapes, 50)
+
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        streams = [
+            await http.get(f"{url}/api/v1/events/stream").__aenter__() for _ in range(n_clients)
+        ]
+        while len(svc.streams) < n_clients:  # noqa: ASYNC110 - the server registers them
+            await asyncio.sleep(0.01)
+        for s in streams:  # drain the "retry:" line
+            await s.content.readline()
+            await s.content.readline()
+        out["bytes_per_client"] = (tracemalloc.get_traced_memory()[0] - base) / n_clients
+        tracemalloc.stop()
+
+        latencies: list[float] = []
+
+        async def receive(stream: aiohttp.ClientResponse, want: int) -> float:
+            while True:
+                line = await stream.content.readline()
+                if line.startswith(b"id: ") and int(line[4:]) == want:
+                    return time.perf_counter()
+
+        item = hub.items[0]
+        for k in range(n_events):
+            # A new vendor status each time: a real transition, recorded and streamed.
+            changed = Scan(
+                Vendor.APPSECPLUS,
+                "bench",
+                item.id,
+                item.application_id,
+                Lifecycle.RUNNING,
+                f"step-{k}",
+            )
+            t0 = time.perf_counter()
+            change = await hub.apply(changed)
+            assert isinstance(change, Change) and change.id is not None
+            arrived = await asyncio.gather(*(receive(s, change.id) for s in streams))
+            latencies += [a - t0 for a in arrived]
+        out["sse_p50"], out["sse_p99"] = _pct(latencies, 50), _pct(latencies, 99)
+        for s in streams:
+            s.close()
+    await svc.stop()
+    return out
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
 def machine() -> str:
     cpu = platform.processor() or ""
     try:
@@ -913,6 +1026,23 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"{st['resumed_items']:,} tracked items) with that history: **{st['resume_s']:.2f} s**.",
         "",
     ]
+    sv = r["service"]
+    lines += [
+        "## 10. The service",
+        "",
+        f"`scanhub serve` in this process over loopback, {sv['items']:,} tracked items (a source "
+        "whose items never change, so the engine idles and the service is what is measured).",
+        "",
+        "| what | p50 | p99 |",
+        "|---|---|---|",
+        f"| `GET /api/v1/items` (pages of 100 and 1,000, with and without filters; 200 requests) | {sv['items_p50'] * 1000:.1f} ms | {sv['items_p99'] * 1000:.1f} ms |",
+        f"| `GET /metrics` scrape | {sv['metrics_p50'] * 1000:.1f} ms | |",
+        f"| live stream: from commit to arrival at each of {sv['clients']:,} connected clients ({sv['events']} transitions) | {sv['sse_p50'] * 1000:.1f} ms | {sv['sse_p99'] * 1000:.1f} ms |",
+        "",
+        f"Memory per connected stream client (server and client side together, in this one "
+        f"process): {fmt_bytes(sv['bytes_per_client'])}.",
+        "",
+    ]
     misses = []
     if o_sh / o_bare > 1.15:
         misses.append("one-source snapshot vs bare aiohttp")
@@ -980,6 +1110,7 @@ def main(argv: list[str] | None = None) -> int:
         ((100, 400), 200.0, 1.0) if q else ((1000, 10_000), 1000.0, 8.0)
     )
     store_transitions, store_items = (2_000, 200) if q else (100_000, 10_000)
+    service_items, service_clients = (1_000, 50) if q else (10_000, 1000)
     latency = 0.05
     started = time.perf_counter()
     results: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
@@ -1033,6 +1164,8 @@ def main(argv: list[str] | None = None) -> int:
     results["memory"] = bench_memory(mem_items)
     print(f"9. store, {store_transitions} transitions", file=sys.stderr)
     results["store"] = asyncio.run(bench_store(store_transitions, store_items))
+    print(f"10. service, {service_items} items, {service_clients} stream clients", file=sys.stderr)
+    results["service"] = asyncio.run(bench_service(service_items, service_clients, 10 if q else 20))
     results["wall"] = time.perf_counter() - started
     if args.notes:
         results["notes"] = Path(args.notes).read_text().strip()
