@@ -153,6 +153,8 @@ class ScanHub:
         self._users = 0
         self._base = interval
         self._opened = False
+        #: Sources this process polls (None: all). Replicas poll only the sources they lease.
+        self._active: set[str] | None = None
         #: Source name -> the last failed discovery on it.
         self.source_errors: dict[str, ItemError] = {}
         #: Discovery rules (source, query) that `rediscover` runs again.
@@ -323,10 +325,13 @@ class ScanHub:
         return await self.discover(source, **query)
 
     async def rediscover(self) -> list[Item]:
-        """Run every remembered discovery rule again; returns what they found."""
+        """Run every remembered discovery rule of the sources this process polls again;
+        returns what they found."""
         found: list[Item] = []
+        active = self.active_sources
         for source, query in list(self.rules):
-            found += await self.discover(source, **query)
+            if source in active:
+                found += await self.discover(source, **query)
         return found
 
     async def discover_promotions(
@@ -386,6 +391,31 @@ class ScanHub:
                 self._schedule(slot, now)
                 count += 1
         return count
+
+    def set_active_sources(self, sources: Iterable[str] | None) -> None:
+        """Poll only these sources (None: every source); the others' items stay tracked and
+        are updated by `absorb` from the replica that polls them."""
+        self._active = None if sources is None else set(sources)
+
+    @property
+    def active_sources(self) -> set[str]:
+        """The sources this process polls."""
+        return set(self._clients) if self._active is None else set(self._active)
+
+    def absorb(self, change: Change) -> None:
+        """Take a transition another process recorded (a replica that polls its source): track
+        the item if new, and move it forward. Nothing is recorded or published."""
+        if change.after.source not in self._clients:
+            return
+        slot = self._slots.get(change.key)
+        if slot is None:
+            self._slots[change.key] = _Slot(change.key, change.after, "replica")
+            slot = self._slots[change.key]
+            if self._tasks and not change.after.lifecycle.is_terminal:
+                self._schedule(slot, self._clock() + self._base)
+        else:
+            slot.item = merge(slot.item, change.after)
+        slot.changed_at = change.observed_at
 
     def source_health(self) -> dict[str, dict[str, Any]]:
         """Per source: vendor, item count, last success, last error, and until when (wall time)
@@ -465,10 +495,13 @@ class ScanHub:
         await self.open()
         await self._commit_outbox()
         slots = list(self._slots.values())
+        active = self.active_sources
         todo = [
             s
             for s in slots
-            if (refresh_terminal or not s.item.lifecycle.is_terminal) and s.state != _RUNNING
+            if (refresh_terminal or not s.item.lifecycle.is_terminal)
+            and s.state != _RUNNING
+            and s.item.source in active
         ]
         changes = await asyncio.gather(*(self._poll_once(s) for s in todo))
         await self._commit([c for c in changes if c is not None])
@@ -556,6 +589,10 @@ class ScanHub:
                 if slot is None or slot.gen != gen or slot.state != _SCHEDULED:
                     continue  # untracked or rescheduled since: a stale heap entry
                 src = self._sources[slot.item.source]
+                if self._active is not None and slot.item.source not in self._active:
+                    # Another replica polls this source: look again in an interval.
+                    self._schedule(slot, now + self._base * random.uniform(0.9, 1.1))
+                    continue
                 if src.paused_until > now:
                     # The vendor said wait: park this item until then, spread over a second.
                     self._schedule(slot, src.paused_until + random.uniform(0, 1.0))

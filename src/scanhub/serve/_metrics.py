@@ -118,7 +118,7 @@ class Metrics:
     def __init__(self, hub: ScanHub, *, clients: Any, now: Any) -> None:
         # `_created` series double every counter and histogram for no use on a dashboard
         # (prometheus-client's switch is process-wide; the service owns its process).
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.transitions = Counter(
             "scanhub_transitions",

@@ -23,11 +23,18 @@ from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 
-def open_store(location: str, *, retention: Retention | None = None) -> Store:
-    """A store for `location`: `memory` (or `:memory:`) or a SQLite file path (`sqlite:///path`
-    or a plain path)."""
+def open_store(
+    location: str, *, retention: Retention | None = None, holder: str | None = None
+) -> Store:
+    """A store for `location`: `memory` (or `:memory:`), a PostgreSQL URL (`postgresql://...`;
+    the password from `SCANHUB_DATABASE_URL` or `PGPASSWORD`, never the URL), or a SQLite file
+    path (`sqlite:///path` or a plain path)."""
     if location in ("memory", ":memory:", "memory://"):
         return MemoryStore(retention=retention)
+    if location.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore, database_url
+
+        return PostgresStore(database_url(location), retention=retention, holder=holder)
     if location.startswith("sqlite:///"):
         location = location[len("sqlite:///") :]
     elif location.startswith("sqlite://"):

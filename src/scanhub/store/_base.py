@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,6 +91,29 @@ class Store(abc.ABC):
     a backend serializes its own writes. See the package docstring for the guarantees."""
 
     retention: Retention
+    #: True when several processes share the store (leases decide who polls which source, and
+    #: `follow` carries every process's transitions).
+    shared: bool = False
+
+    async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
+        """Take or renew the leases of `sources` for `ttl` seconds; returns those held. A store
+        one process owns holds them all."""
+        return set(sources)
+
+    async def release(self) -> None:
+        """Give up this process's leases (nothing to give up for a store one process owns)."""
+        return
+
+    async def follow(self, since: int) -> AsyncIterator[Change]:
+        """Every transition after `since`, in id order, as it is recorded. This default looks
+        every second; a shared store is told at once (PostgreSQL's LISTEN/NOTIFY)."""
+        while True:
+            found = await self.transitions(since=since, limit=1000)
+            for t in found:
+                since = t.id
+                yield t.change
+            if len(found) < 1000:
+                await asyncio.sleep(1.0)
 
     @abc.abstractmethod
     async def open(self) -> None:
