@@ -64,3 +64,14 @@ def fake_sleep() -> FakeSleep:
 @pytest.fixture
 def fast_retry() -> RetryPolicy:
     return RetryPolicy(attempts=3, backoff_initial=0.001, backoff_max=0.002)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[str]:
+    """A PostgreSQL cluster for the whole session (skips the test where there is none)."""
+    from .pg import SKIP_REASON, bindir, cluster
+
+    if bindir() is None:
+        pytest.skip(SKIP_REASON)
+    with cluster() as dsn:
+        yield dsn

@@ -103,7 +103,9 @@ async def test_the_page_live_and_safe(tmp_path: Path, browser: Any) -> None:
         )
 
         # Hostile vendor text is text.
-        hostile = await until(lambda: [r for r in rows(browser) if r["app"].startswith(HOSTILE_APP)])
+        hostile = await until(
+            lambda: [r for r in rows(browser) if r["app"].startswith(HOSTILE_APP)]
+        )
         assert hostile
         tf_evil = await until(
             lambda: [r for r in rows(browser) if HOSTILE_MESSAGE in r["message"]], limit=30

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,18 +25,29 @@ from scanhub import (
     Verdict,
 )
 from scanhub.store import Observation, open_store
-from scanhub.store.sqlite import migrate
+from scanhub.store.sqlite import connect, migrate
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 Factory = Callable[..., Store]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def make(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def make(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    url = ""
+    if request.param == "postgres":
+        from scanhub.store.postgres import PostgresStore
+
+        from .pg import fresh_database
+
+        dsn = request.getfixturevalue("pg_cluster")
+        url = await fresh_database(dsn, f"conformance_{uuid.uuid4().hex[:12]}")
+
     def factory(retention: Retention | None = None) -> Store:
         if request.param == "memory":
             return MemoryStore(retention=retention)
+        if request.param == "postgres":
+            return PostgresStore(url, retention=retention)
         return SQLiteStore(tmp_path / "state.db", retention=retention)
 
     factory.kind = request.param  # type: ignore[attr-defined]
@@ -163,8 +175,7 @@ def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None
     path = tmp_path / "m.db"
 
     def open_and_migrate() -> int:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = connect(path)
         try:
             return migrate(db)
         finally:
@@ -202,3 +213,97 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     assert isinstance(open_store(str(tmp_path / "x.db")), SQLiteStore)
     s = open_store(f"sqlite:///{tmp_path}/y.db")
     assert isinstance(s, SQLiteStore) and s.path == f"{tmp_path}/y.db"
+
+
+# --- PostgreSQL specifics -------------------------------------------------------------------
+
+
+async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: str) -> None:
+    import asyncpg
+
+    from scanhub.store.postgres import migrate
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "migrations")
+
+    async def once() -> int:
+        con = await asyncpg.connect(url)
+        try:
+            return await migrate(con)
+        finally:
+            await con.close()
+
+    found = await asyncio.gather(*(once() for _ in range(6)))
+    assert sorted(found) == [0, 1, 1, 1, 1, 1]  # exactly one process migrated
+    assert await once() == 1
+    con = await asyncpg.connect(url)
+    try:
+        tables = {r["tablename"] for r in await con.fetch("SELECT tablename FROM pg_tables")}
+    finally:
+        await con.close()
+    assert {"items", "transitions", "leases", "scanhub_meta"} <= tables
+
+
+async def test_postgres_leases_fence_and_expire(pg_cluster: str) -> None:
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "leases")
+    a, b = PostgresStore(url, holder="a"), PostgresStore(url, holder="b")
+    async with a, b:
+        assert await a.lease(["asp", "jf"], 0.5) == {"asp", "jf"}
+        assert await b.lease(["asp", "jf"], 0.5) == set()  # held by a
+        item = scan("s1")
+        await a.track([(item, "track")])
+        assert len(await b.record([change(None, item)])) == 0  # b may not record asp: fenced
+        assert len(await a.record([change(None, item)])) == 1
+        await asyncio.sleep(0.7)  # a stops renewing: its leases expire
+        assert await b.lease(["asp", "jf"], 5) == {"asp", "jf"}
+        assert await a.lease(["asp"], 5) == set()
+        assert len(await a.record([change(item, scan("s1", Lifecycle.SUCCEEDED), 1)])) == 0
+        await b.release()
+        assert await a.lease(["asp"], 5) == {"asp"}  # released at once on a clean stop
+
+
+async def test_postgres_follow_sees_every_commit_in_order(pg_cluster: str) -> None:
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "follow")
+    async with PostgresStore(url) as writer, PostgresStore(url) as reader:
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for c in reader.follow(0):
+                seen.append(c.id or 0)
+                if len(seen) == 50:
+                    return
+
+        task = asyncio.create_task(follow())
+        items = [scan(f"s{i}") for i in range(50)]
+        await writer.track([(i, "track") for i in items])
+
+        async def write(chunk: list[Scan]) -> None:
+            await writer.record([change(None, i) for i in chunk])
+
+        await asyncio.gather(*(write(items[k : k + 5]) for k in range(0, 50, 5)))
+        await asyncio.wait_for(task, 10)
+    assert seen == sorted(seen) and len(set(seen)) == 50
+
+
+def test_a_password_in_a_state_url_is_refused() -> None:
+    from scanhub import ConfigError
+    from scanhub.store.postgres import database_url, redact_url
+
+    with pytest.raises(ConfigError, match="must not carry a password"):
+        database_url("postgresql://u:hunter2@db/x", {})
+    assert (
+        database_url("postgresql://", {"SCANHUB_DATABASE_URL": "postgresql://u:p@h/d"})
+        == "postgresql://u:p@h/d"
+    )
+    assert redact_url("postgresql://u:p4ss@h:5432/d") == "postgresql://u:***@h:5432/d"
+    store = open_store("postgresql://u@h/d", holder="x")
+    assert "postgresql://u@h/d" in repr(store)

@@ -50,6 +50,13 @@ class StateConfig:
     path: Text | None = attrs.field(
         default=None, metadata={"doc": "SQLite file (relative to the config file)"}
     )
+    url: Text | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "PostgreSQL URL without a password (it comes from PGPASSWORD or "
+            "SCANHUB_DATABASE_URL); postgresql:// alone: the URL in SCANHUB_DATABASE_URL"
+        },
+    )
     retention_days: Seconds | None = attrs.field(
         default=None, metadata={"doc": "prune history older than this many days (default: never)"}
     )

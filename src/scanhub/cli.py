@@ -28,7 +28,7 @@ from ._events import to_cloudevent
 from ._hub import Change, ScanHub
 from ._registry import registry
 from ._schema import Problem, check_seconds
-from .store import Retention, SQLiteStore, Store
+from .store import Retention, SQLiteStore, Store, open_store
 
 
 def _seconds(text: str) -> float:
@@ -130,10 +130,17 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
     sv.add_argument(
         "--state",
-        metavar="PATH",
+        metavar="PATH|URL",
         default=None,
-        help="SQLite state file (default: [state] path, else scanhub-state.db next to the "
-        "config; 'memory' keeps nothing)",
+        help="SQLite state file, or postgresql://user@host/db for several replicas (password "
+        "from PGPASSWORD or SCANHUB_DATABASE_URL) (default: [state] url or path, else "
+        "scanhub-state.db next to the config; 'memory' keeps nothing)",
+    )
+    sv.add_argument(
+        "--lease-seconds",
+        type=_seconds,
+        default=15.0,
+        help="replicas on PostgreSQL: how long a source's lease lasts unrenewed (default 15)",
     )
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sv.add_argument("--port", type=_port, default=8470, help="default 8470; 0: any free port")
@@ -204,6 +211,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             port=args.port,
             demo=args.demo,
             token_env=args.token_env,
+            lease_seconds=args.lease_seconds,
             out=out,
         )
     )
@@ -324,10 +332,14 @@ def _state_store(path: str | None, config: Config) -> Store | None:
             max_age=timedelta(days=state.retention_days) if state.retention_days else None,
             max_per_item=state.retention_per_item,
         )
+    if path is None and state is not None and state.url:
+        path = state.url
     if path is None and state is not None and state.path:
         base = Path(config.path).parent
         path = str(base / state.path)
-    return SQLiteStore(path, retention=retention) if path else None
+    if path is None:
+        return None
+    return open_store(path, retention=retention)
 
 
 async def _history(args: argparse.Namespace, out: TextIO) -> int:

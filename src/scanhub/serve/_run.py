@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from .._config import Config, apply_tracks, build_clients, load_config, parse_config
 from .._hub import ScanHub
 from .._registry import NotProvided, Registry, registry
-from ..store import MemoryStore, Retention, SQLiteStore, Store
+from ..store import MemoryStore, Retention, SQLiteStore, Store, open_store
 from ._service import Service
 
 log = logging.getLogger("scanhub")
@@ -38,11 +38,23 @@ def default_state(config: Config, state: str | None) -> Store:
         )
     if state == "memory":
         return MemoryStore(retention=retention)
+    if state is None and config.state is not None and config.state.url:
+        state = config.state.url
+    if state is not None and state.startswith(("postgresql://", "postgres://")):
+        return open_store(state, retention=retention, holder=_holder())
     if state is None:
         base = Path(config.path).resolve().parent
         name = config.state.path if config.state and config.state.path else "scanhub-state.db"
         state = str(base / name)
     return SQLiteStore(state, retention=retention)
+
+
+def _holder() -> str:
+    """This replica's name in the leases table."""
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 async def serve(
@@ -53,6 +65,7 @@ async def serve(
     port: int = 8470,
     demo: bool = False,
     token_env: str = "SCANHUB_TOKEN",  # noqa: S107 - the name of a variable, not a secret
+    lease_seconds: float = 15.0,
     out: TextIO,
     env: Mapping[str, str] | None = None,
     stop: asyncio.Event | None = None,
@@ -71,7 +84,13 @@ async def serve(
             sims = await stack.enter_async_context(running_sims())
             config, demo_env = _demo_config(sims, registry())
             env.update(demo_env)
-            store: Store = SQLiteStore(state) if state and state != "memory" else MemoryStore()
+            store: Store = MemoryStore()
+            if state and state != "memory":
+                store = (
+                    open_store(state, holder=_holder())
+                    if state.startswith(("postgresql://", "postgres://"))
+                    else SQLiteStore(state)
+                )
             interval = 1.0
         else:
             config = load_config(config_path or "scanhub.toml", env=env)
@@ -94,6 +113,7 @@ async def serve(
             env=env,
             rediscover_every=DEMO_EVERY if demo else 60.0,
             stuck_after=60.0 if demo else 1800.0,
+            lease_ttl=lease_seconds,
         )
         url = await service.start()
         try:

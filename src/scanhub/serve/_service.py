@@ -116,6 +116,7 @@ class Service:
         max_body: int = 1 << 20,
         stream_queue: int = 1000,
         heartbeat: float = 15.0,
+        lease_ttl: float = 15.0,
     ) -> None:
         self.hub, self.config = hub, config
         self.host, self.port = host, port
@@ -127,6 +128,10 @@ class Service:
         self.max_body = max_body
         self.stream_queue = stream_queue
         self.heartbeat = heartbeat
+        self.lease_ttl = lease_ttl
+        #: Several replicas share the store: leases decide what this one polls, and the live
+        #: stream follows the store (every replica's transitions) rather than this engine.
+        self.shared = hub.store.shared
         self.streams: set[_Stream] = set()
         self.metrics = Metrics(hub, clients=lambda: len(self.streams), now=self._now)
         self._deliveries: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -151,8 +156,14 @@ class Service:
         """Open the store, start the engine and serve; returns the URL (with the real port
         when `port` was 0)."""
         await self.hub.open()
+        if self.shared:
+            self.hub.set_active_sources(await self._lease())
         self._tasks.append(asyncio.create_task(self._consume(), name="scanhub-engine"))
         self._tasks.append(asyncio.create_task(self._rediscover(), name="scanhub-rediscover"))
+        if self.shared:
+            since = await self.hub.store.last_id()
+            self._tasks.append(asyncio.create_task(self._follow(since), name="scanhub-follow"))
+            self._tasks.append(asyncio.create_task(self._leases(), name="scanhub-leases"))
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
@@ -175,6 +186,8 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        with contextlib.suppress(Exception):  # a store already gone cannot hold leases either
+            await self.hub.store.release()
         await self.hub.close()
 
     async def _consume(self) -> None:
@@ -185,8 +198,35 @@ class Service:
                     stream.event.set()
                 continue
             self.metrics.change(change)
+            if not self.shared:
+                for stream in self.streams:
+                    stream.push(change)
+
+    async def _follow(self, since: int) -> None:
+        """Replicas: every transition any replica commits, in id order, moves this engine's
+        view forward and goes to this replica's live-stream clients."""
+        async for change in self.hub.store.follow(since):
+            self.hub.absorb(change)
             for stream in self.streams:
                 stream.push(change)
+
+    async def _lease(self) -> set[str]:
+        names = [c.name for c in self.hub.clients]
+        return await self.hub.store.lease(names, self.lease_ttl)
+
+    async def _leases(self) -> None:
+        """Replicas: renew this replica's leases (and take expired ones) three times a lease
+        period; poll exactly the sources held."""
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            try:
+                held = await self._lease()
+            except Exception:  # the database is away: hold nothing rather than poll twice
+                log.exception("scanhub: renewing leases failed")
+                held = set()
+            if held != self.hub.active_sources:
+                log.info("scanhub: polling %s", ", ".join(sorted(held)) or "nothing")
+            self.hub.set_active_sources(held)
 
     async def _rediscover(self) -> None:
         while True:

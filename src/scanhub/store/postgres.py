@@ -23,6 +23,7 @@ and is the faster of the two for the many small statements a watcher makes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -96,6 +97,8 @@ def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
     `SCANHUB_DATABASE_URL` from the environment (which may). libpq's variables (`PGPASSWORD`,
     `PGHOST`, ...) fill in what the URL leaves out."""
     env = dict(os.environ if env is None else env)
+    if url in ("postgresql://", "postgres://"):
+        url = None  # "the URL in the environment"
     if url:
         if urlsplit(url).password:
             raise ConfigError(
@@ -340,9 +343,13 @@ class PostgresStore(Store):
         """Every transition after `since`, in id order, as it is committed by any replica
         (LISTEN/NOTIFY, with a periodic look in case a notification was missed)."""
         wake = asyncio.Event()
+
+        def heard(*_: object) -> None:
+            wake.set()
+
         con = await self._pool.acquire()
         try:
-            await con.add_listener(CHANNEL, lambda *_: wake.set())
+            await con.add_listener(CHANNEL, heard)
             while True:
                 found = await self.transitions(since=since, limit=1000)
                 for t in found:
@@ -357,6 +364,8 @@ class PostgresStore(Store):
                 except TimeoutError:
                     pass
         finally:
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                await con.remove_listener(CHANNEL, heard)
             await self._pool.release(con)
 
 

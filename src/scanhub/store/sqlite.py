@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,12 +112,7 @@ class SQLiteStore(Store):
         self._db = await loop.run_in_executor(self._thread, self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
+        db = connect(self.path)
         migrate(db)
         return db
 
@@ -312,6 +308,27 @@ class _tx:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A connection in WAL mode with `synchronous=NORMAL`, for use from one thread at a time.
+    Switching a new file to WAL takes a lock that does not wait like other statements do, so
+    two processes opening one new file at once retry it."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    for attempt in range(300):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == 299:
+                raise
+            time.sleep(0.1)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
 def migrate(db: sqlite3.Connection) -> int:
     """Bring the schema to `SCHEMA_VERSION`; returns the version found before. Safe to run
     twice and from two processes at once (each step re-reads the version under a write lock)."""
@@ -345,4 +362,4 @@ def _item_row(item: Item) -> tuple[str, ...]:
     )
 
 
-__all__ = ["MIGRATIONS", "SQLiteStore", "migrate"]
+__all__ = ["MIGRATIONS", "SQLiteStore", "connect", "migrate"]

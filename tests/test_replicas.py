@@ -1,0 +1,185 @@
+"""Several `scanhub serve` replicas on one PostgreSQL database: one truth, and a failover when
+the lease holder is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from scanhub._demo import running_sims, sim_config
+from scanhub.vendors import registry
+
+from .pg import fresh_database
+
+LEASE = 1.0
+
+
+def toml(doc: dict[str, Any]) -> str:
+    from scanhub.cli import _toml_value
+
+    lines = [f"{k} = {_toml_value(doc[k])}" for k in ("interval", "timeout")]
+    for key in ("source", "track"):
+        for table in doc[key]:
+            lines += [f"[[{key}]]", *(f"{k} = {_toml_value(v)}" for k, v in table.items())]
+    return "\n".join(lines) + "\n"
+
+
+async def start_replica(
+    cfg: Path, url: str, env: dict[str, str]
+) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scanhub",
+        "serve",
+        "-c",
+        str(cfg),
+        "--state",
+        url,
+        "--port",
+        "0",
+        "--lease-seconds",
+        str(LEASE),
+        env={**os.environ, **env, "SCANHUB_NO_PLUGINS": "1"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    assert line.startswith("scanhub serve: http://"), line
+    return proc, line.split()[2]
+
+
+def shorten(sims: dict[str, Any], seconds: float) -> None:
+    """Make every seeded item of the simulators finish `seconds` after it started."""
+    for sim in sims.values():
+        for attr in ("promotions", "pending", "scans", "versions"):
+            records = getattr(sim, attr, {})
+            for value in records.values():
+                for record in value if isinstance(value, list) else [value]:
+                    if hasattr(record, "duration"):  # IQ's `scans` holds ids, not records
+                        record.duration = seconds
+
+
+async def holders(url: str) -> dict[str, str]:
+    con = await asyncpg.connect(url)
+    try:
+        rows = await con.fetch("SELECT source, holder FROM leases WHERE expires_at > now()")
+    finally:
+        await con.close()
+    return {r["source"]: r["holder"] for r in rows}
+
+
+async def transitions(url: str) -> list[tuple[int, str, dict[str, Any]]]:
+    con = await asyncpg.connect(url)
+    try:
+        rows = await con.fetch("SELECT id, key, after FROM transitions ORDER BY id")
+    finally:
+        await con.close()
+    return [(r["id"], r["key"], json.loads(r["after"])) for r in rows]
+
+
+async def test_three_replicas_fail_over_without_losing_or_repeating(
+    tmp_path: Path, pg_cluster: str
+) -> None:
+    url = await fresh_database(pg_cluster, f"replicas_{uuid.uuid4().hex[:8]}")
+    async with running_sims(speed=1.0) as sims:
+        reg = registry()
+        seeded = {name: reg.get(name).sim_seed(sim) for name, sim in sims.items()}
+        shorten(sims, 8.0)
+        doc, env = sim_config(sims, seeded, reg)
+        doc["interval"] = 0.3
+        cfg = tmp_path / "scanhub.toml"
+        cfg.write_text(toml(doc))
+
+        procs = []
+        try:
+            for _ in range(3):
+                procs.append(await start_replica(cfg, url, env))
+            pids = {str(p.pid): (p, u) for p, u in procs}
+            held = {}
+            async with asyncio.timeout(10):
+                while len(held) < 4:
+                    held = await holders(url)
+                    await asyncio.sleep(0.1)
+            holder_pid = next(iter(held.values())).split(":")[1]
+            victim, _ = pids[holder_pid]
+            survivor_url = next(u for p, u in procs if str(p.pid) != holder_pid)
+
+            # An SSE client on a surviving replica, from the first transition on.
+            received: list[int] = []
+            http = aiohttp.ClientSession()
+            stream = await http.get(f"{survivor_url}/api/v1/events/stream?last_event_id=0")
+
+            async def read() -> None:
+                while True:
+                    line = await stream.content.readline()
+                    if not line:
+                        return
+                    if line.startswith(b"id: "):
+                        received.append(int(line[4:]))
+
+            reader = asyncio.create_task(read())
+            await asyncio.sleep(2.0)  # the holder polls and records for a while
+            requests_at_kill = {n: s.stats.requests for n, s in sims.items()}
+            victim.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            await victim.wait()
+
+            # Every source is polled again, by a survivor, within twice the lease period
+            # (plus one poll interval).
+            moved: dict[str, float] = {}
+            async with asyncio.timeout(10):
+                while len(moved) < 4:
+                    for name, sim in sims.items():
+                        if name not in moved and sim.stats.requests > requests_at_kill[name] + 1:
+                            moved[name] = time.monotonic() - killed_at
+                    await asyncio.sleep(0.05)
+            # Twice the lease period, plus a poll interval and room for a loaded machine.
+            assert max(moved.values()) <= 2 * LEASE + doc["interval"] + 1.5, moved
+            now_held = await holders(url)
+            assert set(now_held) == set(held) and all(
+                holder_pid != h.split(":")[1] for h in now_held.values()
+            )
+
+            # Everything finishes; nothing is recorded twice or lost.
+            async with asyncio.timeout(30):
+                while True:
+                    recorded = await transitions(url)
+                    last: dict[str, str] = {}
+                    for _, key, after in recorded:
+                        last[key] = after["lifecycle"]
+                    if last and all(lc in ("succeeded", "failed") for lc in last.values()):
+                        break
+                    await asyncio.sleep(0.3)
+            await asyncio.sleep(1.0)  # the stream catches up
+            reader.cancel()
+            stream.close()
+            await http.close()
+        finally:
+            for proc, _ in procs:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc, _ in procs:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.wait(), 10)
+
+    previous: dict[str, tuple[str, str]] = {}
+    for _, key, after in recorded:
+        state = (after["lifecycle"], after["vendor_status"])
+        assert previous.get(key) != state, f"{key} recorded {state} twice"
+        previous[key] = state
+    ids = [i for i, _, _ in recorded]
+    assert received == ids[: len(received)] and len(received) == len(ids)  # in order, no gap
+    assert all(p.returncode == 0 for p, _ in procs if p is not victim)
