@@ -654,8 +654,12 @@ class Service:
             raise Problem(
                 400, "Bad Request", f"Last-Event-ID: expected a transition id, got {last[:40]!r}"
             )
+        # Where to start: the id the client last saw, else now. Read before the stream is
+        # registered, so that what is committed in between comes from the backlog, and what is
+        # committed afterwards from the queue; ids already sent are skipped: no gap, no repeat.
+        start = int(last) if last is not None else await self.hub.store.last_id()
         stream = _Stream(self.stream_queue, wants)
-        self.streams.add(stream)  # first: nothing committed from here on is missed
+        self.streams.add(stream)
         try:
             resp = web.StreamResponse(
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -663,8 +667,7 @@ class Service:
             resp.headers["X-Accel-Buffering"] = "no"
             await resp.prepare(request)
             await resp.write(b"retry: 2000\n\n")
-            sent = int(last) if last is not None else await self.hub.store.last_id()
-            sent = await self._backlog(resp, wants, sent)
+            sent = await self._backlog(resp, wants, start)
             while not self._closing.is_set():
                 if stream.reset:
                     stream.reset = False

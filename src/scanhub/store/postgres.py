@@ -195,32 +195,39 @@ class PostgresStore(Store):
                     self.holder,
                 )
                 held = {r["source"] for r in rows}
-            out: list[Change] = []
-            for c in changes:
-                if held is not None and c.after.source not in held:
-                    continue  # fencing: the lease moved; its new holder records this source
-                tid = await con.fetchval(
-                    "INSERT INTO transitions (key, source, observed_at, before, after) "
-                    "VALUES ($1,$2,$3,$4,$5) RETURNING id",
-                    c.key,
-                    c.after.source,
-                    c.observed_at,
-                    None if c.before is None else item_json(c.before, raw=False),
-                    item_json(c.after, raw=False),
-                )
-                await con.execute(
-                    "INSERT INTO items (key, kind, vendor, source, application_id, lifecycle,"
-                    " verdict, item, how, seq, last_observed, last_error, changed_at)"
-                    " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'track', nextval('items_seq_gen'), $9,"
-                    " NULL, $9)"
-                    " ON CONFLICT (key) DO UPDATE SET lifecycle = excluded.lifecycle,"
-                    " verdict = excluded.verdict, item = excluded.item,"
-                    " last_observed = excluded.last_observed, last_error = NULL,"
-                    " changed_at = excluded.changed_at",
-                    *_item_row(c.after),
-                    c.observed_at,
-                )
-                out.append(evolve(c, id=int(tid)))
+            kept = [
+                c for c in changes if held is None or c.after.source in held
+            ]  # fencing: a source whose lease moved is its new holder's to record
+            if not kept:
+                return []
+            # One statement for the log and one for the current states, whatever the batch:
+            # ids come in input order (WITH ORDINALITY), under the append lock.
+            rows = await con.fetch(
+                "INSERT INTO transitions (key, source, observed_at, before, after)"
+                " SELECT k, s, o, b, a FROM unnest($1::text[], $2::text[], $3::timestamptz[],"
+                " $4::text[], $5::text[]) WITH ORDINALITY AS t(k, s, o, b, a, n) ORDER BY n"
+                " RETURNING id",
+                [c.key for c in kept],
+                [c.after.source for c in kept],
+                [c.observed_at for c in kept],
+                [None if c.before is None else item_json(c.before, raw=False) for c in kept],
+                [item_json(c.after, raw=False) for c in kept],
+            )
+            ids = sorted(int(r["id"]) for r in rows)
+            latest: dict[str, Change] = {c.key: c for c in kept}  # the last state of each item
+            states = [(*_item_row(c.after), c.observed_at) for c in latest.values()]
+            await con.executemany(
+                "INSERT INTO items (key, kind, vendor, source, application_id, lifecycle,"
+                " verdict, item, how, seq, last_observed, last_error, changed_at)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'track', nextval('items_seq_gen'), $9,"
+                " NULL, $9)"
+                " ON CONFLICT (key) DO UPDATE SET lifecycle = excluded.lifecycle,"
+                " verdict = excluded.verdict, item = excluded.item,"
+                " last_observed = excluded.last_observed, last_error = NULL,"
+                " changed_at = excluded.changed_at",
+                states,
+            )
+            out = [evolve(c, id=i) for c, i in zip(kept, ids, strict=True)]
             if out:
                 await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(out[-1].id))
         return out
