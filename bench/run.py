@@ -700,25 +700,29 @@ async def bench_store(transitions: int, items: int) -> dict[str, Any]:
     }
 
 
+class _Still(scanhub.Client):
+    """A source whose items never change: the engine idles and the service is what is
+    measured."""
+
+    vendor = "appsecplus"
+
+    async def refresh(self, item: Any) -> Any:
+        return item
+
+
 # --- 10. the service ------------------------------------------------------------------------
 
 
 async def bench_service(n_items: int, n_clients: int, n_events: int) -> dict[str, Any]:
     """`scanhub serve` in-process over loopback: GET /api/v1/items and /metrics with `n_items`
     tracked, and the live stream fanned out to `n_clients` at once."""
-    from scanhub import Change, Client, MemoryStore
+    from scanhub import Change, MemoryStore
     from scanhub._config import parse_config
     from scanhub.serve import Service
 
-    class Still(Client):
-        """A source whose items never change (the engine idles; the service is measured)."""
-
-        vendor = "appsecplus"
-
-        async def refresh(self, item: Any) -> Any:
-            return item
-
-    hub = ScanHub([Still("http://still.invalid", name="bench")], interval=3600, store=MemoryStore())
+    hub = ScanHub(
+        [_Still("http://still.invalid", name="bench")], interval=3600, store=MemoryStore()
+    )
     config = parse_config(
         {
             "source": [
@@ -812,7 +816,7 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
     """PostgreSQL: transitions committed per second, live-stream delivery from one replica's
     commit to a client of another, and failover (a replica stops renewing its leases; how long
     until another polls its sources)."""
-    from scanhub import Change, Client
+    from scanhub import Change
     from scanhub._config import parse_config
     from scanhub.serve import Service
     from scanhub.store.postgres import PostgresStore
@@ -820,12 +824,6 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
 
     if postgres_bindir() is None:
         return None
-
-    class Still(Client):
-        vendor = "appsecplus"
-
-        async def refresh(self, item: Any) -> Any:
-            return item
 
     out: dict[str, Any] = {"transitions": transitions, "events": events}
     with postgres_cluster() as dsn:
@@ -865,7 +863,7 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
         replicas = []
         for name in ("a", "b"):
             hub = ScanHub(
-                [Still("http://still.invalid", name="bench")],
+                [_Still("http://still.invalid", name="bench")],
                 interval=3600,
                 store=PostgresStore(url, holder=name),
             )

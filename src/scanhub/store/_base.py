@@ -81,6 +81,21 @@ def item_json(item: Item, *, raw: bool = True) -> str:
     return dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+def item_row(item: Item) -> tuple[str, ...]:
+    """The columns every backend keeps of an item's current state: key, kind, vendor, source,
+    application id, lifecycle, verdict, and the item as JSON."""
+    return (
+        item.key,
+        item.kind,
+        str(item.vendor),
+        item.source,
+        item.application_id,
+        item.lifecycle.value,
+        item.verdict.value,
+        item_json(item),
+    )
+
+
 def item_from_json(data: dict[str, Any]) -> Item:
     """The inverse of `item_json` (given the decoded JSON)."""
     return item_from_dict(data)

@@ -46,6 +46,7 @@ from ._base import (
     Transition,
     item_from_json,
     item_json,
+    item_row,
 )
 
 #: Advisory-lock keys (any 64-bit numbers unique to scanhub).
@@ -170,7 +171,7 @@ class PostgresStore(Store):
     # --- writes -----------------------------------------------------------------------------
 
     async def track(self, items: Sequence[tuple[Item, str]]) -> None:
-        rows = [(*_item_row(item), how) for item, how in items]
+        rows = [(*item_row(item), how) for item, how in items]
         async with self._pool.acquire() as con, con.transaction():
             await con.executemany(
                 "INSERT INTO items (key, kind, vendor, source, application_id, lifecycle, verdict,"
@@ -215,7 +216,7 @@ class PostgresStore(Store):
             )
             ids = sorted(int(r["id"]) for r in rows)
             latest: dict[str, Change] = {c.key: c for c in kept}  # the last state of each item
-            states = [(*_item_row(c.after), c.observed_at) for c in latest.values()]
+            states = [(*item_row(c.after), c.observed_at) for c in latest.values()]
             await con.executemany(
                 "INSERT INTO items (key, kind, vendor, source, application_id, lifecycle,"
                 " verdict, item, how, seq, last_observed, last_error, changed_at)"
@@ -399,16 +400,3 @@ async def migrate(con: Any) -> int:
 
 def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
-
-
-def _item_row(item: Item) -> tuple[str, ...]:
-    return (
-        item.key,
-        item.kind,
-        str(item.vendor),
-        item.source,
-        item.application_id,
-        item.lifecycle.value,
-        item.verdict.value,
-        item_json(item),
-    )

@@ -37,6 +37,7 @@ from ._base import (
     Transition,
     item_from_json,
     item_json,
+    item_row,
 )
 
 T = TypeVar("T")
@@ -132,7 +133,7 @@ class SQLiteStore(Store):
     # --- writes ---------------------------------------------------------------------------
 
     async def track(self, items: Sequence[tuple[Item, str]]) -> None:
-        rows = [(*_item_row(item), how) for item, how in items]
+        rows = [(*item_row(item), how) for item, how in items]
 
         def write(db: sqlite3.Connection) -> None:
             with _tx(db):
@@ -163,7 +164,7 @@ class SQLiteStore(Store):
             )
             for c in changes
         ]
-        states = [(*_item_row(c.after), _ts(c.observed_at)) for c in changes]
+        states = [(*item_row(c.after), _ts(c.observed_at)) for c in changes]
 
         def write(db: sqlite3.Connection) -> list[int]:
             ids = []
@@ -347,19 +348,6 @@ def migrate(db: sqlite3.Connection) -> int:
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {version + 1}")
-
-
-def _item_row(item: Item) -> tuple[str, ...]:
-    return (
-        item.key,
-        item.kind,
-        str(item.vendor),
-        item.source,
-        item.application_id,
-        item.lifecycle.value,
-        item.verdict.value,
-        item_json(item),
-    )
 
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "connect", "migrate"]

@@ -14,6 +14,7 @@ import attrs
 from ..._clients import Client
 from ..._errors import NotFoundError, PayloadError
 from ..._model import Promotion, Vendor
+from ..._sansio import Request
 from ..._secrets import Secret
 from . import sansio as apptrust
 
@@ -139,16 +140,7 @@ class AppTrust(Client):
             run_async=run_async,
             source=self.name,
         )
-        return await self._call(
-            req,
-            lambda r: apptrust.parse_promote(
-                r,
-                source=self.name,
-                application_key=application_key,
-                version=version,
-                target_stage=target_stage,
-            ),
-        )
+        return await self._promoted(req, application_key, version, target_stage)
 
     async def release(
         self,
@@ -171,6 +163,11 @@ class AppTrust(Client):
             run_async=run_async,
             source=self.name,
         )
+        return await self._promoted(req, application_key, version, "PROD")
+
+    async def _promoted(
+        self, req: Request, application_key: str, version: str, target_stage: str
+    ) -> Promotion:
         return await self._call(
             req,
             lambda r: apptrust.parse_promote(
@@ -178,7 +175,7 @@ class AppTrust(Client):
                 source=self.name,
                 application_key=application_key,
                 version=version,
-                target_stage="PROD",
+                target_stage=target_stage,
             ),
         )
 
