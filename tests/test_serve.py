@@ -442,3 +442,32 @@ def test_grafana_dashboard_and_alerts_use_only_exported_metrics() -> None:
     names = {r["alert"] for r in rules}
     assert {"ScanhubStuckScan", "ScanhubSourceDown", "ScanhubFailureRate"} <= names
     assert used("\n".join(r["expr"] for r in rules)) <= exported
+
+
+async def test_no_credential_in_anything_the_service_serves(tmp_path: Path) -> None:
+    async with service(tmp_path) as (svc, sims, http):
+        await asyncio.sleep(1.0)
+        secrets = {
+            v for sim in sims.values() for k, v in sim.credentials().items() if k != "username"
+        }
+        secrets.add(sims["iq"].webhook_secret)
+        secrets.add(TOKEN)
+        bodies = []
+        for path in (
+            "/api/v1/items?limit=1000",
+            "/api/v1/events?since=0",
+            "/api/v1/summary",
+            "/api/v1/sources",
+            "/metrics",
+            "/",
+        ):
+            async with http.get(path) as r:
+                bodies.append(await r.text())
+        for item in svc.hub.items[:5]:
+            from urllib.parse import quote
+
+            async with http.get(f"/api/v1/items/{quote(item.key, safe='')}/history") as r:
+                bodies.append(await r.text())
+    for body in bodies:
+        for secret in secrets:
+            assert secret not in body
