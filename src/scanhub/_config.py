@@ -28,6 +28,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from ._errors import ConfigError, ScanhubError
 from ._hub import ItemError, ScanHub
 from ._registry import Registry, SourceConfig, TrackConfig, registry
 from ._schema import Count, SchemaErrors, Seconds, Text, json_schema, structure
+from .store import Retention
 
 #: The keys of the top level that are tables of their own.
 _LISTS = ("source", "track")
@@ -63,6 +65,13 @@ class StateConfig:
     retention_per_item: Count | None = attrs.field(
         default=None, metadata={"doc": "keep at most this many transitions per item"}
     )
+
+    def retention(self) -> Retention:
+        """The retention policy these keys ask for."""
+        return Retention(
+            max_age=timedelta(days=self.retention_days) if self.retention_days else None,
+            max_per_item=self.retention_per_item,
+        )
 
 
 @attrs.define(kw_only=True)

@@ -79,7 +79,6 @@ class _Source:
     paused_until: float = 0.0
     #: Counted by the transport's observer: attempts that met 429, 5xx or no connection.
     troubles: int = 0
-    polls: int = 0
     last_ok: datetime | None = None
     last_error: ItemError | None = None
 
@@ -159,7 +158,7 @@ class ScanHub:
         self.source_errors: dict[str, ItemError] = {}
         #: Discovery rules (source, query) that `rediscover` runs again.
         self.rules: list[tuple[str, dict[str, str]]] = []
-        #: Polls performed (all sources), and the CPU they cost; read by benchmarks.
+        #: Polls performed (all sources); read by benchmarks.
         self.polls = 0
         for client in clients:
             self.add_client(client)
@@ -452,9 +451,7 @@ class ScanHub:
         change, if any. Never raises but CancelledError: one failing source never takes the
         others down."""
         src = self._sources.get(slot.item.source)
-        if src is None:
-            if held:
-                raise RuntimeError("a held limit without a source")
+        if src is None:  # its client is gone (a resumed item of a source no longer configured)
             return None
         if not held:
             await src.limit.acquire()
@@ -475,7 +472,6 @@ class ScanHub:
             return None
         src.limit.release(trouble=src.troubles != troubles, latency=self._clock() - started)
         self.polls += 1
-        src.polls += 1
         slot.error = None
         before = slot.item
         slot.item = merge(before, new)

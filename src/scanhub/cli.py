@@ -16,7 +16,6 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,7 +27,7 @@ from ._events import to_cloudevent
 from ._hub import Change, ScanHub
 from ._registry import registry
 from ._schema import Problem, check_seconds
-from .store import Retention, SQLiteStore, Store, open_store
+from .store import SQLiteStore, Store, open_store
 
 
 def _seconds(text: str) -> float:
@@ -326,12 +325,7 @@ def _state_store(path: str | None, config: Config) -> Store | None:
     """The store `--state` or `[state]` asks for (a relative `[state] path` is relative to the
     configuration file), or None (in memory)."""
     state = config.state
-    retention = None
-    if state is not None:
-        retention = Retention(
-            max_age=timedelta(days=state.retention_days) if state.retention_days else None,
-            max_per_item=state.retention_per_item,
-        )
+    retention = state.retention() if state is not None else None
     if path is None and state is not None and state.url:
         path = state.url
     if path is None and state is not None and state.path:

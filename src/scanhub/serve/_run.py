@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from .._config import Config, apply_tracks, build_clients, load_config, parse_config
 from .._hub import ScanHub
 from .._registry import NotProvided, Registry, registry
-from ..store import MemoryStore, Retention, SQLiteStore, Store, open_store
+from ..store import MemoryStore, SQLiteStore, Store, open_store
 from ._service import Service
 
 log = logging.getLogger("scanhub")
@@ -26,16 +26,7 @@ DEMO_EVERY = 3.0
 def default_state(config: Config, state: str | None) -> Store:
     """`--state`, else `[state] path` (relative to the config file), else `scanhub-state.db`
     next to the config file: the service persists by default."""
-    retention = None
-    if config.state is not None:
-        from datetime import timedelta
-
-        retention = Retention(
-            max_age=timedelta(days=config.state.retention_days)
-            if config.state.retention_days
-            else None,
-            max_per_item=config.state.retention_per_item,
-        )
+    retention = config.state.retention() if config.state is not None else None
     if state == "memory":
         return MemoryStore(retention=retention)
     if state is None and config.state is not None and config.state.url:
@@ -75,6 +66,7 @@ async def serve(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
+        # No signal handlers off the main thread or on Windows: `stop` still ends it there.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
