@@ -59,8 +59,9 @@ def test_mapping_table_is_data_and_complete(spec: VendorSpec) -> None:
 
 
 def _config_for(spec: VendorSpec, sim: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    options, env = spec.sim_source(sim)
-    seeded = spec.sim_seed(sim)
+    part = spec.load_demo()
+    options, env = part.sim_source(sim)
+    seeded = part.sim_seed(sim)
     assert seeded, "a simulator seeds something to track"
     doc = {
         "interval": 0.05,
@@ -73,7 +74,7 @@ def _config_for(spec: VendorSpec, sim: Any) -> tuple[dict[str, Any], dict[str, s
 @pytest.mark.parametrize("spec", SPECS, ids=ids)
 async def test_from_config_to_finished_items_over_its_simulator(spec: VendorSpec) -> None:
     try:
-        sim = spec.make_sim(SimClock(speed=200.0))
+        sim = spec.load_demo().make_sim(SimClock(speed=200.0))
     except NotProvided:
         pytest.skip(f"{spec.name} ships no simulator")
     async with sim:

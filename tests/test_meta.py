@@ -33,9 +33,10 @@ VENDOR_MODULES = {"iq": iq, "threadfix": threadfix, "appsecplus": appsecplus, "a
 
 # --- one vendor, one place ----------------------------------------------------------------------
 
-#: Modules outside vendor packages allowed to *import* a vendor package by name: they re-export
-#: the built-in vendors under their historical public names, and branch on nothing.
-REEXPORTS = {"__init__.py", "sansio/__init__.py", "sim/__init__.py"}
+#: Modules outside vendor packages allowed to *import* a vendor package: the package root
+#: re-exports the built-in clients under their public names (`scanhub.IQServer`), and branches
+#: on nothing. (`scanhub.sansio` and `scanhub.sim` reach the historical names lazily, by name.)
+REEXPORTS = {"__init__.py"}
 
 
 def vendor_branches(source: str, vendor_names: set[str], class_names: set[str]) -> list[str]:
@@ -133,7 +134,7 @@ def test_each_builtin_vendor_is_one_package() -> None:
     names = registry().names()
     assert names[:4] == ["iq", "threadfix", "appsecplus", "apptrust"]
     for name in names[:4]:
-        for part in ("__init__", "sansio", "client", "sim", "spec"):
+        for part in ("__init__", "sansio", "client", "sim", "spec", "demo"):
             assert (VENDORS / name / f"{part}.py").is_file(), f"{name}/{part}.py"
     # Nothing vendor-specific is left where it used to be spread out.
     assert not (SRC / "sansio" / "iq.py").exists()
@@ -145,15 +146,55 @@ def test_public_names_keep_working() -> None:
         assert getattr(scanhub, spec.client.__name__) is spec.client
         assert spec.client.vendor == spec.name
         assert Vendor(spec.name) == spec.name
-    import scanhub.sansio.iq as by_import
-
+    from scanhub.sansio import iq as by_name
     from scanhub.sim import IQSim
 
-    assert by_import is iq is scanhub.vendors.iq.sansio
+    assert by_name is iq is scanhub.vendors.iq.sansio
     assert IQSim is scanhub.vendors.iq.sim.IQSim
     assert {c for c in Client.__subclasses__() if c.__module__.startswith("scanhub.")} == {
         s.client for s in list(registry())[:4]
     }
+
+
+BUILTIN_VENDOR_FILES = sorted(p for p in VENDORS.glob("*/*.py"))
+
+
+@pytest.mark.parametrize(
+    "path", BUILTIN_VENDOR_FILES, ids=lambda p: str(p.relative_to(VENDORS))
+)
+def test_builtin_vendors_use_only_the_public_vendor_api(path: Path) -> None:
+    """A built-in vendor is written as a plugin would be: from its own package and the public
+    `scanhub`, `scanhub.vendors`, `scanhub.sansio` and `scanhub.sim`, never a private module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level > 1:
+                found.append(f"line {node.lineno}: reaches outside its package ({'.' * node.level})")
+            elif node.level == 0 and node.module and node.module.startswith("scanhub"):
+                if any(part.startswith("_") for part in node.module.split(".")):
+                    found.append(f"line {node.lineno}: imports private {node.module}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("scanhub") and "._" in alias.name:
+                    found.append(f"line {node.lineno}: imports private {alias.name}")
+    assert found == []
+
+
+def test_loading_the_registry_imports_no_simulator() -> None:
+    code = (
+        "import sys, scanhub\n"
+        "reg = scanhub.registry()\n"
+        "loaded = [m for m in sys.modules if m.startswith('scanhub.vendors.')"
+        " and m.rsplit('.', 1)[1] in ('sim', 'demo')]\n"
+        "assert len(reg) >= 4 and not loaded, loaded\n"
+        "reg.get('iq').load_demo()\n"
+        "assert 'scanhub.vendors.iq.sim' in sys.modules\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("path", sorted(VENDORS.glob("*/sansio.py")), ids=lambda p: p.parent.name)

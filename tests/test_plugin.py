@@ -38,7 +38,7 @@ def test_the_entry_point_registers_the_vendor() -> None:
 
 async def test_plugin_vendor_end_to_end_through_scanhub_status(tmp_path: Path) -> None:
     spec = registry_with_plugin().get("acme")
-    sim = spec.make_sim(SimClock(speed=1.0))
+    sim = spec.load_demo().make_sim(SimClock(speed=1.0))
     async with sim:
         sim.add_scan("s-1", "shop")  # type: ignore[attr-defined]
         sim.add_scan("s-2", "shop", issues=2)  # type: ignore[attr-defined]

@@ -96,7 +96,7 @@ async def test_three_replicas_fail_over_without_losing_or_repeating(
     url = await fresh_database(pg_cluster, f"replicas_{uuid.uuid4().hex[:8]}")
     async with running_sims(speed=1.0) as sims:
         reg = registry()
-        seeded = {name: reg.get(name).sim_seed(sim) for name, sim in sims.items()}
+        seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
         shorten(sims, 8.0)
         doc, env = sim_config(sims, seeded, reg)
         doc["interval"] = 0.3

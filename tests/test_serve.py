@@ -41,7 +41,7 @@ async def service(
     """All four simulators, a config tracking what they seeded, a service on a free port."""
     async with running_sims(speed=speed) as sims:
         reg = registry()
-        seeded = {name: reg.get(name).sim_seed(sim) for name, sim in sims.items()}
+        seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
         doc, env = sim_config(sims, seeded, reg)
         doc["interval"] = 0.1
         config = parse_config(doc, str(tmp_path / "scanhub.toml"), env=env)

@@ -59,9 +59,10 @@ async def running_sims(
     async with contextlib.AsyncExitStack() as stack:
         for spec in reg:
             try:
-                sim = spec.make_sim(clock, host=host, port=port + len(sims) if port else 0)
+                part = spec.load_demo()
             except NotProvided:
                 continue
+            sim = part.make_sim(clock, host=host, port=port + len(sims) if port else 0)
             sims[spec.name] = await stack.enter_async_context(sim)
         yield sims
 
@@ -80,16 +81,13 @@ async def run_demo(
     async with running_sims(speed, vendors=reg) as sims:
         parts, clients = [], []
         for name, sim in sims.items():
-            spec = reg.get(name)
-            try:
-                clients.append(spec.demo_client(sim))
-            except NotProvided:
-                continue
-            parts.append((spec, sim))
+            part = reg.get(name).load_demo()
+            clients.append(part.client(sim))
+            parts.append((part, sim))
         async with ScanHub(clients, interval=interval, max_interval=2.0) as hub:
             plan: list[Planned] = []
-            for (spec, sim), client in zip(parts, clients, strict=True):
-                plan += await spec.demo(sim, client)
+            for (part, sim), client in zip(parts, clients, strict=True):
+                plan += await part.scenario(sim, client)
             expected = {}
             for p in plan:
                 expected[hub.track(p.item)] = (p.lifecycle, p.verdict)
@@ -123,7 +121,7 @@ def sim_config(
     doc: dict[str, Any] = {"interval": 2, "timeout": 120, "source": [], "track": []}
     env: dict[str, str] = {}
     for name, sim in sims.items():
-        options, variables = reg.get(name).sim_source(sim)
+        options, variables = reg.get(name).load_demo().sim_source(sim)
         env[f"SCANHUB_SIM_{name.upper()}_URL"] = sim.base_url
         env.update(variables)
         doc["source"].append({"name": name, "vendor": name, "base_url": sim.base_url, **options})

@@ -1,14 +1,16 @@
 """The vendor registry: one `VendorSpec` per vendor, found by name.
 
 A vendor is one package (`scanhub.vendors.<name>`) that holds everything about it: its mapping
-tables and pure functions (`sansio`), its client, its simulator, and a `VendorSpec` that tells
-the rest of scanhub how to configure it (source and track schemas), what "track all scans of
-an application" means for it (`resolve_track`), how to build its client, and its part in the
-demo and in `scanhub sim`. Configuration, hub, CLI and demo dispatch through the registry;
-nothing outside a vendor's package branches on a vendor name.
+tables and pure functions (`sansio`), its client, and a `VendorSpec` that tells the rest of
+scanhub how to configure it (source and track schemas), what "track all scans of an
+application" means for it (`resolve_track`), how to build its client and how to read its
+webhooks. Its simulator and its part in the demos (`VendorDemo`, module `demo`) are loaded
+only when asked for (`VendorSpec.load_demo`). Configuration, engine, CLI and demo dispatch
+through the registry; nothing outside a vendor's package branches on a vendor name.
 
-Third-party vendors register through the entry point group `scanhub.vendors`, whose value is a
-`VendorSpec` instance or class:
+Built-in and third-party vendors are written against the same public API (`scanhub.vendors`,
+`scanhub.sansio`, `scanhub.sim`). Third-party vendors register through the entry point group
+`scanhub.vendors`, whose value is a `VendorSpec` instance or class:
 
     [project.entry-points."scanhub.vendors"]
     acme = "scanhub_acme:SPEC"
@@ -22,19 +24,17 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import attrs
 from attrs import frozen
 
 from ._clients import Client
 from ._errors import ConfigError
-from ._model import Item, Lifecycle, Verdict
+from ._model import Item
 from ._schema import Count, EnvVar, HttpUrl, RateLimitSetting, Seconds, Text
 from ._transport import Timeouts
-
-if TYPE_CHECKING:
-    from .sim._base import SimClock, SimServer
+from ._vendor_demo import Planned, Seeded, VendorDemo
 
 log = logging.getLogger("scanhub")
 
@@ -159,24 +159,6 @@ class Tracking:
 
 
 @frozen
-class Planned:
-    """A demo item and the final state it is designed to reach (verdict None: any)."""
-
-    item: Item
-    lifecycle: Lifecycle
-    verdict: Verdict | None = None
-
-
-@frozen
-class Seeded:
-    """Something `scanhub sim` seeded: a `[[track]]` table for the config it writes, and a line
-    that tells a person what it is."""
-
-    track: Mapping[str, str | int]
-    description: str
-
-
-@frozen
 class WebhookResult:
     """What a vendor's webhook delivery meant.
 
@@ -207,6 +189,9 @@ class VendorSpec(abc.ABC):
     source_schema: ClassVar[type[SourceConfig]]
     #: The `[[track]]` schema (a `TrackConfig` subclass).
     track_schema: ClassVar[type[TrackConfig]]
+    #: `"module:attribute"` of the vendor's `VendorDemo` (simulator and demo part), imported
+    #: only by `load_demo`; None: the vendor ships none.
+    demo: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"<VendorSpec {self.name}>"
@@ -220,21 +205,6 @@ class VendorSpec(abc.ABC):
         """What a checked `[[track]]` means on this vendor (may call the client, e.g. to look
         an application up)."""
 
-    # --- simulator, `scanhub sim` and the demo (optional) ----------------------------------
-
-    def make_sim(self, clock: SimClock, host: str = "127.0.0.1", port: int = 0) -> SimServer:
-        """A simulator of this vendor for the demo and `scanhub sim`."""
-        raise NotProvided(f"{self.name} ships no simulator")
-
-    def sim_source(self, sim: Any) -> tuple[dict[str, Any], dict[str, str]]:
-        """The `[[source]]` keys (besides name, vendor, base_url) that reach `sim`, and the
-        environment variables they name, with their values."""
-        raise NotProvided(f"{self.name} ships no simulator")
-
-    def sim_seed(self, sim: Any) -> list[Seeded]:
-        """Seed `sim` with items for `scanhub sim`; returns what to track and how to say it."""
-        return []
-
     def webhook(
         self, source: Any, env: Mapping[str, str], headers: Mapping[str, str], body: bytes
     ) -> WebhookResult:
@@ -243,24 +213,21 @@ class VendorSpec(abc.ABC):
         `NotProvided`."""
         raise NotProvided(f"{self.name} has no webhooks")
 
-    def demo_client(self, sim: Any) -> Client:
-        """The client the demo uses against `sim`."""
-        raise NotProvided(f"{self.name} has no part in the demo")
-
-    async def demo(self, sim: Any, client: Any) -> list[Planned]:
-        """Set the demo scenario up on `sim`, start its items through `client`, and return them
-        with their designed final states. Empty: no part in the demo."""
-        return []
-
-    async def demo_more(self, sim: Any, client: Any, round: int) -> list[Item]:
-        """`scanhub serve --demo` keeps moving: start some new items on round `round` (a few
-        seconds apart) and return them. Empty: nothing new."""
-        return []
-
-    def demo_webhook(self, sim: Any, url: str) -> None:
-        """Have `sim` deliver its webhooks to `url` (the service's endpoint for its source),
-        for vendors that send webhooks; the others have nothing to do."""
-        return
+    def load_demo(self) -> VendorDemo:
+        """This vendor's demo part (simulator, `scanhub sim` seeds, demo scenario), imported
+        now from `demo`; `NotProvided` when the vendor ships none."""
+        cached = self.__dict__.get("_demo")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        if not self.demo:
+            raise NotProvided(f"{self.name} ships no simulator or demo part")
+        part = _load(self.demo)
+        if isinstance(part, type):
+            part = part()
+        if not isinstance(part, VendorDemo):
+            raise TypeError(f"{self.demo} is not a VendorDemo: {part!r}")
+        self.__dict__["_demo"] = part
+        return part
 
 
 class Registry:
@@ -363,6 +330,7 @@ __all__ = [
     "SourceConfig",
     "TrackConfig",
     "Tracking",
+    "VendorDemo",
     "VendorSpec",
     "WebhookResult",
     "load_registry",

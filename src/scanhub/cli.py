@@ -424,7 +424,7 @@ async def _sim(args: argparse.Namespace, out: TextIO) -> int:
         for name, sim in sims.items():
             creds = ", ".join(f"{k}={v}" for k, v in sim.credentials().items())
             print(f"  {name:<11} {sim.base_url}   {creds}", file=out)
-        seeded = {name: reg.get(name).sim_seed(sim) for name, sim in sims.items()}
+        seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
         print("seeded:", file=out)
         for name, items in seeded.items():
             for item in items:

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from .._config import Config, apply_tracks, build_clients, load_config, parse_config
 from .._hub import ScanHub
-from .._registry import NotProvided, Registry, registry
+from .._registry import Registry, registry
 from ..store import MemoryStore, SQLiteStore, Store, open_store
 from ._service import Service
 
@@ -133,7 +133,7 @@ async def serve(
 def _demo_config(sims: dict[str, Any], reg: Registry) -> tuple[Config, dict[str, str]]:
     from .._demo import sim_config
 
-    seeded = {name: reg.get(name).sim_seed(sim) for name, sim in sims.items()}
+    seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
     doc, env = sim_config(sims, seeded, reg)
     doc["interval"] = 1
     return parse_config(doc, "<demo>", env=env, vendors=reg), env
@@ -144,16 +144,14 @@ async def _demo_loop(service: Service, sims: dict[str, Any], reg: Registry, url:
     few seconds (some fail, a gate blocks one), a faulty source, and IQ evaluations delivered
     by webhook."""
     for name, sim in sims.items():
-        reg.get(name).demo_webhook(sim, f"{url}/webhooks/{name}/{name}")
+        reg.get(name).load_demo().deliver_webhooks(sim, f"{url}/webhooks/{name}/{name}")
     round = 0
     while True:
         await asyncio.sleep(DEMO_EVERY)
         round += 1
         for name, sim in sims.items():
             try:
-                items = await reg.get(name).demo_more(sim, service.hub.client(name), round)
-            except NotProvided:
-                continue
+                items = await reg.get(name).load_demo().more(sim, service.hub.client(name), round)
             except Exception as exc:  # a refused trigger (409, a fault) is part of the show
                 log.info("scanhub demo: %s round %d: %s", name, round, exc)
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from scanhub import Client, Scan, Secret
+from scanhub.vendors import Client, Scan, Secret
 
 from . import sansio
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from scanhub import Lifecycle, Scan, Verdict
-from scanhub.sansio import Request, Response
-from scanhub.sansio._common import (
+from scanhub.sansio import (
+    Request,
+    Response,
     as_list,
     as_object,
     decode_json,
@@ -20,6 +20,7 @@ from scanhub.sansio._common import (
     req_str,
     where,
 )
+from scanhub.vendors import Lifecycle, Scan, Verdict
 
 VENDOR = "acme"
 

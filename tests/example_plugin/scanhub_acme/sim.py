@@ -6,8 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from scanhub.sim import SimServer
-from scanhub.sim._base import json_response, progress
+from scanhub.sim import SimServer, json_response, progress
 
 
 class AcmeSim(SimServer):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..._clients import Client
-from ..._model import Scan, Vendor
-from ..._secrets import Secret
+from scanhub.vendors import Client, Scan, Secret, Vendor
+
 from . import sansio as appsecplus
 
 

@@ -10,9 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from ..._errors import BadRequestError
-from ..._model import NO_LINKS, FindingCounts, Lifecycle, Scan, Vendor
-from ..._sansio import (
+from scanhub.sansio import (
     Request,
     Response,
     Where,
@@ -30,6 +28,7 @@ from ..._sansio import (
     segment,
     where,
 )
+from scanhub.vendors import NO_LINKS, BadRequestError, FindingCounts, Lifecycle, Scan, Vendor
 
 VENDOR = Vendor.APPSECPLUS.value
 

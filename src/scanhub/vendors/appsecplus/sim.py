@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from attrs import define
 
-from ...sim._base import SimServer, json_response, progress
+from scanhub.sim import SimServer, json_response, progress
 
 SCAN_TYPES = ("sast", "dast", "sca", "container")
 STATUSES = ("queued", "running", "completed", "failed")

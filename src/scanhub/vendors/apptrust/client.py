@@ -11,11 +11,9 @@ from typing import Any
 
 import attrs
 
-from ..._clients import Client
-from ..._errors import NotFoundError, PayloadError
-from ..._model import Promotion, Vendor
-from ..._sansio import Request
-from ..._secrets import Secret
+from scanhub.sansio import Request
+from scanhub.vendors import Client, NotFoundError, PayloadError, Promotion, Secret, Vendor
+
 from . import sansio as apptrust
 
 

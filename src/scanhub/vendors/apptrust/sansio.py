@@ -23,9 +23,7 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-from ..._errors import BadRequestError, PayloadError
-from ..._model import Gate, GateKind, Lifecycle, Promotion, Vendor, Verdict
-from ..._sansio import (
+from scanhub.sansio import (
     Request,
     Response,
     Where,
@@ -42,6 +40,16 @@ from ..._sansio import (
     raise_for_status,
     segment,
     where,
+)
+from scanhub.vendors import (
+    BadRequestError,
+    Gate,
+    GateKind,
+    Lifecycle,
+    PayloadError,
+    Promotion,
+    Vendor,
+    Verdict,
 )
 
 VENDOR = Vendor.APPTRUST.value

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 
-from ..._model import Item, Lifecycle, Promotion, Vendor, Verdict
-from ..._registry import Planned, Seeded, SourceConfig, TrackConfig, Tracking, VendorSpec
-from ..._schema import EnvVar, Id, Text
-from ...sim._base import SimClock
+from scanhub.vendors import (
+    EnvVar,
+    Id,
+    Lifecycle,
+    Promotion,
+    SourceConfig,
+    Text,
+    TrackConfig,
+    Tracking,
+    Vendor,
+    VendorSpec,
+)
+
 from .client import AppTrust
-from .sim import AppTrustSim
 
 
 @attrs.define(kw_only=True)
@@ -46,6 +54,7 @@ class AppTrustSpec(VendorSpec):
     client = AppTrust
     source_schema = AppTrustSource
     track_schema = AppTrustTrack
+    demo = "scanhub.vendors.apptrust.demo:DEMO"
 
     def make_client(self, source: AppTrustSource, env: Mapping[str, str]) -> AppTrust:
         return AppTrust(source.base_url, source.secret("token_env", env), **source.client_options())
@@ -68,49 +77,6 @@ class AppTrustSpec(VendorSpec):
             if value is not None:
                 query[key] = value
         return Tracking(query=query)
-
-    def make_sim(self, clock: SimClock, host: str = "127.0.0.1", port: int = 0) -> AppTrustSim:
-        return AppTrustSim(clock=clock, duration=4.0, host=host, port=port)
-
-    def sim_source(self, sim: AppTrustSim) -> tuple[dict[str, Any], dict[str, str]]:
-        var = "SCANHUB_SIM_APPTRUST_TOKEN"
-        return {"token_env": var}, {var: sim.token}
-
-    def sim_seed(self, sim: AppTrustSim) -> list[Seeded]:
-        sim.add_version("webshop", "1.4.0")
-        ids = sim.seed_promotions("webshop", "1.4.0", 2, duration=20)
-        return [
-            Seeded(
-                {"application_key": "webshop", "version": "1.4.0"},
-                f"every promotion of webshop 1.4.0 (seeded: {', '.join(ids)})",
-            )
-        ]
-
-    async def demo_more(self, sim: AppTrustSim, client: AppTrust, round: int) -> list[Item]:
-        # Promotions appear through the discovery rule (every promotion of webshop 1.4.0).
-        sim.add_version("webshop", "1.4.0")
-        sim.gate("webshop", "PROD", "fail", "Promotion blocked due to critical vulnerabilities.")
-        sim.gate("webshop", "STAGING", "warn", "2 medium vulnerabilities without a fix")
-        target = ("QA", "STAGING", "PROD")[round % 3]
-        await client.promote("webshop", "1.4.0", target)
-        return []
-
-    def demo_client(self, sim: AppTrustSim) -> AppTrust:
-        return AppTrust(sim.base_url, sim.token, name="apptrust")
-
-    async def demo(self, sim: AppTrustSim, client: AppTrust) -> list[Planned]:
-        sim.add_version("webshop", "1.4.0", stage="DEV")
-        sim.gate(
-            "webshop", "PROD", "fail", "Promotion blocked due to critical security vulnerabilities."
-        )
-        return [
-            Planned(
-                await client.promote("webshop", "1.4.0", "QA"), Lifecycle.SUCCEEDED, Verdict.PASS
-            ),
-            Planned(
-                await client.promote("webshop", "1.4.0", "PROD"), Lifecycle.FAILED, Verdict.FAIL
-            ),
-        ]
 
 
 SPEC = AppTrustSpec()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..._clients import Client
-from ..._model import Promotion, Vendor
-from ..._secrets import Secret
-from ..._transport import RetryPolicy
+from scanhub.vendors import Client, Promotion, RetryPolicy, Secret, Vendor
+
 from . import sansio as iq
 
 

@@ -22,9 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from ..._errors import BadRequestError, NotFoundError, PayloadError, ScanhubError
-from ..._model import FindingCounts, Lifecycle, Promotion, Scan, Vendor, Verdict
-from ..._sansio import (
+from scanhub.sansio import (
     Request,
     Response,
     Where,
@@ -42,6 +40,18 @@ from ..._sansio import (
     req_str,
     segment,
     where,
+)
+from scanhub.vendors import (
+    BadRequestError,
+    FindingCounts,
+    Lifecycle,
+    NotFoundError,
+    PayloadError,
+    Promotion,
+    Scan,
+    ScanhubError,
+    Vendor,
+    Verdict,
 )
 
 VENDOR = Vendor.IQ.value

@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp import web
 from attrs import define
 
-from ...sim._base import SimServer, json_response
+from scanhub.sim import SimServer, json_response
 
 CLOUD_429 = (
     "Rate limit exceeded. Please wait 5 minutes. If this is a recurring issue, reach out to your "

@@ -6,10 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from ..._clients import Client
-from ..._model import Scan, Vendor
-from ..._sansio import FilePart
-from ..._secrets import Secret
+from scanhub.sansio import FilePart
+from scanhub.vendors import Client, Scan, Secret, Vendor
+
 from . import sansio as threadfix
 
 

@@ -19,15 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from ..._errors import (
-    AuthenticationError,
-    BadRequestError,
-    NotFoundError,
-    PayloadError,
-    ScanhubError,
-)
-from ..._model import FindingCounts, Lifecycle, Scan, Vendor
-from ..._sansio import (
+from scanhub.sansio import (
     FilePart,
     Request,
     Response,
@@ -43,6 +35,17 @@ from ..._sansio import (
     raise_for_status,
     segment,
     where,
+)
+from scanhub.vendors import (
+    AuthenticationError,
+    BadRequestError,
+    FindingCounts,
+    Lifecycle,
+    NotFoundError,
+    PayloadError,
+    Scan,
+    ScanhubError,
+    Vendor,
 )
 
 VENDOR = Vendor.THREADFIX.value

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from attrs import define
 
-from ...sim._base import SimServer, json_response, progress
+from scanhub.sim import SimServer, json_response, progress
 
 WALK = (
     "QUEUED",
