@@ -18,7 +18,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from scanhub import (
     Vendor,
 )
 from scanhub.sansio import Response, appsecplus, apptrust, iq, threadfix
+from scanhub.store import Observation
 
 from .simproc import SimProcess
 
@@ -398,10 +399,10 @@ def bench_memory(n: int) -> dict[str, float]:
     gc.collect()
     base = tracemalloc.get_traced_memory()[0]
     for i, (kind, body) in enumerate(bodies):
-        hub.track(parse(kind, body, i))
+        hub.working.add(parse(kind, body, i), "bench")  # what the engine holds per active item
     total = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
-    assert len(hub.items) == len(bodies)
+    assert len(hub.working) == len(bodies)
     return {
         "items": len(bodies),
         "total": total,
@@ -652,7 +653,7 @@ async def bench_watch_cpu(
 async def bench_store(transitions: int, items: int) -> dict[str, Any]:
     """SQLite: transitions committed per second in batches, bytes per transition, and the time
     to resume (open the store and restore the tracked set) with that history recorded."""
-    from scanhub import Change, SQLiteStore
+    from scanhub import SQLiteStore
 
     directory = Path(tempfile.mkdtemp(prefix="scanhub-store-"))
     path = directory / "state.db"
@@ -671,15 +672,15 @@ async def bench_store(transitions: int, items: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     batch = 500
     async with SQLiteStore(path) as store:
-        await store.track([(s, "bench") for s in scans])
+        await store.track([(s, "bench") for s in scans], now)
         t0 = time.perf_counter()
         done = 0
         while done < transitions:
             chunk = [
-                Change(scans[(done + k) % items], scans[(done + k) % items], now)
+                _step(scans[(done + k) % items], done + k, now)
                 for k in range(min(batch, transitions - done))
             ]
-            await store.record(chunk)
+            await store.commit(chunk)
             done += len(chunk)
         seconds = time.perf_counter() - t0
     size = SQLiteStore(path).size()
@@ -687,7 +688,7 @@ async def bench_store(transitions: int, items: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     hub = ScanHub([client], store=SQLiteStore(path))
     await hub.open()
-    resumed = len(hub.items)
+    resumed = len(hub.working)
     resume = time.perf_counter() - t0
     await hub.close()
     return {
@@ -716,7 +717,7 @@ class _Still(scanhub.Client):
 async def bench_service(n_items: int, n_clients: int, n_events: int) -> dict[str, Any]:
     """`scanhub serve` in-process over loopback: GET /api/v1/items and /metrics with `n_items`
     tracked, and the live stream fanned out to `n_clients` at once."""
-    from scanhub import Change, MemoryStore
+    from scanhub import MemoryStore
     from scanhub._config import parse_config
     from scanhub.serve import Service
 
@@ -741,6 +742,7 @@ async def bench_service(n_items: int, n_clients: int, n_events: int) -> dict[str
     for i in range(n_items):
         lc = (Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED)[i % 3]
         hub.track(Scan(Vendor.APPSECPLUS, "bench", f"s{i:06d}", f"app-{i % 50}", lc, lc.value))
+    await hub.flush()
     svc = Service(hub, config, port=0, heartbeat=30)
     url = await svc.start()
     out: dict[str, Any] = {"items": n_items, "clients": n_clients, "events": n_events}
@@ -773,7 +775,7 @@ async def bench_service(n_items: int, n_clients: int, n_events: int) -> dict[str
         streams = [
             await http.get(f"{url}/api/v1/events/stream").__aenter__() for _ in range(n_clients)
         ]
-        while len(svc.streams) < n_clients:  # noqa: ASYNC110 - the server registers them
+        while svc.streams < n_clients:  # noqa: ASYNC110 - the server registers them
             await asyncio.sleep(0.01)
         for s in streams:  # drain the "retry:" line
             await s.content.readline()
@@ -789,7 +791,7 @@ async def bench_service(n_items: int, n_clients: int, n_events: int) -> dict[str
                 if line.startswith(b"id: ") and int(line[4:]) == want:
                     return time.perf_counter()
 
-        item = hub.items[0]
+        item = next(i for i in await hub.current() if not i.lifecycle.is_terminal)
         for k in range(n_events):
             # A new vendor status each time: a real transition, recorded and streamed.
             changed = Scan(
@@ -802,7 +804,7 @@ async def bench_service(n_items: int, n_clients: int, n_events: int) -> dict[str
             )
             t0 = time.perf_counter()
             change = await hub.apply(changed)
-            assert isinstance(change, Change) and change.id is not None
+            assert change.id is not None
             arrived = await asyncio.gather(*(receive(s, change.id) for s in streams))
             latencies += [a - t0 for a in arrived]
         out["sse_p50"], out["sse_p99"] = _pct(latencies, 50), _pct(latencies, 99)
@@ -816,7 +818,6 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
     """PostgreSQL: transitions committed per second, live-stream delivery from one replica's
     commit to a client of another, and failover (a replica stops renewing its leases; how long
     until another polls its sources)."""
-    from scanhub import Change
     from scanhub._config import parse_config
     from scanhub.serve import Service
     from scanhub.store.postgres import PostgresStore
@@ -834,15 +835,15 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
         ]
         now = datetime.now(UTC)
         async with PostgresStore(url) as store:
-            await store.track([(s, "bench") for s in scans])
+            await store.track([(s, "bench") for s in scans], now)
             t0 = time.perf_counter()
             done = 0
             while done < transitions:
                 chunk = [
-                    Change(scans[(done + k) % 1000], scans[(done + k) % 1000], now)
+                    _step(scans[(done + k) % 1000], done + k, now)
                     for k in range(min(500, transitions - done))
                 ]
-                await store.record(chunk)
+                await store.commit(chunk)
                 done += len(chunk)
             out["per_s"] = transitions / (time.perf_counter() - t0)
 
@@ -866,8 +867,9 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
                 [_Still("http://still.invalid", name="bench")],
                 interval=3600,
                 store=PostgresStore(url, holder=name),
+                lease_ttl=1.0,
             )
-            replicas.append(Service(hub, config, port=0, lease_ttl=1.0))
+            replicas.append(Service(hub, config, port=0))
         a, b = replicas
         await a.start()
         await b.start()
@@ -893,10 +895,9 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
                 stream.close()
             out["sse_p50"], out["sse_p99"] = _pct(latencies, 50), _pct(latencies, 99)
             # Failover: a stops renewing (as if killed); b takes the source when it expires.
-            for task in a._tasks:
-                task.cancel()
+            await a.hub.stop_polling()
             t0 = time.perf_counter()
-            while "bench" not in b.hub.active_sources:  # noqa: ASYNC110 - b's lease loop sets it
+            while not b.hub.source_health()[0].polled_here:  # noqa: ASYNC110 - b's lease loop
                 await asyncio.sleep(0.01)
             out["failover_s"] = time.perf_counter() - t0
             out["lease_s"] = 1.0
@@ -904,6 +905,21 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
             await b.stop()
             await a.hub.close()
     return out
+
+
+def _step(scan: Scan, n: int, at: datetime) -> Observation:
+    """An observation of `scan` with a new vendor status (so a transition), at `at` plus `n`
+    microseconds (answers come in order)."""
+    state = Scan(
+        scan.vendor,
+        scan.source,
+        scan.id,
+        scan.application_id,
+        Lifecycle.RUNNING,
+        f"step-{n}",
+        raw=scan.raw,
+    )
+    return Observation(scan.key, at + timedelta(microseconds=n), state)
 
 
 def _pct(values: list[float], p: float) -> float:

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from scanhub import ConfigError, Lifecycle, Scan, Vendor, Verdict, load_config
-from scanhub._config import build_clients, parse_config
+from scanhub._compose import build_clients
+from scanhub._config import parse_config
 from scanhub._render import outcome
 from scanhub.cli import main
 from scanhub.sim import AppSecPlusSim, AppTrustSim, Faults, IQSim, SimClock, ThreadFixSim

@@ -14,7 +14,8 @@ import attrs
 import pytest
 
 from scanhub import Client, Lifecycle, ScanHub
-from scanhub._config import apply_tracks, build_clients, parse_config
+from scanhub._compose import apply_tracks, build_clients
+from scanhub._config import parse_config
 from scanhub._schema import json_schema
 from scanhub.sim import SimClock
 from scanhub.vendors import NotProvided, SourceConfig, TrackConfig, VendorSpec
@@ -85,11 +86,11 @@ async def test_from_config_to_finished_items_over_its_simulator(spec: VendorSpec
             assert secret not in repr(clients[0])
         async with ScanHub(clients, interval=0.05, max_interval=0.2) as hub:
             await apply_tracks(hub, config, vendors=REGISTRY)
-            assert hub.items, "the seeded tracks find items"
+            assert await hub.current(), "the seeded tracks find items"
             assert not hub.source_errors
             async for _ in hub.watch(deadline=20):
                 pass
-            items = hub.items
+            items = await hub.current()
             assert hub.errors() == {}
     for item in items:
         assert item.vendor == spec.name and item.source == spec.name

@@ -86,8 +86,10 @@ async def seed_all(env: dict[str, Any]) -> dict[str, tuple[Lifecycle, Verdict | 
     return {hub.track(item): (lc, v) for item, lc, v in plan}
 
 
-def check_final(hub: ScanHub, designed: dict[str, tuple[Lifecycle, Verdict | None]]) -> None:
-    got = {i.key: i for i in hub.items}
+async def check_final(
+    hub: ScanHub, designed: dict[str, tuple[Lifecycle, Verdict | None]]
+) -> None:
+    got = {i.key: i for i in await hub.current()}
     for key, (lifecycle, verdict) in designed.items():
         assert got[key].lifecycle is lifecycle, key
         if verdict is not None:
@@ -99,7 +101,7 @@ async def test_every_vendor_end_to_end_with_watch() -> None:
         designed = await seed_all(env)
         hub = env["hub"]
         changes = [c async for c in hub.watch(deadline=20)]
-    check_final(hub, designed)
+    await check_final(hub, designed)
     finals = [c for c in changes if c.after.lifecycle.is_terminal]
     assert sorted(c.key for c in finals) == sorted(designed)  # each final state exactly once
     assert [c for c in changes if c.before is None] == changes[: len(designed)]
@@ -173,7 +175,7 @@ async def test_watch_under_fault_loses_and_duplicates_no_final_state(fault: str)
         hub = env["hub"]
         changes = [c async for c in hub.watch(deadline=30)]
         seen = sum(s.stats.requests for s in env["sims"].values())
-    check_final(hub, designed)
+    await check_final(hub, designed)
     finals = [c.key for c in changes if c.after.lifecycle.is_terminal]
     assert sorted(finals) == sorted(designed)
     assert seen > len(designed)
@@ -219,7 +221,7 @@ async def test_lifecycle_is_monotonic_under_out_of_order_answers() -> None:
         snap = await hub.snapshot(refresh_terminal=True)  # a stale "running" after the end
         assert snap.items[0].lifecycle is L.SUCCEEDED
         hub.track(Scan(Vendor.APPSECPLUS, "scripted", "s1", "a", L.QUEUED, "queued"))
-        assert hub.items[0].lifecycle is L.SUCCEEDED
+        assert (await hub.current())[0].lifecycle is L.SUCCEEDED
 
 
 async def test_watch_polls_stable_items_less_often() -> None:
@@ -255,8 +257,9 @@ async def test_discovery_tracks_query_results_and_pages() -> None:
         promos = await hub.discover_promotions("apptrust", "big", "9.9.9")
         scans = await hub.discover_scans("appsecplus", "app-9")
         missing = await hub.discover_promotions("apptrust", "nope", "1")
+        items = await hub.current()
     assert len(promos) == 250 and len({p.key for p in promos}) == 250
-    assert len(scans) == 5 and len(hub.items) == 255
+    assert len(scans) == 5 and len(items) == 255
     assert missing == [] and hub.source_errors["apptrust"].type == "NotFoundError"
 
 

@@ -170,9 +170,13 @@ def test_builtin_vendors_use_only_the_public_vendor_api(path: Path) -> None:
         if isinstance(node, ast.ImportFrom):
             if node.level > 1:
                 found.append(f"line {node.lineno}: reaches outside its package ({'.' * node.level})")
-            elif node.level == 0 and node.module and node.module.startswith("scanhub"):
-                if any(part.startswith("_") for part in node.module.split(".")):
-                    found.append(f"line {node.lineno}: imports private {node.module}")
+            elif (
+                node.level == 0
+                and node.module
+                and node.module.startswith("scanhub")
+                and any(part.startswith("_") for part in node.module.split("."))
+            ):
+                found.append(f"line {node.lineno}: imports private {node.module}")
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("scanhub") and "._" in alias.name:

@@ -120,7 +120,7 @@ async def test_the_page_live_and_safe(tmp_path: Path, browser: Any) -> None:
         # A transition made on a simulator appears without a reload.
         scan_id = asp.seed_scans("app-12345", 1, duration=10_000)[0]
         await svc.hub.rediscover()
-        key = next(i.key for i in svc.hub.items if i.id == scan_id)
+        key = next(i.key for i in await svc.hub.current() if i.id == scan_id)
         await until(
             lambda: any(
                 r["key"] == key and r["lifecycle"] in ("queued", "running") for r in rows(browser)

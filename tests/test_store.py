@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scanhub import (
-    Change,
+    ConfigError,
     ItemError,
     Lifecycle,
     MemoryStore,
@@ -24,7 +24,7 @@ from scanhub import (
     Vendor,
     Verdict,
 )
-from scanhub.store import Observation, open_store
+from scanhub.store import SCHEMA_VERSION, ItemQuery, Observation, Outcome, open_store
 from scanhub.store.sqlite import connect, migrate
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -64,32 +64,49 @@ def scan(sid: str, lc: Lifecycle = Lifecycle.RUNNING, **kw: object) -> Scan:
     return Scan(Vendor.APPSECPLUS, "asp", sid, "app-1", lc, lc.value, raw={"id": sid}, **kw)  # type: ignore[arg-type]
 
 
-def change(before: Scan | None, after: Scan, minutes: int = 0) -> Change:
-    return Change(before, after, T0 + timedelta(minutes=minutes))
+def seen(item: Scan, minutes: float = 0, origin: str | None = None) -> Observation:
+    """An observation of `item`, `minutes` after T0."""
+    return Observation(item.key, T0 + timedelta(minutes=minutes), item, None, origin)
 
 
-async def test_tracked_set_keeps_order_how_and_first_state(store: Store) -> None:
-    await store.track([(scan("a"), "config"), (scan("b"), "discovery:asp")])
-    await store.track([(scan("a", Lifecycle.QUEUED), "track")])  # already tracked: unchanged
+async def test_tracked_set_keeps_order_origin_and_first_state(store: Store) -> None:
+    done = await store.track(
+        [(scan("a"), "config"), (scan("b"), "discovery:asp")], T0
+    )
+    assert [c.outcome for c in done] == [Outcome.RECORDED, Outcome.RECORDED]  # first sightings
+    again = await store.track([(scan("a", Lifecycle.QUEUED), "track")], T0)  # already tracked
+    assert again[0].outcome is Outcome.UNCHANGED and again[0].lifecycle is Lifecycle.RUNNING
     got = await store.tracked()
-    assert [(s.key, s.how, s.item.lifecycle) for s in got] == [
+    assert [(s.key, s.origin, s.item.lifecycle) for s in got] == [
         (scan("a").key, "config", Lifecycle.RUNNING),
         (scan("b").key, "discovery:asp", Lifecycle.RUNNING),
     ]
     assert got[0].item.raw == {"id": "a"}  # the current state keeps the vendor payload
 
 
+async def test_a_placeholder_is_tracked_but_not_history(store: Store) -> None:
+    placeholder = Scan(Vendor.APPSECPLUS, "asp", "p", "app-1", Lifecycle.UNKNOWN, "")
+    (done,) = await store.track([(placeholder, "config")], T0)
+    assert done.outcome is Outcome.TRACKED and done.id is None
+    assert await store.transitions() == []
+    (first,) = await store.commit([seen(scan("p", Lifecycle.QUEUED), 1)])
+    assert first.outcome is Outcome.RECORDED
+    (t,) = await store.transitions()
+    assert t.change.before is None  # the first real state has no before
+
+
 async def test_transitions_get_increasing_ids_and_update_current_state(store: Store) -> None:
     a0, a1, a2 = scan("a", Lifecycle.QUEUED), scan("a"), scan("a", Lifecycle.SUCCEEDED)
     b0 = scan("b")
-    await store.track([(a0, "track"), (b0, "track")])
-    first = await store.record([change(None, a0), change(a0, a1, 1)])
-    second = await store.record([change(None, b0, 2), change(a1, a2, 3)])
+    first = await store.commit([seen(a0, 0, "track"), seen(b0, 0, "track"), seen(a1, 1)])
+    second = await store.commit([seen(a2, 3)])
     ids = [c.id for c in first + second]
-    assert ids == sorted(ids) and len(set(ids)) == 4 and all(i is not None for i in ids)
+    assert all(i is not None for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 4  # type: ignore[type-var]
     assert await store.last_id() == ids[-1]
-    current = {s.key: s.item for s in await store.tracked()}
-    assert current[a0.key].lifecycle is Lifecycle.SUCCEEDED
+    current = {s.key: s for s in await store.tracked()}
+    assert current[a0.key].item.lifecycle is Lifecycle.SUCCEEDED
+    assert current[a0.key].last_change == T0 + timedelta(minutes=3)
     everything = await store.transitions()
     assert [t.id for t in everything] == ids
     assert [t.change.after.lifecycle for t in await store.transitions(key=a0.key)] == [
@@ -97,46 +114,136 @@ async def test_transitions_get_increasing_ids_and_update_current_state(store: St
         Lifecycle.RUNNING,
         Lifecycle.SUCCEEDED,
     ]
-    later = await store.transitions(since=ids[1])
+    later = await store.transitions(since=ids[1])  # type: ignore[arg-type]
     assert [t.id for t in later] == ids[2:]
-    assert [t.id for t in await store.transitions(since=ids[0], limit=2)] == ids[1:3]
-    t = everything[1]
+    assert [t.id for t in await store.transitions(since=ids[0], limit=2)] == ids[1:3]  # type: ignore[arg-type]
+    t = everything[2]
     assert t.change.before is not None and t.change.before.lifecycle is Lifecycle.QUEUED
     assert t.change.observed_at == T0 + timedelta(minutes=1)
     assert t.change.after == a1  # equal as an item (raw is not part of equality)
+    assert t.change.after.raw is None  # the log keeps no vendor payload
+    assert t.change.id == t.id
 
 
-async def test_observations_update_last_seen_and_error(store: Store) -> None:
+async def test_the_commit_rule_records_only_what_moves_forward(store: Store) -> None:
+    q, r, s = scan("a", Lifecycle.QUEUED), scan("a"), scan("a", Lifecycle.SUCCEEDED)
+    await store.commit([seen(q, 0, "track")])
+    outcomes = await store.commit(
+        [
+            seen(q, 1),  # the same again: nothing
+            seen(r, 2),  # forward: recorded
+            seen(q, 3),  # backwards (a stale answer): nothing
+            seen(scan("a", Lifecycle.RUNNING, message="merging"), 4),  # same rank, news
+            seen(s, 5),
+            seen(scan("a", Lifecycle.FAILED), 6),  # a terminal state stands once reached
+            seen(r, 0.5),  # older than what is stored: stale
+        ]
+    )
+    assert [o.outcome for o in outcomes] == [
+        Outcome.UNCHANGED,
+        Outcome.RECORDED,
+        Outcome.UNCHANGED,
+        Outcome.RECORDED,
+        Outcome.RECORDED,
+        Outcome.RECORDED,
+        Outcome.STALE,
+    ]
+    lifecycles = [t.change.after.lifecycle for t in await store.transitions(key=q.key)]
+    assert lifecycles == [
+        Lifecycle.QUEUED,
+        Lifecycle.RUNNING,
+        Lifecycle.RUNNING,
+        Lifecycle.SUCCEEDED,
+        Lifecycle.FAILED,
+    ]
+
+
+async def test_an_untracked_item_is_not_recorded_unless_tracked_again(store: Store) -> None:
     a = scan("a")
-    await store.track([(a, "track")])
+    (gone,) = await store.commit([seen(a)])
+    assert gone.outcome is Outcome.UNTRACKED and await store.tracked() == []
+    await store.track([(a, "track")], T0)
+    assert await store.untrack([a.key, "nope"]) == [a.key]
+    (late,) = await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 1)])
+    assert late.outcome is Outcome.UNTRACKED  # a poll answer after an untrack
+    assert len(await store.transitions(key=a.key)) == 1  # its history stays
+
+
+async def test_errors_and_sightings_update_last_seen_and_error(store: Store) -> None:
+    a = scan("a")
+    await store.track([(a, "track")], T0)
     err = ItemError("ServerError", "HTTP 503", True, T0, None)
-    await store.observe([Observation(a.key, T0, err)])
-    (held,) = await store.tracked()
-    assert held.last_observed == T0 and held.last_error == err
-    await store.observe([Observation(a.key, T0 + timedelta(seconds=5))])
-    (held,) = await store.tracked()
-    assert held.last_error is None and held.last_observed == T0 + timedelta(seconds=5)
+    await store.commit([Observation(a.key, T0 + timedelta(seconds=1), None, err)])
+    held = await store.get(a.key)
+    assert held is not None
+    assert held.last_observed == T0 + timedelta(seconds=1) and held.last_error == err
+    await store.commit([seen(a, 1)])  # the same state again: the error is over
+    held = await store.get(a.key)
+    assert held is not None and held.last_error is None
+    assert held.last_observed == T0 + timedelta(minutes=1)
+    assert len(await store.transitions()) == 1
 
 
-async def test_untrack_keeps_history(store: Store) -> None:
-    a = scan("a")
-    await store.track([(a, "track")])
-    await store.record([change(None, a)])
-    await store.untrack([a.key])
-    assert await store.tracked() == []
-    assert len(await store.transitions(key=a.key)) == 1
+async def test_queries_filter_page_by_key_and_count(store: Store) -> None:
+    items = [
+        Scan(Vendor.APPSECPLUS, "asp", f"s{i:03d}", f"app-{i % 3}", lc, lc.value, message=m)
+        for i, (lc, m) in enumerate(
+            [(Lifecycle.RUNNING, None), (Lifecycle.FAILED, "Timeout in DAST step")] * 25
+        )
+    ]
+    await store.track([(i, "track") for i in items], T0)
+    page = await store.query(ItemQuery(limit=20))
+    assert page.total == 50 and len(page.items) == 20 and page.next_after == page.items[-1].key
+    keys = [s.key for s in page.items]
+    while page.next_after is not None:
+        page = await store.query(ItemQuery(limit=20, after=page.next_after))
+        keys += [s.key for s in page.items]
+    assert keys == sorted(i.key for i in items)  # every item once, in key order
+    failed = await store.query(ItemQuery(lifecycle="failed", limit=100))
+    assert failed.total == 25 and all(s.item.lifecycle is Lifecycle.FAILED for s in failed.items)
+    assert all(s.item.raw is None for s in failed.items)  # pages leave the payload out
+    app = await store.query(ItemQuery(application="app-1", lifecycle="running"))
+    assert app.total == len([i for i in items if i.application_id == "app-1" and i.lifecycle is Lifecycle.RUNNING])
+    text = await store.query(ItemQuery(text="dast STEP"))  # case-insensitive substring
+    assert text.total == 25
+    short = await store.query(ItemQuery(text="s01"))
+    assert {s.item.id for s in short.items} == {f"s01{d}" for d in range(10)}
+    counts = await store.counts()
+    assert sum(c.n for c in counts) == 50
+    assert {(c.lifecycle, c.n) for c in counts} == {("running", 25), ("failed", 25)}
+
+
+async def test_active_items_and_the_oldest_unfinished(store: Store) -> None:
+    old = scan("old", created_at=T0 - timedelta(hours=2))
+    new = scan("new", created_at=T0 - timedelta(minutes=5))
+    done = scan("done", Lifecycle.SUCCEEDED)
+    other = Scan(Vendor.APPSECPLUS, "other", "x", "app", Lifecycle.QUEUED, "queued")
+    await store.track([(i, "track") for i in (old, new, done, other)], T0)
+    assert [s.key for s in await store.active()] == [old.key, new.key, other.key]
+    assert [s.key for s in await store.active(["asp"])] == [old.key, new.key]
+    assert all(s.item.raw is None for s in await store.active())
+    oldest = {o.source: o for o in await store.oldest_active()}
+    assert oldest["asp"].key == old.key and oldest["asp"].since == T0 - timedelta(hours=2)
+    assert oldest["other"].since == T0  # no creation time: when first seen
+
+
+async def test_tracked_at_gives_the_log_position_of_the_same_moment(store: Store) -> None:
+    await store.track([(scan("a"), "track"), (scan("b"), "track")], T0)
+    items, position = await store.tracked_at()
+    assert len(items) == 2 and position == await store.last_id()
+    only, _ = await store.tracked_at([scan("b").key])
+    assert [s.key for s in only] == [scan("b").key]
 
 
 async def test_retention_by_age_and_count(make: Factory) -> None:
     async with make(Retention(max_age=timedelta(days=1), max_per_item=2)) as store:
-        items = [scan("a", lc) for lc in (Lifecycle.QUEUED, Lifecycle.RUNNING)]
-        await store.track([(items[0], "track")])
-        old = Change(None, items[0], T0 - timedelta(days=3))
-        await store.record([old])
+        a = scan("a", Lifecycle.QUEUED)
+        await store.commit([Observation(a.key, T0 - timedelta(days=3), a, None, "track")])
         for n in range(4):
-            await store.record([change(items[n % 2], items[(n + 1) % 2], n)])
+            state = scan("a", Lifecycle.RUNNING, message=f"step {n}")
+            await store.commit([seen(state, n)])
         removed = await store.prune(T0 + timedelta(hours=1))
-        kept = await store.transitions(key=items[0].key)
+        kept = await store.transitions(key=a.key)
         assert removed == 3 and len(kept) == 2
         assert [t.change.observed_at for t in kept] == [
             T0 + timedelta(minutes=2),
@@ -151,21 +258,36 @@ async def test_state_survives_reopening(make: Factory) -> None:
         pytest.skip("memory is gone when the process ends, by design")
     a0, a1 = scan("a", Lifecycle.QUEUED), scan("a", Lifecycle.SUCCEEDED, verdict=Verdict.PASS)
     async with make() as store:
-        await store.track([(a0, "config")])
-        await store.record([change(None, a0), change(a0, a1, 1)])
+        await store.commit([seen(a0, 0, "config"), seen(a1, 1)])
     async with make() as store:
         (held,) = await store.tracked()
-        assert held.item == a1 and held.how == "config"
+        assert held.item == a1 and held.origin == "config"
         assert await store.last_id() == 2
-        more = await store.record([change(a1, a1, 2)])
+        more = await store.commit([seen(scan("a", Lifecycle.FAILED), 2)])
         assert more[0].id == 3  # ids keep increasing across restarts
 
 
 async def test_many_changes_in_one_commit(store: Store) -> None:
     items = [scan(f"s{i}") for i in range(500)]
-    await store.track([(i, "track") for i in items])
-    recorded = await store.record([change(None, i) for i in items])
-    assert [c.id for c in recorded] == list(range(recorded[0].id or 0, (recorded[0].id or 0) + 500))
+    recorded = await store.commit([seen(i, 0, "track") for i in items])
+    first = recorded[0].id or 0
+    assert [c.id for c in recorded] == list(range(first, first + 500))
+
+
+async def test_follow_sees_every_commit_in_order(store: Store) -> None:
+    got: list[int] = []
+
+    async def follow() -> None:
+        async for change in store.follow(0):
+            got.append(change.id or 0)
+            if len(got) == 30:
+                return
+
+    task = asyncio.create_task(follow())
+    for k in range(10):
+        await store.commit([seen(scan(f"s{k}-{n}"), 0, "track") for n in range(3)])
+    await asyncio.wait_for(task, 10)
+    assert got == list(range(1, 31))
 
 
 # --- SQLite specifics -----------------------------------------------------------------------
@@ -185,10 +307,10 @@ def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None
         return list(await asyncio.gather(*(asyncio.to_thread(open_and_migrate) for _ in range(6))))
 
     found = asyncio.run(together())
-    assert sorted(found)[0] == 0 and all(v in (0, 1) for v in found)
-    assert open_and_migrate() == 1  # a second run finds the schema current
+    assert sorted(found)[0] == 0 and all(0 <= v <= SCHEMA_VERSION for v in found)
+    assert open_and_migrate() == SCHEMA_VERSION  # a second run finds the schema current
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"items", "transitions"} <= tables
@@ -204,7 +326,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         async with SQLiteStore(path):
             pass
 
-    with pytest.raises(RuntimeError, match="newer than this scanhub"):
+    with pytest.raises(ConfigError, match="newer than this scanhub"):
         asyncio.run(go())
 
 
@@ -235,8 +357,8 @@ async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: s
             await con.close()
 
     found = await asyncio.gather(*(once() for _ in range(6)))
-    assert sorted(found) == [0, 1, 1, 1, 1, 1]  # exactly one process migrated
-    assert await once() == 1
+    assert sorted(found) == [0] + [SCHEMA_VERSION] * 5  # exactly one process migrated
+    assert await once() == SCHEMA_VERSION
     con = await asyncpg.connect(url)
     try:
         tables = {r["tablename"] for r in await con.fetch("SELECT tablename FROM pg_tables")}
@@ -245,7 +367,7 @@ async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: s
     assert {"items", "transitions", "leases", "scanhub_meta"} <= tables
 
 
-async def test_postgres_leases_fence_and_expire(pg_cluster: str) -> None:
+async def test_postgres_leases_expire_and_replicas_never_record_twice(pg_cluster: str) -> None:
     from scanhub.store.postgres import PostgresStore
 
     from .pg import fresh_database
@@ -256,42 +378,75 @@ async def test_postgres_leases_fence_and_expire(pg_cluster: str) -> None:
         assert await a.lease(["asp", "jf"], 0.5) == {"asp", "jf"}
         assert await b.lease(["asp", "jf"], 0.5) == set()  # held by a
         item = scan("s1")
-        await a.track([(item, "track")])
-        assert len(await b.record([change(None, item)])) == 0  # b may not record asp: fenced
-        assert len(await a.record([change(None, item)])) == 1
+        (tracked,) = await b.track([(item, "api")], T0)  # any replica may track
+        assert tracked.outcome is Outcome.RECORDED
+        # Both saw the same state: the second records nothing (no fence needed).
+        assert (await a.commit([seen(item, 1)]))[0].outcome is Outcome.UNCHANGED
+        # A replica that lost the lease and answers late with an older state: nothing.
         await asyncio.sleep(0.7)  # a stops renewing: its leases expire
         assert await b.lease(["asp", "jf"], 5) == {"asp", "jf"}
         assert await a.lease(["asp"], 5) == set()
-        assert len(await a.record([change(item, scan("s1", Lifecycle.SUCCEEDED), 1)])) == 0
+        assert (await b.commit([seen(scan("s1", Lifecycle.SUCCEEDED), 3)]))[0].id is not None
+        late = await a.commit([seen(scan("s1", Lifecycle.RUNNING, message="old"), 2)])
+        assert late[0].outcome is Outcome.STALE
+        assert len(await a.transitions(key=item.key)) == 2
         await b.release()
         assert await a.lease(["asp"], 5) == {"asp"}  # released at once on a clean stop
 
 
-async def test_postgres_follow_sees_every_commit_in_order(pg_cluster: str) -> None:
+async def test_postgres_tells_other_replicas_what_was_tracked(pg_cluster: str) -> None:
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "tracking")
+    async with PostgresStore(url, holder="a") as a, PostgresStore(url, holder="b") as b:
+        heard: asyncio.Queue[frozenset[str]] = asyncio.Queue()
+
+        async def listen() -> None:
+            async for sources in a.tracking_changes():
+                await heard.put(sources)
+
+        task = asyncio.create_task(listen())
+        await asyncio.sleep(0.3)
+        await b.track([(scan("n1"), "api")], T0)
+        assert await asyncio.wait_for(heard.get(), 5) == frozenset({"asp"})
+        await b.untrack([scan("n1").key])
+        assert await asyncio.wait_for(heard.get(), 5) == frozenset({"asp"})
+        task.cancel()
+
+
+async def test_postgres_follow_sees_every_commit_of_every_replica_in_order(
+    pg_cluster: str,
+) -> None:
     from scanhub.store.postgres import PostgresStore
 
     from .pg import fresh_database
 
     url = await fresh_database(pg_cluster, "follow")
     async with PostgresStore(url) as writer, PostgresStore(url) as reader:
-        seen: list[int] = []
+        got: list[int] = []
 
         async def follow() -> None:
             async for c in reader.follow(0):
-                seen.append(c.id or 0)
-                if len(seen) == 50:
+                got.append(c.id or 0)
+                if len(got) == 50:
                     return
 
         task = asyncio.create_task(follow())
-        items = [scan(f"s{i}") for i in range(50)]
-        await writer.track([(i, "track") for i in items])
+        placeholders = [
+            Scan(Vendor.APPSECPLUS, "asp", f"s{i}", "app-1", Lifecycle.UNKNOWN, "")
+            for i in range(50)
+        ]
+        await writer.track([(i, "track") for i in placeholders], T0)
 
         async def write(chunk: list[Scan]) -> None:
-            await writer.record([change(None, i) for i in chunk])
+            await writer.commit([seen(i, 1) for i in chunk])
 
+        items = [scan(f"s{i}") for i in range(50)]
         await asyncio.gather(*(write(items[k : k + 5]) for k in range(0, 50, 5)))
         await asyncio.wait_for(task, 10)
-    assert seen == sorted(seen) and len(set(seen)) == 50
+    assert got == sorted(got) and len(set(got)) == 50
 
 
 def test_a_password_in_a_state_url_is_refused() -> None:

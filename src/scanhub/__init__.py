@@ -11,7 +11,8 @@ in one vocabulary.
 
 from ._changes import Change, ItemError, Snapshot
 from ._clients import Client
-from ._config import Config, apply_tracks, build_clients, config_schema, load_config
+from ._compose import apply_tracks, build_clients
+from ._config import Config, config_schema, load_config
 from ._convert import from_dict, from_json, item_from_dict, make_converter, to_dict, to_json
 from ._errors import (
     AuthenticationError,
@@ -24,11 +25,11 @@ from ._errors import (
     RequestTimeout,
     ScanhubError,
     ServerError,
+    StoreUnavailable,
     TransportError,
     WaitTimeoutError,
 )
 from ._events import github_check, otel_attributes, to_cloudevent
-from ._hub import ScanHub
 from ._model import (
     FindingCounts,
     Gate,
@@ -44,6 +45,7 @@ from ._ratelimit import RateLimit
 from ._registry import Registry, SourceConfig, TrackConfig, Tracking, VendorSpec, registry
 from ._secrets import Secret
 from ._transport import RetryPolicy, Timeouts
+from .engine import EngineHealth, ScanHub, SourceHealth, Subscription
 from .store import MemoryStore, Retention, SQLiteStore, Store, Transition, open_store
 from .vendors.appsecplus import AppSecPlus
 from .vendors.apptrust import AppTrust
@@ -62,6 +64,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConflictError",
+    "EngineHealth",
     "FindingCounts",
     "Gate",
     "GateKind",
@@ -87,7 +90,10 @@ __all__ = [
     "ServerError",
     "Snapshot",
     "SourceConfig",
+    "SourceHealth",
     "Store",
+    "StoreUnavailable",
+    "Subscription",
     "ThreadFix",
     "Timeouts",
     "TrackConfig",

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Protocol
 
 from attrs import field, frozen
 
 from ._errors import RateLimitedError, ScanhubError
-from ._model import Item, Lifecycle
+from ._model import Item, Lifecycle, Verdict
 
 _RANK = {
     Lifecycle.QUEUED: 0,
@@ -90,7 +91,21 @@ class Change:
         return self.after.key
 
 
-def significant(a: Item, b: Item) -> bool:
+class State(Protocol):
+    """What the monotonic rule and change detection read of an item (an `Item`, or a store's
+    row of its current state)."""
+
+    @property
+    def lifecycle(self) -> Lifecycle: ...
+    @property
+    def verdict(self) -> Verdict: ...
+    @property
+    def message(self) -> str | None: ...
+    @property
+    def vendor_status(self) -> str: ...
+
+
+def significant(a: State, b: State) -> bool:
     """True when `b` differs from `a` in what consumers are told about."""
     return (
         a.lifecycle is not b.lifecycle
@@ -100,15 +115,24 @@ def significant(a: Item, b: Item) -> bool:
     )
 
 
-def merge(old: Item, new: Item) -> Item:
-    """`new`, unless it would move the lifecycle backwards, or it is a placeholder (`unknown`
-    with no vendor status, as configuration tracks an item before its first poll) for an item
-    already known; then `old` stands."""
+def supersedes(old: State, new: State) -> bool:
+    """True when `new` replaces `old`: False when it would move the lifecycle backwards, or
+    when it is a placeholder (`unknown` with no vendor status, as configuration tracks an item
+    before its first poll) for an item already known."""
     if new.lifecycle is Lifecycle.UNKNOWN and not new.vendor_status:
-        return old
+        return False
     if old.lifecycle.is_terminal and not new.lifecycle.is_terminal:
-        return old
+        return False
     before, after = _RANK.get(old.lifecycle), _RANK.get(new.lifecycle)
-    if before is not None and after is not None and after < before:
-        return old
-    return new
+    return before is None or after is None or after >= before
+
+
+def is_placeholder(item: State) -> bool:
+    """True for an item tracked before anything is known of it (`unknown`, no vendor status):
+    it waits for its first poll, and is not part of the history."""
+    return item.lifecycle is Lifecycle.UNKNOWN and not item.vendor_status
+
+
+def merge(old: Item, new: Item) -> Item:
+    """`new` if it supersedes `old` (see `supersedes`), else `old`."""
+    return new if supersedes(old, new) else old

@@ -15,14 +15,51 @@ from typing import Any, ClassVar, TypeVar
 import aiohttp
 import attrs
 
-from ._errors import BadRequestError, ScanhubError
+from ._errors import (
+    BadRequestError,
+    RateLimitedError,
+    ScanhubError,
+    ServerError,
+    TransportError,
+)
 from ._model import Item, Promotion, Scan
 from ._ratelimit import RateLimit
 from ._sansio import Request, Response, clean_url
 from ._secrets import Redactor, Secret
-from ._transport import DEFAULT_MAX_BODY, RetryPolicy, Timeouts, Transport
+from ._transport import (
+    DEFAULT_MAX_BODY,
+    Attempt,
+    RetryPolicy,
+    Timeouts,
+    Transport,
+    recording_attempts,
+)
 
 T = TypeVar("T")
+
+
+@attrs.frozen
+class PollOutcome:
+    """What one poll of an item gave: its new state, or the error; the attempts it took."""
+
+    item: Item | None
+    error: BaseException | None
+    attempts: tuple[Attempt, ...] = ()
+    #: Seconds the poll took, retries included.
+    latency: float = 0.0
+
+    @property
+    def trouble(self) -> bool:
+        """The source struggled: an attempt met no answer, a 429 or a 5xx, or the poll failed
+        for want of an answer (timeout, connection, rate limit, server error)."""
+        return any(a.trouble for a in self.attempts) or isinstance(
+            self.error, RateLimitedError | ServerError | TransportError
+        )
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the vendor asked to wait (a 429 past what a call sleeps), if any."""
+        return self.error.retry_after if isinstance(self.error, RateLimitedError) else None
 
 
 class Client(abc.ABC):
@@ -143,6 +180,22 @@ class Client(abc.ABC):
     @abc.abstractmethod
     async def refresh(self, item: Any) -> Any:
         """The latest state of a Scan or Promotion this client produced."""
+
+    async def poll(self, item: Item) -> PollOutcome:
+        """`refresh`, as the engine calls it: never raises (but on cancellation), and says what
+        the poll met on the wire (every attempt, with its status and time). The application's
+        name, when the item knew it and the vendor's answer does not carry it, is kept."""
+        started = time.monotonic()
+        with recording_attempts() as attempts:
+            try:
+                new = await self.refresh(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one failing source never takes the others down
+                return PollOutcome(None, exc, tuple(attempts), time.monotonic() - started)
+        if item.application_name and not new.application_name:
+            new = attrs.evolve(new, application_name=item.application_name)
+        return PollOutcome(new, None, tuple(attempts), time.monotonic() - started)
 
     def discover(self, **query: Any) -> AsyncIterator[Item]:
         """Every item a discovery query finds (what "track all scans of an application" means

@@ -25,21 +25,17 @@ once, each naming the file, the key path (`source[2].timeout`) and what was expe
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ._clients import Client
-from ._errors import ConfigError, ScanhubError
-from ._hub import ItemError, ScanHub
+from ._defaults import INTERVAL, MAX_INTERVAL
+from ._errors import ConfigError
 from ._registry import Registry, SourceConfig, TrackConfig, registry
 from ._schema import Count, SchemaErrors, Seconds, Text, json_schema, structure
-from .store import Retention
 
 #: The keys of the top level that are tables of their own.
 _LISTS = ("source", "track")
@@ -66,12 +62,6 @@ class StateConfig:
         default=None, metadata={"doc": "keep at most this many transitions per item"}
     )
 
-    def retention(self) -> Retention:
-        """The retention policy these keys ask for."""
-        return Retention(
-            max_age=timedelta(days=self.retention_days) if self.retention_days else None,
-            max_per_item=self.retention_per_item,
-        )
 
 
 @attrs.define(kw_only=True)
@@ -79,13 +69,14 @@ class Settings:
     """The top level of `scanhub.toml` (besides the [[source]] and [[track]] arrays)."""
 
     interval: Seconds = attrs.field(
-        default=Seconds(5.0), metadata={"doc": "seconds between polls of an item"}
+        default=Seconds(INTERVAL), metadata={"doc": "seconds between polls of an item"}
     )
     timeout: Seconds | None = attrs.field(
         default=None, metadata={"doc": "`scanhub watch` gives up after this many seconds"}
     )
     max_interval: Seconds = attrs.field(
-        default=Seconds(60.0), metadata={"doc": "the longest interval a quiet item backs off to"}
+        default=Seconds(MAX_INTERVAL),
+        metadata={"doc": "the longest interval a quiet item backs off to"},
     )
     state: StateConfig | None = attrs.field(default=None, metadata={"doc": "durable state"})
 
@@ -97,9 +88,9 @@ class Config:
     path: str
     sources: tuple[SourceConfig, ...]
     tracks: tuple[TrackConfig, ...]
-    interval: float = 5.0
+    interval: float = INTERVAL
     timeout: float | None = None
-    max_interval: float = 60.0
+    max_interval: float = MAX_INTERVAL
     state: StateConfig | None = None
 
     def source(self, name: str) -> SourceConfig:
@@ -267,40 +258,6 @@ def _track(
     found = [(f"{where}.{key}", message) for key, message in track.problems()]
     problems += found
     return None if found else track
-
-
-def build_clients(
-    config: Config, env: Mapping[str, str] | None = None, vendors: Registry | None = None
-) -> list[Client]:
-    """Clients for every source, with secrets read from the environment."""
-    env = os.environ if env is None else env
-    reg = vendors or registry()
-    clients = []
-    for s in config.sources:
-        try:
-            clients.append(reg.get(s.vendor).make_client(s, env))
-        except ConfigError as exc:
-            raise ConfigError(f"{config.path}: {exc.message}", operation="load config") from None
-    return clients
-
-
-async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = None) -> None:
-    """Put what the file says to track into `hub`. Single items start as placeholders in state
-    `unknown` (the first refresh fills them in); discovery queries (AppSec+ by application,
-    AppTrust by version) become rules of the hub and are run now. A failing lookup is recorded
-    in `hub.source_errors`."""
-    reg = vendors or registry()
-    for t in config.tracks:
-        client = hub.client(t.source)
-        try:
-            tracking = await reg.for_client(client).resolve_track(client, t)
-        except ScanhubError as exc:
-            hub.source_errors[t.source] = ItemError.of(exc, hub._now())
-            continue
-        for item in tracking.items:
-            hub.track(item)
-        if tracking.query is not None:
-            await hub.add_rule(t.source, tracking.query)
 
 
 def config_schema(vendors: Registry | None = None) -> dict[str, Any]:

@@ -126,6 +126,16 @@ def to_dict(obj: Any) -> Any:
     return converter.unstructure(obj)
 
 
+def item_to_stored(item: Item) -> dict[str, Any]:
+    """An item as stores keep it: `to_dict` without the vendor payload, the derived `key`, and
+    fields that are empty (None, no links, no gates); `item_from_dict` reads it back equal."""
+    out: dict[str, Any] = converter.unstructure(item)
+    del out["raw"]
+    compact = {k: v for k, v in out.items() if v is not None and v != {} and v != []}
+    compact["kind"] = item.kind
+    return compact
+
+
 def from_dict(cls: type[T], data: Any) -> T:
     """Rebuild a model of type `cls` from what `to_dict` produced."""
     return converter.structure(data, cls)

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from attrs import frozen
 
-from ._hub import Change, ScanHub, Snapshot
 from ._model import Lifecycle, Verdict
 from ._registry import NotProvided, Planned, Registry, registry
+from .engine import Change, ScanHub, Snapshot
 from .sim._base import SimClock
 
 
@@ -94,7 +95,7 @@ async def run_demo(
             async for change in hub.watch(deadline=deadline):
                 if on_change is not None:
                     on_change(change, hub)
-            snap = Snapshot(tuple(hub.items), hub.errors(), hub._now())
+            snap = Snapshot(tuple(await hub.current()), hub.errors(), datetime.now(UTC))
     mismatches = []
     by_key = {i.key: i for i in snap.items}
     for key, (lifecycle, verdict) in expected.items():

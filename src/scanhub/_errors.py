@@ -119,6 +119,12 @@ class ConfigError(ScanhubError):
         super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
+class StoreUnavailable(ScanhubError):
+    """The store cannot be reached now (the database is away); try again shortly."""
+
+    retryable = True
+
+
 class WaitTimeoutError(ScanhubError):
     """`ScanHub.wait` gave up before the item reached a terminal state."""
 

@@ -45,6 +45,10 @@ class FixedLimit:
                     self._wake()  # pass the wake-up on
                 raise
         self.in_flight += 1
+        self._acquired()
+
+    def _acquired(self) -> None:
+        """Fixed: nothing to note."""
 
     def release(self, *, trouble: bool = False, latency: float | None = None) -> None:
         """Give the room back; `trouble` and `latency` feed the adaptive limit."""
@@ -79,10 +83,15 @@ class AdaptiveLimit(FixedLimit):
         self.slow_start = True
         self._window_done = 0
         self._window_trouble = False
+        #: The most requests in flight at once during the current window.
+        self._window_peak = 0
         self._fastest: float | None = None
         self._latencies: list[float] = []
         #: (limit after, reason) of the last few changes, newest last; read by tests and metrics.
         self.history: deque[tuple[int, str]] = deque(maxlen=32)
+
+    def _acquired(self) -> None:
+        self._window_peak = max(self._window_peak, self.in_flight)
 
     def _observe(self, trouble: bool, latency: float | None) -> None:
         if latency is not None and latency > 0:
@@ -105,10 +114,14 @@ class AdaptiveLimit(FixedLimit):
                 self._set(max(1, self.limit // 2), "decrease")
                 self._window_trouble = True
         healthy = not self._window_trouble
-        self._window_done, self._window_trouble = 0, False
+        peak = self._window_peak
+        self._window_done, self._window_trouble, self._window_peak = 0, False, self.in_flight
         self._latencies.clear()
-        if healthy and self.in_flight + 1 >= self.limit // 2:
-            # Grow only when the room was used: an idle source keeps its limit.
+        if healthy and peak + 1 >= self.limit // 2:
+            # Grow only when the room was used (at some moment of the window, at least half of
+            # it was in flight): an idle source keeps its limit. Answers that come back in one
+            # burst empty the room before the next requests take it, so what counts is the
+            # window's peak, not the moment it ends.
             grown = self.limit * 2 if self.slow_start else self.limit + 1
             self._set(min(self.ceiling, grown), "increase")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
@@ -166,17 +167,16 @@ def _key(*parts: object) -> str:
 
 
 @frozen(slots=False)
-class Scan:
-    """A security scan, normalized.
-
-    `key` identifies the scan across every configured source and survives serialisation.
-    `raw` is the vendor payload the object was built from; it is excluded from equality.
-    """
+class _Tracked:
+    """The fields every tracked item has, scan or promotion."""
 
     #: The registry name of the vendor (`Vendor` names the built-in ones).
     vendor: str
+    #: The client's `name`: tells two servers of one vendor apart.
     source: str
+    #: The vendor's id of the item.
     id: str
+    #: The vendor's id of the application (IQ: the internal id).
     application_id: str
     lifecycle: Lifecycle
     #: The vendor's own status string, always kept (empty when the vendor has not said yet).
@@ -190,6 +190,24 @@ class Scan:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+    #: The application as people call it, when it differs from `application_id` and is known
+    #: (IQ: the public id, such as "webshop", of the internal id).
+    application_name: str | None = None
+
+    @property
+    def application(self) -> str:
+        """The application as it is shown: its name when known, else its id."""
+        return self.application_name or self.application_id
+
+
+@frozen(slots=False)
+class Scan(_Tracked):
+    """A security scan, normalized.
+
+    `key` identifies the scan across every configured source and survives serialisation.
+    `raw` is the vendor payload the object was built from; it is excluded from equality.
+    """
+
     scan_type: str | None = None
     triggered_by: str | None = None
     findings: FindingCounts | None = None
@@ -202,29 +220,16 @@ class Scan:
         """Always "scan"; lets mixed collections be told apart without isinstance."""
         return "scan"
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """A stable identifier, unique across vendors and sources."""
+        """A stable identifier, unique across vendors and sources (computed once)."""
         return _key(self.vendor, self.source, "scan", self.application_id, self.id)
 
 
 @frozen(slots=False)
-class Promotion:
+class Promotion(_Tracked):
     """A release promotion (IQ promote-scan, AppTrust version promotion), normalized."""
 
-    vendor: str
-    source: str
-    id: str
-    application_id: str
-    lifecycle: Lifecycle
-    vendor_status: str
-    verdict: Verdict = Verdict.NONE
-    message: str | None = None
-    links: Mapping[str, str] = field(default=NO_LINKS, hash=False)
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    updated_at: datetime | None = None
     version: str | None = None
     source_stage: str | None = None
     target_stage: str | None = None
@@ -239,9 +244,9 @@ class Promotion:
         """Always "promotion"."""
         return "promotion"
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """A stable identifier, unique across vendors and sources."""
+        """A stable identifier, unique across vendors and sources (computed once)."""
         return _key(
             self.vendor,
             self.source,

@@ -118,9 +118,10 @@ class SourceConfig:
         """Keyword arguments every client takes, from the shared keys."""
         kw: dict[str, Any] = {"name": self.source_name, "verify_tls": self.verify_tls}
         if self.timeout is not None or self.connect_timeout is not None:
+            default = Timeouts()
             kw["timeouts"] = Timeouts(
-                connect=self.connect_timeout if self.connect_timeout is not None else 10.0,
-                total=self.timeout if self.timeout is not None else 30.0,
+                connect=default.connect if self.connect_timeout is None else self.connect_timeout,
+                total=default.total if self.timeout is None else self.timeout,
             )
         if self.rate_limit is not None:
             kw["rate_limit"] = self.rate_limit

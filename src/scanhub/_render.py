@@ -69,7 +69,7 @@ def _mid(ident: str) -> str:
 def row(item: Item, error: ItemError | None = None) -> list[str]:
     """One table row for an item."""
     ident = _mid(item.id)
-    app = _mid(item.application_id)
+    app = item.application_name or _mid(item.application_id)
     if isinstance(item, Promotion):
         if item.version:
             app = f"{app}@{item.version}"

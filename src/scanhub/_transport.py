@@ -24,10 +24,12 @@ Policy (documented in README "Transport policy"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +37,7 @@ import aiohttp
 from attrs import frozen
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
+from ._defaults import CONNECT_TIMEOUT, MAX_ANSWER_BYTES, TOTAL_TIMEOUT
 from ._errors import PayloadError, RateLimitedError, RequestTimeout, ScanhubError, TransportError
 from ._ratelimit import RateLimit, SlidingWindowLimiter
 from ._sansio import Request, Response, clean_url, retry_after_of
@@ -47,8 +50,8 @@ log = logging.getLogger("scanhub")
 class Timeouts:
     """Seconds allowed to connect, and for the whole request (connect + send + read)."""
 
-    connect: float = 10.0
-    total: float = 30.0
+    connect: float = CONNECT_TIMEOUT
+    total: float = TOTAL_TIMEOUT
 
 
 @frozen
@@ -71,10 +74,41 @@ class RetryPolicy:
         return random.uniform(0, ceiling)
 
 
+@frozen
+class Attempt:
+    """One attempt of a request: the HTTP status (None when no answer came) and how long it
+    took."""
+
+    status: int | None
+    elapsed: float
+
+    @property
+    def trouble(self) -> bool:
+        """A sign the source is struggling: no answer, a 429, or a 5xx."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+_ATTEMPTS: contextvars.ContextVar[list[Attempt] | None] = contextvars.ContextVar(
+    "scanhub_attempts", default=None
+)
+
+
+@contextlib.contextmanager
+def recording_attempts() -> Iterator[list[Attempt]]:
+    """Collect every attempt the transports make in this task (and the tasks it starts) while
+    the block runs: how the engine learns what one poll cost and met."""
+    found: list[Attempt] = []
+    token = _ATTEMPTS.set(found)
+    try:
+        yield found
+    finally:
+        _ATTEMPTS.reset(token)
+
+
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Default cap on an answer's body: vendor answers are kilobytes; a page of a thousand
 #: promotions is about a megabyte.
-DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_MAX_BODY = MAX_ANSWER_BYTES
 _CHUNK = 64 * 1024
 
 
@@ -155,6 +189,12 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"<Transport {self.vendor}/{self.source}>"
+
+    @property
+    def rate_ceiling(self) -> int | None:
+        """The most requests the client-side `RateLimit` lets into one window (None: no
+        limit): no source should have more in flight."""
+        return None if self.limiter is None else self.limiter.limit.max_requests
 
     @property
     def paused_for(self) -> float:
@@ -320,8 +360,11 @@ class Transport:
         return resp
 
     def _notify(self, status: int | None, started: float) -> None:
-        if self.observers:
+        attempts = _ATTEMPTS.get()
+        if self.observers or attempts is not None:
             elapsed = self._clock() - started
+            if attempts is not None:
+                attempts.append(Attempt(status, elapsed))
             for observer in self.observers:
                 observer(status, elapsed)
 

@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import _render as r
-from ._config import Config, apply_tracks, build_clients, config_schema_json, load_config
+from ._compose import apply_tracks, build_hub, open_state
+from ._config import Config, config_schema_json, load_config
 from ._convert import dumps, to_dict
+from ._defaults import LEASE_SECONDS, PORT
 from ._errors import ConfigError, ScanhubError
 from ._events import to_cloudevent
-from ._hub import Change, ScanHub
+from ._model import Item
 from ._registry import registry
 from ._schema import Problem, check_seconds
-from .store import SQLiteStore, Store, open_store
+from .engine import Change, ScanHub
 
 
 def _seconds(text: str) -> float:
@@ -89,10 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument(
         "--state",
-        metavar="PATH",
+        metavar="PATH|URL",
         default=None,
-        help="keep tracked items and every transition in this SQLite file, and resume from it "
-        "(default: [state] path of the config, else in memory)",
+        help="keep tracked items and every transition in this SQLite file (or PostgreSQL "
+        "database), and resume from it (default: [state] of the config, else in memory)",
     )
     w.add_argument("--interval", type=_seconds, default=None, help="seconds between polls")
     w.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
@@ -119,7 +121,15 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     h = sub.add_parser("history", help="print the transitions a state file recorded, in order")
-    h.add_argument("--state", metavar="PATH", required=True, help="the SQLite state file")
+    h.add_argument(
+        "--state",
+        metavar="PATH|URL",
+        default=None,
+        help="the SQLite state file or PostgreSQL URL (default: [state] of --config)",
+    )
+    h.add_argument(
+        "-c", "--config", default=None, help="read [state] from this file (instead of --state)"
+    )
     h.add_argument("--item", metavar="KEY", default=None, help="only this item's transitions")
     h.add_argument("--since", metavar="ID", type=_id, default=0, help="only after this id")
     h.add_argument("--limit", metavar="N", type=_id, default=None, help="at most N transitions")
@@ -138,11 +148,13 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument(
         "--lease-seconds",
         type=_seconds,
-        default=15.0,
+        default=LEASE_SECONDS,
         help="replicas on PostgreSQL: how long a source's lease lasts unrenewed (default 15)",
     )
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sv.add_argument("--port", type=_port, default=8470, help="default 8470; 0: any free port")
+    sv.add_argument(
+        "--port", type=_port, default=PORT, help=f"default {PORT}; 0: any free port"
+    )
     sv.add_argument(
         "--demo", action="store_true", help="no config: the simulators and a moving scenario"
     )
@@ -177,8 +189,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "watch":
             config = load_config(args.config)
             fmt = args.format or ("live" if out.isatty() and r.have_rich() else "plain")
-            store = _state_store(args.state, config)
-            return asyncio.run(_watch(config, fmt, out, args.interval, args.timeout, store))
+            return asyncio.run(_watch(config, fmt, out, args.interval, args.timeout, args.state))
         if args.command == "history":
             return asyncio.run(_history(args, out))
         if args.command == "serve":
@@ -229,9 +240,7 @@ def _config_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _status(config: Config, fmt: str, out: TextIO) -> int:
-    async with ScanHub(
-        build_clients(config), interval=config.interval, max_interval=config.max_interval
-    ) as hub:
+    async with build_hub(config) as hub:
         await apply_tracks(hub, config)
         snap = await hub.snapshot()
     if fmt == "json":
@@ -259,12 +268,14 @@ def _print_source_errors(errors: Mapping[str, Any], out: TextIO) -> None:
 
 
 class _View:
-    """Draws changes: a rich live table, plain lines, or ndjson."""
+    """Draws changes: a rich live table, plain lines, or ndjson. It keeps its own view of every
+    item it was shown (the watch shows each item first), for the live table."""
 
     def __init__(self, fmt: str, out: TextIO) -> None:
         self.fmt, self.out = fmt, out
         self.live: Any = None
-        self.hub: ScanHub | None = None
+        self.items: dict[str, Item] = {}
+        self.errors: dict[str, Any] = {}
         self.started = time.monotonic()
 
     def __enter__(self) -> _View:
@@ -288,13 +299,15 @@ class _View:
             self.live.__exit__(None, None, None)
 
     def _render(self) -> Any:
-        if self.hub is None:
+        if not self.items:
             return "starting…"
-        title = f"{_counts_title(self.hub.items)}  ({time.monotonic() - self.started:.1f}s)"
-        return r.rich_table(self.hub.items, self.hub.errors(), title)
+        items = list(self.items.values())
+        title = f"{_counts_title(items)}  ({time.monotonic() - self.started:.1f}s)"
+        return r.rich_table(items, self.errors, title)
 
     def change(self, change: Change, hub: ScanHub) -> None:
-        self.hub = hub
+        self.items[change.key] = change.after
+        self.errors = hub.errors()
         if self.fmt == "ndjson":
             print(r.json_line(change), file=self.out, flush=True)
         elif self.fmt == "cloudevents":
@@ -307,7 +320,7 @@ class _View:
             # Whole ids: IQ's 32-hex status ids differ only past any prefix worth cutting to.
             print(
                 f"{time.monotonic() - self.started:6.1f}s {a.source:<14} {a.kind:<9} "
-                f"{a.application_id}/{a.id} {was} → {a.lifecycle.value} [{a.vendor_status}] "
+                f"{a.application}/{a.id} {was} → {a.lifecycle.value} [{a.vendor_status}] "
                 f"verdict={a.verdict.value}{detail}",
                 file=self.out,
                 flush=True,
@@ -321,26 +334,15 @@ class _View:
             r.print_table(items, errors, self.out, title=title)
 
 
-def _state_store(path: str | None, config: Config) -> Store | None:
-    """The store `--state` or `[state]` asks for (a relative `[state] path` is relative to the
-    configuration file), or None (in memory)."""
-    state = config.state
-    retention = state.retention() if state is not None else None
-    if path is None and state is not None and state.url:
-        path = state.url
-    if path is None and state is not None and state.path:
-        base = Path(config.path).parent
-        path = str(base / state.path)
-    if path is None:
-        return None
-    return open_store(path, retention=retention)
-
-
 async def _history(args: argparse.Namespace, out: TextIO) -> int:
-    if not Path(args.state).is_file():  # noqa: ASYNC240 - one stat, before anything runs
-        raise ConfigError(f"{args.state}: no state file there (give the --state of a watch)")
-    async with SQLiteStore(args.state) as store:
+    config = load_config(args.config) if args.config else None
+    if args.state is None and (config is None or config.state is None):
+        raise ConfigError("history: give --state PATH|URL, or -c with a [state] table")
+    store = await open_state(config, args.state, "memory", must_exist=True)
+    try:
         found = await store.transitions(since=args.since, key=args.item, limit=args.limit)
+    finally:
+        await store.close()
     for t in found:
         if args.format == "ndjson":
             print(r.json_line(t.change), file=out)
@@ -364,16 +366,12 @@ async def _watch(
     out: TextIO,
     interval: float | None,
     limit: float | None,
-    store: Store | None = None,
+    state: str | None = None,
 ) -> int:
     if fmt == "live" and not r.have_rich():
         fmt = "plain"
-    async with ScanHub(
-        build_clients(config),
-        interval=config.interval,
-        max_interval=config.max_interval,
-        store=store,
-    ) as hub:
+    store = await open_state(config, state, "memory")
+    async with build_hub(config, store) as hub:
         await apply_tracks(hub, config)
         with _View(fmt, out) as view:
             async for change in hub.watch(
@@ -381,10 +379,11 @@ async def _watch(
                 deadline=limit if limit is not None else config.timeout,
             ):
                 view.change(change, hub)
-        items, errors = hub.items, hub.errors()
+        items, errors = await hub.current(), hub.errors()
+        source_errors = hub.source_errors
     view.final(items, errors, "final: " + _counts_title(items))
-    _print_source_errors(hub.source_errors, out)
-    return r.outcome(items, {**errors, **hub.source_errors}, expect_terminal=True)
+    _print_source_errors(source_errors, out)
+    return r.outcome(items, {**errors, **source_errors}, expect_terminal=True)
 
 
 def _demo(fmt: str, out: TextIO, speed: float) -> int:

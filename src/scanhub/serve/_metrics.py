@@ -2,14 +2,15 @@
 
 Names follow the Prometheus naming guide: a `scanhub_` prefix, base units (`_seconds`), `_total`
 counters, and labels of bounded cardinality (vendor, source, kind, lifecycle, verdict, outcome;
-never an item id). Gauges that describe the tracked set are computed at scrape time from the
-engine's state, so they are never stale and cost nothing between scrapes.
+never an item id). Counters move as things happen: transitions as the committed log is read
+(the same log every reader reads), requests as the transport makes them. The gauges that
+describe the tracked set come from the store's kept counts (a small table, not a walk over
+items), read just before each scrape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -22,9 +23,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .._changes import Change
+from ..store import Count, Oldest
 
 if TYPE_CHECKING:
-    from .._hub import ScanHub
+    from ._app import Service
 
 #: Every metric the service exports (the contrib dashboard and alerts may use only these).
 METRIC_NAMES = (
@@ -37,6 +39,8 @@ METRIC_NAMES = (
     "scanhub_webhook_deliveries_total",
     "scanhub_oldest_unfinished_item_age_seconds",
     "scanhub_sse_clients",
+    "scanhub_store_up",
+    "scanhub_store_pending_observations",
 )
 
 
@@ -50,44 +54,30 @@ def outcome_of(status: int | None) -> str:
 
 
 class _State(Collector):
-    """Scrape-time gauges from the engine."""
+    """The gauges, from what `Metrics.refresh` read last."""
 
-    def __init__(self, hub: ScanHub, clients: Any, now: Any) -> None:
-        self.hub, self.clients, self.now = hub, clients, now
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        m = self.metrics
         items = GaugeMetricFamily(
             "scanhub_items",
             "Tracked items by vendor, source, kind, lifecycle and verdict.",
             labels=["vendor", "source", "kind", "lifecycle", "verdict"],
         )
-        counts: dict[tuple[str, ...], int] = {}
-        oldest: dict[str, datetime] = {}
-        for item in self.hub.items:
-            labels = (
-                str(item.vendor),
-                item.source,
-                item.kind,
-                item.lifecycle.value,
-                item.verdict.value,
-            )
-            counts[labels] = counts.get(labels, 0) + 1
-            if not item.lifecycle.is_terminal:
-                since = item.created_at or self.hub.changed_at(item.key)
-                if since is not None and (item.source not in oldest or since < oldest[item.source]):
-                    oldest[item.source] = since
-        for key, n in sorted(counts.items()):
-            items.add_metric(list(key), n)
+        for c in m.counts:
+            items.add_metric([c.vendor, c.source, c.kind, c.lifecycle, c.verdict], c.n)
         yield items
 
-        now = self.now()
+        now = m.service.now()
         age = GaugeMetricFamily(
             "scanhub_oldest_unfinished_item_age_seconds",
             "Age of the oldest item not yet finished, per source (stuck-scan alerting).",
             labels=["source"],
         )
-        for source, since in sorted(oldest.items()):
-            age.add_metric([source], max(0.0, (now - since).total_seconds()))
+        for o in m.oldest:
+            age.add_metric([o.source], max(0.0, (now - o.since).total_seconds()))
         yield age
 
         up = GaugeMetricFamily(
@@ -100,25 +90,40 @@ class _State(Collector):
             "Seconds the vendor's rate limit still pauses the source.",
             labels=["source"],
         )
-        for name, health in sorted(self.hub.source_health().items()):
-            up.add_metric([name, str(health["vendor"])], 1.0 if health["up"] else 0.0)
-            until = health["paused_until"]
-            pause.add_metric([name], max(0.0, (until - now).total_seconds()) if until else 0.0)
+        for h in m.service.hub.source_health():
+            up.add_metric([h.name, h.vendor], 1.0 if h.up else 0.0)
+            pause.add_metric([h.name], h.paused_for)
         yield up
         yield pause
 
+        recorder = m.service.hub.health().recorder
+        store_up = GaugeMetricFamily(
+            "scanhub_store_up", "1 while the store takes commits, 0 while it does not."
+        )
+        store_up.add_metric([], 1.0 if recorder.ok else 0.0)
+        yield store_up
+        pending = GaugeMetricFamily(
+            "scanhub_store_pending_observations",
+            "Observations waiting to be committed (polling pauses past a bound).",
+        )
+        pending.add_metric([], float(recorder.pending))
+        yield pending
+
         clients = GaugeMetricFamily("scanhub_sse_clients", "Connected live-stream clients.")
-        clients.add_metric([], float(self.clients()))
+        clients.add_metric([], float(m.service.streams))
         yield clients
 
 
 class Metrics:
     """The service's registry and the counters it updates as things happen."""
 
-    def __init__(self, hub: ScanHub, *, clients: Any, now: Any) -> None:
+    def __init__(self, service: Service) -> None:
         # `_created` series double every counter and histogram for no use on a dashboard
         # (prometheus-client's switch is process-wide; the service owns its process).
         disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.service = service
+        self.counts: list[Count] = []
+        self.oldest: list[Oldest] = []
         self.registry = CollectorRegistry(auto_describe=True)
         self.transitions = Counter(
             "scanhub_transitions",
@@ -145,8 +150,8 @@ class Metrics:
             ["source", "outcome"],
             registry=self.registry,
         )
-        self.registry.register(_State(hub, clients, now))
-        for client in hub.clients:
+        self.registry.register(_State(self))
+        for client in service.hub.clients:
             client.transport.observers.append(self._observer(client.name))
 
     def _observer(self, source: str) -> Any:
@@ -163,3 +168,19 @@ class Metrics:
         """Count a recorded transition."""
         a = change.after
         self.transitions.labels(str(a.vendor), a.source, a.kind, a.lifecycle.value).inc()
+
+    async def follow(self) -> None:
+        """Count every transition committed from now on (every replica's, on a shared store:
+        the log is the same for all)."""
+        sub = self.service.hub.subscribe()
+        try:
+            async for change in sub:
+                self.change(change)
+        finally:
+            sub.close()
+
+    async def refresh(self) -> None:
+        """Read the gauges' figures from the store (its kept counts; the oldest active item
+        of each source), just before a scrape."""
+        self.counts = await self.service.store.counts()
+        self.oldest = await self.service.store.oldest_active()

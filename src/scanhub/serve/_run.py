@@ -8,14 +8,13 @@ import logging
 import os
 import signal
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, TextIO
 
-from .._config import Config, apply_tracks, build_clients, load_config, parse_config
-from .._hub import ScanHub
+from .._compose import apply_tracks, build_hub, open_state
+from .._config import Config, load_config, parse_config
+from .._defaults import LEASE_SECONDS, PORT, REDISCOVER_EVERY, STUCK_AFTER
 from .._registry import Registry, registry
-from ..store import MemoryStore, SQLiteStore, Store, open_store
-from ._service import Service
+from ._app import Service
 
 log = logging.getLogger("scanhub")
 
@@ -23,40 +22,15 @@ log = logging.getLogger("scanhub")
 DEMO_EVERY = 3.0
 
 
-def default_state(config: Config, state: str | None) -> Store:
-    """`--state`, else `[state] path` (relative to the config file), else `scanhub-state.db`
-    next to the config file: the service persists by default."""
-    retention = config.state.retention() if config.state is not None else None
-    if state == "memory":
-        return MemoryStore(retention=retention)
-    if state is None and config.state is not None and config.state.url:
-        state = config.state.url
-    if state is not None and state.startswith(("postgresql://", "postgres://")):
-        return open_store(state, retention=retention, holder=_holder())
-    if state is None:
-        base = Path(config.path).resolve().parent
-        name = config.state.path if config.state and config.state.path else "scanhub-state.db"
-        state = str(base / name)
-    return SQLiteStore(state, retention=retention)
-
-
-def _holder() -> str:
-    """This replica's name in the leases table."""
-    import socket
-    import uuid
-
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 async def serve(
     config_path: str | None,
     *,
     state: str | None = None,
     host: str = "127.0.0.1",
-    port: int = 8470,
+    port: int = PORT,
     demo: bool = False,
     token_env: str = "SCANHUB_TOKEN",  # noqa: S107 - the name of a variable, not a secret
-    lease_seconds: float = 15.0,
+    lease_seconds: float = LEASE_SECONDS,
     out: TextIO,
     env: Mapping[str, str] | None = None,
     stop: asyncio.Event | None = None,
@@ -76,26 +50,19 @@ async def serve(
             sims = await stack.enter_async_context(running_sims())
             config, demo_env = _demo_config(sims, registry())
             env.update(demo_env)
-            store: Store = MemoryStore()
-            if state and state != "memory":
-                store = (
-                    open_store(state, holder=_holder())
-                    if state.startswith(("postgresql://", "postgres://"))
-                    else SQLiteStore(state)
-                )
-            interval = 1.0
+            store = await open_state(None, state, "memory")
+            hub = build_hub(
+                config,
+                store,
+                env=env,
+                interval=1.0,
+                max_interval=min(config.max_interval, 10.0),
+                lease_ttl=lease_seconds,
+            )
         else:
             config = load_config(config_path or "scanhub.toml", env=env)
-            store = default_state(config, state)
-            interval = config.interval
-        hub = ScanHub(
-            build_clients(config, env),
-            interval=interval,
-            max_interval=min(config.max_interval, 10.0) if demo else config.max_interval,
-            store=store,
-        )
-        await stack.enter_async_context(hub)
-        await apply_tracks(hub, config)
+            store = await open_state(config, state, "file")
+            hub = build_hub(config, store, env=env, lease_ttl=lease_seconds)
         service = Service(
             hub,
             config,
@@ -103,14 +70,14 @@ async def serve(
             port=port,
             token=env.get(token_env) or None,
             env=env,
-            rediscover_every=DEMO_EVERY if demo else 60.0,
-            stuck_after=60.0 if demo else 1800.0,
-            lease_ttl=lease_seconds,
+            rediscover_every=DEMO_EVERY if demo else REDISCOVER_EVERY,
+            stuck_after=60.0 if demo else STUCK_AFTER,
         )
-        url = await service.start()
         try:
+            url = await service.start()
+            await apply_tracks(hub, config)
             print(f"scanhub serve: {url}  (Ctrl-C to stop)", file=out, flush=True)
-            if service._token is None:
+            if not service.writes_enabled:
                 print(
                     f"  writes (POST /api/v1/track, DELETE items) are off: set {token_env} "
                     "to enable them",

@@ -1,23 +1,33 @@
-"""Durable state for the watcher: `Store` and its backends.
+"""The truth: `Store` and its backends.
 
 A store keeps the tracked set (with how each item was added), every item's current state, an
-append-only log of transitions with monotonically increasing integer ids, and per item the last
-observation time and last error. The engine writes to it and commits a transition before any
-consumer sees it; consumers (the CLI's `history`, the service's API and live stream) read from
-it and resume from a transition id.
+append-only log of transitions with increasing integer ids, per item the last observation time
+and last error, and (shared) the leases of sources. It is written through one method,
+`commit(observations)`, which applies one rule (`plan`) in every backend; everything else
+(the engine's working set, watch consumers, the live stream, the JSON API, other replicas)
+reads it back.
 
-Backends: `MemoryStore` (the library default) and `SQLiteStore` (one file, WAL, forward-only
-migrations). `open_store("memory")`, `open_store("path/to/state.db")` pick one by URL or path.
+Backends: `MemoryStore` (the library default), `SQLiteStore` (one file, WAL, forward-only
+migrations, indexed reads) and `PostgresStore` (several replicas). `open_store("memory")`,
+`open_store("path/to/state.db")`, `open_store("postgresql://...")` pick one.
 """
 
 from ._base import (
     SCHEMA_VERSION,
+    Committed,
+    Count,
+    ItemQuery,
     Observation,
+    Oldest,
+    Outcome,
+    Page,
     Retention,
     Store,
     StoredItem,
     Transition,
     item_json,
+    plan,
+    search_text,
 )
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
@@ -44,8 +54,14 @@ def open_store(
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Committed",
+    "Count",
+    "ItemQuery",
     "MemoryStore",
     "Observation",
+    "Oldest",
+    "Outcome",
+    "Page",
     "Retention",
     "SQLiteStore",
     "Store",
@@ -53,4 +69,6 @@ __all__ = [
     "Transition",
     "item_json",
     "open_store",
+    "plan",
+    "search_text",
 ]

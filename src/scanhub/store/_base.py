@@ -1,21 +1,36 @@
-"""The `Store` protocol and the records it speaks in."""
+"""The `Store` protocol, the records it speaks in, and the one rule every backend applies when
+it commits what the engine saw (`plan`).
+
+The store is the truth. A fact exists once it is committed here: a tracked item, its current
+state, a transition, a lease. Everything else reads it back: the engine's working set is a
+cache of the active items it polls, and every consumer of transitions (watch, the live stream,
+the JSON API, other replicas) reads the committed log, so one transition id has one body
+everywhere.
+
+One write path: `commit(observations)`. An observation is what was seen of an item at a time
+(its state, or the error of a failed poll) and, for items not tracked yet, how to track them
+(`origin`). In one transaction the backend reads the current state of the keys, applies `plan`
+to each observation in order (the monotonic rule, change detection, stale answers), appends
+a transition for every significant change, and updates the current states.
+"""
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from attrs import frozen
+from attrs import define, frozen
 
-from .._changes import Change, ItemError
-from .._convert import dumps, item_from_dict, to_dict
-from .._model import Item
+from .._changes import Change, ItemError, is_placeholder, significant, supersedes
+from .._convert import dumps, item_from_dict, item_to_stored
+from .._model import Item, Lifecycle, Verdict
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @frozen
@@ -37,8 +52,8 @@ class StoredItem:
     """A tracked item as the store has it."""
 
     item: Item
-    #: How it was added: "track", "config", "discovery:<source>", ...
-    how: str
+    #: How it was added: "track", "config", "api", "discovery:<source>", "webhook:<source>".
+    origin: str
     last_observed: datetime | None = None
     last_error: ItemError | None = None
     #: When its last transition was recorded (None: never).
@@ -49,14 +64,56 @@ class StoredItem:
         """The item's key."""
         return self.item.key
 
+    @property
+    def how(self) -> str:
+        """The former name of `origin`."""
+        return self.origin
+
 
 @frozen
 class Observation:
-    """A poll that changed nothing (or failed): when, and the error if there was one."""
+    """What was seen of an item at `observed_at`: its state (`item`), or why a poll failed
+    (`error`), or both absent (a sighting that only says "still there"). With `origin`, an item
+    not tracked yet is tracked first (tracking, discovery, webhooks); without, an observation of
+    an item no longer tracked is dropped."""
 
     key: str
     observed_at: datetime
+    item: Item | None = None
     error: ItemError | None = None
+    origin: str | None = None
+
+    @classmethod
+    def of(cls, item: Item, origin: str | None = None, at: datetime | None = None) -> Observation:
+        """An observation of `item` (now, unless `at`)."""
+        return cls(item.key, at or datetime.now(UTC), item, None, origin)
+
+
+class Outcome(StrEnum):
+    """What committing an observation did."""
+
+    #: A transition was appended (a first sighting or a significant change).
+    RECORDED = "recorded"
+    #: The item was tracked with no state worth recording yet (a placeholder).
+    TRACKED = "tracked"
+    #: Nothing worth a transition (the same state, an older one, or an error).
+    UNCHANGED = "unchanged"
+    #: The observation was older than what the store already had: ignored.
+    STALE = "stale"
+    #: The item is not tracked (any more): ignored.
+    UNTRACKED = "untracked"
+
+
+@frozen
+class Committed:
+    """The result of one observation's commit."""
+
+    key: str
+    outcome: Outcome
+    #: The transition's id, when one was recorded.
+    id: int | None = None
+    #: The item's lifecycle after the commit (None when not tracked).
+    lifecycle: Lifecycle | None = None
 
 
 @frozen
@@ -72,43 +129,291 @@ class Transition:
         return self.change.key
 
 
-def item_json(item: Item, *, raw: bool = True) -> str:
-    """An item as the JSON a store keeps (`to_dict`; without the vendor payload when `raw` is
-    False, as transitions keep it)."""
-    data = to_dict(item)
-    if not raw:
-        data.pop("raw", None)
-    return dumps(data, separators=(",", ":"), ensure_ascii=False)
+@frozen
+class ItemQuery:
+    """Which items to read, and which page: filters (exact, except `text`, a case-insensitive
+    substring of the key, ids, application, message and vendor status), keyset paging by key
+    (`after`: the last key of the previous page), at most `limit` rows."""
+
+    vendor: str | None = None
+    source: str | None = None
+    kind: str | None = None
+    lifecycle: str | None = None
+    verdict: str | None = None
+    application: str | None = None
+    text: str | None = None
+    after: str | None = None
+    limit: int = 100
+
+    @property
+    def counted(self) -> bool:
+        """True when the total is a sum of the kept counts (no application or text filter)."""
+        return self.application is None and self.text is None
 
 
-def item_row(item: Item) -> tuple[str, ...]:
-    """The columns every backend keeps of an item's current state: key, kind, vendor, source,
-    application id, lifecycle, verdict, and the item as JSON."""
-    return (
-        item.key,
-        item.kind,
-        str(item.vendor),
-        item.source,
-        item.application_id,
-        item.lifecycle.value,
-        item.verdict.value,
-        item_json(item),
-    )
+@frozen
+class Page:
+    """A page of items (ordered by key), the key to continue after (None: the last page), and
+    how many items the filters match in all."""
+
+    items: list[StoredItem]
+    next_after: str | None
+    total: int
 
 
-def item_from_json(data: dict[str, Any]) -> Item:
-    """The inverse of `item_json` (given the decoded JSON)."""
+@frozen
+class Count:
+    """How many tracked items have these labels (kept up to date on every commit)."""
+
+    vendor: str
+    source: str
+    kind: str
+    lifecycle: str
+    verdict: str
+    n: int
+
+
+@frozen
+class Oldest:
+    """The oldest unfinished item of a source."""
+
+    source: str
+    key: str
+    since: datetime
+
+
+# --- the commit rule ------------------------------------------------------------------------
+
+
+@define
+class Row:
+    """What the commit rule reads of an item's current state (a backend fills it from its
+    row), and what it changes."""
+
+    key: str
+    lifecycle: Lifecycle
+    verdict: Verdict
+    vendor_status: str
+    message: str | None
+    observed_at: datetime | None
+    last_transition: int | None
+    #: Set by `plan` when the item's stored state must be rewritten.
+    item: Item | None = None
+    error: ItemError | None = None
+    dirty: bool = False
+    #: Set by the backend when it appended a transition for the item.
+    changed_at: datetime | None = None
+
+
+@frozen
+class Step:
+    """What one observation does to the store: track a new item (`insert`), append a
+    transition (`record`), rewrite the current state or error (`update`), or nothing."""
+
+    outcome: Outcome
+    insert: bool = False
+    record: bool = False
+
+
+def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
+    """The one rule of every backend: what committing `ob` does, given the current `row` (None:
+    not tracked). Returns the step and the row as it stands afterwards (changed in place, or
+    new for an insert). Pure; the backend applies the step."""
+    item = ob.item
+    if row is None:
+        if ob.origin is None or item is None:
+            return Step(Outcome.UNTRACKED), None
+        new = Row(
+            ob.key,
+            item.lifecycle,
+            item.verdict,
+            item.vendor_status,
+            item.message,
+            ob.observed_at,
+            None,
+            item,
+            ob.error,
+            True,
+        )
+        if is_placeholder(item):
+            return Step(Outcome.TRACKED, insert=True), new
+        return Step(Outcome.RECORDED, insert=True, record=True), new
+    if row.observed_at is not None and ob.observed_at < row.observed_at:
+        return Step(Outcome.STALE), row
+    row.observed_at = ob.observed_at
+    row.dirty = True
+    if item is None:
+        row.error = ob.error
+        return Step(Outcome.UNCHANGED), row
+    row.error = None
+    if not supersedes(row, item):
+        return Step(Outcome.UNCHANGED), row
+    changed = significant(row, item)
+    row.lifecycle, row.verdict = item.lifecycle, item.verdict
+    row.vendor_status, row.message = item.vendor_status, item.message
+    row.item = item
+    return Step(Outcome.RECORDED if changed else Outcome.UNCHANGED, record=changed), row
+
+
+# --- how items are kept -----------------------------------------------------------------------
+
+
+def item_json(item: Item) -> str:
+    """An item as a store keeps it: compact JSON without the vendor payload (kept apart) and
+    without empty fields."""
+    return dumps(item_to_stored(item), separators=(",", ":"), ensure_ascii=False)
+
+
+def raw_json(item: Item) -> str | None:
+    """The vendor payload as JSON (None when there is none)."""
+    if item.raw is None:
+        return None
+    return dumps(item.raw, separators=(",", ":"), ensure_ascii=False)
+
+
+def item_from_json(data: dict[str, Any], raw: Any = None) -> Item:
+    """The inverse of `item_json` (given the decoded JSON), with the vendor payload."""
+    if raw is not None:
+        data = {**data, "raw": raw}
     return item_from_dict(data)
 
 
+def search_text(item: Item) -> str:
+    """What text search (`ItemQuery.text`) matches: key, id, application id and name, vendor
+    status, message, and a promotion's version and stages."""
+    parts = [item.key, item.id, item.application_id, item.application_name, item.vendor_status]
+    parts.append(item.message)
+    for attr in ("version", "target_stage", "source_stage", "scan_type"):
+        value = getattr(item, attr, None)
+        if isinstance(value, str):
+            parts.append(value)
+    return " ".join(p for p in parts if p).casefold()
+
+
+def since_of(item: Item, observed_at: datetime) -> datetime:
+    """Since when an item is under way (for "oldest unfinished"): the vendor's creation time,
+    else when scanhub first saw it."""
+    return item.created_at or observed_at
+
+
 class Store(abc.ABC):
-    """Where the engine keeps what it tracks and what happened. Every method is a coroutine;
-    a backend serializes its own writes. See the package docstring for the guarantees."""
+    """Where the engine keeps what it tracks and what happened (see the module docstring).
+    Every method is a coroutine; a backend serializes its own writes."""
 
     retention: Retention
-    #: True when several processes share the store (leases decide who polls which source, and
-    #: `follow` carries every process's transitions).
+    #: True when several processes share the store (leases decide who polls which source; the
+    #: log carries every process's transitions; the tracked set is told of between them).
     shared: bool = False
+
+    def __init__(self) -> None:
+        # Wakes `follow` in this process when a commit appended to the log.
+        self._appended = asyncio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Open (and migrate) the store."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close it."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- writes ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
+        """Apply `plan` to each observation in order, in one transaction; returns what each
+        did. A consumer may see the transitions once this returns."""
+
+    async def track(
+        self, entries: Sequence[tuple[Item, str]], now: datetime | None = None
+    ) -> list[Committed]:
+        """Track items (item, origin); a key already tracked keeps its state, unless the item
+        moves it forward. A first state that is not a placeholder is recorded (history)."""
+        at = now or datetime.now(UTC)
+        return await self.commit([Observation(i.key, at, i, None, how) for i, how in entries])
+
+    @abc.abstractmethod
+    async def untrack(self, keys: Sequence[str]) -> list[str]:
+        """Remove keys from the tracked set (their history stays); returns those removed."""
+
+    @abc.abstractmethod
+    async def prune(self, now: datetime) -> int:
+        """Apply the retention policy; returns how many transitions were removed."""
+
+    # --- reads ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> StoredItem | None:
+        """One tracked item, with its vendor payload."""
+
+    @abc.abstractmethod
+    async def query(self, query: ItemQuery) -> Page:
+        """A page of tracked items (without their vendor payloads), ordered by key."""
+
+    @abc.abstractmethod
+    async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
+        """Tracked items not finished yet (of these sources), in the order first tracked: what
+        an engine polls. Costs what is under way, not what is history."""
+
+    async def tracked(self) -> list[StoredItem]:
+        """Every tracked item with its current state, in the order first tracked (for commands
+        that show everything; a service pages with `query`)."""
+        return (await self.tracked_at())[0]
+
+    @abc.abstractmethod
+    async def tracked_at(
+        self, keys: Collection[str] | None = None
+    ) -> tuple[list[StoredItem], int]:
+        """Every tracked item (or those of `keys`), with its vendor payload, in the order first
+        tracked, and the id of the newest transition at that same moment: a reader that
+        starts from both sees each transition exactly once."""
+
+    @abc.abstractmethod
+    async def counts(self) -> list[Count]:
+        """Tracked items by vendor, source, kind, lifecycle and verdict."""
+
+    @abc.abstractmethod
+    async def oldest_active(self) -> list[Oldest]:
+        """Per source, its oldest unfinished item."""
+
+    @abc.abstractmethod
+    async def transitions(
+        self, *, since: int = 0, key: str | None = None, limit: int | None = None
+    ) -> list[Transition]:
+        """Recorded transitions with id > `since` (of one item if `key`), oldest first. A
+        change's `before` is the item's previous transition, when the log still has it."""
+
+    @abc.abstractmethod
+    async def last_id(self) -> int:
+        """The id of the newest transition (0 when there is none)."""
+
+    async def follow(self, since: int) -> AsyncIterator[Change]:
+        """Every transition after `since`, in id order, as it is committed. This default wakes
+        on this process's commits (and looks every second); a shared store is told of every
+        process's commits."""
+        while True:
+            self._appended.clear()
+            found = await self.transitions(since=since, limit=1000)
+            for t in found:
+                since = t.id
+                yield t.change
+            if len(found) < 1000:
+                try:
+                    async with asyncio.timeout(1.0):
+                        await self._appended.wait()
+                except TimeoutError:
+                    pass
+
+    # --- several processes ----------------------------------------------------------------
 
     async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
         """Take or renew the leases of `sources` for `ttl` seconds; returns those held. A store
@@ -119,63 +424,20 @@ class Store(abc.ABC):
         """Give up this process's leases (nothing to give up for a store one process owns)."""
         return
 
-    async def follow(self, since: int) -> AsyncIterator[Change]:
-        """Every transition after `since`, in id order, as it is recorded. This default looks
-        every second; a shared store is told at once (PostgreSQL's LISTEN/NOTIFY)."""
-        while True:
-            found = await self.transitions(since=since, limit=1000)
-            for t in found:
-                since = t.id
-                yield t.change
-            if len(found) < 1000:
-                await asyncio.sleep(1.0)
+    async def tracking_changes(self) -> AsyncIterator[frozenset[str]]:
+        """The sources whose tracked set another process changed, as it happens (a shared
+        store); a store one process owns has nothing to tell and never yields."""
+        await asyncio.Event().wait()
+        yield frozenset()  # pragma: no cover - never reached
 
-    @abc.abstractmethod
-    async def open(self) -> None:
-        """Open (and migrate) the store."""
 
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Flush and close."""
-
-    async def __aenter__(self) -> Store:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @abc.abstractmethod
-    async def track(self, items: Sequence[tuple[Item, str]]) -> None:
-        """Add items to the tracked set (item, how). A key already tracked keeps its state."""
-
-    @abc.abstractmethod
-    async def untrack(self, keys: Sequence[str]) -> None:
-        """Remove keys from the tracked set (their history stays)."""
-
-    @abc.abstractmethod
-    async def tracked(self) -> list[StoredItem]:
-        """Every tracked item with its current state, in the order it was first tracked."""
-
-    @abc.abstractmethod
-    async def record(self, changes: Sequence[Change]) -> list[Change]:
-        """Append `changes` to the log in one commit, update the items' current state, and
-        return them with their ids (in order). A consumer may see them once this returns."""
-
-    @abc.abstractmethod
-    async def observe(self, observations: Sequence[Observation]) -> None:
-        """Record polls that changed nothing (last observed time, last error), in one commit."""
-
-    @abc.abstractmethod
-    async def transitions(
-        self, *, since: int = 0, key: str | None = None, limit: int | None = None
-    ) -> list[Transition]:
-        """Recorded transitions with id > `since` (of one item if `key`), oldest first."""
-
-    @abc.abstractmethod
-    async def last_id(self) -> int:
-        """The id of the newest transition (0 when there is none)."""
-
-    @abc.abstractmethod
-    async def prune(self, now: datetime) -> int:
-        """Apply the retention policy; returns how many transitions were removed."""
+def change_of(
+    tid: int, observed_at: datetime, after: dict[str, Any], before: dict[str, Any] | None
+) -> Change:
+    """A logged transition as a `Change` (every backend decodes the log with this)."""
+    return Change(
+        None if before is None else item_from_json(before),
+        item_from_json(after),
+        observed_at,
+        tid,
+    )

@@ -1,26 +1,66 @@
-"""`MemoryStore`: the library default. Everything in this process's memory; gone at exit."""
+"""`MemoryStore`: the library default. Everything in this process's memory; gone at exit.
+
+Reads walk what is held (a one-off watch holds little); a service that must not grow with
+history keeps its state in SQLite or PostgreSQL, whose reads are indexed queries.
+"""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from attrs import evolve
+from attrs import define
 
-from .._changes import Change
+from .._changes import Change, ItemError
 from .._model import Item
-from ._base import Observation, Retention, Store, StoredItem, Transition
+from ._base import (
+    Committed,
+    Count,
+    ItemQuery,
+    Observation,
+    Oldest,
+    Outcome,
+    Page,
+    Retention,
+    Row,
+    Store,
+    StoredItem,
+    Transition,
+    plan,
+    search_text,
+    since_of,
+)
+
+
+@define
+class _Held:
+    item: Item
+    origin: str
+    seq: int
+    since: datetime
+    last_observed: datetime | None = None
+    last_error: ItemError | None = None
+    last_change: datetime | None = None
+    last_transition: int | None = None
+
+    def stored(self) -> StoredItem:
+        return StoredItem(
+            self.item, self.origin, self.last_observed, self.last_error, self.last_change
+        )
 
 
 class MemoryStore(Store):
     """A `Store` in memory (tests, one-off watches, the library default)."""
 
     def __init__(self, *, retention: Retention | None = None) -> None:
+        super().__init__()
         self.retention = retention or Retention()
-        self._items: dict[str, StoredItem] = {}
+        self._items: dict[str, _Held] = {}
         self._log: list[Transition] = []
+        self._ids: list[int] = []  # the log's ids, for bisecting
         self._next = 1
+        self._seq = 0
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -28,48 +68,63 @@ class MemoryStore(Store):
     async def close(self) -> None:
         """Nothing to close."""
 
-    async def track(self, items: Sequence[tuple[Item, str]]) -> None:
-        for item, how in items:
-            self._items.setdefault(item.key, StoredItem(item, how))
+    # --- writes ---------------------------------------------------------------------------
 
-    async def untrack(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self._items.pop(key, None)
-
-    async def tracked(self) -> list[StoredItem]:
-        return list(self._items.values())
-
-    async def record(self, changes: Sequence[Change]) -> list[Change]:
+    async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
         out = []
-        for change in changes:
-            stored = evolve(change, id=self._next)
-            self._next += 1
-            self._log.append(Transition(stored.id or 0, stored))
-            held = self._items.get(change.key)
-            how = held.how if held else "track"
-            self._items[change.key] = StoredItem(
-                change.after, how, change.observed_at, None, change.observed_at
-            )
-            out.append(stored)
-        return out
-
-    async def observe(self, observations: Sequence[Observation]) -> None:
         for ob in observations:
             held = self._items.get(ob.key)
+            row = None
             if held is not None:
-                self._items[ob.key] = evolve(
-                    held, last_observed=ob.observed_at, last_error=ob.error
+                row = Row(
+                    ob.key,
+                    held.item.lifecycle,
+                    held.item.verdict,
+                    held.item.vendor_status,
+                    held.item.message,
+                    held.last_observed,
+                    held.last_transition,
                 )
+            step, after = plan(row, ob)
+            if after is None or step.outcome is Outcome.STALE:
+                out.append(Committed(ob.key, step.outcome))
+                continue
+            if step.insert:
+                assert after.item is not None
+                self._seq += 1
+                since = since_of(after.item, ob.observed_at)
+                held = self._items[ob.key] = _Held(
+                    after.item, ob.origin or "track", self._seq, since
+                )
+            assert held is not None
+            tid = None
+            if step.record:
+                assert after.item is not None
+                tid = self._next
+                self._next += 1
+                before = self._before(held.last_transition)
+                stored = after.item if after.item.raw is None else _without_raw(after.item)
+                self._log.append(Transition(tid, Change(before, stored, ob.observed_at, tid)))
+                self._ids.append(tid)
+                held.last_transition, held.last_change = tid, ob.observed_at
+            if after.item is not None:
+                held.item = after.item
+            held.last_observed, held.last_error = after.observed_at, after.error
+            out.append(Committed(ob.key, step.outcome, tid, held.item.lifecycle))
+        if any(c.id is not None for c in out):
+            self._appended.set()
+        return out
 
-    async def transitions(
-        self, *, since: int = 0, key: str | None = None, limit: int | None = None
-    ) -> list[Transition]:
-        start = bisect.bisect_right([t.id for t in self._log], since) if since else 0
-        found = [t for t in self._log[start:] if key is None or t.key == key]
-        return found if limit is None else found[:limit]
+    def _before(self, tid: int | None) -> Item | None:
+        if tid is None:
+            return None
+        i = bisect.bisect_left(self._ids, tid)
+        if i < len(self._log) and self._log[i].id == tid:
+            return self._log[i].change.after
+        return None
 
-    async def last_id(self) -> int:
-        return self._next - 1
+    async def untrack(self, keys: Sequence[str]) -> list[str]:
+        return [k for k in keys if self._items.pop(k, None) is not None]
 
     async def prune(self, now: datetime) -> int:
         r = self.retention
@@ -86,4 +141,101 @@ class MemoryStore(Store):
                 per_item[t.key] = n + 1
         removed = len(self._log) - len(keep)
         self._log = keep[::-1]
+        self._ids = [t.id for t in self._log]
         return removed
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get(self, key: str) -> StoredItem | None:
+        held = self._items.get(key)
+        return None if held is None else held.stored()
+
+    async def query(self, query: ItemQuery) -> Page:
+        text = query.text.casefold() if query.text else None
+
+        def wants(item: Item) -> bool:
+            return (
+                (query.vendor is None or item.vendor == query.vendor)
+                and (query.source is None or item.source == query.source)
+                and (query.kind is None or item.kind == query.kind)
+                and (query.lifecycle is None or item.lifecycle.value == query.lifecycle)
+                and (query.verdict is None or item.verdict.value == query.verdict)
+                and (
+                    query.application is None
+                    or query.application in (item.application_id, item.application_name)
+                )
+                and (text is None or text in search_text(item))
+            )
+
+        chosen = sorted((h for h in self._items.values() if wants(h.item)), key=_by_key)
+        total = len(chosen)
+        if query.after is not None:
+            chosen = [h for h in chosen if h.item.key > query.after]
+        page = chosen[: query.limit]
+        more = len(chosen) > query.limit
+        return Page(
+            [_without_payload(h.stored()) for h in page],
+            page[-1].item.key if more else None,
+            total,
+        )
+
+    async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
+        return [
+            _without_payload(h.stored())
+            for h in sorted(self._items.values(), key=lambda h: h.seq)
+            if not h.item.lifecycle.is_terminal and (sources is None or h.item.source in sources)
+        ]
+
+    async def tracked_at(
+        self, keys: Collection[str] | None = None
+    ) -> tuple[list[StoredItem], int]:
+        held = sorted(self._items.values(), key=lambda h: h.seq)
+        if keys is not None:
+            held = [h for h in held if h.item.key in keys]
+        return [h.stored() for h in held], self._next - 1
+
+    async def counts(self) -> list[Count]:
+        found: dict[tuple[str, str, str, str, str], int] = {}
+        for h in self._items.values():
+            i = h.item
+            labels = (i.vendor, i.source, i.kind, i.lifecycle.value, i.verdict.value)
+            found[labels] = found.get(labels, 0) + 1
+        return [Count(*labels, n) for labels, n in sorted(found.items())]
+
+    async def oldest_active(self) -> list[Oldest]:
+        oldest: dict[str, Oldest] = {}
+        for h in self._items.values():
+            if h.item.lifecycle.is_terminal:
+                continue
+            known = oldest.get(h.item.source)
+            if known is None or h.since < known.since:
+                oldest[h.item.source] = Oldest(h.item.source, h.item.key, h.since)
+        return [oldest[s] for s in sorted(oldest)]
+
+    async def transitions(
+        self, *, since: int = 0, key: str | None = None, limit: int | None = None
+    ) -> list[Transition]:
+        start = bisect.bisect_right(self._ids, since) if since else 0
+        found = [t for t in self._log[start:] if key is None or t.key == key]
+        return found if limit is None else found[:limit]
+
+    async def last_id(self) -> int:
+        return self._next - 1
+
+
+def _by_key(held: _Held) -> str:
+    return held.item.key
+
+
+def _without_raw(item: Item) -> Item:
+    from attrs import evolve
+
+    return evolve(item, raw=None)
+
+
+def _without_payload(stored: StoredItem) -> StoredItem:
+    if stored.item.raw is None:
+        return stored
+    from attrs import evolve
+
+    return evolve(stored, item=_without_raw(stored.item))

@@ -2,20 +2,27 @@
 
 Driver: asyncpg (the `postgres` extra). It is native asyncio (no thread hop per call), speaks
 PostgreSQL's binary protocol, and has LISTEN/NOTIFY built in (`add_listener`), which the
-replicas use to hear of each other's transitions. psycopg 3 would do too; asyncpg needs no libpq
+replicas use to hear of each other's commits. psycopg 3 would do too; asyncpg needs no libpq
 and is the faster of the two for the many small statements a watcher makes.
 
 - Schema versions live in `scanhub_meta`; `MIGRATIONS[n]` takes version n to n+1 under a
   transaction-level advisory lock, so running them twice, or from two processes at once, is
   safe.
-- Transitions are appended under a transaction-level advisory lock too: ids are handed out and
-  committed in the same order, so a reader resuming "after id N" (SSE `Last-Event-ID`,
-  `history --since`) never misses a transition that another replica committed late with a
-  smaller id. The commit NOTIFYs `scanhub_transitions`.
+- A commit runs under a transaction-level advisory lock: the current states of the batch's
+  keys are read, the commit rule (`plan`) applied, and ids handed out and committed in the same
+  order, so a reader resuming "after id N" (SSE `Last-Event-ID`, `history --since`) never
+  misses a transition another replica committed late with a smaller id. Any replica may
+  commit what it saw of any item: the rule judges it against what is stored (a state that
+  moves nothing forward, or an answer older than what is stored, records nothing), so a
+  replica that lost a source's lease cannot record a transition twice, and nothing a replica
+  saw is dropped for want of a lease.
+- Each commit that appended NOTIFYs `scanhub_transitions`; each that changed the tracked set
+  NOTIFYs `scanhub_tracking` with the sources concerned, so the replica polling a source learns
+  of items tracked on another replica at once.
 - Leases: a row per source (`holder`, `expires_at`). A replica polls a source only while it holds
   its lease; a lease not renewed for its period expires and another replica takes the source.
-  With `holder` set, `record` drops changes of sources this replica does not hold (fencing), so a
-  replica that lost a lease never records a transition twice.
+- Reads are indexed queries (an index per filter, a trigram index for text search where the
+  `pg_trgm` extension can be created, counts kept by a trigger).
 - The password comes from the environment (`SCANHUB_DATABASE_URL` or libpq's `PGPASSWORD`), never
   from a file, and is never printed.
 """
@@ -25,34 +32,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+import random
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from attrs import evolve
-
 from .._changes import Change, ItemError
 from .._convert import converter
-from .._errors import ConfigError
-from .._model import Item
+from .._errors import ConfigError, StoreUnavailable
+from .._model import Lifecycle, Verdict
 from ._base import (
     SCHEMA_VERSION,
+    Committed,
+    Count,
+    ItemQuery,
     Observation,
+    Oldest,
+    Outcome,
+    Page,
     Retention,
+    Row,
     Store,
     StoredItem,
     Transition,
+    change_of,
     item_from_json,
     item_json,
-    item_row,
+    plan,
+    raw_json,
+    search_text,
+    since_of,
 )
+
+log = logging.getLogger("scanhub")
 
 #: Advisory-lock keys (any 64-bit numbers unique to scanhub).
 _MIGRATION_LOCK = 0x5CA9_4B00_0000_0001
 _APPEND_LOCK = 0x5CA9_4B00_0000_0002
 CHANNEL = "scanhub_transitions"
+TRACKING_CHANNEL = "scanhub_tracking"
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -89,8 +110,87 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 1 -> 2: a column and an index per filter, counts kept by a trigger, the vendor payload in
+    # its own column, and a log that points at the previous transition instead of copying it.
+    """
+    ALTER TABLE items RENAME COLUMN how TO origin;
+    ALTER TABLE items RENAME COLUMN last_observed TO observed_at;
+    ALTER TABLE items ADD COLUMN application_name TEXT;
+    ALTER TABLE items ADD COLUMN vendor_status TEXT NOT NULL DEFAULT '';
+    ALTER TABLE items ADD COLUMN message TEXT;
+    ALTER TABLE items ADD COLUMN active BOOLEAN NOT NULL DEFAULT TRUE;
+    ALTER TABLE items ADD COLUMN since TIMESTAMPTZ;
+    ALTER TABLE items ADD COLUMN running_at TIMESTAMPTZ;
+    ALTER TABLE items ADD COLUMN finished_at TIMESTAMPTZ;
+    ALTER TABLE items ADD COLUMN last_transition BIGINT;
+    ALTER TABLE items ADD COLUMN raw TEXT;
+    ALTER TABLE items ADD COLUMN search TEXT NOT NULL DEFAULT '';
+    UPDATE items SET
+        vendor_status = COALESCE(item::jsonb ->> 'vendor_status', ''),
+        message = item::jsonb ->> 'message',
+        active = lifecycle NOT IN ('succeeded', 'failed', 'cancelled', 'expired'),
+        since = COALESCE((item::jsonb ->> 'created_at')::timestamptz, changed_at, observed_at,
+                         now()),
+        last_transition = (SELECT MAX(id) FROM transitions t WHERE t.key = items.key),
+        raw = (item::jsonb -> 'raw')::text,
+        item = ((item::jsonb - 'raw') - 'key')::text,
+        search = lower(key || ' ' || COALESCE(item::jsonb ->> 'vendor_status', '') || ' ' ||
+                       COALESCE(item::jsonb ->> 'message', ''));
+    ALTER TABLE items ALTER COLUMN since SET NOT NULL;
+    ALTER TABLE transitions ADD COLUMN prev BIGINT;
+    UPDATE transitions t SET prev = p.prev FROM (
+        SELECT id, LAG(id) OVER (PARTITION BY key ORDER BY id) AS prev FROM transitions
+    ) p WHERE p.id = t.id;
+    ALTER TABLE transitions DROP COLUMN before;
+    DROP INDEX IF EXISTS transitions_time;
+    CREATE INDEX items_vendor ON items (vendor, key);
+    CREATE INDEX items_source ON items (source, key);
+    CREATE INDEX items_kind ON items (kind, key);
+    CREATE INDEX items_lifecycle ON items (lifecycle, key);
+    CREATE INDEX items_verdict ON items (verdict, key);
+    CREATE INDEX items_application ON items (application_id, key);
+    CREATE INDEX items_application_name ON items (application_name, key);
+    CREATE INDEX items_active ON items (source, seq) WHERE active;
+    CREATE INDEX items_active_since ON items (source, since) WHERE active;
+    CREATE INDEX items_finished ON items (finished_at) WHERE finished_at IS NOT NULL;
+    CREATE TABLE item_counts (
+        vendor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        lifecycle TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (vendor, source, kind, lifecycle, verdict)
+    );
+    INSERT INTO item_counts
+    SELECT vendor, source, kind, lifecycle, verdict, COUNT(*) FROM items
+    GROUP BY vendor, source, kind, lifecycle, verdict;
+    CREATE FUNCTION scanhub_count_items() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            UPDATE item_counts SET n = n - 1 WHERE vendor = OLD.vendor AND source = OLD.source
+                AND kind = OLD.kind AND lifecycle = OLD.lifecycle AND verdict = OLD.verdict;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            INSERT INTO item_counts VALUES (NEW.vendor, NEW.source, NEW.kind, NEW.lifecycle,
+                NEW.verdict, 1)
+            ON CONFLICT (vendor, source, kind, lifecycle, verdict) DO UPDATE
+            SET n = item_counts.n + 1;
+        END IF;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql;
+    CREATE TRIGGER items_counted AFTER INSERT OR DELETE ON items
+        FOR EACH ROW EXECUTE FUNCTION scanhub_count_items();
+    CREATE TRIGGER items_counted_move AFTER UPDATE OF lifecycle, verdict ON items
+        FOR EACH ROW WHEN (OLD.lifecycle IS DISTINCT FROM NEW.lifecycle
+                           OR OLD.verdict IS DISTINCT FROM NEW.verdict)
+        EXECUTE FUNCTION scanhub_count_items();
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+#: Columns a page of items reads (no vendor payload).
+_LISTED = "item, origin, observed_at, last_error, changed_at"
 
 
 def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
@@ -130,8 +230,8 @@ def redact_url(url: str) -> str:
 
 
 class PostgresStore(Store):
-    """A `Store` in PostgreSQL (see the module docstring). `holder` names this replica for
-    leases and fencing; None (a single process) records everything."""
+    """A `Store` in PostgreSQL (see the module docstring). `holder` names this replica in the
+    leases table; None (a single process) holds every lease."""
 
     shared = True
 
@@ -143,11 +243,14 @@ class PostgresStore(Store):
         holder: str | None = None,
         pool_size: int = 10,
     ) -> None:
+        super().__init__()
         self._url = url
         self.retention = retention or Retention()
         self.holder = holder
         self._pool_size = pool_size
         self._pool: Any = None
+        #: Whether `pg_trgm` could be used for text search (found when opening).
+        self._trigram = False
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self._url)!r})"
@@ -162,100 +265,207 @@ class PostgresStore(Store):
         self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
         async with self._pool.acquire() as con:
             await migrate(con)
+            self._trigram = await _trigram_index(con)
 
     async def close(self) -> None:
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        """A pooled connection; the database being away is a `StoreUnavailable`."""
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        try:
+            async with self._pool.acquire() as con:
+                yield con
+        except _unavailable() as exc:
+            raise StoreUnavailable(
+                f"the database is unavailable ({type(exc).__name__}: {exc})",
+                operation="store",
+            ) from exc
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def track(self, items: Sequence[tuple[Item, str]]) -> None:
-        rows = [(*item_row(item), how) for item, how in items]
-        async with self._pool.acquire() as con, con.transaction():
-            await con.executemany(
-                "INSERT INTO items (key, kind, vendor, source, application_id, lifecycle, verdict,"
-                " item, how, seq) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9, nextval('items_seq_gen'))"
-                " ON CONFLICT (key) DO NOTHING",
-                rows,
-            )
-
-    async def untrack(self, keys: Sequence[str]) -> None:
-        async with self._pool.acquire() as con:
-            await con.execute("DELETE FROM items WHERE key = ANY($1::text[])", list(keys))
-
-    async def record(self, changes: Sequence[Change]) -> list[Change]:
-        if not changes:
+    async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
+        if not observations:
             return []
-        async with self._pool.acquire() as con, con.transaction():
+        async with self._acquire() as con, con.transaction():
             await con.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-            held = None
-            if self.holder is not None:
-                rows = await con.fetch(
-                    "SELECT source FROM leases WHERE holder = $1 AND expires_at > now()",
-                    self.holder,
+            keys = list(dict.fromkeys(ob.key for ob in observations))
+            rows: dict[str, Row] = {}
+            for r in await con.fetch(
+                "SELECT key, lifecycle, verdict, vendor_status, message, observed_at,"
+                " last_transition FROM items WHERE key = ANY($1::text[]) FOR UPDATE",
+                keys,
+            ):
+                rows[r["key"]] = Row(
+                    r["key"],
+                    Lifecycle(r["lifecycle"]),
+                    Verdict(r["verdict"]),
+                    r["vendor_status"],
+                    r["message"],
+                    _utc(r["observed_at"]),
+                    r["last_transition"],
                 )
-                held = {r["source"] for r in rows}
-            kept = [
-                c for c in changes if held is None or c.after.source in held
-            ]  # fencing: a source whose lease moved is its new holder's to record
-            if not kept:
-                return []
-            # One statement for the log and one for the current states, whatever the batch:
-            # ids come in input order (WITH ORDINALITY), under the append lock.
-            rows = await con.fetch(
-                "INSERT INTO transitions (key, source, observed_at, before, after)"
-                " SELECT k, s, o, b, a FROM unnest($1::text[], $2::text[], $3::timestamptz[],"
-                " $4::text[], $5::text[]) WITH ORDINALITY AS t(k, s, o, b, a, n) ORDER BY n"
-                " RETURNING id",
-                [c.key for c in kept],
-                [c.after.source for c in kept],
-                [c.observed_at for c in kept],
-                [None if c.before is None else item_json(c.before, raw=False) for c in kept],
-                [item_json(c.after, raw=False) for c in kept],
-            )
-            ids = sorted(int(r["id"]) for r in rows)
-            latest: dict[str, Change] = {c.key: c for c in kept}  # the last state of each item
-            states = [(*item_row(c.after), c.observed_at) for c in latest.values()]
-            await con.executemany(
-                "INSERT INTO items (key, kind, vendor, source, application_id, lifecycle,"
-                " verdict, item, how, seq, last_observed, last_error, changed_at)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'track', nextval('items_seq_gen'), $9,"
-                " NULL, $9)"
-                " ON CONFLICT (key) DO UPDATE SET lifecycle = excluded.lifecycle,"
-                " verdict = excluded.verdict, item = excluded.item,"
-                " last_observed = excluded.last_observed, last_error = NULL,"
-                " changed_at = excluded.changed_at",
-                states,
-            )
-            out = [evolve(c, id=i) for c, i in zip(kept, ids, strict=True)]
-            if out:
-                await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(out[-1].id))
-        return out
+            results: list[Committed] = []
+            inserted: dict[str, Observation] = {}
+            # Each transition to append: (observation, item, previous: an id, or the index of
+            # an earlier transition of this batch), ids handed out below, in this order.
+            steps: list[tuple[Observation, Any, int | None, int | None]] = []
+            last_step: dict[str, int] = {}
+            for ob in observations:
+                step, after = plan(rows.get(ob.key), ob)
+                if after is None or step.outcome is Outcome.STALE:
+                    results.append(Committed(ob.key, step.outcome))
+                    continue
+                rows[ob.key] = after
+                if step.insert:
+                    inserted[ob.key] = ob
+                if step.record:
+                    earlier = last_step.get(ob.key)
+                    prev = after.last_transition if earlier is None else None
+                    steps.append((ob, after.item, prev, earlier))
+                    last_step[ob.key] = len(steps) - 1
+                    after.changed_at = ob.observed_at
+                    # The id is filled in below, once handed out.
+                    results.append(Committed(ob.key, step.outcome, -1, after.lifecycle))
+                else:
+                    results.append(Committed(ob.key, step.outcome, None, after.lifecycle))
+            ids: list[int] = []
+            if steps:
+                ids = [
+                    int(r[0])
+                    for r in await con.fetch(
+                        "SELECT nextval('transitions_id_seq') FROM generate_series(1, $1)",
+                        len(steps),
+                    )
+                ]
+                logged = []
+                for tid, (ob, item, prev, earlier) in zip(ids, steps, strict=True):
+                    if earlier is not None:
+                        prev = ids[earlier]
+                    logged.append(
+                        (tid, ob.key, item.source, ob.observed_at, prev, item_json(item))
+                    )
+                for key, k in last_step.items():
+                    rows[key].last_transition = ids[k]
+                given = iter(ids)
+                results = [
+                    Committed(c.key, c.outcome, next(given), c.lifecycle) if c.id == -1 else c
+                    for c in results
+                ]
+            if inserted:
+                await con.executemany(
+                    "INSERT INTO items (key, seq, origin, kind, vendor, source, application_id,"
+                    " lifecycle, verdict, vendor_status, active, since, item)"
+                    " VALUES ($1, nextval('items_seq_gen'), $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+                    " $11, '{}')",
+                    [
+                        (
+                            key,
+                            ob.origin or "track",
+                            ob.item.kind,
+                            ob.item.vendor,
+                            ob.item.source,
+                            ob.item.application_id,
+                            ob.item.lifecycle.value,
+                            ob.item.verdict.value,
+                            ob.item.vendor_status,
+                            not ob.item.lifecycle.is_terminal,
+                            since_of(ob.item, ob.observed_at),
+                        )
+                        for key, ob in inserted.items()
+                        if ob.item is not None
+                    ],
+                )
+            if steps:
+                await con.execute(
+                    "INSERT INTO transitions (id, key, source, observed_at, prev, after)"
+                    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+                    " $4::timestamptz[], $5::bigint[], $6::text[])",
+                    *map(list, zip(*logged, strict=True)),
+                )
+            states, sightings = [], []
+            for key, row in rows.items():
+                if not row.dirty:
+                    continue
+                if row.item is None:
+                    sightings.append((row.observed_at, _error_json(row.error), key))
+                    continue
+                item, lc = row.item, row.item.lifecycle
+                states.append(
+                    (
+                        lc.value,
+                        item.verdict.value,
+                        item.vendor_status,
+                        item.message,
+                        item.application_name,
+                        not lc.is_terminal,
+                        row.observed_at if lc is Lifecycle.RUNNING or lc.is_terminal else None,
+                        row.observed_at if lc.is_terminal else None,
+                        row.changed_at,
+                        row.observed_at,
+                        _error_json(row.error),
+                        row.last_transition,
+                        item_json(item),
+                        raw_json(item),
+                        search_text(item),
+                        key,
+                    )
+                )
+            if states:
+                await con.executemany(
+                    "UPDATE items SET lifecycle = $1, verdict = $2, vendor_status = $3,"
+                    " message = $4, application_name = COALESCE($5, application_name),"
+                    " active = $6, running_at = COALESCE(running_at, $7),"
+                    " finished_at = COALESCE(finished_at, $8),"
+                    " changed_at = COALESCE($9, changed_at), observed_at = $10,"
+                    " last_error = $11, last_transition = $12, item = $13, raw = $14,"
+                    " search = $15 WHERE key = $16",
+                    states,
+                )
+            if sightings:
+                await con.executemany(
+                    "UPDATE items SET observed_at = $1, last_error = $2 WHERE key = $3",
+                    sightings,
+                )
+            if ids:
+                await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(ids[-1]))
+            if inserted:
+                sources = sorted({ob.item.source for ob in inserted.values() if ob.item})
+                await con.execute(
+                    "SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources)
+                )
+        if ids:
+            self._appended.set()
+        return results
 
-    async def observe(self, observations: Sequence[Observation]) -> None:
-        rows = [
-            (
-                ob.observed_at,
-                None if ob.error is None else json.dumps(converter.unstructure(ob.error)),
-                ob.key,
+    async def untrack(self, keys: Sequence[str]) -> list[str]:
+        async with self._acquire() as con, con.transaction():
+            rows = await con.fetch(
+                "DELETE FROM items WHERE key = ANY($1::text[]) RETURNING key, source", list(keys)
             )
-            for ob in observations
-        ]
-        async with self._pool.acquire() as con:
-            await con.executemany(
-                "UPDATE items SET last_observed = $1, last_error = $2 WHERE key = $3", rows
-            )
+            if rows:
+                sources = sorted({r["source"] for r in rows})
+                await con.execute(
+                    "SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources)
+                )
+        return [r["key"] for r in rows]
 
     async def prune(self, now: datetime) -> int:
         r = self.retention
         if r.keeps_everything:
             return 0
         removed = 0
-        async with self._pool.acquire() as con, con.transaction():
+        async with self._acquire() as con, con.transaction():
             if r.max_age is not None:
                 status = await con.execute(
-                    "DELETE FROM transitions WHERE observed_at < $1", now - r.max_age
+                    "DELETE FROM transitions WHERE id < COALESCE((SELECT id FROM transitions"
+                    " WHERE observed_at >= $1 ORDER BY id LIMIT 1),"
+                    " (SELECT MAX(id) + 1 FROM transitions))",
+                    now - r.max_age,
                 )
                 removed += int(status.split()[-1])
             if r.max_per_item is not None:
@@ -270,55 +480,138 @@ class PostgresStore(Store):
 
     # --- reads ------------------------------------------------------------------------------
 
-    async def tracked(self) -> list[StoredItem]:
-        async with self._pool.acquire() as con:
-            rows = await con.fetch(
-                "SELECT item, how, last_observed, last_error, changed_at FROM items ORDER BY seq"
-            )
-        out = []
-        for r in rows:
-            err = r["last_error"]
-            error = None if err is None else converter.structure(json.loads(err), ItemError)
-            out.append(
-                StoredItem(
-                    item_from_json(json.loads(r["item"])),
-                    r["how"],
-                    _utc(r["last_observed"]),
-                    error,
-                    _utc(r["changed_at"]),
+    async def get(self, key: str) -> StoredItem | None:
+        async with self._acquire() as con:
+            r = await con.fetchrow(f"SELECT {_LISTED}, raw FROM items WHERE key = $1", key)
+        return None if r is None else _stored(r, r["raw"])
+
+    async def query(self, query: ItemQuery) -> Page:
+        where, args = self._where(query)
+        page_where, page_args = list(where), list(args)
+        if query.after is not None:
+            page_args.append(query.after)
+            page_where.append(f"key > ${len(page_args)}")
+        sql = f"SELECT {_LISTED}, key FROM items"
+        if page_where:
+            sql += " WHERE " + " AND ".join(page_where)
+        page_args.append(query.limit + 1)
+        sql += f" ORDER BY key LIMIT ${len(page_args)}"
+        async with self._acquire() as con:
+            rows = await con.fetch(sql, *page_args)
+            if query.counted:
+                count_where = [w for w in where if not w.startswith("(")]
+                total = await con.fetchval(
+                    "SELECT COALESCE(SUM(n), 0) FROM item_counts"
+                    + (" WHERE " + " AND ".join(count_where) if count_where else ""),
+                    *args,
                 )
+            else:
+                sql = "SELECT COUNT(*) FROM items"
+                if where:
+                    sql += " WHERE " + " AND ".join(where)
+                total = await con.fetchval(sql, *args)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        return Page([_stored(r) for r in rows], rows[-1]["key"] if more else None, int(total))
+
+    def _where(self, query: ItemQuery) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column in ("vendor", "source", "kind", "lifecycle", "verdict"):
+            value = getattr(query, column)
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        if query.application is not None:
+            args.append(query.application)
+            where.append(f"(application_id = ${len(args)} OR application_name = ${len(args)})")
+        if query.text:
+            args.append(query.text.casefold())
+            # With pg_trgm, its GIN index serves this; without, it is a scan.
+            where.append(f"(strpos(search, ${len(args)}) > 0)")
+            if self._trigram:
+                args.append("%" + _like_escape(query.text.casefold()) + "%")
+                where.append(f"(search LIKE ${len(args)})")
+        return where, args
+
+    async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
+        async with self._acquire() as con:
+            if sources is None:
+                rows = await con.fetch(f"SELECT {_LISTED} FROM items WHERE active ORDER BY seq")
+            else:
+                rows = await con.fetch(
+                    f"SELECT {_LISTED} FROM items WHERE active AND source = ANY($1::text[])"
+                    " ORDER BY seq",
+                    list(sources),
+                )
+        return [_stored(r) for r in rows]
+
+    async def tracked_at(
+        self, keys: Collection[str] | None = None
+    ) -> tuple[list[StoredItem], int]:
+        async with (
+            self._acquire() as con,
+            con.transaction(isolation="repeatable_read", readonly=True),
+        ):
+                if keys is None:
+                    rows = await con.fetch(f"SELECT {_LISTED}, raw FROM items ORDER BY seq")
+                else:
+                    rows = await con.fetch(
+                        f"SELECT {_LISTED}, raw FROM items WHERE key = ANY($1::text[])"
+                        " ORDER BY seq",
+                        list(keys),
+                    )
+                last = await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions")
+        return [_stored(r, r["raw"]) for r in rows], int(last)
+
+    async def counts(self) -> list[Count]:
+        async with self._acquire() as con:
+            rows = await con.fetch(
+                "SELECT vendor, source, kind, lifecycle, verdict, n FROM item_counts WHERE n > 0"
+                " ORDER BY vendor, source, kind, lifecycle, verdict"
             )
-        return out
+        return [Count(*r) for r in rows]
+
+    async def oldest_active(self) -> list[Oldest]:
+        async with self._acquire() as con:
+            rows = await con.fetch(
+                "SELECT DISTINCT ON (source) source, key, since FROM items WHERE active"
+                " ORDER BY source, since"
+            )
+        return [Oldest(r["source"], r["key"], _utc(r["since"]) or datetime.now(UTC)) for r in rows]
 
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
     ) -> list[Transition]:
-        sql = "SELECT id, observed_at, before, after FROM transitions WHERE id > $1"
-        args: list[Any] = [since]
+        sql = (
+            "SELECT t.id, t.observed_at, t.after, p.after AS before FROM transitions t"
+            " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > $1"
+        )
+        args: list[Any] = [min(since, 2**63 - 1)]
         if key is not None:
             args.append(key)
-            sql += f" AND key = ${len(args)}"
-        sql += " ORDER BY id"
+            sql += f" AND t.key = ${len(args)}"
+        sql += " ORDER BY t.id"
         if limit is not None:
             args.append(limit)
             sql += f" LIMIT ${len(args)}"
-        async with self._pool.acquire() as con:
+        async with self._acquire() as con:
             rows = await con.fetch(sql, *args)
         return [
             Transition(
                 int(r["id"]),
-                Change(
-                    None if r["before"] is None else item_from_json(json.loads(r["before"])),
-                    item_from_json(json.loads(r["after"])),
-                    _utc(r["observed_at"]) or datetime.now(UTC),
+                change_of(
                     int(r["id"]),
+                    _utc(r["observed_at"]) or datetime.now(UTC),
+                    json.loads(r["after"]),
+                    None if r["before"] is None else json.loads(r["before"]),
                 ),
             )
             for r in rows
         ]
 
     async def last_id(self) -> int:
-        async with self._pool.acquire() as con:
+        async with self._acquire() as con:
             return int(await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions"))
 
     # --- replicas ---------------------------------------------------------------------------
@@ -327,7 +620,7 @@ class PostgresStore(Store):
         """Take or renew the leases of `sources` for `ttl` seconds; returns those held."""
         if self.holder is None:
             return set(sources)
-        async with self._pool.acquire() as con:
+        async with self._acquire() as con:
             rows = await con.fetch(
                 "INSERT INTO leases (source, holder, expires_at)"
                 " SELECT s, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) s"
@@ -344,41 +637,94 @@ class PostgresStore(Store):
     async def release(self) -> None:
         """Give up every lease this replica holds (a clean stop hands sources over at once)."""
         if self.holder is not None and self._pool is not None:
-            async with self._pool.acquire() as con:
+            async with self._acquire() as con:
                 await con.execute("DELETE FROM leases WHERE holder = $1", self.holder)
 
     async def follow(self, since: int) -> AsyncIterator[Change]:
-        """Every transition after `since`, in id order, as it is committed by any replica
-        (LISTEN/NOTIFY, with a periodic look in case a notification was missed)."""
-        wake = asyncio.Event()
-
-        def heard(*_: object) -> None:
-            wake.set()
-
-        con = await self._pool.acquire()
-        try:
-            await con.add_listener(CHANNEL, heard)
+        """Every transition after `since`, in id order, as any replica commits it (LISTEN/
+        NOTIFY, with a look every two seconds in case a notification was missed). When the
+        database goes away it reconnects with backoff and resumes after the last id it
+        yielded: no gap, no repeat."""
+        async for _ in self._listening(CHANNEL):
             while True:
                 found = await self.transitions(since=since, limit=1000)
                 for t in found:
                     since = t.id
                     yield t.change
-                if len(found) == 1000:
-                    continue
-                wake.clear()
-                try:
-                    async with asyncio.timeout(2.0):
-                        await wake.wait()
-                except TimeoutError:
-                    pass
-        finally:
-            with contextlib.suppress(Exception):  # the connection may be gone already
-                await con.remove_listener(CHANNEL, heard)
-            await self._pool.release(con)
+                if len(found) < 1000:
+                    break
+
+    async def tracking_changes(self) -> AsyncIterator[frozenset[str]]:
+        """The sources whose tracked set any replica changed (as NOTIFYed); an empty set after
+        a reconnect means "anything may have changed while away"."""
+        first = True
+        async for payload in self._listening(TRACKING_CHANNEL, payloads=True):
+            if payload is None:
+                if not first:
+                    yield frozenset()
+                first = False
+                continue
+            try:
+                sources = json.loads(payload)
+            except ValueError:
+                yield frozenset()
+                continue
+            yield frozenset(s for s in sources if isinstance(s, str))
+
+    async def _listening(
+        self, channel: str, *, payloads: bool = False
+    ) -> AsyncIterator[str | None]:
+        """Listen on `channel` on a connection of its own, reconnecting with backoff when the
+        database goes away. Yields None once listening (and again after each reconnect, and
+        every two seconds without news, unless `payloads`), then each notification's payload
+        (or None, unless `payloads`)."""
+        import asyncpg
+
+        delay = 0.2
+        while True:
+            heard: asyncio.Queue[str | None] = asyncio.Queue()
+            con: Any = None
+            notified, lost = _listeners(heard)
+            try:
+                con = await asyncpg.connect(self._url)
+
+                await con.add_listener(channel, notified)
+                con.add_termination_listener(lost)
+                delay = 0.2
+                yield None
+                while True:
+                    try:
+                        async with asyncio.timeout(2.0):
+                            payload = await heard.get()
+                    except TimeoutError:
+                        if con.is_closed():
+                            raise ConnectionError("the listening connection closed") from None
+                        if not payloads:
+                            yield None
+                        continue
+                    if payload == "\x00lost":
+                        raise ConnectionError("the listening connection was lost")
+                    yield payload if payloads else None
+            except asyncio.CancelledError:
+                raise
+            except (OSError, ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning(
+                    "scanhub: listening for %s failed (%s); reconnecting in %.1fs",
+                    channel,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(5.0, delay * 2)
+            finally:
+                if con is not None:
+                    with contextlib.suppress(Exception):
+                        await con.close(timeout=1)
 
 
 async def migrate(con: Any) -> int:
-    """Bring the schema to `SCHEMA_VERSION` under an advisory lock; returns the version found."""
+    """Bring the schema to `SCHEMA_VERSION` under an advisory lock; returns the version found.
+    A database from a newer scanhub is refused (`ConfigError`)."""
     async with con.transaction():
         await con.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
         await con.execute("CREATE TABLE IF NOT EXISTS scanhub_meta (version INTEGER NOT NULL)")
@@ -388,14 +734,76 @@ async def migrate(con: Any) -> int:
             version = 0
         found = int(version)
         if found > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise ConfigError(
                 f"the database has schema version {found}, newer than this scanhub "
-                f"({SCHEMA_VERSION}); upgrade scanhub"
+                f"({SCHEMA_VERSION}); upgrade scanhub",
+                operation="open store",
             )
         for step in range(found, SCHEMA_VERSION):
             await con.execute(MIGRATIONS[step])
             await con.execute("UPDATE scanhub_meta SET version = $1", step + 1)
         return found
+
+
+async def _trigram_index(con: Any) -> bool:
+    """Make text search indexed with `pg_trgm` where the extension exists or can be created
+    (creating it may need more rights than scanhub's role has: then text search scans)."""
+    try:
+        async with con.transaction():
+            await con.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            await con.execute(
+                "CREATE INDEX IF NOT EXISTS items_search ON items USING gin (search gin_trgm_ops)"
+            )
+    except Exception as exc:  # no extension, or no right to create it
+        log.info("scanhub: text search is not indexed (pg_trgm: %s)", exc)
+        return False
+    return True
+
+
+def _unavailable() -> tuple[type[BaseException], ...]:
+    """The errors that mean "the database is away", not "the statement is wrong"."""
+    import asyncpg
+
+    return (
+        OSError,
+        ConnectionError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.OperatorInterventionError,
+        asyncpg.exceptions.CannotConnectNowError,
+    )
+
+
+def _listeners(heard: asyncio.Queue[str | None]) -> tuple[Any, Any]:
+    """asyncpg callbacks that put what a listening connection hears on `heard`."""
+
+    def notified(_con: Any, _pid: int, _channel: str, payload: str) -> None:
+        heard.put_nowait(payload)
+
+    def lost(_con: Any) -> None:
+        heard.put_nowait("\x00lost")
+
+    return notified, lost
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _error_json(error: ItemError | None) -> str | None:
+    return None if error is None else json.dumps(converter.unstructure(error))
+
+
+def _stored(r: Any, raw: str | None = None) -> StoredItem:
+    err = r["last_error"]
+    return StoredItem(
+        item_from_json(json.loads(r["item"]), None if raw is None else json.loads(raw)),
+        r["origin"],
+        _utc(r["observed_at"]),
+        None if err is None else converter.structure(json.loads(err), ItemError),
+        _utc(r["changed_at"]),
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -6,9 +6,14 @@
 - `PRAGMA user_version` holds the schema version; `MIGRATIONS[n]` takes version n to n+1, each in
   one `BEGIN IMMEDIATE` transaction, so two processes opening the same file at once migrate it
   once.
-- Every write is one transaction: a batch of transitions, or of observations.
-- Transitions keep the items without their vendor payload (`raw`); the current state of each
-  item keeps it.
+- Every commit is one transaction: the current states of the batch's keys are read, the commit
+  rule (`plan`) applied, transitions appended (with ids handed out under the write lock) and
+  the items updated, whatever the batch holds.
+- Reads are indexed queries: one index per filter (each ordered by key, for keyset pages), a
+  trigram full-text index for text search, counts kept by triggers (so a total, the summary and
+  /metrics never count rows), partial indexes over the active items.
+- The log keeps each transition's item without its vendor payload (the current state keeps it,
+  in its own column), and points at the item's previous transition instead of copying it.
 """
 
 from __future__ import annotations
@@ -18,32 +23,43 @@ import concurrent.futures
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from attrs import evolve
-
-from .._changes import Change, ItemError
+from .._changes import ItemError
 from .._convert import converter
-from .._model import Item
+from .._errors import ConfigError, StoreUnavailable
+from .._model import Lifecycle, Verdict
 from ._base import (
     SCHEMA_VERSION,
+    Committed,
+    Count,
+    ItemQuery,
     Observation,
+    Oldest,
+    Outcome,
+    Page,
     Retention,
+    Row,
     Store,
     StoredItem,
     Transition,
+    change_of,
     item_from_json,
     item_json,
-    item_row,
+    plan,
+    raw_json,
+    search_text,
+    since_of,
 )
 
 T = TypeVar("T")
 
-#: MIGRATIONS[n] takes the schema from version n to n + 1.
+#: MIGRATIONS[n] takes the schema from version n to n + 1 (statements separated by ";;").
 MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the first schema.
     """
     CREATE TABLE items (
         key TEXT PRIMARY KEY,
@@ -59,34 +75,173 @@ MIGRATIONS: tuple[str, ...] = (
         last_observed TEXT,
         last_error TEXT,
         changed_at TEXT
-    );
-    CREATE INDEX items_seq ON items (seq);
+    );;
+    CREATE INDEX items_seq ON items (seq);;
     CREATE TABLE transitions (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL,
         observed_at TEXT NOT NULL,
         before TEXT,
         after TEXT NOT NULL
-    );
-    CREATE INDEX transitions_key ON transitions (key, id);
-    CREATE INDEX transitions_time ON transitions (observed_at);
+    );;
+    CREATE INDEX transitions_key ON transitions (key, id);;
+    CREATE INDEX transitions_time ON transitions (observed_at)
+    """,
+    # 1 -> 2: indexed reads (a column and an index per filter, a trigram text index, counts
+    # kept by triggers), the vendor payload in its own column, and a log that points at the
+    # previous transition instead of copying it. Existing rows are carried over.
+    """
+    CREATE TABLE items2 (
+        rid INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        seq INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        vendor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        application_id TEXT NOT NULL,
+        application_name TEXT,
+        lifecycle TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        vendor_status TEXT NOT NULL,
+        message TEXT,
+        active INTEGER NOT NULL,
+        since TEXT NOT NULL,
+        running_at TEXT,
+        finished_at TEXT,
+        changed_at TEXT,
+        observed_at TEXT,
+        last_error TEXT,
+        last_transition INTEGER,
+        item TEXT NOT NULL,
+        raw TEXT,
+        search TEXT NOT NULL
+    );;
+    INSERT INTO items2 (key, seq, origin, kind, vendor, source, application_id, lifecycle,
+        verdict, vendor_status, message, active, since, changed_at, observed_at, last_error,
+        last_transition, item, raw, search)
+    SELECT key, seq, how, kind, vendor, source, application_id, lifecycle, verdict,
+        COALESCE(json_extract(item, '$.vendor_status'), ''), json_extract(item, '$.message'),
+        lifecycle NOT IN ('succeeded', 'failed', 'cancelled', 'expired'),
+        COALESCE(json_extract(item, '$.created_at'), changed_at, last_observed, ''),
+        changed_at, last_observed, last_error,
+        (SELECT MAX(id) FROM transitions t WHERE t.key = items.key),
+        json_remove(item, '$.raw', '$.key'), json_extract(item, '$.raw'),
+        lower(key || ' ' || COALESCE(json_extract(item, '$.vendor_status'), '') || ' ' ||
+              COALESCE(json_extract(item, '$.message'), ''))
+    FROM items;;
+    DROP TABLE items;;
+    ALTER TABLE items2 RENAME TO items;;
+    CREATE TABLE transitions2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        observed_at TEXT NOT NULL,
+        prev INTEGER,
+        after TEXT NOT NULL
+    );;
+    INSERT INTO transitions2 (id, key, observed_at, prev, after)
+    SELECT id, key, observed_at, LAG(id) OVER (PARTITION BY key ORDER BY id), after
+    FROM transitions ORDER BY id;;
+    DROP TABLE transitions;;
+    ALTER TABLE transitions2 RENAME TO transitions;;
+    CREATE INDEX transitions_key ON transitions (key, id);;
+    CREATE INDEX items_seq ON items (seq);;
+    CREATE INDEX items_vendor ON items (vendor, key);;
+    CREATE INDEX items_source ON items (source, key);;
+    CREATE INDEX items_kind ON items (kind, key);;
+    CREATE INDEX items_lifecycle ON items (lifecycle, key);;
+    CREATE INDEX items_verdict ON items (verdict, key);;
+    CREATE INDEX items_application ON items (application_id, key);;
+    CREATE INDEX items_application_name ON items (application_name, key);;
+    CREATE INDEX items_active ON items (source, seq) WHERE active;;
+    CREATE INDEX items_active_since ON items (source, since) WHERE active;;
+    CREATE INDEX items_finished ON items (finished_at) WHERE finished_at IS NOT NULL;;
+    CREATE TABLE item_counts (
+        vendor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        lifecycle TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (vendor, source, kind, lifecycle, verdict)
+    ) WITHOUT ROWID;;
+    INSERT INTO item_counts
+    SELECT vendor, source, kind, lifecycle, verdict, COUNT(*) FROM items
+    GROUP BY vendor, source, kind, lifecycle, verdict;;
+    CREATE TRIGGER items_counted_in AFTER INSERT ON items BEGIN
+        INSERT INTO item_counts VALUES (new.vendor, new.source, new.kind, new.lifecycle,
+            new.verdict, 1)
+        ON CONFLICT (vendor, source, kind, lifecycle, verdict) DO UPDATE SET n = n + 1;
+    END;;
+    CREATE TRIGGER items_counted_out AFTER DELETE ON items BEGIN
+        UPDATE item_counts SET n = n - 1 WHERE vendor = old.vendor AND source = old.source
+            AND kind = old.kind AND lifecycle = old.lifecycle AND verdict = old.verdict;
+    END;;
+    CREATE TRIGGER items_counted_move AFTER UPDATE OF lifecycle, verdict ON items
+    WHEN old.lifecycle IS NOT new.lifecycle OR old.verdict IS NOT new.verdict BEGIN
+        UPDATE item_counts SET n = n - 1 WHERE vendor = old.vendor AND source = old.source
+            AND kind = old.kind AND lifecycle = old.lifecycle AND verdict = old.verdict;
+        INSERT INTO item_counts VALUES (new.vendor, new.source, new.kind, new.lifecycle,
+            new.verdict, 1)
+        ON CONFLICT (vendor, source, kind, lifecycle, verdict) DO UPDATE SET n = n + 1;
+    END;;
+    CREATE VIRTUAL TABLE items_search USING fts5(
+        search, content='items', content_rowid='rid', tokenize='trigram'
+    );;
+    INSERT INTO items_search (items_search) VALUES ('rebuild');;
+    CREATE TRIGGER items_search_in AFTER INSERT ON items BEGIN
+        INSERT INTO items_search (rowid, search) VALUES (new.rid, new.search);
+    END;;
+    CREATE TRIGGER items_search_out AFTER DELETE ON items BEGIN
+        INSERT INTO items_search (items_search, rowid, search)
+        VALUES ('delete', old.rid, old.search);
+    END;;
+    CREATE TRIGGER items_search_move AFTER UPDATE OF search ON items
+    WHEN old.search IS NOT new.search BEGIN
+        INSERT INTO items_search (items_search, rowid, search)
+        VALUES ('delete', old.rid, old.search);
+        INSERT INTO items_search (rowid, search) VALUES (new.rid, new.search);
+    END
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
+#: Columns a page of items reads (no vendor payload).
+_LISTED = "item, origin, observed_at, last_error, changed_at"
+_TERMINAL = tuple(lc.value for lc in Lifecycle if lc.is_terminal)
+
 
 def _ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+    """A time as the store keeps it: ISO 8601 in UTC with microseconds (sorts as text)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _error_json(error: ItemError | None) -> str | None:
+    return None if error is None else json.dumps(converter.unstructure(error))
+
+
+def _error(text: str | None) -> ItemError | None:
+    return None if text is None else converter.structure(json.loads(text), ItemError)
+
+
+def _stored(row: Sequence[Any], raw: str | None = None) -> StoredItem:
+    item, origin, observed, error, changed = row
+    payload = None if raw is None else json.loads(raw)
+    decoded = item_from_json(json.loads(item), payload)
+    return StoredItem(decoded, origin, _dt(observed), _error(error), _dt(changed))
 
 
 class SQLiteStore(Store):
     """A `Store` in a SQLite file."""
 
     def __init__(self, path: str | Path, *, retention: Retention | None = None) -> None:
+        super().__init__()
         self.path = str(path)
         self.retention = retention or Retention()
         self._db: sqlite3.Connection | None = None
@@ -102,7 +257,12 @@ class SQLiteStore(Store):
                 raise RuntimeError("the store is not open")
             return fn(self._db)
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        except sqlite3.OperationalError as exc:  # locked, disk full, I/O: try again later
+            raise StoreUnavailable(
+                f"{self.path}: the state file cannot be written now ({exc})", operation="store"
+            ) from exc
 
     # --- opening and migrations -----------------------------------------------------------
 
@@ -113,8 +273,22 @@ class SQLiteStore(Store):
         self._db = await loop.run_in_executor(self._thread, self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        db = connect(self.path)
-        migrate(db)
+        try:
+            db = connect(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(
+                f"{self.path}: cannot open the state file: {exc}", operation="open store"
+            ) from None
+        try:
+            migrate(db)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise ConfigError(
+                f"{self.path}: not a scanhub state file ({exc})", operation="open store"
+            ) from None
+        except ConfigError:
+            db.close()
+            raise
         return db
 
     async def close(self) -> None:
@@ -132,84 +306,24 @@ class SQLiteStore(Store):
 
     # --- writes ---------------------------------------------------------------------------
 
-    async def track(self, items: Sequence[tuple[Item, str]]) -> None:
-        rows = [(*item_row(item), how) for item, how in items]
+    async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
+        if not observations:
+            return []
+        results = await self._run(lambda db: _commit(db, observations))
+        if any(r.id is not None for r in results):
+            self._appended.set()
+        return results
 
-        def write(db: sqlite3.Connection) -> None:
+    async def untrack(self, keys: Sequence[str]) -> list[str]:
+        def write(db: sqlite3.Connection) -> list[str]:
             with _tx(db):
-                seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
-                for n, row in enumerate(rows, 1):
-                    db.execute(
-                        "INSERT OR IGNORE INTO items (key, kind, vendor, source, application_id,"
-                        " lifecycle, verdict, item, how, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (*row, seq + n),
-                    )
+                gone = []
+                for key in keys:
+                    if db.execute("DELETE FROM items WHERE key = ?", (key,)).rowcount:
+                        gone.append(key)
+                return gone
 
-        await self._run(write)
-
-    async def untrack(self, keys: Sequence[str]) -> None:
-        def write(db: sqlite3.Connection) -> None:
-            with _tx(db):
-                db.executemany("DELETE FROM items WHERE key = ?", [(k,) for k in keys])
-
-        await self._run(write)
-
-    async def record(self, changes: Sequence[Change]) -> list[Change]:
-        rows = [
-            (
-                c.key,
-                _ts(c.observed_at),
-                None if c.before is None else item_json(c.before, raw=False),
-                item_json(c.after, raw=False),
-            )
-            for c in changes
-        ]
-        states = [(*item_row(c.after), _ts(c.observed_at)) for c in changes]
-
-        def write(db: sqlite3.Connection) -> list[int]:
-            ids = []
-            with _tx(db):
-                seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
-                for row, state in zip(rows, states, strict=True):
-                    cur = db.execute(
-                        "INSERT INTO transitions (key, observed_at, before, after) "
-                        "VALUES (?,?,?,?)",
-                        row,
-                    )
-                    ids.append(int(cur.lastrowid or 0))
-                    seq += 1
-                    db.execute(
-                        "INSERT INTO items (key, kind, vendor, source, application_id, lifecycle,"
-                        " verdict, item, last_observed, how, seq, last_error, changed_at)"
-                        " VALUES (?,?,?,?,?,?,?,?,?, 'track', ?, NULL, ?9)"
-                        " ON CONFLICT (key) DO UPDATE SET lifecycle = excluded.lifecycle,"
-                        " verdict = excluded.verdict, item = excluded.item,"
-                        " last_observed = excluded.last_observed, last_error = NULL,"
-                        " changed_at = excluded.changed_at",
-                        (*state, seq),
-                    )
-            return ids
-
-        ids = await self._run(write)
-        return [evolve(c, id=i) for c, i in zip(changes, ids, strict=True)]
-
-    async def observe(self, observations: Sequence[Observation]) -> None:
-        rows = [
-            (
-                _ts(ob.observed_at),
-                None if ob.error is None else json.dumps(converter.unstructure(ob.error)),
-                ob.key,
-            )
-            for ob in observations
-        ]
-
-        def write(db: sqlite3.Connection) -> None:
-            with _tx(db):
-                db.executemany(
-                    "UPDATE items SET last_observed = ?, last_error = ? WHERE key = ?", rows
-                )
-
-        await self._run(write)
+        return await self._run(write)
 
     async def prune(self, now: datetime) -> int:
         r = self.retention
@@ -220,8 +334,13 @@ class SQLiteStore(Store):
             removed = 0
             with _tx(db):
                 if r.max_age is not None:
+                    # The log is in time order (ids are handed out as commits happen): what is
+                    # too old is a prefix of it.
                     cur = db.execute(
-                        "DELETE FROM transitions WHERE observed_at < ?", (_ts(now - r.max_age),)
+                        "DELETE FROM transitions WHERE id < COALESCE((SELECT id FROM"
+                        " transitions WHERE observed_at >= ? ORDER BY id LIMIT 1),"
+                        " (SELECT MAX(id) + 1 FROM transitions))",
+                        (_ts(now - r.max_age),),
                     )
                     removed += cur.rowcount
                 if r.max_per_item is not None:
@@ -238,29 +357,121 @@ class SQLiteStore(Store):
 
     # --- reads ----------------------------------------------------------------------------
 
-    async def tracked(self) -> list[StoredItem]:
+    async def get(self, key: str) -> StoredItem | None:
+        def read(db: sqlite3.Connection) -> Any:
+            return db.execute(f"SELECT {_LISTED}, raw FROM items WHERE key = ?", (key,)).fetchone()
+
+        row = await self._run(read)
+        return None if row is None else _stored(row[:5], row[5])
+
+    async def query(self, query: ItemQuery) -> Page:
+        where, args = _where(query)
+        counted = query.counted
+
+        def read(db: sqlite3.Connection) -> tuple[list[Any], int]:
+            page_where, page_args = list(where), list(args)
+            if query.after is not None:
+                page_where.append("key > ?")
+                page_args.append(query.after)
+            sql = f"SELECT {_LISTED}, key FROM items"
+            if page_where:
+                sql += " WHERE " + " AND ".join(page_where)
+            sql += " ORDER BY key LIMIT ?"
+            rows = db.execute(sql, [*page_args, query.limit + 1]).fetchall()
+            if counted:
+                count_where, count_args = _count_where(query)
+                total = db.execute(
+                    "SELECT COALESCE(SUM(n), 0) FROM item_counts" + count_where, count_args
+                ).fetchone()[0]
+            else:
+                sql = "SELECT COUNT(*) FROM items"
+                if where:
+                    sql += " WHERE " + " AND ".join(where)
+                total = db.execute(sql, args).fetchone()[0]
+            return rows, int(total)
+
+        rows, total = await self._run(read)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        return Page([_stored(r[:5]) for r in rows], rows[-1][5] if more else None, total)
+
+    async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
+        def read(db: sqlite3.Connection) -> list[Any]:
+            if sources is None:
+                return db.execute(
+                    f"SELECT {_LISTED} FROM items WHERE active ORDER BY seq"
+                ).fetchall()
+            rows: list[Any] = []
+            for source in sources:
+                rows += db.execute(
+                    f"SELECT {_LISTED}, seq FROM items WHERE active AND source = ?"
+                    " ORDER BY seq",
+                    (source,),
+                ).fetchall()
+            rows.sort(key=lambda r: r[5])
+            return [r[:5] for r in rows]
+
+        return [_stored(r) for r in await self._run(read)]
+
+    async def tracked_at(
+        self, keys: Collection[str] | None = None
+    ) -> tuple[list[StoredItem], int]:
+        def read(db: sqlite3.Connection) -> tuple[list[Any], int]:
+            db.execute("BEGIN")  # one snapshot for both reads (WAL)
+            try:
+                rows = db.execute(f"SELECT {_LISTED}, raw, key FROM items ORDER BY seq").fetchall()
+                last = db.execute("SELECT COALESCE(MAX(id), 0) FROM transitions").fetchone()[0]
+            finally:
+                db.execute("COMMIT")
+            if keys is not None:
+                rows = [r for r in rows if r[6] in keys]
+            return rows, int(last)
+
+        rows, last = await self._run(read)
+        return [_stored(r[:5], r[5]) for r in rows], last
+
+    async def counts(self) -> list[Count]:
         def read(db: sqlite3.Connection) -> list[Any]:
             return db.execute(
-                "SELECT item, how, last_observed, last_error, changed_at FROM items ORDER BY seq"
+                "SELECT vendor, source, kind, lifecycle, verdict, n FROM item_counts WHERE n > 0"
+                " ORDER BY vendor, source, kind, lifecycle, verdict"
             ).fetchall()
 
-        out = []
-        for item, how, observed, error, changed in await self._run(read):
-            err = None if error is None else converter.structure(json.loads(error), ItemError)
-            out.append(
-                StoredItem(item_from_json(json.loads(item)), how, _dt(observed), err, _dt(changed))
-            )
-        return out
+        return [Count(*r) for r in await self._run(read)]
+
+    async def oldest_active(self) -> list[Oldest]:
+        def read(db: sqlite3.Connection) -> list[Any]:
+            sources = [
+                r[0] for r in db.execute("SELECT DISTINCT source FROM items WHERE active")
+            ]
+            out = []
+            for source in sorted(sources):
+                found = db.execute(
+                    "SELECT key, since FROM items WHERE active AND source = ?"
+                    " ORDER BY since LIMIT 1",
+                    (source,),
+                ).fetchone()
+                if found is not None:
+                    out.append((source, *found))
+            return out
+
+        return [
+            Oldest(source, key, _dt(since) or datetime.now(UTC))
+            for source, key, since in await self._run(read)
+        ]
 
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
     ) -> list[Transition]:
-        sql = "SELECT id, observed_at, before, after FROM transitions WHERE id > ?"
-        args: list[Any] = [since]
+        sql = (
+            "SELECT t.id, t.observed_at, t.after, p.after FROM transitions t"
+            " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > ?"
+        )
+        args: list[Any] = [min(since, 2**63 - 1)]
         if key is not None:
-            sql += " AND key = ?"
+            sql += " AND t.key = ?"
             args.append(key)
-        sql += " ORDER BY id"
+        sql += " ORDER BY t.id"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
@@ -269,12 +480,12 @@ class SQLiteStore(Store):
             return db.execute(sql, args).fetchall()
 
         out = []
-        for tid, observed, before, after in await self._run(read):
-            change = Change(
-                None if before is None else item_from_json(json.loads(before)),
-                item_from_json(json.loads(after)),
-                datetime.fromisoformat(observed),
+        for tid, observed, after, before in await self._run(read):
+            change = change_of(
                 tid,
+                _dt(observed) or datetime.now(UTC),
+                json.loads(after),
+                None if before is None else json.loads(before),
             )
             out.append(Transition(tid, change))
         return out
@@ -293,6 +504,161 @@ class SQLiteStore(Store):
             if p.exists():
                 total += p.stat().st_size
         return total
+
+
+def _where(query: ItemQuery) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    for column in ("vendor", "source", "kind", "lifecycle", "verdict"):
+        value = getattr(query, column)
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if query.application is not None:
+        where.append("(application_id = ? OR application_name = ?)")
+        args += [query.application, query.application]
+    if query.text:
+        needle = query.text.casefold()
+        if len(needle) >= 3:
+            # The trigram index finds substrings of three characters or more.
+            where.append("rid IN (SELECT rowid FROM items_search WHERE items_search MATCH ?)")
+            args.append('"' + needle.replace('"', '""') + '"')
+        else:
+            where.append("instr(search, ?) > 0")
+            args.append(needle)
+    return where, args
+
+
+def _count_where(query: ItemQuery) -> tuple[str, list[Any]]:
+    where, args = [], []
+    for column in ("vendor", "source", "kind", "lifecycle", "verdict"):
+        value = getattr(query, column)
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
+def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list[Committed]:
+    """One commit (see `Store.commit`), on the store's thread."""
+    with _tx(db):
+        keys = list(dict.fromkeys(ob.key for ob in observations))
+        rows: dict[str, Row] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, lc, verdict, status, message, observed, last in db.execute(
+                "SELECT key, lifecycle, verdict, vendor_status, message, observed_at,"
+                f" last_transition FROM items WHERE key IN ({marks})",
+                chunk,
+            ):
+                rows[key] = Row(
+                    key, Lifecycle(lc), Verdict(verdict), status, message, _dt(observed), last
+                )
+        # Ids are handed out here, under the write lock, so a batch knows them as it goes (an
+        # item's second transition in a batch points at its first). Never reused, as
+        # AUTOINCREMENT promises: past the largest id ever handed out.
+        next_id = 1 + db.execute(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'transitions'),"
+            " 0), COALESCE((SELECT MAX(id) FROM transitions), 0))"
+        ).fetchone()[0]
+        results: list[Committed] = []
+        inserted: dict[str, tuple[Observation, Row]] = {}
+        logged: list[tuple[int, str, str, int | None, str]] = []
+        for ob in observations:
+            row = rows.get(ob.key)
+            step, after = plan(row, ob)
+            if after is None or step.outcome is Outcome.STALE:
+                results.append(Committed(ob.key, step.outcome))
+                continue
+            rows[ob.key] = after
+            if step.insert:
+                inserted[ob.key] = (ob, after)
+            tid = None
+            if step.record:
+                assert after.item is not None
+                tid = next_id
+                next_id += 1
+                logged.append(
+                    (tid, ob.key, _ts(ob.observed_at), after.last_transition, item_json(after.item))
+                )
+                after.last_transition, after.changed_at = tid, ob.observed_at
+            results.append(Committed(ob.key, step.outcome, tid, after.lifecycle))
+        if inserted:
+            start = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
+            db.executemany(
+                "INSERT INTO items (key, seq, origin, kind, vendor, source, application_id,"
+                " lifecycle, verdict, vendor_status, active, since, item, search)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'{}','')",
+                [
+                    (
+                        key,
+                        start + n,
+                        ob.origin or "track",
+                        ob.item.kind,
+                        ob.item.vendor,
+                        ob.item.source,
+                        ob.item.application_id,
+                        ob.item.lifecycle.value,
+                        ob.item.verdict.value,
+                        ob.item.vendor_status,
+                        not ob.item.lifecycle.is_terminal,
+                        _ts(since_of(ob.item, ob.observed_at)),
+                    )
+                    for n, (key, (ob, _)) in enumerate(inserted.items(), 1)
+                    if ob.item is not None
+                ],
+            )
+        if logged:
+            db.executemany(
+                "INSERT INTO transitions (id, key, observed_at, prev, after) VALUES (?,?,?,?,?)",
+                logged,
+            )
+        states, sightings = [], []
+        for key, row in rows.items():
+            if not row.dirty:
+                continue
+            observed = _ts(row.observed_at) if row.observed_at else None
+            if row.item is None:
+                sightings.append((observed, _error_json(row.error), key))
+                continue
+            item = row.item
+            lc = item.lifecycle
+            changed = row.changed_at
+            states.append(
+                (
+                    lc.value,
+                    item.verdict.value,
+                    item.vendor_status,
+                    item.message,
+                    item.application_name,
+                    not lc.is_terminal,
+                    observed if lc is Lifecycle.RUNNING or lc.is_terminal else None,
+                    observed if lc.is_terminal else None,
+                    _ts(changed) if changed is not None else None,
+                    observed,
+                    _error_json(row.error),
+                    row.last_transition,
+                    item_json(item),
+                    raw_json(item),
+                    search_text(item),
+                    key,
+                )
+            )
+        if states:
+            db.executemany(
+                "UPDATE items SET lifecycle = ?, verdict = ?, vendor_status = ?, message = ?,"
+                " application_name = COALESCE(?, application_name), active = ?,"
+                " running_at = COALESCE(running_at, ?), finished_at = COALESCE(finished_at, ?),"
+                " changed_at = COALESCE(?, changed_at), observed_at = ?, last_error = ?,"
+                " last_transition = ?, item = ?, raw = ?, search = ? WHERE key = ?",
+                states,
+            )
+        if sightings:
+            db.executemany(
+                "UPDATE items SET observed_at = ?, last_error = ? WHERE key = ?", sightings
+            )
+        return results
 
 
 class _tx:
@@ -321,8 +687,9 @@ def connect(path: str | Path) -> sqlite3.Connection:
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             break
-        except sqlite3.OperationalError:
-            if attempt == 299:
+        except sqlite3.OperationalError as exc:
+            if attempt == 299 or "locked" not in str(exc):
+                db.close()
                 raise
             time.sleep(0.1)
     db.execute("PRAGMA synchronous=NORMAL")
@@ -332,19 +699,21 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 def migrate(db: sqlite3.Connection) -> int:
     """Bring the schema to `SCHEMA_VERSION`; returns the version found before. Safe to run
-    twice and from two processes at once (each step re-reads the version under a write lock)."""
+    twice and from two processes at once (each step re-reads the version under a write lock).
+    A file from a newer scanhub is refused (`ConfigError`)."""
     found = int(db.execute("PRAGMA user_version").fetchone()[0])
     if found > SCHEMA_VERSION:
-        raise RuntimeError(
+        raise ConfigError(
             f"the state file has schema version {found}, newer than this scanhub "
-            f"({SCHEMA_VERSION}); upgrade scanhub"
+            f"({SCHEMA_VERSION}); upgrade scanhub",
+            operation="open store",
         )
     while True:
         with _tx(db):
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             if version >= SCHEMA_VERSION:
                 return found
-            for statement in MIGRATIONS[version].split(";"):
+            for statement in MIGRATIONS[version].split(";;"):
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {version + 1}")

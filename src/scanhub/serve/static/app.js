@@ -50,7 +50,7 @@ function row(item) {
   const tr = el("tr");
   tr.dataset.key = item.key;
   tr.append(el("td", item.vendor), el("td", item.source), el("td", item.kind));
-  let app = item.application_id;
+  let app = item.application_name || item.application_id;
   if (item.version) app += ` @ ${item.version}`;
   if (item.target_stage) app += ` → ${item.target_stage}`;
   if (item.scan_type) app += ` (${item.scan_type})`;

@@ -1,0 +1,157 @@
+"""The composition root: the one place that turns a configuration into clients, a store and an
+engine (and, for `scanhub serve`, hands them to the service).
+
+    config ──> clients (one per [[source]], secrets from the environment)
+           ──> store   (`state_location`: the one reading of --state and [state])
+           ──> ScanHub (the engine) ──> apply_tracks ([[track]]: items and discovery rules)
+
+Every command goes through here, so `[state]`, the defaults and the order things are opened in
+are the same everywhere: the store is opened (and checked) before anything else, so a bad state
+file ends in one clear line, not a traceback with sessions left open.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from ._clients import Client
+from ._config import Config
+from ._defaults import STATE_FILE
+from ._errors import ConfigError, ScanhubError
+from ._registry import Registry, registry
+from .engine import ScanHub
+from .store import MemoryStore, Retention, SQLiteStore, Store, open_store
+
+#: What a command keeps when neither --state nor [state] says: nothing, or a file next to the
+#: configuration (the service persists by default).
+StateDefault = Literal["memory", "file"]
+
+
+def build_clients(
+    config: Config, env: Mapping[str, str] | None = None, vendors: Registry | None = None
+) -> list[Client]:
+    """Clients for every source, with secrets read from the environment."""
+    env = os.environ if env is None else env
+    reg = vendors or registry()
+    clients = []
+    for s in config.sources:
+        try:
+            clients.append(reg.get(s.vendor).make_client(s, env))
+        except ConfigError as exc:
+            raise ConfigError(f"{config.path}: {exc.message}", operation="load config") from None
+    return clients
+
+
+def retention_of(config: Config | None) -> Retention:
+    """The retention policy `[state]` asks for (default: keep everything)."""
+    state = config.state if config is not None else None
+    if state is None:
+        return Retention()
+    return Retention(
+        max_age=timedelta(days=state.retention_days) if state.retention_days else None,
+        max_per_item=state.retention_per_item,
+    )
+
+
+def state_location(config: Config | None, given: str | None, default: StateDefault) -> str:
+    """Where state is kept, for every command alike: `given` (--state) if any, else `[state]
+    url`, else `[state] path` (relative to the configuration file), else `default` ("memory",
+    or `scanhub-state.db` next to the configuration file)."""
+    if given:
+        return given
+    state = config.state if config is not None else None
+    if state is not None and state.url:
+        return state.url
+    base = Path(config.path).resolve().parent if config is not None else Path.cwd()
+    if state is not None and state.path:
+        return str(base / state.path)
+    if default == "memory":
+        return "memory"
+    return str(base / STATE_FILE)
+
+
+def replica_name() -> str:
+    """This process's name in a shared store's leases table."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def make_store(location: str, retention: Retention | None = None) -> Store:
+    """The store for a location (see `state_location`), not opened yet."""
+    if location.startswith(("postgresql://", "postgres://")):
+        return open_store(location, retention=retention, holder=replica_name())
+    return open_store(location, retention=retention)
+
+
+async def open_state(
+    config: Config | None, given: str | None, default: StateDefault, *, must_exist: bool = False
+) -> Store:
+    """The store for a command, opened (and migrated): a file that is not a scanhub state
+    file, one from a newer scanhub or one that cannot be created is a `ConfigError` naming it.
+    With `must_exist` (reading commands), a SQLite file that is not there is one too."""
+    location = state_location(config, given, default)
+    store = make_store(location, retention_of(config))
+    if must_exist and isinstance(store, SQLiteStore) and not Path(store.path).is_file():  # noqa: ASYNC240 - one stat, before anything opens
+        raise ConfigError(f"{store.path}: no state file there (give the --state of a watch)")
+    try:
+        await store.open()
+    except ConfigError:
+        raise
+    except (OSError, ScanhubError, RuntimeError) as exc:
+        raise ConfigError(f"{location}: cannot open the state: {exc}") from None
+    return store
+
+
+def build_hub(
+    config: Config,
+    store: Store | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    vendors: Registry | None = None,
+    **options: Any,
+) -> ScanHub:
+    """The engine for a configuration: its clients, the given store (memory by default), and
+    its interval settings (`options` override them, and pass on to `ScanHub`)."""
+    kw: dict[str, Any] = {"interval": config.interval, "max_interval": config.max_interval}
+    kw.update(options)
+    return ScanHub(
+        build_clients(config, env, vendors), store=store or MemoryStore(), **kw
+    )
+
+
+async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = None) -> None:
+    """Put what the file says to track into `hub`. Single items start as placeholders in state
+    `unknown` (the first poll fills them in); discovery queries (AppSec+ by application,
+    AppTrust by version) become rules of the hub and are run now. A failing lookup is recorded
+    in `hub.source_errors`. Returns once everything is committed."""
+    reg = vendors or registry()
+    for t in config.tracks:
+        client = hub.client(t.source)
+        try:
+            tracking = await reg.for_client(client).resolve_track(client, t)
+        except ScanhubError as exc:
+            hub.note_source_error(t.source, exc)
+            continue
+        for item in tracking.items:
+            hub.track(item, how="config")
+        if tracking.query is not None:
+            await hub.add_rule(t.source, tracking.query)
+    await hub.flush()
+
+
+__all__ = [
+    "StateDefault",
+    "apply_tracks",
+    "build_clients",
+    "build_hub",
+    "make_store",
+    "open_state",
+    "replica_name",
+    "retention_of",
+    "state_location",
+]

@@ -1,0 +1,208 @@
+"""What every view shares: problems (RFC 9457), JSON answers with ETags, reading query
+parameters, and an item as the API shows it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from .._convert import converter, dumps, to_dict
+from .._model import Lifecycle, Verdict
+from ..store import ItemQuery, StoredItem, search_text
+
+_KINDS = ("scan", "promotion")
+#: Every query parameter any read takes (others are refused: a typo is not silently ignored).
+KNOWN_PARAMS = frozenset(
+    {
+        "vendor",
+        "source",
+        "kind",
+        "lifecycle",
+        "verdict",
+        "application",
+        "q",
+        "limit",
+        "cursor",
+        "since",
+        "last_event_id",
+    }
+)
+
+
+class Problem(Exception):
+    """An error answered as `application/problem+json` (RFC 9457)."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
+def problem_response(
+    status: int, title: str, detail: str, instance: str = "", **headers: str
+) -> web.Response:
+    """The RFC 9457 body for an error."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def json_response(request: web.Request, data: Any, status: int = 200) -> web.Response:
+    """A JSON answer with a weak ETag (and 304 when the client has it already)."""
+    body = dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    if status == 200 and request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    resp = web.Response(body=body, status=status, content_type="application/json")
+    resp.headers["ETag"] = etag
+    return resp
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter within [low, high]."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or not low <= int(raw) <= high:
+        raise Problem(
+            400,
+            "Bad Request",
+            f"{name}: expected a whole number from {low} to {high}, got {raw[:40]!r}",
+        )
+    return int(raw)
+
+
+def item_query(request: web.Request, *, limit: int = 100, after: str | None = None) -> ItemQuery:
+    """The filters of a request (shared by the item list and the live stream)."""
+    q = request.query
+    for name in q:
+        if name not in KNOWN_PARAMS:
+            raise Problem(400, "Bad Request", f"unknown query parameter {name!r}")
+    kind = q.get("kind")
+    if kind is not None and kind not in _KINDS:
+        raise Problem(400, "Bad Request", f"kind: expected scan or promotion, got {kind!r}")
+    lifecycle = q.get("lifecycle")
+    if lifecycle is not None and lifecycle not in {lc.value for lc in Lifecycle}:
+        raise Problem(
+            400,
+            "Bad Request",
+            f"lifecycle: expected one of {', '.join(lc.value for lc in Lifecycle)}",
+        )
+    verdict = q.get("verdict")
+    if verdict is not None and verdict not in {v.value for v in Verdict}:
+        raise Problem(
+            400,
+            "Bad Request",
+            f"verdict: expected one of {', '.join(v.value for v in Verdict)}",
+        )
+    text = q.get("q")
+    if text is not None and len(text) > 200:
+        raise Problem(400, "Bad Request", "q: at most 200 characters")
+    return ItemQuery(
+        vendor=q.get("vendor"),
+        source=q.get("source"),
+        kind=kind,
+        lifecycle=lifecycle,
+        verdict=verdict,
+        application=q.get("application"),
+        text=text or None,
+        after=after,
+        limit=limit,
+    )
+
+
+def wanted(query: ItemQuery) -> Any:
+    """The same filters as a predicate over a change (for the live stream)."""
+    text = query.text.casefold() if query.text else None
+
+    def wants(change: Any) -> bool:
+        item = change.after
+        if query.vendor is not None and item.vendor != query.vendor:
+            return False
+        if query.source is not None and item.source != query.source:
+            return False
+        if query.kind is not None and item.kind != query.kind:
+            return False
+        if query.lifecycle is not None and item.lifecycle.value != query.lifecycle:
+            return False
+        if query.verdict is not None and item.verdict.value != query.verdict:
+            return False
+        if query.application is not None and query.application not in (
+            item.application_id,
+            item.application_name,
+        ):
+            return False
+        if text is not None:
+            return text in search_text(item)
+        return True
+
+    return wants
+
+
+def encode_cursor(key: str) -> str:
+    """A page cursor: the last key, URL-safe base64."""
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The key a cursor of this API carries."""
+    try:
+        padded = cursor.encode() + b"=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Problem(400, "Bad Request", "cursor: not a cursor this API gave") from None
+
+
+def ts(value: datetime | None) -> str | None:
+    """A time as the API writes it (ISO 8601, UTC, `Z`)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def entry(
+    stored: StoredItem, *, now: datetime, stuck_after: float, raw: bool = False
+) -> dict[str, Any]:
+    """An item as the API shows it: the item (`to_dict`, its vendor payload only when `raw`),
+    when it last changed, whether it is stuck, the error of its last poll."""
+    item = stored.item
+    data: dict[str, Any] = to_dict(item)
+    if not raw:
+        data.pop("raw", None)
+    changed = stored.last_change
+    data["last_change"] = ts(changed)
+    since = changed or item.created_at
+    data["stuck"] = bool(
+        not item.lifecycle.is_terminal
+        and since is not None
+        and now - since > timedelta(seconds=stuck_after)
+    )
+    error = stored.last_error
+    data["error"] = converter.unstructure(error) if error is not None else None
+    return data
+
+
+__all__ = [
+    "KNOWN_PARAMS",
+    "Problem",
+    "decode_cursor",
+    "encode_cursor",
+    "entry",
+    "int_param",
+    "item_query",
+    "json_response",
+    "problem_response",
+    "ts",
+    "wanted",
+]

@@ -1,0 +1,1 @@
+"""The service's views, one module per resource (each exports `routes`)."""

@@ -1,0 +1,143 @@
+"""Reading: items (a page, one), an item's history, the log of events, the summary, sources.
+Every read is an indexed store query; none walks what the store holds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+
+from ..._convert import converter
+from ..._events import to_cloudevent
+from ...sansio import clean_url
+from .._app import SERVICE
+from .._http import (
+    Problem,
+    decode_cursor,
+    encode_cursor,
+    entry,
+    int_param,
+    item_query,
+    json_response,
+    ts,
+)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/items")
+async def items(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    limit = int_param(request, "limit", 100, 1, 1000)
+    cursor = request.query.get("cursor")
+    after = decode_cursor(cursor) if cursor else None
+    page = await service.store.query(item_query(request, limit=limit, after=after))
+    now = service.now()
+    return json_response(
+        request,
+        {
+            "items": [entry(s, now=now, stuck_after=service.stuck_after) for s in page.items],
+            "next_cursor": encode_cursor(page.next_after) if page.next_after else None,
+            "total": page.total,
+        },
+    )
+
+
+@routes.get("/api/v1/items/{key:.+}/history")
+async def history(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    key = request.match_info["key"]
+    limit = int_param(request, "limit", 1000, 1, 10_000)
+    since = int_param(request, "since", 0, 0, 2**63 - 1)
+    found = await service.store.transitions(key=key, since=since, limit=limit)
+    if not found and await service.store.get(key) is None:
+        raise Problem(404, "Not Found", f"no item {key!r} in the store")
+    events = [to_cloudevent(t.change) for t in found]
+    return json_response(request, {"events": events, "last_id": found[-1].id if found else 0})
+
+
+@routes.get("/api/v1/items/{key:.+}")
+async def item(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    key = request.match_info["key"]
+    stored = await service.store.get(key)
+    if stored is None:
+        raise Problem(404, "Not Found", f"no tracked item {key!r}")
+    data = entry(stored, now=service.now(), stuck_after=service.stuck_after, raw=True)
+    return json_response(request, data)
+
+
+@routes.get("/api/v1/events")
+async def events(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    since = int_param(request, "since", 0, 0, 2**63 - 1)
+    limit = int_param(request, "limit", 1000, 1, 10_000)
+    found = await service.store.transitions(since=since, limit=limit)
+    last = found[-1].id if found else await service.store.last_id()
+    return json_response(
+        request, {"events": [to_cloudevent(t.change) for t in found], "last_id": last}
+    )
+
+
+@routes.get("/api/v1/summary")
+async def summary(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    by_vendor: dict[str, dict[str, int]] = {}
+    by_verdict: dict[str, int] = {}
+    total = 0
+    for c in await service.store.counts():
+        row = by_vendor.setdefault(c.vendor, {})
+        row[c.lifecycle] = row.get(c.lifecycle, 0) + c.n
+        by_verdict[c.verdict] = by_verdict.get(c.verdict, 0) + c.n
+        total += c.n
+    now = service.now()
+    oldest = {
+        o.source: {
+            "key": o.key,
+            "since": ts(o.since),
+            "age_seconds": max(0.0, (now - o.since).total_seconds()),
+        }
+        for o in await service.store.oldest_active()
+    }
+    return json_response(
+        request,
+        {
+            "total": total,
+            "by_vendor_lifecycle": by_vendor,
+            "by_verdict": by_verdict,
+            "oldest_unfinished": oldest,
+        },
+    )
+
+
+@routes.get("/api/v1/sources")
+async def sources(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    health = {h.name: h for h in service.hub.source_health()}
+    tracked: dict[str, int] = {}
+    for c in await service.store.counts():
+        tracked[c.source] = tracked.get(c.source, 0) + c.n
+    now = service.now()
+    out = []
+    for cfg in service.config.sources:
+        h = health.get(cfg.source_name)
+        err = h.last_error if h is not None else None
+        paused = h.paused_for if h is not None else 0.0
+        out.append(
+            {
+                "name": cfg.source_name,
+                "vendor": cfg.vendor,
+                "base_url": clean_url(cfg.base_url),
+                "up": bool(h.up) if h is not None else False,
+                "items": tracked.get(cfg.source_name, 0),
+                "active": h.active if h is not None else 0,
+                "polled_here": bool(h.polled_here) if h is not None else False,
+                "last_success": ts(h.last_success) if h is not None else None,
+                "last_error": converter.unstructure(err) if err is not None else None,
+                "paused_until": ts(now + timedelta(seconds=paused)) if paused > 0 else None,
+                "concurrency": h.concurrency if h is not None else 0,
+            }
+        )
+    return json_response(request, {"sources": out})
+
+
