@@ -476,7 +476,7 @@ class ReportTask:
     `build/sonar/`, `.sonarqube/out/.sonar/`) after uploading its report."""
 
     ce_task_id: str
-    project_key: str
+    project_key: str | None = None
     server_url: str | None = None
     ce_task_url: str | None = None
     dashboard_url: str | None = None
@@ -550,8 +550,9 @@ def _unescape(text: str) -> str:
 
 def parse_report_task(text: str | bytes, *, source: str = VENDOR) -> ReportTask:
     """`report-task.txt` as a `ReportTask`. The task id is `ceTaskId`, else the `id` of
-    `ceTaskUrl` (what sonarqube-quality-gate-action follows); the project is `projectKey`.
-    Either missing is a `PayloadError` (the file is not a scanner's report-task.txt)."""
+    `ceTaskUrl` (all sonarqube-quality-gate-action reads); a file with neither is a
+    `PayloadError` (it is not a scanner's report-task.txt). `projectKey` may be missing (the
+    task then says which project it belongs to)."""
     at = Where(VENDOR, source, "read report-task.txt")
     if isinstance(text, bytes):
         try:
@@ -562,12 +563,9 @@ def parse_report_task(text: str | bytes, *, source: str = VENDOR) -> ReportTask:
     task_id = (props.get("ceTaskId") or "").strip() or _task_id_of(props.get("ceTaskUrl"))
     if not task_id:
         fail(PayloadError, at, "report-task.txt has no ceTaskId (nor a ceTaskUrl with an id)")
-    project = (props.get("projectKey") or "").strip()
-    if not project:
-        fail(PayloadError, at, "report-task.txt has no projectKey")
     return ReportTask(
         ce_task_id=task_id,
-        project_key=project,
+        project_key=(props.get("projectKey") or "").strip() or None,
         server_url=props.get("serverUrl") or None,
         ce_task_url=props.get("ceTaskUrl") or None,
         dashboard_url=props.get("dashboardUrl") or None,
@@ -591,7 +589,9 @@ def _task_id_of(url: str | None) -> str:
 
 def scan_from_report_task(report: ReportTask, *, source: str) -> Scan:
     """A placeholder for the task a report-task.txt names (state `unknown` until the first
-    poll), with the scanner's dashboard link."""
+    poll), with the scanner's dashboard link. The report must name its project."""
+    if not report.project_key:
+        fail(BadRequestError, Where(VENDOR, source, "read report-task.txt"), "no projectKey")
     links = {"dashboard": report.dashboard_url} if report.dashboard_url else {}
     return Scan(
         vendor=VENDOR,

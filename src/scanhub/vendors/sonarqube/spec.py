@@ -123,6 +123,8 @@ class SonarQubeSpec(VendorSpec):
     async def resolve_track(self, client: SonarQube, track: SonarQubeTrack) -> Tracking:
         if track.report_task is not None:
             report = await read_report_task(track.report_task, source=client.name)
+            if report.project_key is None:
+                return Tracking(items=(await client.task(report.ce_task_id),))
             return Tracking(items=(sq.scan_from_report_task(report, source=client.name),))
         if track.task_id is not None and track.project_key is not None:
             placeholder = Scan(
