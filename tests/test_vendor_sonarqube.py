@@ -694,3 +694,19 @@ def test_report_task_any_bytes(raw: bytes) -> None:
 @given(body=st.binary(max_size=80), sig=st.text(max_size=70), secret=st.text(max_size=10))
 def test_webhook_verification_never_raises(body: bytes, sig: str, secret: str) -> None:
     assert sq.verify_webhook(body, sig, secret) in (True, False)
+
+
+def test_the_readme_pipeline_configuration_is_valid() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from scanhub._config import parse_config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    part = readme.split("### SonarQube in a pipeline", 1)[1]
+    block = part.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(tomllib.loads(block), "README.md")
+    assert [s.vendor for s in config.sources] == ["sonarqube"]
+    assert [getattr(t, "report_task", None) for t in config.tracks] == [
+        ".scannerwork/report-task.txt"
+    ]
