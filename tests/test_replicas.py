@@ -64,7 +64,7 @@ async def start_replica(
 def shorten(sims: dict[str, Any], seconds: float) -> None:
     """Make every seeded item of the simulators finish `seconds` after it started."""
     for sim in sims.values():
-        for attr in ("promotions", "pending", "scans", "versions"):
+        for attr in ("promotions", "pending", "scans", "versions", "tasks"):
             records = getattr(sim, attr, {})
             for value in records.values():
                 for record in value if isinstance(value, list) else [value]:
@@ -110,7 +110,7 @@ async def test_three_replicas_fail_over_without_losing_or_repeating(
             pids = {str(p.pid): (p, u) for p, u in procs}
             held = {}
             async with asyncio.timeout(10):
-                while len(held) < 4:
+                while len(held) < len(sims):
                     held = await holders(url)
                     await asyncio.sleep(0.1)
             holder_pid = next(iter(held.values())).split(":")[1]
@@ -141,7 +141,7 @@ async def test_three_replicas_fail_over_without_losing_or_repeating(
             # (plus one poll interval).
             moved: dict[str, float] = {}
             async with asyncio.timeout(10):
-                while len(moved) < 4:
+                while len(moved) < len(sims):
                     for name, sim in sims.items():
                         if name not in moved and sim.stats.requests > requests_at_kill[name] + 1:
                             moved[name] = time.monotonic() - killed_at
