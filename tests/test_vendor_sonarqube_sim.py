@@ -20,7 +20,8 @@ import aiohttp
 import pytest
 
 from scanhub import RetryPolicy, ScanHub, Timeouts
-from scanhub._config import apply_tracks, build_clients, parse_config
+from scanhub._compose import apply_tracks, build_clients
+from scanhub._config import parse_config
 from scanhub.cli import main
 from scanhub.serve import Service
 from scanhub.sim import Faults, SimClock
@@ -282,7 +283,7 @@ async def test_report_task_tracks_are_followed_to_the_verdict(tmp_path: Path) ->
             assert "missing.txt" in hub.source_errors["sq"].message
             async for _ in hub.watch(deadline=20):
                 pass
-            items = {i.id: i for i in hub.items}
+            items = {i.id: i for i in await hub.current()}
     assert (items[ok].lifecycle, items[ok].verdict) == (Lifecycle.SUCCEEDED, Verdict.PASS)
     assert items[ok].application_id == "org.example:webshop"
     assert (items[bad].lifecycle, items[bad].verdict) == (Lifecycle.SUCCEEDED, Verdict.FAIL)
@@ -377,7 +378,7 @@ async def test_the_watch_rides_through_faults_and_unknown_statuses() -> None:
                 hub.track(Scan("sonarqube", "sq", tid, "webshop", Lifecycle.UNKNOWN, ""))
             async for _ in hub.watch(deadline=30):
                 pass
-            got = {i.id: (i.lifecycle, i.verdict) for i in hub.items}
+            got = {i.id: (i.lifecycle, i.verdict) for i in await hub.current()}
     assert got == planned
 
 
@@ -422,13 +423,13 @@ async def test_webhooks_are_verified_and_applied_and_the_simulator_sends_them(
                 }
                 async with http.post("/webhooks/sonarqube/sq", data=body, headers=unsigned) as r:
                     assert r.status == 401
-                assert hub.items == []
+                assert await hub.current() == []
                 good = _signed(body, sim.webhook_secret)
                 async with http.post("/webhooks/sonarqube/sq", data=body, headers=good) as r:
                     assert r.status == 200
                     result = await r.json()
                 assert result["outcome"] == "applied" and len(result["keys"]) == 1
-                (item,) = hub.items
+                (item,) = await hub.current()
                 assert (item.id, item.application_id) == (
                     "AVh21JS2JepAEhwQ-b3u",
                     "org.sonarqube:example",
@@ -450,7 +451,7 @@ async def test_webhooks_are_verified_and_applied_and_the_simulator_sends_them(
                     while not sim.deliveries:
                         await asyncio.sleep(0.05)
                 assert sim.deliveries == [(f"{svc.url}/webhooks/sonarqube/sq", 200)]
-                hooked = next(i for i in hub.items if i.id == tid)
+                hooked = next(i for i in await hub.current() if i.id == tid)
                 assert hooked.lifecycle is Lifecycle.SUCCEEDED and hooked.verdict is Verdict.FAIL
                 assert hooked.message is not None and "new_coverage 62.5 < 80" in hooked.message
         finally:
