@@ -36,6 +36,7 @@ Sources (read through the search tools; paths as in the repositories):
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -185,7 +186,7 @@ class Processing:
     def vendor_status(self) -> str:
         """`processing=true` / `processing=false`, or the odd value as received."""
         if self.processing is None:
-            return f"processing={_short(self.raw)}"
+            return f"processing={_short(json.dumps(self.raw, default=str))}"
         return f"processing={'true' if self.processing else 'false'}"
 
 
@@ -501,7 +502,7 @@ def judge_v4(
         return attrs.evolve(
             base,
             lifecycle=Lifecycle.UNKNOWN,
-            message=f"the token status's processing is {_short(state.raw)}, not true or false",
+            message=f"the token status's processing is {vendor_status[11:]}, not true or false",
             raw=raw,
         )
     if state.processing:
