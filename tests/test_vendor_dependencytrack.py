@@ -412,8 +412,10 @@ def test_an_empty_403_names_the_permission_of_the_operation() -> None:
 
 
 def test_unknown_token_on_the_workflow_endpoint_is_not_found() -> None:
-    with pytest.raises(NotFoundError, match=f"Provided token {TOKEN} does not exist"):
+    with pytest.raises(NotFoundError, match=f"Provided token {TOKEN} does not exist") as caught:
         dt.parse_workflow(resp(404, f"Provided token {TOKEN} does not exist."), source="dt")
+    # Dependency-Track 5.0 answers 404 for the removed endpoint itself: the error says so.
+    assert 'use api_version = "v4"' in str(caught.value)
 
 
 # --- v5: the workflow steps --------------------------------------------------------------------
@@ -982,6 +984,18 @@ def test_the_registry_lists_the_vendor_with_its_demo() -> None:
     spec = registry().get("dependencytrack")
     assert spec.title == "Dependency-Track" and spec.client is DependencyTrack
     assert spec.load_demo() is DEMO
+
+
+async def test_the_project_is_named_one_way_before_anything_is_sent() -> None:
+    sim = DependencyTrackSim(clock=SimClock(speed=0))
+    async with sim:
+        uuid = sim.add_project("p", "1")
+        async with DependencyTrack(sim.base_url, sim.api_key) as client:
+            with pytest.raises(BadRequestError, match="give the project as"):
+                await client.upload_bom(BOM, project=uuid, project_name="p", project_version="1")
+            with pytest.raises(BadRequestError, match="both be non-empty"):
+                await client.upload_bom(BOM, project_name="p")
+    assert sim.stats.requests == 0
 
 
 async def test_upload_from_a_path(tmp_path: Path) -> None:

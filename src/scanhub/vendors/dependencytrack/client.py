@@ -86,6 +86,7 @@ class DependencyTrack(Client):
         upload creates it (`parent_*`, `is_latest` and `project_tags` apply then) and it is
         looked up again after.
         """
+        dt.check_project(project, project_name, project_version, source=self.name)
         content = bom if isinstance(bom, bytes) else await _read(bom)
         uuid = project
         if project is None and project_name is not None and project_version is not None:

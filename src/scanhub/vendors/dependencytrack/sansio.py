@@ -250,8 +250,8 @@ class Verdicts:
 
     def summary(self) -> str:
         """`no policy violations` / `3 policy violations (FAIL 1, WARN 2)`."""
-        if not self.read and (self.total or 0) == 0:
-            return "no policy violations"
+        if not self.counts:
+            return "no policy violations" if not self.total else "no unsuppressed policy violations"
         order = [s for s in ("FAIL", "WARN", "INFO") if s in self.counts]
         order += sorted(s for s in self.counts if s not in ("FAIL", "WARN", "INFO"))
         parts = ", ".join(f"{s} {self.counts[s]}" for s in order)
@@ -288,15 +288,11 @@ def build_upload(
     at = Where(VENDOR, source, "upload bom")
     if not bom:
         fail(BadRequestError, at, "the BOM is empty")
-    if (project is None) == (project_name is None and project_version is None):
-        fail(BadRequestError, at, "give the project as project (UUID) or as name and version")
+    check_project(project, project_name, project_version, source=source)
     body: dict[str, Any] = {}
     if project is not None:
-        _check_uuid(project, "project", at)
         body["project"] = project
     else:
-        if not (project_name or "").strip() or not (project_version or "").strip():
-            fail(BadRequestError, at, "project_name and project_version must both be non-empty")
         body["projectName"] = project_name
         body["projectVersion"] = project_version
         body["autoCreate"] = bool(auto_create)
@@ -322,6 +318,23 @@ def build_upload(
         )
     body["bom"] = encoded
     return Request("PUT", _api(base_url, "bom"), "upload bom", json=body, idempotent=False)
+
+
+def check_project(
+    project: str | None,
+    project_name: str | None,
+    project_version: str | None,
+    *,
+    source: str = VENDOR,
+) -> None:
+    """The project is named one way: by UUID, or by a non-empty name and version."""
+    at = Where(VENDOR, source, "upload bom")
+    if (project is None) == (project_name is None and project_version is None):
+        fail(BadRequestError, at, "give the project as project (UUID) or as name and version")
+    if project is not None:
+        _check_uuid(project, "project", at)
+    elif not (project_name or "").strip() or not (project_version or "").strip():
+        fail(BadRequestError, at, "project_name and project_version must both be non-empty")
 
 
 def _check_uuid(value: str, what: str, at: Where) -> None:
@@ -585,6 +598,15 @@ def parse_workflow(resp: Response, *, source: str) -> list[Step]:
     "failureReason"?}]` (times in epoch ms), sorted in the server's step order. A 404 ("Provided
     token … does not exist.") is a `NotFoundError`; an empty list a `PayloadError`."""
     at = where(VENDOR, source, resp)
+    if resp.status == 404:
+        said = error_text(resp, at.operation) or "HTTP 404"
+        fail(
+            NotFoundError,
+            at,
+            f"{said} (an unknown token; or a server without /api/v1/workflow: Dependency-Track "
+            '5.0 and later removed it, use api_version = "v4")',
+            resp,
+        )
     states = as_list(_json_ok(resp, at), at, "the workflow states", resp)
     steps = []
     for entry in states:
