@@ -89,7 +89,7 @@ async def test_the_api_answers_as_its_openapi_document_says(tmp_path: Path) -> N
         assert doc["openapi"].startswith("3.1") and "/api/v1/items" in doc["paths"]
         items = await get_json(http, "/api/v1/items", "ItemList")
         vendors = {i["vendor"] for i in items["items"]}
-        assert vendors == {"iq", "threadfix", "appsecplus", "apptrust"}
+        assert vendors == {"iq", "threadfix", "appsecplus", "apptrust", "dependencytrack"}
         key = items["items"][0]["key"]
         from urllib.parse import quote
 
@@ -277,7 +277,13 @@ async def test_metrics_use_prometheus_names(tmp_path: Path) -> None:
         assert name in families, name
     assert "scanhub_transitions" in families and "scanhub_vendor_requests" in families
     items = families["scanhub_items"].samples
-    assert {s.labels["vendor"] for s in items} == {"iq", "threadfix", "appsecplus", "apptrust"}
+    assert {s.labels["vendor"] for s in items} == {
+        "iq",
+        "threadfix",
+        "appsecplus",
+        "apptrust",
+        "dependencytrack",
+    }
     assert all(set(s.labels) == {"vendor", "source", "kind", "lifecycle", "verdict"} for s in items)
     requests = families["scanhub_vendor_requests"].samples
     assert any(s.labels["outcome"] == "2xx" and s.value > 0 for s in requests)
