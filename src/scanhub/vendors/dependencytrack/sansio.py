@@ -73,6 +73,7 @@ from scanhub.vendors import (
     NotFoundError,
     PayloadError,
     Scan,
+    ScanhubError,
     Verdict,
 )
 
@@ -157,8 +158,10 @@ def _api(base_url: str, path: str) -> str:
     return join_url(base_url, f"api/v1/{path}")
 
 
-def _seg(value: object, operation: str, what: str) -> str:
-    return segment(value, vendor=VENDOR, operation=operation, what=what)
+def _seg(
+    value: object, operation: str, what: str, error: type[ScanhubError] = BadRequestError
+) -> str:
+    return segment(value, vendor=VENDOR, operation=operation, what=what, error=error)
 
 
 # --- Values read from answers ------------------------------------------------------------------
@@ -305,8 +308,9 @@ def build_upload(
                 body["parentVersion"] = parent_version
         if is_latest:
             body["isLatest"] = True
-    if project_tags:
-        body["projectTags"] = [{"name": str(t)} for t in project_tags]
+    tags = [project_tags] if isinstance(project_tags, str) else list(project_tags)
+    if tags:
+        body["projectTags"] = [{"name": str(t)} for t in tags]
     encoded = base64.b64encode(bom).decode("ascii")
     if len(encoded) > MAX_PUT_BOM_CHARS:
         fail(
@@ -365,17 +369,25 @@ def parse_upload(
         vendor_status="",
         created_at=parse_http_date(resp.headers.get("date")),
         scan_type="bom",
-        links=links(base_url, token, project_uuid, api_version),
+        links=links(base_url, token, project_uuid, api_version, error=PayloadError),
         raw={"upload": obj},
     )
 
 
-def links(base_url: str, token: str, project_uuid: str, api_version: str) -> dict[str, str]:
-    """API links of an upload: how its token is followed, and its project's results."""
+def links(
+    base_url: str,
+    token: str,
+    project_uuid: str,
+    api_version: str,
+    *,
+    error: type[ScanhubError] = BadRequestError,
+) -> dict[str, str]:
+    """API links of an upload: how its token is followed, and its project's results (`error`:
+    what an id that cannot be a path segment raises)."""
     if not base_url:
         return {}
-    project = _seg(project_uuid, "links", "project") if project_uuid else ""
-    tok = _seg(token, "links", "token")
+    project = _seg(project_uuid, "links", "project", error) if project_uuid else ""
+    tok = _seg(token, "links", "token", error)
     out = {
         "status": _api(base_url, f"workflow/token/{tok}/status")
         if api_version == "v5"
