@@ -998,6 +998,30 @@ async def test_the_project_is_named_one_way_before_anything_is_sent() -> None:
     assert sim.stats.requests == 0
 
 
+@pytest.mark.parametrize(
+    ("first", "pages", "summary"),
+    [
+        ("WARN", 3, "250 policy violations (WARN 250)"),
+        ("FAIL", 1, "250 policy violations (FAIL 1, WARN 99, 100 read)"),
+    ],
+)
+async def test_violations_are_paged_until_the_end_or_the_first_fail(
+    first: str, pages: int, summary: str
+) -> None:
+    sim = DependencyTrackSim(clock=SimClock(speed=0))
+    async with sim:
+        many = [(first, "p0", "c0")] + [("WARN", f"p{i}", f"c{i}") for i in range(1, 250)]
+        uuid = sim.add_project("big", "1", Profile(violations=many))
+        async with DependencyTrack(sim.base_url, sim.api_key, api_version="v5") as client:
+            scan = await client.upload_bom(BOM, project=uuid)
+            sim.clock.advance(sim.duration)
+            before = sim.stats.requests
+            scan = await client.refresh(scan)
+    assert sim.stats.requests - before == 2 + pages  # workflow, metrics, violation pages
+    assert (scan.message or "").startswith(summary)
+    assert scan.verdict is Verdict(first.lower())
+
+
 async def test_upload_from_a_path(tmp_path: Path) -> None:
     (tmp_path / "bom.json").write_bytes(BOM)
     sim = DependencyTrackSim(clock=SimClock(speed=0))

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scanhub.vendors import BadRequestError, Client, Lifecycle, NotFoundError, Scan, Secret
+from scanhub.vendors import (
+    BadRequestError,
+    Client,
+    Lifecycle,
+    NotFoundError,
+    Scan,
+    Secret,
+    Verdict,
+)
 
 from . import sansio as dt
 
@@ -188,7 +196,8 @@ class DependencyTrack(Client):
                 functools.partial(dt.parse_violations, source=self.name, page=number),
             )
             pages.append(page)
-            if not page.more() or any(v.state == "FAIL" for v in page.violations):
+            worst = (v.verdict for v in page.violations if not v.suppressed)
+            if not page.more() or Verdict.FAIL in worst:
                 break
         return dt.judge_violations(pages)
 
