@@ -108,8 +108,8 @@ DT_WORKFLOW_VULN_FAILED = [
     {"token": TOKEN, "step": "POLICY_EVALUATION", "status": "CANCELLED", "updatedAt": 4},
     {"token": TOKEN, "step": "METRICS_UPDATE", "status": "CANCELLED", "updatedAt": 4},
 ]  # fmt: skip
-#: WorkflowResourceTest `shouldReturnFailedStatesForBomUploadTokenWhenProcessBomFails` (5.7
-#: alphas: only the import's two steps, both FAILED).
+#: WorkflowResourceTest `shouldReturnFailedStatesForBomUploadTokenWhenProcessBomFails` (5.7.0-
+#: alpha.3, on its new workflow engine: only the import's two steps, both FAILED).
 DT_WORKFLOW_IMPORT_FAILED = [
     {"token": TOKEN, "step": "BOM_CONSUMPTION", "status": "FAILED", "startedAt": 2000000100, "updatedAt": 2000001000},
     {"token": TOKEN, "step": "BOM_PROCESSING", "status": "FAILED", "startedAt": 2000000100, "updatedAt": 2000001000},
@@ -472,7 +472,7 @@ def test_a_failed_step_fails_the_upload_with_its_reason() -> None:
     assert scan.finished_at == datetime.fromtimestamp(0.004, tz=UTC)
 
 
-def test_the_import_failing_shape_of_the_5_7_alphas() -> None:
+def test_the_import_failing_shape_of_5_7_0_alpha_3() -> None:
     scan = dt.workflow_scan(uploaded(), steps(DT_WORKFLOW_IMPORT_FAILED))
     assert scan.lifecycle is Lifecycle.FAILED
     assert scan.vendor_status == "BOM_CONSUMPTION=FAILED"
@@ -502,7 +502,7 @@ def test_not_applicable_steps_count_as_done() -> None:
 
 
 def test_done_steps_without_metrics_update_are_not_the_end() -> None:
-    """The 5.7 alphas list the import run's two steps until the analysis run exists."""
+    """5.7.0-alpha.3 lists the import run's two steps until the analysis run exists."""
     body = [{**s, "status": "COMPLETED"} for s in DT_WORKFLOW_IMPORT_FAILED]
     scan = dt.workflow_scan(uploaded(), steps(body))
     assert scan.lifecycle is Lifecycle.RUNNING
