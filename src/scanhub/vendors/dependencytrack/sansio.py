@@ -105,7 +105,9 @@ LAST_STEP = "METRICS_UPDATE"
 STATUS_MAP: Mapping[str, Lifecycle] = {
     # v5, one workflow step: hyades-apiserver model/WorkflowStatus.java.
     "PENDING": Lifecycle.RUNNING,  # isTerminal false: waiting or in progress
-    "TIMED_OUT": Lifecycle.RUNNING,  # isTerminal false: failed after another step timeout
+    # isTerminal false; "can still eventually become COMPLETED or FAILED" (5.0.0
+    # tasks/WorkflowStateCleanupTask.java): failed after another step timeout
+    "TIMED_OUT": Lifecycle.RUNNING,
     "COMPLETED": Lifecycle.SUCCEEDED,  # isTerminal true
     "FAILED": Lifecycle.FAILED,  # isTerminal true; failureReason says why
     "CANCELLED": Lifecycle.CANCELLED,  # isTerminal true: a parent step failed
