@@ -20,6 +20,7 @@ from scanhub._config import parse_config
 from scanhub._render import outcome
 from scanhub.cli import main
 from scanhub.sim import AppSecPlusSim, AppTrustSim, Faults, IQSim, SimClock, ThreadFixSim
+from scanhub.vendors import registry
 
 ENV = {
     "IQ_PASSWORD": "admin123",
@@ -201,7 +202,9 @@ async def test_sim_command_writes_a_working_config(
     assert code == 0
     assert "appsecplus" in out and "export SCANHUB_SIM_IQ_PASSWORD=" in out
     config = load_config(cfg)
-    assert len(config.sources) == 5 and len(config.tracks) == 8
+    simulated = [spec.name for spec in registry() if spec.demo]
+    assert [s.vendor for s in config.sources] == simulated  # every vendor with a simulator
+    assert {t.source for t in config.tracks} == set(simulated)  # each seeded something
 
 
 # --- configuration errors -------------------------------------------------------------------

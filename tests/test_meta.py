@@ -13,6 +13,7 @@ import scanhub
 from scanhub import Client, Lifecycle, Vendor, Verdict
 from scanhub.sansio import appsecplus, apptrust, iq, threadfix
 from scanhub.vendors import registry
+from scanhub.vendors.dependencytrack import sansio as dependencytrack
 from scanhub.vendors.sonarqube import sansio as sonarqube
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ VENDOR_MODULES = {
     "appsecplus": appsecplus,
     "apptrust": apptrust,
     "sonarqube": sonarqube,
+    "dependencytrack": dependencytrack,
 }
 
 

@@ -90,7 +90,14 @@ async def test_the_api_answers_as_its_openapi_document_says(tmp_path: Path) -> N
         assert doc["openapi"].startswith("3.1") and "/api/v1/items" in doc["paths"]
         items = await get_json(http, "/api/v1/items", "ItemList")
         vendors = {i["vendor"] for i in items["items"]}
-        assert vendors == {"iq", "threadfix", "appsecplus", "apptrust", "sonarqube"}
+        assert vendors == {
+            "iq",
+            "threadfix",
+            "appsecplus",
+            "apptrust",
+            "sonarqube",
+            "dependencytrack",
+        }
         key = items["items"][0]["key"]
         from urllib.parse import quote
 
@@ -292,6 +299,7 @@ async def test_metrics_use_prometheus_names(tmp_path: Path) -> None:
         "appsecplus",
         "apptrust",
         "sonarqube",
+        "dependencytrack",
     }
     assert all(set(s.labels) == {"vendor", "source", "kind", "lifecycle", "verdict"} for s in items)
     requests = families["scanhub_vendor_requests"].samples
@@ -382,7 +390,6 @@ async def test_headers_on_every_answer(tmp_path: Path) -> None:
         assert "<script" in page and "onclick" not in page and "<script>" not in page
         async with http.get("/static/../../_service.py") as r:
             assert r.status == 404
-
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

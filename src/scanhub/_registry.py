@@ -47,6 +47,7 @@ BUILTIN = (
     "scanhub.vendors.appsecplus:SPEC",
     "scanhub.vendors.apptrust:SPEC",
     "scanhub.vendors.sonarqube:SPEC",
+    "scanhub.vendors.dependencytrack:SPEC",
 )
 
 
