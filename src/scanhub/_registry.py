@@ -46,6 +46,7 @@ BUILTIN = (
     "scanhub.vendors.threadfix:SPEC",
     "scanhub.vendors.appsecplus:SPEC",
     "scanhub.vendors.apptrust:SPEC",
+    "scanhub.vendors.github:SPEC",
 )
 
 
