@@ -30,7 +30,7 @@ def ids(spec: VendorSpec) -> str:
 
 
 def test_the_contract_covers_builtins_and_the_plugin() -> None:
-    assert [s.name for s in SPECS] == ["iq", "threadfix", "appsecplus", "apptrust", "acme"]
+    assert [s.name for s in SPECS] == ["iq", "threadfix", "appsecplus", "apptrust", "github", "acme"]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=ids)

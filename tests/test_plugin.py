@@ -31,7 +31,7 @@ async def run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 def test_the_entry_point_registers_the_vendor() -> None:
     reg = registry_with_plugin()
-    assert reg.names() == ["iq", "threadfix", "appsecplus", "apptrust", "acme"]
+    assert reg.names() == ["iq", "threadfix", "appsecplus", "apptrust", "github", "acme"]
     assert reg.get("acme").title == "Acme Scan"
     assert reg.load_errors == {}
 
@@ -86,7 +86,7 @@ async def test_plugin_vendor_appears_in_the_schema_and_in_config_errors(tmp_path
         s["properties"]["vendor"]["const"]
         for s in json.loads(out)["properties"]["source"]["items"]["oneOf"]
     ]
-    assert vendors == ["iq", "threadfix", "appsecplus", "apptrust", "acme"]
+    assert vendors == ["iq", "threadfix", "appsecplus", "apptrust", "github", "acme"]
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[[source]]\nvendor = "acme"\nbase_url = "http://127.0.0.1:9"\nkey = "k"\n')
     code, _, err = await run("config", "check", "-c", str(cfg), env=env)
