@@ -200,7 +200,7 @@ async def test_sim_command_writes_a_working_config(
     assert code == 0
     assert "appsecplus" in out and "export SCANHUB_SIM_IQ_PASSWORD=" in out
     config = load_config(cfg)
-    assert len(config.sources) == 4 and len(config.tracks) == 6
+    assert len(config.sources) == 5 and len(config.tracks) == 8
 
 
 # --- configuration errors -------------------------------------------------------------------
