@@ -785,3 +785,19 @@ async def test_a_finished_upload_stays_finished_without_its_count() -> None:
         async with sim_client(sim, retry=RetryPolicy(attempts=1)) as once:
             with pytest.raises(ServerError):
                 await once.sarif_upload(REPO, sid)
+
+
+async def test_demo_part_keeps_moving_for_serve_demo() -> None:
+    from scanhub.vendors.github.demo import DEMO
+
+    sim = DEMO.make_sim(SimClock(speed=100.0))
+    async with sim, DEMO.client(sim) as client:
+        started = [item for r in range(3) for item in await DEMO.more(sim, client, r)]
+        sim.clock.advance(10)
+        finals = [await client.refresh(item) for item in started]
+    assert [f.lifecycle for f in finals] == [
+        Lifecycle.SUCCEEDED,
+        Lifecycle.SUCCEEDED,
+        Lifecycle.FAILED,
+    ]
+    assert finals[0].findings == FindingCounts(total=1)

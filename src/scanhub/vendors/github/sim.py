@@ -279,9 +279,14 @@ class GitHubSim(SimServer):
         }
 
     def _count_request(self) -> None:
-        _, period = self._quota()
+        limit, period = self._quota()
         now = time.time()
-        if self._window_start is None or now >= self._window_start + period:
+        expired = self._window_start is None or now >= self._window_start + period
+        # Without a quota fault the default quota is only shown, never reached: a long run
+        # (benchmarks) starts a new window rather than show `remaining: 0` on answers that
+        # are not rate limits.
+        spent = self.faults.server_rate_limit is None and self._used >= limit
+        if expired or spent:
             self._window_start, self._used = now, 0
         self._used += 1
 
