@@ -38,6 +38,7 @@ def test_the_contract_covers_builtins_and_the_plugin() -> None:
         "apptrust",
         "sonarqube",
         "dependencytrack",
+        "github",
         "acme",
     ]
 

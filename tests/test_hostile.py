@@ -483,7 +483,7 @@ def _start_sim(*args: str) -> tuple[subprocess.Popen[str], str]:
         line = proc.stdout.readline()
         assert line, proc.stderr.read() if proc.stderr else "sim ended"
         lines.append(line)
-        if line.startswith("  export SCANHUB_SIM_DEPENDENCYTRACK_KEY"):
+        if line.startswith("scanhub sim: ready"):
             return proc, "".join(lines)
 
 
@@ -536,6 +536,7 @@ def test_readme_quickstart_runs_as_written_after_scanhub_sim(tmp_path: Path) -> 
     assert any(x.startswith("AppTrust") for x in lines)
     assert any(x.startswith("SonarQube succeeded") for x in lines)
     assert any(x.startswith("Dependency-Track succeeded") for x in lines)
+    assert any(x.startswith("GitHub succeeded complete FindingCounts(") for x in lines)
 
 
 def test_config_error_wording_matches_readme(tmp_path: Path) -> None:

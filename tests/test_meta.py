@@ -14,6 +14,7 @@ from scanhub import Client, Lifecycle, Vendor, Verdict
 from scanhub.sansio import appsecplus, apptrust, iq, threadfix
 from scanhub.vendors import registry
 from scanhub.vendors.dependencytrack import sansio as dependencytrack
+from scanhub.vendors.github import sansio as github
 from scanhub.vendors.sonarqube import sansio as sonarqube
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ VENDOR_MODULES = {
     "apptrust": apptrust,
     "sonarqube": sonarqube,
     "dependencytrack": dependencytrack,
+    "github": github,
 }
 
 

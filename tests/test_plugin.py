@@ -38,6 +38,7 @@ def test_the_entry_point_registers_the_vendor() -> None:
         "apptrust",
         "sonarqube",
         "dependencytrack",
+        "github",
         "acme",
     ]
     assert reg.get("acme").title == "Acme Scan"
@@ -101,6 +102,7 @@ async def test_plugin_vendor_appears_in_the_schema_and_in_config_errors(tmp_path
         "apptrust",
         "sonarqube",
         "dependencytrack",
+        "github",
         "acme",
     ]
     cfg = tmp_path / "bad.toml"

@@ -32,6 +32,8 @@ from scanhub.serve._openapi import openapi
 from scanhub.vendors import registry
 
 TOKEN = "s3rve-token-for-tests"
+#: The vendors whose simulators the service tests run.
+SIMULATED = {spec.name for spec in registry() if spec.demo}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -90,14 +92,7 @@ async def test_the_api_answers_as_its_openapi_document_says(tmp_path: Path) -> N
         assert doc["openapi"].startswith("3.1") and "/api/v1/items" in doc["paths"]
         items = await get_json(http, "/api/v1/items", "ItemList")
         vendors = {i["vendor"] for i in items["items"]}
-        assert vendors == {
-            "iq",
-            "threadfix",
-            "appsecplus",
-            "apptrust",
-            "sonarqube",
-            "dependencytrack",
-        }
+        assert vendors == SIMULATED  # every vendor with a simulator
         key = items["items"][0]["key"]
         from urllib.parse import quote
 
@@ -109,7 +104,8 @@ async def test_the_api_answers_as_its_openapi_document_says(tmp_path: Path) -> N
         ids = [int(e["id"]) for e in events["events"]]
         assert ids == sorted(ids) and events["last_id"] == ids[-1]
         later = await get_json(http, f"/api/v1/events?since={ids[2]}", "EventList")
-        assert [int(e["id"]) for e in later["events"]] == ids[3:]
+        # (the engine runs meanwhile: later may hold transitions recorded since)
+        assert [int(e["id"]) for e in later["events"]][: len(ids) - 3] == ids[3:]
         await get_json(http, "/api/v1/summary", "Summary")
         sources = await get_json(http, "/api/v1/sources", "SourceList")
         assert {s["name"] for s in sources["sources"]} == vendors
@@ -293,14 +289,7 @@ async def test_metrics_use_prometheus_names(tmp_path: Path) -> None:
         assert name in families, name
     assert "scanhub_transitions" in families and "scanhub_vendor_requests" in families
     items = families["scanhub_items"].samples
-    assert {s.labels["vendor"] for s in items} == {
-        "iq",
-        "threadfix",
-        "appsecplus",
-        "apptrust",
-        "sonarqube",
-        "dependencytrack",
-    }
+    assert {s.labels["vendor"] for s in items} == SIMULATED
     assert all(set(s.labels) == {"vendor", "source", "kind", "lifecycle", "verdict"} for s in items)
     requests = families["scanhub_vendor_requests"].samples
     assert any(s.labels["outcome"] == "2xx" and s.value > 0 for s in requests)

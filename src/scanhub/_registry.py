@@ -48,6 +48,7 @@ BUILTIN = (
     "scanhub.vendors.apptrust:SPEC",
     "scanhub.vendors.sonarqube:SPEC",
     "scanhub.vendors.dependencytrack:SPEC",
+    "scanhub.vendors.github:SPEC",
 )
 
 

@@ -196,6 +196,13 @@ class Transport:
         limit): no source should have more in flight."""
         return None if self.limiter is None else self.limiter.limit.max_requests
 
+    def pause(self, seconds: float) -> None:
+        """Hold this source's requests for `seconds` (capped at `retry_after_cap`): the vendor
+        said wait, in a 429 or otherwise (GitHub's 403 with its rate-limit headers). The one
+        place a source's pause is kept; the engine reads it (`paused_for`)."""
+        wait = min(max(0.0, seconds), self.retry.retry_after_cap)
+        self._paused_until = max(self._paused_until, self._clock() + wait)
+
     @property
     def paused_for(self) -> float:
         """Seconds this source still waits because the vendor said 429."""

@@ -422,12 +422,12 @@ async def _sim(args: argparse.Namespace, out: TextIO) -> int:
         print("scanhub simulators running (Ctrl-C to stop):", file=out)
         for name, sim in sims.items():
             creds = ", ".join(f"{k}={v}" for k, v in sim.credentials().items())
-            print(f"  {name:<11} {sim.base_url}   {creds}", file=out)
+            print(f"  {name:<15} {sim.base_url}   {creds}", file=out)
         seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
         print("seeded:", file=out)
         for name, items in seeded.items():
             for item in items:
-                print(f"  {name:<11} {item.description}", file=out)
+                print(f"  {name:<15} {item.description}", file=out)
         text, env = _sim_config(sims, seeded)
         if args.write_config:
             Path(args.write_config).write_text(text, encoding="utf-8")  # noqa: ASYNC240 - tiny, once
@@ -440,6 +440,7 @@ async def _sim(args: argparse.Namespace, out: TextIO) -> int:
             print("the variables README's quickstart and --write-config use:", file=out)
         for var, value in env.items():
             print(f"  export {var}={value}", file=out)
+        print("scanhub sim: ready", file=out)  # a fixed last line, for scripts that wait
         out.flush()
         try:
             if args.duration is None:

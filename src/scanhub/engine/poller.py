@@ -119,6 +119,8 @@ class SourcePoller:
             self.last_ok = now()
         else:
             self.limit.release(trouble=outcome.trouble)
+            if outcome.retry_after:  # the vendor said wait: the whole source waits
+                self.client.transport.pause(outcome.retry_after)
             if not isinstance(outcome.error, ScanhubError):
                 log.error(
                     "scanhub: unexpected error refreshing %s", item.key, exc_info=outcome.error
