@@ -192,6 +192,12 @@ async def test_demo_runs_as_designed() -> None:
     assert "demo ran as designed" in out
     for vendor in ("iq-cloud", "threadfix", "appsec-flaky", "apptrust"):
         assert vendor in out
+    # IQ's applications are shown by the public id people know, not the internal id.
+    watched, table = out.split("final:", 1)
+    iq_lines = [line for line in watched.splitlines() if " iq-cloud " in line]
+    assert iq_lines and all(" promotion webshop/" in line for line in iq_lines), iq_lines
+    iq_rows = [line for line in table.splitlines() if "iq-cloud" in line]
+    assert iq_rows and all("webshop" in row for row in iq_rows), iq_rows
 
 
 async def test_sim_command_writes_a_working_config(

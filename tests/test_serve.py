@@ -134,6 +134,11 @@ async def test_filters_pages_and_etags(tmp_path: Path) -> None:
         assert only["items"] and {i["vendor"] for i in only["items"]} == {"threadfix"}
         text = await get_json(http, "/api/v1/items?q=webshop")
         assert text["items"] and all("webshop" in json.dumps(i).lower() for i in text["items"])
+        # IQ items tracked by public id show it (and are found by it); the key keeps the id.
+        iq_items = (await get_json(http, "/api/v1/items?vendor=iq"))["items"]
+        assert iq_items and all(i["application_name"] == "webshop" for i in iq_items)
+        by_name = await get_json(http, "/api/v1/items?vendor=iq&application=webshop")
+        assert by_name["total"] == len(iq_items)
         async with http.get("/api/v1/summary") as r:
             etag = r.headers["ETag"]
         async with http.get("/api/v1/sources", headers={"If-None-Match": 'W/"nope"'}) as r:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from scanhub.vendors import Client, Promotion, RetryPolicy, Secret, Vendor
 
 from . import sansio as iq
@@ -40,13 +42,25 @@ class IQServer(Client):
             **kw,
         )
         self.transport.redact.add_basic(username, self._password.reveal())
+        #: Internal id -> public id, of the applications this client looked up: the promotions
+        #: it produces carry the public id people know (`application_name`).
+        self._public_ids: dict[str, str] = {}
 
     async def application_id(self, public_id: str) -> str:
-        """The internal id of the application with this public id."""
-        return await self._call(
+        """The internal id of the application with this public id (remembered, so promotions
+        of it carry the public id as their `application_name`)."""
+        internal = await self._call(
             iq.build_application_lookup(self.base_url, public_id),
             lambda r: iq.parse_application_lookup(r, source=self.name, public_id=public_id),
         )
+        self._public_ids[internal] = public_id
+        return internal
+
+    def _named(self, promo: Promotion) -> Promotion:
+        name = self._public_ids.get(promo.application_id)
+        if name is None or promo.application_name == name:
+            return promo
+        return attrs.evolve(promo, application_name=name)
 
     async def promote_scan(
         self,
@@ -66,36 +80,46 @@ class IQServer(Client):
             csrf_token=self._csrf,
             source=self.name,
         )
-        return await self._call(
-            req,
-            lambda r: iq.parse_promote(
-                r,
-                source=self.name,
-                base_url=self.base_url,
-                application_id=application_id,
-                target_stage=target_stage,
-                scan_id=scan_id,
-                source_stage=source_stage,
-            ),
+        return self._named(
+            await self._call(
+                req,
+                lambda r: iq.parse_promote(
+                    r,
+                    source=self.name,
+                    base_url=self.base_url,
+                    application_id=application_id,
+                    target_stage=target_stage,
+                    scan_id=scan_id,
+                    source_stage=source_stage,
+                ),
+            )
         )
 
     async def promotion(self, application_id: str, status_id: str) -> Promotion:
         """The state of a promote-scan request."""
-        return await self._call(
-            iq.build_status(self.base_url, application_id, status_id),
-            lambda r: iq.parse_status(
-                r,
-                source=self.name,
-                base_url=self.base_url,
-                application_id=application_id,
-                status_id=status_id,
-            ),
+        return self._named(
+            await self._call(
+                iq.build_status(self.base_url, application_id, status_id),
+                lambda r: iq.parse_status(
+                    r,
+                    source=self.name,
+                    base_url=self.base_url,
+                    application_id=application_id,
+                    status_id=status_id,
+                ),
+            )
         )
 
     async def refresh(self, item: Promotion) -> Promotion:
         """Poll the status of a promotion this client submitted or fetched."""
         self._check_mine(item)
-        return await self._call(
-            iq.build_status(self.base_url, item.application_id, item.id),
-            lambda r: iq.parse_status(r, source=self.name, base_url=self.base_url, previous=item),
+        if item.application_name:
+            self._public_ids.setdefault(item.application_id, item.application_name)
+        return self._named(
+            await self._call(
+                iq.build_status(self.base_url, item.application_id, item.id),
+                lambda r: iq.parse_status(
+                    r, source=self.name, base_url=self.base_url, previous=item
+                ),
+            )
         )

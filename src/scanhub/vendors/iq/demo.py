@@ -26,16 +26,20 @@ class IQDemo(VendorDemo):
 
     def sim_seed(self, sim: IQSim) -> list[Seeded]:
         app_id, _ = sim.add_application("webshop")
+        # Tracked by public id, as people know the application (scanhub looks the internal
+        # id up, and shows the public one).
         return [
             Seeded(
-                {"application_id": app_id, "status_id": sid},
+                {"public_id": "webshop", "status_id": sid},
                 f"promotion of application webshop (internal id {app_id}), status id {sid}",
             )
             for sid in sim.seed_promotions(app_id, 2, duration=20)
         ]
 
     async def more(self, sim: IQSim, client: IQServer, round: int) -> list[Item]:
-        app_id = sim.applications.get("webshop") or sim.add_application("webshop")[0]
+        if "webshop" not in sim.applications:
+            sim.add_application("webshop")
+        app_id = await client.application_id("webshop")
         target = ("build", "stage-release", "release")[round % 3]
         if target == "release":
             sim.fail_stage(app_id, "release", "Policy evaluation failed: license data unavailable")
@@ -48,7 +52,9 @@ class IQDemo(VendorDemo):
         return IQServer(sim.base_url, sim.username, sim.password, name="iq-cloud")
 
     async def scenario(self, sim: IQSim, client: IQServer) -> list[Planned]:
-        app_id, scan_ids = sim.add_application("webshop")
+        internal, scan_ids = sim.add_application("webshop")
+        app_id = await client.application_id("webshop")  # as a user would: by public id
+        assert app_id == internal
         sim.fail_stage(app_id, "release", "Policy evaluation failed: license data unavailable")
         return [
             Planned(

@@ -390,6 +390,7 @@ def parse_evaluation_webhook(
         source=source,
         id=evaluation_id,
         application_id=opt_str(app_obj, "publicId") or app_id,
+        application_name=public_id,
         lifecycle=Lifecycle.SUCCEEDED,
         vendor_status=outcome or "",
         verdict=map_verdict(OUTCOME_MAP, outcome.lower() if outcome else None, VENDOR),

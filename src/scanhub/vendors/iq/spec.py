@@ -91,7 +91,15 @@ class IQSpec(VendorSpec):
         else:
             assert track.public_id is not None  # problems() made sure
             app = await client.application_id(track.public_id)
-        placeholder = Promotion(Vendor.IQ, client.name, track.status_id, app, Lifecycle.UNKNOWN, "")
+        placeholder = Promotion(
+            Vendor.IQ,
+            client.name,
+            track.status_id,
+            app,
+            Lifecycle.UNKNOWN,
+            "",
+            application_name=track.public_id,
+        )
         return Tracking(items=(placeholder,))
 
     def webhook(
