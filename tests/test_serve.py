@@ -10,11 +10,13 @@ import hmac
 import json
 import os
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import jsonschema
@@ -482,3 +484,74 @@ async def test_no_credential_in_anything_the_service_serves(tmp_path: Path) -> N
     for body in bodies:
         for secret in secrets:
             assert secret not in body
+
+
+async def test_an_event_id_has_one_body_live_resumed_replayed_and_in_the_api(
+    tmp_path: Path,
+) -> None:
+    """Issue 16.3: the live stream, a resumed stream, the events and history APIs and
+    `scanhub history --format cloudevents` give each transition id exactly the same body."""
+
+    def canonical(event: Any) -> str:
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+    async def read_stream(resp: aiohttp.ClientResponse, until: int) -> dict[int, str]:
+        got: dict[int, str] = {}
+        tid = 0
+        async with asyncio.timeout(20):
+            while until not in got:
+                line = (await resp.content.readline()).decode().rstrip("\n")
+                if line.startswith("id: "):
+                    tid = int(line[4:])
+                elif line.startswith("data: ") and tid:
+                    got[tid] = line[6:]
+        return got
+
+    async with service(tmp_path, speed=40.0) as (svc, sims, http):
+        start = await svc.store.last_id()
+        async with http.get(f"/api/v1/events/stream?last_event_id={start}") as live:
+            # Transitions happen while the client listens (the simulators move on their own).
+            async with asyncio.timeout(20):
+                while await svc.store.last_id() < start + 12:
+                    await asyncio.sleep(0.1)
+            last = await svc.store.last_id()
+            live_bodies = await read_stream(live, last)
+        async with http.get(
+            "/api/v1/events/stream", headers={"Last-Event-ID": str(start)}
+        ) as resumed:
+            resumed_bodies = await read_stream(resumed, last)
+        api = await get_json(http, f"/api/v1/events?since={start}&limit=10000", "EventList")
+        api_bodies = {int(e["id"]): canonical(e) for e in api["events"]}
+        some = json.loads(live_bodies[last])["subject"]
+        history = await get_json(http, f"/api/v1/items/{quote(some, safe='')}/history", "EventList")
+        history_bodies = {int(e["id"]): canonical(e) for e in history["events"]}
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "scanhub",
+            "history",
+            "--state",
+            str(tmp_path / "state.db"),
+            "--since",
+            str(start),
+            "--format",
+            "cloudevents",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    cli_bodies = {int(json.loads(line)["id"]): line for line in cli.stdout.splitlines()}
+    ids = list(range(start + 1, last + 1))
+    assert sorted(live_bodies) == ids  # every id, none twice
+    for tid in ids:
+        body = live_bodies[tid]
+        assert resumed_bodies[tid] == body
+        assert api_bodies[tid] == body
+        assert cli_bodies[tid] == body
+        assert json.loads(body)["data"].get("raw", "absent") == "absent"  # no vendor payload
+    assert history_bodies and all(
+        history_bodies[t] == live_bodies[t] for t in history_bodies if t in live_bodies
+    )

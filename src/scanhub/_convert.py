@@ -20,8 +20,12 @@ from ._model import GateKind, Item, Lifecycle, Promotion, Scan, Vendor, Verdict
 T = TypeVar("T")
 
 
-def _dt_out(value: datetime) -> str:
+def timestamp(value: datetime) -> str:
+    """A time as scanhub writes it: ISO 8601 in UTC with a `Z`."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_dt_out = timestamp
 
 
 def _dt_in(value: Any, _: type) -> datetime:

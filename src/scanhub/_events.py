@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ._changes import Change
-from ._convert import to_dict
+from ._convert import dumps, timestamp, to_dict
 from ._model import Item, Lifecycle, Verdict
 
 CLOUDEVENTS_SPECVERSION = "1.0"
@@ -119,16 +119,29 @@ def event_source(item: Item) -> str:
     return f"/scanhub/{quote(str(item.vendor), safe='')}/{quote(item.source, safe='')}"
 
 
+def cloudevent_json(change: Change) -> str:
+    """`to_cloudevent` as the one JSON text scanhub writes for it (compact, UTF-8): what the
+    live stream, `scanhub history` and `scanhub watch --format cloudevents` print."""
+    return dumps(to_cloudevent(change), separators=(",", ":"), ensure_ascii=False)
+
+
 def to_cloudevent(change: Change) -> dict[str, Any]:
     """A change as a CloudEvents 1.0 structured-mode JSON object. `id` is the store's
-    transition id (a UUID for changes no store recorded); `data` is the item as `to_dict`,
-    plus `previous_lifecycle` and `previous_verdict` (None on a first sighting)."""
+    transition id (a UUID for changes no store recorded); `data` is the item as `to_dict`
+    without the vendor payload, plus `previous_lifecycle` and `previous_verdict` (None on a
+    first sighting).
+
+    Events never carry the vendor payload (`raw`): it can be large, it is the vendor's own
+    shape (and may echo what the vendor was sent), and the log does not keep it. So a
+    transition's event is the same bytes whoever builds it, live or from the log; the item
+    itself (`GET /api/v1/items/{key}`, `Store.get`) offers the current payload."""
     after = change.after
     data = to_dict(after)
+    data.pop("raw", None)
     before = change.before
     data["previous_lifecycle"] = before.lifecycle.value if before is not None else None
     data["previous_verdict"] = before.verdict.value if before is not None else None
-    time = to_dict(change)["observed_at"]
+    time = timestamp(change.observed_at)
     return {
         "specversion": CLOUDEVENTS_SPECVERSION,
         "id": str(change.id) if change.id is not None else str(uuid.uuid4()),

@@ -25,7 +25,7 @@ from ._config import Config, config_schema_json, load_config
 from ._convert import dumps, to_dict
 from ._defaults import LEASE_SECONDS, PORT
 from ._errors import ConfigError, ScanhubError
-from ._events import to_cloudevent
+from ._events import cloudevent_json
 from ._model import Item
 from ._registry import registry
 from ._schema import Problem, check_seconds
@@ -311,8 +311,7 @@ class _View:
         if self.fmt == "ndjson":
             print(r.json_line(change), file=self.out, flush=True)
         elif self.fmt == "cloudevents":
-            event = to_cloudevent(change)
-            print(dumps(event, separators=(",", ":")), file=self.out, flush=True)
+            print(cloudevent_json(change), file=self.out, flush=True)
         elif self.fmt == "plain":
             a = change.after
             was = change.before.lifecycle.value if change.before else "new"
@@ -347,7 +346,7 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
         if args.format == "ndjson":
             print(r.json_line(t.change), file=out)
         elif args.format == "cloudevents":
-            print(dumps(to_cloudevent(t.change), separators=(",", ":")), file=out)
+            print(cloudevent_json(t.change), file=out)
         else:
             c = t.change
             was = c.before.lifecycle.value if c.before else "new"

@@ -16,8 +16,7 @@ import contextlib
 from aiohttp import web
 
 from ..._changes import Change
-from ..._convert import dumps
-from ..._events import to_cloudevent
+from ..._events import cloudevent_json
 from .._app import SERVICE
 from .._http import Problem, item_query, wanted
 
@@ -29,8 +28,7 @@ MAX_ID = 2**63 - 1
 
 def sse(change: Change) -> bytes:
     """One transition as an SSE event."""
-    data = dumps(to_cloudevent(change), separators=(",", ":"), ensure_ascii=False)
-    return f"id: {change.id}\nevent: change\ndata: {data}\n\n".encode()
+    return f"id: {change.id}\nevent: change\ndata: {cloudevent_json(change)}\n\n".encode()
 
 
 @routes.get("/api/v1/events/stream")
