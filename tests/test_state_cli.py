@@ -156,6 +156,45 @@ async def test_history_without_a_state_file_is_a_usage_error(tmp_path: Path) -> 
     assert code == 2 and "no state file there" in err
 
 
+def _bad_states(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """State files a careless user points at, and the words the one-line error must say."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all\n" * 100)
+    newer = tmp_path / "newer.db"
+    con = sqlite3.connect(newer)
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    parent = tmp_path / "a-file"
+    parent.write_text("x")
+    return {
+        "not SQLite": (text, "not a scanhub state file"),
+        "newer schema": (newer, "newer than this scanhub"),
+        "parent is a file": (parent / "state.db", "cannot open the state file"),
+    }
+
+
+async def test_bad_state_files_end_in_one_clear_line(tmp_path: Path) -> None:
+    """Issue 17.3: exit 2 with one line naming the file and what is wrong, for serve, watch and
+    history; no traceback; nothing (such as an HTTP session) opened before the store."""
+    async with two_sims(speed=40.0) as (asp, tf):
+        cfg = config(tmp_path, asp, tf, [])
+        for what, (path, words) in _bad_states(tmp_path).items():
+            for command in (
+                ("watch", "-c", str(cfg), "--state", str(path), "--timeout", "5"),
+                ("serve", "-c", str(cfg), "--state", str(path), "--port", "0"),
+                ("history", "--state", str(path)),
+            ):
+                code, out, err = await scanhub(*command)
+                lines = [x for x in err.splitlines() if x.strip()]
+                assert code == 2, (what, command, out, err)
+                assert len(lines) == 1, (what, command, err)
+                expected = words
+                if command[0] == "history" and what == "parent is a file":
+                    expected = "no state file there"  # reading: there is nothing to read
+                assert str(path) in lines[0] and expected in lines[0], (what, command, err)
+                assert "Traceback" not in err and "Unclosed" not in err
+
+
 async def test_a_watcher_killed_with_sigkill_loses_nothing_committed(tmp_path: Path) -> None:
     async with two_sims(speed=4.0) as (asp, tf):
         asp.seed_scans("app-1", 6, duration=6)

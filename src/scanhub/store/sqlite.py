@@ -275,7 +275,15 @@ class SQLiteStore(Store):
     def _connect(self) -> sqlite3.Connection:
         try:
             db = connect(self.path)
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.OperationalError as exc:
+            raise ConfigError(
+                f"{self.path}: cannot open the state file: {exc}", operation="open store"
+            ) from None
+        except sqlite3.DatabaseError as exc:  # a file that is not SQLite at all
+            raise ConfigError(
+                f"{self.path}: not a scanhub state file ({exc})", operation="open store"
+            ) from None
+        except OSError as exc:
             raise ConfigError(
                 f"{self.path}: cannot open the state file: {exc}", operation="open store"
             ) from None
@@ -286,9 +294,9 @@ class SQLiteStore(Store):
             raise ConfigError(
                 f"{self.path}: not a scanhub state file ({exc})", operation="open store"
             ) from None
-        except ConfigError:
+        except ConfigError as exc:
             db.close()
-            raise
+            raise ConfigError(f"{self.path}: {exc.message}", operation="open store") from None
         return db
 
     async def close(self) -> None:
