@@ -36,7 +36,7 @@ def toml(doc: dict[str, Any]) -> str:
 
 
 async def start_replica(
-    cfg: Path, url: str, env: dict[str, str]
+    cfg: Path, url: str, env: dict[str, str], *, lease_seconds: float = LEASE
 ) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -50,7 +50,7 @@ async def start_replica(
         "--port",
         "0",
         "--lease-seconds",
-        str(LEASE),
+        str(lease_seconds),
         env={**os.environ, **env, "SCANHUB_NO_PLUGINS": "1"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -182,4 +182,96 @@ async def test_three_replicas_fail_over_without_losing_or_repeating(
         previous[key] = state
     ids = [i for i, _, _ in recorded]
     assert received == ids[: len(received)] and len(received) == len(ids)  # in order, no gap
+    assert all(p.returncode == 0 for p, _ in procs if p is not victim)
+
+
+async def test_tracks_sent_round_robin_survive_the_holder_being_killed(
+    tmp_path: Path, pg_cluster: str
+) -> None:
+    """Issue 16.1: three replicas, `POST /api/v1/track` spread over them in turn (as a load
+    balancer would), a new IQ promotion or ThreadFix scan every 0.7 s, the lease holder
+    SIGKILLed midway. Every tracked item reaches its final state with its whole history (no
+    status the vendor walked through is missing), and every surviving replica lists exactly
+    the same items."""
+    from scanhub.vendors.threadfix.sim import WALK
+
+    url = await fresh_database(pg_cluster, f"roundrobin_{uuid.uuid4().hex[:8]}")
+    token = "round-robin-token"
+    async with running_sims(speed=1.0) as sims:
+        iq, tf = sims["iq"], sims["threadfix"]
+        reg = registry()
+        doc, env = sim_config({"iq": iq, "threadfix": tf}, {}, reg)
+        doc["interval"] = 0.3
+        cfg = tmp_path / "scanhub.toml"
+        cfg.write_text(toml(doc))
+        env = {**env, "SCANHUB_TOKEN": token}
+        app_id, _ = iq.add_application("webshop")
+        tf.add_application(6)
+
+        procs = [await start_replica(cfg, url, env) for _ in range(3)]
+        alive = list(procs)
+        tracked: dict[str, str] = {}  # key -> the vendor (iq or threadfix)
+        victim = None
+        try:
+            async with asyncio.timeout(10):
+                while len(await holders(url)) < 2:
+                    await asyncio.sleep(0.1)
+            auth = {"Authorization": f"Bearer {token}"}
+            async with aiohttp.ClientSession() as http:
+                for n in range(16):
+                    if n % 2:
+                        (sid,) = iq.seed_promotions(app_id, 1, duration=8)
+                        body: dict[str, Any] = {
+                            "source": "iq",
+                            "public_id": "webshop",
+                            "status_id": sid,
+                        }
+                    else:
+                        (pid,) = tf.seed_pending(6, 1, duration=21)  # 3 s per status
+                        body = {"source": "threadfix", "application_id": 6, "pending_scan_id": pid}
+                    _, base = alive[n % len(alive)]
+                    async with http.post(f"{base}/api/v1/track", json=body, headers=auth) as r:
+                        assert r.status == 201, await r.text()
+                        (key,) = (await r.json())["tracked"]
+                    tracked[key] = body["source"]
+                    if n == 7:  # midway: kill the replica polling ThreadFix
+                        holder_pid = (await holders(url))["threadfix"].split(":")[1]
+                        victim = next(p for p, _ in procs if str(p.pid) == holder_pid)
+                        victim.send_signal(signal.SIGKILL)
+                        await victim.wait()
+                        alive = [(p, u) for p, u in procs if p is not victim]
+                    await asyncio.sleep(0.7)
+
+                async with asyncio.timeout(60):
+                    while True:
+                        last = {key: after for _, key, after in await transitions(url)}
+                        if all(
+                            k in last and last[k]["lifecycle"] in ("succeeded", "failed")
+                            for k in tracked
+                        ):
+                            break
+                        await asyncio.sleep(0.5)
+                listed = []
+                for _, base in alive:
+                    page = await (await http.get(f"{base}/api/v1/items?limit=1000")).json()
+                    listed.append(sorted(i["key"] for i in page["items"]))
+        finally:
+            for proc, _ in procs:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc, _ in procs:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.wait(), 10)
+
+    assert victim is not None
+    recorded = await transitions(url)
+    history: dict[str, list[str]] = {}
+    for _, key, after in recorded:
+        history.setdefault(key, []).append(after["vendor_status"])
+    for key, vendor in tracked.items():
+        if vendor == "threadfix":
+            assert history[key] == [*WALK, "DONE"], (key, history[key])
+        else:
+            assert history[key] == ["PENDING", "COMPLETED"], (key, history[key])
+    assert listed[0] == listed[1] == sorted(tracked)  # every survivor lists the same items
     assert all(p.returncode == 0 for p, _ in procs if p is not victim)

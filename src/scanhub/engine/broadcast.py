@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from .._changes import Change
+from .._errors import StoreUnavailable
 from ..store import Store
 from .channel import Channel
 
@@ -49,6 +50,7 @@ class Subscription:
         self.closed = False
         #: How many times it fell behind and read the store to catch up.
         self.fell_behind = 0
+        self._retry = 0.25
 
     def offer(self, change: Change) -> None:
         """From the broadcaster: take a committed change, or fall behind (the channel is
@@ -128,9 +130,20 @@ class Subscription:
     async def _read_store(self) -> None:
         """Catch up from the store: a page of the log after `position`. Offers go to the
         channel again from the moment before the read, so nothing committed after it is
-        missed; a full page means more to read first. Repeats are skipped by id."""
+        missed; a full page means more to read first. Repeats are skipped by id. While the
+        store is away, it waits a moment and stays behind (nothing is skipped)."""
         self._read = False
-        page = await self._broadcaster.store.transitions(since=self.position, limit=PAGE)
+        try:
+            page = await self._broadcaster.store.transitions(since=self.position, limit=PAGE)
+        except StoreUnavailable:
+            self._read = True
+            self._retry = min(5.0, self._retry * 2)
+            await asyncio.sleep(self._retry)
+            return
+        except BaseException:
+            self._read = True
+            raise
+        self._retry = 0.25
         self._backlog.extend(t.change for t in page)
         if len(page) == PAGE:
             self._read = True

@@ -708,13 +708,13 @@ class ScanHub:
                     if change is not None:
                         yield change
                         continue
+                    remaining = None if end is None else end - self._clock()
+                    if remaining is not None and remaining <= 0:
+                        return
                     if sub.behind:
                         await sub.catch_up()
                         continue
                     if until_done and self._all_done(chosen, sub):
-                        return
-                    remaining = None if end is None else end - self._clock()
-                    if remaining is not None and remaining <= 0:
                         return
                     self._progress.clear()
                     waiters = [

@@ -23,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .._changes import Change
+from .._errors import StoreUnavailable
 from ..store import Count, Oldest
 
 if TYPE_CHECKING:
@@ -98,9 +99,10 @@ class _State(Collector):
 
         recorder = m.service.hub.health().recorder
         store_up = GaugeMetricFamily(
-            "scanhub_store_up", "1 while the store takes commits, 0 while it does not."
+            "scanhub_store_up",
+            "1 while the store answers and takes commits, 0 while it does not.",
         )
-        store_up.add_metric([], 1.0 if recorder.ok else 0.0)
+        store_up.add_metric([], 1.0 if recorder.ok and m.store_reachable else 0.0)
         yield store_up
         pending = GaugeMetricFamily(
             "scanhub_store_pending_observations",
@@ -124,6 +126,8 @@ class Metrics:
         self.service = service
         self.counts: list[Count] = []
         self.oldest: list[Oldest] = []
+        #: Whether the store answered the last scrape's reads.
+        self.store_reachable = True
         self.registry = CollectorRegistry(auto_describe=True)
         self.transitions = Counter(
             "scanhub_transitions",
@@ -181,6 +185,12 @@ class Metrics:
 
     async def refresh(self) -> None:
         """Read the gauges' figures from the store (its kept counts; the oldest active item
-        of each source), just before a scrape."""
-        self.counts = await self.service.store.counts()
-        self.oldest = await self.service.store.oldest_active()
+        of each source), just before a scrape. While the store is away the last figures
+        stand, and `scanhub_store_up` says so: a scrape is answered all the same."""
+        try:
+            self.counts = await self.service.store.counts()
+            self.oldest = await self.service.store.oldest_active()
+        except StoreUnavailable:
+            self.store_reachable = False
+        else:
+            self.store_reachable = True

@@ -3,10 +3,12 @@ OpenAPI document."""
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 
 from aiohttp import web
 
+from ..._errors import StoreUnavailable
 from .._app import SERVICE
 from .._http import Problem, json_response
 from .._openapi import openapi as openapi_document
@@ -44,8 +46,16 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.StreamResponse:
-    """Ready: the engine polls and the store takes commits (503 with the reason if not)."""
-    ok, reason = request.app[SERVICE].ready()
+    """Ready: the engine polls, the store answers and takes commits (503 with the reason if
+    not)."""
+    service = request.app[SERVICE]
+    ok, reason = service.ready()
+    if ok:
+        try:
+            async with asyncio.timeout(2.0):
+                await service.store.last_id()  # the store answers a query now
+        except (StoreUnavailable, TimeoutError):
+            ok, reason = False, "the store is unavailable"
     if not ok:
         raise Problem(503, "Service Unavailable", reason or "not ready", **{"Retry-After": "5"})
     return web.json_response({"status": "ready"})
