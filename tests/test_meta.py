@@ -282,3 +282,36 @@ def test_adapters_md_says_how_to_add_a_vendor() -> None:
     text = ADAPTERS_MD.split("## Adding a vendor", 1)[1]
     for needle in ("VendorSpec", "scanhub.vendors", "tests/test_contract.py", "STATUS_MAP"):
         assert needle in text
+
+
+# --- parts keep to their own ------------------------------------------------------------------
+
+
+def private_reads(source: str) -> list[str]:
+    """Places in `source` that read another object's private attribute (`x._name` where `x` is
+    not `self` or `cls`): one part reaching into another's insides."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_private_reads_finder_finds_them() -> None:
+    assert private_reads("x = hub._opened\ny = site._server.sockets") == [
+        "line 1: hub._opened",
+        "line 2: site._server",
+    ]
+    assert private_reads("x = self._a\ny = cls._b\nz = type(a).__name__") == []
+
+
+@pytest.mark.parametrize(
+    "path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_no_part_reads_another_parts_private_attributes(path: Path) -> None:
+    assert private_reads(path.read_text()) == []

@@ -139,7 +139,7 @@ class Client(abc.ABC):
             self._session = aiohttp.ClientSession()
         return self._session
 
-    def _adopt_session(self, session: aiohttp.ClientSession) -> None:
+    def adopt_session(self, session: aiohttp.ClientSession) -> None:
         """Use a session owned by someone else (the ScanHub) unless one was given already."""
         if self._owns_session and (self._session is None or self._session.closed):
             self._session = session

@@ -161,7 +161,7 @@ class ScanHub:
         limit = limit_for(client, self.concurrency, self.max_concurrency)
         self._pollers[client.name] = SourcePoller(client, limit)
         if self._session is not None:
-            client._adopt_session(self._session)
+            client.adopt_session(self._session)
         return client
 
     def client(self, name: str) -> Client:
@@ -215,7 +215,7 @@ class ScanHub:
             connector = aiohttp.TCPConnector(limit=self._connection_limit, limit_per_host=0)
             self._session = aiohttp.ClientSession(connector=connector)
             for client in self._clients.values():
-                client._adopt_session(self._session)
+                client.adopt_session(self._session)
         await self.store.prune(self._now())
         await self.broadcaster.start_position()
         if self._polled is None:

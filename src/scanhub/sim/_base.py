@@ -135,8 +135,7 @@ class SimServer(abc.ABC):
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
-        server: Any = site._server
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = int(self._runner.addresses[0][1])
         return self.base_url
 
     async def stop(self) -> None:
