@@ -588,7 +588,8 @@ def _gates(evaluations: Any) -> tuple[Gate, ...]:
 
 
 def _message(rec: Mapping[str, Any]) -> str | None:
-    text = opt_str(rec, "message", "error_message")
+    # An empty `message` does not hide an `error_message` beside it.
+    text = opt_str(rec, "message") or opt_str(rec, "error_message")
     if text:
         return text
     messages = rec.get("messages")
