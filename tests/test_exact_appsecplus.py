@@ -4,6 +4,8 @@ refusal as raised. Each expected value is written out from the seed, not taken f
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -369,3 +371,44 @@ def test_the_error_bodys_own_text_wins(body: Any, text: str) -> None:
         body=json.dumps(body),
         message=text,
     )
+
+
+# --- what the first run of mutmut showed untested ------------------------------------------------
+
+
+def test_an_html_page_instead_of_a_list_is_named() -> None:
+    page = "<!DOCTYPE html><html>Sign in</html>"
+    refused(
+        lambda: appsecplus.parse_list(resp(200, page, operation="list scans"), source="asp"),
+        PayloadError,
+        vendor="appsecplus",
+        source="asp",
+        operation="list scans",
+        status=200,
+        body=page,
+        message="got an HTML page instead of JSON (a login page or proxy?)",
+    )
+
+
+def test_a_listed_scan_without_an_id_is_refused_with_the_answer_named() -> None:
+    body = [sample(id=None)]
+    refused(
+        lambda: appsecplus.parse_list(resp(200, body, operation="list scans"), source="asp"),
+        PayloadError,
+        vendor="appsecplus",
+        source="asp",
+        operation="list scans",
+        status=200,
+        body=json.dumps(body),
+        message="missing identity field id",
+    )
+
+
+def test_an_unknown_status_is_warned_naming_appsecplus(caplog: pytest.LogCaptureFixture) -> None:
+    value = f"paused-{uuid.uuid4().hex[:8]}"
+    with caplog.at_level(logging.WARNING, logger="scanhub"):
+        got = scan(sample(status=value))
+    assert (got.lifecycle, got.vendor_status) == (Lifecycle.UNKNOWN, value)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"scanhub: unknown appsecplus status value {value!r} mapped to unknown"
+    ]

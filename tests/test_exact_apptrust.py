@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 
 from scanhub import (
@@ -828,3 +829,108 @@ def test_a_wanted_promotion_after_one_found_by_id_is_still_matched_by_time() -> 
     found = apptrust.match_promotions(listed, wanted)
     assert {k: v.id for k, v in found.items()} == {"5000": "5000", "1003": "1000"}
     assert apptrust.match_promotions(listed, [read(record(created_millis=7))]) == {"7": listed[1]}
+
+
+# --- what the first run of mutmut showed untested ------------------------------------------------
+
+
+def test_a_status_filter_by_a_word_the_table_does_not_know_matches_that_word() -> None:
+    waiting = read(record(status="AWAITING_APPROVAL"))
+    assert apptrust.Filters(status="awaiting_approval").matches(waiting)
+    assert not apptrust.Filters(status="awaiting_approval").matches(DONE)
+
+
+@pytest.mark.parametrize("call", ["list", "one", "promote"])
+def test_an_html_page_instead_of_json_is_named(call: str) -> None:
+    r = resp(200, "<html>Sign in</html>", operation="x")
+    parse = {
+        "list": lambda: apptrust.parse_promotions(
+            r, source="jf", application_key="k", version="1", offset=0
+        ),
+        "one": lambda: apptrust.parse_promotion(r, source="jf", application_key="k", version="1"),
+        "promote": lambda: apptrust.parse_promote(
+            r, source="jf", application_key="k", version="1", target_stage="QA"
+        ),
+    }[call]
+    refused(
+        parse,
+        PayloadError,
+        vendor="apptrust",
+        source="jf",
+        operation="x",
+        status=200,
+        body="<html>Sign in</html>",
+        message="got an HTML page instead of JSON (a login page or proxy?)",
+    )
+
+
+def test_a_page_of_records_without_application_or_version_names_them_from_the_request() -> None:
+    bare = record(application_key=None, application_version=None)
+    got = apptrust.parse_promotions(
+        resp(200, {"promotions": [bare]}),
+        source="jf",
+        application_key="from-request",
+        version="9.9",
+        offset=0,
+    )
+    assert [(p.application_id, p.version, p.id) for p in got.promotions] == [
+        ("from-request", "9.9", "1684477304916")
+    ]
+
+
+@pytest.mark.parametrize("call", ["list", "one", "promote"])
+def test_a_record_without_identity_is_refused_with_the_answer_named(call: str) -> None:
+    rec = {"status": "COMPLETED", "target_stage": "QA"}
+    body: Any = {"promotions": [rec]} if call == "list" else rec
+    r = resp(200, body, operation="x")
+    parse = {
+        "list": lambda: apptrust.parse_promotions(
+            r, source="jf", application_key="k", version="1", offset=0
+        ),
+        "one": lambda: apptrust.parse_promotion(r, source="jf", application_key="k", version="1"),
+        "promote": lambda: apptrust.parse_promote(
+            r, source="jf", application_key="k", version="1", target_stage="QA"
+        ),
+    }[call]
+    refused(
+        parse,
+        PayloadError,
+        vendor="apptrust",
+        source="jf",
+        operation="x",
+        status=200,
+        body=json.dumps(body),
+        message="missing identity field created_millis / promoted_millis",
+    )
+
+
+def test_a_record_of_no_known_application_is_refused_with_the_answer_named() -> None:
+    rec = record(application_key=None)
+    refused(
+        lambda: apptrust.promotion_from_record(rec, AT, resp(200, "{}", operation="x")),
+        PayloadError,
+        vendor="apptrust",
+        source="jf",
+        operation="list promotions",
+        status=200,
+        body="{}",
+        message="missing identity field application_key / application_version",
+    )
+
+
+def test_created_millis_as_text_is_the_id_even_when_the_named_time_differs() -> None:
+    got = read(record(created_millis="1684477304999"))
+    assert (got.id, got.created_at) == ("1684477304999", T_DONE)
+
+
+def test_a_promoted_by_that_is_a_number_is_read_as_text_before_created_by() -> None:
+    assert read(record(promoted_by=7, created_by="bob")).promoted_by == "7"
+
+
+def test_a_wanted_promotion_whose_id_is_not_a_time_and_is_not_listed_gets_nothing() -> None:
+    listed = [read(record(created_millis=1000))]
+    assert apptrust.match_promotions(listed, [DONE, read(record(created_millis=1000))]) == {
+        "1000": listed[0]
+    }
+    oddly_named = attrs.evolve(DONE, id="abc")
+    assert apptrust.match_promotions(listed, [oddly_named]) == {}

@@ -648,3 +648,126 @@ def test_webhook_signature_is_checked_on_the_exact_body() -> None:
     assert iq.verify_webhook(body, f" {good.upper()} ", "secret")
     assert not iq.verify_webhook(body, "", "secret")
     assert not iq.verify_webhook(body + b" ", good, "secret")
+
+
+# --- what the first run of mutmut showed untested ------------------------------------------------
+
+
+@pytest.mark.parametrize("call", ["lookup", "promote", "status"])
+def test_an_html_page_instead_of_json_is_named(call: str) -> None:
+    page = "<html><body>Sign in</body></html>"
+    parse = {
+        "lookup": lambda: iq.parse_application_lookup(
+            resp(200, page, operation="x"), source="iq", public_id="p"
+        ),
+        "promote": lambda: iq.parse_promote(
+            resp(200, page, operation="x"),
+            source="iq",
+            base_url=BASE,
+            application_id="a",
+            target_stage="build",
+            scan_id="s",
+        ),
+        "status": lambda: iq.parse_status(
+            resp(200, page, operation="x"), source="iq", base_url=BASE, previous=submitted()
+        ),
+    }[call]
+    refused(
+        parse,
+        PayloadError,
+        vendor="iq",
+        source="iq",
+        operation="x",
+        status=200,
+        body=page,
+        message="got an HTML page instead of JSON (a login page or proxy?)",
+    )
+
+
+def test_promote_refuses_an_application_id_that_cannot_be_a_path_segment() -> None:
+    refused(
+        lambda: iq.build_promote(BASE, "..", target_stage="build", scan_id="s"),
+        BadRequestError,
+        vendor="iq",
+        operation="promote scan",
+        message="id '..' cannot be sent as a path segment (empty, '.' or '..')",
+    )
+
+
+def test_status_keeps_the_links_the_promotion_already_had() -> None:
+    before = submitted(links={"status": STATUS_URL, "report_html": "https://x/old"})
+    assert status({"status": "PENDING"}, previous=before).links == before.links
+
+
+@pytest.mark.parametrize(
+    "kw", [{"application_id": "a1"}, {"status_id": "s1"}], ids=["only-app", "only-status"]
+)
+def test_a_status_knowing_only_half_of_whose_it_is(kw: dict[str, str]) -> None:
+    refused(
+        lambda: iq.parse_status(
+            resp(200, {"status": "PENDING"}, operation="promotion status"),
+            source="iq",
+            base_url=BASE,
+            **kw,
+        ),
+        PayloadError,
+        vendor="iq",
+        source="iq",
+        operation="promotion status",
+        status=200,
+        body='{"status": "PENDING"}',
+        message="cannot tell which promotion this status belongs to",
+    )
+
+
+@pytest.mark.parametrize(("app", "sid", "what"), [("..", "s1", "id '..'"), ("a1", ".", "id '.'")])
+def test_a_status_whose_ids_cannot_make_a_link_is_a_payload_error(
+    app: str, sid: str, what: str
+) -> None:
+    refused(
+        lambda: status(
+            {"status": "PENDING"}, previous=submitted(application_id=app, id=sid, links={})
+        ),
+        PayloadError,
+        vendor="iq",
+        operation="promotion status",
+        message=f"{what} cannot be sent as a path segment (empty, '.' or '..')",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        (
+            b"Sign in",
+            {"Content-Type": "text/html"},
+            "got an HTML page instead of JSON (a login page or proxy?)",
+        ),
+        (b'{"truncated', {}, "body is not valid JSON (truncated or garbled)"),
+    ],
+)
+def test_a_webhook_body_that_is_not_json(
+    body: bytes, headers: dict[str, str], message: str
+) -> None:
+    refused(
+        lambda: iq.parse_evaluation_webhook(headers, body, source="hook"),
+        PayloadError,
+        vendor="iq",
+        source="hook",
+        operation="evaluation webhook",
+        status=200,
+        body=body.decode(),
+        message=message,
+    )
+
+
+def test_the_webhook_total_is_the_affected_component_count() -> None:
+    got = webhook(
+        evaluation(
+            affectedComponentCount=12,
+            criticalComponentCount=2,
+            severeComponentCount=5,
+            moderateComponentCount=3,
+        )
+    )
+    assert got.findings == FindingCounts(critical=2, high=5, medium=3, total=12)

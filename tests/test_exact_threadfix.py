@@ -4,6 +4,8 @@ every request as sent, every scan as read, every refusal as raised."""
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -439,4 +441,42 @@ def test_an_upload_refused_by_the_envelope() -> None:
         status=200,
         body=json.dumps(body),
         message="Authentication failed, check your API Key.",
+    )
+
+
+def test_the_default_api_version_is_latest() -> None:
+    assert threadfix.build_pending_scan(BASE, "6", "41").url == STATUS_URL
+    req = threadfix.build_upload(BASE, "6", FilePart("file", "a.fpr", b"x"))
+    assert req.url == f"{BASE}/rest/latest/applications/6/upload"
+
+
+def test_an_unknown_status_is_warned_naming_threadfix(caplog: pytest.LogCaptureFixture) -> None:
+    value = f"REINDEXING_{uuid.uuid4().hex[:8].upper()}"
+    with caplog.at_level(logging.WARNING, logger="scanhub"):
+        got = pending(tf_pending_scan(value))
+    assert (got.lifecycle, got.vendor_status) == (Lifecycle.UNKNOWN, value)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"scanhub: unknown threadfix status value {value!r} mapped to unknown"
+    ]
+
+
+def test_a_missing_status_is_not_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    body = tf_pending_scan("QUEUED")
+    body["object"]["status"] = None
+    with caplog.at_level(logging.WARNING, logger="scanhub"):
+        pending(body)
+    assert caplog.records == []
+
+
+def test_a_redirect_is_named_as_such_whatever_its_body() -> None:
+    refused(
+        lambda: pending("Moved", 300),
+        PayloadError,
+        vendor="threadfix",
+        source="tf",
+        operation="pending scan status",
+        status=300,
+        body="Moved",
+        message="the server redirected (no Location given); scanhub does not follow redirects "
+        "(an API moved, or a login page is in the way): check base_url",
     )

@@ -364,3 +364,68 @@ async def test_the_history_keeps_the_last_32_changes_newest_last() -> None:
         await window(lim)
     assert len(lim.history) == 32
     assert lim.history[-1] == (lim.limit, "increase")
+
+
+# --- details a user of the limit relies on --------------------------------------------------------
+
+
+async def test_a_cancelled_waiter_ends_cancelled() -> None:
+    lim = FixedLimit(1)
+    await lim.acquire()
+    gone = asyncio.create_task(lim.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.gather(gone, return_exceptions=True)
+    assert gone.cancelled()
+
+
+async def test_an_answer_given_back_without_details_is_a_healthy_one() -> None:
+    lim = AdaptiveLimit(initial=2)
+    await fill(lim)
+    for _ in range(2):
+        lim.release()
+        await fill(lim)
+    assert lim.limit == 4
+
+
+async def test_room_made_by_growth_lets_as_many_held_requests_go() -> None:
+    lim = AdaptiveLimit(initial=1)
+    await lim.acquire()
+    waiting = [asyncio.create_task(lim.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    lim.release(latency=FAST)  # a healthy window of one: the limit doubles to 2
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert lim.limit == 2
+    assert [t.done() for t in waiting] == [True, True, False]
+    waiting[2].cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_slow_start_ends_for_good_on_trouble_or_queueing() -> None:
+    troubled = AdaptiveLimit(initial=4)
+    await fill(troubled)
+    await answers(troubled, 1, trouble=True)
+    assert troubled.slow_start is False
+    queued = AdaptiveLimit(initial=2)
+    await fill(queued)
+    await window(queued, latency=0.02)
+    await window(queued, latency=0.5)
+    assert queued.slow_start is False and queued.history[-1] == (2, "decrease")
+
+
+async def test_queueing_halves_down_to_one_not_two() -> None:
+    lim = AdaptiveLimit(initial=2, ceiling=2)
+    await fill(lim)
+    await window(lim, latency=0.02)
+    await window(lim, latency=0.5)
+    assert lim.limit == 1
+
+
+@pytest.mark.parametrize(("in_flight", "grows"), [(6, True), (5, False)])
+async def test_half_of_an_odd_limit_rounds_down(in_flight: int, grows: bool) -> None:
+    lim = AdaptiveLimit(initial=15)
+    await fill(lim)
+    await answers(lim, in_flight)
+    await answers(lim, 15 - in_flight, busy=False)
+    assert lim.limit == (30 if grows else 15)
