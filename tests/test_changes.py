@@ -22,7 +22,7 @@ from scanhub import (
     Vendor,
     Verdict,
 )
-from scanhub._changes import merge, significant
+from scanhub._changes import is_placeholder, merge, significant, supersedes
 
 NOW = datetime(2025, 11, 1, 12, tzinfo=UTC)
 
@@ -112,6 +112,31 @@ def test_an_unknown_vendor_status_never_reopens_a_finished_item(old: Lifecycle) 
 def test_a_known_item_replaces_the_placeholder() -> None:
     after = item(Lifecycle.QUEUED)
     assert merge(item(Lifecycle.UNKNOWN, ""), after) is after
+
+
+@pytest.mark.parametrize("old", [*ACTIVE, *TERMINAL, Lifecycle.UNKNOWN])
+@pytest.mark.parametrize("new", [*ACTIVE, *TERMINAL, Lifecycle.UNKNOWN])
+def test_supersedes_is_the_rule_merge_applies(old: Lifecycle, new: Lifecycle) -> None:
+    """The stores judge a new observation with `supersedes`; the engine with `merge`: the
+    same rule, so an item's state never depends on which of them saw it."""
+    before, after = item(old), item(new)
+    assert supersedes(before, after) is (merge(before, after) is after)
+
+
+@pytest.mark.parametrize(
+    ("lifecycle", "vendor_status", "placeholder"),
+    [
+        (Lifecycle.UNKNOWN, "", True),
+        (Lifecycle.UNKNOWN, "AWAITING_APPROVAL", False),
+        (Lifecycle.QUEUED, "", False),
+        (Lifecycle.RUNNING, "STARTED", False),
+        (Lifecycle.SUCCEEDED, "", False),
+    ],
+)
+def test_only_an_unknown_item_with_no_vendor_status_is_a_placeholder(
+    lifecycle: Lifecycle, vendor_status: str, placeholder: bool
+) -> None:
+    assert is_placeholder(item(lifecycle, vendor_status)) is placeholder
 
 
 # --- significant: what consumers are told about -------------------------------------------------

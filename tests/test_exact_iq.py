@@ -527,6 +527,7 @@ def test_the_webhook_sample_exactly() -> None:
         source="hook",
         id="debceb1d-9209-485d-8d07-bd5390de7ef5",
         application_id="MyApplicationPublicID",
+        application_name="MyApplicationPublicID",
         lifecycle=Lifecycle.SUCCEEDED,
         vendor_status="fail",
         verdict=Verdict.FAIL,
@@ -551,7 +552,7 @@ def test_webhook_without_a_base_url_or_public_id_has_no_report_link() -> None:
     )
     no_public = evaluation(application={"id": IQ_APP_ID})
     got = webhook(no_public)
-    assert (got.links, got.application_id) == ({}, IQ_APP_ID)
+    assert (got.links, got.application_id, got.application_name) == ({}, IQ_APP_ID, None)
     no_report = evaluation(reportId=None)
     assert webhook(no_report).links == {} and webhook(no_report).final_scan_id is None
 

@@ -216,24 +216,38 @@ async def test_after_trouble_it_grows_by_one_per_healthy_window() -> None:
     ]
 
 
+async def at_most(lim: FixedLimit, n: int, k: int) -> None:
+    """`n` answers while never more than `k` requests are in flight at once."""
+    for _ in range(n):
+        while lim.in_flight < k:
+            await lim.acquire()
+        lim.release(latency=FAST)
+
+
 async def test_an_idle_source_keeps_its_limit() -> None:
-    """Growth needs the room to have been used: answers with nothing new sent do not grow."""
+    """Growth needs the room to have been used: a window in which no more than 2 of 8 slots
+    were ever taken does not grow."""
+    lim = AdaptiveLimit(initial=8)
+    await at_most(lim, 8, 2)
+    assert lim.limit == 8 and not lim.history
+
+
+@pytest.mark.parametrize(("peak", "grows"), [(7, True), (6, False)])
+async def test_growth_needs_half_the_limit_in_flight_at_some_moment(peak: int, grows: bool) -> None:
+    """A window of 16 answers during which at most `peak` requests were out at once: 7 (+ one)
+    is half of 16, so the limit grows; 6 is not."""
+    lim = AdaptiveLimit(initial=16)
+    await at_most(lim, 16, peak)
+    assert lim.limit == (32 if grows else 16)
+
+
+async def test_answers_that_come_back_in_one_burst_still_count_as_a_busy_window() -> None:
+    """Every slot was taken, then all answers came back before anything new was sent: the
+    room was used, so the limit grows."""
     lim = AdaptiveLimit(initial=8)
     await fill(lim)
     await answers(lim, 8, busy=False)
-    assert lim.limit == 8 and lim.in_flight == 0
-
-
-@pytest.mark.parametrize(("in_flight", "grows"), [(7, True), (6, False)])
-async def test_growth_needs_half_the_limit_still_busy(in_flight: int, grows: bool) -> None:
-    """A window of 16 ends with `in_flight` requests still out: 7 (+ the one just answered)
-    is half of 16, so the limit grows; 6 is not."""
-    lim = AdaptiveLimit(initial=16)
-    await fill(lim)
-    await answers(lim, in_flight)  # each replaced by a new request
-    await answers(lim, 16 - in_flight, busy=False)  # then the source goes quiet
-    assert lim.in_flight == in_flight
-    assert lim.limit == (32 if grows else 16)
+    assert lim.limit == 16 and lim.in_flight == 0
 
 
 # --- AdaptiveLimit: multiplicative decrease ------------------------------------------------------
@@ -422,10 +436,8 @@ async def test_queueing_halves_down_to_one_not_two() -> None:
     assert lim.limit == 1
 
 
-@pytest.mark.parametrize(("in_flight", "grows"), [(6, True), (5, False)])
-async def test_half_of_an_odd_limit_rounds_down(in_flight: int, grows: bool) -> None:
+@pytest.mark.parametrize(("peak", "grows"), [(6, True), (5, False)])
+async def test_half_of_an_odd_limit_rounds_down(peak: int, grows: bool) -> None:
     lim = AdaptiveLimit(initial=15)
-    await fill(lim)
-    await answers(lim, in_flight)
-    await answers(lim, 15 - in_flight, busy=False)
+    await at_most(lim, 15, peak)
     assert lim.limit == (30 if grows else 15)
