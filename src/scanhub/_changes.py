@@ -62,13 +62,6 @@ class Snapshot:
         """True when every item has finished."""
         return all(i.lifecycle.is_terminal for i in self.items)
 
-    def counts(self) -> dict[str, int]:
-        """Items per lifecycle value."""
-        out: dict[str, int] = {}
-        for item in self.items:
-            out[item.lifecycle.value] = out.get(item.lifecycle.value, 0) + 1
-        return out
-
 
 @frozen
 class Change:

@@ -218,8 +218,7 @@ class AppTrust(Client):
         await asyncio.sleep(0)  # let the refreshes started together join this read
         del self._batches[group]  # later refreshes start a new read
         application_key, version, stage = group
-        wanted = {w.id: w for w in batch.wanted}
-        found: dict[str, Promotion] = {}
+        wanted = batch.wanted
         seen: dict[str, Promotion] = {}
         started = time.monotonic()
         pages = self.promotions(
@@ -228,19 +227,11 @@ class AppTrust(Client):
         async with contextlib.aclosing(pages):
             async for promo in pages:
                 seen[promo.id] = promo
-                if promo.id in wanted:
-                    found[promo.id] = promo
-                else:
-                    for w in wanted.values():
-                        if w.id not in found and apptrust.same_promotion(promo, w):
-                            found[w.id] = promo
-                if len(found) == len(wanted) or all(
-                    w.id in found or apptrust.older_than(promo, w) for w in wanted.values()
-                ):
+                if not apptrust.more_to_find(promo, wanted, seen):
                     break
         # Whatever the pages carried answers the refreshes that follow for a moment.
         self._recent[group] = (started, seen)
-        return found
+        return apptrust.match_promotions(seen.values(), wanted)
 
 
 @attrs.define(eq=False)

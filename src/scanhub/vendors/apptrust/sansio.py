@@ -18,7 +18,8 @@ they show is read (see adapters.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
 from attrs import define, field, frozen
@@ -432,6 +433,52 @@ def older_than(found: Promotion, wanted: Promotion) -> bool:
     return a is not None and b is not None and a < b - SAME_PROMOTION_MS
 
 
+def more_to_find(last: Promotion, wanted: Iterable[Promotion], listed: Container[str]) -> bool:
+    """True while paging on through the list (newest first) could still find a wanted promotion
+    whose id no record so far (`listed`: their ids) carried: `last`, the latest record, is not
+    older than it could be. A near record does not end the paging, since the record carrying
+    the exact id, or a nearer one, may follow."""
+    return not all(w.id in listed or older_than(last, w) for w in wanted)
+
+
+def match_promotions(
+    listed: Iterable[Promotion], wanted: Iterable[Promotion]
+) -> dict[str, Promotion]:
+    """Which listed record answers which wanted promotion: wanted id -> record.
+
+    A record that carries a wanted promotion's id answers that promotion, whatever else is near
+    it. A wanted promotion whose id no record carries (an id taken from the time a promote
+    answer named) is answered by a record that `same_promotion` allows, the closest in time,
+    and only by one that answers no other wanted promotion: each record answers at most one.
+    """
+    records = {p.id: p for p in listed}
+    wants = {w.id: w for w in wanted}
+    found = {wid: records[wid] for wid in wants if wid in records}
+    taken = set(found)  # records already answering a wanted promotion
+    timed = sorted(
+        (a, rid) for rid in records if rid not in taken and (a := _millis(rid)) is not None
+    )
+    times = [a for a, _ in timed]
+    near: list[tuple[int, int, int, str, str]] = []
+    for wid, w in wants.items():
+        b = _millis(wid)
+        if wid in found or b is None:
+            continue
+        lo = bisect.bisect_left(times, b - SAME_PROMOTION_MS)
+        hi = bisect.bisect_right(times, b + SAME_PROMOTION_MS)
+        near.extend(
+            (abs(a - b), b, a, wid, rid)
+            for a, rid in timed[lo:hi]
+            if same_promotion(records[rid], w)
+        )
+    # The closest pairs first (ties: the older wanted promotion, then the older record).
+    for *_, wid, rid in sorted(near):
+        if wid not in found and rid not in taken:
+            found[wid] = records[rid]
+            taken.add(rid)
+    return found
+
+
 # --- Records ---------------------------------------------------------------------------------
 
 
@@ -541,7 +588,8 @@ def _gates(evaluations: Any) -> tuple[Gate, ...]:
 
 
 def _message(rec: Mapping[str, Any]) -> str | None:
-    text = opt_str(rec, "message", "error_message")
+    # An empty `message` does not hide an `error_message` beside it.
+    text = opt_str(rec, "message") or opt_str(rec, "error_message")
     if text:
         return text
     messages = rec.get("messages")
