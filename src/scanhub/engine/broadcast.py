@@ -51,6 +51,8 @@ class Subscription:
         #: How many times it fell behind and read the store to catch up.
         self.fell_behind = 0
         self._retry = 0.25
+        # Set whenever there may be something new to read (an offer, falling behind, closing).
+        self._news = asyncio.Event()
 
     def offer(self, change: Change) -> None:
         """From the broadcaster: take a committed change, or fall behind (the channel is
@@ -61,11 +63,13 @@ class Subscription:
             self._channel.clear()
             self._read = True
             self.fell_behind += 1
+        self._news.set()
 
     def close(self) -> None:
         """Stop reading; the broadcaster forgets this subscription."""
         self.closed = True
         self._channel.close()
+        self._news.set()
         self._broadcaster.discard(self)
 
     def __aiter__(self) -> AsyncIterator[Change]:
@@ -101,7 +105,7 @@ class Subscription:
             if self._read:
                 await self._read_store()
             else:
-                await self._channel.wait_readable()
+                await self.wait()
         return None
 
     @property
@@ -116,9 +120,9 @@ class Subscription:
 
     async def wait(self) -> None:
         """Return when there may be something to read (or the subscription closed)."""
-        if self._backlog or self._read or len(self._channel) or self.closed:
-            return
-        await self._channel.wait_readable()
+        while not (self._backlog or self._read or len(self._channel) or self.closed):
+            self._news.clear()
+            await self._news.wait()
 
     def _take(self, change: Change) -> bool:
         tid = change.id or 0
