@@ -76,9 +76,9 @@ class Receiver:
         r = self.requests[i]
         return from_http(r["headers"], r["body"])
 
-    async def wait_for(self, n: int, timeout: float = 20.0) -> None:
+    async def wait_for(self, n: int, within: float = 20.0) -> None:
         """Until `n` requests came."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(self.requests) < n:
                 self.changed.clear()
                 await self.changed.wait()
@@ -111,9 +111,9 @@ def seen(item: Scan, seconds: float = 0) -> Observation:
     return Observation(item.key, T0 + timedelta(seconds=seconds), item, None, "track")
 
 
-async def until(predicate: Any, timeout: float = 20.0, every: float = 0.02) -> None:
+async def until(predicate: Any, within: float = 20.0, every: float = 0.02) -> None:
     """Wait until `predicate()` (a plain or async function) is true."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while True:
             got = predicate()
             if asyncio.iscoroutine(got):

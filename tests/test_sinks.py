@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +101,365 @@ async def test_binary_mode_sends_the_data_with_ce_headers() -> None:
     assert event["source"] == expected["source"] and event["type"] == expected["type"]
     assert event.data == expected["data"]
     assert json.loads(r["body"]) == expected["data"]
+
+
+async def test_a_failed_delivery_is_retried_with_the_same_id_and_a_new_signature() -> None:
+    async with receiving([SECRET]) as rx:
+        rx.answers = [500, 503]
+        hub = await engine(MemoryStore(), hook(rx))
+        try:
+            async with hub.polling():
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit([seen(scan("a"))])
+                await rx.wait_for(3)
+                await until(lambda: hub.sinks.states["hook"].position == 1)
+            st = await state(hub)
+        finally:
+            await hub.close()
+    assert rx.ids() == [1, 1, 1]
+    assert all(r["verified"] == SECRET for r in rx.requests)
+    assert len({r["body"] for r in rx.requests}) == 1  # the same bytes every time
+    assert (st.status, st.delivered, st.failures, st.head) == (SinkStatus.ACTIVE, 1, 2, None)
+    assert st.last_status == 503 and "503" in (st.last_error or "")
+    assert st.last_success is not None
+
+
+async def test_429_throttles_the_sink_for_its_retry_after() -> None:
+    async with receiving([SECRET]) as rx:
+        rx.answers = [(429, {"Retry-After": "1"}), (502, {}), (504, {})]
+        hub = await engine(MemoryStore(), hook(rx, schedule=(0.01,) * 5))
+        outcomes: list[tuple[str, str]] = []
+        hub.sinks.observers.append(lambda s, o: outcomes.append((s, o)))
+        try:
+            async with hub.polling():
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit([seen(scan("a")), seen(scan("b"))])
+                await rx.wait_for(5)
+                await until(lambda: len(outcomes) == 5)
+        finally:
+            await hub.close()
+    assert rx.ids() == [1, 1, 1, 1, 2]  # the second waits behind the first: in order
+    waited = rx.requests[1]["at"] - rx.requests[0]["at"]
+    assert waited >= 0.9  # Retry-After: 1 was honoured (the schedule says 0.01 s)
+    assert [o for _, o in outcomes] == [
+        "throttled", "throttled", "throttled", "delivered", "delivered"
+    ]
+
+
+async def test_410_disables_the_sink_until_a_replay() -> None:
+    async with receiving([SECRET]) as rx:
+        rx.answers = [410]
+        hub = await engine(MemoryStore(), hook(rx))
+        try:
+            async with hub.polling():
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit([seen(scan("a"))])
+                await rx.wait_for(1)
+                await until(lambda: hub.sinks.states["hook"].status is SinkStatus.DISABLED)
+                await hub.store.commit([seen(scan("b"))])
+                await asyncio.sleep(0.3)
+                assert len(rx.requests) == 1  # nothing is sent while disabled
+                st = await state(hub)
+                assert (st.position, st.head, st.last_status) == (0, 1, 410)
+                assert await hub.store.dead_letters("hook") == []  # not dropped: kept at the cursor
+                await hub.store.sink_replay("hook", st.position, datetime.now(UTC))
+                hub.sinks.wake("hook")
+                await rx.wait_for(3)
+                await until(lambda: hub.sinks.states["hook"].position == 2)
+        finally:
+            await hub.close()
+    assert rx.ids() == [1, 1, 2]
+
+
+async def test_a_redirect_is_an_error_retried_a_few_times_then_dead_lettered() -> None:
+    async with receiving([SECRET]) as rx:
+        rx.answers = [(301, {"Location": rx.url + "/elsewhere"})] * 2 + [400, 400]
+        hub = await engine(MemoryStore(), hook(rx, max_client_errors=2))
+        outcomes: list[str] = []
+        hub.sinks.observers.append(lambda s, o: outcomes.append(o))
+        try:
+            async with hub.polling():
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit([seen(scan("a")), seen(scan("b")), seen(scan("c"))])
+                await rx.wait_for(5)
+                await until(lambda: hub.sinks.states["hook"].position == 3)
+            dead = await hub.store.dead_letters("hook")
+            st = await state(hub)
+        finally:
+            await hub.close()
+    assert [r["path"] for r in rx.requests] == ["/hook"] * 5  # the redirect was not followed
+    assert rx.ids() == [1, 1, 2, 2, 3]
+    assert [(d.id, d.key, d.attempts, d.status) for d in dead] == [
+        (1, scan("a").key, 2, 301),
+        (2, scan("b").key, 2, 400),
+    ]
+    assert "redirects are not followed" in dead[0].error and "refused 2 times" in dead[0].error
+    assert (st.dead, st.delivered, st.status) == (2, 1, SinkStatus.ACTIVE)
+    assert outcomes == ["refused", "refused", "dead", "refused", "refused", "dead", "delivered"]
+
+
+async def test_a_hanging_receiver_times_out_and_the_schedule_ends_in_a_dead_letter() -> None:
+    async with receiving([SECRET]) as rx:
+        rx.answers = ["hang", "hang", 500]
+        hub = await engine(MemoryStore(), hook(rx, timeout=0.3, schedule=(0.01, 0.01)))
+        try:
+            async with hub.polling():
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit([seen(scan("a")), seen(scan("b"))])
+                await rx.wait_for(4)
+                await until(lambda: hub.sinks.states["hook"].position == 2)
+            (dead,) = await hub.store.dead_letters("hook")
+        finally:
+            await hub.close()
+    assert rx.ids() == [1, 1, 1, 2]
+    assert dead.id == 1 and dead.attempts == 3 and dead.status == 500
+    assert "retry schedule ran out" in dead.error
+
+
+async def test_a_delivery_older_than_max_age_is_dead_and_a_body_over_the_cap_is_never_sent() -> None:
+    async with receiving([SECRET]) as rx:
+        rx.answers = [500]
+        slow = hook(rx, schedule=(3600.0,), max_age=60.0)
+        tiny = Sink.webhook("tiny", rx.url, SECRET, allow_private=True, max_body=100)
+        hub = await engine(MemoryStore(), slow, tiny)
+        try:
+            async with hub.polling():
+                await until(lambda: {"hook", "tiny"} <= set(hub.sinks.states))
+                await hub.store.commit([seen(scan("a"))])
+                await until(lambda: hub.sinks.states["hook"].position == 1)
+                await until(lambda: hub.sinks.states["tiny"].position == 1)
+            (old,) = await hub.store.dead_letters("hook")
+            (big,) = await hub.store.dead_letters("tiny")
+        finally:
+            await hub.close()
+    assert len(rx.requests) == 1  # hook: one attempt (its next would be past max_age); tiny: none
+    assert "max_age" in old.error and old.attempts == 1
+    assert "over the sink's max_body" in big.error and big.status is None
+
+
+async def test_a_sink_resumes_from_its_cursor_after_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    async with receiving([SECRET]) as rx:
+        hub = await engine(SQLiteStore(db), hook(rx))
+        async with hub.polling():
+            await until(lambda: "hook" in hub.sinks.states)
+            await hub.store.commit([seen(scan("a")), seen(scan("b"))])
+            await until(lambda: hub.sinks.states["hook"].position == 2)
+        await hub.close()
+        # While nothing delivers, more is committed (another process, a restart's gap).
+        async with SQLiteStore(db) as other:
+            await other.commit([seen(scan("c")), seen(scan("a", Lifecycle.SUCCEEDED), 1)])
+        rx.answers = [500]  # and the first attempt after the restart fails
+        hub = await engine(SQLiteStore(db), hook(rx))
+        try:
+            async with hub.polling():
+                await rx.wait_for(5)
+                await until(lambda: hub.sinks.states["hook"].position == 4)
+        finally:
+            await hub.close()
+    assert rx.ids() == [1, 2, 3, 3, 4]
+
+
+async def test_during_a_key_rotation_each_delivery_carries_a_signature_per_key() -> None:
+    new, old = new_secret(), new_secret()
+    async with receiving([old]) as still_old, receiving([new]) as already_new:
+        hub = await engine(
+            MemoryStore(),
+            Sink.webhook("old", still_old.url, [new, old], allow_private=True),
+            Sink.webhook("new", already_new.url, [new, old], allow_private=True),
+        )
+        try:
+            async with hub.polling():
+                await until(lambda: {"old", "new"} <= set(hub.sinks.states))
+                await hub.store.commit([seen(scan("a"))])
+                await still_old.wait_for(1)
+                await already_new.wait_for(1)
+        finally:
+            await hub.close()
+    for rx, key in ((still_old, old), (already_new, new)):
+        r = rx.requests[0]
+        assert r["verified"] == key  # a receiver holding either key accepts it
+        assert len(r["headers"]["webhook-signature"].split(" ")) == 2
+    stranger = Webhook(new_secret())
+    with pytest.raises(Exception, match="signature"):
+        stranger.verify(r["body"], r["headers"])
+
+
+async def test_the_filter_chooses_what_is_delivered_and_the_cursor_passes_the_rest() -> None:
+    wanted = SinkFilter.parse(
+        [
+            {"exact": {"source": "asp"}},
+            {"any": [{"exact": {"lifecycle": "failed"}}, {"exact": {"verdict": "fail"}}]},
+            {"not": {"prefix": {"application": "test-"}}},
+        ]
+    )
+    async with receiving([SECRET]) as rx:
+        hub = await engine(MemoryStore(), hook(rx, filter=wanted))
+        try:
+            async with hub.polling():
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit(
+                    [
+                        seen(scan("a", Lifecycle.FAILED)),  # 1: yes
+                        seen(scan("b", Lifecycle.SUCCEEDED, Verdict.PASS)),  # 2: no
+                        seen(scan("c", Lifecycle.SUCCEEDED, Verdict.FAIL)),  # 3: yes
+                        seen(scan("d", Lifecycle.FAILED, application_name="test-x")),  # 4: no
+                        seen(scan("e", Lifecycle.RUNNING)),  # 5: no
+                    ]
+                )
+                await until(lambda: hub.sinks.states["hook"].position == 5)
+        finally:
+            await hub.close()
+    assert rx.ids() == [1, 3]
+
+
+def test_filter_dialects() -> None:
+    failed = scan("a", Lifecycle.FAILED)
+    from scanhub import Change
+
+    first = Change(None, failed, datetime.now(UTC), 1)
+    moved = Change(scan("a", Lifecycle.RUNNING), failed, datetime.now(UTC), 2)
+
+    def m(spec: Any, change: Any = first) -> bool:
+        return SinkFilter.parse(spec).matches(change)
+
+    assert m({"exact": {"vendor": "appsecplus", "kind": "scan"}})
+    assert not m({"exact": {"vendor": "appsecplus", "kind": "promotion"}})
+    assert m({"prefix": {"subject": "appsecplus:"}}) and m({"suffix": {"application": "-1"}})
+    assert m({"exact": {"type": "io.scanhub.scan.changed"}})
+    assert not m({"exact": {"previous_lifecycle": "running"}})  # a first sighting has none
+    assert m({"exact": {"previous_lifecycle": "running"}}, moved)
+    assert m({"not": {"exact": {"previous_lifecycle": "failed"}}}, moved)
+    assert m({"all": [{"exact": {"lifecycle": "failed"}}, {"not": {"exact": {"verdict": "pass"}}}]})
+    assert not m({"any": [{"exact": {"lifecycle": "queued"}}, {"exact": {"verdict": "pass"}}]})
+    assert SinkFilter().matches(first)  # no filter: everything
+
+
+async def test_private_targets_are_refused_unless_allowed() -> None:
+    async with receiving([SECRET]) as rx:
+        literal = hook(rx, allow_private=False, max_client_errors=1)
+        named = Sink.webhook(
+            "named",
+            rx.url.replace("127.0.0.1", "localhost"),
+            SECRET,
+            max_client_errors=1,
+        )
+        hub = await engine(MemoryStore(), literal, named)
+        try:
+            async with hub.polling():
+                await until(lambda: {"hook", "named"} <= set(hub.sinks.states))
+                await hub.store.commit([seen(scan("a"))])
+                await until(lambda: hub.sinks.states["hook"].position == 1)
+                await until(lambda: hub.sinks.states["named"].position == 1)
+            (a,) = await hub.store.dead_letters("hook")
+            (b,) = await hub.store.dead_letters("named")
+        finally:
+            await hub.close()
+    assert rx.requests == []
+    assert "127.0.0.1 is a loopback address" in a.error and "allow_private" in a.error
+    assert "localhost" in b.error and "refused" in b.error
+
+
+async def test_the_guard_checks_what_a_name_resolves_to() -> None:
+    from aiohttp.abc import AbstractResolver
+
+    from scanhub.engine.sinks import GuardedResolver, RefusedTarget
+
+    class Fixed(AbstractResolver):
+        def __init__(self, *addresses: str) -> None:
+            self.addresses = addresses
+
+        async def resolve(self, host: str, port: int = 0, family: Any = 0) -> Any:
+            return [
+                {"hostname": host, "host": a, "port": port, "family": 2, "proto": 0, "flags": 0}
+                for a in self.addresses
+            ]
+
+        async def close(self) -> None:
+            return None
+
+    for address in ("10.1.2.3", "169.254.169.254", "192.168.0.1", "::1", "::ffff:127.0.0.1"):
+        with pytest.raises(RefusedTarget, match="allow_private"):
+            await GuardedResolver(Fixed(address)).resolve("hooks.example.com", 443)
+    mixed = await GuardedResolver(Fixed("10.0.0.1", "93.184.215.14")).resolve("x", 443)
+    assert [r["host"] for r in mixed] == ["93.184.215.14"]  # only the public address is used
+
+
+async def test_secrets_never_reach_logs_errors_or_the_state(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="scanhub")
+    token = "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    async with receiving() as rx:
+        rx.answers = [500, 404, 404]
+        slack = Sink.webhook(
+            "hook", f"{rx.url}/services/{token}", SECRET, allow_private=True, kind="slack",
+            schedule=FAST, max_client_errors=2,
+        )
+        hub = await engine(MemoryStore(), slack)
+        try:
+            async with hub.polling():
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit([seen(scan("a", message="<!channel> & <b>hi</b>"))])
+                await until(lambda: hub.sinks.states["hook"].dead == 1)
+            st = await state(hub)
+            dead = await hub.store.dead_letters("hook")
+        finally:
+            await hub.close()
+    shown = caplog.text + repr(st) + repr(dead) + repr(slack)
+    assert token not in shown and SECRET not in shown and SECRET[6:] not in shown
+    assert slack.shown == rx.url.rsplit("/", 1)[0]  # scheme, host and port only
+    message = json.loads(rx.requests[0]["body"])
+    text = json.dumps(message)
+    assert "&lt;!channel&gt; &amp; &lt;b&gt;hi&lt;/b&gt;" in text and "<!channel>" not in text
+    assert message["blocks"][0]["type"] == "section"
+
+
+def test_signatures_are_the_standard_ones() -> None:
+    body = b'{"a":1}'
+    header = sign([SECRET], "41", 1_700_000_000, body)
+    wh = Webhook(SECRET)
+    expected = wh.sign("41", datetime.fromtimestamp(1_700_000_000, UTC), body.decode())
+    assert header == expected
+    now = datetime.now(UTC).timestamp()
+    headers = {
+        "webhook-id": "41",
+        "webhook-timestamp": str(int(now)),
+        "webhook-signature": sign([new_secret(), SECRET], "41", int(now), body),
+    }
+    assert verify([SECRET], body, headers, now) == "41"
+    from scanhub._sinks import SignatureError
+
+    with pytest.raises(SignatureError):
+        verify([SECRET], body + b" ", headers, now)  # a byte changed
+    with pytest.raises(SignatureError):
+        verify([SECRET], body, headers, now + 3600)  # replayed an hour later
+    with pytest.raises(ValueError, match="whsec_"):
+        Sink.webhook("x", "https://h", "not-a-secret")
+
+
+def test_what_an_answer_means_and_when_to_try_again() -> None:
+    assert [classify(s) for s in (200, 204, 301, 400, 404, 410, 429, 500, 502, 503, 504, None)] == [
+        Answer.DELIVERED, Answer.DELIVERED, Answer.REFUSED, Answer.REFUSED, Answer.REFUSED,
+        Answer.GONE, Answer.THROTTLED, Answer.FAILED, Answer.THROTTLED, Answer.FAILED,
+        Answer.THROTTLED, Answer.FAILED,
+    ]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert retry_after("120", now) == 120.0
+    assert retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now) == 60.0
+    assert retry_after("soon", now) is None and retry_after(None, now) is None
+    sink = Sink.webhook("x", "https://h", SECRET)  # the standard schedule
+    rng = random.Random(0)
+    delays = []
+    for n in range(1, 10):
+        step = after_failure(sink, Answer.FAILED, n, 0.0, None, rng)
+        assert step.action == "retry"
+        delays.append(step.delay)
+    standard = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+    assert all(0.8 * s <= d <= 1.2 * s for d, s in zip(delays, standard, strict=True))
+    assert after_failure(sink, Answer.FAILED, 10, 0.0, None, rng).action == "dead"
+    assert after_failure(sink, Answer.GONE, 1, 0.0, None, rng).action == "disable"
+    assert after_failure(sink, Answer.THROTTLED, 1, 0.0, 30.0, rng).delay == 30.0
+    assert after_failure(sink, Answer.THROTTLED, 1, 0.0, 1e9, rng).delay == 3600.0  # capped
+    assert after_failure(sink, Answer.REFUSED, 3, 0.0, None, rng).action == "dead"
+    assert after_failure(sink, Answer.FAILED, 2, 4 * 86400.0, None, rng).action == "dead"
