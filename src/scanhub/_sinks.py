@@ -52,7 +52,7 @@ from attrs import field, frozen
 
 from ._changes import Change
 from ._convert import dumps
-from ._events import EVENT_TYPES, to_cloudevent
+from ._events import EVENT_TYPES, cloudevent_json, to_cloudevent
 from ._model import Lifecycle, Verdict
 from ._secrets import Secret
 
@@ -362,7 +362,7 @@ class BodyTooLarge(ValueError):
 
 
 def event_bytes(event: Mapping[str, Any]) -> bytes:
-    """A CloudEvent as every reader of its id gets it (compact JSON, UTF-8)."""
+    """A CloudEvent as compact JSON, UTF-8 (as `cloudevent_json` writes a transition's)."""
     return dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -380,9 +380,17 @@ def probe_event(sink: str, now: datetime, msg_id: str) -> dict[str, Any]:
     }
 
 
-def build(sink: Sink, event: Mapping[str, Any], timestamp: int, version: str) -> Delivery:
+def build(
+    sink: Sink,
+    event: Mapping[str, Any],
+    timestamp: int,
+    version: str,
+    encoded: bytes | None = None,
+) -> Delivery:
     """The request for one attempt at delivering `event` (a CloudEvent) to `sink`, at Unix
-    time `timestamp`. Raises `BodyTooLarge` past the sink's cap."""
+    time `timestamp`; `encoded` is the event as JSON when the caller has it (a transition's:
+    `cloudevent_json`, the one encoder of every reader). Raises `BodyTooLarge` past the
+    sink's cap."""
     headers = {"user-agent": f"scanhub/{version}"}
     if sink.kind == "slack":
         body = dumps(slack_message(event), separators=(",", ":"), ensure_ascii=False).encode()
@@ -394,7 +402,7 @@ def build(sink: Sink, event: Mapping[str, Any], timestamp: int, version: str) ->
             if attr not in ("data", "datacontenttype") and value is not None:
                 headers[f"ce-{attr}"] = str(value)
     else:
-        body = event_bytes(event)
+        body = encoded if encoded is not None else event_bytes(event)
         headers["content-type"] = "application/cloudevents+json; charset=utf-8"
     if len(body) > sink.max_body:
         raise BodyTooLarge(
@@ -409,8 +417,10 @@ def build(sink: Sink, event: Mapping[str, Any], timestamp: int, version: str) ->
 
 
 def build_change(sink: Sink, change: Change, timestamp: int, version: str) -> Delivery:
-    """`build` for a transition: its CloudEvent is `to_cloudevent(change)`."""
-    return build(sink, to_cloudevent(change), timestamp, version)
+    """`build` for a transition: its CloudEvent is `to_cloudevent(change)`, written by
+    `cloudevent_json` (the bytes every reader of that id gets)."""
+    encoded = cloudevent_json(change).encode()
+    return build(sink, to_cloudevent(change), timestamp, version, encoded)
 
 
 _SLACK_TEXT = 2900  # Slack caps a section's text at 3000 characters

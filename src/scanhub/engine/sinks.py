@@ -46,7 +46,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from attrs import define, evolve, frozen
 
 from .._changes import Change
-from .._events import to_cloudevent
+from .._events import cloudevent_json, to_cloudevent
 from .._secrets import Redactor
 from .._sinks import (
     MAX_ANSWER,
@@ -159,10 +159,14 @@ def _version() -> str:
 
 
 async def attempt(
-    http: aiohttp.ClientSession, sink: Sink, event: Mapping[str, Any], now: datetime
+    http: aiohttp.ClientSession,
+    sink: Sink,
+    event: Mapping[str, Any],
+    now: datetime,
+    encoded: bytes | None = None,
 ) -> Attempt:
-    """Send `event` to `sink` once (signed with a timestamp of `now`) and say what came
-    back."""
+    """Send `event` to `sink` once (signed with a timestamp of `now`; `encoded`: the event's
+    JSON, when known) and say what came back."""
     url = sink.url.reveal()
     redact = Redactor([url, urlsplit(url).path, *sink.secrets])
     if not sink.allow_private:
@@ -172,7 +176,7 @@ async def attempt(
                 None, error=f"refused: {why} (set allow_private = true to allow it)", refused=True
             )
     try:
-        delivery = build(sink, event, int(now.timestamp()), _version())
+        delivery = build(sink, event, int(now.timestamp()), _version(), encoded)
     except BodyTooLarge as exc:
         return Attempt(None, error=str(exc), too_large=True)
     started = time.monotonic()
@@ -404,6 +408,7 @@ class Deliverer:
         disabled."""
         tid = change.id or 0
         event = to_cloudevent(change)
+        encoded = cloudevent_json(change).encode()  # the bytes every reader of this id gets
         state = run.state
         if state.head != tid:  # a new delivery (else: resuming one after a restart)
             state = evolve(state, head=tid, attempts=0, first_attempt=None, next_attempt=None)
@@ -414,7 +419,7 @@ class Deliverer:
             if not self._held[sink.name].is_set():
                 raise Stale("the lease was lost")
             now = self._now()
-            result = await attempt(http, sink, event, now)
+            result = await attempt(http, sink, event, now, encoded)
             answer = result.answer
             self._tell(sink.name, answer.value)
             first = state.first_attempt or now
