@@ -33,6 +33,7 @@ from scanhub.store import MemoryStore, SinkStatus, Store
 
 from .sinkhelp import Receiver, receiving, scan, seen, until
 
+ROOT = Path(__file__).resolve().parents[1]
 SECRET = new_secret()
 FAST = (0.05, 0.05, 0.05)
 
@@ -462,3 +463,119 @@ def test_what_an_answer_means_and_when_to_try_again() -> None:
     assert after_failure(sink, Answer.THROTTLED, 1, 0.0, 1e9, rng).delay == 3600.0  # capped
     assert after_failure(sink, Answer.REFUSED, 3, 0.0, None, rng).action == "dead"
     assert after_failure(sink, Answer.FAILED, 2, 4 * 86400.0, None, rng).action == "dead"
+
+
+def sink_config(tmp_path: Path, sinks: str) -> Path:
+    """A scanhub.toml with a source nothing polls, and these [[sink]] tables."""
+    cfg = tmp_path / "scanhub.toml"
+    cfg.write_text(
+        '[[source]]\nvendor = "iq"\nbase_url = "http://127.0.0.1:9"\nusername = "u"\n'
+        'password_env = "IQ_PASSWORD"\n\n' + sinks
+    )
+    return cfg
+
+
+async def scanhub_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    import os
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scanhub", *args,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "SCANHUB_NO_PLUGINS": "1", **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_sinks_test_sends_one_signed_event_and_prints_the_answer(tmp_path: Path) -> None:
+    async with receiving([SECRET]) as rx:
+        table = f'[[sink]]\nname = "ops"\nurl = "{rx.url}"\nsecret_env = "OPS_SECRET"\n'
+        cfg = sink_config(tmp_path, table + "allow_private = true\n")
+        env = {"OPS_SECRET": SECRET, "IQ_PASSWORD": "pw"}
+        code, out, err = await scanhub_cli("sinks", "test", "ops", "-c", str(cfg), env=env)
+        assert code == 0, err
+        assert len(rx.requests) == 1 and rx.requests[0]["verified"] == SECRET
+        event = rx.event(0)
+        assert event["type"] == "io.scanhub.sink.test" and event["id"].startswith("test-")
+        assert f"sink ops → {rx.url.rsplit('/', 1)[0]}: HTTP 200 OK" in out and "answer" in out
+        assert SECRET not in out + err
+
+        rx.answers = [503]
+        code, out, _ = await scanhub_cli("sinks", "test", "ops", "-c", str(cfg), env=env)
+        assert code == 5 and "HTTP 503" in out
+
+        # Exit 2 naming what is wrong: an unknown sink, an unset or malformed secret (never
+        # shown), a loopback target without allow_private.
+        code, _, err = await scanhub_cli("sinks", "test", "nope", "-c", str(cfg), env=env)
+        assert code == 2 and "no sink named 'nope' (ops)" in err
+        bare = {"IQ_PASSWORD": "pw"}
+        code, _, err = await scanhub_cli("sinks", "test", "ops", "-c", str(cfg), env=bare)
+        assert code == 2 and "OPS_SECRET is not set" in err
+        code, out, err = await scanhub_cli("config", "check", "-c", str(cfg), env=bare)
+        assert code == 2 and "sink[0].secret_env: environment variable OPS_SECRET is not set" in err
+        code, out, err = await scanhub_cli("config", "check", "-c", str(cfg), env=env)
+        assert code == 0 and "1 sinks" in out
+        short = {**env, "OPS_SECRET": "whsec_c2hvcnQ="}
+        code, _, err = await scanhub_cli("sinks", "test", "ops", "-c", str(cfg), env=short)
+        assert code == 2 and "OPS_SECRET" in err and "c2hvcnQ" not in err
+        private = sink_config(tmp_path, table)
+        code, _, err = await scanhub_cli("sinks", "test", "ops", "-c", str(private), env=env)
+        assert code == 2 and "sink[0].url: 127.0.0.1 is a loopback address" in err
+        assert len(rx.requests) == 2
+
+
+def test_sink_tables_are_checked_every_problem_at_once_and_in_the_json_schema() -> None:
+    import jsonschema
+
+    from scanhub import ConfigError, config_schema
+    from scanhub._config import parse_config
+
+    source = {"vendor": "iq", "base_url": "https://iq.example.com", "username": "u",
+              "password_env": "P"}
+    doc = {
+        "source": [source],
+        "sink": [
+            {"name": "a", "url": "https://h.example.com", "secret": "whsec_x", "timeout": 0},
+            {"name": "a", "url": "https://h.example.com", "secret_env": "S",
+             "filter": [{"exact": {"lifecycle": "faild"}}, {"any": []}, {"nope": {}}]},
+            {"name": "c", "url": "http://10.0.0.8/hook", "kind": "slack", "mode": "binary"},
+            {"name": "d", "kind": "webhook"},
+        ],
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(doc, "scanhub.toml")
+    problems = {key for key, _ in caught.value.problems}
+    assert problems >= {
+        "sink[0].secret",
+        "sink[0].timeout",
+        "sink[1].name",
+        "sink[1].filter[0].exact.lifecycle",
+        "sink[1].filter[1].any",
+        "sink[1].filter[2]",
+        "sink[2].mode",
+        "sink[2].url",
+        "sink[3].url",
+        "sink[3].secret_env",
+    }
+    assert "whsec_x" not in str(caught.value)
+    validator = jsonschema.Draft202012Validator(config_schema())
+    good = {
+        "source": [source],
+        "sink": [
+            {
+                "name": "ops",
+                "url": "https://hooks.example.com/x",
+                "secret_env": ["NEW", "OLD"],
+                "filter": [{"any": [{"exact": {"lifecycle": "failed"}},
+                                    {"not": {"prefix": {"source": "iq"}}}]}],
+                "retry_schedule": [1, 60],
+            }
+        ],
+    }
+    assert list(validator.iter_errors(good)) == []
+    parse_config(good, "scanhub.toml")  # and the checker agrees
+    bad = {"source": [source], "sink": [{"name": "x", "url": "https://h", "secret_env": "S",
+                                          "filter": {"exact": {"lifecycle": "faild"}}}]}
+    assert list(validator.iter_errors(bad))
