@@ -579,3 +579,86 @@ def test_sink_tables_are_checked_every_problem_at_once_and_in_the_json_schema() 
     bad = {"source": [source], "sink": [{"name": "x", "url": "https://h", "secret_env": "S",
                                           "filter": {"exact": {"lifecycle": "faild"}}}]}
     assert list(validator.iter_errors(bad))
+
+
+TOKEN = "sink-test-token"
+
+
+async def test_the_service_shows_sink_health_lists_dead_letters_and_replays(
+    tmp_path: Path,
+) -> None:
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from scanhub._config import Config
+    from scanhub.serve import Service
+
+    from .test_serve import validator
+
+    async with receiving([SECRET]) as rx:
+        rx.answers = [400, 400]  # the first delivery is refused: a dead letter
+        sink = hook(rx, max_client_errors=2)
+        hub = ScanHub(store=SQLiteStore(tmp_path / "s.db"), sinks=[sink])
+        svc = Service(hub, Config(str(tmp_path / "scanhub.toml"), (), ()), port=0, token=TOKEN)
+        await svc.start()
+        try:
+            async with aiohttp.ClientSession(base_url=svc.url) as http:
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit([seen(scan("a")), seen(scan("b"))])
+                await until(lambda: hub.sinks.states["hook"].position == 2)
+                async with http.get("/api/v1/sinks") as r:
+                    body = await r.json()
+                validator("SinkList").validate(body)
+                (shown,) = body["sinks"]
+                assert shown["state"] == "active" and shown["cursor"] == 2
+                assert (shown["delivered"], shown["dead"], shown["failures"]) == (1, 1, 2)
+                assert shown["lag_events"] == 0 and shown["target"] == rx.url.rsplit("/", 1)[0]
+                assert shown["last_error"]["status"] == 400 and shown["delivering_here"]
+                assert SECRET not in json.dumps(body) and "/hook" not in json.dumps(body)
+                async with http.get("/api/v1/sinks/hook/dead") as r:
+                    dead = await r.json()
+                validator("DeadLetterList").validate(dead)
+                assert [d["id"] for d in dead["dead"]] == [1]
+                async with http.get("/api/v1/sinks/nope/dead") as r:
+                    assert r.status == 404
+                    assert r.content_type == "application/problem+json"
+
+                # A replay is a write: the token is required.
+                async with http.post("/api/v1/sinks/hook/replay", json={"dead": True}) as r:
+                    assert r.status == 401
+                auth = {"Authorization": f"Bearer {TOKEN}"}
+                async with http.post(
+                    "/api/v1/sinks/hook/replay", json={"from": "x"}, headers=auth
+                ) as r:
+                    assert r.status == 400
+                async with http.post(
+                    "/api/v1/sinks/hook/replay", json={"dead": True}, headers=auth
+                ) as r:
+                    assert r.status == 202
+                    answer = await r.json()
+                validator("ReplayResult").validate(answer)
+                assert answer["replayed_from"] == 1
+                await rx.wait_for(5)  # 1 again (now accepted), then 2 again: at least once
+                await until(lambda: hub.sinks.states["hook"].position == 2)
+                assert rx.ids()[-2:] == [1, 2]
+                async with http.get("/api/v1/sinks/hook/dead") as r:
+                    assert (await r.json())["dead"] == []
+                async with http.post("/api/v1/sinks/hook/replay", headers=auth) as r:
+                    assert r.status == 409  # nothing to resume: no dead letter, not disabled
+
+                async with http.get("/metrics") as r:
+                    text = await r.text()
+                families = {f.name: f for f in text_string_to_metric_families(text)}
+                deliveries = {
+                    s.labels["outcome"]: s.value
+                    for s in families["scanhub_sink_deliveries"].samples
+                    if s.name.endswith("_total")
+                }
+                assert deliveries["delivered"] == 3 and deliveries["refused"] == 2
+                assert deliveries["dead"] == 1 and deliveries["gone"] == 0
+                (lag,) = families["scanhub_sink_lag_events"].samples
+                assert lag.labels == {"sink": "hook"} and lag.value == 0
+                (up,) = families["scanhub_sink_up"].samples
+                assert up.value == 1
+        finally:
+            await svc.stop()

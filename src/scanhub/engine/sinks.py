@@ -220,6 +220,20 @@ async def send_test(sink: Sink, now: datetime | None = None) -> tuple[str, Attem
         return msg_id, await attempt(http, sink, probe_event(sink.name, at, msg_id), at)
 
 
+@frozen
+class SinkReport:
+    """A sink as the service reports it: its settings, its state in the store (None until it
+    first ran), how far it is behind the log, and whether this process delivers for it."""
+
+    sink: Sink
+    state: SinkState | None
+    #: Transitions in the log after its cursor (by id; an upper bound where ids were skipped).
+    lag_events: int
+    #: Age of the oldest transition after its cursor (0 when it is caught up).
+    lag_seconds: float
+    delivering_here: bool
+
+
 @define
 class _Run:
     """A sink's working state while it delivers: its row, and when it was last written."""
@@ -287,6 +301,26 @@ class Deliverer:
     def _tell(self, name: str, outcome: str) -> None:
         for observer in self.observers:
             observer(name, outcome)
+
+    async def report(self) -> list[SinkReport]:
+        """Every sink's state from the store (what any replica sees), with its lag: indexed
+        reads (its row, the newest id, the first transition after its cursor)."""
+        if not self.sinks:
+            return []
+        states = {s.name: s for s in await self.store.sink_states(self.names)}
+        last = await self.store.last_id()
+        now = self._now()
+        out = []
+        for name, sink in self.sinks.items():
+            state = states.get(name)
+            events, seconds = 0, 0.0
+            if state is not None and state.position < last:
+                events = last - state.position
+                after = await self.store.transitions(since=state.position, limit=1)
+                if after:
+                    seconds = max(0.0, (now - after[0].change.observed_at).total_seconds())
+            out.append(SinkReport(sink, state, events, seconds, self.delivering_here(name)))
+        return out
 
     # --- leases (a shared store) ------------------------------------------------------------
 
@@ -511,6 +545,7 @@ __all__ = [
     "Deliverer",
     "GuardedResolver",
     "RefusedTarget",
+    "SinkReport",
     "attempt",
     "send_test",
     "sink_session",
