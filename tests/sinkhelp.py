@@ -32,6 +32,8 @@ class Receiver:
         #: Every request, in arrival order: headers, body, when, whether it verified.
         self.requests: list[dict[str, Any]] = []
         self.url = ""
+        #: Seconds each answer takes (a slow receiver).
+        self.delay = 0.0
         self._runner: web.AppRunner | None = None
         self.changed = asyncio.Event()
 
@@ -56,6 +58,8 @@ class Receiver:
             }
         )
         self.changed.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         answer = self.answers.pop(0) if self.answers else 200
         if answer == "hang":
             await asyncio.sleep(60)
