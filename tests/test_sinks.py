@@ -740,3 +740,58 @@ async def _cursor_set(url: str) -> bool:
 
 async def _cursor_is(url: str, n: int) -> bool:
     return (await sink_shown(url))["cursor"] == n
+
+
+async def test_two_replicas_on_postgresql_one_delivers_and_the_other_takes_over(
+    pg_cluster: str,
+) -> None:
+    import uuid
+
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, f"sinks_{uuid.uuid4().hex[:8]}")
+    async with receiving([SECRET]) as rx:
+        rx.delay = 0.02
+        hubs = [
+            ScanHub(store=PostgresStore(url, holder=name), sinks=[hook(rx)], lease_ttl=1.0)
+            for name in ("a", "b")
+        ]
+        writer = PostgresStore(url)
+        await writer.open()
+        stops = [asyncio.Event() for _ in hubs]
+
+        async def replica(hub: ScanHub, stop: asyncio.Event) -> None:
+            async with hub.polling():
+                await stop.wait()
+
+        runs = [asyncio.create_task(replica(h, s)) for h, s in zip(hubs, stops, strict=True)]
+        try:
+            await until(lambda: any(h.sinks.delivering_here("hook") for h in hubs))
+            await until(lambda: any("hook" in h.sinks.states for h in hubs))
+            holder = next(h for h in hubs if h.sinks.delivering_here("hook"))
+            other = next(h for h in hubs if h is not holder)
+            for n in range(30):
+                await writer.commit([seen(scan(f"s{n}"))])
+            await rx.wait_for(10)
+            assert not other.sinks.delivering_here("hook")  # one replica delivers at a time
+            await holder.stop_polling()  # it dies mid-backlog (its lease is not given up)
+            await until(lambda: other.sinks.delivering_here("hook"), within=10)
+            await until(lambda: set(rx.ids()) >= set(range(1, 31)), within=30)
+            await until(lambda: other.sinks.states["hook"].position == 30)
+        finally:
+            for stop in stops:
+                stop.set()
+            await asyncio.gather(*runs, return_exceptions=True)
+            for h in hubs:
+                await h.close()
+            await writer.close()
+    ids = rx.ids()
+    assert list(dict.fromkeys(ids)) == list(range(1, 31))  # nothing lost, in order
+    assert len(ids) - 30 <= 15  # repeats: only what followed the holder's last written cursor
+    assert holder.sinks.delivered["hook"] > 0 and other.sinks.delivered["hook"] > 0
+    # Every request was one replica's attempt; at most one was cut off by the death (sent, its
+    # answer never read).
+    both = holder.sinks.delivered["hook"] + other.sinks.delivered["hook"]
+    assert len(ids) - 1 <= both <= len(ids)
