@@ -43,6 +43,8 @@ from scanhub.sansio import Response, appsecplus, apptrust, iq, threadfix
 from scanhub.store import Observation
 
 from .simproc import SimProcess
+from .sinks import bench_sinks
+from .sinks import report as sinks_report
 
 CONCURRENCY = 16  # per source, scanhub's default; the bare-aiohttp baseline gets the same
 
@@ -1177,6 +1179,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
             "and SIGKILL.",
             "",
         ]
+    lines += sinks_report(r.get("sinks"))
     misses = []
     if o_sh / o_bare > 1.15:
         misses.append("one-source snapshot vs bare aiohttp")
@@ -1277,6 +1280,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(bench_watch_cpu(info, sp, n, n / poll_rate, watch_seconds))
             for n in watch_sizes
         ]
+        print("12. sinks", file=sys.stderr)
+        results["sinks"] = bench_sinks(info, sp, q)
         print("5. politeness", file=sys.stderr)
         results["politeness"] = asyncio.run(
             bench_politeness(

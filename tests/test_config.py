@@ -7,6 +7,7 @@ ends in exit code 2 with the key named, through the real command in a subprocess
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -44,7 +45,13 @@ def scanhub(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "SCANHUB_NO_PLUGINS": "1", **(env or ENV)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SCANHUB_NO_PLUGINS": "1",
+            # The scanhub under test, where a worktree's src is put first.
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+            **(env or ENV),
+        },
         check=False,
     )
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from attrs import evolve
 
 from scanhub import (
     ConfigError,
@@ -24,8 +25,16 @@ from scanhub import (
     Vendor,
     Verdict,
 )
-from scanhub.store import SCHEMA_VERSION, ItemQuery, Observation, Outcome, open_store
-from scanhub.store.sqlite import connect, migrate
+from scanhub.store import (
+    SCHEMA_VERSION,
+    DeadLetter,
+    ItemQuery,
+    Observation,
+    Outcome,
+    SinkStatus,
+    open_store,
+)
+from scanhub.store.sqlite import MIGRATIONS, connect, migrate
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -293,6 +302,90 @@ async def test_follow_sees_every_commit_in_order(store: Store) -> None:
 # --- SQLite specifics -----------------------------------------------------------------------
 
 
+async def test_a_sink_starts_at_the_end_of_the_log_and_its_cursor_persists(
+    make: Factory,
+) -> None:
+    async with make() as store:
+        await store.track([(scan("a"), "config"), (scan("b"), "config")], T0)
+        first = await store.sink_open("ops", T0)
+        assert (first.position, first.status, first.generation) == (2, SinkStatus.ACTIVE, 0)
+        assert (await store.sink_open("ops", T0)).position == 2  # opening again keeps it
+        await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 1)])
+        moved = evolve(first, position=3, delivered=1, last_success=T0, updated_at=T0)
+        assert await store.sink_save(moved)
+        # A replica that lost the lease cannot move the cursor or the totals backwards.
+        assert await store.sink_save(evolve(moved, position=1, delivered=0))
+    async with make() as store:
+        if getattr(make, "kind", "") == "memory":
+            return  # nothing survives a memory store
+        (state,) = await store.sink_states(["ops"])
+        assert (state.position, state.delivered, state.last_success) == (3, 1, T0)
+        assert await store.sink_states(["other"]) == []
+
+
+async def test_dead_letters_are_listed_and_a_replay_rewinds_the_cursor(store: Store) -> None:
+    await store.track([(scan(str(i)), "config") for i in range(5)], T0)
+    state = await store.sink_open("ops", T0)
+    assert state.position == 5
+    state = await store.sink_replay("ops", 0, T0)  # everything again
+    assert (state.position, state.generation) == (0, 1)
+    letters = [
+        DeadLetter("ops", tid, f"k{tid}", 3, T0, T0 + timedelta(minutes=1), "HTTP 400", 400)
+        for tid in (2, 4)
+    ]
+    gone = evolve(
+        state,
+        position=5,
+        status=SinkStatus.DISABLED,
+        head=5,
+        dead=2,
+        last_error="HTTP 410",
+        last_error_at=T0,
+        last_status=410,
+    )
+    assert await store.sink_save(gone, letters)
+    assert [d.id for d in await store.dead_letters("ops")] == [2, 4]
+    assert [d.id for d in await store.dead_letters("ops", after=2)] == [4]
+    assert (await store.dead_letters("ops"))[0] == letters[0]
+    # Replaying from 3: the cursor moves there, the sink is active again, the dead letters
+    # after 3 are attempted again (no longer listed), and a deliverer of the old generation
+    # can no longer write.
+    again = await store.sink_replay("ops", 3, T0)
+    assert (again.position, again.status, again.generation, again.head) == (
+        3,
+        SinkStatus.ACTIVE,
+        2,
+        None,
+    )
+    assert again.dead == 2 and again.last_error == "HTTP 410"  # totals and history stay
+    assert [d.id for d in await store.dead_letters("ops")] == [2]
+    assert not await store.sink_save(evolve(gone, position=9))
+    assert (await store.sink_states(["ops"]))[0].position == 3
+    # A replay of a sink never run before creates it there.
+    assert (await store.sink_replay("new", 1, T0)).position == 1
+
+
+def test_a_version_2_state_file_gains_sinks_and_keeps_its_log(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    db = connect(path)
+    for step in MIGRATIONS[:2]:
+        for statement in step.split(";;"):
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(
+        "INSERT INTO transitions (id, key, observed_at, prev, after) VALUES "
+        "(7, 'k', '2026-11-01T12:00:00.000000Z', NULL, '{}')"
+    )
+    db.close()
+
+    async def go() -> int:
+        async with SQLiteStore(path) as store:
+            return (await store.sink_open("ops", T0)).position
+
+    assert asyncio.run(go()) == 7
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
 
@@ -313,7 +406,7 @@ def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"items", "transitions"} <= tables
+    assert {"items", "transitions", "sinks", "sink_dead"} <= tables
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -44,9 +44,23 @@ from ._model import (
 from ._ratelimit import RateLimit
 from ._registry import Registry, SourceConfig, TrackConfig, Tracking, VendorSpec, registry
 from ._secrets import Secret
+from ._sinks import SignatureError, Sink, SinkFilter
+from ._sinks import new_secret as new_webhook_secret
+from ._sinks import sign as sign_webhook
+from ._sinks import verify as verify_webhook
 from ._transport import RetryPolicy, Timeouts
 from .engine import EngineHealth, ScanHub, SourceHealth, Subscription
-from .store import MemoryStore, Retention, SQLiteStore, Store, Transition, open_store
+from .store import (
+    DeadLetter,
+    MemoryStore,
+    Retention,
+    SinkState,
+    SinkStatus,
+    SQLiteStore,
+    Store,
+    Transition,
+    open_store,
+)
 from .vendors.appsecplus import AppSecPlus
 from .vendors.apptrust import AppTrust
 from .vendors.iq import IQServer
@@ -64,6 +78,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConflictError",
+    "DeadLetter",
     "EngineHealth",
     "FindingCounts",
     "Gate",
@@ -88,6 +103,11 @@ __all__ = [
     "ScanhubError",
     "Secret",
     "ServerError",
+    "SignatureError",
+    "Sink",
+    "SinkFilter",
+    "SinkState",
+    "SinkStatus",
     "Snapshot",
     "SourceConfig",
     "SourceHealth",
@@ -114,10 +134,13 @@ __all__ = [
     "item_from_dict",
     "load_config",
     "make_converter",
+    "new_webhook_secret",
     "open_store",
     "otel_attributes",
     "registry",
+    "sign_webhook",
     "to_cloudevent",
     "to_dict",
     "to_json",
+    "verify_webhook",
 ]

@@ -3,6 +3,7 @@ engine (and, for `scanhub serve`, hands them to the service).
 
     config ──> clients (one per [[source]], secrets from the environment)
            ──> store   (`state_location`: the one reading of --state and [state])
+           ──> sinks   (one per [[sink]], URLs and secrets from the environment)
            ──> ScanHub (the engine) ──> apply_tracks ([[track]]: items and discovery rules)
 
 Every command goes through here, so `[state]`, the defaults and the order things are opened in
@@ -25,6 +26,8 @@ from ._config import Config
 from ._defaults import STATE_FILE
 from ._errors import ConfigError, ScanhubError
 from ._registry import Registry, registry
+from ._secrets import Secret
+from ._sinks import Sink, SinkFilter, secret_key, shown_url
 from .engine import ScanHub
 from .store import MemoryStore, Retention, SQLiteStore, Store, open_store
 
@@ -46,6 +49,62 @@ def build_clients(
         except ConfigError as exc:
             raise ConfigError(f"{config.path}: {exc.message}", operation="load config") from None
     return clients
+
+
+def build_sinks(config: Config, env: Mapping[str, str] | None = None) -> list[Sink]:
+    """The sinks of a configuration, with their URLs and secrets read from the environment.
+    A variable named by `secret_env` holds one `whsec_` secret (or several, space-separated);
+    a variable that is unset or holds something else is a `ConfigError` naming it (never its
+    value)."""
+    env = os.environ if env is None else env
+    sinks = []
+    for i, k in enumerate(config.sinks):
+        where = f"{config.path}: sink[{i}]"
+        secrets: list[Secret] = []
+        for var in k.secret_env or ():
+            value = env.get(var, "")
+            if not value.strip():
+                raise ConfigError(
+                    f"{where}.secret_env: environment variable {var} is not set",
+                    operation="load config",
+                )
+            for part in value.split():
+                try:
+                    secret_key(part)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"{where}.secret_env: {var}: {exc}", operation="load config"
+                    ) from None
+                secrets.append(Secret(part))
+        url: str | None = k.url
+        if k.url_env is not None:
+            url = env.get(k.url_env, "").strip()
+            if not url.startswith(("https://", "http://")):
+                raise ConfigError(
+                    f"{where}.url_env: environment variable {k.url_env} is not set to an "
+                    "http(s) URL",
+                    operation="load config",
+                )
+        assert url is not None  # the configuration gives url or url_env
+        sinks.append(
+            Sink(
+                k.name,
+                Secret(url),
+                shown_url(url),
+                kind=k.kind,
+                mode=k.mode,
+                secrets=tuple(secrets),
+                filter=k.filter or SinkFilter(),
+                timeout=k.timeout,
+                allow_private=k.allow_private,
+                schedule=k.schedule,
+                max_age=k.max_age,
+                max_client_errors=k.max_client_errors,
+                max_retry_after=k.max_retry_after,
+                max_body=k.max_body,
+            )
+        )
+    return sinks
 
 
 def retention_of(config: Config | None) -> Retention:
@@ -116,7 +175,8 @@ def build_hub(
     **options: Any,
 ) -> ScanHub:
     """The engine for a configuration: its clients, the given store (memory by default), and
-    its interval settings (`options` override them, and pass on to `ScanHub`)."""
+    its interval settings (`options` override them, and pass on to `ScanHub`; `sinks=` gives
+    it sinks, which `scanhub serve` builds with `build_sinks`)."""
     kw: dict[str, Any] = {"interval": config.interval, "max_interval": config.max_interval}
     kw.update(options)
     return ScanHub(
@@ -149,6 +209,7 @@ __all__ = [
     "apply_tracks",
     "build_clients",
     "build_hub",
+    "build_sinks",
     "make_store",
     "open_state",
     "replica_name",

@@ -16,6 +16,12 @@
     public_id = "MyApp"                  # or application_id = "<internal id>"
     status_id = "accc369749774924baa1d207494c29e1"
 
+    [[sink]]
+    name = "ops"
+    url = "https://hooks.example.com/scanhub"
+    secret_env = "SCANHUB_OPS_SECRET"    # whsec_...; an array during a key rotation
+    filter = [{ any = [{ exact = { lifecycle = "failed" } }, { exact = { verdict = "fail" } }] }]
+
 The file is a tree of attrs classes: `Settings` at the top, each `[[source]]` the schema its
 vendor registers (`VendorSpec.source_schema`), each `[[track]]` its source's vendor's track
 schema. Values are checked strictly by `scanhub._schema`; every problem of a file is reported at
@@ -28,17 +34,40 @@ import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 
 from ._defaults import INTERVAL, MAX_INTERVAL
 from ._errors import ConfigError
 from ._registry import Registry, SourceConfig, TrackConfig, registry
-from ._schema import Count, SchemaErrors, Seconds, Text, json_schema, structure
+from ._schema import (
+    Count,
+    EnvVar,
+    EnvVars,
+    HttpUrl,
+    SchemaErrors,
+    Seconds,
+    SinkFilterSetting,
+    Text,
+    json_schema,
+    structure,
+)
+from ._sinks import (
+    MAX_AGE,
+    MAX_BODY,
+    MAX_CLIENT_ERRORS,
+    MAX_RETRY_AFTER,
+    RETRY_SCHEDULE,
+    TIMEOUT,
+    FilterError,
+    SinkFilter,
+    forbidden_host,
+)
 
 #: The keys of the top level that are tables of their own.
-_LISTS = ("source", "track")
+_LISTS = ("source", "track", "sink")
 
 
 @attrs.define(kw_only=True)
@@ -62,6 +91,110 @@ class StateConfig:
         default=None, metadata={"doc": "keep at most this many transitions per item"}
     )
 
+
+
+@attrs.define(kw_only=True)
+class SinkConfig:
+    """A `[[sink]]`: where scanhub pushes transitions (signed, retried, durable)."""
+
+    name: Text = attrs.field(metadata={"doc": "how the sink is named (API, metrics, CLI)"})
+    url: HttpUrl | None = attrs.field(
+        default=None, metadata={"doc": "the receiver's URL (or url_env)"}
+    )
+    url_env: EnvVar | None = attrs.field(
+        default=None,
+        metadata={"doc": "a variable holding the URL, when it is itself a secret (Slack's)"},
+    )
+    kind: Literal["webhook", "slack"] = attrs.field(
+        default="webhook",
+        metadata={
+            "doc": "webhook: a CloudEvent with Standard Webhooks headers; slack: a Slack "
+            "incoming-webhook message"
+        },
+    )
+    mode: Literal["structured", "binary"] = attrs.field(
+        default="structured",
+        metadata={
+            "doc": "webhook: the CloudEvent as the body (structured) or its data with ce- "
+            "headers (binary)"
+        },
+    )
+    secret_env: EnvVars | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "variable(s) holding whsec_ signing secrets; several (the new one first) "
+            "sign with each during a rotation; required for webhook sinks"
+        },
+    )
+    filter: SinkFilterSetting | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "which transitions: exact / prefix / suffix tables of vendor, source, kind, "
+            "lifecycle, previous_lifecycle, verdict, previous_verdict, application, subject, "
+            "type; all / any arrays; not (an array: all must match)"
+        },
+    )
+    timeout: Seconds = attrs.field(
+        default=Seconds(TIMEOUT), metadata={"doc": "seconds a delivery may take"}
+    )
+    allow_private: bool = attrs.field(
+        default=False,
+        metadata={"doc": "allow private, loopback and link-local targets (refused otherwise)"},
+    )
+    retry_schedule: list[Seconds] | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "seconds between attempts after the first (default: 5 s, 5 min, 30 min, "
+            "2 h, 5 h, 10 h, 14 h, 20 h, 24 h; each ±20 %)"
+        },
+    )
+    max_age: Seconds = attrs.field(
+        default=Seconds(MAX_AGE),
+        metadata={"doc": "seconds after which a failing delivery is dead-lettered"},
+    )
+    max_client_errors: Count = attrs.field(
+        default=Count(MAX_CLIENT_ERRORS),
+        metadata={"doc": "attempts of a delivery refused with a 3xx or 4xx (not 410, 429)"},
+    )
+    max_retry_after: Seconds = attrs.field(
+        default=Seconds(MAX_RETRY_AFTER), metadata={"doc": "the longest Retry-After honoured"}
+    )
+    max_body: Count = attrs.field(
+        default=Count(MAX_BODY), metadata={"doc": "the largest body a delivery sends (bytes)"}
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What is wrong across fields (as (key, message))."""
+        found = []
+        if (self.url is None) == (self.url_env is None):
+            found.append(("url", "expected exactly one of url and url_env"))
+        if self.kind == "webhook" and not self.secret_env:
+            found.append(
+                ("secret_env", "expected the variable(s) holding the whsec_ signing secret")
+            )
+        if self.kind != "webhook" and self.mode != "structured":
+            found.append(("mode", "binary mode is for webhook sinks"))
+        if self.url is not None and not self.allow_private:
+            why = forbidden_host(urlsplit(self.url).hostname or "")
+            if why:
+                found.append(
+                    ("url", f"{why}: refused unless the sink says allow_private = true")
+                )
+        return found
+
+    def env_vars(self) -> list[tuple[str, str]]:
+        """(key, variable) of every variable the sink reads."""
+        out = [("secret_env", var) for var in self.secret_env or ()]
+        if self.url_env:
+            out.append(("url_env", self.url_env))
+        return out
+
+    @property
+    def schedule(self) -> tuple[float, ...]:
+        """The retry schedule in force."""
+        if self.retry_schedule is None:
+            return RETRY_SCHEDULE
+        return tuple(self.retry_schedule)
 
 
 @attrs.define(kw_only=True)
@@ -92,6 +225,17 @@ class Config:
     timeout: float | None = None
     max_interval: float = MAX_INTERVAL
     state: StateConfig | None = None
+    sinks: tuple[SinkConfig, ...] = ()
+
+    def sink(self, name: str) -> SinkConfig:
+        """The `[[sink]]` called `name`."""
+        for s in self.sinks:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.sinks) or "none is configured"
+        raise ConfigError(
+            f"{self.path}: no sink named {name!r} ({known})", operation="load config"
+        )
 
     def source(self, name: str) -> SourceConfig:
         """The `[[source]]` called `name`."""
@@ -177,6 +321,22 @@ def parse_config(
         if track is not None:
             tracks.append(track)
 
+    sinks: list[tuple[int, SinkConfig]] = []
+    raw_sinks = data.get("sink", [])
+    if not isinstance(raw_sinks, list):
+        problems.append(("sink", "expected an array of [[sink]] tables"))
+        raw_sinks = []
+    named: set[str] = set()
+    for i, raw in enumerate(raw_sinks):
+        sink = _sink(raw, f"sink[{i}]", problems)
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+            if raw["name"] in named:
+                shown = f"expected unique names, {raw['name']!r} twice"
+                problems.append((f"sink[{i}].name", shown))
+            named.add(raw["name"])
+        if sink is not None:
+            sinks.append((i, sink))
+
     if env is not None:
         for i, s in enumerate(sources):
             for key, var in s.env_vars():
@@ -184,6 +344,10 @@ def parse_config(
                     problems.append(
                         (f"source[{i}].{key}", f"environment variable {var} is not set")
                     )
+        for i, k in sinks:
+            for key, var in k.env_vars():
+                if not env.get(var):
+                    problems.append((f"sink[{i}].{key}", f"environment variable {var} is not set"))
     if problems:
         raise _error(path, problems)
     return Config(
@@ -194,7 +358,41 @@ def parse_config(
         settings.timeout,
         settings.max_interval,
         settings.state,
+        tuple(k for _, k in sinks),
     )
+
+
+def _sink(raw: Any, where: str, problems: list[tuple[str, str]]) -> SinkConfig | None:
+    if not isinstance(raw, dict):
+        problems.append((where, "expected a table"))
+        return None
+    found: list[tuple[str, str]] = []
+    if "secret" in raw:
+        found.append(
+            (
+                f"{where}.secret",
+                "expected secret_env naming an environment variable (secrets are never read "
+                "from the file)",
+            )
+        )
+    # The filter is checked apart, so each of its problems has its own key path.
+    chosen: SinkFilter | None = None
+    if raw.get("filter") is not None:
+        try:
+            chosen = SinkFilter.parse(raw["filter"])
+        except FilterError as exc:
+            found += [(f"{where}.filter{p}", m) for p, m in exc.problems]
+    sink = None
+    clean = {k: v for k, v in raw.items() if k not in ("secret", "filter")}
+    try:
+        sink = structure(SinkConfig, clean, where)
+    except SchemaErrors as exc:
+        found += exc.problems
+    if sink is not None:
+        sink.filter = SinkFilterSetting(chosen) if chosen is not None else None
+        found += [(f"{where}.{key}", message) for key, message in sink.problems()]
+    problems += found
+    return None if found else sink
 
 
 def _source(
@@ -284,6 +482,11 @@ def config_schema(vendors: Registry | None = None) -> dict[str, Any]:
         "type": "array",
         "items": {"anyOf": tracks},
         "description": "what to track on them",
+    }
+    top["properties"]["sink"] = {
+        "type": "array",
+        "items": json_schema(SinkConfig),
+        "description": "where to push transitions (signed, retried, durable)",
     }
     top["required"] = ["source"]
     return {

@@ -30,6 +30,7 @@ from cattrs.errors import (
 )
 
 from ._ratelimit import RateLimit
+from ._sinks import FILTER_ATTRIBUTES, FilterError, SinkFilter
 
 T = TypeVar("T")
 
@@ -47,6 +48,10 @@ HttpUrl = NewType("HttpUrl", str)
 EnvVar = NewType("EnvVar", str)
 #: A client-side rate limit: "iq-cloud" or a table `{ max_requests = N, period = SECONDS }`.
 RateLimitSetting = NewType("RateLimitSetting", RateLimit)
+#: One environment variable name, or an array of them (a secret and the ones rotated out).
+EnvVars = NewType("EnvVars", tuple[str, ...])
+#: A sink's filter (see `scanhub._sinks`): one filter expression or an array of them.
+SinkFilterSetting = NewType("SinkFilterSetting", SinkFilter)
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -145,6 +150,68 @@ def check_rate_limit(value: Any) -> RateLimit:
     )
 
 
+def check_env_vars(value: Any) -> tuple[str, ...]:
+    """One environment variable name or a non-empty array of them."""
+    names = value if isinstance(value, list) else [value]
+    if names and all(isinstance(n, str) and _ENV_NAME.fullmatch(n) for n in names):
+        return tuple(names)
+    raise Problem(
+        f"expected the name of an environment variable or an array of them, got {_got(value)}"
+    )
+
+
+def check_sink_filter(value: Any) -> SinkFilter:
+    """A sink's filter (`SinkFilter.parse`), every problem in one message."""
+    try:
+        return SinkFilter.parse(value)
+    except FilterError as exc:
+        raise Problem(str(exc)) from None
+
+
+def _filter_schema() -> dict[str, Any]:
+    """The JSON Schema of a sink filter: recursive, so it carries its own `$defs` under an
+    `$id` of its own (its `$ref`s resolve within it wherever it is embedded)."""
+    attrs_ = {
+        name: ({"enum": list(allowed)} if allowed else {"type": "string", "minLength": 1})
+        for name, allowed in FILTER_ATTRIBUTES.items()
+    }
+    loose = {name: {"type": "string", "minLength": 1} for name in FILTER_ATTRIBUTES}
+
+    def match(props: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": props,
+            "additionalProperties": False,
+            "minProperties": 1,
+        }
+
+    def one(key: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {key: schema},
+            "required": [key],
+            "additionalProperties": False,
+        }
+
+    expr = {"$ref": "#/$defs/expr"}
+    return {
+        "$id": "https://scanhub.invalid/schema/sink-filter.json",
+        "$defs": {
+            "expr": {
+                "oneOf": [
+                    one("exact", match(attrs_)),
+                    one("prefix", match(loose)),
+                    one("suffix", match(loose)),
+                    one("all", {"type": "array", "items": expr, "minItems": 1}),
+                    one("any", {"type": "array", "items": expr, "minItems": 1}),
+                    one("not", expr),
+                ]
+            }
+        },
+        "anyOf": [expr, {"type": "array", "items": expr, "minItems": 1}],
+    }
+
+
 def _strict_str(value: Any, _: Any = None) -> str:
     if not isinstance(value, str):
         raise Problem(f"expected a string, got {_got(value)}")
@@ -203,6 +270,20 @@ CHECKED: dict[Any, tuple[Callable[[Any], Any], dict[str, Any]]] = {
             ]
         },
     ),
+    EnvVars: (
+        check_env_vars,
+        {
+            "anyOf": [
+                {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                },
+            ]
+        },
+    ),
+    SinkFilterSetting: (check_sink_filter, _filter_schema()),
 }
 
 

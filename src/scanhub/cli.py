@@ -164,6 +164,12 @@ def _parser() -> argparse.ArgumentParser:
         help="environment variable holding the bearer token that enables writes",
     )
 
+    sk = sub.add_parser("sinks", help="the configured sinks ([[sink]]): send a test event")
+    sksub = sk.add_subparsers(dest="sinks_command", required=True)
+    skt = sksub.add_parser("test", help="send one signed test event to a sink; print the answer")
+    skt.add_argument("name", help="the sink's name")
+    skt.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
+
     c = sub.add_parser("config", help="check a configuration file, or print its JSON Schema")
     csub = c.add_subparsers(dest="config_command", required=True)
     cc = csub.add_parser("check", help="report every problem in a file (exit 2 if any)")
@@ -184,6 +190,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         if args.command == "config":
             return _config_command(args, out)
+        if args.command == "sinks":
+            return asyncio.run(_sinks_test(args, out))
         if args.command == "status":
             return asyncio.run(_status(load_config(args.config), args.format, out))
         if args.command == "watch":
@@ -232,11 +240,37 @@ def _config_command(args: argparse.Namespace, out: TextIO) -> int:
         print(config_schema_json(), file=out)
         return r.EXIT_OK
     config = load_config(args.config, env=os.environ)
+    sinks = f", {len(config.sinks)} sinks" if config.sinks else ""
     print(
-        f"{config.path}: ok ({len(config.sources)} sources, {len(config.tracks)} tracks)",
+        f"{config.path}: ok ({len(config.sources)} sources, {len(config.tracks)} tracks{sinks})",
         file=out,
     )
     return r.EXIT_OK
+
+
+async def _sinks_test(args: argparse.Namespace, out: TextIO) -> int:
+    """`scanhub sinks test NAME`: one signed test event; exit 0 when answered 2xx, else 5."""
+    from ._compose import build_sinks
+    from .engine.sinks import send_test
+
+    config = load_config(args.config)
+    config.sink(args.name)  # a ConfigError naming the sinks there are
+    (sink,) = [s for s in build_sinks(config) if s.name == args.name]
+    msg_id, got = await send_test(sink)
+    took = f"{got.elapsed * 1000:.0f} ms"
+    if got.status is None:
+        print(f"sink {sink.name} → {sink.shown}: {got.describe()} (webhook-id {msg_id})", file=out)
+        return r.EXIT_UNREACHABLE
+    print(
+        f"sink {sink.name} → {sink.shown}: {got.describe()} in {took} (webhook-id {msg_id}, "
+        f"signed with {len(sink.secrets)} key{'s' if len(sink.secrets) != 1 else ''})",
+        file=out,
+    )
+    if got.body:
+        text = got.body[:2000].decode("utf-8", "replace")
+        # The receiver's text, shown as text: control characters escaped, never interpreted.
+        print("".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text), file=out)
+    return r.EXIT_OK if 200 <= got.status < 300 else r.EXIT_UNREACHABLE
 
 
 async def _status(config: Config, fmt: str, out: TextIO) -> int:

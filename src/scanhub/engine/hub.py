@@ -21,6 +21,9 @@
   hanging or rate-limited source never delays another.
 - Several processes on one store (PostgreSQL): leases decide which sources this one polls, and
   it hears of items another one tracked at once (`Store.tracking_changes`).
+- Sinks (`Deliverer`, engine/sinks.py) push the committed log to webhooks while polling runs:
+  each one more reader of the log, with its cursor, retries and dead letters in the store
+  (and, on a shared store, a lease of its own).
 - Background tasks are owned: they run in `asyncio.TaskGroup`s, each supervised (restarted
   with backoff when it fails, and said so in `health()`), and stop with the engine.
 - Deadlines are real: at a watch's deadline in-flight requests are cancelled and nothing sleeps
@@ -47,11 +50,13 @@ from .._changes import Change, ItemError, Snapshot, merge, significant
 from .._clients import Client, PollOutcome
 from .._errors import BadRequestError, ScanhubError, WaitTimeoutError
 from .._model import Item
+from .._sinks import Sink
 from ..store import Committed, MemoryStore, Observation, Outcome, Store, StoredItem
 from .broadcast import Broadcaster, Subscription
 from .poller import SourceHealth, SourcePoller, limit_for
 from .recorder import Recorder, RecorderHealth, Untrack
 from .scheduler import Scheduler
+from .sinks import Deliverer
 from .supervise import PartHealth, supervised
 from .tracked import Active, WorkingSet
 
@@ -114,6 +119,7 @@ class ScanHub:
         queue_size: int = 10_000,
         max_pending: int = 10_000,
         lease_ttl: float = 15.0,
+        sinks: Iterable[Sink] = (),
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
@@ -132,6 +138,10 @@ class ScanHub:
         )
         self.recorder = Recorder(self.store, max_pending=max_pending, now=now)
         self.broadcaster = Broadcaster(self.store, capacity=queue_size)
+        #: The sinks: each a reader of the committed log with its cursor in the store.
+        self.sinks = Deliverer(
+            self.store, self.broadcaster, list(sinks), lease_ttl=lease_ttl, now=now, rng=rng
+        )
         self._clients: dict[str, Client] = {}
         self._pollers: dict[str, SourcePoller] = {}
         #: Sources this process polls (None: every source; a shared store: those it leases).
@@ -491,6 +501,13 @@ class ScanHub:
             if self.store.shared:
                 tg.create_task(self._supervised("leases", self._hold_leases))
                 tg.create_task(self._supervised("tracking", self._hear_tracking))
+            # Sinks deliver while the engine runs: each its own part, so one failing or slow
+            # sink never holds up polling, the readers of the log, or another sink.
+            for name in self.sinks.names:
+                run = functools.partial(self.sinks.run, name)
+                tg.create_task(self._supervised(f"sink {name}", run))
+            if self.sinks.names and self.store.shared:
+                tg.create_task(self._supervised("sink leases", self.sinks.hold_leases))
 
     async def _dispatch(self) -> None:
         """Hand due items to their sources' pollers, for good."""

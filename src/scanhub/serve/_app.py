@@ -180,14 +180,14 @@ SERVICE: web.AppKey[Service] = web.AppKey("scanhub_service", Service)
 
 def make_app(service: Service) -> web.Application:
     """The aiohttp application: middlewares, the engine's lifetime, and every view's routes."""
-    from .views import items, metrics, page, stream, webhooks, writes
+    from .views import items, metrics, page, sinks, stream, webhooks, writes
 
     app = web.Application(
         middlewares=[_headers, _problems], client_max_size=service.max_request_body
     )
     app[SERVICE] = service
     app.cleanup_ctx.append(service.engine)
-    for module in (page, metrics, items, stream, writes, webhooks):
+    for module in (page, metrics, items, stream, writes, webhooks, sinks):
         app.router.add_routes(module.routes)
     return app
 

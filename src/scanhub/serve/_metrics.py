@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from .._changes import Change
 from .._errors import StoreUnavailable
+from ..engine.sinks import OUTCOMES, SinkReport
 from ..store import Count, Oldest
 
 if TYPE_CHECKING:
@@ -42,6 +43,10 @@ METRIC_NAMES = (
     "scanhub_sse_clients",
     "scanhub_store_up",
     "scanhub_store_pending_observations",
+    "scanhub_sink_deliveries_total",
+    "scanhub_sink_lag_events",
+    "scanhub_sink_lag_seconds",
+    "scanhub_sink_up",
 )
 
 
@@ -111,6 +116,30 @@ class _State(Collector):
         pending.add_metric([], float(recorder.pending))
         yield pending
 
+        lag = GaugeMetricFamily(
+            "scanhub_sink_lag_events",
+            "Transitions in the log after the sink's cursor (not delivered yet).",
+            labels=["sink"],
+        )
+        lag_seconds = GaugeMetricFamily(
+            "scanhub_sink_lag_seconds",
+            "Age of the oldest transition the sink has not delivered yet (0: caught up).",
+            labels=["sink"],
+        )
+        sink_up = GaugeMetricFamily(
+            "scanhub_sink_up",
+            "1 while the sink delivers (active), 0 while it retries or is disabled.",
+            labels=["sink"],
+        )
+        for r in m.sinks:
+            lag.add_metric([r.sink.name], float(r.lag_events))
+            lag_seconds.add_metric([r.sink.name], r.lag_seconds)
+            active = r.state is None or r.state.status.value == "active"
+            sink_up.add_metric([r.sink.name], 1.0 if active else 0.0)
+        yield lag
+        yield lag_seconds
+        yield sink_up
+
         clients = GaugeMetricFamily("scanhub_sse_clients", "Connected live-stream clients.")
         clients.add_metric([], float(m.service.streams))
         yield clients
@@ -128,6 +157,7 @@ class Metrics:
         self.oldest: list[Oldest] = []
         #: Whether the store answered the last scrape's reads.
         self.store_reachable = True
+        self.sinks: list[SinkReport] = []
         self.registry = CollectorRegistry(auto_describe=True)
         self.transitions = Counter(
             "scanhub_transitions",
@@ -154,6 +184,17 @@ class Metrics:
             ["source", "outcome"],
             registry=self.registry,
         )
+        self.sink_deliveries = Counter(
+            "scanhub_sink_deliveries",
+            "Sink delivery attempts by sink and outcome (delivered, failed, throttled, "
+            "refused, gone), and deliveries given up on (dead).",
+            ["sink", "outcome"],
+            registry=self.registry,
+        )
+        for name in service.hub.sinks.names:
+            for outcome in OUTCOMES:  # every series from the start, so rate() sees the first
+                self.sink_deliveries.labels(name, outcome)
+        service.hub.sinks.observers.append(self._sink_observer)
         self.registry.register(_State(self))
         for client in service.hub.clients:
             client.transport.observers.append(self._observer(client.name))
@@ -167,6 +208,9 @@ class Metrics:
             duration.observe(elapsed)
 
         return seen
+
+    def _sink_observer(self, sink: str, outcome: str) -> None:
+        self.sink_deliveries.labels(sink, outcome).inc()
 
     def change(self, change: Change) -> None:
         """Count a recorded transition."""
@@ -190,6 +234,7 @@ class Metrics:
         try:
             self.counts = await self.service.store.counts()
             self.oldest = await self.service.store.oldest_active()
+            self.sinks = await self.service.hub.sinks.report()
         except StoreUnavailable:
             self.store_reachable = False
         else:

@@ -174,6 +174,7 @@ def openapi() -> dict[str, Any]:
                     },
                 }
             },
+            **_sink_paths(),
             "/webhooks/{vendor}/{source}": {
                 "post": {
                     "summary": "a vendor's webhook delivery (Sonatype IQ: signed with HMAC-SHA1)",
@@ -372,6 +373,7 @@ def openapi() -> dict[str, Any]:
                         "rule": {"type": ["object", "null"]},
                     },
                 },
+                **_sink_schemas(),
                 "WebhookResult": {
                     "type": "object",
                     "required": ["outcome", "detail"],
@@ -382,5 +384,158 @@ def openapi() -> dict[str, Any]:
                     },
                 },
             },
+        },
+    }
+
+
+def _sink_paths() -> dict[str, Any]:
+    """The sinks' paths: health, dead letters, replay."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/api/v1/sinks": {
+            "get": {
+                "summary": "configured sinks: state (active, retrying, disabled), cursor, lag in "
+                "events and seconds, last success, last error",
+                "responses": {"200": _json(_ref("SinkList"))},
+            }
+        },
+        "/api/v1/sinks/{name}/dead": {
+            "get": {
+                "summary": "a sink's dead letters (deliveries given up on), oldest first",
+                "parameters": [
+                    name,
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": _json(_ref("DeadLetterList")),
+                    "400": _problem("a query value is wrong"),
+                    "404": _problem("no such sink"),
+                },
+            }
+        },
+        "/api/v1/sinks/{name}/replay": {
+            "post": {
+                "summary": "deliver again from an id ({from}), from the first dead letter "
+                "({dead: true}), or resume (no body: a disabled sink where it stopped, else "
+                "from its first dead letter); bearer token",
+                "security": [{"bearer": []}],
+                "parameters": [name],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("ReplayRequest")}},
+                },
+                "responses": {
+                    "202": _json(_ref("ReplayResult"), "the cursor moved; delivery resumes"),
+                    "400": _problem("the body is wrong"),
+                    "401": _problem("wrong token"),
+                    "403": _problem("writes are not enabled (no token configured)"),
+                    "404": _problem("no such sink"),
+                    "409": _problem("nothing to resume: give an id"),
+                    "413": _problem("body too large"),
+                },
+            }
+        },
+    }
+
+
+def _sink_schemas() -> dict[str, Any]:
+    """The sinks' schemas."""
+    count = {"type": "integer", "minimum": 0}
+    return {
+        "Sink": {
+            "type": "object",
+            "required": [
+                "name",
+                "kind",
+                "target",
+                "state",
+                "cursor",
+                "lag_events",
+                "lag_seconds",
+                "last_success",
+                "last_error",
+                "delivered",
+                "failures",
+                "dead",
+                "delivering_here",
+            ],
+            "properties": {
+                "name": {"type": "string"},
+                "kind": {"enum": ["webhook", "slack"]},
+                "mode": {"enum": ["structured", "binary"]},
+                "target": {"type": "string", "description": "scheme, host and port only"},
+                "signed": {"type": "boolean"},
+                "filter": {"type": "array", "items": {"type": "object"}},
+                "state": {"enum": ["active", "retrying", "disabled"]},
+                "cursor": {"type": ["integer", "null"]},
+                "lag_events": count,
+                "lag_seconds": {"type": "number", "minimum": 0},
+                "last_success": _TS,
+                "last_error": {
+                    "type": ["object", "null"],
+                    "required": ["message", "at", "status"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "at": _TS,
+                        "status": {"type": ["integer", "null"]},
+                    },
+                },
+                "retrying": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "id": {"type": ["integer", "null"]},
+                        "attempts": count,
+                        "next_attempt": _TS,
+                    },
+                },
+                "delivered": count,
+                "failures": count,
+                "dead": count,
+                "delivering_here": {"type": "boolean"},
+            },
+        },
+        "SinkList": {
+            "type": "object",
+            "required": ["sinks"],
+            "properties": {"sinks": {"type": "array", "items": _ref("Sink")}},
+        },
+        "DeadLetter": {
+            "type": "object",
+            "required": ["id", "key", "attempts", "first_attempt", "last_attempt", "error"],
+            "properties": {
+                "id": {"type": "integer"},
+                "key": {"type": "string"},
+                "attempts": count,
+                "first_attempt": _TS,
+                "last_attempt": _TS,
+                "status": {"type": ["integer", "null"]},
+                "error": {"type": "string"},
+            },
+        },
+        "DeadLetterList": {
+            "type": "object",
+            "required": ["dead", "next_after"],
+            "properties": {
+                "dead": {"type": "array", "items": _ref("DeadLetter")},
+                "next_after": {"type": ["integer", "null"]},
+            },
+        },
+        "ReplayRequest": {
+            "type": "object",
+            "properties": {
+                "from": {"type": "integer", "minimum": 1},
+                "dead": {"const": True},
+            },
+            "additionalProperties": False,
+        },
+        "ReplayResult": {
+            "type": "object",
+            "required": ["replayed_from", "sink"],
+            "properties": {"replayed_from": {"type": "integer"}, "sink": _ref("Sink")},
         },
     }

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from .._compose import apply_tracks, build_hub, open_state
+from .._compose import apply_tracks, build_hub, build_sinks, open_state
 from .._config import Config, load_config, parse_config
 from .._defaults import LEASE_SECONDS, PORT, REDISCOVER_EVERY, STUCK_AFTER
 from .._registry import Registry, registry
@@ -20,6 +20,8 @@ log = logging.getLogger("scanhub")
 
 #: Seconds between new items in the demo scenario.
 DEMO_EVERY = 3.0
+#: The variable holding the demo sink's signing secret (made up at each start).
+DEMO_SINK_SECRET = "SCANHUB_DEMO_SINK_SECRET"
 
 
 async def serve(
@@ -46,9 +48,13 @@ async def serve(
     async with contextlib.AsyncExitStack() as stack:
         if demo:
             from .._demo import running_sims
+            from .._sink_demo import running_receiver
+            from .._sinks import new_secret
 
             sims = await stack.enter_async_context(running_sims())
-            config, demo_env = _demo_config(sims, registry())
+            secret = new_secret()
+            receiver = await stack.enter_async_context(running_receiver(secret))
+            config, demo_env = _demo_config(sims, registry(), receiver.url, secret)
             env.update(demo_env)
             store = await open_state(None, state, "memory")
             hub = build_hub(
@@ -58,11 +64,14 @@ async def serve(
                 interval=1.0,
                 max_interval=min(config.max_interval, 10.0),
                 lease_ttl=lease_seconds,
+                sinks=build_sinks(config, env),
             )
         else:
             config = load_config(config_path or "scanhub.toml", env=env)
             store = await open_state(config, state, "file")
-            hub = build_hub(config, store, env=env, lease_ttl=lease_seconds)
+            hub = build_hub(
+                config, store, env=env, lease_ttl=lease_seconds, sinks=build_sinks(config, env)
+            )
         service = Service(
             hub,
             config,
@@ -97,12 +106,25 @@ async def serve(
     return 0
 
 
-def _demo_config(sims: dict[str, Any], reg: Registry) -> tuple[Config, dict[str, str]]:
+def _demo_config(
+    sims: dict[str, Any], reg: Registry, receiver: str, secret: str
+) -> tuple[Config, dict[str, str]]:
     from .._demo import sim_config
 
     seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
     doc, env = sim_config(sims, seeded, reg)
     doc["interval"] = 1
+    # The demo pushes too: a signed sink to the receiving endpoint on loopback (which fails
+    # its first delivery, so one is retried).
+    doc["sink"] = [
+        {
+            "name": "demo-receiver",
+            "url": receiver,
+            "secret_env": DEMO_SINK_SECRET,
+            "allow_private": True,
+        }
+    ]
+    env[DEMO_SINK_SECRET] = secret
     return parse_config(doc, "<demo>", env=env, vendors=reg), env
 
 

@@ -2,8 +2,9 @@
 
 A store keeps the tracked set (with how each item was added), every item's current state, an
 append-only log of transitions with increasing integer ids, per item the last observation time
-and last error, and (shared) the leases of sources. It is written through one method,
-`commit(observations)`, which applies one rule (`plan`) in every backend; everything else
+and last error, (shared) the leases of sources, and each sink's cursor and dead letters. Items
+are written through one method, `commit(observations)`, which applies one rule (`plan`) in
+every backend (a sink's own state through `sink_save`); everything else
 (the engine's working set, watch consumers, the live stream, the JSON API, other replicas)
 reads it back.
 
@@ -16,12 +17,15 @@ from ._base import (
     SCHEMA_VERSION,
     Committed,
     Count,
+    DeadLetter,
     ItemQuery,
     Observation,
     Oldest,
     Outcome,
     Page,
     Retention,
+    SinkState,
+    SinkStatus,
     Store,
     StoredItem,
     Transition,
@@ -56,6 +60,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Committed",
     "Count",
+    "DeadLetter",
     "ItemQuery",
     "MemoryStore",
     "Observation",
@@ -64,6 +69,8 @@ __all__ = [
     "Page",
     "Retention",
     "SQLiteStore",
+    "SinkState",
+    "SinkStatus",
     "Store",
     "StoredItem",
     "Transition",

@@ -30,7 +30,7 @@ from .._convert import dumps, item_from_dict, item_to_stored
 from .._model import Item, Lifecycle, Verdict
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @frozen
@@ -180,6 +180,63 @@ class Oldest:
     source: str
     key: str
     since: datetime
+
+
+class SinkStatus(StrEnum):
+    """Where a sink stands."""
+
+    #: Delivering (or caught up).
+    ACTIVE = "active"
+    #: The delivery at its head failed and waits for its next attempt.
+    RETRYING = "retrying"
+    #: The receiver answered 410 Gone: nothing is sent until a replay.
+    DISABLED = "disabled"
+
+
+@frozen
+class SinkState:
+    """A sink's state in the store: its cursor in the log and how its deliveries go. Every
+    replica reads it; the replica holding the sink's lease writes it."""
+
+    name: str
+    #: The id of the newest transition handled (delivered, filtered out, or dead-lettered).
+    position: int
+    #: Bumped by each replay: a deliverer whose generation is older stops and reloads.
+    generation: int = 0
+    status: SinkStatus = SinkStatus.ACTIVE
+    #: The transition under retry (or where a 410 stopped the sink).
+    head: int | None = None
+    #: Attempts made of `head`, when the first was made, when the next is due.
+    attempts: int = 0
+    first_attempt: datetime | None = None
+    next_attempt: datetime | None = None
+    last_success: datetime | None = None
+    #: The last failed attempt: what went wrong (never a secret), when, the answer's status.
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_status: int | None = None
+    #: Totals since the sink was created: events delivered, failed attempts, dead letters.
+    delivered: int = 0
+    failures: int = 0
+    dead: int = 0
+    updated_at: datetime | None = None
+
+
+@frozen
+class DeadLetter:
+    """A delivery given up on (its attempts or its age ran out, or the receiver refused it
+    for good): listed, and sent again by a replay from its id."""
+
+    sink: str
+    #: The transition's id (the event's `id` and `webhook-id`).
+    id: int
+    key: str
+    attempts: int
+    first_attempt: datetime
+    last_attempt: datetime
+    #: Why (never a secret), and the last answer's status (None: no answer).
+    error: str
+    status: int | None = None
 
 
 # --- the commit rule ------------------------------------------------------------------------
@@ -423,6 +480,37 @@ class Store(abc.ABC):
     async def release(self) -> None:
         """Give up this process's leases (nothing to give up for a store one process owns)."""
         return
+
+    # --- sinks: each a reader of the log with its own cursor --------------------------------
+
+    @abc.abstractmethod
+    async def sink_open(self, name: str, now: datetime) -> SinkState:
+        """The state of sink `name`; a sink seen for the first time starts at the end of the
+        log (it delivers what is committed from then on; a replay sends older events)."""
+
+    @abc.abstractmethod
+    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+        """The states of these sinks (every sink the store knows when None), by name."""
+
+    @abc.abstractmethod
+    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+        """Write a sink's state and record its dead letters, in one transaction, unless a
+        replay changed its generation since it was read (then nothing is written and this
+        returns False). The cursor and the totals never move backwards within a generation,
+        so a replica that lost the sink's lease mid-delivery cannot undo its successor's
+        progress."""
+
+    @abc.abstractmethod
+    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+        """Send again everything after id `since`: the cursor moves to it, the generation is
+        bumped (the deliverer reloads), a disabled sink is active again, and the dead letters
+        after it are cleared (they are attempted again)."""
+
+    @abc.abstractmethod
+    async def dead_letters(
+        self, name: str, *, after: int = 0, limit: int = 100
+    ) -> list[DeadLetter]:
+        """A sink's dead letters with id > `after`, oldest first."""
 
     async def tracking_changes(self) -> AsyncIterator[frozenset[str]]:
         """The sources whose tracked set another process changed, as it happens (a shared

@@ -10,13 +10,14 @@ import bisect
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from attrs import define
+from attrs import define, evolve
 
 from .._changes import Change, ItemError
 from .._model import Item
 from ._base import (
     Committed,
     Count,
+    DeadLetter,
     ItemQuery,
     Observation,
     Oldest,
@@ -24,6 +25,8 @@ from ._base import (
     Page,
     Retention,
     Row,
+    SinkState,
+    SinkStatus,
     Store,
     StoredItem,
     Transition,
@@ -61,6 +64,8 @@ class MemoryStore(Store):
         self._ids: list[int] = []  # the log's ids, for bisecting
         self._next = 1
         self._seq = 0
+        self._sinks: dict[str, SinkState] = {}
+        self._dead: dict[str, dict[int, DeadLetter]] = {}
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -222,20 +227,66 @@ class MemoryStore(Store):
     async def last_id(self) -> int:
         return self._next - 1
 
+    # --- sinks ----------------------------------------------------------------------------
+
+    async def sink_open(self, name: str, now: datetime) -> SinkState:
+        if name not in self._sinks:
+            self._sinks[name] = SinkState(name, self._next - 1, updated_at=now)
+        return self._sinks[name]
+
+    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+        return [s for n, s in sorted(self._sinks.items()) if names is None or n in names]
+
+    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+        held = self._sinks.get(state.name)
+        if held is None or held.generation != state.generation:
+            return False
+        self._sinks[state.name] = evolve(
+            state,
+            position=max(held.position, state.position),
+            delivered=max(held.delivered, state.delivered),
+            failures=max(held.failures, state.failures),
+            dead=max(held.dead, state.dead),
+        )
+        letters = self._dead.setdefault(state.name, {})
+        for letter in dead:
+            letters[letter.id] = letter
+        return True
+
+    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+        held = self._sinks.get(name) or SinkState(name, since)
+        self._sinks[name] = evolve(
+            held,
+            position=since,
+            generation=held.generation + 1,
+            status=SinkStatus.ACTIVE,
+            head=None,
+            attempts=0,
+            first_attempt=None,
+            next_attempt=None,
+            updated_at=now,
+        )
+        letters = self._dead.get(name, {})
+        for tid in [t for t in letters if t > since]:
+            del letters[tid]
+        return self._sinks[name]
+
+    async def dead_letters(
+        self, name: str, *, after: int = 0, limit: int = 100
+    ) -> list[DeadLetter]:
+        letters = self._dead.get(name, {})
+        return [letters[t] for t in sorted(letters) if t > after][:limit]
+
 
 def _by_key(held: _Held) -> str:
     return held.item.key
 
 
 def _without_raw(item: Item) -> Item:
-    from attrs import evolve
-
     return evolve(item, raw=None)
 
 
 def _without_payload(stored: StoredItem) -> StoredItem:
     if stored.item.raw is None:
         return stored
-    from attrs import evolve
-
     return evolve(stored, item=_without_raw(stored.item))

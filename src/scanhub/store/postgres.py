@@ -48,6 +48,7 @@ from ._base import (
     SCHEMA_VERSION,
     Committed,
     Count,
+    DeadLetter,
     ItemQuery,
     Observation,
     Oldest,
@@ -55,6 +56,8 @@ from ._base import (
     Page,
     Retention,
     Row,
+    SinkState,
+    SinkStatus,
     Store,
     StoredItem,
     Transition,
@@ -185,6 +188,38 @@ MIGRATIONS: tuple[str, ...] = (
         FOR EACH ROW WHEN (OLD.lifecycle IS DISTINCT FROM NEW.lifecycle
                            OR OLD.verdict IS DISTINCT FROM NEW.verdict)
         EXECUTE FUNCTION scanhub_count_items();
+    """,
+    # 2 -> 3: sinks, each a reader of the log with its own cursor, and their dead letters.
+    """
+    CREATE TABLE sinks (
+        name TEXT PRIMARY KEY,
+        position BIGINT NOT NULL,
+        generation BIGINT NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'active',
+        head BIGINT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        first_attempt TIMESTAMPTZ,
+        next_attempt TIMESTAMPTZ,
+        last_success TIMESTAMPTZ,
+        last_error TEXT,
+        last_error_at TIMESTAMPTZ,
+        last_status INTEGER,
+        delivered BIGINT NOT NULL DEFAULT 0,
+        failures BIGINT NOT NULL DEFAULT 0,
+        dead BIGINT NOT NULL DEFAULT 0,
+        updated_at TIMESTAMPTZ
+    );
+    CREATE TABLE sink_dead (
+        sink TEXT NOT NULL,
+        id BIGINT NOT NULL,
+        key TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_attempt TIMESTAMPTZ NOT NULL,
+        last_attempt TIMESTAMPTZ NOT NULL,
+        error TEXT NOT NULL,
+        status INTEGER,
+        PRIMARY KEY (sink, id)
+    );
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -614,6 +649,114 @@ class PostgresStore(Store):
         async with self._acquire() as con:
             return int(await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions"))
 
+    # --- sinks ------------------------------------------------------------------------------
+
+    async def sink_open(self, name: str, now: datetime) -> SinkState:
+        async with self._acquire() as con:
+            await con.execute(
+                "INSERT INTO sinks (name, position, updated_at)"
+                " SELECT $1, COALESCE(MAX(id), 0), $2 FROM transitions"
+                " ON CONFLICT (name) DO NOTHING",
+                name,
+                now,
+            )
+            row = await con.fetchrow(f"SELECT {_SINK} FROM sinks WHERE name = $1", name)
+        return _sink(row)
+
+    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+        async with self._acquire() as con:
+            if names is None:
+                rows = await con.fetch(f"SELECT {_SINK} FROM sinks ORDER BY name")
+            else:
+                rows = await con.fetch(
+                    f"SELECT {_SINK} FROM sinks WHERE name = ANY($1::text[]) ORDER BY name",
+                    list(names),
+                )
+        return [_sink(r) for r in rows]
+
+    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+        async with self._acquire() as con, con.transaction():
+            status = await con.execute(
+                "UPDATE sinks SET position = GREATEST(position, $1), status = $2, head = $3,"
+                " attempts = $4, first_attempt = $5, next_attempt = $6, last_success = $7,"
+                " last_error = $8, last_error_at = $9, last_status = $10,"
+                " delivered = GREATEST(delivered, $11), failures = GREATEST(failures, $12),"
+                " dead = GREATEST(dead, $13), updated_at = $14"
+                " WHERE name = $15 AND generation = $16",
+                state.position,
+                state.status.value,
+                state.head,
+                state.attempts,
+                state.first_attempt,
+                state.next_attempt,
+                state.last_success,
+                state.last_error,
+                state.last_error_at,
+                state.last_status,
+                state.delivered,
+                state.failures,
+                state.dead,
+                state.updated_at,
+                state.name,
+                state.generation,
+            )
+            if status.split()[-1] == "0":
+                return False
+            if dead:
+                await con.executemany(
+                    "INSERT INTO sink_dead (sink, id, key, attempts, first_attempt,"
+                    " last_attempt, error, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    " ON CONFLICT (sink, id) DO UPDATE SET attempts = excluded.attempts,"
+                    " last_attempt = excluded.last_attempt, error = excluded.error,"
+                    " status = excluded.status",
+                    [
+                        (d.sink, d.id, d.key, d.attempts, d.first_attempt, d.last_attempt,
+                         d.error, d.status)
+                        for d in dead
+                    ],
+                )
+        return True
+
+    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+        async with self._acquire() as con, con.transaction():
+            row = await con.fetchrow(
+                "INSERT INTO sinks (name, position, updated_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+                " generation = sinks.generation + 1, status = 'active', head = NULL,"
+                " attempts = 0, first_attempt = NULL, next_attempt = NULL,"
+                f" updated_at = excluded.updated_at RETURNING {_SINK}",
+                name,
+                since,
+                now,
+            )
+            await con.execute("DELETE FROM sink_dead WHERE sink = $1 AND id > $2", name, since)
+        return _sink(row)
+
+    async def dead_letters(
+        self, name: str, *, after: int = 0, limit: int = 100
+    ) -> list[DeadLetter]:
+        async with self._acquire() as con:
+            rows = await con.fetch(
+                "SELECT sink, id, key, attempts, first_attempt, last_attempt, error, status"
+                " FROM sink_dead WHERE sink = $1 AND id > $2 ORDER BY id LIMIT $3",
+                name,
+                min(after, 2**63 - 1),
+                limit,
+            )
+        return [
+            DeadLetter(
+                r["sink"],
+                int(r["id"]),
+                r["key"],
+                r["attempts"],
+                _utc(r["first_attempt"]) or datetime.now(UTC),
+                _utc(r["last_attempt"]) or datetime.now(UTC),
+                r["error"],
+                r["status"],
+            )
+            for r in rows
+        ]
+
     # --- replicas ---------------------------------------------------------------------------
 
     async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
@@ -785,6 +928,35 @@ def _listeners(heard: asyncio.Queue[str | None]) -> tuple[Any, Any]:
         heard.put_nowait("\x00lost")
 
     return notified, lost
+
+
+#: Columns of a sink's state, in `SinkState`'s order.
+_SINK = (
+    "name, position, generation, status, head, attempts, first_attempt, next_attempt,"
+    " last_success, last_error, last_error_at, last_status, delivered, failures, dead,"
+    " updated_at"
+)
+
+
+def _sink(r: Any) -> SinkState:
+    return SinkState(
+        r["name"],
+        int(r["position"]),
+        int(r["generation"]),
+        SinkStatus(r["status"]),
+        None if r["head"] is None else int(r["head"]),
+        r["attempts"],
+        _utc(r["first_attempt"]),
+        _utc(r["next_attempt"]),
+        _utc(r["last_success"]),
+        r["last_error"],
+        _utc(r["last_error_at"]),
+        r["last_status"],
+        int(r["delivered"]),
+        int(r["failures"]),
+        int(r["dead"]),
+        _utc(r["updated_at"]),
+    )
 
 
 def _like_escape(text: str) -> str:

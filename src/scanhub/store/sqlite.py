@@ -36,6 +36,7 @@ from ._base import (
     SCHEMA_VERSION,
     Committed,
     Count,
+    DeadLetter,
     ItemQuery,
     Observation,
     Oldest,
@@ -43,6 +44,8 @@ from ._base import (
     Page,
     Retention,
     Row,
+    SinkState,
+    SinkStatus,
     Store,
     StoredItem,
     Transition,
@@ -203,6 +206,38 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT INTO items_search (rowid, search) VALUES (new.rid, new.search);
     END
     """,
+    # 2 -> 3: sinks, each a reader of the log with its own cursor, and their dead letters.
+    """
+    CREATE TABLE sinks (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        generation INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'active',
+        head INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        first_attempt TEXT,
+        next_attempt TEXT,
+        last_success TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        last_status INTEGER,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        dead INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT
+    );;
+    CREATE TABLE sink_dead (
+        sink TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_attempt TEXT NOT NULL,
+        last_attempt TEXT NOT NULL,
+        error TEXT NOT NULL,
+        status INTEGER,
+        PRIMARY KEY (sink, id)
+    ) WITHOUT ROWID
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -220,6 +255,42 @@ def _dt(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+#: Columns of a sink's state, in `SinkState`'s order.
+_SINK = (
+    "name, position, generation, status, head, attempts, first_attempt, next_attempt,"
+    " last_success, last_error, last_error_at, last_status, delivered, failures, dead,"
+    " updated_at"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ots(value: datetime | None) -> str | None:
+    return None if value is None else _ts(value)
+
+
+def _sink(row: Sequence[Any]) -> SinkState:
+    (name, position, generation, status, head, attempts, first, next_, success, error,
+     error_at, last_status, delivered, failures, dead, updated) = row
+    return SinkState(
+        name,
+        position,
+        generation,
+        SinkStatus(status),
+        head,
+        attempts,
+        _dt(first),
+        _dt(next_),
+        _dt(success),
+        error,
+        _dt(error_at),
+        last_status,
+        delivered,
+        failures,
+        dead,
+        _dt(updated),
+    )
 
 
 def _error_json(error: ItemError | None) -> str | None:
@@ -503,6 +574,109 @@ class SQLiteStore(Store):
             return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM transitions").fetchone()[0])
 
         return await self._run(read)
+
+    # --- sinks ----------------------------------------------------------------------------
+
+    async def sink_open(self, name: str, now: datetime) -> SinkState:
+        def write(db: sqlite3.Connection) -> Any:
+            with _tx(db):
+                db.execute(
+                    "INSERT OR IGNORE INTO sinks (name, position, updated_at)"
+                    " SELECT ?, COALESCE(MAX(id), 0), ? FROM transitions",
+                    (name, _ts(now)),
+                )
+                return db.execute(f"SELECT {_SINK} FROM sinks WHERE name = ?", (name,)).fetchone()
+
+        return _sink(await self._run(write))
+
+    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+        def read(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(f"SELECT {_SINK} FROM sinks ORDER BY name").fetchall()
+
+        found = [_sink(r) for r in await self._run(read)]
+        return [s for s in found if names is None or s.name in names]
+
+    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            with _tx(db):
+                cur = db.execute(
+                    "UPDATE sinks SET position = MAX(position, ?), status = ?, head = ?,"
+                    " attempts = ?, first_attempt = ?, next_attempt = ?, last_success = ?,"
+                    " last_error = ?, last_error_at = ?, last_status = ?,"
+                    " delivered = MAX(delivered, ?), failures = MAX(failures, ?),"
+                    " dead = MAX(dead, ?), updated_at = ? WHERE name = ? AND generation = ?",
+                    (
+                        state.position,
+                        state.status.value,
+                        state.head,
+                        state.attempts,
+                        _ots(state.first_attempt),
+                        _ots(state.next_attempt),
+                        _ots(state.last_success),
+                        state.last_error,
+                        _ots(state.last_error_at),
+                        state.last_status,
+                        state.delivered,
+                        state.failures,
+                        state.dead,
+                        _ots(state.updated_at),
+                        state.name,
+                        state.generation,
+                    ),
+                )
+                if not cur.rowcount:
+                    return False
+                db.executemany(
+                    "INSERT OR REPLACE INTO sink_dead (sink, id, key, attempts, first_attempt,"
+                    " last_attempt, error, status) VALUES (?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            d.sink,
+                            d.id,
+                            d.key,
+                            d.attempts,
+                            _ts(d.first_attempt),
+                            _ts(d.last_attempt),
+                            d.error,
+                            d.status,
+                        )
+                        for d in dead
+                    ],
+                )
+                return True
+
+        return await self._run(write)
+
+    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+        def write(db: sqlite3.Connection) -> Any:
+            with _tx(db):
+                db.execute(
+                    "INSERT INTO sinks (name, position, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+                    " generation = generation + 1, status = 'active', head = NULL,"
+                    " attempts = 0, first_attempt = NULL, next_attempt = NULL,"
+                    " updated_at = excluded.updated_at",
+                    (name, since, _ts(now)),
+                )
+                db.execute("DELETE FROM sink_dead WHERE sink = ? AND id > ?", (name, since))
+                return db.execute(f"SELECT {_SINK} FROM sinks WHERE name = ?", (name,)).fetchone()
+
+        return _sink(await self._run(write))
+
+    async def dead_letters(
+        self, name: str, *, after: int = 0, limit: int = 100
+    ) -> list[DeadLetter]:
+        def read(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(
+                "SELECT sink, id, key, attempts, first_attempt, last_attempt, error, status"
+                " FROM sink_dead WHERE sink = ? AND id > ? ORDER BY id LIMIT ?",
+                (name, min(after, 2**63 - 1), limit),
+            ).fetchall()
+
+        return [
+            DeadLetter(sink, tid, key, n, _dt(first) or _EPOCH, _dt(last) or _EPOCH, err, st)
+            for sink, tid, key, n, first, last, err, st in await self._run(read)
+        ]
 
     def size(self) -> int:
         """Bytes the database file (and its WAL) take on disk."""

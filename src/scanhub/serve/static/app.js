@@ -147,9 +147,37 @@ async function loadSources() {
   );
 }
 
+async function loadSinks() {
+  // Sink health: state, deliveries, lag, last success and last error (all set as text).
+  const data = await api("/api/v1/sinks");
+  const section = document.getElementById("sinks");
+  section.hidden = data.sinks.length === 0;
+  const list = document.getElementById("sink-list");
+  list.replaceChildren(
+    ...data.sinks.map((s) => {
+      const known = ["active", "retrying", "disabled"].includes(s.state) ? s.state : "retrying";
+      const li = el("li", null, `sink sink-${known}`);
+      li.dataset.sink = s.name;
+      li.append(el("b", s.name), ` ${s.kind} → ${s.target} · `, el("span", s.state, "sink-state"));
+      let line = ` · ${s.delivered} delivered${s.signed ? " (signed)" : ""}`;
+      if (s.failures) line += ` · ${s.failures} failed attempts (retried)`;
+      if (s.dead) line += ` · ${s.dead} dead`;
+      line += ` · lag ${s.lag_events}`;
+      if (s.lag_seconds) line += ` (${Math.round(s.lag_seconds)} s)`;
+      if (s.last_success) line += ` · last success ${ago(s.last_success)}`;
+      li.append(line);
+      if (s.last_error) {
+        const when = s.last_error.at ? ` (${ago(s.last_error.at)})` : "";
+        li.append(el("div", `last error${when}: ${s.last_error.message}`, "src-err"));
+      }
+      return li;
+    }),
+  );
+}
+
 async function reload() {
   try {
-    await Promise.all([loadItems(), loadSummary(), loadSources()]);
+    await Promise.all([loadItems(), loadSummary(), loadSources(), loadSinks()]);
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
     document.getElementById("updated").textContent = String(error);
@@ -212,6 +240,7 @@ function start() {
     state.page -= 1;
     loadItems();
   });
+  setInterval(() => loadSinks().catch(() => {}), 5000); // retries move without transitions
   setInterval(() => {
     for (const cell of document.querySelectorAll("td[data-time]")) {
       cell.textContent = ago(cell.dataset.time);
