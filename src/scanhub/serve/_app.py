@@ -32,19 +32,13 @@ from .._registry import Registry, registry
 from .._secrets import Secret
 from ..engine import ScanHub
 from ..store import Store
-from ._http import Problem, problem_response
+from ._http import SECURITY_HEADERS, Problem, problem_response
 from ._metrics import Metrics
 
 log = logging.getLogger("scanhub")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: The page's Content-Security-Policy: nothing but this origin, no inline script or style, no
-#: framing.
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 #: Seconds a client is told to wait (`Retry-After`) while the store is away.
 STORE_RETRY_AFTER = 5
 
@@ -195,11 +189,8 @@ def make_app(service: Service) -> web.Application:
 @web.middleware
 async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     resp = await handler(request)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    resp.headers.setdefault("Content-Security-Policy", CSP)
-    resp.headers.setdefault("Cache-Control", "no-store")
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
     return resp
 
 
@@ -238,4 +229,4 @@ async def running(service: Service) -> AsyncIterator[Service]:
         await service.stop()
 
 
-__all__ = ["CSP", "SERVICE", "Service", "make_app", "running"]
+__all__ = ["SERVICE", "Service", "make_app", "running"]

@@ -1,5 +1,8 @@
-"""What every view shares: problems (RFC 9457), JSON answers with ETags, reading query
-parameters, and an item as the API shows it."""
+"""What every view shares: problems (RFC 9457) and the headers every answer carries, JSON
+answers with ETags, reading query parameters, and an item as the API shows it.
+
+A problem is the one shape of every error the service answers: from a handler, from the
+middleware, or from the connection layer before any handler ran (`raw_problem`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import binascii
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +19,24 @@ from aiohttp import web
 from .._convert import converter, dumps, to_dict
 from .._model import Lifecycle, Verdict
 from ..store import ItemQuery, StoredItem, search_text
+
+PROBLEM_JSON = "application/problem+json"
+
+#: The page's Content-Security-Policy: nothing but this origin, no inline script or style, no
+#: framing.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+#: On every answer, errors included (the page's static files set their own Cache-Control).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+}
 
 _KINDS = ("scan", "promotion")
 #: Every query parameter any read takes (others are refused: a typo is not silently ignored).
@@ -43,19 +65,39 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
 
 
-def problem_response(
-    status: int, title: str, detail: str, instance: str = "", **headers: str
-) -> web.Response:
-    """The RFC 9457 body for an error."""
+def problem_body(status: int, title: str, detail: str, instance: str = "") -> bytes:
+    """The RFC 9457 document for an error."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
+    return json.dumps(body).encode()
+
+
+def problem_response(
+    status: int, title: str, detail: str, instance: str = "", **headers: str
+) -> web.Response:
+    """The RFC 9457 answer for an error."""
     return web.Response(
         status=status,
-        body=json.dumps(body).encode(),
-        content_type="application/problem+json",
+        body=problem_body(status, title, detail, instance),
+        content_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+def raw_problem(status: int, detail: str, **headers: str) -> bytes:
+    """A whole HTTP/1.1 answer, as bytes to write on a transport, for the connection layer
+    (which answers before aiohttp made a request of the bytes, and closes)."""
+    title = HTTPStatus(status).phrase
+    body = problem_body(status, title, detail)
+    lines = [
+        f"HTTP/1.1 {status} {title}",
+        f"Content-Type: {PROBLEM_JSON}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in {**SECURITY_HEADERS, **headers}.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def json_response(request: web.Request, data: Any, status: int = 200) -> web.Response:
@@ -194,7 +236,10 @@ def entry(
 
 
 __all__ = [
+    "CSP",
     "KNOWN_PARAMS",
+    "PROBLEM_JSON",
+    "SECURITY_HEADERS",
     "Problem",
     "decode_cursor",
     "encode_cursor",
@@ -202,7 +247,9 @@ __all__ = [
     "int_param",
     "item_query",
     "json_response",
+    "problem_body",
     "problem_response",
+    "raw_problem",
     "ts",
     "wanted",
 ]
