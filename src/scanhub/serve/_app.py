@@ -196,6 +196,8 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
 
 @web.middleware
 async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as problem+json; an unexpected exception as a 500 that says nothing of it
+    (logged once, with its traceback)."""
     try:
         return await handler(request)
     except Problem as p:
@@ -216,7 +218,25 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(exc.status, exc.reason, exc.text or exc.reason, request.path)
+        # Keep what the answer needs (Allow on a 405), not aiohttp's text/plain headers.
+        headers = {
+            k: v
+            for k, v in exc.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        return problem_response(
+            exc.status, exc.reason, exc.text or exc.reason, request.path, **headers
+        )
+    except Exception:
+        if request.writer.output_size > 0:
+            raise  # a live stream broke off: aiohttp logs it and closes the connection
+        log.exception("scanhub: %s %r failed", request.method, request.path)
+        return problem_response(
+            500,
+            "Internal Server Error",
+            "the service failed to answer; the error is in its log",
+            request.path,
+        )
 
 
 @contextlib.asynccontextmanager

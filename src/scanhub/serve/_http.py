@@ -38,6 +38,10 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+#: The largest transition id a client may name (`since`, `Last-Event-ID`): the largest integer
+#: SQLite and PostgreSQL (BIGINT) hold; a larger one would fail in the store, not be refused.
+MAX_ID = 2**63 - 1
+
 _KINDS = ("scan", "promotion")
 #: Every query parameter any read takes (others are refused: a typo is not silently ignored).
 KNOWN_PARAMS = frozenset(
@@ -111,18 +115,27 @@ def json_response(request: web.Request, data: Any, status: int = 200) -> web.Res
     return resp
 
 
+def whole(raw: str) -> int | None:
+    """A whole number written in ASCII digits, else None (also for more digits than any bound
+    here needs: `int()` refuses over 4300 of them with a ValueError)."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 40:
+        return None
+    return int(raw)
+
+
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     """A whole-number query parameter within [low, high]."""
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or not low <= int(raw) <= high:
+    value = whole(raw)
+    if value is None or not low <= value <= high:
         raise Problem(
             400,
             "Bad Request",
             f"{name}: expected a whole number from {low} to {high}, got {raw[:40]!r}",
         )
-    return int(raw)
+    return value
 
 
 def item_query(request: web.Request, *, limit: int = 100, after: str | None = None) -> ItemQuery:
@@ -238,6 +251,7 @@ def entry(
 __all__ = [
     "CSP",
     "KNOWN_PARAMS",
+    "MAX_ID",
     "PROBLEM_JSON",
     "SECURITY_HEADERS",
     "Problem",
@@ -252,4 +266,5 @@ __all__ = [
     "raw_problem",
     "ts",
     "wanted",
+    "whole",
 ]
