@@ -23,6 +23,7 @@ import pytest
 
 from scanhub.serve import Service
 from scanhub.vendors.iq import sansio as iq
+from scanhub.vendors.sonarqube import sansio as sonarqube
 
 from .test_serve import TOKEN, service
 
@@ -138,25 +139,39 @@ async def test_a_bearer_token_of_any_bytes_is_a_401(svc: Service, logs: Any, tok
     no_traceback(logs)
 
 
+#: Each vendor's webhook signature header, and the vendor's own check (sans-I/O).
+SIGNED = {
+    "iq": ("X-Nexus-Webhook-Signature", iq.verify_webhook),
+    "sonarqube": ("X-Sonar-Webhook-HMAC-SHA256", sonarqube.verify_webhook),
+}
+
+
 @pytest.mark.parametrize("signature", [b"\xc3\xa9", b"\xff\xfe", "é".encode("latin-1")])
+@pytest.mark.parametrize("vendor", sorted(SIGNED))
 async def test_a_non_ascii_webhook_signature_is_a_401(
-    svc: Service, logs: Any, signature: bytes
+    svc: Service, logs: Any, signature: bytes, vendor: str
 ) -> None:
+    header = SIGNED[vendor][0].encode()
     data = request(
-        "POST", "/webhooks/iq/iq", "X-Nexus-Webhook-Id: iq:applicationEvaluation", body=b"{}"
+        "POST",
+        f"/webhooks/{vendor}/{vendor}",
+        "X-Nexus-Webhook-Id: iq:applicationEvaluation",
+        body=b"{}",
     )
-    data = data.replace(
-        b"Connection: close", b"X-Nexus-Webhook-Signature: " + signature + b"\r\nConnection: close"
-    )
+    data = data.replace(b"Connection: close", header + b": " + signature + b"\r\nConnection: close")
     answer = await exchange(svc, data)
-    assert answer.status == 401 and "Signature" in answer.problem()["detail"]
+    assert answer.status == 401 and "missing or wrong" in answer.problem()["detail"], answer
     no_traceback(logs)
 
 
-def test_verify_webhook_refuses_a_non_ascii_signature() -> None:
-    """The IQ check itself (sans-I/O): False, not a TypeError from `hmac.compare_digest`."""
+@pytest.mark.parametrize("vendor", sorted(SIGNED))
+def test_verify_webhook_refuses_a_non_ascii_signature(vendor: str) -> None:
+    """The vendor's check itself (sans-I/O): False, not a TypeError from
+    `hmac.compare_digest` or a UnicodeEncodeError (aiohttp keeps bytes that are not UTF-8 as
+    surrogates)."""
+    verify = SIGNED[vendor][1]
     for signature in ("é", "\udcff\udcfe", "0" * 39 + "é"):
-        assert iq.verify_webhook(b"{}", signature, "s3cret") is False
+        assert verify(b"{}", signature, "s3cret") is False
 
 
 @pytest.mark.parametrize("value", [str(2**63), str(10**23), "9" * 5000, "-1", "1e3", "٣"])
