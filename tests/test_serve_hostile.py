@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from urllib.parse import quote
 import attrs
 import pytest
 
+from scanhub.engine.broadcast import Subscription
 from scanhub.serve import Service
 from scanhub.vendors.iq import sansio as iq
 from scanhub.vendors.sonarqube import sansio as sonarqube
@@ -280,3 +284,227 @@ async def test_an_unexpected_exception_is_a_500_that_says_nothing_logged_once(
     logged = [r for r in logs.records if r.name.startswith(SERVER) and r.levelno >= logging.ERROR]
     assert len(logged) == 1 and logged[0].exc_info is not None
     assert "internals-0042" in logs.text and "/api/v1/sources" in logged[0].getMessage()
+
+
+async def test_a_stream_that_breaks_off_is_closed_and_logged_once(
+    svc: Service, logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails while a stream reads it to catch up (it starts from id 0): the 200
+    went out already, so the connection is closed, the failure logged once."""
+    subscribe = svc.hub.subscribe
+
+    def failing(*args: Any, **kw: Any) -> Subscription:
+        sub = subscribe(*args, **kw)
+
+        async def broken() -> None:
+            raise RuntimeError("store-gone-0042")
+
+        monkeypatch.setattr(sub, "catch_up", broken)
+        return sub
+
+    monkeypatch.setattr(svc.hub, "subscribe", failing)
+    reader, writer = await asyncio.open_connection(svc.host, svc.port)
+    try:
+        writer.write(request("GET", "/api/v1/events/stream?last_event_id=0"))
+        async with asyncio.timeout(10):
+            raw = await reader.read()  # the headers, the retry line, then the close
+    finally:
+        writer.close()
+    assert parse(raw).status == 200 and b"store-gone-0042" not in raw
+    logged = [r for r in logs.records if r.name.startswith(SERVER) and r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "store-gone-0042" in logs.text
+    assert not svc.streams
+
+
+# --- what never reaches a handler --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+    ids=["long-request-line", "long-header", "nul-in-header", "tls-hello", "garbage"],
+)
+async def test_a_malformed_request_is_a_400_problem_logged_once_per_client(
+    svc: Service, logs: Any, data: bytes
+) -> None:
+    for _ in range(3):
+        answer = await exchange(svc, data)
+        assert answer.status == 400, answer
+        assert len(answer.problem()["detail"]) <= 200
+        assert b"aaaa" not in answer.body and b"bbbb" not in answer.body
+    noted = [r for r in logs.records if "malformed request" in r.getMessage()]
+    assert [r.levelno for r in noted] == [logging.INFO, logging.DEBUG, logging.DEBUG]
+    assert "\n" not in noted[0].getMessage()
+    no_traceback(logs)
+
+
+async def test_clients_that_send_headers_slowly_are_timed_out(tmp_path: Path, logs: Any) -> None:
+    async with service(tmp_path, header_timeout=0.5) as (svc, sims, http):
+        loop = asyncio.get_running_loop()
+
+        async def slowloris() -> tuple[float, bytes]:
+            """A header line every 0.1 s, never the blank line that ends them."""
+            reader, writer = await asyncio.open_connection(svc.host, svc.port)
+            started = loop.time()
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            received = b""
+            try:
+                async with asyncio.timeout(10):
+                    while True:
+                        try:
+                            async with asyncio.timeout(0.1):
+                                chunk = await reader.read(65536)
+                        except TimeoutError:
+                            writer.write(b"X-Slow: y\r\n")
+                            continue
+                        if not chunk:
+                            break
+                        received += chunk
+            except ConnectionResetError:
+                pass
+            finally:
+                writer.close()
+            return loop.time() - started, received
+
+        results = await asyncio.gather(*(slowloris() for _ in range(300)))
+        async with http.get("/healthz") as r:
+            assert r.status == 200  # the server is still there for everyone else
+        assert svc.limits.open <= 1
+    for took, received in results:
+        assert took < 3.0
+        answer = parse(received)
+        assert answer.status == 408 and "did not arrive" in answer.problem()["detail"]
+    noted = [r for r in logs.records if "header_timeout" in r.getMessage()]
+    assert [r.levelno for r in noted].count(logging.INFO) == 1 and len(noted) == 300
+    no_traceback(logs)
+
+
+async def test_a_slow_request_that_completes_in_time_is_answered(tmp_path: Path) -> None:
+    async with service(tmp_path, header_timeout=1.0) as (svc, sims, http):
+        reader, writer = await asyncio.open_connection(svc.host, svc.port)
+        try:
+            for part in (b"GET /healthz HTTP/1.1\r\n", b"Host: x\r\n", b"Connection: close\r\n"):
+                writer.write(part)
+                await asyncio.sleep(0.2)
+            writer.write(b"\r\n")
+            async with asyncio.timeout(10):
+                answer = parse(await reader.read())
+        finally:
+            writer.close()
+    assert answer.status == 200
+
+
+async def test_idle_connections_close_after_keepalive_timeout(tmp_path: Path) -> None:
+    async with service(tmp_path, keepalive_timeout=0.5) as (svc, sims, http):
+        reader, writer = await asyncio.open_connection(svc.host, svc.port)
+        try:
+            async with asyncio.timeout(5):
+                assert await reader.read() == b""  # closed, having sent nothing
+        finally:
+            writer.close()
+
+
+async def test_connections_past_the_cap_are_refused_with_a_503(tmp_path: Path, logs: Any) -> None:
+    async with service(tmp_path, max_connections=4) as (svc, sims, http):
+        held = [await asyncio.open_connection(svc.host, svc.port) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        assert svc.limits.open == 4
+        for _ in range(3):
+            answer = await exchange(svc, b"")
+            assert answer.status == 503 and answer.headers["retry-after"] == "1"
+            assert "connections open" in answer.problem()["detail"]
+        reader, writer = held.pop()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.1)
+        answer = await exchange(svc, request("GET", "/healthz"))
+        assert answer.status == 200
+        for _, writer in held:
+            writer.close()
+    noted = [r for r in logs.records if "max_connections" in r.getMessage()]
+    assert [r.levelno for r in noted] == [logging.INFO, logging.DEBUG, logging.DEBUG]
+    no_traceback(logs)
+
+
+def test_the_default_cap_stays_under_the_open_file_limit() -> None:
+    import resource
+
+    from scanhub.serve._protocol import default_max_connections
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    cap = default_max_connections()
+    assert cap >= 64 and (soft == resource.RLIM_INFINITY or cap <= max(64, soft - 128))
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408(tmp_path: Path, logs: Any) -> None:
+    async with service(tmp_path, body_timeout=0.5) as (svc, sims, http):
+        data = request("POST", "/api/v1/track", f"Authorization: Bearer {TOKEN}", body=b"x" * 100)
+        answer = await exchange(svc, data[:-90])  # Content-Length says 100; 10 come
+    assert answer.status == 408 and "body did not arrive" in answer.problem()["detail"]
+    no_traceback(logs)
+
+
+# --- all of it, against the command -----------------------------------------------------------
+
+
+async def test_scanhub_serve_demo_logs_no_traceback_for_any_of_it(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scanhub",
+        "serve",
+        "--demo",
+        "--port",
+        "0",
+        "--state",
+        "memory",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SCANHUB_NO_PLUGINS": "1", "SCANHUB_TOKEN": TOKEN},
+    )
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        host, _, port = line.split()[2].removeprefix("http://").partition(":")
+        target = _Target(host, int(port))
+        deep = b"[" * 100_000 + b"]" * 100_000
+        sent = [
+            request("POST", "/api/v1/track", f"Authorization: Bearer {TOKEN}", body=deep),
+            request("POST", "/api/v1/track", body=b"{}").replace(
+                b"Connection", b"Authorization: Bearer \xff\xfe\r\nConnection"
+            ),
+            request("POST", "/webhooks/iq/iq", body=b"{}").replace(
+                b"Connection", b"X-Nexus-Webhook-Signature: \xc3\xa9\r\nConnection"
+            ),
+            request("POST", "/webhooks/sonarqube/sonarqube", body=b"{}").replace(
+                b"Connection", b"X-Sonar-Webhook-HMAC-SHA256: \xff\r\nConnection"
+            ),
+            request("GET", f"/api/v1/events/stream?last_event_id={2**63}"),
+            request("GET", "/api/v1/events/stream", f"Last-Event-ID: {10**23}"),
+            request("GET", "/api/v1/items?limit=" + "9" * 5000),
+            b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n",
+        ]
+        for data in sent:
+            for _ in range(2):
+                answer = await exchange(target, data)
+                assert 400 <= answer.status < 500, (data[:60], answer)
+                answer.problem()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert b"Traceback" not in err and b"ERROR" not in err, err.decode()[-3000:]
+
+
+@attrs.frozen
+class _Target:
+    host: str
+    port: int
