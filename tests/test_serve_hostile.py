@@ -269,6 +269,25 @@ async def test_a_key_with_a_line_break_reaches_the_handler(svc: Service) -> None
     assert answer.status == 404 and "no item" in answer.problem()["detail"]
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/v1/items?q=abc%00def",
+        "/api/v1/items?application=a%00",
+        "/api/v1/items?vendor=%00",
+        "/api/v1/items/a%00b",
+        "/api/v1/items/a%00b/history",
+        "/api/v1/events/stream?q=abc%00def",
+    ],
+)
+async def test_a_nul_in_a_filter_or_a_key_is_a_400(svc: Service, logs: Any, target: str) -> None:
+    """No store can be asked for a NUL: SQLite's text search took it for the end of its query
+    (a 503 that said the store was away), PostgreSQL refuses it in text (a 500)."""
+    answer = await exchange(svc, request("GET", target))
+    assert answer.status == 400 and "NUL" in answer.problem()["detail"], answer
+    no_traceback(logs)
+
+
 async def test_an_unexpected_exception_is_a_500_that_says_nothing_logged_once(
     svc: Service, logs: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -138,12 +138,27 @@ def int_param(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
+def no_nul(name: str, value: str) -> str:
+    """`value`, refused (400) when it holds a NUL (U+0000): no store can be asked for one
+    (PostgreSQL's text cannot hold it; SQLite's text search takes it for the end of the
+    query), and the API never gives one out."""
+    if "\x00" in value:
+        raise Problem(400, "Bad Request", f"{name}: must not contain NUL (U+0000)")
+    return value
+
+
+def item_key(request: web.Request) -> str:
+    """The item key of a request's path (`{key}`)."""
+    return no_nul("key", request.match_info["key"])
+
+
 def item_query(request: web.Request, *, limit: int = 100, after: str | None = None) -> ItemQuery:
     """The filters of a request (shared by the item list and the live stream)."""
     q = request.query
-    for name in q:
+    for name, value in q.items():
         if name not in KNOWN_PARAMS:
             raise Problem(400, "Bad Request", f"unknown query parameter {name!r}")
+        no_nul(name, value)
     kind = q.get("kind")
     if kind is not None and kind not in _KINDS:
         raise Problem(400, "Bad Request", f"kind: expected scan or promotion, got {kind!r}")
@@ -259,8 +274,10 @@ __all__ = [
     "encode_cursor",
     "entry",
     "int_param",
+    "item_key",
     "item_query",
     "json_response",
+    "no_nul",
     "problem_body",
     "problem_response",
     "raw_problem",

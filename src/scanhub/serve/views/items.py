@@ -18,6 +18,7 @@ from .._http import (
     encode_cursor,
     entry,
     int_param,
+    item_key,
     item_query,
     json_response,
     ts,
@@ -49,7 +50,7 @@ async def items(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/items/{key:(?s:.+)}/history")
 async def history(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
-    key = request.match_info["key"]
+    key = item_key(request)
     limit = int_param(request, "limit", 1000, 1, 10_000)
     since = int_param(request, "since", 0, 0, MAX_ID)
     found = await service.store.transitions(key=key, since=since, limit=limit)
@@ -62,7 +63,7 @@ async def history(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/items/{key:(?s:.+)}")
 async def item(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
-    key = request.match_info["key"]
+    key = item_key(request)
     stored = await service.store.get(key)
     if stored is None:
         raise Problem(404, "Not Found", f"no tracked item {key!r}")

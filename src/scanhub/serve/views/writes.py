@@ -13,7 +13,7 @@ from aiohttp import web
 from ..._errors import ScanhubError
 from ..._schema import SchemaErrors, structure
 from .._app import SERVICE, Service
-from .._http import Problem, json_response
+from .._http import Problem, item_key, json_response
 
 routes = web.RouteTableDef()
 
@@ -95,7 +95,7 @@ async def track(request: web.Request) -> web.StreamResponse:
 async def untrack(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     authorize(service, request)
-    key = request.match_info["key"]
+    key = item_key(request)
     if await service.store.get(key) is None:
         raise Problem(404, "Not Found", f"no tracked item {key!r}")
     service.hub.untrack(key)
