@@ -183,7 +183,8 @@ def _document() -> dict[str, Any]:
                     "responses": _responses(
                         {"200": _json(_ref("Health"))},
                         store=False,
-                        _503="not ready (the engine is not polling, or the store takes no commits)",
+                        _503="not ready: the engine is not polling, or the store does not answer "
+                        "or take commits",
                     ),
                 }
             },
