@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +28,7 @@ from scanhub import ScanHub, SQLiteStore
 from scanhub._compose import apply_tracks, build_clients
 from scanhub._config import parse_config
 from scanhub._demo import running_sims, sim_config
+from scanhub._sinks import Sink
 from scanhub.serve import Service
 from scanhub.serve._metrics import METRIC_NAMES
 from scanhub.serve._openapi import openapi
@@ -41,9 +42,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @contextlib.asynccontextmanager
 async def service(
-    tmp_path: Path, *, token: str | None = TOKEN, speed: float = 20.0, **kw: Any
+    tmp_path: Path,
+    *,
+    token: str | None = TOKEN,
+    speed: float = 20.0,
+    sinks: Sequence[Sink] = (),
+    **kw: Any,
 ) -> AsyncIterator[tuple[Service, dict[str, Any], aiohttp.ClientSession]]:
-    """All four simulators, a config tracking what they seeded, a service on a free port."""
+    """All four simulators, a config tracking what they seeded, a service on a free port (its
+    engine delivering to `sinks`)."""
     async with running_sims(speed=speed) as sims:
         reg = registry()
         seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
@@ -55,6 +62,7 @@ async def service(
             interval=0.1,
             max_interval=0.5,
             store=SQLiteStore(tmp_path / "state.db"),
+            sinks=sinks,
         )
         await hub.open()
         await apply_tracks(hub, config)

@@ -631,6 +631,10 @@ async def test_the_service_shows_sink_health_lists_dead_letters_and_replays(
                     "/api/v1/sinks/hook/replay", json={"from": "x"}, headers=auth
                 ) as r:
                     assert r.status == 400
+                async with http.post(  # not what the document allows, though `from` is
+                    "/api/v1/sinks/hook/replay", json={"from": 1, "dead": False}, headers=auth
+                ) as r:
+                    assert r.status == 400
                 async with http.post(
                     "/api/v1/sinks/hook/replay", json={"dead": True}, headers=auth
                 ) as r:

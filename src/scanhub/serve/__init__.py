@@ -9,8 +9,8 @@ Events), `/metrics` (Prometheus), `/webhooks/{vendor}/{source}`, `/healthz` and 
 views live in `views/`, one module per resource. Needs the `serve` extra (prometheus-client).
 """
 
-from ._app import CSP, SERVICE, Service, make_app, running
-from ._http import Problem
+from ._app import SERVICE, Service, make_app, running
+from ._http import CSP, Problem
 from ._run import serve
 
 __all__ = ["CSP", "SERVICE", "Problem", "Service", "make_app", "running", "serve"]

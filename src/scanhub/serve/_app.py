@@ -5,7 +5,8 @@ items, one item, counts, the log); the live stream and the metrics are readers o
 log (`ScanHub.subscribe`). Writes (track, untrack, webhooks) go through the engine, which commits
 them before the service answers. Views are split by resource (`views/`), each a module of
 handlers that find the service as `request.app[SERVICE]`; the engine's lifetime is the
-application's (`cleanup_ctx`).
+application's (`cleanup_ctx`). Connections are the service's own (`_protocol.py`): a cap on how
+many are open, deadlines for headers and bodies, malformed requests answered as problem+json.
 """
 
 from __future__ import annotations
@@ -32,26 +33,29 @@ from .._registry import Registry, registry
 from .._secrets import Secret
 from ..engine import ScanHub
 from ..store import Store
-from ._http import Problem, problem_response
+from ._http import SECURITY_HEADERS, Problem, problem_response
 from ._metrics import Metrics
+from ._protocol import Aborted, ClientLog, Connection, Limits, Listener, default_max_connections
 
 log = logging.getLogger("scanhub")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: The page's Content-Security-Policy: nothing but this origin, no inline script or style, no
-#: framing.
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 #: Seconds a client is told to wait (`Retry-After`) while the store is away.
 STORE_RETRY_AFTER = 5
 
 
 class Service:
     """`scanhub serve`: see the module docstring. Build it around a `ScanHub` (opened by the
-    service) and the configuration it came from; `start()` serves, `stop()` stops cleanly."""
+    service) and the configuration it came from; `start()` serves, `stop()` stops cleanly.
+
+    What a client may hold: at most `max_connections` open connections (by default the
+    open-file limit less 128; more are answered 503 and closed); `header_timeout` seconds from
+    a request's first bytes to its last header line (else 408 and closed); `body_timeout`
+    seconds for a body of at most `max_request_body` bytes (else 408, 413);
+    `keepalive_timeout` seconds idle between requests; request lines of `max_line_size` and
+    header fields of `max_field_size` bytes (else 400). Malformed requests are logged once per
+    client address, at INFO, without a traceback."""
 
     def __init__(
         self,
@@ -68,6 +72,12 @@ class Service:
         max_request_body: int = MAX_REQUEST_BYTES,
         heartbeat: float = 15.0,
         write_timeout: float = 10.0,
+        max_connections: int | None = None,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        keepalive_timeout: float = 75.0,
+        max_line_size: int = 8190,
+        max_field_size: int = 8190,
     ) -> None:
         self.hub, self.config = hub, config
         self.store: Store = hub.store
@@ -81,13 +91,26 @@ class Service:
         self.heartbeat = heartbeat
         #: How long a write waits for the store to commit it before answering 503.
         self.write_timeout = write_timeout
+        #: How long a request's body may take to arrive (read before the handler runs).
+        self.body_timeout = body_timeout
+        #: What every connection shares: the cap, the header deadline, aiohttp's limits.
+        self.limits = Limits(
+            max_connections=(
+                default_max_connections() if max_connections is None else max_connections
+            ),
+            header_timeout=header_timeout,
+            keepalive_timeout=keepalive_timeout,
+            max_line_size=max_line_size,
+            max_field_size=max_field_size,
+            clients=ClientLog(log),
+        )
         #: Live-stream clients connected now.
         self.streams = 0
         self.metrics = Metrics(self)
         self.deliveries: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: Listener | None = None
         self.app = make_app(self)
 
     @staticmethod
@@ -114,11 +137,14 @@ class Service:
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.host, self.port)
+        server = self._runner.server
+        assert server is not None  # set up above
+        loop = asyncio.get_running_loop()
+        self._site = Listener(
+            self._runner, self.host, self.port, lambda: Connection(server, self.limits, loop)
+        )
         await self._site.start()
-        for address in self._runner.addresses:
-            self.port = int(address[1])
-            break
+        self.port = self._site.port
         return self.url
 
     async def stop(self) -> None:
@@ -183,7 +209,7 @@ def make_app(service: Service) -> web.Application:
     from .views import items, metrics, page, sinks, stream, webhooks, writes
 
     app = web.Application(
-        middlewares=[_headers, _problems], client_max_size=service.max_request_body
+        middlewares=[_connection, _headers, _problems], client_max_size=service.max_request_body
     )
     app[SERVICE] = service
     app.cleanup_ctx.append(service.engine)
@@ -193,22 +219,41 @@ def make_app(service: Service) -> web.Application:
 
 
 @web.middleware
+async def _connection(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tells the connection a request began and ended (its header deadline stops while a
+    request is being handled)."""
+    conn = request.protocol
+    if not isinstance(conn, Connection):
+        return await handler(request)
+    conn.request_started()
+    try:
+        return await handler(request)
+    finally:
+        conn.request_finished()
+
+
+@web.middleware
 async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     resp = await handler(request)
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    resp.headers.setdefault("Content-Security-Policy", CSP)
-    resp.headers.setdefault("Cache-Control", "no-store")
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
     return resp
 
 
 @web.middleware
 async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as problem+json; an unexpected exception as a 500 that says nothing of it
+    (logged once, with its traceback). The body is read here, before the handler, within the
+    service's `body_timeout` (handlers get it from aiohttp's cache)."""
     try:
+        if request.body_exists:
+            await _read_body(request)
         return await handler(request)
     except Problem as p:
-        return problem_response(p.status, p.title, p.detail, request.path, **p.extra)
+        resp = problem_response(p.status, p.title, p.detail, request.path, **p.extra)
+        if p.status == 408:
+            resp.force_close()  # the rest of the body may still be on its way
+        return resp
     except StoreUnavailable:
         return problem_response(
             503,
@@ -225,7 +270,37 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(exc.status, exc.reason, exc.text or exc.reason, request.path)
+        # Keep what the answer needs (Allow on a 405), not aiohttp's text/plain headers.
+        headers = {
+            k: v
+            for k, v in exc.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        return problem_response(
+            exc.status, exc.reason, exc.text or exc.reason, request.path, **headers
+        )
+    except Exception:
+        log.exception("scanhub: %s %r failed", request.method, request.path)
+        if request.writer.output_size > 0:
+            raise Aborted from None  # a live stream broke off: nothing more can be said
+        return problem_response(
+            500,
+            "Internal Server Error",
+            "the service failed to answer; the error is in its log",
+            request.path,
+        )
+
+
+async def _read_body(request: web.Request) -> None:
+    """Read the body (at most `max_request_body` bytes) within `body_timeout` seconds."""
+    timeout = request.app[SERVICE].body_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            await request.read()
+    except TimeoutError:
+        raise Problem(
+            408, "Request Timeout", f"the body did not arrive within {timeout:g} s"
+        ) from None
 
 
 @contextlib.asynccontextmanager
@@ -238,4 +313,4 @@ async def running(service: Service) -> AsyncIterator[Service]:
         await service.stop()
 
 
-__all__ = ["CSP", "SERVICE", "Service", "make_app", "running"]
+__all__ = ["SERVICE", "Service", "make_app", "running"]

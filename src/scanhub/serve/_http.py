@@ -1,5 +1,8 @@
-"""What every view shares: problems (RFC 9457), JSON answers with ETags, reading query
-parameters, and an item as the API shows it."""
+"""What every view shares: problems (RFC 9457) and the headers every answer carries, JSON
+answers with ETags, reading query parameters, and an item as the API shows it.
+
+A problem is the one shape of every error the service answers: from a handler, from the
+middleware, or from the connection layer before any handler ran (`raw_problem`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import binascii
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +19,28 @@ from aiohttp import web
 from .._convert import converter, dumps, to_dict
 from .._model import Lifecycle, Verdict
 from ..store import ItemQuery, StoredItem, search_text
+
+PROBLEM_JSON = "application/problem+json"
+
+#: The page's Content-Security-Policy: nothing but this origin, no inline script or style, no
+#: framing.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+#: On every answer, errors included (the page's static files set their own Cache-Control).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+}
+
+#: The largest transition id a client may name (`since`, `Last-Event-ID`): the largest integer
+#: SQLite and PostgreSQL (BIGINT) hold; a larger one would fail in the store, not be refused.
+MAX_ID = 2**63 - 1
 
 _KINDS = ("scan", "promotion")
 #: Every query parameter any read takes (others are refused: a typo is not silently ignored).
@@ -43,19 +69,39 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
 
 
-def problem_response(
-    status: int, title: str, detail: str, instance: str = "", **headers: str
-) -> web.Response:
-    """The RFC 9457 body for an error."""
+def problem_body(status: int, title: str, detail: str, instance: str = "") -> bytes:
+    """The RFC 9457 document for an error."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
+    return json.dumps(body).encode()
+
+
+def problem_response(
+    status: int, title: str, detail: str, instance: str = "", **headers: str
+) -> web.Response:
+    """The RFC 9457 answer for an error."""
     return web.Response(
         status=status,
-        body=json.dumps(body).encode(),
-        content_type="application/problem+json",
+        body=problem_body(status, title, detail, instance),
+        content_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+def raw_problem(status: int, detail: str, **headers: str) -> bytes:
+    """A whole HTTP/1.1 answer, as bytes to write on a transport, for the connection layer
+    (which answers before aiohttp made a request of the bytes, and closes)."""
+    title = HTTPStatus(status).phrase
+    body = problem_body(status, title, detail)
+    lines = [
+        f"HTTP/1.1 {status} {title}",
+        f"Content-Type: {PROBLEM_JSON}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in {**SECURITY_HEADERS, **headers}.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def json_response(request: web.Request, data: Any, status: int = 200) -> web.Response:
@@ -69,26 +115,50 @@ def json_response(request: web.Request, data: Any, status: int = 200) -> web.Res
     return resp
 
 
+def whole(raw: str) -> int | None:
+    """A whole number written in ASCII digits, else None (also for more digits than any bound
+    here needs: `int()` refuses over 4300 of them with a ValueError)."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 40:
+        return None
+    return int(raw)
+
+
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     """A whole-number query parameter within [low, high]."""
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or not low <= int(raw) <= high:
+    value = whole(raw)
+    if value is None or not low <= value <= high:
         raise Problem(
             400,
             "Bad Request",
             f"{name}: expected a whole number from {low} to {high}, got {raw[:40]!r}",
         )
-    return int(raw)
+    return value
+
+
+def no_nul(name: str, value: str) -> str:
+    """`value`, refused (400) when it holds a NUL (U+0000): no store can be asked for one
+    (PostgreSQL's text cannot hold it; SQLite's text search takes it for the end of the
+    query), and the API never gives one out."""
+    if "\x00" in value:
+        raise Problem(400, "Bad Request", f"{name}: must not contain NUL (U+0000)")
+    return value
+
+
+def item_key(request: web.Request) -> str:
+    """The item key of a request's path (`{key}`)."""
+    return no_nul("key", request.match_info["key"])
 
 
 def item_query(request: web.Request, *, limit: int = 100, after: str | None = None) -> ItemQuery:
     """The filters of a request (shared by the item list and the live stream)."""
     q = request.query
-    for name in q:
+    for name, value in q.items():
         if name not in KNOWN_PARAMS:
             raise Problem(400, "Bad Request", f"unknown query parameter {name!r}")
+        no_nul(name, value)
     kind = q.get("kind")
     if kind is not None and kind not in _KINDS:
         raise Problem(400, "Bad Request", f"kind: expected scan or promotion, got {kind!r}")
@@ -194,15 +264,24 @@ def entry(
 
 
 __all__ = [
+    "CSP",
     "KNOWN_PARAMS",
+    "MAX_ID",
+    "PROBLEM_JSON",
+    "SECURITY_HEADERS",
     "Problem",
     "decode_cursor",
     "encode_cursor",
     "entry",
     "int_param",
+    "item_key",
     "item_query",
     "json_response",
+    "no_nul",
+    "problem_body",
     "problem_response",
+    "raw_problem",
     "ts",
     "wanted",
+    "whole",
 ]

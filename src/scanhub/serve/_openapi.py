@@ -1,11 +1,13 @@
-"""The OpenAPI 3.1 description of the service's JSON API (served at /api/v1/openapi.json; the
-tests validate real answers against it)."""
+"""The OpenAPI 3.1 description of the service (served at /api/v1/openapi.json): every status
+each operation answers, errors included. The tests validate real answers against its schemas,
+and drive schemathesis with it against a running service (tests/test_serve_contract.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .._model import Lifecycle, Verdict
+from ._http import MAX_ID
 
 _LIFECYCLES = [lc.value for lc in Lifecycle]
 _VERDICTS = [v.value for v in Verdict]
@@ -16,63 +18,197 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
+_INTERNAL = (
+    "an unexpected failure of the service (logged with its traceback; the body says nothing of it)"
+)
+_STORE_AWAY = "the store is unavailable; try again after `Retry-After` seconds"
+_WRITE_AWAY = "the store did not take the write in time; try again after `Retry-After` seconds"
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
+
+
+def _problem(description: str, *, retry: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {
         "description": description,
         "content": {"application/problem+json": {"schema": _ref("Problem")}},
     }
+    if retry:
+        answer["headers"] = dict(_RETRY_AFTER)
+    return answer
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _cached(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON answer with an ETag, and its 304 (If-None-Match)."""
+    ok = _json(schema)
+    ok["headers"] = {"ETag": {"schema": {"type": "string"}, "required": True}}
+    return {"200": ok, "304": {"description": "not modified (If-None-Match matched the ETag)"}}
+
+
+def _responses(answers: dict[str, Any], *, store: bool = True, **problems: str) -> dict[str, Any]:
+    """`answers`, one problem+json answer per `problems` (status as `_400="..."`; a 503 comes
+    with `Retry-After`), the 503 of an operation that reads the store (`store`) while it is
+    away, and the 500 any operation may answer."""
+    out = dict(answers)
+    if store:
+        out["503"] = _problem(_STORE_AWAY, retry=True)
+    for status, description in problems.items():
+        code = status.lstrip("_")
+        out[code] = _problem(description, retry=code == "503")
+    out["500"] = _problem(_INTERNAL)
+    return out
+
+
+def _limit(maximum: int, default: int) -> dict[str, Any]:
+    return {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+        "description": f"at most this many (1 to {maximum})",
+    }
+
+
+def _event_id(name: str, where: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+        "description": "resume after this transition id (the header wins over the query)",
+    }
+
+
+def _since() -> dict[str, Any]:
+    return {
+        "name": "since",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID, "default": 0},
+        "description": "transitions after this id",
+    }
+
+
+#: One event of the live stream (a `retry:` line and `:` heartbeat comments carry no data and
+#: are no events): `change`, with the transition id and the CloudEvent as JSON. There is no
+#: other event: a client that reads slowly is caught up from the store, losing nothing.
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "id", "data"],
+    "properties": {
+        "event": {"const": "change"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": _ref("CloudEvent"),
+        },
+    },
+}
+
+
+#: A filter's text: anything but NUL (U+0000), which no store can be asked for (a 400).
+_TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
+
 FILTERS = [
     {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
     for name, schema, text in (
-        ("vendor", {"type": "string"}, "only items of this vendor"),
-        ("source", {"type": "string"}, "only items of this configured source"),
+        ("vendor", _TEXT, "only items of this vendor"),
+        ("source", _TEXT, "only items of this configured source"),
         ("kind", {"enum": ["scan", "promotion"]}, "scan or promotion"),
         ("lifecycle", {"enum": _LIFECYCLES}, "only items in this lifecycle"),
         ("verdict", {"enum": _VERDICTS}, "only items with this verdict"),
-        ("application", {"type": "string"}, "only items of this application id"),
+        ("application", _TEXT, "only items of this application id"),
         (
             "q",
-            {"type": "string", "maxLength": 200},
+            {**_TEXT, "maxLength": 200},
             "text in key, id, application, status or message",
         ),
     )
 ]
 
+_DESCRIPTION = """\
+Where application-security scans and release promotions stand, across vendors, in one
+vocabulary.
 
-def openapi() -> dict[str, Any]:
-    """The document."""
-    limit = {
-        "name": "limit",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+Every error is `application/problem+json` (RFC 9457), including those answered before a
+request reaches an operation: 400 for a request that is not HTTP/1.1 or whose request line or
+a header is too long, 408 when the request line and headers (or the body) do not arrive in
+time, 503 when the service has as many connections open as it takes (each then closes the
+connection). Every operation that reads or writes the store answers 503 with `Retry-After`
+while the store is away."""
+
+
+def openapi(*, writes: bool = True) -> dict[str, Any]:
+    """The document; `writes=False` for a service without a token, whose writes answer 403
+    whatever the request (so they do not ask for a bearer token either)."""
+    doc = _document()
+    if not writes:
+        _read_only(doc)
+    return doc
+
+
+def _read_only(doc: dict[str, Any]) -> None:
+    off = "writes are not enabled in this service (it has no token configured)"
+    for path, method in (
+        ("/api/v1/track", "post"),
+        ("/api/v1/items/{key}", "delete"),
+        ("/api/v1/sinks/{name}/replay", "post"),
+    ):
+        op = doc["paths"][path][method]
+        del op["security"]
+        op["description"] = off
+        kept = {"403", "408", "413", "500"}  # the body is read (or refused) before the 403
+        op["responses"] = {k: v for k, v in op["responses"].items() if k in kept}
+        op["responses"]["403"] = _problem(off)
+
+
+def _document() -> dict[str, Any]:
+    key = {
+        "name": "key",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*$"},
+        "description": "an item's key, as `key` in its entry (never with a NUL: a 400)",
     }
-    key = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "scanhub",
-            "version": "1",
-            "description": "Where application-security scans and release promotions stand, "
-            "across vendors, in one vocabulary.",
-        },
+        "info": {"title": "scanhub", "version": "1", "description": _DESCRIPTION},
         "servers": [{"url": "/"}],
         "paths": {
             "/healthz": {
                 "get": {
                     "summary": "the process is alive",
-                    "responses": {"200": _json(_ref("Health"))},
+                    "responses": _responses({"200": _json(_ref("Health"))}, store=False),
                 }
             },
             "/readyz": {
                 "get": {
                     "summary": "the store is open and the engine is running",
-                    "responses": {"200": _json(_ref("Health")), "503": _problem("not ready")},
+                    "responses": _responses(
+                        {"200": _json(_ref("Health"))},
+                        store=False,
+                        _503="not ready: the engine is not polling, or the store does not answer "
+                        "or take commits",
+                    ),
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "responses": _responses(
+                        {
+                            "200": {
+                                "description": "the metrics",
+                                "content": {"text/plain": {"schema": {"type": "string"}}},
+                            }
+                        }
+                    ),
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "this document",
+                    "responses": _responses(_cached({"type": "object"}), store=False),
                 }
             },
             "/api/v1/items": {
@@ -80,81 +216,106 @@ def openapi() -> dict[str, Any]:
                     "summary": "tracked items, filtered, with cursor pagination",
                     "parameters": [
                         *FILTERS,
-                        limit,
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        _limit(1000, 100),
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "`next_cursor` of the page before; anything else "
+                            "is a 400",
+                        },
                     ],
-                    "responses": {
-                        "200": _json(_ref("ItemList")),
-                        "304": {"description": "not modified (If-None-Match)"},
-                        "400": _problem("a query value is wrong"),
-                    },
+                    "responses": _responses(
+                        _cached(_ref("ItemList")),
+                        _400="a query parameter is unknown or its value is wrong",
+                    ),
                 }
             },
             "/api/v1/items/{key}": {
                 "get": {
-                    "summary": "one item",
+                    "summary": "one item, with its vendor payload",
                     "parameters": [key],
-                    "responses": {"200": _json(_ref("ItemEntry")), "404": _problem("no such item")},
+                    "responses": _responses(
+                        _cached(_ref("ItemEntry")),
+                        _400="the key holds a NUL",
+                        _404="no such item",
+                    ),
                 },
                 "delete": {
                     "summary": "stop tracking an item (bearer token)",
                     "parameters": [key],
                     "security": [{"bearer": []}],
-                    "responses": {
-                        "204": {"description": "untracked"},
-                        "401": _problem("wrong token"),
-                        "403": _problem("writes are not enabled (no token configured)"),
-                        "404": _problem("no such item"),
-                    },
+                    "responses": _responses(
+                        {"204": {"description": "untracked"}},
+                        _400="the key holds a NUL",
+                        _401="no or a wrong bearer token",
+                        _403="writes are not enabled (no token configured)",
+                        _404="no such item",
+                        _503=_WRITE_AWAY,
+                    ),
                 },
             },
             "/api/v1/items/{key}/history": {
                 "get": {
                     "summary": "an item's recorded transitions, oldest first",
-                    "parameters": [key, limit],
-                    "responses": {"200": _json(_ref("EventList")), "404": _problem("no such item")},
+                    "description": "Also of an item no longer tracked: the log keeps its "
+                    "transitions after an untrack (404 when the key is neither tracked nor in "
+                    "the log after `since`).",
+                    "parameters": [key, _since(), _limit(10_000, 1000)],
+                    "responses": _responses(
+                        _cached(_ref("EventList")),
+                        _400="`since` or `limit` is wrong, or the key holds a NUL",
+                        _404="no such item",
+                    ),
                 }
             },
             "/api/v1/events": {
                 "get": {
                     "summary": "transitions recorded after an id, as CloudEvents",
-                    "parameters": [
-                        {
-                            "name": "since",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 0},
-                        },
-                        limit,
-                    ],
-                    "responses": {"200": _json(_ref("EventList")), "400": _problem("bad since")},
+                    "parameters": [_since(), _limit(10_000, 1000)],
+                    "responses": _responses(
+                        _cached(_ref("EventList")), _400="`since` or `limit` is wrong"
+                    ),
                 }
             },
             "/api/v1/events/stream": {
                 "get": {
                     "summary": "live transitions (Server-Sent Events; id = transition id, data = "
                     "CloudEvent; resume with Last-Event-ID)",
+                    "description": "The schema of the `text/event-stream` answer describes one "
+                    "event. A `: heartbeat` comment comes every 15 s. A client that reads "
+                    "slowly loses nothing: it is caught up from the store. Should the store fail "
+                    "once the stream began, the connection is closed (reconnect with "
+                    "Last-Event-ID).",
                     "parameters": [
                         *FILTERS,
-                        {"name": "last_event_id", "in": "query", "schema": {"type": "integer"}},
+                        _event_id("last_event_id", "query"),
+                        _event_id("Last-Event-ID", "header"),
                     ],
-                    "responses": {
-                        "200": {
-                            "description": "an event stream",
-                            "content": {"text/event-stream": {}},
-                        }
-                    },
+                    "responses": _responses(
+                        {
+                            "200": {
+                                "description": "an event stream, until the client or the "
+                                "service goes away",
+                                "content": {"text/event-stream": {"schema": _SSE_EVENT}},
+                            }
+                        },
+                        store=False,
+                        _400="a query parameter is unknown or its value is wrong, or "
+                        "Last-Event-ID is not a transition id",
+                    ),
                 }
             },
             "/api/v1/summary": {
                 "get": {
                     "summary": "counts and oldest unfinished items",
-                    "responses": {"200": _json(_ref("Summary"))},
+                    "responses": _responses(_cached(_ref("Summary"))),
                 }
             },
             "/api/v1/sources": {
                 "get": {
                     "summary": "configured sources and their health",
-                    "responses": {"200": _json(_ref("SourceList"))},
+                    "responses": _responses(_cached(_ref("SourceList"))),
                 }
             },
             "/api/v1/track": {
@@ -163,42 +324,68 @@ def openapi() -> dict[str, Any]:
                     "[[track]] table of the configuration",
                     "security": [{"bearer": []}],
                     "requestBody": {
-                        "content": {"application/json": {"schema": _ref("TrackRequest")}}
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": _ref("TrackRequest"),
+                                "example": {"source": "appsecplus", "application_id": "app-12345"},
+                            }
+                        },
                     },
-                    "responses": {
-                        "201": _json(_ref("TrackResult")),
-                        "400": _problem("the body is wrong"),
-                        "401": _problem("wrong token"),
-                        "403": _problem("writes are not enabled (no token configured)"),
-                        "413": _problem("body too large"),
-                    },
+                    "responses": _responses(
+                        {"201": _json(_ref("TrackResult"), "tracked")},
+                        _400="the body is not JSON, is nested too deeply, or is not a [[track]] "
+                        "table of a configured source",
+                        _401="no or a wrong bearer token",
+                        _403="writes are not enabled (no token configured)",
+                        _408="the body did not arrive in time",
+                        _413="the body is too large",
+                        _502="the vendor refused the lookup or could not be reached",
+                        _503=_WRITE_AWAY,
+                    ),
                 }
             },
             **_sink_paths(),
             "/webhooks/{vendor}/{source}": {
                 "post": {
-                    "summary": "a vendor's webhook delivery (Sonatype IQ: signed with HMAC-SHA1)",
+                    "summary": "a vendor's webhook delivery, signed as that vendor signs it",
+                    "description": "The headers a delivery carries (its signature, event type, "
+                    "delivery id) are the vendor's own; adapters.md says which for each vendor "
+                    "that sends webhooks. A delivery without a right signature is a 401.",
                     "parameters": [
                         {
                             "name": "vendor",
                             "in": "path",
                             "required": True,
                             "schema": {"type": "string"},
+                            "description": "the source's vendor",
+                            "example": "iq",
                         },
                         {
                             "name": "source",
                             "in": "path",
                             "required": True,
                             "schema": {"type": "string"},
+                            "description": "a configured source's name",
+                            "example": "iq",
                         },
                     ],
-                    "responses": {
-                        "200": _json(_ref("WebhookResult")),
-                        "202": _json(_ref("WebhookResult"), "accepted, not handled"),
-                        "401": _problem("missing or bad signature"),
-                        "404": _problem("no webhook for this source"),
-                        "413": _problem("body too large"),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
                     },
+                    "responses": _responses(
+                        {
+                            "200": _json(_ref("WebhookResult")),
+                            "202": _json(_ref("WebhookResult"), "accepted, not handled"),
+                        },
+                        _400="a signed delivery the vendor adapter cannot read",
+                        _401="missing or bad signature",
+                        _404="no webhook for this source",
+                        _408="the body did not arrive in time",
+                        _413="the body is too large",
+                        _503=_WRITE_AWAY,
+                    ),
                 }
             },
         },
@@ -341,13 +528,34 @@ def openapi() -> dict[str, Any]:
                 },
                 "Source": {
                     "type": "object",
-                    "required": ["name", "vendor", "base_url", "up", "items"],
+                    "required": [
+                        "name",
+                        "vendor",
+                        "base_url",
+                        "up",
+                        "items",
+                        "active",
+                        "polled_here",
+                        "last_success",
+                        "last_error",
+                        "paused_until",
+                        "concurrency",
+                    ],
                     "properties": {
                         "name": {"type": "string"},
                         "vendor": {"type": "string"},
-                        "base_url": {"type": "string"},
+                        "base_url": {"type": "string", "description": "without credentials"},
                         "up": {"type": "boolean"},
-                        "items": {"type": "integer"},
+                        "items": {"type": "integer", "description": "tracked items (the store's)"},
+                        "active": {
+                            "type": "integer",
+                            "description": "unfinished items this process polls",
+                        },
+                        "polled_here": {
+                            "type": "boolean",
+                            "description": "whether this process polls the source (on a "
+                            "shared store: holds its lease)",
+                        },
                         "last_success": _TS,
                         "last_error": {"type": ["object", "null"]},
                         "paused_until": _TS,
@@ -389,14 +597,20 @@ def openapi() -> dict[str, Any]:
 
 
 def _sink_paths() -> dict[str, Any]:
-    """The sinks' paths: health, dead letters, replay."""
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    """The sinks' paths: health, dead letters, replay (every status each answers)."""
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "a configured sink's name (`[[sink]]` `name`; any other is a 404)",
+    }
     return {
         "/api/v1/sinks": {
             "get": {
                 "summary": "configured sinks: state (active, retrying, disabled), cursor, lag in "
                 "events and seconds, last success, last error",
-                "responses": {"200": _json(_ref("SinkList"))},
+                "responses": _responses(_cached(_ref("SinkList"))),
             }
         },
         "/api/v1/sinks/{name}/dead": {
@@ -404,18 +618,25 @@ def _sink_paths() -> dict[str, Any]:
                 "summary": "a sink's dead letters (deliveries given up on), oldest first",
                 "parameters": [
                     name,
-                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                     {
-                        "name": "limit",
+                        "name": "after",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": MAX_ID,
+                            "default": 0,
+                        },
+                        "description": "dead letters after this transition id (`next_after` of "
+                        "the page before)",
                     },
+                    _limit(1000, 100),
                 ],
-                "responses": {
-                    "200": _json(_ref("DeadLetterList")),
-                    "400": _problem("a query value is wrong"),
-                    "404": _problem("no such sink"),
-                },
+                "responses": _responses(
+                    _cached(_ref("DeadLetterList")),
+                    _400="`after` or `limit` is wrong",
+                    _404="no such sink",
+                ),
             }
         },
         "/api/v1/sinks/{name}/replay": {
@@ -423,21 +644,25 @@ def _sink_paths() -> dict[str, Any]:
                 "summary": "deliver again from an id ({from}), from the first dead letter "
                 "({dead: true}), or resume (no body: a disabled sink where it stopped, else "
                 "from its first dead letter); bearer token",
+                "description": "Everything after that point is delivered again (receivers "
+                "deduplicate by `webhook-id`); the replica delivering for the sink notices the "
+                "moved cursor in the store.",
                 "security": [{"bearer": []}],
                 "parameters": [name],
                 "requestBody": {
                     "required": False,
                     "content": {"application/json": {"schema": _ref("ReplayRequest")}},
                 },
-                "responses": {
-                    "202": _json(_ref("ReplayResult"), "the cursor moved; delivery resumes"),
-                    "400": _problem("the body is wrong"),
-                    "401": _problem("wrong token"),
-                    "403": _problem("writes are not enabled (no token configured)"),
-                    "404": _problem("no such sink"),
-                    "409": _problem("nothing to resume: give an id"),
-                    "413": _problem("body too large"),
-                },
+                "responses": _responses(
+                    {"202": _json(_ref("ReplayResult"), "the cursor moved; delivery resumes")},
+                    _400="the body is not JSON, or not {from: ID}, {dead: true} or nothing",
+                    _401="no or a wrong bearer token",
+                    _403="writes are not enabled (no token configured)",
+                    _404="no such sink",
+                    _408="the body did not arrive in time",
+                    _409="nothing to resume (no dead letter, not disabled): give an id",
+                    _413="the body is too large",
+                ),
             }
         },
     }
@@ -528,7 +753,7 @@ def _sink_schemas() -> dict[str, Any]:
         "ReplayRequest": {
             "type": "object",
             "properties": {
-                "from": {"type": "integer", "minimum": 1},
+                "from": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                 "dead": {"const": True},
             },
             "additionalProperties": False,

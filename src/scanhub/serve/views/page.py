@@ -63,4 +63,4 @@ async def readyz(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/v1/openapi.json")
 async def openapi(request: web.Request) -> web.StreamResponse:
-    return json_response(request, openapi_document())
+    return json_response(request, openapi_document(writes=request.app[SERVICE].writes_enabled))

@@ -13,13 +13,10 @@ from aiohttp import web
 from ...engine.sinks import SinkReport
 from ...store import SinkStatus
 from .._app import SERVICE, Service
-from .._http import Problem, int_param, json_response, ts
+from .._http import MAX_ID, Problem, int_param, json_response, ts
 from .writes import authorize
 
 routes = web.RouteTableDef()
-
-#: The largest id a client may name (the store's ids are 63-bit).
-MAX_ID = 2**63 - 1
 
 
 def entry(report: SinkReport) -> dict[str, Any]:
@@ -109,6 +106,15 @@ async def dead(request: web.Request) -> web.StreamResponse:
     )
 
 
+def _transition_id(given: object) -> int:
+    """`from` of a replay: a whole number from 1 to MAX_ID (JSON's 12.0 is one too)."""
+    if isinstance(given, float) and given.is_integer():
+        given = int(given)
+    if isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= MAX_ID:
+        raise Problem(400, "Bad Request", f"from: expected a transition id >= 1, got {given!r}")
+    return given
+
+
 @routes.post("/api/v1/sinks/{name}/replay")
 async def replay(request: web.Request) -> web.StreamResponse:
     """Deliver again from an id (`{"from": ID}`), from the first dead letter
@@ -126,15 +132,11 @@ async def replay(request: web.Request) -> web.StreamResponse:
         raise Problem(400, "Bad Request", "the body is not JSON") from None
     if not isinstance(body, dict) or set(body) - {"from", "dead"}:
         raise Problem(400, "Bad Request", 'expected {"from": ID}, {"dead": true} or nothing')
-    start: int | None = None
-    given = body.get("from")
-    if given is not None:
-        if isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= MAX_ID:
-            detail = f"from: expected a transition id >= 1, got {given!r}"
-            raise Problem(400, "Bad Request", detail)
-        start = given
-    elif body.get("dead") is not None and body.get("dead") is not True:
+    if "dead" in body and body["dead"] is not True:
         raise Problem(400, "Bad Request", "dead: expected true")
+    start: int | None = None
+    if "from" in body:
+        start = _transition_id(body["from"])
     else:
         states = await service.store.sink_states([name])
         letters = await service.store.dead_letters(name, limit=1)

@@ -18,12 +18,9 @@ from aiohttp import web
 from ..._changes import Change
 from ..._events import cloudevent_json
 from .._app import SERVICE
-from .._http import Problem, item_query, wanted
+from .._http import MAX_ID, Problem, item_query, wanted, whole
 
 routes = web.RouteTableDef()
-
-#: The largest id a client may name (the store's ids are 63-bit).
-MAX_ID = 2**63 - 1
 
 
 def sse(change: Change) -> bytes:
@@ -31,20 +28,33 @@ def sse(change: Change) -> bytes:
     return f"id: {change.id}\nevent: change\ndata: {cloudevent_json(change)}\n\n".encode()
 
 
+def last_event_id(request: web.Request) -> int | None:
+    """Where the client resumes: `Last-Event-ID` (the header, as EventSource sends it, else
+    `last_event_id=`), a transition id checked before anything is sent. Both are checked when
+    both are given; the header wins."""
+    found = []
+    for name, raw in (
+        ("Last-Event-ID", request.headers.get("Last-Event-ID")),
+        ("last_event_id", request.query.get("last_event_id")),
+    ):
+        if raw is None:
+            continue
+        value = whole(raw)
+        if value is None or value > MAX_ID:
+            raise Problem(
+                400,
+                "Bad Request",
+                f"{name}: expected a transition id from 0 to {MAX_ID}, got {raw[:40]!r}",
+            )
+        found.append(value)
+    return found[0] if found else None
+
+
 @routes.get("/api/v1/events/stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     query = item_query(request)
-    last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    if last is not None and (
-        not last.isascii() or not last.isdigit() or len(last) > 19 or int(last) > MAX_ID
-    ):
-        raise Problem(
-            400,
-            "Bad Request",
-            f"Last-Event-ID: expected a transition id from 0 to {MAX_ID}, got {last[:40]!r}",
-        )
-    sub = service.hub.subscribe(int(last) if last is not None else None, wanted(query))
+    sub = service.hub.subscribe(last_event_id(request), wanted(query))
     service.streams += 1
     try:
         resp = web.StreamResponse(

@@ -13,7 +13,7 @@ from aiohttp import web
 from ..._errors import ScanhubError
 from ..._schema import SchemaErrors, structure
 from .._app import SERVICE, Service
-from .._http import Problem, json_response
+from .._http import Problem, item_key, json_response
 
 routes = web.RouteTableDef()
 
@@ -44,8 +44,10 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     try:
         return json.loads(raw)
-    except (ValueError, RecursionError):
-        raise Problem(400, "Bad Request", "the body is not JSON (or nested too deeply)") from None
+    except ValueError:
+        raise Problem(400, "Bad Request", "the body is not JSON") from None
+    except RecursionError:
+        raise Problem(400, "Bad Request", "the body is nested too deeply") from None
 
 
 @routes.post("/api/v1/track")
@@ -87,11 +89,13 @@ async def track(request: web.Request) -> web.StreamResponse:
     return json_response(request, {"tracked": keys, "rule": rule}, status=201)
 
 
-@routes.delete("/api/v1/items/{key:.+}")
+# Any key, line breaks too, but not one ending in /history: that URL is the history's (GET),
+# so it must not answer DELETE (nor list DELETE in a 405's Allow) either.
+@routes.delete("/api/v1/items/{key:(?s:.+)(?<!/history)}")
 async def untrack(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     authorize(service, request)
-    key = request.match_info["key"]
+    key = item_key(request)
     if await service.store.get(key) is None:
         raise Problem(404, "Not Found", f"no tracked item {key!r}")
     service.hub.untrack(key)

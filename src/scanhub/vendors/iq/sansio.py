@@ -351,8 +351,11 @@ def verify_webhook(body: bytes, signature: str | None, secret: str) -> bool:
     """True when `X-Nexus-Webhook-Signature` is the hex HMAC-SHA1 of the body with `secret`."""
     if not signature:
         return False
+    sent = signature.strip().lower()
+    if not sent.isascii():
+        return False  # a hex digest is ASCII; `compare_digest` raises TypeError on non-ASCII str
     digest = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-    return hmac.compare_digest(digest, signature.strip().lower())
+    return hmac.compare_digest(digest, sent)
 
 
 def parse_evaluation_webhook(

@@ -612,8 +612,11 @@ def verify_webhook(body: bytes, signature: str | None, secret: str) -> bool:
     `secret` (WebhookCallerImpl.signatureOf), compared in constant time."""
     if not signature or not secret:
         return False
+    sent = signature.strip().lower()
+    if not sent.isascii():
+        return False  # a hex digest is ASCII; a header's non-UTF-8 bytes are surrogates here
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(digest.encode(), signature.strip().lower().encode())
+    return hmac.compare_digest(digest.encode(), sent.encode())
 
 
 def delivery_id(body: bytes) -> str:
