@@ -46,7 +46,17 @@ from ._registry import Registry, SourceConfig, TrackConfig, Tracking, VendorSpec
 from ._secrets import Secret
 from ._transport import RetryPolicy, Timeouts
 from .engine import EngineHealth, ScanHub, SourceHealth, Subscription
-from .store import MemoryStore, Retention, SQLiteStore, Store, Transition, open_store
+from .store import (
+    GroupStats,
+    MemoryStore,
+    Retention,
+    Spread,
+    SQLiteStore,
+    Store,
+    StoredItem,
+    Transition,
+    open_store,
+)
 from .vendors.appsecplus import AppSecPlus
 from .vendors.apptrust import AppTrust
 from .vendors.iq import IQServer
@@ -68,6 +78,7 @@ __all__ = [
     "FindingCounts",
     "Gate",
     "GateKind",
+    "GroupStats",
     "IQServer",
     "Item",
     "ItemError",
@@ -91,8 +102,10 @@ __all__ = [
     "Snapshot",
     "SourceConfig",
     "SourceHealth",
+    "Spread",
     "Store",
     "StoreUnavailable",
+    "StoredItem",
     "Subscription",
     "ThreadFix",
     "Timeouts",
