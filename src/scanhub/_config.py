@@ -79,6 +79,13 @@ class Settings:
         metadata={"doc": "the longest interval a quiet item backs off to"},
     )
     state: StateConfig | None = attrs.field(default=None, metadata={"doc": "durable state"})
+    stuck_after: Seconds | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "seconds an unfinished item may be under way before it is stuck, where its "
+            "source sets no stuck_after and has too little history (default 1800)"
+        },
+    )
 
 
 @attrs.frozen
@@ -92,6 +99,8 @@ class Config:
     timeout: float | None = None
     max_interval: float = MAX_INTERVAL
     state: StateConfig | None = None
+    #: The top-level `stuck_after` (None: not set).
+    stuck_after: float | None = None
 
     def source(self, name: str) -> SourceConfig:
         """The `[[source]]` called `name`."""
@@ -194,6 +203,7 @@ def parse_config(
         settings.timeout,
         settings.max_interval,
         settings.state,
+        settings.stuck_after,
     )
 
 
