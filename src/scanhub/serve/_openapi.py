@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._model import Lifecycle, Verdict
+from .._stats import WINDOWS
+from ..store import ORDERS, OUTCOMES, PHASES, STAT_GROUPS
 
 _LIFECYCLES = [lc.value for lc in Lifecycle]
 _VERDICTS = [v.value for v in Verdict]
@@ -47,6 +49,10 @@ FILTERS = [
 
 def openapi() -> dict[str, Any]:
     """The document."""
+    return _time_in_state(_document())
+
+
+def _document() -> dict[str, Any]:
     limit = {
         "name": "limit",
         "in": "query",
@@ -384,3 +390,185 @@ def openapi() -> dict[str, Any]:
             },
         },
     }
+
+
+# --- time in state (issue 22) ---------------------------------------------------------------
+
+_SORTS = [o for name in ORDERS for o in (name, "-" + name)]
+_SECONDS = {"type": ["number", "null"], "minimum": 0}
+
+
+def _time_in_state(doc: dict[str, Any]) -> dict[str, Any]:
+    """The stats report, the items' `sort`, and each item's `timing`."""
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    paths["/api/v1/items"]["get"]["parameters"].append(
+        {
+            "name": "sort",
+            "in": "query",
+            "schema": {"enum": _SORTS, "default": "key"},
+            "description": "the order: key, changed (last change), since (start), vendor, "
+            "source, kind, lifecycle, verdict or application; '-' first for descending "
+            "(an item never changed sorts first ascending, last descending); the cursor "
+            "continues the same order",
+        }
+    )
+    paths["/api/v1/stats"] = {
+        "get": {
+            "summary": "time in state: per group, the items that finished in the window (as "
+            "scanhub saw them finish), their failure and blocked rates and p50/p90/max of "
+            "queue, run and total time; transitions per bucket and outcome; stuck items per "
+            "source and kind",
+            "parameters": [
+                {
+                    "name": "window",
+                    "in": "query",
+                    "schema": {"enum": list(WINDOWS), "default": "24h"},
+                    "description": "the window, ending now",
+                },
+                {
+                    "name": "group_by",
+                    "in": "query",
+                    "schema": {"type": "string", "default": "source,kind"},
+                    "description": "comma-separated, each once: vendor, source, kind (empty: "
+                    "one group)",
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("Stats")),
+                "304": {"description": "not modified (If-None-Match)"},
+                "400": _problem("a query value is wrong"),
+            },
+        }
+    }
+    entry = schemas["ItemEntry"]["allOf"][1]
+    entry["required"].append("timing")
+    entry["properties"]["timing"] = _ref("Timing")
+    schemas["Timing"] = {
+        "type": "object",
+        "description": "time in state: kept times, seconds queued, running and under way "
+        "(until now while unfinished; null where not known, such as an item first seen "
+        "finished), since the last change, and the stuck threshold and its basis",
+        "required": [
+            "since",
+            "running_at",
+            "finished_at",
+            "queued_seconds",
+            "running_seconds",
+            "total_seconds",
+            "since_change_seconds",
+            "stuck_after_seconds",
+            "stuck_basis",
+        ],
+        "properties": {
+            "since": _TS,
+            "running_at": _TS,
+            "finished_at": _TS,
+            "queued_seconds": _SECONDS,
+            "running_seconds": _SECONDS,
+            "total_seconds": _SECONDS,
+            "since_change_seconds": _SECONDS,
+            "stuck_after_seconds": {"type": "number", "exclusiveMinimum": 0},
+            "stuck_basis": {"enum": ["configured", "p90", "default"]},
+        },
+    }
+    schemas["Spread"] = {
+        "type": "object",
+        "description": "seconds: how many items had the phase, median, 90th percentile "
+        "(interpolated) and longest",
+        "required": ["n", "p50", "p90", "max"],
+        "properties": {
+            "n": {"type": "integer", "minimum": 0},
+            "p50": _SECONDS,
+            "p90": _SECONDS,
+            "max": _SECONDS,
+        },
+    }
+    label = {"type": ["string", "null"]}
+    count = {"type": "integer", "minimum": 0}
+    rate = {"type": "number", "minimum": 0, "maximum": 1}
+    schemas["Stats"] = {
+        "type": "object",
+        "required": ["window", "since", "until", "group_by", "groups", "activity", "stuck"],
+        "properties": {
+            "window": {"enum": list(WINDOWS)},
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "group_by": {"type": "array", "items": {"enum": list(STAT_GROUPS)}},
+            "groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "vendor",
+                        "source",
+                        "kind",
+                        "finished",
+                        "failed",
+                        "cancelled",
+                        "blocked",
+                        "failure_rate",
+                        "blocked_rate",
+                        *PHASES,
+                    ],
+                    "properties": {
+                        "vendor": label,
+                        "source": label,
+                        "kind": label,
+                        "finished": count,
+                        "failed": count,
+                        "cancelled": count,
+                        "blocked": count,
+                        "failure_rate": rate,
+                        "blocked_rate": rate,
+                        **{phase: _ref("Spread") for phase in PHASES},
+                    },
+                },
+            },
+            "activity": {
+                "type": "object",
+                "required": ["bucket_seconds", "outcomes", "buckets"],
+                "properties": {
+                    "bucket_seconds": {"type": "integer", "minimum": 1},
+                    "outcomes": {"type": "array", "items": {"enum": list(OUTCOMES)}},
+                    "buckets": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["start", "counts"],
+                            "properties": {
+                                "start": {"type": "string", "format": "date-time"},
+                                "counts": {
+                                    "type": "object",
+                                    "propertyNames": {"enum": list(OUTCOMES)},
+                                    "additionalProperties": count,
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "stuck": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "vendor",
+                        "source",
+                        "kind",
+                        "stuck_after_seconds",
+                        "basis",
+                        "stuck",
+                    ],
+                    "properties": {
+                        "vendor": {"type": "string"},
+                        "source": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "stuck_after_seconds": {"type": "number", "exclusiveMinimum": 0},
+                        "basis": {"enum": ["configured", "p90", "default"]},
+                        "stuck": count,
+                    },
+                },
+            },
+        },
+    }
+    return doc
