@@ -151,4 +151,6 @@ async def test_the_page_live_and_safe(tmp_path: Path, browser: Any) -> None:
         )
         assert live == "live"
         logs = await asyncio.to_thread(browser.get_log, "browser")
-        assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs
+        # The sinks endpoint's 404 (a scanhub without delivery sinks) is expected.
+        severe = [e for e in logs if e["level"] == "SEVERE" and "/api/v1/sinks" not in e["message"]]
+        assert not severe, logs

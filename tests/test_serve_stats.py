@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 import scanhub
-from scanhub import Lifecycle, MemoryStore, Scan, ScanHub, Vendor
+from scanhub import MemoryStore, ScanHub
 from scanhub._config import parse_config
 from scanhub.serve import Service
 from scanhub.serve._metrics import METRIC_NAMES
