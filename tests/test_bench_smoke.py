@@ -34,6 +34,7 @@ def test_bench_quick_run_writes_every_section_elsewhere() -> None:
         "## 3. Normalization throughput",
         "## 4. Scale",
         "## 5. Politeness",
+        "## 12. The page",
     ):
         assert heading in text
     assert "--quick smoke run" in text
