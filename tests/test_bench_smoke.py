@@ -35,6 +35,7 @@ def test_bench_quick_run_writes_every_section_elsewhere() -> None:
         "## 4. Scale",
         "## 5. Politeness",
         "## 12. Sinks",
+        "## 13. The page",
     ):
         assert heading in text
     assert "--quick smoke run" in text

@@ -26,6 +26,7 @@ import pytest
 
 from scanhub.engine.broadcast import Subscription
 from scanhub.serve import Service
+from scanhub.serve._http import encode_cursor, page_cursor
 from scanhub.vendors.iq import sansio as iq
 from scanhub.vendors.sonarqube import sansio as sonarqube
 
@@ -278,11 +279,16 @@ async def test_a_key_with_a_line_break_reaches_the_handler(svc: Service) -> None
         "/api/v1/items/a%00b",
         "/api/v1/items/a%00b/history",
         "/api/v1/events/stream?q=abc%00def",
+        # a cursor carries a key (and in other orders a value) the store is asked for
+        "/api/v1/items?cursor=" + encode_cursor("a\x00b"),
+        "/api/v1/items?sort=-source&cursor=" + page_cursor("-source", "a\x00b", "asp"),
+        "/api/v1/items?sort=-source&cursor=" + page_cursor("-source", "a", "as\x00p"),
     ],
 )
 async def test_a_nul_in_a_filter_or_a_key_is_a_400(svc: Service, logs: Any, target: str) -> None:
     """No store can be asked for a NUL: SQLite's text search took it for the end of its query
-    (a 503 that said the store was away), PostgreSQL refuses it in text (a 500)."""
+    (a 503 that said the store was away), PostgreSQL refuses it in text (a 500); nor for one
+    in a forged cursor."""
     answer = await exchange(svc, request("GET", target))
     assert answer.status == 400 and "NUL" in answer.problem()["detail"], answer
     no_traceback(logs)

@@ -18,10 +18,12 @@ from scanhub import (
     ItemError,
     Lifecycle,
     MemoryStore,
+    Promotion,
     Retention,
     Scan,
     SQLiteStore,
     Store,
+    StoredItem,
     Vendor,
     Verdict,
 )
@@ -386,6 +388,74 @@ def test_a_version_2_state_file_gains_sinks_and_keeps_its_log(tmp_path: Path) ->
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
+    return {(t, n) for t, n in db.execute("SELECT type, name FROM sqlite_master")}
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_state_file_migrates_to_4_and_keeps_its_data(
+    tmp_path: Path, version: int
+) -> None:
+    """A file of schema 2 (before sinks) or 3 (before the time-in-state indexes), holding items,
+    transitions and (at 3) a sink's cursor and dead letter, opens at the current schema with
+    all of it, and the page's newest-change-first order reads through its new index."""
+    assert SCHEMA_VERSION == 4
+    path = tmp_path / f"v{version}.db"
+    letter = DeadLetter("ops", 2, scan("b").key, 3, T0, T0, "HTTP 400", 400)
+
+    async def write() -> None:
+        async with SQLiteStore(path) as store:
+            await store.commit([seen(scan("a"), 0, "track"), seen(scan("b"), 1, "track")])
+            await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 5)])
+            state = await store.sink_open("ops", T0)
+            await store.sink_save(evolve(state, position=3, dead=1), [letter])
+
+    asyncio.run(write())
+    # Take the file back to `version`: drop what the later migrations added, and check that
+    # what is left is the schema those migrations start from.
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX items_changed")
+    db.execute("DROP INDEX items_since")
+    if version == 2:
+        db.execute("DROP TABLE sinks")
+        db.execute("DROP TABLE sink_dead")
+    db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    fresh = connect(tmp_path / "fresh.db")
+    for step in MIGRATIONS[:version]:
+        for statement in step.split(";;"):
+            fresh.execute(statement)
+    assert _schema(db) == _schema(fresh)
+    db.close()
+    fresh.close()
+
+    async def read() -> tuple[object, ...]:
+        async with SQLiteStore(path) as store:
+            page = await store.query(ItemQuery(order="-changed"))
+            return (
+                [s.key for s in page.items],
+                (await store.get(scan("a").key)),
+                [t.id for t in await store.transitions()],
+                await store.sink_states(["ops"]),
+                await store.dead_letters("ops"),
+            )
+
+    keys, a, ids, sinks, dead = asyncio.run(read())
+    assert keys == [scan("a").key, scan("b").key]  # newest change first
+    assert isinstance(a, StoredItem) and a.item.lifecycle is Lifecycle.SUCCEEDED
+    assert a.since == T0 and a.finished_at == T0 + timedelta(minutes=5)  # kept times kept
+    assert ids == [1, 2, 3]
+    if version == 3:
+        assert [(s.position, s.dead) for s in sinks] == [(3, 1)] and dead == [letter]
+    else:
+        assert sinks == [] and dead == []  # sinks begin at 3
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    indexes = {n for t, n in _schema(db) if t == "index"}
+    assert {"items_changed", "items_since"} <= indexes
+    assert {("table", "sinks"), ("table", "sink_dead")} <= _schema(db)
+
+
 def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
 
@@ -555,3 +625,214 @@ def test_a_password_in_a_state_url_is_refused() -> None:
     assert redact_url("postgresql://u:p4ss@h:5432/d") == "postgresql://u:***@h:5432/d"
     store = open_store("postgresql://u@h/d", holder="x")
     assert "postgresql://u@h/d" in repr(store)
+
+
+# --- time in state: kept times, stats, activity, overdue items, orders (issue 22) -------------
+
+
+def promo(pid: str, lc: Lifecycle, **kw: object) -> Promotion:
+    return Promotion(Vendor.APPTRUST, "at", pid, "webshop", lc, lc.value, **kw)  # type: ignore[arg-type]
+
+
+Q, R, OK, FAIL = Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED, Lifecycle.FAILED
+
+#: A known history: (minute, item). Scans of "asp": a ran 8 min after 2 queued; b failed; c
+#: finished straight from queued with a blocking verdict; d was first seen finished; e still
+#: runs; f was cancelled while queued. Promotion p of "at" ran 30 min.
+HISTORY: list[tuple[float, Scan | Promotion]] = [
+    (0, scan("a", Q)),
+    (0, scan("b", Q)),
+    (0, scan("c", Q)),
+    (0, scan("e", Q)),
+    (0, scan("f", Q)),
+    (0, promo("p", Q)),
+    (1, scan("b", R)),
+    (1, promo("p", R)),
+    (2, scan("a", R)),
+    (2, scan("f", Lifecycle.CANCELLED)),
+    (3, scan("c", OK, verdict=Verdict.FAIL)),
+    (4, scan("b", FAIL)),
+    (5, scan("d", OK, verdict=Verdict.PASS)),
+    (6, scan("e", R)),
+    (10, scan("a", OK, verdict=Verdict.PASS)),
+    (31, promo("p", OK, verdict=Verdict.PASS)),
+]
+
+
+async def record_history(store: Store) -> None:
+    """Commit HISTORY, one commit per minute (each key once per commit), plus a placeholder
+    g tracked at minute 40 that never changes."""
+    for minute in sorted({m for m, _ in HISTORY}):
+        await store.commit(
+            [
+                Observation(i.key, T0 + timedelta(minutes=m), i, None, "track")
+                for m, i in HISTORY
+                if m == minute
+            ]
+        )
+    placeholder = Scan(Vendor.APPSECPLUS, "asp", "g", "app-1", Lifecycle.UNKNOWN, "")
+    await store.track([(placeholder, "config")], T0 + timedelta(minutes=40))
+
+
+async def test_kept_times_say_when_an_item_was_seen_running_and_finished(store: Store) -> None:
+    await record_history(store)
+    got = {s.item.id: s for s in await store.tracked()}
+    at = {k: T0 + timedelta(minutes=m) for k, m in (("0", 0), ("2", 2), ("3", 3), ("10", 10))}
+    a, c, d, e = got["a"], got["c"], got["d"], got["e"]
+    assert (a.since, a.running_at, a.finished_at) == (at["0"], at["2"], at["10"])
+    # Never seen running: it was seen finished at once after queued.
+    assert (c.running_at, c.finished_at) == (at["3"], at["3"])
+    # First seen finished: how long it took is not known.
+    assert d.since == T0 + timedelta(minutes=5) and (d.running_at, d.finished_at) == (None, None)
+    assert e.finished_at is None and e.running_at == T0 + timedelta(minutes=6)
+    # A page of items and one item carry the same times.
+    page = await store.query(ItemQuery(source="asp"))
+    assert {s.item.id: s.finished_at for s in page.items}["a"] == at["10"]
+    one = await store.get(a.key)
+    assert one is not None and one.running_at == at["2"]
+    from scanhub.store import phases
+
+    assert phases(a.since, a.running_at, a.finished_at) == (120.0, 480.0, 600.0)
+    assert phases(c.since, c.running_at, c.finished_at) == (180.0, None, 180.0)
+    later = T0 + timedelta(minutes=16)
+    assert phases(e.since, e.running_at, None, later) == (360.0, 600.0, 960.0)
+
+
+async def test_stats_are_the_same_numbers_from_every_backend(store: Store) -> None:
+    from scanhub.store import GroupStats, Spread
+
+    await record_history(store)
+    hour = T0 + timedelta(hours=1)
+    got = await store.stats(since=T0, until=hour, group_by=("source", "kind"))
+    assert got == [
+        GroupStats(
+            None, "asp", "scan", 4, 1, 1, 1,
+            queued=Spread(4, 120.0, 162.0, 180.0),
+            running=Spread(2, 330.0, 450.0, 480.0),
+            total=Spread(4, 210.0, 492.0, 600.0),
+        ),
+        GroupStats(
+            None, "at", "promotion", 1, 0, 0, 0,
+            queued=Spread(1, 60.0, 60.0, 60.0),
+            running=Spread(1, 1800.0, 1800.0, 1800.0),
+            total=Spread(1, 1860.0, 1860.0, 1860.0),
+        ),
+    ]  # fmt: skip
+    assert got[0].failure_rate == 0.25 and got[0].blocked_rate == 0.25
+    # The window is on the finish time: only a and p finished from minute 5 on.
+    later = await store.stats(since=T0 + timedelta(minutes=5), until=hour, group_by=())
+    assert [(g.vendor, g.source, g.kind, g.finished) for g in later] == [(None, None, None, 2)]
+    assert later[0].running == Spread(2, 1140.0, 1668.0, 1800.0)
+    by_vendor = await store.stats(since=T0, until=hour, group_by=["vendor"])
+    assert [(g.vendor, g.finished) for g in by_vendor] == [("appsecplus", 4), ("apptrust", 1)]
+    assert await store.stats(since=hour, until=hour + timedelta(hours=1)) == []
+    with pytest.raises(ValueError, match="group_by"):
+        await store.stats(since=T0, until=hour, group_by=("application",))
+
+
+async def test_activity_counts_transitions_by_bucket_and_outcome(store: Store) -> None:
+    from scanhub.store import Activity
+
+    await record_history(store)
+    got = await store.activity(since=T0, until=T0 + timedelta(hours=1), bucket=600)
+    ten = T0 + timedelta(minutes=10)
+    assert got == [
+        Activity(T0, "queued", 6),
+        Activity(T0, "running", 4),
+        Activity(T0, "succeeded", 1),
+        Activity(T0, "blocked", 1),
+        Activity(T0, "failed", 1),
+        Activity(T0, "cancelled", 1),
+        Activity(ten, "succeeded", 1),
+        Activity(T0 + timedelta(minutes=30), "succeeded", 1),
+    ]
+    # The window starts within the log (found by id, not by reading the log before it).
+    assert await store.activity(since=ten, until=T0 + timedelta(minutes=11), bucket=3600) == [
+        Activity(T0, "succeeded", 1)
+    ]
+    empty = T0 + timedelta(hours=2)
+    assert await store.activity(since=empty, until=empty + timedelta(hours=1), bucket=60) == []
+
+
+async def test_overdue_counts_unfinished_items_under_way_since_before_a_cutoff(
+    store: Store,
+) -> None:
+    from scanhub.store import Overdue
+
+    await record_history(store)
+    cutoff = T0 + timedelta(seconds=1)
+    got = await store.overdue([("asp", "scan", cutoff), ("at", "promotion", cutoff)])
+    assert got == [Overdue("appsecplus", "asp", "scan", 1)]  # e; g was tracked at minute 40
+    later = T0 + timedelta(minutes=41)
+    both = await store.overdue([("asp", "scan", later)])
+    assert both == [Overdue("appsecplus", "asp", "scan", 2)]
+    assert await store.overdue([("asp", "promotion", later)]) == []
+
+
+def _ids(page_items: list[StoredItem]) -> list[str]:
+    return [s.item.id for s in page_items]
+
+
+async def read_all(store: Store, order: str, limit: int = 3, **filters: str) -> list[str]:
+    """Every page of a query in `order`, following the cursors."""
+    seen: list[str] = []
+    after = value = None
+    while True:
+        page = await store.query(
+            ItemQuery(order=order, after=after, after_value=value, limit=limit, **filters)  # type: ignore[arg-type]
+        )
+        seen += _ids(page.items)
+        assert page.total == 8 if not filters else True
+        if page.next_after is None:
+            return seen
+        after, value = page.next_after, page.next_value
+
+
+async def test_pages_in_every_order_follow_their_cursors(store: Store) -> None:
+    await record_history(store)
+    newest_first = ["p", "a", "e", "d", "b", "c", "f", "g"]  # g never changed: last
+    assert await read_all(store, "-changed") == newest_first
+    assert await read_all(store, "-changed", limit=7) == newest_first
+    assert await read_all(store, "changed") == newest_first[::-1]
+    assert await read_all(store, "changed", limit=1) == newest_first[::-1]
+    # By start: ties by key; d was first seen at minute 5, g tracked at 40.
+    assert await read_all(store, "since") == ["a", "b", "c", "e", "f", "p", "d", "g"]
+    assert await read_all(store, "-since", limit=2) == ["g", "d", "p", "f", "e", "c", "b", "a"]
+    assert await read_all(store, "-vendor", limit=2) == ["p", "g", "f", "e", "d", "c", "b", "a"]
+    assert await read_all(store, "lifecycle") == ["f", "b", "e", "a", "c", "d", "p", "g"]
+    by_key = sorted(newest_first, key=lambda i: promo(i, Q).key if i == "p" else scan(i).key)
+    assert await read_all(store, "key") == by_key
+    assert await read_all(store, "-changed", source="asp") == ["a", "e", "d", "b", "c", "f", "g"]
+    with pytest.raises(ValueError, match="order"):
+        ItemQuery(order="nope")
+    with pytest.raises(ValueError, match="isoformat"):
+        ItemQuery(order="-changed", after="k", after_value="not a time")
+
+
+async def test_sqlite_reads_time_in_state_through_indexes(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "s.db") as s:
+        await record_history(s)
+    db = sqlite3.connect(tmp_path / "s.db")
+
+    def plan_of(sql: str, *args: object) -> str:
+        return " | ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, args))
+
+    stats = plan_of(
+        "SELECT lifecycle FROM items WHERE finished_at >= ? AND finished_at < ?", "a", "b"
+    )
+    assert "USING INDEX items_finished" in stats, stats
+    newest = plan_of(
+        "SELECT key FROM items WHERE changed_at IS NOT NULL AND (changed_at, key) < (?, ?)"
+        " ORDER BY changed_at DESC, key DESC LIMIT 3",
+        "a",
+        "b",
+    )
+    assert "INDEX items_changed" in newest and "TEMP B-TREE" not in newest, newest
+    overdue = plan_of(
+        "SELECT vendor, COUNT(*) FROM items WHERE active AND source = ? AND since < ?"
+        " AND kind = ? GROUP BY vendor",
+        "asp",
+        "x",
+        "scan",
+    )
+    assert "items_active_since" in overdue, overdue

@@ -212,6 +212,13 @@ class Settings:
         metadata={"doc": "the longest interval a quiet item backs off to"},
     )
     state: StateConfig | None = attrs.field(default=None, metadata={"doc": "durable state"})
+    stuck_after: Seconds | None = attrs.field(
+        default=None,
+        metadata={
+            "doc": "seconds an unfinished item may be under way before it is stuck, where its "
+            "source sets no stuck_after and has too little history (default 1800)"
+        },
+    )
 
 
 @attrs.frozen
@@ -226,6 +233,8 @@ class Config:
     max_interval: float = MAX_INTERVAL
     state: StateConfig | None = None
     sinks: tuple[SinkConfig, ...] = ()
+    #: The top-level `stuck_after` (None: not set).
+    stuck_after: float | None = None
 
     def sink(self, name: str) -> SinkConfig:
         """The `[[sink]]` called `name`."""
@@ -359,6 +368,7 @@ def parse_config(
         settings.max_interval,
         settings.state,
         tuple(k for _, k in sinks),
+        settings.stuck_after,
     )
 
 

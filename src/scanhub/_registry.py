@@ -61,6 +61,16 @@ def _doc(text: str) -> dict[str, str]:
 
 
 @attrs.define(kw_only=True)
+class StuckByKind:
+    """`stuck_after_by_kind`: seconds per kind of item (overrides the source's `stuck_after`)."""
+
+    scan: Seconds | None = attrs.field(default=None, metadata=_doc("seconds, for scans"))
+    promotion: Seconds | None = attrs.field(
+        default=None, metadata=_doc("seconds, for promotions")
+    )
+
+
+@attrs.define(kw_only=True)
 class SourceConfig:
     """One `[[source]]`: what every vendor's source has. A vendor's schema subclasses it and
     adds its own keys; secrets are only ever named by `<secret>_env`."""
@@ -82,6 +92,17 @@ class SourceConfig:
     )
     max_body: Count | None = attrs.field(
         default=None, metadata=_doc("the largest answer read, in bytes (default 16 MiB)")
+    )
+    stuck_after: Seconds | None = attrs.field(
+        default=None,
+        metadata=_doc(
+            "an unfinished item under way longer than this many seconds is stuck (default: "
+            "the p90 of this source's total time over 7 days, once 20 items finished)"
+        ),
+    )
+    stuck_after_by_kind: StuckByKind | None = attrs.field(
+        default=None,
+        metadata=_doc("stuck_after per kind, for example { scan = 600, promotion = 3600 }"),
     )
 
     #: Secret credentials of this vendor: `<name>` in the file is refused, `<name>_env` names

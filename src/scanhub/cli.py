@@ -135,6 +135,30 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--limit", metavar="N", type=_id, default=None, help="at most N transitions")
     h.add_argument("--format", choices=("table", "ndjson", "cloudevents"), default="table")
 
+    sa = sub.add_parser(
+        "stats", help="time in state: queue and run times, failure and blocked rates, stuck items"
+    )
+    sa.add_argument(
+        "--state",
+        metavar="PATH|URL",
+        default=None,
+        help="the SQLite state file or PostgreSQL URL (default: [state] of --config)",
+    )
+    sa.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help="read [state] and the stuck_after thresholds from this file",
+    )
+    sa.add_argument("--window", choices=("24h", "7d", "30d"), default="24h")
+    sa.add_argument(
+        "--group-by",
+        default="source,kind",
+        metavar="NAMES",
+        help="comma-separated: vendor, source, kind ('' for one group; default source,kind)",
+    )
+    sa.add_argument("--format", choices=("table", "json"), default="table")
+
     sv = sub.add_parser("serve", help="the dashboard service: JSON API, live stream, metrics, page")
     sv.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
     sv.add_argument(
@@ -200,6 +224,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return asyncio.run(_watch(config, fmt, out, args.interval, args.timeout, args.state))
         if args.command == "history":
             return asyncio.run(_history(args, out))
+        if args.command == "stats":
+            return asyncio.run(_stats(args, out))
         if args.command == "serve":
             return _serve(args, out)
         if args.command == "demo":
@@ -390,6 +416,36 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
                 f"verdict={c.after.verdict.value}",
                 file=out,
             )
+    return r.EXIT_OK
+
+
+async def _stats(args: argparse.Namespace, out: TextIO) -> int:
+    """`scanhub stats`: the report of `GET /api/v1/stats`, from a state file."""
+    from datetime import UTC, datetime
+
+    from . import _stats as stats
+
+    try:
+        group_by = stats.parse_group_by(args.group_by)
+    except ValueError as exc:
+        raise ConfigError(f"stats: {exc}") from None
+    config = load_config(args.config) if args.config else None
+    if args.state is None and (config is None or config.state is None):
+        raise ConfigError("stats: give --state PATH|URL, or -c with a [state] table")
+    store = await open_state(config, args.state, "memory", must_exist=True)
+    try:
+        now = datetime.now(UTC)
+        rule = await stats.stuck_rule(store, config, now)
+        data = await stats.report(
+            store, window=args.window, group_by=group_by, now=now, rule=rule
+        )
+    finally:
+        await store.close()
+    if args.format == "json":
+        print(dumps(data, indent=2, ensure_ascii=False), file=out)
+    else:
+        for line in stats.table(data):
+            print(line, file=out)
     return r.EXIT_OK
 
 

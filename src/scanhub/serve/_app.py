@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from .._defaults import (
 from .._errors import StoreUnavailable
 from .._registry import Registry, registry
 from .._secrets import Secret
+from .._stats import StuckRule, stuck_rule
 from ..engine import ScanHub
 from ..store import Store
 from ._http import SECURITY_HEADERS, Problem, problem_response
@@ -43,6 +45,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Seconds a client is told to wait (`Retry-After`) while the store is away.
 STORE_RETRY_AFTER = 5
+#: Seconds the stuck rule's learned thresholds are kept before the store is read again.
+RULE_EVERY = 60.0
 
 
 class Service:
@@ -86,7 +90,11 @@ class Service:
         self.env = env or {}
         self.vendors = vendors or registry()
         self.rediscover_every = rediscover_every
+        #: The stuck threshold where the configuration sets none and history is too short
+        #: (the configuration's top-level `stuck_after` wins over it).
         self.stuck_after = stuck_after
+        self._rule: StuckRule | None = None
+        self._rule_read = 0.0
         self.max_request_body = max_request_body
         self.heartbeat = heartbeat
         #: How long a write waits for the store to commit it before answering 503.
@@ -155,6 +163,14 @@ class Service:
             self._runner = None
         await self.hub.close()
 
+    async def stuck_rule(self) -> StuckRule:
+        """The stuck rule (`scanhub._stats`): the configured thresholds and the p90s learned
+        from the store's last 7 days, read again once a minute (`RULE_EVERY`)."""
+        if self._rule is None or time.monotonic() - self._rule_read > RULE_EVERY:
+            self._rule = await stuck_rule(self.store, self.config, self.now(), self.stuck_after)
+            self._rule_read = time.monotonic()
+        return self._rule
+
     def ready(self) -> tuple[bool, str | None]:
         """Whether the engine runs and the store takes commits, and why not."""
         health = self.hub.health()
@@ -206,14 +222,14 @@ SERVICE: web.AppKey[Service] = web.AppKey("scanhub_service", Service)
 
 def make_app(service: Service) -> web.Application:
     """The aiohttp application: middlewares, the engine's lifetime, and every view's routes."""
-    from .views import items, metrics, page, sinks, stream, webhooks, writes
+    from .views import items, metrics, page, sinks, stats, stream, webhooks, writes
 
     app = web.Application(
         middlewares=[_connection, _headers, _problems], client_max_size=service.max_request_body
     )
     app[SERVICE] = service
     app.cleanup_ctx.append(service.engine)
-    for module in (page, metrics, items, stream, writes, webhooks, sinks):
+    for module in (page, metrics, items, stats, stream, writes, webhooks, sinks):
         app.router.add_routes(module.routes)
     return app
 

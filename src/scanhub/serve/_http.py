@@ -10,7 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -18,7 +18,8 @@ from aiohttp import web
 
 from .._convert import converter, dumps, to_dict
 from .._model import Lifecycle, Verdict
-from ..store import ItemQuery, StoredItem, search_text
+from .._stats import StuckRule, timing
+from ..store import ORDERS, ItemQuery, StoredItem, search_text
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -57,8 +58,11 @@ KNOWN_PARAMS = frozenset(
         "cursor",
         "since",
         "last_event_id",
+        "sort",
     }
 )
+#: What `sort=` takes: an order of the store (`ORDERS`), "-" first for descending.
+SORTS = tuple(o for name in ORDERS for o in (name, "-" + name))
 
 
 class Problem(Exception):
@@ -152,7 +156,13 @@ def item_key(request: web.Request) -> str:
     return no_nul("key", request.match_info["key"])
 
 
-def item_query(request: web.Request, *, limit: int = 100, after: str | None = None) -> ItemQuery:
+def item_query(
+    request: web.Request,
+    *,
+    limit: int = 100,
+    after: str | None = None,
+    after_value: str | None = None,
+) -> ItemQuery:
     """The filters of a request (shared by the item list and the live stream)."""
     q = request.query
     for name, value in q.items():
@@ -179,6 +189,11 @@ def item_query(request: web.Request, *, limit: int = 100, after: str | None = No
     text = q.get("q")
     if text is not None and len(text) > 200:
         raise Problem(400, "Bad Request", "q: at most 200 characters")
+    order = q.get("sort") or "key"
+    if order not in SORTS:
+        raise Problem(
+            400, "Bad Request", f"sort: expected one of {', '.join(SORTS)}, got {order[:40]!r}"
+        )
     return ItemQuery(
         vendor=q.get("vendor"),
         source=q.get("source"),
@@ -189,6 +204,8 @@ def item_query(request: web.Request, *, limit: int = 100, after: str | None = No
         text=text or None,
         after=after,
         limit=limit,
+        order=order,
+        after_value=after_value,
     )
 
 
@@ -234,6 +251,30 @@ def decode_cursor(cursor: str) -> str:
         raise Problem(400, "Bad Request", "cursor: not a cursor this API gave") from None
 
 
+def page_cursor(order: str, key: str, value: str | None) -> str:
+    """The cursor of a page in an order other than by key: the order, the last key and its
+    value of the order's column, as URL-safe base64 of JSON (a key cursor stays the key)."""
+    text = "\x00" + json.dumps([order, value, key], separators=(",", ":"))
+    return encode_cursor(text)
+
+
+def read_cursor(cursor: str, order: str) -> tuple[str, str | None]:
+    """The (key, value) a cursor carries; one given for another order is refused."""
+    text = decode_cursor(cursor)
+    if not text.startswith("\x00"):
+        if order.lstrip("-") != "key":
+            raise Problem(400, "Bad Request", "cursor: given for another sort")
+        return no_nul("cursor", text), None
+    try:
+        given, value, key = json.loads(text[1:])
+    except ValueError:
+        raise Problem(400, "Bad Request", "cursor: not a cursor this API gave") from None
+    if given != order or not isinstance(key, str) or not isinstance(value, str | None):
+        raise Problem(400, "Bad Request", "cursor: given for another sort")
+    no_nul("cursor", key + (value or ""))  # what the store is asked for
+    return key, value
+
+
 def ts(value: datetime | None) -> str | None:
     """A time as the API writes it (ISO 8601, UTC, `Z`)."""
     if value is None:
@@ -242,22 +283,18 @@ def ts(value: datetime | None) -> str | None:
 
 
 def entry(
-    stored: StoredItem, *, now: datetime, stuck_after: float, raw: bool = False
+    stored: StoredItem, *, now: datetime, rule: StuckRule, raw: bool = False
 ) -> dict[str, Any]:
     """An item as the API shows it: the item (`to_dict`, its vendor payload only when `raw`),
-    when it last changed, whether it is stuck, the error of its last poll."""
+    when it last changed, whether it is stuck (the stuck rule of `scanhub._stats`), its time
+    in state (`timing`), the error of its last poll."""
     item = stored.item
     data: dict[str, Any] = to_dict(item)
     if not raw:
         data.pop("raw", None)
-    changed = stored.last_change
-    data["last_change"] = ts(changed)
-    since = changed or item.created_at
-    data["stuck"] = bool(
-        not item.lifecycle.is_terminal
-        and since is not None
-        and now - since > timedelta(seconds=stuck_after)
-    )
+    data["last_change"] = ts(stored.last_change)
+    data["stuck"] = rule.stuck(stored, now)
+    data["timing"] = timing(stored, now, rule)
     error = stored.last_error
     data["error"] = converter.unstructure(error) if error is not None else None
     return data
@@ -278,9 +315,11 @@ __all__ = [
     "item_query",
     "json_response",
     "no_nul",
+    "page_cursor",
     "problem_body",
     "problem_response",
     "raw_problem",
+    "read_cursor",
     "ts",
     "wanted",
     "whole",

@@ -1,11 +1,14 @@
 """Prometheus metrics of the service, through `prometheus-client`.
 
 Names follow the Prometheus naming guide: a `scanhub_` prefix, base units (`_seconds`), `_total`
-counters, and labels of bounded cardinality (vendor, source, kind, lifecycle, verdict, outcome;
-never an item id). Counters move as things happen: transitions as the committed log is read
-(the same log every reader reads), requests as the transport makes them. The gauges that
-describe the tracked set come from the store's kept counts (a small table, not a walk over
-items), read just before each scrape.
+counters, and labels of bounded cardinality (vendor, source, kind, lifecycle, verdict, outcome,
+phase; never an item id). Counters move as things happen: transitions as the committed log is
+read (the same log every reader reads), requests as the transport makes them. Time in state
+(`scanhub_item_phase_seconds`) is observed once per item as it leaves a phase, read from the
+transition that left it and the item's kept times (the same times the store's stats use). The
+gauges that describe the tracked set come from the store's kept counts (a small table, not a
+walk over items) and, for stuck items, an indexed count per source and kind, read just before
+each scrape.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from prometheus_client.registry import Collector
 
 from .._changes import Change
 from .._errors import StoreUnavailable
+from .._model import Lifecycle
 from ..engine.sinks import OUTCOMES, SinkReport
-from ..store import Count, Oldest
+from ..store import Count, Oldest, phases
 
 if TYPE_CHECKING:
     from ._app import Service
@@ -47,7 +51,12 @@ METRIC_NAMES = (
     "scanhub_sink_lag_events",
     "scanhub_sink_lag_seconds",
     "scanhub_sink_up",
+    "scanhub_item_phase_seconds",
+    "scanhub_stuck_items",
 )
+#: Buckets of `scanhub_item_phase_seconds`: from seconds (a fast scan's queue) to a day (a
+#: promotion waiting for approval).
+PHASE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
 def outcome_of(status: int | None) -> str:
@@ -140,6 +149,15 @@ class _State(Collector):
         yield lag_seconds
         yield sink_up
 
+        stuck = GaugeMetricFamily(
+            "scanhub_stuck_items",
+            "Unfinished items under way longer than their source and kind's stuck threshold.",
+            labels=["vendor", "source", "kind"],
+        )
+        for s in m.stuck:
+            stuck.add_metric([s["vendor"], s["source"], s["kind"]], float(s["stuck"]))
+        yield stuck
+
         clients = GaugeMetricFamily("scanhub_sse_clients", "Connected live-stream clients.")
         clients.add_metric([], float(m.service.streams))
         yield clients
@@ -158,6 +176,7 @@ class Metrics:
         #: Whether the store answered the last scrape's reads.
         self.store_reachable = True
         self.sinks: list[SinkReport] = []
+        self.stuck: list[dict[str, Any]] = []
         self.registry = CollectorRegistry(auto_describe=True)
         self.transitions = Counter(
             "scanhub_transitions",
@@ -176,6 +195,14 @@ class Metrics:
             "Time a vendor took to answer, per source.",
             ["source"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.phases = Histogram(
+            "scanhub_item_phase_seconds",
+            "Time an item spent in a phase (queued, running; total: under way until it "
+            "finished), observed once per item as it leaves the phase.",
+            ["vendor", "source", "kind", "phase"],
+            buckets=PHASE_BUCKETS,
             registry=self.registry,
         )
         self.webhooks = Counter(
@@ -217,24 +244,57 @@ class Metrics:
         a = change.after
         self.transitions.labels(str(a.vendor), a.source, a.kind, a.lifecycle.value).inc()
 
+    async def left_phase(self, change: Change) -> None:
+        """Observe the phases an item left with this transition: queued when it was first
+        seen running (or finished), running and total when it was first seen finished. An
+        item first seen finished left no phase scanhub saw (it has no kept times)."""
+        a, b = change.after, change.before
+        if not (a.lifecycle is Lifecycle.RUNNING or a.lifecycle.is_terminal):
+            return
+        if b is not None and b.lifecycle.is_terminal:
+            return
+        try:
+            stored = await self.service.store.get(change.key)
+        except StoreUnavailable:  # the store went away since: this observation is lost
+            return
+        if stored is None:
+            return
+        queued, running, total = phases(stored.since, stored.running_at, stored.finished_at)
+        labels = (str(a.vendor), a.source, a.kind)
+        left_queue = stored.running_at is not None and stored.running_at == change.observed_at
+        if left_queue and queued is not None:
+            self.phases.labels(*labels, "queued").observe(queued)
+        if stored.finished_at is not None and stored.finished_at == change.observed_at:
+            if running is not None:
+                self.phases.labels(*labels, "running").observe(running)
+            if total is not None:
+                self.phases.labels(*labels, "total").observe(total)
+
     async def follow(self) -> None:
         """Count every transition committed from now on (every replica's, on a shared store:
-        the log is the same for all)."""
+        the log is the same for all), and observe the phases items leave."""
         sub = self.service.hub.subscribe()
         try:
             async for change in sub:
                 self.change(change)
+                await self.left_phase(change)
         finally:
             sub.close()
 
     async def refresh(self) -> None:
         """Read the gauges' figures from the store (its kept counts; the oldest active item
-        of each source), just before a scrape. While the store is away the last figures
-        stand, and `scanhub_store_up` says so: a scrape is answered all the same."""
+        of each source; the stuck items per source and kind), just before a scrape. While the
+        store is away the last figures stand, and `scanhub_store_up` says so: a scrape is
+        answered all the same."""
+        from .._stats import stuck_counts
+
+        store = self.service.store
         try:
-            self.counts = await self.service.store.counts()
-            self.oldest = await self.service.store.oldest_active()
+            self.counts = await store.counts()
+            self.oldest = await store.oldest_active()
             self.sinks = await self.service.hub.sinks.report()
+            rule = await self.service.stuck_rule()
+            self.stuck = await stuck_counts(store, rule, self.service.now())
         except StoreUnavailable:
             self.store_reachable = False
         else:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._model import Lifecycle, Verdict
+from .._stats import WINDOWS
+from ..store import ORDERS, OUTCOMES, PHASES, STAT_GROUPS
 from ._http import MAX_ID
 
 _LIFECYCLES = [lc.value for lc in Lifecycle]
@@ -141,7 +143,7 @@ while the store is away."""
 def openapi(*, writes: bool = True) -> dict[str, Any]:
     """The document; `writes=False` for a service without a token, whose writes answer 403
     whatever the request (so they do not ask for a bearer token either)."""
-    doc = _document()
+    doc = _time_in_state(_document())
     if not writes:
         _read_only(doc)
     return doc
@@ -764,3 +766,196 @@ def _sink_schemas() -> dict[str, Any]:
             "properties": {"replayed_from": {"type": "integer"}, "sink": _ref("Sink")},
         },
     }
+
+
+# --- time in state (issue 22) ---------------------------------------------------------------
+
+_SORTS = [o for name in ORDERS for o in (name, "-" + name)]
+_SECONDS = {"type": ["number", "null"], "minimum": 0}
+#: `group_by` as `_stats.parse_group_by` reads it: names of STAT_GROUPS separated by commas,
+#: spaces, tabs and line breaks around them and empty places skipped (`_GROUP_BY`), none
+#: twice (`_TWICE` must not match).
+_NAME = "(" + "|".join(STAT_GROUPS) + ")"
+_S = "[ \\t\\n]*"
+_GROUP_BY = f"^{_S}{_NAME}?{_S}(,{_S}{_NAME}?{_S})*$"
+_TWICE = f"(^|,){_S}{_NAME}{_S},([\\s\\S]*,)?{_S}\\2{_S}(,|$)"
+
+
+def _time_in_state(doc: dict[str, Any]) -> dict[str, Any]:
+    """The stats report, the items' `sort`, and each item's `timing`."""
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    paths["/api/v1/items"]["get"]["parameters"].append(
+        {
+            "name": "sort",
+            "in": "query",
+            "schema": {"enum": _SORTS, "default": "key"},
+            "description": "the order: key, changed (last change), since (start), vendor, "
+            "source, kind, lifecycle, verdict or application; '-' first for descending "
+            "(an item never changed sorts first ascending, last descending); the cursor "
+            "continues the same order",
+        }
+    )
+    paths["/api/v1/stats"] = {
+        "get": {
+            "summary": "time in state: per group, the items that finished in the window (as "
+            "scanhub saw them finish), their failure and blocked rates and p50/p90/max of "
+            "queue, run and total time; transitions per bucket and outcome; stuck items per "
+            "source and kind",
+            "parameters": [
+                {
+                    "name": "window",
+                    "in": "query",
+                    "schema": {"enum": list(WINDOWS), "default": "24h"},
+                    "description": "the window, ending now",
+                },
+                {
+                    "name": "group_by",
+                    "in": "query",
+                    "schema": {
+                        "type": "string",
+                        "pattern": _GROUP_BY,
+                        "not": {"pattern": _TWICE},
+                        "default": "source,kind",
+                    },
+                    "description": "comma-separated, each once: vendor, source, kind (empty: "
+                    "one group)",
+                },
+            ],
+            "responses": _responses(
+                _cached(_ref("Stats")),
+                _400="a query parameter is unknown or its value is wrong",
+            ),
+        }
+    }
+    entry = schemas["ItemEntry"]["allOf"][1]
+    entry["required"].append("timing")
+    entry["properties"]["timing"] = _ref("Timing")
+    schemas["Timing"] = {
+        "type": "object",
+        "description": "time in state: kept times, seconds queued, running and under way "
+        "(until now while unfinished; null where not known, such as an item first seen "
+        "finished), since the last change, and the stuck threshold and its basis",
+        "required": [
+            "since",
+            "running_at",
+            "finished_at",
+            "queued_seconds",
+            "running_seconds",
+            "total_seconds",
+            "since_change_seconds",
+            "stuck_after_seconds",
+            "stuck_basis",
+        ],
+        "properties": {
+            "since": _TS,
+            "running_at": _TS,
+            "finished_at": _TS,
+            "queued_seconds": _SECONDS,
+            "running_seconds": _SECONDS,
+            "total_seconds": _SECONDS,
+            "since_change_seconds": _SECONDS,
+            "stuck_after_seconds": {"type": "number", "exclusiveMinimum": 0},
+            "stuck_basis": {"enum": ["configured", "p90", "default"]},
+        },
+    }
+    schemas["Spread"] = {
+        "type": "object",
+        "description": "seconds: how many items had the phase, median, 90th percentile "
+        "(interpolated) and longest",
+        "required": ["n", "p50", "p90", "max"],
+        "properties": {
+            "n": {"type": "integer", "minimum": 0},
+            "p50": _SECONDS,
+            "p90": _SECONDS,
+            "max": _SECONDS,
+        },
+    }
+    label = {"type": ["string", "null"]}
+    count = {"type": "integer", "minimum": 0}
+    rate = {"type": "number", "minimum": 0, "maximum": 1}
+    schemas["Stats"] = {
+        "type": "object",
+        "required": ["window", "since", "until", "group_by", "groups", "activity", "stuck"],
+        "properties": {
+            "window": {"enum": list(WINDOWS)},
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "group_by": {"type": "array", "items": {"enum": list(STAT_GROUPS)}},
+            "groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "vendor",
+                        "source",
+                        "kind",
+                        "finished",
+                        "failed",
+                        "cancelled",
+                        "blocked",
+                        "failure_rate",
+                        "blocked_rate",
+                        *PHASES,
+                    ],
+                    "properties": {
+                        "vendor": label,
+                        "source": label,
+                        "kind": label,
+                        "finished": count,
+                        "failed": count,
+                        "cancelled": count,
+                        "blocked": count,
+                        "failure_rate": rate,
+                        "blocked_rate": rate,
+                        **{phase: _ref("Spread") for phase in PHASES},
+                    },
+                },
+            },
+            "activity": {
+                "type": "object",
+                "required": ["bucket_seconds", "outcomes", "buckets"],
+                "properties": {
+                    "bucket_seconds": {"type": "integer", "minimum": 1},
+                    "outcomes": {"type": "array", "items": {"enum": list(OUTCOMES)}},
+                    "buckets": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["start", "counts"],
+                            "properties": {
+                                "start": {"type": "string", "format": "date-time"},
+                                "counts": {
+                                    "type": "object",
+                                    "propertyNames": {"enum": list(OUTCOMES)},
+                                    "additionalProperties": count,
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "stuck": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "vendor",
+                        "source",
+                        "kind",
+                        "stuck_after_seconds",
+                        "basis",
+                        "stuck",
+                    ],
+                    "properties": {
+                        "vendor": {"type": "string"},
+                        "source": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "stuck_after_seconds": {"type": "number", "exclusiveMinimum": 0},
+                        "basis": {"enum": ["configured", "p90", "default"]},
+                        "stuck": count,
+                    },
+                },
+            },
+        },
+    }
+    return doc

@@ -30,7 +30,7 @@ from .._convert import dumps, item_from_dict, item_to_stored
 from .._model import Item, Lifecycle, Verdict
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @frozen
@@ -58,6 +58,14 @@ class StoredItem:
     last_error: ItemError | None = None
     #: When its last transition was recorded (None: never).
     last_change: datetime | None = None
+    #: Since when it is under way: the vendor's creation time, else when scanhub first saw it.
+    since: datetime | None = None
+    #: When scanhub first saw it running (or finished) after seeing it under way (None: not
+    #: yet, or it was first seen finished).
+    running_at: datetime | None = None
+    #: When scanhub first saw it finished after seeing it under way (None: not finished, or
+    #: first seen finished: how long it took is not known).
+    finished_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -129,11 +137,33 @@ class Transition:
         return self.change.key
 
 
+#: The orders a page of items may be read in (`ItemQuery.order`, with "-" for descending), and
+#: the column of the items table each sorts by (ties are broken by key, in the same direction).
+ORDERS: dict[str, str] = {
+    "key": "key",
+    "changed": "changed_at",
+    "since": "since",
+    "vendor": "vendor",
+    "source": "source",
+    "kind": "kind",
+    "lifecycle": "lifecycle",
+    "verdict": "verdict",
+    "application": "application_id",
+}
+#: The orders whose column may be empty (an item never changed): empty values come first in
+#: ascending order, last in descending order.
+NULLABLE_ORDERS = frozenset({"changed"})
+#: The orders that sort by a time (the cursor value is ISO 8601 text).
+TIME_ORDERS = frozenset({"changed", "since"})
+
+
 @frozen
 class ItemQuery:
     """Which items to read, and which page: filters (exact, except `text`, a case-insensitive
-    substring of the key, ids, application, message and vendor status), keyset paging by key
-    (`after`: the last key of the previous page), at most `limit` rows."""
+    substring of the key, ids, application, message and vendor status), an order (`order`, a
+    name of `ORDERS`, "-" first for descending), keyset paging (`after`: the last key of the
+    previous page, and `after_value` its value of the order's column, as `Page.next_value`
+    gave it), at most `limit` rows."""
 
     vendor: str | None = None
     source: str | None = None
@@ -144,6 +174,19 @@ class ItemQuery:
     text: str | None = None
     after: str | None = None
     limit: int = 100
+    order: str = "key"
+    after_value: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.order.lstrip("-") not in ORDERS:
+            raise ValueError(f"order: expected one of {', '.join(ORDERS)}, got {self.order!r}")
+        if self.after_value is not None and self.order.lstrip("-") in TIME_ORDERS:
+            parse_time(self.after_value)  # ValueError when it is not a time
+
+    @property
+    def sort(self) -> tuple[str, bool]:
+        """The order's name, and whether it is descending."""
+        return self.order.lstrip("-"), self.order.startswith("-")
 
     @property
     def counted(self) -> bool:
@@ -153,12 +196,14 @@ class ItemQuery:
 
 @frozen
 class Page:
-    """A page of items (ordered by key), the key to continue after (None: the last page), and
-    how many items the filters match in all."""
+    """A page of items (in the query's order), the key to continue after (None: the last page)
+    with its value of the order's column (`next_value`, None when empty or ordered by key),
+    and how many items the filters match in all."""
 
     items: list[StoredItem]
     next_after: str | None
     total: int
+    next_value: str | None = None
 
 
 @frozen
@@ -237,6 +282,291 @@ class DeadLetter:
     #: Why (never a secret), and the last answer's status (None: no answer).
     error: str
     status: int | None = None
+# --- time in state -----------------------------------------------------------------------------
+
+#: What stats may be grouped by.
+STAT_GROUPS = ("vendor", "source", "kind")
+#: The phases whose durations are kept: queued (since -> running), running (running ->
+#: finished), total (since -> finished).
+PHASES = ("queued", "running", "total")
+#: The outcomes transitions are counted by (`outcome_of`).
+OUTCOMES = ("queued", "running", "succeeded", "blocked", "failed", "cancelled", "unknown")
+
+
+@frozen
+class Spread:
+    """How long one phase took over a group of finished items (seconds, to the millisecond):
+    how many had it, the median and 90th percentile (linearly interpolated, as PostgreSQL's
+    `percentile_cont`), and the longest."""
+
+    n: int = 0
+    p50: float | None = None
+    p90: float | None = None
+    max: float | None = None
+
+
+@frozen
+class GroupStats:
+    """The items of one group (its labels; None for what it is not grouped by) that finished
+    in a window, as scanhub saw them finish: how many, how many failed, were cancelled or
+    expired, or got a blocking verdict, and how long they were queued, running and under way
+    in all (`queued`, `running`, `total`)."""
+
+    vendor: str | None
+    source: str | None
+    kind: str | None
+    finished: int
+    failed: int
+    cancelled: int
+    blocked: int
+    queued: Spread
+    running: Spread
+    total: Spread
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed / finished (0 when none finished)."""
+        return self.failed / self.finished if self.finished else 0.0
+
+    @property
+    def blocked_rate(self) -> float:
+        """Finished with a blocking verdict (fail, error) / finished."""
+        return self.blocked / self.finished if self.finished else 0.0
+
+
+@frozen
+class Activity:
+    """How many transitions reached `outcome` in the bucket starting at `start`."""
+
+    start: datetime
+    outcome: str
+    n: int
+
+
+@frozen
+class Overdue:
+    """How many unfinished items of a source and kind have been under way since before a
+    cutoff (the stuck ones)."""
+
+    vendor: str
+    source: str
+    kind: str
+    n: int
+
+
+def outcome_of(lifecycle: str, verdict: str) -> str:
+    """A transition's outcome, as the activity chart stacks it: the lifecycle reached, except
+    that a success with a blocking verdict (fail, error) is `blocked`, and an expired item
+    counts as `cancelled`."""
+    if lifecycle == "succeeded" and verdict in ("fail", "error"):
+        return "blocked"
+    if lifecycle == "expired":
+        return "cancelled"
+    return lifecycle if lifecycle in OUTCOMES else "unknown"
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The `p` percentile of sorted `values`, linearly interpolated (PostgreSQL's
+    `percentile_cont`, which the SQL backends compute the same way)."""
+    if not values:
+        return None
+    h = p * (len(values) - 1)
+    lo = int(h)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (h - lo)
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """A `Spread` of durations (any order)."""
+    ordered = sorted(values)
+    if not ordered:
+        return Spread()
+    return Spread(
+        len(ordered),
+        ms(percentile(ordered, 0.5)),
+        ms(percentile(ordered, 0.9)),
+        ms(ordered[-1]),
+    )
+
+
+def ms(value: float | None) -> float | None:
+    """Seconds to the millisecond (every backend rounds the same way)."""
+    return None if value is None else round(value, 3)
+
+
+def phases(
+    since: datetime | None,
+    running_at: datetime | None,
+    finished_at: datetime | None,
+    now: datetime | None = None,
+) -> tuple[float | None, float | None, float | None]:
+    """(queued, running, total) seconds of an item from its kept times: queued from `since`
+    until it was seen running (or finished, when never seen running), running from then until
+    it finished, total from `since` until it finished. With `now`, an unfinished item's
+    phases run until now; without, they are None. None where a phase is not known (never
+    seen running; first seen finished)."""
+    if since is None:
+        return None, None, None
+    end = finished_at if finished_at is not None else now
+    # Seen running: first seen at or past running before it finished (the same time means
+    # the first look past queued found it finished).
+    ran = running_at is not None and (finished_at is None or running_at < finished_at)
+    queue_end = running_at if running_at is not None else end
+    queued = None if queue_end is None else _seconds(queue_end - since)
+    running = _seconds(end - running_at) if ran and end is not None and running_at else None
+    total = None if end is None else _seconds(end - since)
+    return queued, running, total
+
+
+def _seconds(delta: timedelta) -> float:
+    return max(0.0, delta.total_seconds())
+
+
+def assemble_stats(
+    groups: Sequence[str], totals: Sequence[Sequence[Any]], spreads: Sequence[Sequence[Any]]
+) -> list[GroupStats]:
+    """`GroupStats` from a SQL backend's rows: per group (its labels in `groups` order, then
+    finished, failed, cancelled, blocked), and per phase and group (the phase, its labels,
+    then n, p50, p90, max)."""
+    k = len(groups)
+    found: dict[tuple[Any, ...], Spread] = {}
+    for row in spreads:
+        n, p50, p90, longest = row[1 + k :]
+        found[(row[0], *row[1 : 1 + k])] = Spread(
+            int(n), ms(_float(p50)), ms(_float(p90)), ms(_float(longest))
+        )
+    out = []
+    for row in totals:
+        labels = tuple(row[:k])
+        named = dict(zip(groups, labels, strict=True))
+        finished, failed, cancelled, blocked = (int(x or 0) for x in row[k:])
+        out.append(
+            GroupStats(
+                named.get("vendor"),
+                named.get("source"),
+                named.get("kind"),
+                finished,
+                failed,
+                cancelled,
+                blocked,
+                *(found.get((phase, *labels), Spread()) for phase in PHASES),
+            )
+        )
+    return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def assemble_activity(rows: Sequence[Sequence[Any]]) -> list[Activity]:
+    """`Activity` from a SQL backend's rows (bucket start in epoch seconds, lifecycle,
+    verdict, count), oldest first, outcomes in `OUTCOMES` order."""
+    found: dict[tuple[int, str], int] = {}
+    for start, lifecycle, verdict, n in rows:
+        at = (int(start), outcome_of(str(lifecycle), str(verdict)))
+        found[at] = found.get(at, 0) + int(n)
+    rank = {o: i for i, o in enumerate(OUTCOMES)}
+    return [
+        Activity(datetime.fromtimestamp(start, UTC), outcome, n)
+        for (start, outcome), n in sorted(found.items(), key=lambda x: (x[0][0], rank[x[0][1]]))
+    ]
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time with a zone (as `time_text` writes it); ValueError if it is not one."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r}: a time without a zone")
+    return value.astimezone(UTC)
+
+
+def time_text(value: datetime) -> str:
+    """A time as cursors carry it: ISO 8601 in UTC with microseconds."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def page_parts(
+    query: ItemQuery, time_value: Any = time_text
+) -> list[tuple[str, list[Any], str]]:
+    """How a SQL backend reads a page in the query's order: parts read one after the other
+    until the page is full, each (condition or "", its arguments, ORDER BY), with `?` marks.
+    An order on a column that may be empty reads the filled and the empty rows apart (each
+    part an index range); the cursor continues the part it is in. `time_value` turns a
+    time into the backend's value."""
+    name, desc = query.sort
+    column = ORDERS[name]
+    op, way = ("<", "DESC") if desc else (">", "ASC")
+    after, value = query.after, query.after_value
+    if name == "key":
+        if after is None:
+            return [("", [], f"key {way}")]
+        return [(f"key {op} ?", [after], f"key {way}")]
+    given: Any = value
+    if value is not None and name in TIME_ORDERS:
+        given = time_value(parse_time(value))
+    by_value = f"{column} {way}, key {way}"
+    if name not in NULLABLE_ORDERS:
+        if after is None:
+            return [("", [], by_value)]
+        if value is None:
+            raise ValueError(f"a cursor of the {name} order carries a value")
+        return [(f"({column}, key) {op} (?, ?)", [given, after], by_value)]
+    filled: tuple[str, list[Any], str] = (f"{column} IS NOT NULL", [], by_value)
+    empty: tuple[str, list[Any], str] = (f"{column} IS NULL", [], f"key {way}")
+    # Ascending: the empty ones first; descending: last.
+    parts = [filled, empty] if desc else [empty, filled]
+    if after is None:
+        return parts
+    if value is None:  # in the empty part
+        cont = (f"{column} IS NULL AND key {op} ?", [after], f"key {way}")
+        return [cont] if desc else [cont, filled]
+    cont = (f"{column} IS NOT NULL AND ({column}, key) {op} (?, ?)", [given, after], by_value)
+    return [cont, empty] if desc else [cont]
+
+
+def sort_key(query: ItemQuery, stored: StoredItem) -> tuple[bool, Any, str]:
+    """An item's place in the query's order, for a backend that sorts in memory: the tuple
+    sorts ascending as the SQL backends read ascending (reverse it for descending)."""
+    name = query.sort[0]
+    value: Any
+    if name == "key":
+        value = None
+    elif name == "changed":
+        value = stored.last_change
+    elif name == "since":
+        value = stored.since
+    elif name == "application":
+        value = stored.item.application_id
+    elif name in ("lifecycle", "verdict"):
+        value = getattr(stored.item, name).value
+    else:
+        value = str(getattr(stored.item, name))
+    return (value is not None, value if value is not None else "", stored.key)
+
+
+def cursor_key(query: ItemQuery) -> tuple[bool, Any, str] | None:
+    """The sort key of the query's cursor (None on the first page)."""
+    if query.after is None:
+        return None
+    name = query.sort[0]
+    value: Any = query.after_value
+    if name == "key":
+        value = None
+    elif value is not None and name in TIME_ORDERS:
+        value = parse_time(value)
+    elif value is None and name not in NULLABLE_ORDERS:
+        raise ValueError(f"a cursor of the {name} order carries a value")
+    return (value is not None, value if value is not None else "", query.after)
+
+
+def value_text(value: Any) -> str | None:
+    """A value of an order's column as cursors carry it."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return time_text(value)
+    return str(value)
 
 
 # --- the commit rule ------------------------------------------------------------------------
@@ -441,6 +771,30 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def oldest_active(self) -> list[Oldest]:
         """Per source, its oldest unfinished item."""
+
+    @abc.abstractmethod
+    async def stats(
+        self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
+    ) -> list[GroupStats]:
+        """The items that finished in [since, until), as scanhub saw them finish (an item first
+        seen finished is not counted: how long it took is not known), grouped by the labels of
+        `group_by` (a subset of `STAT_GROUPS`; none: one group of everything), ordered by
+        them. Computed by the store over the finished items of the window (an index on the
+        finish time), never by reading the history."""
+
+    @abc.abstractmethod
+    async def activity(
+        self, *, since: datetime, until: datetime, bucket: int
+    ) -> list[Activity]:
+        """Transitions recorded in [since, until), counted per `bucket` seconds (buckets start
+        at whole multiples of it since the epoch) and per outcome (`outcome_of`), oldest
+        first. Reads the log from the first id of the window on (the log is in time order)."""
+
+    @abc.abstractmethod
+    async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+        """For each (source, kind, cutoff): how many of its unfinished items have been under way
+        since before the cutoff (an index on the active items by source and start). Only
+        counts above zero are returned."""
 
     @abc.abstractmethod
     async def transitions(

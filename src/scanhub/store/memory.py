@@ -13,15 +13,19 @@ from datetime import datetime
 from attrs import define, evolve
 
 from .._changes import Change, ItemError
-from .._model import Item
+from .._model import Item, Lifecycle
 from ._base import (
+    STAT_GROUPS,
+    Activity,
     Committed,
     Count,
     DeadLetter,
+    GroupStats,
     ItemQuery,
     Observation,
     Oldest,
     Outcome,
+    Overdue,
     Page,
     Retention,
     Row,
@@ -30,9 +34,15 @@ from ._base import (
     Store,
     StoredItem,
     Transition,
+    assemble_activity,
+    cursor_key,
+    phases,
     plan,
     search_text,
     since_of,
+    sort_key,
+    spread,
+    value_text,
 )
 
 
@@ -46,10 +56,19 @@ class _Held:
     last_error: ItemError | None = None
     last_change: datetime | None = None
     last_transition: int | None = None
+    running_at: datetime | None = None
+    finished_at: datetime | None = None
 
     def stored(self) -> StoredItem:
         return StoredItem(
-            self.item, self.origin, self.last_observed, self.last_error, self.last_change
+            self.item,
+            self.origin,
+            self.last_observed,
+            self.last_error,
+            self.last_change,
+            self.since,
+            self.running_at,
+            self.finished_at,
         )
 
 
@@ -94,6 +113,9 @@ class MemoryStore(Store):
             if after is None or step.outcome is Outcome.STALE:
                 out.append(Committed(ob.key, step.outcome))
                 continue
+            # Under way before this observation (as the SQL backends read `active`).
+            first = held.item if held is not None else after.item
+            was_active = first is not None and not first.lifecycle.is_terminal
             if step.insert:
                 assert after.item is not None
                 self._seq += 1
@@ -114,6 +136,11 @@ class MemoryStore(Store):
                 held.last_transition, held.last_change = tid, ob.observed_at
             if after.item is not None:
                 held.item = after.item
+                lc = after.item.lifecycle
+                if was_active and (lc is Lifecycle.RUNNING or lc.is_terminal):
+                    held.running_at = held.running_at or ob.observed_at
+                if was_active and lc.is_terminal:
+                    held.finished_at = held.finished_at or ob.observed_at
             held.last_observed, held.last_error = after.observed_at, after.error
             out.append(Committed(ob.key, step.outcome, tid, held.item.lifecycle))
         if any(c.id is not None for c in out):
@@ -172,16 +199,26 @@ class MemoryStore(Store):
                 and (text is None or text in search_text(item))
             )
 
-        chosen = sorted((h for h in self._items.values() if wants(h.item)), key=_by_key)
+        chosen = [h.stored() for h in self._items.values() if wants(h.item)]
+        desc = query.sort[1]
+        chosen.sort(key=lambda x: sort_key(query, x), reverse=desc)
         total = len(chosen)
-        if query.after is not None:
-            chosen = [h for h in chosen if h.item.key > query.after]
+        at = cursor_key(query)
+        if at is not None:
+            chosen = [
+                x for x in chosen if (sort_key(query, x) < at if desc else sort_key(query, x) > at)
+            ]
         page = chosen[: query.limit]
         more = len(chosen) > query.limit
+        value = None
+        if more and query.sort[0] != "key":
+            filled, found, _ = sort_key(query, page[-1])
+            value = value_text(found) if filled else None
         return Page(
-            [_without_payload(h.stored()) for h in page],
+            [_without_payload(x) for x in page],
             page[-1].item.key if more else None,
             total,
+            value,
         )
 
     async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
@@ -216,6 +253,67 @@ class MemoryStore(Store):
             if known is None or h.since < known.since:
                 oldest[h.item.source] = Oldest(h.item.source, h.item.key, h.since)
         return [oldest[s] for s in sorted(oldest)]
+
+    async def stats(
+        self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
+    ) -> list[GroupStats]:
+        unknown = [g for g in group_by if g not in STAT_GROUPS]
+        if unknown:
+            raise ValueError(f"group_by: expected some of {', '.join(STAT_GROUPS)}, got {unknown}")
+        groups: dict[tuple[str, ...], list[_Held]] = {}
+        for h in self._items.values():
+            if h.finished_at is not None and since <= h.finished_at < until:
+                labels = tuple(str(getattr(h.item, g)) for g in STAT_GROUPS if g in group_by)
+                groups.setdefault(labels, []).append(h)
+        out = []
+        for labels, held in sorted(groups.items()):
+            named = dict(zip([g for g in STAT_GROUPS if g in group_by], labels, strict=True))
+            timed = [phases(h.since, h.running_at, h.finished_at) for h in held]
+            out.append(
+                GroupStats(
+                    named.get("vendor"),
+                    named.get("source"),
+                    named.get("kind"),
+                    len(held),
+                    sum(h.item.lifecycle is Lifecycle.FAILED for h in held),
+                    sum(h.item.lifecycle in (Lifecycle.CANCELLED, Lifecycle.EXPIRED) for h in held),
+                    sum(h.item.verdict.blocks for h in held),
+                    *(
+                        spread([t[i] for t in timed if t[i] is not None])  # type: ignore[misc]
+                        for i in range(3)
+                    ),
+                )
+            )
+        return out
+
+    async def activity(
+        self, *, since: datetime, until: datetime, bucket: int
+    ) -> list[Activity]:
+        rows: dict[tuple[int, str, str], int] = {}
+        for t in self._log:
+            at = t.change.observed_at
+            if since <= at < until:
+                start = int(at.timestamp()) // bucket * bucket
+                a = t.change.after
+                k = (start, a.lifecycle.value, a.verdict.value)
+                rows[k] = rows.get(k, 0) + 1
+        return assemble_activity([(*k, n) for k, n in rows.items()])
+
+    async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+        out = []
+        for source, kind, cutoff in cutoffs:
+            found: dict[str, int] = {}
+            for h in self._items.values():
+                i = h.item
+                if (
+                    not i.lifecycle.is_terminal
+                    and i.source == source
+                    and i.kind == kind
+                    and h.since < cutoff
+                ):
+                    found[str(i.vendor)] = found.get(str(i.vendor), 0) + 1
+            out += [Overdue(v, source, kind, n) for v, n in sorted(found.items())]
+        return out
 
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
@@ -276,10 +374,6 @@ class MemoryStore(Store):
     ) -> list[DeadLetter]:
         letters = self._dead.get(name, {})
         return [letters[t] for t in sorted(letters) if t > after][:limit]
-
-
-def _by_key(held: _Held) -> str:
-    return held.item.key
 
 
 def _without_raw(item: Item) -> Item:

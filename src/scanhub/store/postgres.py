@@ -45,14 +45,20 @@ from .._convert import converter
 from .._errors import ConfigError, StoreUnavailable
 from .._model import Lifecycle, Verdict
 from ._base import (
+    ORDERS,
+    PHASES,
     SCHEMA_VERSION,
+    STAT_GROUPS,
+    Activity,
     Committed,
     Count,
     DeadLetter,
+    GroupStats,
     ItemQuery,
     Observation,
     Oldest,
     Outcome,
+    Overdue,
     Page,
     Retention,
     Row,
@@ -61,13 +67,17 @@ from ._base import (
     Store,
     StoredItem,
     Transition,
+    assemble_activity,
+    assemble_stats,
     change_of,
     item_from_json,
     item_json,
+    page_parts,
     plan,
     raw_json,
     search_text,
     since_of,
+    value_text,
 )
 
 log = logging.getLogger("scanhub")
@@ -221,11 +231,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (sink, id)
     );
     """,
+    # 3 -> 4 (time in state): the page's orders, newest change first and by start time. Only
+    # indexes, each IF NOT EXISTS (written as a 3 beside the sinks' 3, renumbered at the merge).
+    """
+    CREATE INDEX IF NOT EXISTS items_changed ON items (changed_at, key);
+    CREATE INDEX IF NOT EXISTS items_since ON items (since, key);
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 #: Columns a page of items reads (no vendor payload).
-_LISTED = "item, origin, observed_at, last_error, changed_at"
+_LISTED = "item, origin, observed_at, last_error, changed_at, since, running_at, finished_at"
 
 
 def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
@@ -454,8 +470,13 @@ class PostgresStore(Store):
                 await con.executemany(
                     "UPDATE items SET lifecycle = $1, verdict = $2, vendor_status = $3,"
                     " message = $4, application_name = COALESCE($5, application_name),"
-                    " active = $6, running_at = COALESCE(running_at, $7),"
-                    " finished_at = COALESCE(finished_at, $8),"
+                    " active = $6,"
+                    # Only an item seen under way before (`active`: the row's old value) gets
+                    # a time it started running or finished: one first seen finished has none.
+                    " running_at = CASE WHEN active THEN COALESCE(running_at, $7)"
+                    " ELSE running_at END,"
+                    " finished_at = CASE WHEN active THEN COALESCE(finished_at, $8)"
+                    " ELSE finished_at END,"
                     " changed_at = COALESCE($9, changed_at), observed_at = $10,"
                     " last_error = $11, last_transition = $12, item = $13, raw = $14,"
                     " search = $15 WHERE key = $16",
@@ -522,17 +543,20 @@ class PostgresStore(Store):
 
     async def query(self, query: ItemQuery) -> Page:
         where, args = self._where(query)
-        page_where, page_args = list(where), list(args)
-        if query.after is not None:
-            page_args.append(query.after)
-            page_where.append(f"key > ${len(page_args)}")
-        sql = f"SELECT {_LISTED}, key FROM items"
-        if page_where:
-            sql += " WHERE " + " AND ".join(page_where)
-        page_args.append(query.limit + 1)
-        sql += f" ORDER BY key LIMIT ${len(page_args)}"
+        parts = page_parts(query, lambda t: t)
+        column = ORDERS[query.sort[0]]
         async with self._acquire() as con:
-            rows = await con.fetch(sql, *page_args)
+            rows: list[Any] = []
+            for condition, given, order_by in parts:
+                page_where = [*where, condition] if condition else where
+                sql = f"SELECT {_LISTED}, key, {column} AS sorted FROM items"
+                if page_where:
+                    sql += " WHERE " + " AND ".join(page_where)
+                sql += f" ORDER BY {order_by} LIMIT ?"
+                given = [*args, *given, query.limit + 1 - len(rows)]
+                rows += await con.fetch(_numbered(sql, len(args)), *given)
+                if len(rows) > query.limit:
+                    break
             if query.counted:
                 count_where = [w for w in where if not w.startswith("(")]
                 total = await con.fetchval(
@@ -547,7 +571,16 @@ class PostgresStore(Store):
                 total = await con.fetchval(sql, *args)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        return Page([_stored(r) for r in rows], rows[-1]["key"] if more else None, int(total))
+        last = rows[-1] if more else None
+        value = None
+        if last is not None and query.sort[0] != "key":
+            value = value_text(last["sorted"])
+        return Page(
+            [_stored(r) for r in rows],
+            last["key"] if last is not None else None,
+            int(total),
+            value,
+        )
 
     def _where(self, query: ItemQuery) -> tuple[list[str], list[Any]]:
         where: list[str] = []
@@ -614,6 +647,74 @@ class PostgresStore(Store):
                 " ORDER BY source, since"
             )
         return [Oldest(r["source"], r["key"], _utc(r["since"]) or datetime.now(UTC)) for r in rows]
+
+    async def stats(
+        self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
+    ) -> list[GroupStats]:
+        unknown = [g for g in group_by if g not in STAT_GROUPS]
+        if unknown:
+            raise ValueError(f"group_by: expected some of {', '.join(STAT_GROUPS)}, got {unknown}")
+        groups = tuple(g for g in STAT_GROUPS if g in group_by) or ("everything",)
+        g = ", ".join(groups)
+        chosen = ", ".join("'' AS everything" if x == "everything" else x for x in groups)
+        spreads = ", ".join(
+            f"COUNT({m}), percentile_cont(0.5) WITHIN GROUP (ORDER BY {m}),"
+            f" percentile_cont(0.9) WITHIN GROUP (ORDER BY {m}), MAX({m})"
+            for m in PHASES
+        )
+        sql = (
+            f"WITH d AS (SELECT {chosen}, lifecycle, verdict,"
+            " GREATEST(0, EXTRACT(EPOCH FROM running_at - since)::float8) AS queued,"
+            " CASE WHEN running_at < finished_at"
+            " THEN EXTRACT(EPOCH FROM finished_at - running_at)::float8 END AS running,"
+            " GREATEST(0, EXTRACT(EPOCH FROM finished_at - since)::float8) AS total"
+            " FROM items WHERE finished_at >= $1 AND finished_at < $2)"
+            f" SELECT {g}, COUNT(*), COUNT(*) FILTER (WHERE lifecycle = 'failed'),"
+            " COUNT(*) FILTER (WHERE lifecycle IN ('cancelled', 'expired')),"
+            " COUNT(*) FILTER (WHERE verdict IN ('fail', 'error')),"
+            f" {spreads} FROM d GROUP BY {g} ORDER BY {g}"
+        )
+        async with self._acquire() as con:
+            rows = await con.fetch(sql, since, until)
+        k = len(groups)
+        totals = [tuple(r[: k + 4]) for r in rows]
+        found = [
+            (phase, *r[:k], *r[k + 4 + 4 * i : k + 8 + 4 * i])
+            for r in rows
+            for i, phase in enumerate(PHASES)
+        ]
+        return assemble_stats(groups, totals, found)
+
+    async def activity(
+        self, *, since: datetime, until: datetime, bucket: int
+    ) -> list[Activity]:
+        async with self._acquire() as con:
+            first = await _first_id_at(con, since)
+            rows = await con.fetch(
+                "SELECT (floor(EXTRACT(EPOCH FROM observed_at) / $1) * $1)::bigint,"
+                " after::jsonb ->> 'lifecycle', after::jsonb ->> 'verdict', COUNT(*)"
+                " FROM transitions WHERE id >= $2 AND observed_at >= $3 AND observed_at < $4"
+                " GROUP BY 1, 2, 3",
+                bucket,
+                first,
+                since,
+                until,
+            )
+        return assemble_activity([tuple(r) for r in rows])
+
+    async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+        out = []
+        async with self._acquire() as con:
+            for source, kind, cutoff in cutoffs:
+                for r in await con.fetch(
+                    "SELECT vendor, COUNT(*) AS n FROM items"
+                    " WHERE active AND source = $1 AND since < $2 AND kind = $3 GROUP BY vendor",
+                    source,
+                    cutoff,
+                    kind,
+                ):
+                    out.append(Overdue(r["vendor"], source, kind, int(r["n"])))
+        return out
 
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
@@ -865,6 +966,34 @@ class PostgresStore(Store):
                         await con.close(timeout=1)
 
 
+def _numbered(sql: str, start: int) -> str:
+    """`?` marks as $n, from $start+1 on (the marks before are the filters' own $n)."""
+    parts = sql.split("?")
+    out = [parts[0]]
+    for n, part in enumerate(parts[1:], start + 1):
+        out += [f"${n}", part]
+    return "".join(out)
+
+
+async def _first_id_at(con: Any, at: datetime) -> int:
+    """The first id of the log recorded at or after `at` (a bisection over ids: the log is in
+    time order, so this reads a few rows by id, never the log before the window)."""
+    bounds = await con.fetchrow("SELECT MIN(id) AS lo, MAX(id) AS hi FROM transitions")
+    if bounds["lo"] is None:
+        return 0
+    lo, hi = int(bounds["lo"]), int(bounds["hi"]) + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        found = await con.fetchrow(
+            "SELECT id, observed_at FROM transitions WHERE id >= $1 ORDER BY id LIMIT 1", mid
+        )
+        if found is None or found["observed_at"] >= at:
+            hi = mid
+        else:
+            lo = int(found["id"]) + 1
+    return lo
+
+
 async def migrate(con: Any) -> int:
     """Bring the schema to `SCHEMA_VERSION` under an advisory lock; returns the version found.
     A database from a newer scanhub is refused (`ConfigError`)."""
@@ -975,6 +1104,9 @@ def _stored(r: Any, raw: str | None = None) -> StoredItem:
         _utc(r["observed_at"]),
         None if err is None else converter.structure(json.loads(err), ItemError),
         _utc(r["changed_at"]),
+        _utc(r["since"]),
+        _utc(r["running_at"]),
+        _utc(r["finished_at"]),
     )
 
 

@@ -33,14 +33,19 @@ from .._convert import converter
 from .._errors import ConfigError, StoreUnavailable
 from .._model import Lifecycle, Verdict
 from ._base import (
+    ORDERS,
     SCHEMA_VERSION,
+    STAT_GROUPS,
+    Activity,
     Committed,
     Count,
     DeadLetter,
+    GroupStats,
     ItemQuery,
     Observation,
     Oldest,
     Outcome,
+    Overdue,
     Page,
     Retention,
     Row,
@@ -49,9 +54,12 @@ from ._base import (
     Store,
     StoredItem,
     Transition,
+    assemble_activity,
+    assemble_stats,
     change_of,
     item_from_json,
     item_json,
+    page_parts,
     plan,
     raw_json,
     search_text,
@@ -238,11 +246,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (sink, id)
     ) WITHOUT ROWID
     """,
+    # 3 -> 4 (time in state): the page's orders, newest change first and by start time. Only
+    # indexes, each IF NOT EXISTS (written as a 3 beside the sinks' 3, renumbered at the merge).
+    """
+    CREATE INDEX IF NOT EXISTS items_changed ON items (changed_at, key);;
+    CREATE INDEX IF NOT EXISTS items_since ON items (since, key)
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 #: Columns a page of items reads (no vendor payload).
-_LISTED = "item, origin, observed_at, last_error, changed_at"
+_LISTED = "item, origin, observed_at, last_error, changed_at, since, running_at, finished_at"
+_N = 8  # how many columns _LISTED has
 _TERMINAL = tuple(lc.value for lc in Lifecycle if lc.is_terminal)
 
 
@@ -302,10 +317,19 @@ def _error(text: str | None) -> ItemError | None:
 
 
 def _stored(row: Sequence[Any], raw: str | None = None) -> StoredItem:
-    item, origin, observed, error, changed = row
+    item, origin, observed, error, changed, since, running, finished = row
     payload = None if raw is None else json.loads(raw)
     decoded = item_from_json(json.loads(item), payload)
-    return StoredItem(decoded, origin, _dt(observed), _error(error), _dt(changed))
+    return StoredItem(
+        decoded,
+        origin,
+        _dt(observed),
+        _error(error),
+        _dt(changed),
+        _dt(since),
+        _dt(running),
+        _dt(finished),
+    )
 
 
 class SQLiteStore(Store):
@@ -441,22 +465,25 @@ class SQLiteStore(Store):
             return db.execute(f"SELECT {_LISTED}, raw FROM items WHERE key = ?", (key,)).fetchone()
 
         row = await self._run(read)
-        return None if row is None else _stored(row[:5], row[5])
+        return None if row is None else _stored(row[:_N], row[_N])
 
     async def query(self, query: ItemQuery) -> Page:
         where, args = _where(query)
         counted = query.counted
+        parts = page_parts(query, _ts)
+        column = ORDERS[query.sort[0]]
 
         def read(db: sqlite3.Connection) -> tuple[list[Any], int]:
-            page_where, page_args = list(where), list(args)
-            if query.after is not None:
-                page_where.append("key > ?")
-                page_args.append(query.after)
-            sql = f"SELECT {_LISTED}, key FROM items"
-            if page_where:
-                sql += " WHERE " + " AND ".join(page_where)
-            sql += " ORDER BY key LIMIT ?"
-            rows = db.execute(sql, [*page_args, query.limit + 1]).fetchall()
+            rows: list[Any] = []
+            for condition, given, order_by in parts:
+                page_where = [*where, condition] if condition else where
+                sql = f"SELECT {_LISTED}, key, {column} FROM items"
+                if page_where:
+                    sql += " WHERE " + " AND ".join(page_where)
+                sql += f" ORDER BY {order_by} LIMIT ?"
+                rows += db.execute(sql, [*args, *given, query.limit + 1 - len(rows)]).fetchall()
+                if len(rows) > query.limit:
+                    break
             if counted:
                 count_where, count_args = _count_where(query)
                 total = db.execute(
@@ -472,7 +499,16 @@ class SQLiteStore(Store):
         rows, total = await self._run(read)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        return Page([_stored(r[:5]) for r in rows], rows[-1][5] if more else None, total)
+        last = rows[-1] if more else None
+        value = None
+        if last is not None and query.sort[0] != "key":
+            value = last[_N + 1]
+        return Page(
+            [_stored(r[:_N]) for r in rows],
+            last[_N] if last is not None else None,
+            total,
+            value,
+        )
 
     async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
         def read(db: sqlite3.Connection) -> list[Any]:
@@ -487,8 +523,8 @@ class SQLiteStore(Store):
                     " ORDER BY seq",
                     (source,),
                 ).fetchall()
-            rows.sort(key=lambda r: r[5])
-            return [r[:5] for r in rows]
+            rows.sort(key=lambda r: r[_N])
+            return [r[:_N] for r in rows]
 
         return [_stored(r) for r in await self._run(read)]
 
@@ -503,11 +539,11 @@ class SQLiteStore(Store):
             finally:
                 db.execute("COMMIT")
             if keys is not None:
-                rows = [r for r in rows if r[6] in keys]
+                rows = [r for r in rows if r[_N + 1] in keys]
             return rows, int(last)
 
         rows, last = await self._run(read)
-        return [_stored(r[:5], r[5]) for r in rows], last
+        return [_stored(r[:_N], r[_N]) for r in rows], last
 
     async def counts(self) -> list[Count]:
         def read(db: sqlite3.Connection) -> list[Any]:
@@ -538,6 +574,84 @@ class SQLiteStore(Store):
             Oldest(source, key, _dt(since) or datetime.now(UTC))
             for source, key, since in await self._run(read)
         ]
+
+    async def stats(
+        self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
+    ) -> list[GroupStats]:
+        groups = _groups(group_by)
+        g = ", ".join(groups)
+        # The window's finished items (the partial index on finished_at), with their phases in
+        # seconds; percentiles by rank within each group (SQLite has no percentile function),
+        # interpolated as PostgreSQL's percentile_cont.
+        window = (
+            f"WITH d AS (SELECT {_group_columns(groups)}, lifecycle, verdict,"
+            f" MAX(0.0, {_span('since', 'running_at')}) AS queued,"
+            f" CASE WHEN running_at < finished_at THEN {_span('running_at', 'finished_at')}"
+            " END AS running,"
+            f" MAX(0.0, {_span('since', 'finished_at')}) AS total"
+            " FROM items WHERE finished_at >= ? AND finished_at < ?)"
+        )
+        counts = (
+            f"{window} SELECT {g}, COUNT(*), SUM(lifecycle = 'failed'),"
+            " SUM(lifecycle IN ('cancelled', 'expired')), SUM(verdict IN ('fail', 'error'))"
+            f" FROM d GROUP BY {g} ORDER BY {g}"
+        )
+        spreads = (
+            f"{window}, v AS ("
+            f"SELECT 'queued' AS m, {g}, queued AS v FROM d WHERE queued IS NOT NULL"
+            f" UNION ALL SELECT 'running', {g}, running FROM d WHERE running IS NOT NULL"
+            f" UNION ALL SELECT 'total', {g}, total FROM d),"
+            f" r AS (SELECT m, {g}, v, ROW_NUMBER() OVER (PARTITION BY m, {g} ORDER BY v) AS r,"
+            f" COUNT(*) OVER (PARTITION BY m, {g}) AS n FROM v)"
+            f" SELECT m, {g}, MAX(n), {_rank_percentile(0.5)}, {_rank_percentile(0.9)}, MAX(v)"
+            f" FROM r GROUP BY m, {g}"
+        )
+        bounds = (_ts(since), _ts(until))
+
+        def read(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            db.execute("BEGIN")  # one snapshot for both reads (WAL)
+            try:
+                return (
+                    db.execute(counts, bounds).fetchall(),
+                    db.execute(spreads, bounds).fetchall(),
+                )
+            finally:
+                db.execute("COMMIT")
+
+        totals, found = await self._run(read)
+        return assemble_stats(groups, totals, found)
+
+    async def activity(
+        self, *, since: datetime, until: datetime, bucket: int
+    ) -> list[Activity]:
+        start, end = _ts(since), _ts(until)
+        sql = (
+            "SELECT (CAST(strftime('%s', observed_at) AS INTEGER) / ?) * ?,"
+            " json_extract(after, '$.lifecycle'), json_extract(after, '$.verdict'), COUNT(*)"
+            " FROM transitions WHERE id >= ? AND observed_at >= ? AND observed_at < ?"
+            " GROUP BY 1, 2, 3"
+        )
+
+        def read(db: sqlite3.Connection) -> list[Any]:
+            first = _first_id_at(db, start)
+            return db.execute(sql, (bucket, bucket, first, start, end)).fetchall()
+
+        return assemble_activity(await self._run(read))
+
+    async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+        def read(db: sqlite3.Connection) -> list[Overdue]:
+            out = []
+            for source, kind, cutoff in cutoffs:
+                for vendor, n in db.execute(
+                    "SELECT vendor, COUNT(*) FROM items"
+                    " WHERE active AND source = ? AND since < ? AND kind = ? GROUP BY vendor",
+                    (source, _ts(cutoff), kind),
+                ):
+                    if n:
+                        out.append(Overdue(vendor, source, kind, int(n)))
+            return out
+
+        return await self._run(read)
 
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
@@ -688,6 +802,54 @@ class SQLiteStore(Store):
         return total
 
 
+def _groups(group_by: Sequence[str]) -> tuple[str, ...]:
+    """The group columns of a stats query (a constant one when grouped by nothing)."""
+    unknown = [g for g in group_by if g not in STAT_GROUPS]
+    if unknown:
+        raise ValueError(f"group_by: expected some of {', '.join(STAT_GROUPS)}, got {unknown}")
+    chosen = tuple(g for g in STAT_GROUPS if g in group_by)
+    return chosen or ("everything",)
+
+
+def _group_columns(groups: Sequence[str]) -> str:
+    return ", ".join("'' AS everything" if g == "everything" else g for g in groups)
+
+
+def _span(start: str, end: str) -> str:
+    """Seconds from one kept time to another (julianday: to the millisecond)."""
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+def _rank_percentile(p: float) -> str:
+    """The `p` percentile of `v` over ranked rows `r` of groups of `n`, interpolated between
+    the ranks either side of p * (n - 1), as percentile_cont does."""
+    h = f"((n - 1) * {p!r})"
+    lo = f"CAST({h} AS INTEGER)"
+    return (
+        f"SUM(CASE WHEN r = {lo} + 1 THEN v * (1 - ({h} - {lo}))"
+        f" WHEN r = {lo} + 2 THEN v * ({h} - {lo}) ELSE 0 END)"
+    )
+
+
+def _first_id_at(db: sqlite3.Connection, at: str) -> int:
+    """The first id of the log recorded at or after `at` (a bisection over ids: the log is in
+    time order, so this reads a few rows by id, never the log before the window)."""
+    lo, hi = db.execute("SELECT MIN(id), MAX(id) FROM transitions").fetchone()
+    if lo is None:
+        return 0
+    hi += 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        found = db.execute(
+            "SELECT id, observed_at FROM transitions WHERE id >= ? ORDER BY id LIMIT 1", (mid,)
+        ).fetchone()
+        if found is None or found[1] >= at:
+            hi = mid
+        else:
+            lo = found[0] + 1
+    return int(lo)
+
+
 def _where(query: ItemQuery) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
@@ -831,7 +993,11 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
             db.executemany(
                 "UPDATE items SET lifecycle = ?, verdict = ?, vendor_status = ?, message = ?,"
                 " application_name = COALESCE(?, application_name), active = ?,"
-                " running_at = COALESCE(running_at, ?), finished_at = COALESCE(finished_at, ?),"
+                # Only an item seen under way before (`active` is the row's old value) gets a
+                # time it started running or finished: one first seen finished has none.
+                " running_at = CASE WHEN active THEN COALESCE(running_at, ?) ELSE running_at END,"
+                " finished_at = CASE WHEN active THEN COALESCE(finished_at, ?)"
+                " ELSE finished_at END,"
                 " changed_at = COALESCE(?, changed_at), observed_at = ?, last_error = ?,"
                 " last_transition = ?, item = ?, raw = ?, search = ? WHERE key = ?",
                 states,

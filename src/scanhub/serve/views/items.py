@@ -14,13 +14,14 @@ from .._app import SERVICE
 from .._http import (
     MAX_ID,
     Problem,
-    decode_cursor,
     encode_cursor,
     entry,
     int_param,
     item_key,
     item_query,
     json_response,
+    page_cursor,
+    read_cursor,
     ts,
 )
 
@@ -32,14 +33,27 @@ async def items(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     limit = int_param(request, "limit", 100, 1, 1000)
     cursor = request.query.get("cursor")
-    after = decode_cursor(cursor) if cursor else None
-    page = await service.store.query(item_query(request, limit=limit, after=after))
+    order = request.query.get("sort") or "key"
+    after, value = read_cursor(cursor, order) if cursor else (None, None)
+    try:
+        query = item_query(request, limit=limit, after=after, after_value=value)
+    except ValueError:  # a cursor whose value is not one of its order's
+        raise Problem(400, "Bad Request", "cursor: not a cursor this API gave") from None
+    page = await service.store.query(query)
     now = service.now()
+    rule = await service.stuck_rule()
+    next_cursor = None
+    if page.next_after is not None:
+        next_cursor = (
+            encode_cursor(page.next_after)
+            if query.sort[0] == "key"
+            else page_cursor(query.order, page.next_after, page.next_value)
+        )
     return json_response(
         request,
         {
-            "items": [entry(s, now=now, stuck_after=service.stuck_after) for s in page.items],
-            "next_cursor": encode_cursor(page.next_after) if page.next_after else None,
+            "items": [entry(s, now=now, rule=rule) for s in page.items],
+            "next_cursor": next_cursor,
             "total": page.total,
         },
     )
@@ -67,7 +81,7 @@ async def item(request: web.Request) -> web.StreamResponse:
     stored = await service.store.get(key)
     if stored is None:
         raise Problem(404, "Not Found", f"no tracked item {key!r}")
-    data = entry(stored, now=service.now(), stuck_after=service.stuck_after, raw=True)
+    data = entry(stored, now=service.now(), rule=await service.stuck_rule(), raw=True)
     return json_response(request, data)
 
 

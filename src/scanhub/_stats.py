@@ -1,0 +1,328 @@
+"""Time in state: how long items sit queued and run, how often they fail or are blocked, and
+which unfinished ones are stuck. The numbers are store queries (`Store.stats`,
+`Store.activity`, `Store.overdue`); this module names the windows, applies the stuck rule and
+shapes one report that `GET /api/v1/stats` and `scanhub stats` both give.
+
+The stuck rule: an unfinished item is stuck once it has been under way (since the vendor
+created it, else since scanhub first saw it) longer than its threshold, which is, first found:
+
+1. its source's `stuck_after_by_kind` for its kind (`[[source]] stuck_after_by_kind = { scan =
+   600 }`);
+2. its source's `stuck_after`;
+3. the 90th percentile of the total time of the same source and kind's items that finished in
+   the last 7 days, once at least 20 did ("longer than 9 in 10 of its peers");
+4. the top-level `stuck_after`, else 30 minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+
+from ._defaults import STUCK_AFTER
+from .store import OUTCOMES, PHASES, STAT_GROUPS, GroupStats, Spread, Store, StoredItem, phases
+
+if TYPE_CHECKING:
+    from ._config import Config
+
+#: The windows stats are read over, and the bucket of the activity series of each.
+WINDOWS: dict[str, tuple[timedelta, int]] = {
+    "24h": (timedelta(hours=24), 3600),
+    "7d": (timedelta(days=7), 6 * 3600),
+    "30d": (timedelta(days=30), 24 * 3600),
+}
+DEFAULT_WINDOW = "24h"
+DEFAULT_GROUP_BY = ("source", "kind")
+#: The history the stuck rule learns a threshold from, and how many finished items it needs.
+LEARN_WINDOW = timedelta(days=7)
+LEARN_MIN = 20
+KINDS = ("scan", "promotion")
+
+
+def parse_window(text: str) -> str:
+    """A window name (`WINDOWS`); ValueError naming the choices."""
+    if text not in WINDOWS:
+        raise ValueError(f"window: expected one of {', '.join(WINDOWS)}, got {text[:40]!r}")
+    return text
+
+
+#: What `parse_group_by` skips around a name.
+_SPACE = " \t\n"
+
+
+def parse_group_by(text: str) -> tuple[str, ...]:
+    """Comma-separated group names (some of `STAT_GROUPS`, each once; spaces, tabs and line
+    breaks around them and empty places are skipped; empty: no groups). The OpenAPI
+    document's `group_by` pattern says the same."""
+    names = [n.strip(_SPACE) for n in text.split(",") if n.strip(_SPACE)]
+    wrong = [n for n in names if n not in STAT_GROUPS]
+    if wrong or len(set(names)) != len(names):
+        raise ValueError(
+            f"group_by: expected some of {', '.join(STAT_GROUPS)} (comma-separated, each once),"
+            f" got {text[:60]!r}"
+        )
+    return tuple(g for g in STAT_GROUPS if g in names)
+
+
+@frozen
+class Threshold:
+    """How long an unfinished item may be under way before it is stuck, and why: `configured`
+    (stuck_after of its source or kind), `p90` (learned from its peers), or `default`."""
+
+    seconds: float
+    basis: str
+
+
+@frozen
+class StuckRule:
+    """The stuck rule (module docstring) with what it read: configured thresholds by (source,
+    kind or None for the whole source), learned ones by (source, kind), and the fallback."""
+
+    configured: Mapping[tuple[str, str | None], float]
+    learned: Mapping[tuple[str, str], float]
+    default: float = STUCK_AFTER
+
+    def threshold(self, source: str, kind: str) -> Threshold:
+        """The threshold of a source's items of a kind."""
+        for key in ((source, kind), (source, None)):
+            if key in self.configured:
+                return Threshold(self.configured[key], "configured")
+        if (source, kind) in self.learned:
+            return Threshold(self.learned[(source, kind)], "p90")
+        return Threshold(self.default, "default")
+
+    def stuck(self, stored: StoredItem, now: datetime) -> bool:
+        """Whether an item is stuck now."""
+        item = stored.item
+        since = stored.since or item.created_at or stored.last_change
+        if item.lifecycle.is_terminal or since is None:
+            return False
+        limit = self.threshold(item.source, item.kind).seconds
+        return (now - since).total_seconds() > limit
+
+
+def configured_thresholds(config: Config | None) -> dict[tuple[str, str | None], float]:
+    """The thresholds a configuration sets, by (source, kind or None)."""
+    out: dict[tuple[str, str | None], float] = {}
+    if config is None:
+        return out
+    for s in config.sources:
+        if s.stuck_after is not None:
+            out[(s.source_name, None)] = s.stuck_after
+        by_kind = s.stuck_after_by_kind
+        for kind in KINDS:
+            value = getattr(by_kind, kind) if by_kind is not None else None
+            if value is not None:
+                out[(s.source_name, kind)] = value
+    return out
+
+
+async def learn(store: Store, now: datetime) -> dict[tuple[str, str], float]:
+    """Per (source, kind), the p90 of the total time of the items that finished in the last
+    `LEARN_WINDOW`, where at least `LEARN_MIN` did."""
+    found = await store.stats(since=now - LEARN_WINDOW, until=now, group_by=("source", "kind"))
+    return {
+        (g.source or "", g.kind or ""): g.total.p90
+        for g in found
+        if g.total.n >= LEARN_MIN and g.total.p90 is not None and g.total.p90 > 0
+    }
+
+
+async def stuck_rule(
+    store: Store, config: Config | None, now: datetime, default: float | None = None
+) -> StuckRule:
+    """The stuck rule of a configuration over what the store has learned."""
+    fallback = default if default is not None else STUCK_AFTER
+    if config is not None and config.stuck_after is not None:
+        fallback = config.stuck_after
+    return StuckRule(configured_thresholds(config), await learn(store, now), fallback)
+
+
+def timing(stored: StoredItem, now: datetime, rule: StuckRule) -> dict[str, Any]:
+    """An item's time in state, as the API shows it: its kept times, the seconds it was (or
+    has been, while unfinished) queued, running and under way in all, since its last change,
+    and its stuck threshold."""
+    item = stored.item
+    since = stored.since
+    finished = stored.finished_at
+    # An item first seen finished has no kept finish time: its phases are not known.
+    unknown = item.lifecycle.is_terminal and finished is None
+    queued, running, total = (
+        (None, None, None) if unknown else phases(since, stored.running_at, finished, now)
+    )
+    changed = stored.last_change
+    threshold = rule.threshold(item.source, item.kind)
+    return {
+        "since": _ts(since),
+        "running_at": _ts(stored.running_at),
+        "finished_at": _ts(finished),
+        "queued_seconds": _ms(queued),
+        "running_seconds": _ms(running),
+        "total_seconds": _ms(total),
+        "since_change_seconds": _ms(
+            None if changed is None else max(0.0, (now - changed).total_seconds())
+        ),
+        "stuck_after_seconds": threshold.seconds,
+        "stuck_basis": threshold.basis,
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _ts(value: datetime | None) -> str | None:
+    from ._convert import converter
+
+    return None if value is None else converter.unstructure(value)
+
+
+def _spread(s: Spread) -> dict[str, Any]:
+    return {"n": s.n, "p50": s.p50, "p90": s.p90, "max": s.max}
+
+
+def group_dict(g: GroupStats) -> dict[str, Any]:
+    """One group of a report."""
+    return {
+        "vendor": g.vendor,
+        "source": g.source,
+        "kind": g.kind,
+        "finished": g.finished,
+        "failed": g.failed,
+        "cancelled": g.cancelled,
+        "blocked": g.blocked,
+        "failure_rate": round(g.failure_rate, 4),
+        "blocked_rate": round(g.blocked_rate, 4),
+        **{phase: _spread(getattr(g, phase)) for phase in PHASES},
+    }
+
+
+async def report(
+    store: Store,
+    *,
+    window: str = DEFAULT_WINDOW,
+    group_by: Sequence[str] = DEFAULT_GROUP_BY,
+    now: datetime,
+    rule: StuckRule,
+) -> dict[str, Any]:
+    """The report `GET /api/v1/stats` and `scanhub stats --format json` give: the groups of
+    items finished in the window, transitions per bucket and outcome, and per source and kind
+    its stuck threshold and how many unfinished items are past it."""
+    length, bucket = WINDOWS[window]
+    since = now - length
+    groups = await store.stats(since=since, until=now, group_by=group_by)
+    activity = await store.activity(since=since, until=now, bucket=bucket)
+    buckets: dict[datetime, dict[str, int]] = {}
+    for a in activity:
+        buckets.setdefault(a.start, {})[a.outcome] = a.n
+    return {
+        "window": window,
+        "since": _ts(since),
+        "until": _ts(now),
+        "group_by": list(group_by),
+        "groups": [group_dict(g) for g in groups],
+        "activity": {
+            "bucket_seconds": bucket,
+            "outcomes": list(OUTCOMES),
+            "buckets": [{"start": _ts(t), "counts": c} for t, c in sorted(buckets.items())],
+        },
+        "stuck": await stuck_counts(store, rule, now),
+    }
+
+
+async def stuck_counts(store: Store, rule: StuckRule, now: datetime) -> list[dict[str, Any]]:
+    """Per (vendor, source, kind) the store tracks: its threshold, and how many of its
+    unfinished items are past it (the store's kept counts say which exist; `overdue` counts,
+    through the index of active items by source and start)."""
+    pairs = sorted({(c.vendor, c.source, c.kind) for c in await store.counts()})
+    thresholds = {(s, k): rule.threshold(s, k) for _, s, k in pairs}
+    found = await store.overdue(
+        [(s, k, now - timedelta(seconds=thresholds[(s, k)].seconds)) for _, s, k in pairs]
+    )
+    stuck = {(o.source, o.kind): o.n for o in found}
+    return [
+        {
+            "vendor": v,
+            "source": s,
+            "kind": k,
+            "stuck_after_seconds": thresholds[(s, k)].seconds,
+            "basis": thresholds[(s, k)].basis,
+            "stuck": stuck.get((s, k), 0),
+        }
+        for v, s, k in pairs
+    ]
+
+
+def human(seconds: float | None) -> str:
+    """A duration for people: 45s, 12m 05s, 3h 20m, 2d 04h; an en dash when unknown."""
+    if seconds is None:
+        return "–"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600:02d}h"
+
+
+def table(data: Mapping[str, Any]) -> Iterable[str]:
+    """A report as lines of a plain table (`scanhub stats`)."""
+    group_by = data["group_by"] or ["all"]
+    yield (
+        f"items finished in the last {data['window']} ({data['since']} to {data['until']}),"
+        f" by {', '.join(group_by)}"
+    )
+    header = [*group_by, "finished", "failed", "blocked", "queued p50/p90/max",
+              "running p50/p90/max", "total p50/p90/max"]  # fmt: skip
+    rows = []
+    for g in data["groups"]:
+        labels = [str(g.get(name) or "") for name in data["group_by"]] or ["all"]
+        rows.append(
+            [
+                *labels,
+                str(g["finished"]),
+                f"{g['failure_rate']:.0%}",
+                f"{g['blocked_rate']:.0%}",
+                *(
+                    " / ".join(human(g[phase][p]) for p in ("p50", "p90", "max"))
+                    for phase in PHASES
+                ),
+            ]
+        )
+    if not rows:
+        yield "(nothing finished in this window)"
+    else:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for r in [header, *rows]:
+            yield "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+    for s in data["stuck"]:
+        basis = {"configured": "configured", "p90": "p90 of 7 days", "default": "default"}
+        yield (
+            f"stuck: {s['source']} {s['kind']}: {s['stuck']} unfinished under way longer than "
+            f"{human(s['stuck_after_seconds'])} ({basis.get(s['basis'], s['basis'])})"
+        )
+
+
+__all__ = [
+    "DEFAULT_GROUP_BY",
+    "DEFAULT_WINDOW",
+    "WINDOWS",
+    "StuckRule",
+    "Threshold",
+    "configured_thresholds",
+    "group_dict",
+    "human",
+    "learn",
+    "parse_group_by",
+    "parse_window",
+    "report",
+    "stuck_counts",
+    "stuck_rule",
+    "table",
+    "timing",
+]

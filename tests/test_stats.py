@@ -1,0 +1,192 @@
+"""Time in state from the user's side: the stuck rule and its configuration, `scanhub stats`
+over a state file, and the per-item timing the API shows (issue 22). The store's numbers are
+held by the conformance tests in tests/test_store.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from scanhub import ConfigError, Lifecycle, Scan, SQLiteStore, Vendor
+from scanhub._config import load_config, parse_config
+from scanhub._stats import StuckRule, human, parse_group_by, parse_window, stuck_rule, timing
+from scanhub.cli import main
+from scanhub.store import MemoryStore, Observation, StoredItem
+
+from .test_store import HISTORY
+
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def source(**extra: object) -> dict[str, object]:
+    return {"vendor": "appsecplus", "base_url": "http://asp.invalid", "token_env": "T", **extra}
+
+
+async def record(store: SQLiteStore | MemoryStore, start: datetime) -> None:
+    """tests/test_store.py's HISTORY, starting at `start`."""
+    for minute in sorted({m for m, _ in HISTORY}):
+        await store.commit(
+            [
+                Observation(i.key, start + timedelta(minutes=m), i, None, "track")
+                for m, i in HISTORY
+                if m == minute
+            ]
+        )
+
+
+def test_stuck_after_is_checked_and_described_in_the_schema() -> None:
+    config = parse_config(
+        {
+            "stuck_after": 900,
+            "source": [
+                source(name="a", stuck_after=60, stuck_after_by_kind={"scan": 30}),
+                source(name="b"),
+            ],
+        }
+    )
+    assert config.stuck_after == 900
+    assert config.sources[0].stuck_after == 60
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"source": [source(stuck_after=0, stuck_after_by_kind={"scna": 1})]})
+    text = str(caught.value)
+    assert "source[0].stuck_after: expected a positive" in text
+    assert "source[0].stuck_after_by_kind.scna: unknown key (expected one of promotion, scan)" in (
+        text
+    )
+    out = io.StringIO()
+    assert main(["config", "schema"], out=out) == 0
+    schema = json.loads(out.getvalue())
+    assert "stuck_after" in schema["properties"]
+    asp = next(s for s in schema["properties"]["source"]["items"]["oneOf"] if "AppSec" in s["title"])
+    assert asp["properties"]["stuck_after_by_kind"]["additionalProperties"] is False
+
+
+async def test_the_stuck_rule_prefers_configuration_then_history_then_the_default() -> None:
+    store = MemoryStore()
+    # 20 AppSec+ scans that each took 100 + i seconds, finished in the last 7 days.
+    for i in range(20):
+        start = NOW - timedelta(hours=2, seconds=i * 300)
+        q = Scan(Vendor.APPSECPLUS, "asp", f"s{i}", "app", Lifecycle.QUEUED, "q")
+        done = Scan(Vendor.APPSECPLUS, "asp", f"s{i}", "app", Lifecycle.SUCCEEDED, "ok")
+        await store.commit([Observation(q.key, start, q, None, "track")])
+        await store.commit([Observation(q.key, start + timedelta(seconds=100 + i), done)])
+    learned = parse_config({"source": [source(name="asp")]})
+    rule = await stuck_rule(store, learned, NOW)
+    assert rule.threshold("asp", "scan").basis == "p90"
+    assert rule.threshold("asp", "scan").seconds == pytest.approx(117.1)
+    assert rule.threshold("asp", "promotion").basis == "default"  # no history of promotions
+    assert rule.threshold("other", "scan").seconds == 1800.0
+    by_source = parse_config({"stuck_after": 99, "source": [source(name="asp", stuck_after=60)]})
+    rule = await stuck_rule(store, by_source, NOW)
+    assert (rule.threshold("asp", "scan").seconds, rule.threshold("other", "x").seconds) == (60, 99)
+    by_kind = parse_config(
+        {"source": [source(name="asp", stuck_after=60, stuck_after_by_kind={"scan": 5})]}
+    )
+    rule = await stuck_rule(store, by_kind, NOW)
+    assert rule.threshold("asp", "scan").seconds == 5
+    assert rule.threshold("asp", "promotion").seconds == 60
+    # Under 20 finished items, nothing is learned.
+    few = MemoryStore()
+    await record(few, NOW - timedelta(hours=1))
+    assert (await stuck_rule(few, learned, NOW)).learned == {}
+
+
+def test_an_item_is_stuck_when_under_way_past_its_threshold() -> None:
+    rule = StuckRule({("asp", "scan"): 600.0}, {}, 1800.0)
+    running = Scan(Vendor.APPSECPLUS, "asp", "x", "app", Lifecycle.RUNNING, "r")
+    young = StoredItem(running, "track", since=NOW - timedelta(seconds=599))
+    old = StoredItem(running, "track", since=NOW - timedelta(seconds=601))
+    assert not rule.stuck(young, NOW) and rule.stuck(old, NOW)
+    done = Scan(Vendor.APPSECPLUS, "asp", "x", "app", Lifecycle.SUCCEEDED, "ok")
+    assert not rule.stuck(StoredItem(done, "track", since=NOW - timedelta(days=9)), NOW)
+    view = timing(old, NOW, rule)
+    assert view["total_seconds"] == 601.0 and view["running_seconds"] is None
+    assert (view["stuck_after_seconds"], view["stuck_basis"]) == (600.0, "configured")
+    # First seen finished: its phases are unknown, not days of "queue".
+    seen_done = StoredItem(done, "track", since=NOW - timedelta(days=9))
+    assert timing(seen_done, NOW, rule)["total_seconds"] is None
+
+
+def test_windows_group_names_and_durations_for_people() -> None:
+    assert parse_window("7d") == "7d"
+    with pytest.raises(ValueError, match="24h, 7d, 30d"):
+        parse_window("1y")
+    assert parse_group_by("kind,source") == ("source", "kind")
+    assert parse_group_by("") == ()
+    assert parse_group_by(" kind ,\tsource,") == ("source", "kind")
+    for wrong in ("source,source", "kind, kind", "application", "vendor source"):
+        with pytest.raises(ValueError, match="group_by"):
+            parse_group_by(wrong)
+    assert [human(s) for s in (None, 4.6, 725, 12_000, 200_000)] == [
+        "–",
+        "5s",
+        "12m 05s",
+        "3h 20m",
+        "2d 07h",
+    ]
+
+
+async def test_scanhub_stats_reads_a_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    async with SQLiteStore(state) as store:
+        await record(store, datetime.now(UTC) - timedelta(hours=1))
+    out = io.StringIO()
+    assert await _main(["stats", "--state", str(state)], out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("items finished in the last 24h")
+    asp = next(line for line in lines if line.startswith("asp"))
+    assert asp.split()[:5] == ["asp", "scan", "4", "25%", "25%"]
+    assert "2m 00s / 2m 42s / 3m 00s" in asp  # queued p50 / p90 / max
+    assert "stuck: asp scan: 1 unfinished under way longer than 30m 00s (default)" in lines
+
+    # JSON: the same report as GET /api/v1/stats; thresholds from the configuration.
+    config = tmp_path / "scanhub.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+            [state]
+            path = "{state.name}"
+            [[source]]
+            name = "asp"
+            vendor = "appsecplus"
+            base_url = "http://asp.invalid"
+            token_env = "T"
+            stuck_after = 7200
+            """)
+    )
+    load_config(config)  # valid
+    out = io.StringIO()
+    args = ["stats", "-c", str(config), "--window", "7d", "--group-by", "kind", "--format", "json"]
+    assert await _main(args, out) == 0
+    data = json.loads(out.getvalue())
+    assert data["window"] == "7d" and data["group_by"] == ["kind"]
+    assert [(g["kind"], g["finished"]) for g in data["groups"]] == [("promotion", 1), ("scan", 4)]
+    asp = next(s for s in data["stuck"] if s["source"] == "asp")
+    assert (asp["stuck"], asp["basis"], asp["stuck_after_seconds"]) == (0, "configured", 7200)
+    assert data["activity"]["bucket_seconds"] == 6 * 3600
+    assert sum(sum(b["counts"].values()) for b in data["activity"]["buckets"]) == len(HISTORY)
+
+
+async def test_scanhub_stats_usage_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await _main(["stats"], io.StringIO()) == 2
+    assert "give --state" in capsys.readouterr().err
+    assert await _main(["stats", "--state", str(tmp_path / "none.db")], io.StringIO()) == 2
+    assert "no state file there" in capsys.readouterr().err
+    state = tmp_path / "s.db"
+    async with SQLiteStore(state):
+        pass
+    assert await _main(["stats", "--state", str(state), "--group-by", "app"], io.StringIO()) == 2
+    assert "group_by: expected some of vendor, source, kind" in capsys.readouterr().err
+
+
+async def _main(argv: list[str], out: io.StringIO) -> int:
+    """`main` runs its own event loop: run it off this test's loop."""
+    import asyncio
+
+    return await asyncio.to_thread(main, argv, out)
