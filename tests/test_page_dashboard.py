@@ -3,7 +3,8 @@
 (a link reproduces it, back and forward move through it), an item's timeline opened from a row
 by mouse and keyboard, the charts drawn from a known history, and an axe-core audit with no
 serious or critical violation in light and dark. Skipped, saying why, where chromium is
-missing; the audit also where npm cannot fetch axe-core (`.ci/run` installs both)."""
+missing; the audit also where there is no npm or npm cannot reach the registry for axe-core
+(`.ci/run` installs both)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,19 @@ AXE_DIR = Path(
     os.environ.get("SCANHUB_AXE_DIR", Path.home() / ".cache" / "scanhub-tests" / "axe-core")
 )
 AXE_VERSION = "4.10.3"
+#: What npm says when it cannot reach the registry (then the audit is skipped; any other
+#: failure of npm fails the test).
+UNREACHABLE = (
+    "FetchError",
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "ENOTFOUND",
+    "EAI_AGAIN",
+    "ETIMEDOUT",
+    "ENETUNREACH",
+    "EHOSTUNREACH",
+    "ERR_SOCKET_TIMEOUT",
+)
 
 
 @pytest.fixture
@@ -328,14 +342,21 @@ def axe_source() -> str:
     if npm is None:
         pytest.skip("needs npm to install axe-core (apt-get install npm; .ci/run installs it)")
     AXE_DIR.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [npm, "install", "--prefix", str(AXE_DIR), "--no-audit", "--no-fund", "--silent",
-         f"axe-core@{AXE_VERSION}"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    if done.returncode != 0 or not script.is_file():
-        pytest.skip(f"npm could not install axe-core from the registry: {done.stderr[-400:]}")
-    return script.read_text()
+    wanted = f"axe-core@{AXE_VERSION}"
+    try:
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(AXE_DIR), "--no-audit", "--no-fund",
+             "--loglevel=error", wanted],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"npm could not reach the registry for {wanted} (no answer in 300 s)")
+    if done.returncode == 0 and script.is_file():
+        return script.read_text()
+    said = [line for line in done.stderr.splitlines() if line.strip()]
+    if any(code in done.stderr for code in UNREACHABLE):
+        pytest.skip(f"npm could not reach the registry for {wanted}: {' / '.join(said[:2])}")
+    pytest.fail(f"npm install {wanted} failed (exit {done.returncode}): {done.stderr[-800:]}")
 
 
 def audit(driver: Any, source: str) -> list[dict[str, Any]]:
