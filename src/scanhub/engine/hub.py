@@ -48,10 +48,11 @@ from attrs import frozen
 
 from .._changes import Change, ItemError, Snapshot
 from .._clients import Client
-from .._errors import BadRequestError, WaitTimeoutError
+from .._errors import BadRequestError
 from .._model import Item
 from .._sinks import Sink
 from ..store import Committed, MemoryStore, Observation, Store, StoredItem
+from . import consumers
 from .broadcast import Broadcaster, Subscription
 from .discovery import Discovery
 from .poller import SourceHealth
@@ -62,7 +63,7 @@ from .runner import Part, Runner
 from .scheduler import Scheduler
 from .sinks import Deliverer
 from .supervise import PartHealth
-from .tracked import Active, WorkingSet
+from .tracked import WorkingSet
 
 log = logging.getLogger("scanhub")
 
@@ -131,7 +132,8 @@ class ScanHub:
         self.interval, self.max_interval, self.lease_ttl = interval, max_interval, lease_ttl
         self.store: Store = store if store is not None else MemoryStore()
         self._connection_limit = connection_limit
-        self._clock, self._now = clock, now
+        #: The engine's monotonic clock and wall clock (injected in tests).
+        self.clock, self.now = clock, now
         self.scheduler = Scheduler(
             interval=interval, max_interval=max_interval, backoff=backoff, clock=clock, rng=rng
         )
@@ -237,7 +239,7 @@ class ScanHub:
             self._session = aiohttp.ClientSession(connector=connector)
             for client in self._clients.values():
                 client.adopt_session(self._session)
-        await self.store.prune(self._now())
+        await self.store.prune(self.now())
         await self.broadcaster.start_position()
         if self.loop.polled is None:
             await self.loop.take_on(list(self._clients))
@@ -292,7 +294,7 @@ class ScanHub:
         # Retention runs hourly while the engine runs (and when the store is opened).
         while True:
             await asyncio.sleep(3600)
-            await self.store.prune(self._now())
+            await self.store.prune(self.now())
 
     def _polling_parts(self) -> list[Part]:
         """The tasks polling runs: dispatch, the working set's reading of the log, one poller
@@ -307,7 +309,7 @@ class ScanHub:
             parts.append((f"poller {name}", functools.partial(poller.run, loop.poll)))
         if self.store.shared:
             replication = Replication(
-                self.store, loop, list(self._clients), lease_ttl=self.lease_ttl, clock=self._clock
+                self.store, loop, list(self._clients), lease_ttl=self.lease_ttl, clock=self.clock
             )
             parts += [("leases", replication.hold_leases), ("tracking", replication.hear_tracking)]
         for name in self.sinks.names:
@@ -324,7 +326,7 @@ class ScanHub:
         shortly (`await flush()` waits for that); once committed, an item that is not finished
         is polled (when this process polls its source). May be called while a watch runs."""
         self.client(item.source)
-        pending = self.recorder.submit(Observation(item.key, self._now(), item, None, how))
+        pending = self.recorder.submit(Observation(item.key, self.now(), item, None, how))
         pending.add_done_callback(functools.partial(self.loop.tracked, item, how))
         return item.key
 
@@ -361,8 +363,8 @@ class ScanHub:
         is new, and commit it; returns what the commit did."""
         self.client(item.source)
         await self.open()
-        (committed,) = await self.recorder.commit([Observation.of(item, how, self._now())])
-        self.loop.pushed(item, committed, self._now())
+        (committed,) = await self.recorder.commit([Observation.of(item, how, self.now())])
+        self.loop.pushed(item, committed, self.now())
         return committed
 
     def poke(self, keys: Iterable[str]) -> int:
@@ -436,29 +438,7 @@ class ScanHub:
         """Refresh tracked items concurrently (bounded per source) and return them all, as the
         store has them afterwards. Finished items are final and not asked again unless
         `refresh_terminal`. Changes are recorded in the store."""
-        await self.open()
-        await self.flush()
-        todo = self.loop.due_now()
-        if refresh_terminal:
-            known = {a.item.key for a in todo}
-            for stored in await self.store.tracked():
-                item = stored.item
-                if (
-                    item.lifecycle.is_terminal
-                    and item.key not in known
-                    and self.loop.polls(item.source)
-                    and item.source in self._clients
-                ):
-                    todo.append(Active(item, stored.origin))
-        await asyncio.gather(*(self.loop.poll_once(a) for a in todo))
-        await self.flush()
-        stored_items = await self.store.tracked()
-        return Snapshot(
-            items=tuple(s.item for s in stored_items),
-            errors={s.key: s.last_error for s in stored_items if s.last_error is not None},
-            observed_at=self._now(),
-            source_errors=self.source_errors,
-        )
+        return await consumers.snapshot(self, refresh_terminal=refresh_terminal)
 
     def subscribe(
         self, since: int | None = None, wants: Callable[[Change], bool] | None = None
@@ -467,7 +447,7 @@ class ScanHub:
         what `watch` reads, and the service's live stream. Close it when done."""
         return self.broadcaster.subscribe(since, wants)
 
-    async def watch(
+    def watch(
         self,
         interval: float | None = None,
         deadline: float | None = None,
@@ -486,57 +466,9 @@ class ScanHub:
         handles a change; a consumer that falls behind loses nothing: it reads the store's log
         until it has caught up.
         """
-        chosen = frozenset(keys) if keys is not None else None
-        end = None if deadline is None else self._clock() + deadline
-
-        def wants(change: Change) -> bool:
-            return chosen is None or change.key in chosen
-
-        async with self.polling(interval):
-            if initial:
-                stored, position = await self.store.tracked_at(chosen)
-                sub = self.broadcaster.subscribe(position, wants)
-            else:
-                stored, sub = [], self.broadcaster.subscribe(None, wants)
-            try:
-                now = self._now()
-                for s in stored:
-                    yield Change(None, s.item, now)
-                while True:
-                    change = sub.next_nowait()
-                    if change is not None:
-                        yield change
-                        continue
-                    remaining = None if end is None else end - self._clock()
-                    if remaining is not None and remaining <= 0:
-                        return
-                    if sub.behind:
-                        await sub.catch_up()
-                        continue
-                    if until_done and self._all_done(chosen, sub):
-                        return
-                    progress = self.loop.progress
-                    progress.clear()
-                    waiters = [
-                        asyncio.ensure_future(sub.wait()),
-                        asyncio.ensure_future(progress.wait()),
-                    ]
-                    try:
-                        await asyncio.wait(
-                            waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                        )
-                    finally:
-                        for w in waiters:
-                            w.cancel()
-            finally:
-                sub.close()
-
-    def _all_done(self, keys: frozenset[str] | None, sub: Subscription) -> bool:
-        if not self.recorder.idle or sub.position < self.recorder.last_id:
-            return False  # a final change may not have reached the consumer yet
-        if keys is None:
-            return len(self.working) == 0
-        return not any(k in self.working for k in keys)
+        return consumers.watch(
+            self, interval, deadline, initial=initial, until_done=until_done, keys=keys
+        )
 
     async def wait(
         self,
@@ -547,22 +479,7 @@ class ScanHub:
     ) -> Item:
         """Track `item` and poll it until terminal; raises `WaitTimeoutError` after `timeout`
         seconds (the error's `item` is its last known state)."""
-        key = self.track(item)
-        async for _ in self.watch(interval, timeout, initial=False, keys=[key]):
-            pass
-        await self.flush()
-        stored = await self.store.get(key)
-        active = self.working.get(key)
-        last = active.item if active is not None else (stored.item if stored else item)
-        if stored is not None and stored.item.lifecycle.is_terminal:
-            return stored.item
-        raise WaitTimeoutError(
-            f"{key} still {last.lifecycle.value} after {timeout}s",
-            item=last,
-            vendor=last.vendor,
-            source=last.source,
-            operation="wait",
-        )
+        return await consumers.wait(self, item, timeout, interval=interval)
 
 
 __all__ = ["EngineHealth", "ScanHub"]
