@@ -226,11 +226,15 @@ class PollLoop:
         if outcome.item is None:
             assert outcome.error is not None
             active.error = ItemError.of(outcome.error, now)
-            self.recorder.submit(Observation(key, now, None, active.error))
+            self.recorder.sight(key, now, active.error)
             return False
         new = merge(active.item, outcome.item)
         changed = significant(active.item, new)
         active.item, active.error = new, None
+        if not changed and not new.lifecycle.is_terminal:
+            # Nothing the store records: the item was seen (its last error, if any, is over).
+            self.recorder.sight(key, now)
+            return False
         pending = self.recorder.submit(Observation(key, now, outcome.item))
         if changed or new.lifecycle.is_terminal:
             # Wait for the commit: a change is the store's to judge, and an item is not polled
