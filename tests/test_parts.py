@@ -323,3 +323,24 @@ async def test_a_full_channel_refuses_and_a_closed_one_ends() -> None:
         ch.send_nowait(5)
     with pytest.raises(ValueError, match="at least one"):
         Channel(0)
+
+
+async def test_sightings_are_gathered_per_item_and_never_overtake_a_change() -> None:
+    store = FlakyStore()
+    recorder = Recorder(store)
+    task = asyncio.create_task(recorder.run())
+    try:
+        await recorder.commit([seen("a", Lifecycle.QUEUED, 0, "track")])
+        store.attempts.clear()
+        for n in range(1, 6):  # five quiet polls of one item
+            recorder.sight(seen("a", Lifecycle.QUEUED, n).key, T0 + timedelta(minutes=n))
+        change = recorder.submit(seen("a", Lifecycle.RUNNING, 7))
+        recorder.sight(seen("a", Lifecycle.QUEUED, 0).key, T0 + timedelta(minutes=6))
+        await change
+        await recorder.flush()
+    finally:
+        task.cancel()
+    held = await store.get(seen("a", Lifecycle.QUEUED, 0).key)
+    assert held is not None and held.item.lifecycle is Lifecycle.RUNNING  # the change stands
+    assert held.last_observed == T0 + timedelta(minutes=7)  # the later sighting was stale
+    assert sum(store.attempts) <= 3  # five sightings, one change, one late sighting: gathered

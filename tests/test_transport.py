@@ -15,6 +15,7 @@ from scanhub import (
     AppTrust,
     IQServer,
     RateLimit,
+    RateLimitedError,
     RetryPolicy,
     ScanhubError,
     ThreadFix,
@@ -171,3 +172,53 @@ async def test_no_secret_in_logs_or_errors_for_any_client(
     texts += [e.body_excerpt or "" for e in errors] + [repr(c) for c in clients]
     for text in texts:
         assert SECRET not in text
+
+
+# --- the seam: every policy over a wire that is not the network -----------------------------
+
+
+async def test_the_policies_stack_over_any_wire() -> None:
+    """`Client(wire=MockTransport(...))` replaces only the wire: retries, the vendor's pause,
+    credentials and redaction, and the record of attempts all still apply."""
+    from scanhub import AppSecPlus, MockTransport, RetryPolicy
+    from scanhub._transport import recording_attempts
+    from scanhub.sansio import Request, Response
+
+    token = "s3cret-token-abcdef"
+    answers = [
+        Response(503, b"busy", {}, "scan", "https://asp.example/scans/s1"),
+        Response(
+            200,
+            f'{{"id": "s1", "applicationId": "a", "status": "running", "echo": "{token}"}}'.encode(),
+            {"content-type": "application/json"},
+            "scan",
+            "https://asp.example/scans/s1",
+        ),
+        Response(429, b"", {"retry-after": "120"}, "scan", "https://asp.example/scans/s1"),
+    ]
+
+    def handler(req: Request) -> Response:
+        assert req.headers["Authorization"] == f"Bearer {token}"  # credentials added
+        return answers.pop(0)
+
+    wire = MockTransport(handler)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    policy = RetryPolicy(attempts=3, backoff_initial=0.5, max_retry_after=60)
+    async with AppSecPlus(
+        "https://asp.example", token, wire=wire, retry=policy, sleep=sleep
+    ) as asp:
+        with recording_attempts() as attempts:
+            scan = await asp.scan("s1")
+        assert [a.status for a in attempts] == [503, 200]  # one retry after the 503
+        assert len(slept) == 1 and 0 <= slept[0] <= 0.5
+        assert token not in repr(scan.raw)  # the echoed secret never reaches the parser
+        with pytest.raises(RateLimitedError):
+            await asp.scan("s1")  # 429 asking for 120 s: more than a call sleeps
+        assert asp.transport.paused_for == pytest.approx(120, abs=1)
+        with pytest.raises(RateLimitedError):
+            await asp.scan("s1")  # paused: refused locally, nothing sent
+    assert len(wire.requests) == 3 and answers == []

@@ -48,7 +48,7 @@ from ._sinks import SignatureError, Sink, SinkFilter
 from ._sinks import new_secret as new_webhook_secret
 from ._sinks import sign as sign_webhook
 from ._sinks import verify as verify_webhook
-from ._transport import RetryPolicy, Timeouts
+from ._transport import HTTPTransport, MockTransport, RetryPolicy, Timeouts
 from .engine import EngineHealth, ScanHub, SourceHealth, Subscription
 from .store import (
     DeadLetter,
@@ -87,11 +87,13 @@ __all__ = [
     "Gate",
     "GateKind",
     "GroupStats",
+    "HTTPTransport",
     "IQServer",
     "Item",
     "ItemError",
     "Lifecycle",
     "MemoryStore",
+    "MockTransport",
     "NotFoundError",
     "PayloadError",
     "Promotion",

@@ -29,6 +29,7 @@ from ._secrets import Redactor, Secret
 from ._transport import (
     DEFAULT_MAX_BODY,
     Attempt,
+    HTTPTransport,
     RetryPolicy,
     Timeouts,
     Transport,
@@ -68,6 +69,11 @@ class Client(abc.ABC):
     The client that opens a session closes it: pass `session=` to share one (the `ScanHub` does)
     and it is left open; otherwise the client makes its own on first use and closes it in
     `__aexit__` / `close()`.
+
+    Every request goes through `self.transport`, the policy stack (retries, the vendor's pause,
+    the rate limit, what each attempt met, credentials and redaction) over a wire: aiohttp by
+    default, or the `HTTPTransport` given as `wire=` (a `MockTransport` in tests), under the
+    same policies.
     """
 
     #: The registry name of the vendor (`Vendor` names the built-in ones).
@@ -87,6 +93,7 @@ class Client(abc.ABC):
         auth_headers: dict[str, str] | None = None,
         auth_params: tuple[tuple[str, str], ...] = (),
         secrets: tuple[Secret, ...] = (),
+        wire: HTTPTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -113,6 +120,7 @@ class Client(abc.ABC):
             vendor=self.vendor,
             source=self.name,
             session_factory=self._get_session,
+            wire=wire,
             auth_headers=auth_headers,
             auth_params=auth_params,
             redactor=Redactor(secrets),

@@ -1,4 +1,14 @@
-"""The one place that performs HTTP: timeouts, retries, rate limiting, redaction, logging.
+"""The one place that performs HTTP: a narrow seam, one implementation over aiohttp, and the
+policies as layers over it.
+
+    Transport (what a client holds) = Retrying ─> Pausing ─> RateLimiting ─> Recording
+                                       ─> Authenticating ─> AiohttpTransport (the wire)
+
+`HTTPTransport` is the seam (httpx's `AsyncBaseTransport`, gidgethub's one `_request`): `send`
+one `Request`, get one `Response` (any status) or a `TransportError` when no answer came. The
+wire (`AiohttpTransport`) makes one attempt over an aiohttp session; each policy is a small
+layer that wraps another transport; `MockTransport` answers from a function, for tests
+(`Client(..., wire=MockTransport(handler))` keeps every policy and replaces only the wire).
 
 Policy (documented in README "Transport policy"):
 
@@ -23,6 +33,7 @@ Policy (documented in README "Transport policy"):
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import contextvars
@@ -34,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import attrs
 from attrs import frozen
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
@@ -125,123 +137,75 @@ def body_limit_problem(headers: Mapping[str, str], max_body: int) -> str | None:
     return None
 
 
-class _Retry(Exception):
-    """A response worth another try; carries it so the last one can be returned."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-def _last_response(state: RetryCallState) -> Response | None:
-    outcome = state.outcome
-    if outcome is not None and outcome.failed:
-        exc = outcome.exception()
-        if isinstance(exc, _Retry):
-            return exc.response
-    return None
+def advised_wait(policy: RetryPolicy, resp: Response) -> float | None:
+    """How long a 429 asks to wait: its RFC 9110 `Retry-After`, else the policy's
+    `default_429_wait`, capped at `retry_after_cap`; None when it says nothing (or is not a
+    429)."""
+    if resp.status != 429:
+        return None
+    wait = retry_after_of(resp)
+    if wait is None:
+        wait = policy.default_429_wait
+    return None if wait is None else min(wait, policy.retry_after_cap)
 
 
-class Transport:
-    """Executes `Request`s for one configured client over an aiohttp session."""
+# --- the seam ---------------------------------------------------------------------------------
+
+
+class HTTPTransport(abc.ABC):
+    """Sends one `Request` and returns its `Response` (whatever the status), or raises a
+    `TransportError` (or `RequestTimeout`, `PayloadError`) when no usable answer came."""
+
+    @abc.abstractmethod
+    async def send(self, req: Request) -> Response:
+        """One request, as this transport does it."""
+
+    async def close(self) -> None:
+        """Release what it holds (nothing, unless it owns a session)."""
+        return
+
+
+class MockTransport(HTTPTransport):
+    """Answers from a function instead of the network (tests): `handler(request)` returns a
+    `Response` (or an awaitable of one), or raises a `TransportError`."""
+
+    def __init__(self, handler: Callable[[Request], Response | Awaitable[Response]]) -> None:
+        self.handler = handler
+        #: Every request it was given, in order.
+        self.requests: list[Request] = []
+
+    async def send(self, req: Request) -> Response:
+        self.requests.append(req)
+        answer = self.handler(req)
+        if isinstance(answer, Response):
+            return answer
+        return await answer
+
+
+class AiohttpTransport(HTTPTransport):
+    """The wire: one attempt over an aiohttp session, with a connect and a total timeout, TLS
+    verification (on unless turned off), no redirects followed, and the answer's body capped
+    (judged by `Content-Length`, and again as it streams)."""
 
     def __init__(
         self,
+        session_factory: Callable[[], aiohttp.ClientSession],
         *,
         vendor: str,
         source: str,
-        session_factory: Callable[[], aiohttp.ClientSession],
-        auth_headers: Mapping[str, str] | None = None,
-        auth_params: tuple[tuple[str, str], ...] = (),
-        redactor: Redactor | None = None,
         timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: RateLimit | None = None,
         verify_tls: bool = True,
         max_body: int = DEFAULT_MAX_BODY,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if max_body < 1:
             raise ValueError("max_body must be at least 1 byte")
-        self.max_body = max_body
-        self.vendor = vendor
-        self.source = source
         self._session_factory = session_factory
-        self._auth_headers = dict(auth_headers or {})
-        self._auth_params = auth_params
-        self.redact = redactor or Redactor()
+        self.vendor, self.source = vendor, source
         self.timeouts = timeouts or Timeouts()
-        self.retry = retry or RetryPolicy()
-        self.limiter = (
-            SlidingWindowLimiter(rate_limit, clock=clock, sleep=sleep) if (rate_limit) else None
-        )
-        self._ssl: bool = verify_tls
-        self._clock = clock
-        self._sleep = sleep
-        self._paused_until = 0.0
+        self.verify_tls = verify_tls
+        self.max_body = max_body
         self._timeout_for: Timeouts | None = None
         self._timeout = aiohttp.ClientTimeout()
-        #: Requests actually put on the wire (every attempt counts); read by tests and benches.
-        self.sent = 0
-        #: Called after every attempt with (HTTP status, or None when no answer came; seconds):
-        #: the engine's adaptive concurrency and the service's metrics listen here.
-        self.observers: list[Callable[[int | None, float], None]] = []
-
-    def __repr__(self) -> str:
-        return f"<Transport {self.vendor}/{self.source}>"
-
-    @property
-    def rate_ceiling(self) -> int | None:
-        """The most requests the client-side `RateLimit` lets into one window (None: no
-        limit): no source should have more in flight."""
-        return None if self.limiter is None else self.limiter.limit.max_requests
-
-    def pause(self, seconds: float) -> None:
-        """Hold this source's requests for `seconds` (capped at `retry_after_cap`): the vendor
-        said wait, in a 429 or otherwise (GitHub's 403 with its rate-limit headers). The one
-        place a source's pause is kept; the engine reads it (`paused_for`)."""
-        wait = min(max(0.0, seconds), self.retry.retry_after_cap)
-        self._paused_until = max(self._paused_until, self._clock() + wait)
-
-    @property
-    def paused_for(self) -> float:
-        """Seconds this source still waits because the vendor said 429."""
-        return max(0.0, self._paused_until - self._clock())
-
-    async def send(self, req: Request) -> Response:
-        """Send `req` under the policy; return the final response, whatever its status (the
-        vendor module turns statuses into errors), or raise `TransportError`/`RequestTimeout`
-        /`RateLimitedError`."""
-        # The first attempt runs without the retry machinery: nearly every request succeeds at
-        # once, and building a tenacity loop per request costs more CPU than parsing the answer.
-        try:
-            resp: Response | None = await self._attempt(req)
-            error: TransportError | None = None
-        except TransportError as exc:
-            resp, error = None, exc
-        if self.retry.attempts <= 1 or not self._worth_retrying(req, resp, error):
-            if error is not None:
-                raise error
-            assert resp is not None
-            return resp
-        await self._sleep(self._delay(resp, 1))
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts - 1),
-            wait=lambda state: self._delay(_last_response(state), state.attempt_number + 1),
-            retry=lambda state: self._should_retry(state, req),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    resp = await self._attempt(req)
-                    if self._worth_retrying(req, resp, None):
-                        raise _Retry(resp)
-                    return resp
-        except _Retry as last:
-            return last.response
-        raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     def _client_timeout(self) -> aiohttp.ClientTimeout:
         # Built once per Timeouts value rather than per request (it showed in the CPU profile).
@@ -252,51 +216,8 @@ class Transport:
             self._timeout_for = self.timeouts
         return self._timeout
 
-    def _worth_retrying(
-        self, req: Request, resp: Response | None, error: TransportError | None
-    ) -> bool:
-        if error is not None:
-            # Re-send only what the server cannot have acted on, unless the call is idempotent.
-            return error.retryable and (req.idempotent or error.not_sent)
-        assert resp is not None
-        if resp.status not in _RETRY_STATUSES or not (req.idempotent or resp.status == 429):
-            return False
-        wait = self._advised_wait(resp)
-        return wait is None or wait <= self.retry.max_retry_after
-
-    def _should_retry(self, state: RetryCallState, req: Request) -> bool:
-        outcome = state.outcome
-        if outcome is None or not outcome.failed:
-            return False
-        exc = outcome.exception()
-        if isinstance(exc, _Retry):
-            return True  # _worth_retrying already said so
-        if isinstance(exc, TransportError):
-            return self._worth_retrying(req, None, exc)
-        return False
-
-    def _delay(self, resp: Response | None, attempt: int) -> float:
-        if resp is not None:
-            advised = self._advised_wait(resp)
-            if advised is not None:
-                return advised
-        return self.retry.backoff(attempt)
-
-    def _advised_wait(self, resp: Response) -> float | None:
-        if resp.status != 429:
-            return None
-        wait = retry_after_of(resp)
-        if wait is None:
-            wait = self.retry.default_429_wait
-        return None if wait is None else min(wait, self.retry.retry_after_cap)
-
-    async def _attempt(self, req: Request) -> Response:
-        await self._respect_pause(req)
-        if self.limiter is not None:
-            await self.limiter.acquire()
+    async def send(self, req: Request) -> Response:
         session = self._session_factory()
-        headers = {**req.headers, **self._auth_headers}
-        params = list(req.params) + list(self._auth_params)
         data: Any = None
         if req.file is not None:
             form = aiohttp.FormData()
@@ -307,73 +228,40 @@ class Transport:
                 content_type=req.file.content_type,
             )
             data = form
-        timeout = self._client_timeout()
-        started = self._clock()
-        self.sent += 1
         try:
             async with session.request(
                 req.method,
                 req.url,
-                params=params or None,
-                headers=headers,
+                params=list(req.params) or None,
+                headers=dict(req.headers),
                 json=req.json if req.file is None else None,
                 data=data,
-                timeout=timeout,
-                ssl=self._ssl,
+                timeout=self._client_timeout(),
+                ssl=self.verify_tls,
                 allow_redirects=False,
             ) as raw:
                 body = await self._read(raw, req)
                 # aiohttp's headers are already case-insensitive: passed as they are. Only a
                 # 429's wait needs the time of receipt.
-                resp = Response(
+                return Response(
                     raw.status,
-                    self.redact.scrub_bytes(body),
+                    body,
                     raw.headers,
                     req.operation,
-                    clean_url(self.redact(str(raw.url))),
+                    str(raw.url),
                     datetime.now(UTC) if raw.status == 429 else None,
                 )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            self._notify(None, started)
             not_sent = isinstance(exc, aiohttp.ConnectionTimeoutError)
             raise self._error(RequestTimeout, req, "timed out", exc, not_sent) from exc
         except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
             error = self._error(TransportError, req, "TLS verification failed", exc, False)
-            error.retryable = False
+            error.retryable = False  # a certificate does not get better: no retry, no trouble
             raise error from exc
         except aiohttp.ClientConnectorError as exc:
-            self._notify(None, started)
             raise self._error(TransportError, req, "could not connect", exc, True) from exc
         except aiohttp.ClientError as exc:
-            self._notify(None, started)
             raise self._error(TransportError, req, "connection failed", exc, False) from exc
-        elapsed = self._clock() - started
-        self._notify(resp.status, started)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s %s %s -> %d in %.3fs",
-                self.source,
-                req.method,
-                self.redact(req.url),
-                resp.status,
-                elapsed,
-            )
-        if resp.status == 429:
-            wait = self._advised_wait(resp)
-            if wait is None:
-                wait = self.retry.backoff(1)
-            self._paused_until = max(self._paused_until, self._clock() + wait)
-            log.warning("%s: rate limited by %s, pausing %.1fs", self.source, self.vendor, wait)
-        return resp
-
-    def _notify(self, status: int | None, started: float) -> None:
-        attempts = _ATTEMPTS.get()
-        if self.observers or attempts is not None:
-            elapsed = self._clock() - started
-            if attempts is not None:
-                attempts.append(Attempt(status, elapsed))
-            for observer in self.observers:
-                observer(status, elapsed)
 
     async def _read(self, raw: aiohttp.ClientResponse, req: Request) -> bytes:
         """The body, up to `max_body` bytes; past it a `PayloadError`, the rest unread."""
@@ -398,20 +286,6 @@ class Transport:
             status=raw.status,
         )
 
-    async def _respect_pause(self, req: Request) -> None:
-        remaining = self.paused_for
-        if remaining <= 0:
-            return
-        if remaining > self.retry.max_retry_after:
-            raise RateLimitedError(
-                f"source is paused by the vendor's rate limit for {remaining:.0f}s more",
-                retry_after=remaining,
-                vendor=self.vendor,
-                source=self.source,
-                operation=req.operation,
-            )
-        await self._sleep(remaining)
-
     def _error(
         self,
         cls: type[TransportError],
@@ -420,15 +294,393 @@ class Transport:
         exc: BaseException,
         not_sent: bool,
     ) -> TransportError:
-        detail = self.redact(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         error = cls(
-            f"{what} ({detail})",
-            vendor=self.vendor,
-            source=self.source,
-            operation=req.operation,
+            f"{what} ({detail})", vendor=self.vendor, source=self.source, operation=req.operation
         )
         error.not_sent = not_sent
         return error
+
+
+# --- the policies, as layers ----------------------------------------------------------------
+
+
+class Layer(HTTPTransport):
+    """A policy over another transport."""
+
+    def __init__(self, inner: HTTPTransport) -> None:
+        self.inner = inner
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class Authenticating(Layer):
+    """Adds the source's credentials to every request, and takes every secret out of what
+    comes back: a body that echoes a credential has it replaced by `***` before any parser
+    sees it, the answer's URL loses user-info and credential parameters, and error text is
+    redacted."""
+
+    def __init__(
+        self,
+        inner: HTTPTransport,
+        redact: Redactor,
+        headers: Mapping[str, str] | None = None,
+        params: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(inner)
+        self.redact = redact
+        self._headers = dict(headers or {})
+        self._params = params
+
+    async def send(self, req: Request) -> Response:
+        if self._headers or self._params:
+            req = attrs.evolve(
+                req,
+                headers={**req.headers, **self._headers},
+                params=(*req.params, *self._params),
+            )
+        try:
+            resp = await self.inner.send(req)
+        except ScanhubError as error:
+            error.message = self.redact(error.message)
+            error.args = tuple(self.redact(a) if isinstance(a, str) else a for a in error.args)
+            raise
+        return attrs.evolve(
+            resp, body=self.redact.scrub_bytes(resp.body), url=clean_url(self.redact(resp.url))
+        )
+
+
+class Recording(Layer):
+    """Times every attempt and tells of it: the poll that made it (`recording_attempts`), the
+    observers (the service's metrics), and the debug log (redacted URL)."""
+
+    def __init__(
+        self,
+        inner: HTTPTransport,
+        source: str,
+        redact: Redactor,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(inner)
+        self.source = source
+        self.redact = redact
+        self._clock = clock
+        #: Attempts actually put on the wire.
+        self.sent = 0
+        #: Called after every attempt with (HTTP status, or None when no answer came; seconds).
+        self.observers: list[Callable[[int | None, float], None]] = []
+
+    async def send(self, req: Request) -> Response:
+        started = self._clock()
+        self.sent += 1
+        try:
+            resp = await self.inner.send(req)
+        except TransportError as error:
+            if error.retryable:  # no answer came (a refused certificate is not trouble)
+                self._notify(None, self._clock() - started)
+            raise
+        elapsed = self._clock() - started
+        self._notify(resp.status, elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s -> %d in %.3fs",
+                self.source,
+                req.method,
+                self.redact(req.url),
+                resp.status,
+                elapsed,
+            )
+        return resp
+
+    def _notify(self, status: int | None, elapsed: float) -> None:
+        attempts = _ATTEMPTS.get()
+        if attempts is not None:
+            attempts.append(Attempt(status, elapsed))
+        for observer in self.observers:
+            observer(status, elapsed)
+
+
+class RateLimiting(Layer):
+    """Waits, when the client-side `RateLimit` says so, before each attempt."""
+
+    def __init__(self, inner: HTTPTransport, limiter: SlidingWindowLimiter) -> None:
+        super().__init__(inner)
+        self.limiter = limiter
+
+    async def send(self, req: Request) -> Response:
+        await self.limiter.acquire()
+        return await self.inner.send(req)
+
+
+class Pausing(Layer):
+    """The source's pause, in one place: a 429 (or anyone who calls `pause`) holds every
+    request of the source until then. A request during a short pause waits it out; during a
+    long one (past `max_retry_after`) it is refused locally with `RateLimitedError`, so no
+    request is wasted on a vendor that said stop."""
+
+    def __init__(
+        self,
+        inner: HTTPTransport,
+        policy: Callable[[], RetryPolicy],
+        *,
+        vendor: str,
+        source: str,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(inner)
+        self._policy = policy
+        self.vendor, self.source = vendor, source
+        self._clock, self._sleep = clock, sleep
+        self._until = 0.0
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds the source still waits."""
+        return max(0.0, self._until - self._clock())
+
+    def pause(self, seconds: float) -> None:
+        """Hold the source's requests for `seconds` (capped at `retry_after_cap`)."""
+        wait = min(max(0.0, seconds), self._policy().retry_after_cap)
+        self._until = max(self._until, self._clock() + wait)
+
+    async def send(self, req: Request) -> Response:
+        remaining = self.paused_for
+        if remaining > 0:
+            if remaining > self._policy().max_retry_after:
+                raise RateLimitedError(
+                    f"source is paused by the vendor's rate limit for {remaining:.0f}s more",
+                    retry_after=remaining,
+                    vendor=self.vendor,
+                    source=self.source,
+                    operation=req.operation,
+                )
+            await self._sleep(remaining)
+        resp = await self.inner.send(req)
+        if resp.status == 429:
+            policy = self._policy()
+            wait = advised_wait(policy, resp)
+            if wait is None:
+                wait = policy.backoff(1)
+            self.pause(wait)
+            log.warning("%s: rate limited by %s, pausing %.1fs", self.source, self.vendor, wait)
+        return resp
+
+
+class _Retry(Exception):
+    """A response worth another try; carries it so the last one can be returned."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _last_response(state: RetryCallState) -> Response | None:
+    outcome = state.outcome
+    if outcome is not None and outcome.failed:
+        exc = outcome.exception()
+        if isinstance(exc, _Retry):
+            return exc.response
+    return None
+
+
+class Retrying(Layer):
+    """Retries what is worth it, by `RetryPolicy`: idempotent requests on no answer, 5xx and
+    429; others only when the server cannot have acted (never connected, or 429); waits by the
+    vendor's `Retry-After` or full-jitter backoff, never a wait past `max_retry_after` inside
+    the call."""
+
+    def __init__(
+        self,
+        inner: HTTPTransport,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(inner)
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+
+    async def send(self, req: Request) -> Response:
+        # The first attempt runs without the retry machinery: nearly every request succeeds at
+        # once, and building a tenacity loop per request costs more CPU than parsing the answer.
+        try:
+            resp: Response | None = await self.inner.send(req)
+            error: TransportError | None = None
+        except TransportError as exc:
+            resp, error = None, exc
+        if self.policy.attempts <= 1 or not self._worth_retrying(req, resp, error):
+            if error is not None:
+                raise error
+            assert resp is not None
+            return resp
+        await self._sleep(self._delay(resp, 1))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.attempts - 1),
+            wait=lambda state: self._delay(_last_response(state), state.attempt_number + 1),
+            retry=lambda state: self._should_retry(state, req),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    resp = await self.inner.send(req)
+                    if self._worth_retrying(req, resp, None):
+                        raise _Retry(resp)
+                    return resp
+        except _Retry as last:
+            return last.response
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def _worth_retrying(
+        self, req: Request, resp: Response | None, error: TransportError | None
+    ) -> bool:
+        if error is not None:
+            # Re-send only what the server cannot have acted on, unless the call is idempotent.
+            return error.retryable and (req.idempotent or error.not_sent)
+        assert resp is not None
+        if resp.status not in _RETRY_STATUSES or not (req.idempotent or resp.status == 429):
+            return False
+        wait = advised_wait(self.policy, resp)
+        return wait is None or wait <= self.policy.max_retry_after
+
+    def _should_retry(self, state: RetryCallState, req: Request) -> bool:
+        outcome = state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        exc = outcome.exception()
+        if isinstance(exc, _Retry):
+            return True  # _worth_retrying already said so
+        if isinstance(exc, TransportError):
+            return self._worth_retrying(req, None, exc)
+        return False
+
+    def _delay(self, resp: Response | None, attempt: int) -> float:
+        if resp is not None:
+            advised = advised_wait(self.policy, resp)
+            if advised is not None:
+                return advised
+        return self.policy.backoff(attempt)
+
+
+# --- what a client holds ----------------------------------------------------------------------
+
+
+class Transport:
+    """The policy stack one client sends through (see the module docstring), with the knobs
+    tests and the engine turn: `timeouts`, `retry`, `paused_for` / `pause`, `rate_ceiling`,
+    `observers`, `sent`, `redact`, `scrub`."""
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        source: str,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+        wire: HTTPTransport | None = None,
+        auth_headers: Mapping[str, str] | None = None,
+        auth_params: tuple[tuple[str, str], ...] = (),
+        redactor: Redactor | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: RateLimit | None = None,
+        verify_tls: bool = True,
+        max_body: int = DEFAULT_MAX_BODY,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if max_body < 1:
+            raise ValueError("max_body must be at least 1 byte")
+        self.vendor, self.source = vendor, source
+        self.redact = redactor or Redactor()
+        self.max_body = max_body
+        if wire is None:
+            if session_factory is None:
+                raise ValueError("a transport needs a session factory or a wire")
+            wire = AiohttpTransport(
+                session_factory,
+                vendor=vendor,
+                source=source,
+                timeouts=timeouts,
+                verify_tls=verify_tls,
+                max_body=max_body,
+            )
+        self.wire = wire
+        stack: HTTPTransport = Authenticating(wire, self.redact, auth_headers, auth_params)
+        self._recording = Recording(stack, source, self.redact, clock)
+        stack = self._recording
+        self.limiter = (
+            SlidingWindowLimiter(rate_limit, clock=clock, sleep=sleep) if rate_limit else None
+        )
+        if self.limiter is not None:
+            stack = RateLimiting(stack, self.limiter)
+        self._retrying = Retrying(stack, retry, sleep)
+        self._pausing = Pausing(
+            stack,
+            lambda: self._retrying.policy,
+            vendor=vendor,
+            source=source,
+            clock=clock,
+            sleep=sleep,
+        )
+        self._retrying.inner = self._pausing
+        self._stack: HTTPTransport = self._retrying
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.vendor}/{self.source}>"
+
+    async def send(self, req: Request) -> Response:
+        """Send `req` under the policy; return the final response, whatever its status (the
+        vendor module turns statuses into errors), or raise `TransportError`/`RequestTimeout`
+        /`RateLimitedError`/`PayloadError`."""
+        return await self._stack.send(req)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How failed requests are retried."""
+        return self._retrying.policy
+
+    @retry.setter
+    def retry(self, policy: RetryPolicy) -> None:
+        self._retrying.policy = policy
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """Connect and total timeouts of the wire (aiohttp's)."""
+        wire = self.wire
+        return wire.timeouts if isinstance(wire, AiohttpTransport) else Timeouts()
+
+    @timeouts.setter
+    def timeouts(self, value: Timeouts) -> None:
+        if isinstance(self.wire, AiohttpTransport):
+            self.wire.timeouts = value
+
+    @property
+    def observers(self) -> list[Callable[[int | None, float], None]]:
+        """Called after every attempt with (HTTP status or None, seconds)."""
+        return self._recording.observers
+
+    @property
+    def sent(self) -> int:
+        """Requests actually put on the wire (every attempt counts); read by tests and benches."""
+        return self._recording.sent
+
+    @property
+    def rate_ceiling(self) -> int | None:
+        """The most requests the client-side `RateLimit` lets into one window (None: no
+        limit): no source should have more in flight."""
+        return None if self.limiter is None else self.limiter.limit.max_requests
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds this source still waits because the vendor said so."""
+        return self._pausing.paused_for
+
+    def pause(self, seconds: float) -> None:
+        """Hold this source's requests for `seconds` (capped at `retry_after_cap`): the vendor
+        said wait, in a 429 or otherwise (GitHub's 403 with its rate-limit headers). The one
+        place a source's pause is kept; the engine reads it (`paused_for`)."""
+        self._pausing.pause(seconds)
 
     def scrub(self, error: ScanhubError) -> ScanhubError:
         """Redact an error's text in place (message, excerpt, args), cap the wait a

@@ -6,11 +6,18 @@ that fails (the database is away) is retried with backoff and never drops what i
 batch stays at the head of the queue until a commit takes it. The queue is bounded: once
 `max_pending` observations wait, `room` is cleared and the engine stops dispatching polls (and
 says so in its health) rather than holding more in memory or losing anything.
+
+Sightings (a poll that found nothing new, or failed) only move an item's "last observed" time
+and error: they are gathered per item and queued together once a second (`sight`), so a
+steady watch writes each item at most once a second whatever its poll rate. Queued in order
+with everything else, a sighting never overtakes a change of the same item (and one older
+than a change committed since is stale, and ignored).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -20,6 +27,7 @@ from datetime import UTC, datetime
 
 from attrs import frozen
 
+from .._changes import ItemError
 from ..store import Committed, Observation, Store
 
 log = logging.getLogger("scanhub")
@@ -74,6 +82,9 @@ class Recorder:
         self._last_error: str | None = None
         #: The id of the newest transition this recorder committed.
         self.last_id = 0
+        #: Sightings gathered since the last queued batch: key -> (when, error).
+        self._sightings: dict[str, tuple[datetime, ItemError | None]] = {}
+        self.sighting_every = 1.0
 
     # --- handing things in -----------------------------------------------------------------
 
@@ -88,6 +99,18 @@ class Recorder:
             self.room.clear()
         return fut
 
+    def sight(self, key: str, at: datetime, error: ItemError | None = None) -> None:
+        """A poll of `key` found nothing new at `at` (or failed with `error`): gathered, and
+        queued with the others within a second (see the module docstring)."""
+        self._sightings[key] = (at, error)
+        if len(self._sightings) >= self.batch:
+            self._queue_sightings()
+
+    def _queue_sightings(self) -> None:
+        gathered, self._sightings = self._sightings, {}
+        for key, (at, error) in gathered.items():
+            self.submit(Observation(key, at, None, error))
+
     async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
         """Queue observations and wait until they are committed."""
         futures = [self.submit(ob) for ob in observations]
@@ -95,7 +118,9 @@ class Recorder:
         return [r for r in results if isinstance(r, Committed)]
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
+        """Wait until everything queued (and every sighting gathered) so far is committed."""
+        if self._sightings:
+            self._queue_sightings()
         if self._queue:
             await asyncio.gather(*(asyncio.shield(f) for _, f in list(self._queue)))
 
@@ -106,7 +131,7 @@ class Recorder:
 
     @property
     def idle(self) -> bool:
-        """True when nothing waits to be committed."""
+        """True when nothing waits to be committed (changes; sightings may be gathering)."""
         return not self._queue
 
     def health(self) -> RecorderHealth:
@@ -124,7 +149,14 @@ class Recorder:
             if not self._queue:
                 self._idle.set()
                 self._wake.clear()
-                await self._wake.wait()
+                if self._sightings:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.sighting_every):
+                            await self._wake.wait()
+                    if self._sightings:
+                        self._queue_sightings()
+                else:
+                    await self._wake.wait()
                 await asyncio.sleep(0)  # let a burst of polls finish into one batch
                 continue
             try:
@@ -192,6 +224,8 @@ class Recorder:
     async def close(self, grace: float = 10.0) -> None:
         """Commit what waits (for up to `grace` seconds); what cannot be committed by then is
         counted in the log, never silently dropped."""
+        if self._sightings:
+            self._queue_sightings()
         if not self._queue:
             return
         try:

@@ -666,10 +666,11 @@ def item_from_json(data: dict[str, Any], raw: Any = None) -> Item:
 
 
 def search_text(item: Item) -> str:
-    """What text search (`ItemQuery.text`) matches: key, id, application id and name, vendor
-    status, message, and a promotion's version and stages."""
-    parts = [item.key, item.id, item.application_id, item.application_name, item.vendor_status]
-    parts.append(item.message)
+    """What text search (`ItemQuery.text`) matches: key, id, application id and name, message,
+    a promotion's version and stages, a scan's type. Not the vendor status: it changes with
+    nearly every transition, and re-indexing the text each time would cost every write (filter
+    by `lifecycle` instead)."""
+    parts = [item.key, item.id, item.application_id, item.application_name, item.message]
     for attr in ("version", "target_stage", "source_stage", "scan_type"):
         value = getattr(item, attr, None)
         if isinstance(value, str):

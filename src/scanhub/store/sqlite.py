@@ -263,7 +263,9 @@ _TERMINAL = tuple(lc.value for lc in Lifecycle if lc.is_terminal)
 
 def _ts(value: datetime) -> str:
     """A time as the store keeps it: ISO 8601 in UTC with microseconds (sorts as text)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _dt(value: str | None) -> datetime | None:

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, Unpack
 
 import attrs
 
@@ -120,46 +120,21 @@ class AppTrust(Client):
         application_key: str,
         version: str,
         target_stage: str,
-        *,
-        promotion_type: str | None = None,
-        included_repository_keys: list[str] | None = None,
-        excluded_repository_keys: list[str] | None = None,
-        run_async: bool = True,
+        **options: Unpack[apptrust.PromoteOptions],
     ) -> Promotion:
-        """Promote a version to `target_stage`; returns the promotion as the server answered."""
+        """Promote a version to `target_stage` (`promotion_type`, repository keys, `run_async`:
+        see `PromoteOptions`); returns the promotion as the server answered."""
         req = apptrust.build_promote(
-            self.base_url,
-            application_key,
-            version,
-            target_stage,
-            promotion_type=promotion_type,
-            included_repository_keys=included_repository_keys,
-            excluded_repository_keys=excluded_repository_keys,
-            run_async=run_async,
-            source=self.name,
+            self.base_url, application_key, version, target_stage, source=self.name, **options
         )
         return await self._promoted(req, application_key, version, target_stage)
 
     async def release(
-        self,
-        application_key: str,
-        version: str,
-        *,
-        promotion_type: str | None = None,
-        included_repository_keys: list[str] | None = None,
-        excluded_repository_keys: list[str] | None = None,
-        run_async: bool = True,
+        self, application_key: str, version: str, **options: Unpack[apptrust.PromoteOptions]
     ) -> Promotion:
         """Release a version (promote it to PROD through the release gate)."""
         req = apptrust.build_release(
-            self.base_url,
-            application_key,
-            version,
-            promotion_type=promotion_type,
-            included_repository_keys=included_repository_keys,
-            excluded_repository_keys=excluded_repository_keys,
-            run_async=run_async,
-            source=self.name,
+            self.base_url, application_key, version, source=self.name, **options
         )
         return await self._promoted(req, application_key, version, "PROD")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Container, Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from attrs import define, field, frozen
 
@@ -323,37 +323,45 @@ def parse_promotion(
 # --- Promote ---------------------------------------------------------------------------------
 
 
+class PromoteOptions(TypedDict, total=False):
+    """What a promote (or release) call may say besides where to: written once, taken by
+    `build_promote`, `build_release` and the client's `promote` and `release`."""
+
+    #: copy (the vendor's default), move, keep or dry_run (`PROMOTION_TYPES`).
+    promotion_type: str | None
+    included_repository_keys: list[str] | None
+    excluded_repository_keys: list[str] | None
+    #: `async=true` (the default here, so the call returns at once and the promotion is
+    #: followed by polling; the vendor's own default is synchronous).
+    run_async: bool
+
+
 def build_promote(
     base_url: str,
     application_key: str,
     version: str,
     target_stage: str,
     *,
-    promotion_type: str | None = None,
-    included_repository_keys: list[str] | None = None,
-    excluded_repository_keys: list[str] | None = None,
-    run_async: bool = True,
     source: str = VENDOR,
+    **options: Unpack[PromoteOptions],
 ) -> Request:
-    """POST .../versions/{version}/promote (`async=true` by default so the call returns at once
-    and the promotion is followed by polling; the vendor's own default is synchronous)."""
+    """POST .../versions/{version}/promote, with the `PromoteOptions` given."""
     at = Where(VENDOR, source, "promote")
     if not application_key or not version or not target_stage:
         fail(BadRequestError, at, "application_key, version and target_stage are required")
+    promotion_type = options.get("promotion_type")
     if promotion_type is not None and promotion_type not in PROMOTION_TYPES:
         fail(BadRequestError, at, f"promotion_type must be one of {', '.join(PROMOTION_TYPES)}")
     body: dict[str, Any] = {"target_stage": target_stage}
-    if promotion_type is not None:
-        body["promotion_type"] = promotion_type
-    if included_repository_keys is not None:
-        body["included_repository_keys"] = list(included_repository_keys)
-    if excluded_repository_keys is not None:
-        body["excluded_repository_keys"] = list(excluded_repository_keys)
+    for name in ("promotion_type", "included_repository_keys", "excluded_repository_keys"):
+        value = options.get(name)
+        if value is not None:
+            body[name] = list(value) if isinstance(value, list | tuple) else value
     return Request(
         "POST",
         join_url(base_url, f"{_version_path(application_key, version)}/promote"),
         "promote",
-        params=(("async", "true" if run_async else "false"),),
+        params=(("async", "true" if options.get("run_async", True) else "false"),),
         headers={"Accept": "application/json", "Content-Type": "application/json"},
         json=body,
         idempotent=False,
@@ -377,25 +385,12 @@ def build_release(
     application_key: str,
     version: str,
     *,
-    promotion_type: str | None = None,
-    included_repository_keys: list[str] | None = None,
-    excluded_repository_keys: list[str] | None = None,
-    run_async: bool = True,
     source: str = VENDOR,
+    **options: Unpack[PromoteOptions],
 ) -> Request:
     """POST .../versions/{version}/release: promote to the release stage (PROD), with the
     release gate evaluated (`evaluations.release_gate`)."""
-    req = build_promote(
-        base_url,
-        application_key,
-        version,
-        "PROD",
-        promotion_type=promotion_type,
-        included_repository_keys=included_repository_keys,
-        excluded_repository_keys=excluded_repository_keys,
-        run_async=run_async,
-        source=source,
-    )
+    req = build_promote(base_url, application_key, version, "PROD", source=source, **options)
     body = {k: v for k, v in req.json.items() if k != "target_stage"}
     return Request(
         "POST",

@@ -1,0 +1,70 @@
+"""`Replication`: several processes on one store (PostgreSQL). Which sources this process polls
+(leases, renewed three times a lease period), and news of items another process tracked
+(`Store.tracking_changes`), so the holder of a source takes a new item on at once.
+
+While the store is away, what was held is kept until its lease would have expired (no other
+process can take it meanwhile), then nothing is polled rather than a source twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from ..store import Store
+from .polling import PollLoop
+
+log = logging.getLogger("scanhub")
+
+
+class Replication:
+    """Leases and tracking news for one process (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        loop: PollLoop,
+        sources: Sequence[str],
+        *,
+        lease_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.loop = store, loop
+        self.sources = list(sources)
+        self.lease_ttl = lease_ttl
+        self._clock = clock
+        self._renewed = 0.0
+
+    async def hold_leases(self) -> None:
+        """Take and renew the leases of every source, for good; poll exactly those held (a task
+        the engine owns)."""
+        while True:
+            try:
+                held = await self.store.lease(self.sources, self.lease_ttl)
+                self._renewed = self._clock()
+            except Exception as exc:
+                if self._clock() - self._renewed < self.lease_ttl:
+                    held = set(self.loop.polled or ())
+                else:
+                    held = set()
+                log.warning(
+                    "scanhub: renewing leases failed (%s); polling %s", exc, held or "nothing"
+                )
+            if held != set(self.loop.polled or ()):
+                log.info("scanhub: polling %s", ", ".join(sorted(held)) or "nothing")
+            await self.loop.set_polled(held)
+            await asyncio.sleep(self.lease_ttl / 3)
+
+    async def hear_tracking(self) -> None:
+        """Items another process tracked: take on those of the sources polled here, for good
+        (a task the engine owns). An empty set of sources means "anything may have changed"."""
+        async for sources in self.store.tracking_changes():
+            chosen = set(self.loop.polled or ()) if not sources else set(sources)
+            polled = [s for s in chosen if self.loop.polls(s) and s in self.sources]
+            if polled:
+                await self.loop.take_on(polled)
+
+
+__all__ = ["Replication"]
