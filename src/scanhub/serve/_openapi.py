@@ -123,7 +123,7 @@ FILTERS = [
         (
             "q",
             {**_TEXT, "maxLength": 200},
-            "text in key, id, application, status or message",
+            "text in key, id, application or message (not the vendor status)",
         ),
     )
 ]

@@ -160,7 +160,7 @@ TIME_ORDERS = frozenset({"changed", "since"})
 @frozen
 class ItemQuery:
     """Which items to read, and which page: filters (exact, except `text`, a case-insensitive
-    substring of the key, ids, application, message and vendor status), an order (`order`, a
+    substring of what `search_text` covers: key, ids, application, message), an order (`order`, a
     name of `ORDERS`, "-" first for descending), keyset paging (`after`: the last key of the
     previous page, and `after_value` its value of the order's column, as `Page.next_value`
     gave it), at most `limit` rows."""
