@@ -20,7 +20,7 @@ from scanhub import (
     otel_attributes,
     to_cloudevent,
 )
-from scanhub._events import (
+from scanhub._exports import (
     GITHUB_CONCLUSION,
     GITHUB_STATUS,
     OTEL_RESULT,

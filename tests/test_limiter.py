@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from scanhub._limiter import AdaptiveLimit, FixedLimit
+from scanhub._concurrency import AdaptiveLimit, FixedLimit
 
 FAST = 0.01  # seconds: a healthy answer
 

@@ -17,7 +17,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from scanhub import Lifecycle, ScanHub, SQLiteStore, Verdict
-from scanhub._events import cloudevent_json, to_cloudevent
+from scanhub._exports import cloudevent_json, to_cloudevent
 from scanhub._sinks import (
     Answer,
     Sink,

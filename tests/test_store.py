@@ -553,7 +553,7 @@ async def test_postgres_leases_expire_and_replicas_never_record_twice(pg_cluster
         late = await a.commit([seen(scan("s1", Lifecycle.RUNNING, message="old"), 2)])
         assert late[0].outcome is Outcome.STALE
         assert len(await a.transitions(key=item.key)) == 2
-        await b.release()
+        await b.release_leases()
         assert await a.lease(["asp"], 5) == {"asp"}  # released at once on a clean stop
 
 

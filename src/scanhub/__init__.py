@@ -29,7 +29,7 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
-from ._events import github_check, otel_attributes, to_cloudevent
+from ._exports import github_check, otel_attributes, to_cloudevent
 from ._model import (
     FindingCounts,
     Gate,

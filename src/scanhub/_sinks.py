@@ -52,7 +52,7 @@ from attrs import field, frozen
 
 from ._changes import Change
 from ._convert import dumps
-from ._events import EVENT_TYPES, cloudevent_json, to_cloudevent
+from ._exports import EVENT_TYPES, cloudevent_json, to_cloudevent
 from ._model import Lifecycle, Verdict
 from ._secrets import Secret
 

@@ -25,7 +25,7 @@ from ._config import Config, config_schema_json, load_config
 from ._convert import dumps, to_dict
 from ._defaults import LEASE_SECONDS, PORT
 from ._errors import ConfigError, ScanhubError
-from ._events import cloudevent_json
+from ._exports import cloudevent_json
 from ._model import Item
 from ._registry import registry
 from ._schema import Problem, check_seconds

@@ -254,7 +254,7 @@ class ScanHub:
             await self.runner.stop()
             self.broadcaster.close()
             with contextlib.suppress(Exception):  # a store already gone holds no lease either
-                await self.store.release()
+                await self.store.release_leases()
             await self.store.close()
             self._opened = False
         for client in self._clients.values():

@@ -1,7 +1,7 @@
 """`SourcePoller`: one source's polls, under its own concurrency limit.
 
 Each source has its own queue of due items and its own limit (adaptive by default, see
-`scanhub._limiter`), so a slow, hanging or rate-limited source never delays another. The poller
+`scanhub._concurrency`), so a slow, hanging or rate-limited source never delays another. The poller
 takes the source's room before it takes an item, so never more polls are in flight than the
 source may take; the poll itself gives the room back, telling the limit what it met (trouble:
 a 429, a 5xx, no answer; and how long it took). A vendor's pause (429 with Retry-After) lives
@@ -20,8 +20,8 @@ from attrs import frozen
 
 from .._changes import ItemError
 from .._clients import Client, PollOutcome
+from .._concurrency import AdaptiveLimit, FixedLimit
 from .._errors import ScanhubError
-from .._limiter import AdaptiveLimit, FixedLimit
 from .._model import Item
 from .channel import Channel
 

@@ -46,7 +46,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from attrs import define, evolve, frozen
 
 from .._changes import Change
-from .._events import cloudevent_json, to_cloudevent
+from .._exports import cloudevent_json, to_cloudevent
 from .._secrets import Redactor
 from .._sinks import (
     MAX_ANSWER,

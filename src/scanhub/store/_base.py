@@ -832,7 +832,7 @@ class Store(abc.ABC):
         one process owns holds them all."""
         return set(sources)
 
-    async def release(self) -> None:
+    async def release_leases(self) -> None:
         """Give up this process's leases (nothing to give up for a store one process owns)."""
         return
 

@@ -878,7 +878,7 @@ class PostgresStore(Store):
             )
         return {r["source"] for r in rows}
 
-    async def release(self) -> None:
+    async def release_leases(self) -> None:
         """Give up every lease this replica holds (a clean stop hands sources over at once)."""
         if self.holder is not None and self._pool is not None:
             async with self._acquire() as con:

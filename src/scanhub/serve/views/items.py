@@ -8,7 +8,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from ..._convert import converter
-from ..._events import to_cloudevent
+from ..._exports import to_cloudevent
 from ...sansio import clean_url
 from .._app import SERVICE
 from .._http import (

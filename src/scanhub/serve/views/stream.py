@@ -16,7 +16,7 @@ import contextlib
 from aiohttp import web
 
 from ..._changes import Change
-from ..._events import cloudevent_json
+from ..._exports import cloudevent_json
 from .._app import SERVICE
 from .._http import MAX_ID, Problem, item_query, wanted, whole
 
