@@ -8,14 +8,27 @@ them (and any other unknown key), so `from_dict(cls, to_dict(x)) == x`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from ._changes import Change, Snapshot
-from ._model import GateKind, Item, Lifecycle, Promotion, Scan, Vendor, Verdict
+from ._model import (
+    FindingCounts,
+    Gate,
+    GateKind,
+    Item,
+    Lifecycle,
+    Promotion,
+    Scan,
+    Vendor,
+    Verdict,
+)
 
 T = TypeVar("T")
 
@@ -130,14 +143,95 @@ def to_dict(obj: Any) -> Any:
     return converter.unstructure(obj)
 
 
+# --- The stores' form of an item ---------------------------------------------------------------
+#
+# Stores write an item on every transition and read one per listed row, so this form has its
+# own encoder and decoder, written out field by field rather than walked by cattrs: about 4x
+# faster each way (bench/, "year of history"). The form is `to_dict` without the vendor
+# payload, the derived `key` and the empty fields; tests hold the two paths equal.
+
+_STORED_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(a.name for a in attrs.fields(cls) if a.name != "raw") for cls in (Scan, Promotion)
+}
+_TIMES = frozenset({"created_at", "started_at", "finished_at", "updated_at"})
+
+
+def _gate_out(gate: Gate) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": gate.kind.value, "verdict": gate.verdict.value}
+    for name in ("stage", "evaluation_id", "explanation", "vendor_decision"):
+        value = getattr(gate, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
 def item_to_stored(item: Item) -> dict[str, Any]:
     """An item as stores keep it: `to_dict` without the vendor payload, the derived `key`, and
-    fields that are empty (None, no links, no gates); `item_from_dict` reads it back equal."""
-    out: dict[str, Any] = converter.unstructure(item)
-    del out["raw"]
-    compact = {k: v for k, v in out.items() if v is not None and v != {} and v != []}
-    compact["kind"] = item.kind
-    return compact
+    the fields that are empty (None, no links, no gates); `item_from_stored` reads it back
+    equal."""
+    values = item.__dict__
+    out: dict[str, Any] = {}
+    for name in _STORED_FIELDS[type(item)]:
+        value = values[name]
+        if value is None:
+            continue
+        if isinstance(value, Enum):
+            out[name] = value.value
+        elif name in _TIMES:
+            out[name] = timestamp(value)
+        elif name == "links":
+            if value:
+                out[name] = dict(value)
+        elif name == "findings":
+            out[name] = dict(value.__dict__)
+        elif name == "gates":
+            if value:
+                out[name] = [_gate_out(g) for g in value]
+        else:
+            out[name] = value
+    out["kind"] = item.kind
+    return out
+
+
+def _gate_in(data: Mapping[str, Any]) -> Gate:
+    return Gate(
+        GateKind(data["kind"]),
+        Verdict(data["verdict"]),
+        data.get("stage"),
+        data.get("evaluation_id"),
+        data.get("explanation"),
+        data.get("vendor_decision"),
+    )
+
+
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "lifecycle": Lifecycle,
+    "verdict": Verdict,
+    "links": dict,
+    "findings": lambda v: FindingCounts(**v),
+    "gates": lambda v: tuple(_gate_in(g) for g in v),
+    **{name: lambda v: _dt_in(v, datetime) for name in _TIMES},
+}
+
+
+def item_from_stored(data: Mapping[str, Any], raw: Any = None) -> Item:
+    """The inverse of `item_to_stored` (it also reads `to_dict`'s full form, and ignores the
+    derived `key`), with the vendor payload given."""
+    kind = data.get("kind")
+    cls: type[Scan] | type[Promotion]
+    if kind == "scan":
+        cls = Scan
+    elif kind == "promotion":
+        cls = Promotion
+    else:
+        raise ValueError(f"expected a dict with kind 'scan' or 'promotion', got kind={kind!r}")
+    args: dict[str, Any] = {}
+    for name in _STORED_FIELDS[cls]:
+        value = data.get(name)
+        if value is not None:
+            reader = _READERS.get(name)
+            args[name] = value if reader is None else reader(value)
+    return cls(**args, raw=raw)
 
 
 def from_dict(cls: type[T], data: Any) -> T:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Collection, Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -26,8 +27,14 @@ from typing import Any
 from attrs import define, frozen
 
 from .._changes import Change, ItemError, is_placeholder, significant, supersedes
-from .._convert import dumps, item_from_dict, item_to_stored
+from .._convert import dumps, item_from_stored, item_to_stored
 from .._model import Item, Lifecycle, Verdict
+
+_orjson_dumps: Callable[[Any], bytes] | None
+try:  # the `fast` extra
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - exercised where orjson is not installed
+    _orjson_dumps = None
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
 SCHEMA_VERSION = 4
@@ -648,7 +655,10 @@ def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
 def item_json(item: Item) -> str:
     """An item as a store keeps it: compact JSON without the vendor payload (kept apart) and
     without empty fields."""
-    return dumps(item_to_stored(item), separators=(",", ":"), ensure_ascii=False)
+    data = item_to_stored(item)
+    if _orjson_dumps is not None:  # plain strings, numbers, lists and dicts: orjson is exact
+        return _orjson_dumps(data).decode()
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def raw_json(item: Item) -> str | None:
@@ -660,9 +670,7 @@ def raw_json(item: Item) -> str | None:
 
 def item_from_json(data: dict[str, Any], raw: Any = None) -> Item:
     """The inverse of `item_json` (given the decoded JSON), with the vendor payload."""
-    if raw is not None:
-        data = {**data, "raw": raw}
-    return item_from_dict(data)
+    return item_from_stored(data, raw)
 
 
 def search_text(item: Item) -> str:

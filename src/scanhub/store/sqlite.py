@@ -911,6 +911,11 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
         results: list[Committed] = []
         inserted: dict[str, tuple[Observation, Row]] = {}
         logged: list[tuple[int, str, str, int | None, str]] = []
+        # The JSON of the items logged, by identity: an item's current state is most often the
+        # state its last transition logged, and is not encoded twice.
+        encoded: dict[int, str] = {}
+        # What text search reads changes only with an item's message (or when it is new).
+        messages = {key: row.message for key, row in rows.items()}
         for ob in observations:
             row = rows.get(ob.key)
             step, after = plan(row, ob)
@@ -925,9 +930,8 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
                 assert after.item is not None
                 tid = next_id
                 next_id += 1
-                logged.append(
-                    (tid, ob.key, _ts(ob.observed_at), after.last_transition, item_json(after.item))
-                )
+                text = encoded[id(after.item)] = item_json(after.item)
+                logged.append((tid, ob.key, _ts(ob.observed_at), after.last_transition, text))
                 after.last_transition, after.changed_at = tid, ob.observed_at
             results.append(Committed(ob.key, step.outcome, tid, after.lifecycle))
         if inserted:
@@ -960,7 +964,7 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
                 "INSERT INTO transitions (id, key, observed_at, prev, after) VALUES (?,?,?,?,?)",
                 logged,
             )
-        states, sightings = [], []
+        states, sightings, searched = [], [], []
         for key, row in rows.items():
             if not row.dirty:
                 continue
@@ -971,6 +975,9 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
             item = row.item
             lc = item.lifecycle
             changed = row.changed_at
+            if key in inserted or messages.get(key) != item.message:
+                searched.append((search_text(item), key))
+            known = encoded.get(id(item))
             states.append(
                 (
                     lc.value,
@@ -985,9 +992,8 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
                     observed,
                     _error_json(row.error),
                     row.last_transition,
-                    item_json(item),
+                    known if known is not None else item_json(item),
                     raw_json(item),
-                    search_text(item),
                     key,
                 )
             )
@@ -1001,9 +1007,11 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
                 " finished_at = CASE WHEN active THEN COALESCE(finished_at, ?)"
                 " ELSE finished_at END,"
                 " changed_at = COALESCE(?, changed_at), observed_at = ?, last_error = ?,"
-                " last_transition = ?, item = ?, raw = ?, search = ? WHERE key = ?",
+                " last_transition = ?, item = ?, raw = ? WHERE key = ?",
                 states,
             )
+        if searched:
+            db.executemany("UPDATE items SET search = ? WHERE key = ?", searched)
         if sightings:
             db.executemany(
                 "UPDATE items SET observed_at = ?, last_error = ? WHERE key = ?", sightings
