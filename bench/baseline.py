@@ -35,8 +35,9 @@ def make_app(path: str) -> web.Application:
         for entry in out:
             entry["item"] = json.loads(entry["item"])
         after = out[-1]["key"] if out else None
-        return web.Response(text=json.dumps({"items": out, "next_after": after}),
-                            content_type="application/json")
+        return web.Response(
+            text=json.dumps({"items": out, "next_after": after}), content_type="application/json"
+        )
 
     app = web.Application()
     app.router.add_get("/items", items)

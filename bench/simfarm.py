@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -64,10 +65,7 @@ async def _serve(conn: Connection) -> None:
                 conn.send({"url": sim.base_url, "token": sim.token, "pid": os.getpid()})
             elif cmd == "seed":  # arg: [(application, scan type)], in order; returns the ids
                 conn.send(
-                    [
-                        sim.seed_scans(app, 1, duration=NEVER, types=(kind,))[0]
-                        for app, kind in arg
-                    ]
+                    [sim.seed_scans(app, 1, duration=NEVER, types=(kind,))[0] for app, kind in arg]
                 )
             elif cmd == "requests":
                 conn.send(sim.stats.requests)
@@ -127,10 +125,8 @@ class SimFarm:
 
     def __exit__(self, *exc: object) -> None:
         for k, proc in enumerate(self._procs):
-            try:
+            with contextlib.suppress(OSError, EOFError):
                 self.call(k, "stop")
-            except (OSError, EOFError):
-                pass
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
@@ -153,6 +149,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        if spec.get("start_at"):  # wall clock: the parent measures the same window
+            await asyncio.sleep(max(0.0, spec["start_at"] - time.time()))
         deadline = time.perf_counter() + seconds
 
         async def reader(n: int) -> None:
@@ -256,12 +254,18 @@ def capacity(
     (each `clients` requests in flight), measured at the simulators; and the CPU each side
     used (to tell which was the bottleneck)."""
     urls = [
-        f"{info['url']}/scans/{sid}" for info, k_ids in zip(farm.info, ids, strict=True)
+        f"{info['url']}/scans/{sid}"
+        for info, k_ids in zip(farm.info, ids, strict=True)
         for sid in k_ids
     ]
     headers = {"Authorization": f"Bearer {farm.info[0]['token']}"}
-    spec = {"mode": "urls", "urls": urls, "headers": headers, "clients": clients,
-            "seconds": seconds}
+    spec = {
+        "mode": "urls",
+        "urls": urls,
+        "headers": headers,
+        "clients": clients,
+        "seconds": seconds,
+    }
     # Warm up (connections, imports), then measure.
     run_loads([{**spec, "seconds": 0.5}])
     before, cpu0 = farm.requests(), farm.cpu()

@@ -46,14 +46,29 @@ SOURCES = (
 )
 ACTIVE_SOURCES = SOURCES[:3]
 SCAN_TYPES = ("sast", "dast", "sca", "container")
-_TEAMS = ("payments", "checkout", "search", "identity", "billing", "catalog", "ledger", "mobile",
-          "reports", "gateway")
+_TEAMS = (
+    "payments",
+    "checkout",
+    "search",
+    "identity",
+    "billing",
+    "catalog",
+    "ledger",
+    "mobile",
+    "reports",
+    "gateway",
+)
 _KINDS = ("api", "web", "worker", "service", "batch")
 #: 500 applications, the same at every size (history grows with time, the portfolio less so).
 APPS = tuple(f"{_TEAMS[i % 10]}-{_KINDS[i // 10 % 5]}-{i:03d}" for i in range(500))
-_REASONS = ("timeout waiting for the build agent", "scanner crashed: out of memory",
-            "license check failed", "policy violation: critical findings",
-            "repository not reachable", "quota exceeded")
+_REASONS = (
+    "timeout waiting for the build agent",
+    "scanner crashed: out of memory",
+    "license check failed",
+    "policy violation: critical findings",
+    "repository not reachable",
+    "quota exceeded",
+)
 YEAR = timedelta(days=365)
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -82,10 +97,17 @@ def _pair(j: int) -> tuple[str, str]:
 
 def active_item(source: str, j: int) -> Scan:
     app, kind = _pair(j)
-    return Scan("appsecplus", source, f"scan-{j + 1:03d}", app, Lifecycle.QUEUED, "queued",
-                scan_type=kind, triggered_by="seed",
-                raw={"id": f"scan-{j + 1:03d}", "applicationId": app, "scanType": kind,
-                     "status": "queued"})
+    return Scan(
+        "appsecplus",
+        source,
+        f"scan-{j + 1:03d}",
+        app,
+        Lifecycle.QUEUED,
+        "queued",
+        scan_type=kind,
+        triggered_by="seed",
+        raw={"id": f"scan-{j + 1:03d}", "applicationId": app, "scanType": kind, "status": "queued"},
+    )
 
 
 def _finished(i: int, n: int) -> list[tuple[datetime, Scan | Promotion]]:
@@ -104,34 +126,91 @@ def _finished(i: int, n: int) -> list[tuple[datetime, Scan | Promotion]]:
         end, verdict = Lifecycle.EXPIRED, Verdict.NONE
     t0 = START + YEAR * (i / n)
     message = f"{_REASONS[i % len(_REASONS)]} ({app})" if end is Lifecycle.FAILED else None
-    steps = [(Lifecycle.QUEUED, "queued", Verdict.NONE, None, t0),
-             (Lifecycle.RUNNING, "running", Verdict.NONE, None, t0 + timedelta(seconds=30))]
+    steps = [
+        (Lifecycle.QUEUED, "queued", Verdict.NONE, None, t0),
+        (Lifecycle.RUNNING, "running", Verdict.NONE, None, t0 + timedelta(seconds=30)),
+    ]
     if h % 5 < 2:
-        steps.append((Lifecycle.RUNNING, "running: analysing", Verdict.NONE, None,
-                      t0 + timedelta(seconds=90)))
-    steps.append((end, end.value, verdict, message,
-                  t0 + timedelta(seconds=300 + i % 600)))
+        steps.append(
+            (
+                Lifecycle.RUNNING,
+                "running: analysing",
+                Verdict.NONE,
+                None,
+                t0 + timedelta(seconds=90),
+            )
+        )
+    steps.append((end, end.value, verdict, message, t0 + timedelta(seconds=300 + i % 600)))
     out: list[tuple[datetime, Scan | Promotion]] = []
     for lc, status, v, msg, at in steps:
         raw = {"id": i, "status": status, "application": app, "updated": at.isoformat()}
         fin = at if lc.is_terminal else None
         item: Scan | Promotion
         if vendor == "appsecplus":
-            item = Scan(vendor, source, f"scan-h{i:07d}", app, lc, status, v, msg,
-                        created_at=t0, finished_at=fin, scan_type=SCAN_TYPES[i % 4],
-                        triggered_by="ci-bot", raw=raw)
+            item = Scan(
+                vendor,
+                source,
+                f"scan-h{i:07d}",
+                app,
+                lc,
+                status,
+                v,
+                msg,
+                created_at=t0,
+                finished_at=fin,
+                scan_type=SCAN_TYPES[i % 4],
+                triggered_by="ci-bot",
+                raw=raw,
+            )
         elif vendor == "threadfix":
-            item = Scan(vendor, source, str(100_000 + i), str(1 + APPS.index(app)), lc, status,
-                        v, msg, created_at=t0, finished_at=fin, application_name=app,
-                        scan_type="upload", raw=raw)
+            item = Scan(
+                vendor,
+                source,
+                str(100_000 + i),
+                str(1 + APPS.index(app)),
+                lc,
+                status,
+                v,
+                msg,
+                created_at=t0,
+                finished_at=fin,
+                application_name=app,
+                scan_type="upload",
+                raw=raw,
+            )
         elif vendor == "iq":
-            item = Promotion(vendor, source, f"{i:032x}", f"{APPS.index(app):032x}", lc, status,
-                             v, msg, created_at=t0, finished_at=fin, application_name=app,
-                             target_stage="release", raw=raw)
+            item = Promotion(
+                vendor,
+                source,
+                f"{i:032x}",
+                f"{APPS.index(app):032x}",
+                lc,
+                status,
+                v,
+                msg,
+                created_at=t0,
+                finished_at=fin,
+                application_name=app,
+                target_stage="release",
+                raw=raw,
+            )
         else:
-            item = Promotion(vendor, source, str(1_700_000_000_000 + i), app, lc, status, v, msg,
-                             created_at=t0, finished_at=fin, version=f"1.{i % 50}.{i % 7}",
-                             source_stage="QA", target_stage="PROD", raw=raw)
+            item = Promotion(
+                vendor,
+                source,
+                str(1_700_000_000_000 + i),
+                app,
+                lc,
+                status,
+                v,
+                msg,
+                created_at=t0,
+                finished_at=fin,
+                version=f"1.{i % 50}.{i % 7}",
+                source_stage="QA",
+                target_stage="PROD",
+                raw=raw,
+            )
         out.append((at, item))
     return out
 
@@ -167,8 +246,7 @@ async def build(path: Path, n: int, batch: int = 8000) -> dict[str, Any]:
             done = await store.commit(chunk)
             transitions += sum(1 for c in done if c.id is not None)
     seconds = time.perf_counter() - t0
-    return {"items": n, "transitions": transitions, "build_s": seconds,
-            "bytes": state_bytes(path)}
+    return {"items": n, "transitions": transitions, "build_s": seconds, "bytes": state_bytes(path)}
 
 
 def state_bytes(path: Path) -> int:
@@ -176,8 +254,10 @@ def state_bytes(path: Path) -> int:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SCANHUB_BENCH_CACHE") or
-                Path(tempfile.gettempdir()) / "scanhub-bench-history")
+    return Path(
+        os.environ.get("SCANHUB_BENCH_CACHE")
+        or Path(tempfile.gettempdir()) / "scanhub-bench-history"
+    )
 
 
 def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path, dict[str, Any]]:
