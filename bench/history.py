@@ -1025,7 +1025,8 @@ def report(r: dict[str, Any]) -> str:
         "## A year of history (issue 19)",
         "",
         f"Measured {r['date']} on {machine()}; load average before the run "
-        f"{r['load_before']}. Reproduce: `python -m bench.history` "
+        f"{r['load_before']}, after it {r.get('load_after', '?')} (1, 5 and 15 minutes; "
+        "other work on the machine shows there). Reproduce: `python -m bench.history` "
         f"({r['wall']:.0f} s here, states cached); `--quick` is the smoke run.",
     ]
     if r["quick"]:
@@ -1307,6 +1308,7 @@ def main(argv: list[str] | None = None) -> int:
     log("simulators and a 10k watch")
     results["sims"] = bench_sims(q)
     results["wall"] = time.perf_counter() - started
+    results["load_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     text = report(results)

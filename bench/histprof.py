@@ -27,7 +27,6 @@ from pathlib import Path
 from . import history, yearstate
 from .simfarm import Load, SimFarm
 
-
 #: Leaves of a stack that waits rather than works (an idle event loop, an idle worker thread).
 IDLE = {
     "EpollSelector.select (selectors.py)",
