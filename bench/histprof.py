@@ -166,6 +166,39 @@ async def watch_only(farm: SimFarm, n: int, interval: float, seconds: float) -> 
             pass
 
 
+def profile_commit_pg(top: int) -> None:
+    """`PostgresStore.commit` (asyncpg, on this process's loop; the server's own time shows as
+    waiting): 20,000 transitions in batches of 500 over 1,000 items."""
+    from datetime import UTC, datetime
+
+    from scanhub.store.postgres import PostgresStore
+    from scanhub.testing import fresh_database, postgres_cluster
+
+    async def run(dsn: str) -> None:
+        url = await fresh_database(dsn, "histprof")
+        async with PostgresStore(url) as store:
+            scans = history._scans(1000)
+            now = datetime.now(UTC)
+            await store.track([(s, "bench") for s in scans], now)
+            chunks = [
+                [history._step(scans[(i + k) % 1000], i + k, now) for k in range(500)]
+                for i in range(0, 20_000, 500)
+            ]
+            prof = cProfile.Profile()
+            t0 = time.perf_counter()
+            prof.enable()
+            for chunk in chunks:
+                await store.commit(chunk)
+            prof.disable()
+            print(f"{20_000 / (time.perf_counter() - t0):,.0f} transitions/s under the profiler")
+            stats = pstats.Stats(prof)
+            stats.sort_stats("tottime").print_stats(top)
+            stats.sort_stats("cumulative").print_stats(top)
+
+    with postgres_cluster() as dsn:
+        asyncio.run(run(dsn))
+
+
 def cprofile(fn: object, top: int) -> None:
     prof = cProfile.Profile()
     prof.enable()
@@ -178,7 +211,7 @@ def cprofile(fn: object, top: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.histprof")
-    ap.add_argument("what", choices=("serve", "commit", "normalize", "poll", "watch"))
+    ap.add_argument("what", choices=("serve", "commit", "commit-pg", "normalize", "poll", "watch"))
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--top", type=int, default=25)
@@ -187,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         profile_serve(args.items, args.seconds, args.top)
     elif args.what == "commit":
         profile_commit(args.top)
+    elif args.what == "commit-pg":
+        profile_commit_pg(args.top)
     elif args.what == "normalize":
         from scanhub.sansio import Response
 
