@@ -224,3 +224,14 @@ def test_the_stores_form_reads_back_equal_and_agrees_with_to_dict(item: Scan | P
     assert set(stored) == expected
     for key in expected - {"gates"}:
         assert stored[key] == full[key], key
+
+
+@given(scans | promotions)
+def test_to_dict_of_an_item_is_the_converters_answer(item: Scan | Promotion) -> None:
+    from scanhub._convert import converter
+
+    expected = converter.unstructure(item)
+    expected["kind"], expected["key"] = item.kind, item.key
+    got = to_dict(item)
+    assert got == expected and list(got) == list(expected)  # same keys, same order
+    assert json.dumps(got) == json.dumps(expected)

@@ -32,6 +32,12 @@ from ._model import (
 
 T = TypeVar("T")
 
+_orjson_dumps: Callable[[Any], bytes] | None
+try:  # the `fast` extra
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - exercised where orjson is not installed
+    _orjson_dumps = None
+
 
 def timestamp(value: datetime) -> str:
     """A time as scanhub writes it: ISO 8601 in UTC with a `Z`."""
@@ -109,6 +115,19 @@ def dumps(data: Any, **kw: Any) -> str:
         return json.dumps(_prune(data), **kw)
 
 
+def compact_json(data: Any) -> bytes:
+    """`data` as compact UTF-8 JSON: through orjson when it is installed (the `fast` extra;
+    several times faster for the service's answers), else, and for anything orjson refuses
+    (nesting past its limit, integers beyond 64 bits), through `dumps`. orjson writes a float
+    that is not a number as null where the stdlib would write `NaN`, which is not JSON."""
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(data)
+        except (TypeError, ValueError):
+            pass
+    return dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 converter = make_converter()
 
 
@@ -116,10 +135,7 @@ def to_dict(obj: Any) -> Any:
     """A JSON-ready dict (or list, for a list of models) of any scanhub model: Scan, Promotion,
     Gate, FindingCounts, Snapshot, Change (`before`/`after` in the item schema), ItemError."""
     if isinstance(obj, Scan | Promotion):
-        out: dict[str, Any] = converter.unstructure(obj)
-        out["kind"] = obj.kind
-        out["key"] = obj.key
-        return out
+        return _item_dict(obj)
     if isinstance(obj, list | tuple):
         return [to_dict(o) for o in obj]
     if isinstance(obj, Change):
@@ -232,6 +248,48 @@ def item_from_stored(data: Mapping[str, Any], raw: Any = None) -> Item:
             reader = _READERS.get(name)
             args[name] = value if reader is None else reader(value)
     return cls(**args, raw=raw)
+
+
+_ALL_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(a.name for a in attrs.fields(cls)) for cls in (Scan, Promotion)
+}
+
+
+def _gate_dict(gate: Gate) -> dict[str, Any]:
+    return {
+        "kind": gate.kind.value,
+        "verdict": gate.verdict.value,
+        "stage": gate.stage,
+        "evaluation_id": gate.evaluation_id,
+        "explanation": gate.explanation,
+        "vendor_decision": gate.vendor_decision,
+    }
+
+
+def _item_dict(item: Item) -> dict[str, Any]:
+    """`to_dict` of an item, field by field (what the converter's hooks give, about 3x faster:
+    the service writes it for every listed row; a test holds the two equal)."""
+    values = item.__dict__
+    out: dict[str, Any] = {}
+    for name in _ALL_FIELDS[type(item)]:
+        value = values[name]
+        if value is None or name == "raw":
+            out[name] = value
+        elif isinstance(value, Enum):
+            out[name] = value.value
+        elif name in _TIMES:
+            out[name] = timestamp(value)
+        elif name == "links":
+            out[name] = dict(value)
+        elif name == "findings":
+            out[name] = dict(value.__dict__)
+        elif name == "gates":
+            out[name] = [_gate_dict(g) for g in value]
+        else:
+            out[name] = value
+    out["kind"] = item.kind
+    out["key"] = item.key
+    return out
 
 
 def from_dict(cls: type[T], data: Any) -> T:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ._changes import Change
-from ._convert import dumps, timestamp, to_dict
+from ._convert import compact_json, timestamp, to_dict
 from ._model import Item, Lifecycle, Verdict
 
 CLOUDEVENTS_SPECVERSION = "1.0"
@@ -122,7 +122,7 @@ def event_source(item: Item) -> str:
 def cloudevent_json(change: Change) -> str:
     """`to_cloudevent` as the one JSON text scanhub writes for it (compact, UTF-8): what the
     live stream, `scanhub history` and `scanhub watch --format cloudevents` print."""
-    return dumps(to_cloudevent(change), separators=(",", ":"), ensure_ascii=False)
+    return compact_json(to_cloudevent(change)).decode()
 
 
 def to_cloudevent(change: Change) -> dict[str, Any]:

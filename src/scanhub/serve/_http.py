@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .._convert import converter, dumps, to_dict
+from .._convert import compact_json, converter, to_dict
 from .._model import Lifecycle, Verdict
 from .._stats import StuckRule, timing
 from ..store import ORDERS, ItemQuery, StoredItem, search_text
@@ -110,7 +110,7 @@ def raw_problem(status: int, detail: str, **headers: str) -> bytes:
 
 def json_response(request: web.Request, data: Any, status: int = 200) -> web.Response:
     """A JSON answer with a weak ETag (and 304 when the client has it already)."""
-    body = dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    body = compact_json(data)
     etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     if status == 200 and request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -27,14 +26,8 @@ from typing import Any
 from attrs import define, frozen
 
 from .._changes import Change, ItemError, is_placeholder, significant, supersedes
-from .._convert import dumps, item_from_stored, item_to_stored
+from .._convert import compact_json, dumps, item_from_stored, item_to_stored
 from .._model import Item, Lifecycle, Verdict
-
-_orjson_dumps: Callable[[Any], bytes] | None
-try:  # the `fast` extra
-    from orjson import dumps as _orjson_dumps
-except ImportError:  # pragma: no cover - exercised where orjson is not installed
-    _orjson_dumps = None
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
 SCHEMA_VERSION = 4
@@ -655,10 +648,7 @@ def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
 def item_json(item: Item) -> str:
     """An item as a store keeps it: compact JSON without the vendor payload (kept apart) and
     without empty fields."""
-    data = item_to_stored(item)
-    if _orjson_dumps is not None:  # plain strings, numbers, lists and dicts: orjson is exact
-        return _orjson_dumps(data).decode()
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(item_to_stored(item)).decode()
 
 
 def raw_json(item: Item) -> str | None:
