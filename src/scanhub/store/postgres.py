@@ -360,6 +360,8 @@ class PostgresStore(Store):
                     _utc(r["observed_at"]),
                     r["last_transition"],
                 )
+            # What text search reads changes only with an item's message (or when it is new).
+            messages = {key: row.message for key, row in rows.items()}
             results: list[Committed] = []
             inserted: dict[str, Observation] = {}
             # Each transition to append: (observation, item, previous: an id, or the index of
@@ -385,6 +387,9 @@ class PostgresStore(Store):
                 else:
                     results.append(Committed(ob.key, step.outcome, None, after.lifecycle))
             ids: list[int] = []
+            # The JSON of the items logged, by identity: an item's current state is most often
+            # the state its last transition logged, and is not encoded twice.
+            encoded: dict[int, str] = {}
             if steps:
                 ids = [
                     int(r[0])
@@ -397,9 +402,8 @@ class PostgresStore(Store):
                 for tid, (ob, item, prev, earlier) in zip(ids, steps, strict=True):
                     if earlier is not None:
                         prev = ids[earlier]
-                    logged.append(
-                        (tid, ob.key, item.source, ob.observed_at, prev, item_json(item))
-                    )
+                    text = encoded[id(item)] = item_json(item)
+                    logged.append((tid, ob.key, item.source, ob.observed_at, prev, text))
                 for key, k in last_step.items():
                     rows[key].last_transition = ids[k]
                 given = iter(ids)
@@ -446,6 +450,7 @@ class PostgresStore(Store):
                     sightings.append((row.observed_at, _error_json(row.error), key))
                     continue
                 item, lc = row.item, row.item.lifecycle
+                known = encoded.get(id(item))
                 states.append(
                     (
                         lc.value,
@@ -460,27 +465,40 @@ class PostgresStore(Store):
                         row.observed_at,
                         _error_json(row.error),
                         row.last_transition,
-                        item_json(item),
+                        known if known is not None else item_json(item),
                         raw_json(item),
-                        search_text(item),
+                        search_text(item)
+                        if key in inserted or messages.get(key) != item.message
+                        else None,
                         key,
                     )
                 )
             if states:
-                await con.executemany(
-                    "UPDATE items SET lifecycle = $1, verdict = $2, vendor_status = $3,"
-                    " message = $4, application_name = COALESCE($5, application_name),"
-                    " active = $6,"
-                    # Only an item seen under way before (`active`: the row's old value) gets
+                # One statement for the batch (rows from arrays): the server plans it once and
+                # its statement-level triggers run once.
+                await con.execute(
+                    "UPDATE items AS i SET lifecycle = u.lifecycle, verdict = u.verdict,"
+                    " vendor_status = u.vendor_status, message = u.message,"
+                    " application_name = COALESCE(u.application_name, i.application_name),"
+                    " active = u.active,"
+                    # Only an item seen under way before (`i.active`: the row's old value) gets
                     # a time it started running or finished: one first seen finished has none.
-                    " running_at = CASE WHEN active THEN COALESCE(running_at, $7)"
-                    " ELSE running_at END,"
-                    " finished_at = CASE WHEN active THEN COALESCE(finished_at, $8)"
-                    " ELSE finished_at END,"
-                    " changed_at = COALESCE($9, changed_at), observed_at = $10,"
-                    " last_error = $11, last_transition = $12, item = $13, raw = $14,"
-                    " search = $15 WHERE key = $16",
-                    states,
+                    " running_at = CASE WHEN i.active THEN COALESCE(i.running_at, u.running_at)"
+                    " ELSE i.running_at END,"
+                    " finished_at = CASE WHEN i.active THEN COALESCE(i.finished_at, u.finished_at)"
+                    " ELSE i.finished_at END,"
+                    " changed_at = COALESCE(u.changed_at, i.changed_at),"
+                    " observed_at = u.observed_at, last_error = u.last_error,"
+                    " last_transition = u.last_transition, item = u.item, raw = u.raw,"
+                    " search = COALESCE(u.search, i.search)"
+                    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+                    " $6::bool[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[],"
+                    " $10::timestamptz[], $11::text[], $12::bigint[], $13::text[], $14::text[],"
+                    " $15::text[], $16::text[]) AS u(lifecycle, verdict, vendor_status, message,"
+                    " application_name, active, running_at, finished_at, changed_at,"
+                    " observed_at, last_error, last_transition, item, raw, search, key)"
+                    " WHERE i.key = u.key",
+                    *map(list, zip(*states, strict=True)),
                 )
             if sightings:
                 await con.executemany(
