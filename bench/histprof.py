@@ -67,6 +67,12 @@ def shares_of_collapsed(path: Path, top: int) -> None:
         print(f"  {n / total:6.1%}  {f}")
 
 
+def _py_spy() -> str:
+    """py-spy beside this interpreter (the dev environment's), else the one on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
+
+
 def profile_serve(items: int, seconds: float, top: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="scanhub-h19-prof-"))
     cached, _ = yearstate.cached_state(items, log=history.log)
@@ -95,7 +101,7 @@ def profile_serve(items: int, seconds: float, top: int) -> None:
             raw = workdir / "serve.txt"
             subprocess.run(
                 [
-                    "py-spy",
+                    _py_spy(),
                     "record",
                     "--pid",
                     str(server.pid),

@@ -218,9 +218,7 @@ def test_the_stores_form_reads_back_equal_and_agrees_with_to_dict(item: Scan | P
     assert back == item and back.key == item.key and back.raw is None
     assert item_from_stored(to_dict(item)) == item  # the full form reads too
     full = to_dict(item)
-    expected = {
-        k for k, v in full.items() if k not in ("raw", "key") and v not in (None, {}, [])
-    }
+    expected = {k for k, v in full.items() if k not in ("raw", "key") and v not in (None, {}, [])}
     assert set(stored) == expected
     for key in expected - {"gates"}:
         assert stored[key] == full[key], key
@@ -235,3 +233,24 @@ def test_to_dict_of_an_item_is_the_converters_answer(item: Scan | Promotion) -> 
     got = to_dict(item)
     assert got == expected and list(got) == list(expected)  # same keys, same order
     assert json.dumps(got) == json.dumps(expected)
+
+
+aware_times = st.datetimes(
+    min_value=datetime(1970, 1, 2),
+    timezones=st.sampled_from(
+        [UTC, timezone(timedelta(hours=-7, minutes=-30)), timezone(timedelta(hours=5))]
+    ),
+)
+
+
+@given(aware_times)
+def test_timestamps_are_utc_iso_with_z_and_read_back_equal(value: datetime) -> None:
+    from scanhub._convert import _dt_in, _time_in, timestamp
+
+    text = timestamp(value)
+    assert text == value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert _time_in(text) == value and _time_in(text).tzinfo is UTC
+    # Any offset, or none (read as UTC), reads as the general reader reads it.
+    for form in (value.isoformat(), value.replace(tzinfo=None).isoformat()):
+        assert _time_in(form) == _dt_in(form, datetime)
+        assert _time_in(form).tzinfo is UTC

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
+from ._convert import timestamp_or_none
 from ._defaults import STUCK_AFTER
 from .store import OUTCOMES, PHASES, STAT_GROUPS, GroupStats, Spread, Store, StoredItem, phases
 
@@ -174,10 +175,7 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _ts(value: datetime | None) -> str | None:
-    from ._convert import converter
-
-    return None if value is None else converter.unstructure(value)
+_ts = timestamp_or_none
 
 
 def _spread(s: Spread) -> dict[str, Any]:

@@ -10,13 +10,13 @@ import base64
 import binascii
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
-from .._convert import compact_json, converter, to_dict
+from .._convert import compact_json, converter, timestamp_or_none, to_dict
 from .._model import Lifecycle, Verdict
 from .._stats import StuckRule, timing
 from ..store import ORDERS, ItemQuery, StoredItem, search_text
@@ -275,11 +275,8 @@ def read_cursor(cursor: str, order: str) -> tuple[str, str | None]:
     return key, value
 
 
-def ts(value: datetime | None) -> str | None:
-    """A time as the API writes it (ISO 8601, UTC, `Z`)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+#: A time as the API writes it (ISO 8601, UTC, `Z`), None for None.
+ts = timestamp_or_none
 
 
 def entry(

@@ -28,6 +28,7 @@ from attrs import define, frozen
 from .._changes import Change, ItemError, is_placeholder, significant, supersedes
 from .._convert import compact_json, dumps, item_from_stored, item_to_stored
 from .._model import Item, Lifecycle, Verdict
+from .._sansio import loads
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
 SCHEMA_VERSION = 4
@@ -661,6 +662,12 @@ def raw_json(item: Item) -> str | None:
 def item_from_json(data: dict[str, Any], raw: Any = None) -> Item:
     """The inverse of `item_json` (given the decoded JSON), with the vendor payload."""
     return item_from_stored(data, raw)
+
+
+def item_from_text(item: str, raw: str | None = None) -> Item:
+    """The inverse of `item_json` and `raw_json`: decoded through orjson when it is installed
+    (`scanhub.sansio.loads`, which leaves to the stdlib what orjson would read differently)."""
+    return item_from_stored(loads(item.encode()), None if raw is None else loads(raw.encode()))
 
 
 def search_text(item: Item) -> str:

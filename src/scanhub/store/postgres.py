@@ -70,7 +70,7 @@ from ._base import (
     assemble_activity,
     assemble_stats,
     change_of,
-    item_from_json,
+    item_from_text,
     item_json,
     page_parts,
     plan,
@@ -1117,7 +1117,7 @@ def _error_json(error: ItemError | None) -> str | None:
 def _stored(r: Any, raw: str | None = None) -> StoredItem:
     err = r["last_error"]
     return StoredItem(
-        item_from_json(json.loads(r["item"]), None if raw is None else json.loads(raw)),
+        item_from_text(r["item"], raw),
         r["origin"],
         _utc(r["observed_at"]),
         None if err is None else converter.structure(json.loads(err), ItemError),

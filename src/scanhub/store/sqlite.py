@@ -57,7 +57,7 @@ from ._base import (
     assemble_activity,
     assemble_stats,
     change_of,
-    item_from_json,
+    item_from_text,
     item_json,
     page_parts,
     plan,
@@ -271,7 +271,7 @@ def _ts(value: datetime) -> str:
 def _dt(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)  # Python 3.11 reads the `Z` the store writes
 
 
 #: Columns of a sink's state, in `SinkState`'s order.
@@ -320,10 +320,8 @@ def _error(text: str | None) -> ItemError | None:
 
 def _stored(row: Sequence[Any], raw: str | None = None) -> StoredItem:
     item, origin, observed, error, changed, since, running, finished = row
-    payload = None if raw is None else json.loads(raw)
-    decoded = item_from_json(json.loads(item), payload)
     return StoredItem(
-        decoded,
+        item_from_text(item, raw),
         origin,
         _dt(observed),
         _error(error),
