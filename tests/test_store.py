@@ -81,9 +81,7 @@ def seen(item: Scan, minutes: float = 0, origin: str | None = None) -> Observati
 
 
 async def test_tracked_set_keeps_order_origin_and_first_state(store: Store) -> None:
-    done = await store.track(
-        [(scan("a"), "config"), (scan("b"), "discovery:asp")], T0
-    )
+    done = await store.track([(scan("a"), "config"), (scan("b"), "discovery:asp")], T0)
     assert [c.outcome for c in done] == [Outcome.RECORDED, Outcome.RECORDED]  # first sightings
     again = await store.track([(scan("a", Lifecycle.QUEUED), "track")], T0)  # already tracked
     assert again[0].outcome is Outcome.UNCHANGED and again[0].lifecycle is Lifecycle.RUNNING
@@ -214,7 +212,9 @@ async def test_queries_filter_page_by_key_and_count(store: Store) -> None:
     assert failed.total == 25 and all(s.item.lifecycle is Lifecycle.FAILED for s in failed.items)
     assert all(s.item.raw is None for s in failed.items)  # pages leave the payload out
     app = await store.query(ItemQuery(application="app-1", lifecycle="running"))
-    assert app.total == len([i for i in items if i.application_id == "app-1" and i.lifecycle is Lifecycle.RUNNING])
+    assert app.total == len(
+        [i for i in items if i.application_id == "app-1" and i.lifecycle is Lifecycle.RUNNING]
+    )
     text = await store.query(ItemQuery(text="dast STEP"))  # case-insensitive substring
     assert text.total == 25
     short = await store.query(ItemQuery(text="s01"))
@@ -393,9 +393,7 @@ def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("version", [2, 3])
-def test_an_older_state_file_migrates_to_4_and_keeps_its_data(
-    tmp_path: Path, version: int
-) -> None:
+def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, version: int) -> None:
     """A file of schema 2 (before sinks) or 3 (before the time-in-state indexes), holding items,
     transitions and (at 3) a sink's cursor and dead letter, opens at the current schema with
     all of it, and the page's newest-change-first order reads through its new index."""
@@ -836,3 +834,63 @@ async def test_sqlite_reads_time_in_state_through_indexes(tmp_path: Path) -> Non
         "scan",
     )
     assert "items_active_since" in overdue, overdue
+
+
+async def test_text_search_pages_and_counts_alike_for_common_and_rare_words(store: Store) -> None:
+    # "ledger" is in 20% of the messages (SQLite reads those in the page's order), "audit"
+    # in 1.5% (SQLite sorts its matches): either way, the pages and totals of a plain filter.
+    items = [
+        scan(
+            f"t{i:03d}",
+            message="Ledger sync" if i % 5 == 0 else ("audit trail" if i in (7, 99, 151) else None),
+            created_at=T0 - timedelta(minutes=i % 17),
+        )
+        for i in range(200)
+    ]
+    await store.track([(i, "track") for i in items], T0)
+    for word, share in (("LEDGER", 40), ("audit", 3), ("t19", 10)):
+        expected = [i for i in items if word.casefold() in (i.message or "").casefold() + i.id]
+        assert len(expected) == share
+        for order, key in (("key", lambda i: i.key), ("-since", None)):
+            keys: list[str] = []
+            after = value = None
+            while True:
+                page = await store.query(
+                    ItemQuery(text=word, order=order, after=after, after_value=value, limit=7)
+                )
+                assert page.total == share, (word, order)
+                keys += [s.key for s in page.items]
+                if page.next_after is None:
+                    break
+                after, value = page.next_after, page.next_value
+            assert sorted(keys) == sorted(i.key for i in expected), (word, order)
+            if key is not None:
+                assert keys == sorted(keys)
+            else:  # newest start first, ties by key descending
+                since = {i.key: i.created_at for i in items}
+                assert keys == sorted(keys, key=lambda k: (since[k], k), reverse=True)
+        # With another filter, the same words count through the items they match.
+        running = await store.query(ItemQuery(text=word, lifecycle="running", limit=1))
+        assert running.total == share
+
+
+def test_sqlite_text_search_keeps_to_the_page_order_for_a_common_word(tmp_path: Path) -> None:
+    from scanhub.store.sqlite import _where
+
+    db = connect(tmp_path / "s.db")
+    migrate(db)
+    for walk, expected, unexpected in (
+        (True, "sqlite_autoindex_items", "TEMP B-TREE"),
+        (False, "TEMP B-TREE", None),
+    ):
+        where, args = _where(ItemQuery(text="ledger"), walk=walk)
+        plan = " | ".join(
+            r[3]
+            for r in db.execute(
+                "EXPLAIN QUERY PLAN SELECT key FROM items WHERE "
+                + " AND ".join(where)
+                + " ORDER BY key LIMIT 101",
+                args,
+            )
+        )
+        assert expected in plan and (unexpected is None or unexpected not in plan), plan

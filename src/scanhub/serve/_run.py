@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -85,6 +86,11 @@ async def serve(
         try:
             url = await service.start()
             await apply_tracks(hub, config)
+            # What start made (the working set, the app, imported modules) lives as long as the
+            # process: out of the collector's sight, a full collection no longer walks it (at
+            # 1,000,000 items, 50,000 under way, those walks paused answers by 60-80 ms).
+            gc.collect()
+            gc.freeze()
             print(f"scanhub serve: {url}  (Ctrl-C to stop)", file=out, flush=True)
             if not service.writes_enabled:
                 print(

@@ -288,8 +288,24 @@ def _ots(value: datetime | None) -> str | None:
 
 
 def _sink(row: Sequence[Any]) -> SinkState:
-    (name, position, generation, status, head, attempts, first, next_, success, error,
-     error_at, last_status, delivered, failures, dead, updated) = row
+    (
+        name,
+        position,
+        generation,
+        status,
+        head,
+        attempts,
+        first,
+        next_,
+        success,
+        error,
+        error_at,
+        last_status,
+        delivered,
+        failures,
+        dead,
+        updated,
+    ) = row
     return SinkState(
         name,
         position,
@@ -468,12 +484,12 @@ class SQLiteStore(Store):
         return None if row is None else _stored(row[:_N], row[_N])
 
     async def query(self, query: ItemQuery) -> Page:
-        where, args = _where(query)
         counted = query.counted
         parts = page_parts(query, _ts)
         column = ORDERS[query.sort[0]]
 
         def read(db: sqlite3.Connection) -> tuple[list[Any], int]:
+            where, args, total = _searched(db, query)
             rows: list[Any] = []
             for condition, given, order_by in parts:
                 page_where = [*where, condition] if condition else where
@@ -484,12 +500,12 @@ class SQLiteStore(Store):
                 rows += db.execute(sql, [*args, *given, query.limit + 1 - len(rows)]).fetchall()
                 if len(rows) > query.limit:
                     break
-            if counted:
+            if total is None and counted:
                 count_where, count_args = _count_where(query)
                 total = db.execute(
                     "SELECT COALESCE(SUM(n), 0) FROM item_counts" + count_where, count_args
                 ).fetchone()[0]
-            else:
+            elif total is None:
                 sql = "SELECT COUNT(*) FROM items"
                 if where:
                     sql += " WHERE " + " AND ".join(where)
@@ -519,8 +535,7 @@ class SQLiteStore(Store):
             rows: list[Any] = []
             for source in sources:
                 rows += db.execute(
-                    f"SELECT {_LISTED}, seq FROM items WHERE active AND source = ?"
-                    " ORDER BY seq",
+                    f"SELECT {_LISTED}, seq FROM items WHERE active AND source = ? ORDER BY seq",
                     (source,),
                 ).fetchall()
             rows.sort(key=lambda r: r[_N])
@@ -528,9 +543,7 @@ class SQLiteStore(Store):
 
         return [_stored(r) for r in await self._run(read)]
 
-    async def tracked_at(
-        self, keys: Collection[str] | None = None
-    ) -> tuple[list[StoredItem], int]:
+    async def tracked_at(self, keys: Collection[str] | None = None) -> tuple[list[StoredItem], int]:
         def read(db: sqlite3.Connection) -> tuple[list[Any], int]:
             db.execute("BEGIN")  # one snapshot for both reads (WAL)
             try:
@@ -556,9 +569,7 @@ class SQLiteStore(Store):
 
     async def oldest_active(self) -> list[Oldest]:
         def read(db: sqlite3.Connection) -> list[Any]:
-            sources = [
-                r[0] for r in db.execute("SELECT DISTINCT source FROM items WHERE active")
-            ]
+            sources = [r[0] for r in db.execute("SELECT DISTINCT source FROM items WHERE active")]
             out = []
             for source in sorted(sources):
                 found = db.execute(
@@ -621,9 +632,7 @@ class SQLiteStore(Store):
         totals, found = await self._run(read)
         return assemble_stats(groups, totals, found)
 
-    async def activity(
-        self, *, since: datetime, until: datetime, bucket: int
-    ) -> list[Activity]:
+    async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
         start, end = _ts(since), _ts(until)
         sql = (
             "SELECT (CAST(strftime('%s', observed_at) AS INTEGER) / ?) * ?,"
@@ -850,7 +859,16 @@ def _first_id_at(db: sqlite3.Connection, at: str) -> int:
     return int(lo)
 
 
-def _where(query: ItemQuery) -> tuple[list[str], list[Any]]:
+#: A text search matching at least this share of all items reads them in the page's order,
+#: keeping those that match (about limit / share rows); a rarer one sorts its matches (about
+#: 2 µs each). At 100,000 items, a word in 10% of them: 23 ms sorting, 5 ms walking; in 2%:
+#: 6 ms sorting, 10 ms walking.
+WALK_SHARE = 0.05
+
+
+def _where(query: ItemQuery, *, walk: bool = False) -> tuple[list[str], list[Any]]:
+    """The conditions of a query; `walk`: a text search keeps to the page's order (the index
+    of matches is read once, as a list, instead of leading the plan)."""
     where: list[str] = []
     args: list[Any] = []
     for column in ("vendor", "source", "kind", "lifecycle", "verdict"):
@@ -865,12 +883,31 @@ def _where(query: ItemQuery) -> tuple[list[str], list[Any]]:
         needle = query.text.casefold()
         if len(needle) >= 3:
             # The trigram index finds substrings of three characters or more.
-            where.append("rid IN (SELECT rowid FROM items_search WHERE items_search MATCH ?)")
-            args.append('"' + needle.replace('"', '""') + '"')
+            rid = "+rid" if walk else "rid"
+            where.append(f"{rid} IN (SELECT rowid FROM items_search WHERE items_search MATCH ?)")
+            args.append(_match(needle))
         else:
             where.append("instr(search, ?) > 0")
             args.append(needle)
     return where, args
+
+
+def _match(needle: str) -> str:
+    """A trigram MATCH for a substring (a phrase: no operators)."""
+    return '"' + needle.replace('"', '""') + '"'
+
+
+def _searched(db: sqlite3.Connection, query: ItemQuery) -> tuple[list[str], list[Any], int | None]:
+    """`_where`, choosing the plan of a text search, and the total when it is known already: a
+    text search alone is counted by its index (no row of items read)."""
+    needle = (query.text or "").casefold()
+    if len(needle) < 3 or query.application is not None or _count_where(query)[1]:
+        return (*_where(query), None)
+    matches = db.execute(
+        "SELECT COUNT(*) FROM items_search WHERE items_search MATCH ?", (_match(needle),)
+    ).fetchone()[0]
+    everything = db.execute("SELECT COALESCE(SUM(n), 0) FROM item_counts").fetchone()[0]
+    return (*_where(query, walk=matches >= WALK_SHARE * everything), int(matches))
 
 
 def _count_where(query: ItemQuery) -> tuple[str, list[Any]]:
@@ -902,10 +939,13 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
         # Ids are handed out here, under the write lock, so a batch knows them as it goes (an
         # item's second transition in a batch points at its first). Never reused, as
         # AUTOINCREMENT promises: past the largest id ever handed out.
-        next_id = 1 + db.execute(
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'transitions'),"
-            " 0), COALESCE((SELECT MAX(id) FROM transitions), 0))"
-        ).fetchone()[0]
+        next_id = (
+            1
+            + db.execute(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'transitions'),"
+                " 0), COALESCE((SELECT MAX(id) FROM transitions), 0))"
+            ).fetchone()[0]
+        )
         results: list[Committed] = []
         inserted: dict[str, tuple[Observation, Row]] = {}
         logged: list[tuple[int, str, str, int | None, str]] = []
