@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = Path(tempfile.mkdtemp(prefix="scanhub-h19-prof-")) / "poll.txt"
         subprocess.run(
             [
-                "py-spy",
+                _py_spy(),
                 "record",
                 "--rate",
                 "500",
