@@ -247,6 +247,41 @@ async def test_closing_while_the_store_is_away_says_what_is_lost(
     assert any("1 observations the store did not take" in r.message for r in caplog.records)
 
 
+class SlowStore(FlakyStore):
+    """A memory store whose commits take a while (so a close can arrive mid-commit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
+        self.entered.set()
+        await asyncio.sleep(0.05)
+        return await super().commit(observations)
+
+
+async def test_closing_while_the_writer_commits_commits_each_observation_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = SlowStore()
+    recorder = Recorder(store)
+    task = asyncio.create_task(recorder.run())
+    try:
+        first = recorder.submit(seen("a", Lifecycle.QUEUED, 0, "track"))
+        await store.entered.wait()  # the writer's commit is in flight
+        second = recorder.submit(seen("a", Lifecycle.RUNNING, 1))
+        with caplog.at_level(logging.ERROR, logger="scanhub"):
+            await recorder.close(grace=2)
+    finally:
+        task.cancel()
+    assert first.result().outcome is Outcome.RECORDED  # type: ignore[union-attr]
+    assert second.result().outcome is Outcome.RECORDED  # type: ignore[union-attr]
+    assert store.attempts == [1, 1]  # each observation committed once, in order
+    lifecycles = [t.change.after.lifecycle for t in await store.transitions()]
+    assert lifecycles == [Lifecycle.QUEUED, Lifecycle.RUNNING]
+    assert recorder.idle and not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 # --- broadcaster --------------------------------------------------------------------------------
 
 

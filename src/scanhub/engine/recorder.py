@@ -73,6 +73,9 @@ class Recorder:
         self._queue: deque[tuple[Op, asyncio.Future[object]]] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        # One commit at a time: `close` may run while the writer's commit is in flight, and
+        # the two must never commit (and answer) the queue's head twice.
+        self._committing = asyncio.Lock()
         self._idle.set()
         #: Set while fewer than `max_pending` observations wait: the engine dispatches polls
         #: only then.
@@ -189,6 +192,11 @@ class Recorder:
     async def _commit_head(self) -> None:
         """Commit the longest run at the head of the queue: observations (up to `batch`), or
         one untrack. On failure nothing is taken off the queue."""
+        async with self._committing:
+            if self._queue:
+                await self._commit_locked()
+
+    async def _commit_locked(self) -> None:
         head = self._queue[0][0]
         if isinstance(head, Untrack):
             gone = await self.store.untrack(list(head.keys))
