@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import typing
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,13 +142,16 @@ def test_branch_and_pull_request_links() -> None:
 def test_an_unknown_status_is_unknown_kept_and_warned_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # A value of its own each run: warnings are deduplicated per process, and mutation testing
+    # runs this test several times in one process.
+    value = f"PAUSED_BY_ADMIN_{uuid.uuid4().hex[:8]}"
     body = json.loads(json.dumps(TASK_SUCCESS))
-    body["task"]["status"] = "PAUSED_BY_ADMIN"
+    body["task"]["status"] = value
     with caplog.at_level(logging.WARNING, logger="scanhub"):
         first, second = task(body), task(body)
-    assert first.lifecycle is Lifecycle.UNKNOWN and first.vendor_status == "PAUSED_BY_ADMIN"
+    assert first.lifecycle is Lifecycle.UNKNOWN and first.vendor_status == value
     assert second.lifecycle is Lifecycle.UNKNOWN
-    assert sum("PAUSED_BY_ADMIN" in r.message for r in caplog.records) == 1
+    assert sum(value in r.message for r in caplog.records) == 1
     assert not sq.needs_quality_gate(first)
 
 
@@ -231,11 +235,12 @@ def test_a_long_list_of_failing_conditions_is_cut() -> None:
 
 
 def test_an_unknown_gate_status_is_verdict_none(caplog: pytest.LogCaptureFixture) -> None:
-    body = {"projectStatus": {"status": "AMBER", "conditions": "not a list"}}
+    value = f"AMBER_{uuid.uuid4().hex[:8]}"  # its own each run (warnings: once per process)
+    body = {"projectStatus": {"status": value, "conditions": "not a list"}}
     with caplog.at_level(logging.WARNING, logger="scanhub"):
         qg = gate(body)
-    assert qg.verdict is Verdict.NONE and qg.status == "AMBER" and qg.conditions == ()
-    assert any("AMBER" in r.message for r in caplog.records)
+    assert qg.verdict is Verdict.NONE and qg.status == value and qg.conditions == ()
+    assert any(value in r.message for r in caplog.records)
 
 
 def test_a_gate_that_cannot_be_read_any_more() -> None:

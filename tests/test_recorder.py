@@ -1,0 +1,224 @@
+"""The recorder's promises at their edges, against a store that fails on demand: how much it
+holds before polling pauses, how much one commit takes, how long it waits between attempts while
+the store is away (and from where it starts again), what it logs, and what closing does with
+what the store would not take. Every await is bounded, so a recorder that would wait for good
+fails the test instead of hanging it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import scanhub.engine.recorder as recorder_module
+from scanhub import Lifecycle, MemoryStore, Scan, Vendor
+from scanhub.engine import Recorder
+from scanhub.engine.recorder import RecorderHealth, Untrack
+from scanhub.store import Committed, Observation, Outcome
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose next `failures` commits fail; records each commit's size."""
+
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__()
+        self.failures = failures
+        self.attempts: list[int] = []
+
+    async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
+        self.attempts.append(len(observations))
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the database is away")
+        return await super().commit(observations)
+
+
+def seen(sid: str, minute: int = 0, origin: str | None = "track") -> Observation:
+    item = Scan(Vendor.APPSECPLUS, "asp", sid, "a", Lifecycle.QUEUED, "queued")
+    return Observation(item.key, T0 + timedelta(minutes=minute), item, None, origin)
+
+
+class Waits:
+    """`asyncio.sleep` and `random.uniform` of the recorder, recorded: sleeps are instant (they
+    still yield to the loop) and every random factor is the top of its range."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.delays: list[float] = []
+        self.ranges: list[tuple[float, float]] = []
+        real_sleep = asyncio.sleep
+
+        async def sleep(delay: float) -> None:
+            if delay:
+                self.delays.append(delay)
+            await real_sleep(0)
+
+        def uniform(a: float, b: float) -> float:
+            self.ranges.append((a, b))
+            return b
+
+        monkeypatch.setattr(recorder_module.asyncio, "sleep", sleep)
+        monkeypatch.setattr(recorder_module.random, "uniform", uniform)
+
+
+# --- how much it holds and takes ------------------------------------------------------------------
+
+
+async def test_by_default_polling_pauses_when_ten_thousand_observations_wait() -> None:
+    rec = Recorder(MemoryStore())
+    for i in range(9_999):
+        rec.submit(seen(f"s{i}"))
+    assert rec.room.is_set() and rec.pending == 9_999
+    rec.submit(seen("last"))
+    assert not rec.room.is_set()
+    await rec.close(grace=5)
+
+
+async def test_by_default_one_commit_takes_a_thousand_observations() -> None:
+    store = FlakyStore()
+    rec = Recorder(store)
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(10):
+            results = await rec.commit([seen(f"s{i}") for i in range(1001)])
+    finally:
+        task.cancel()
+    assert store.attempts == [1000, 1] and len(results) == 1001
+    assert rec.last_id == 1001 and rec.idle and rec.room.is_set()
+
+
+async def test_an_untrack_is_committed_alone_and_lets_polling_go_on() -> None:
+    store = FlakyStore()
+    rec = Recorder(store, max_pending=2)
+    first = rec.submit(seen("a"))
+    gone = rec.submit(Untrack((seen("a").key,)))
+    assert not rec.room.is_set()
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            results = await asyncio.gather(first, gone)
+    finally:
+        task.cancel()
+    assert results[1] == [seen("a").key] and store.attempts == [1]
+    assert rec.room.is_set() and rec.idle
+
+
+# --- while the store is away ----------------------------------------------------------------------
+
+
+async def test_attempts_back_off_from_the_first_wait_doubling_up_to_the_cap_and_start_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits = Waits(monkeypatch)
+    store = FlakyStore(failures=4)
+    rec = Recorder(store, backoff=(0.1, 0.4))
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            await rec.commit([seen("a")])
+            assert waits.delays == pytest.approx([0.12, 0.24, 0.48, 0.48])  # x1.2: the top
+            store.failures = 1
+            await rec.commit([seen("b")])
+    finally:
+        task.cancel()
+    assert waits.delays[4:] == pytest.approx([0.12])  # from the first wait again
+    assert set(waits.ranges) == {(0.8, 1.2)}
+
+
+async def test_the_store_going_away_and_coming_back_is_logged_once_each(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    Waits(monkeypatch)
+    clock = iter([T0, T0 + timedelta(seconds=2.5)])
+    store = FlakyStore(failures=3)
+    rec = Recorder(store, max_pending=50, backoff=(0.1, 0.2), now=lambda: next(clock))
+    pending = [rec.submit(seen(f"s{i}")) for i in range(3)]
+    task = asyncio.create_task(rec.run())
+    try:
+        with caplog.at_level(logging.INFO, logger="scanhub"):
+            async with asyncio.timeout(2):
+                while store.failures:
+                    await asyncio.sleep(0)
+                health = rec.health()
+                await asyncio.gather(*pending)
+    finally:
+        task.cancel()
+    assert health == RecorderHealth(False, 3, T0, "ConnectionError: the database is away")
+    assert rec.health() == RecorderHealth(True, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "scanhub: the store does not take commits (ConnectionError: the database is away); 3 "
+        "observations wait, retrying with backoff; polling pauses when 50 wait",
+        "scanhub: the store takes commits again (after 2.5s)",
+    ]
+
+
+# --- closing --------------------------------------------------------------------------------------
+
+
+async def test_closing_commits_what_waits() -> None:
+    store = FlakyStore(failures=1)
+    rec = Recorder(store)
+    fut = rec.submit(seen("a"))
+    async with asyncio.timeout(5):
+        await rec.close(grace=3)
+    result = fut.result()
+    assert isinstance(result, Committed) and result.outcome is Outcome.RECORDED
+    assert rec.idle and store.attempts == [1, 1]
+
+
+async def test_closing_waits_ten_seconds_by_default_retrying_every_200_ms(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    graces: list[float] = []
+    real_timeout = asyncio.timeout
+
+    def timeout(delay: float) -> asyncio.Timeout:
+        graces.append(delay)
+        return real_timeout(0.05)  # the test does not wait ten seconds
+
+    monkeypatch.setattr(recorder_module.asyncio, "timeout", timeout)
+    waits = Waits(monkeypatch)
+    store = FlakyStore(failures=10**6)
+    rec = Recorder(store)
+    futs = [rec.submit(seen("a")), rec.submit(seen("b"))]
+    with caplog.at_level(logging.ERROR, logger="scanhub"):
+        await rec.close()
+    assert graces == [10.0]
+    assert waits.delays and set(waits.delays) == {0.2}
+    assert all(f.cancelled() for f in futs) and rec.idle and rec.room.is_set()
+    assert [r.getMessage() for r in caplog.records] == [
+        "scanhub: stopping with 2 observations the store did not take (the store is not "
+        "answering); they are lost, and the next start polls their items again"
+    ]
+
+
+async def test_closing_names_the_last_error_the_store_gave(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    Waits(monkeypatch)
+    store = FlakyStore(failures=10**6)
+    rec = Recorder(store, backoff=(0.01, 0.01))
+    rec.submit(seen("a"))
+    task = asyncio.create_task(rec.run())
+    async with asyncio.timeout(2):
+        while len(store.attempts) < 2:
+            await asyncio.sleep(0)
+    task.cancel()
+    with caplog.at_level(logging.ERROR, logger="scanhub"):
+        await rec.close(grace=0.05)
+    assert caplog.records[-1].getMessage() == (
+        "scanhub: stopping with 1 observations the store did not take (ConnectionError: the "
+        "database is away); they are lost, and the next start polls their items again"
+    )
+
+
+async def test_closing_with_nothing_waiting_does_nothing() -> None:
+    store = FlakyStore(failures=1)
+    rec = Recorder(store)
+    async with asyncio.timeout(1):
+        await rec.close()
+    assert store.attempts == [] and rec.idle
