@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,3 +91,19 @@ def test_parse_time_fast_path_equals_the_general_path(value: Any) -> None:
 def test_parse_time_reads_every_iso_shape_as_utc(value: str) -> None:
     result = parse_time(value)
     assert result is None or result.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+01:00",
+        "0001-01-01 00:30+0100",
+        "9999-12-31T23:59:59-01:00",
+        "9999-12-31T23:30:00.5-0030",
+    ],
+)
+def test_a_time_beyond_the_calendar_in_utc_is_none(value: str) -> None:
+    # A valid ISO string whose UTC instant falls outside year 1..9999: None, as for any time
+    # scanhub cannot read (it raised OverflowError out of the vendor parsers before).
+    assert parse_time(value) is None
+    assert parse_time(" " + value) is None

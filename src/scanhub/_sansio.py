@@ -244,7 +244,7 @@ def parse_time(value: Any) -> datetime | None:
             return parsed
         if tz is None:
             return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        return _as_utc(parsed)
     if kind is int:
         return _from_millis(value)
     return _parse_time_general(value)
@@ -265,7 +265,7 @@ def _parse_time_general(value: Any) -> datetime | None:
     else:
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
-        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+        return parsed if parsed.tzinfo is UTC else _as_utc(parsed)
     text = value.strip()
     if _INTEGER.fullmatch(text):
         return _from_millis(int(text))
@@ -275,8 +275,16 @@ def _parse_time_general(value: Any) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    return _as_utc(parsed)
+
+
+def _as_utc(parsed: datetime) -> datetime | None:
+    # 0001-01-01T00:00+01:00 is before datetime.min in UTC: a time that cannot be, so None.
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _from_millis(millis: float) -> datetime | None:
