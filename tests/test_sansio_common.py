@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanhub._sansio import _parse_time_general, parse_time
+from scanhub import PayloadError, ScanhubError
+from scanhub._sansio import _parse_time_general, _segment_general, parse_time, segment
 
 
 def outcome(fn: Callable[[Any], Any], value: Any) -> tuple[Any, ...]:
@@ -107,3 +108,33 @@ def test_a_time_beyond_the_calendar_in_utc_is_none(value: str) -> None:
     # scanhub cannot read (it raised OverflowError out of the vendor parsers before).
     assert parse_time(value) is None
     assert parse_time(" " + value) is None
+
+
+def _segment_outcome(fn: Callable[..., str], value: object) -> tuple[Any, ...]:
+    try:
+        return ("value", fn(value, "iq", "promotion status", "id", PayloadError))
+    except ScanhubError as exc:
+        return ("raised", type(exc), str(exc), exc.vendor, exc.operation)
+
+
+def _fast_segment(
+    value: object, vendor: str, operation: str, what: str, error: type[ScanhubError]
+) -> str:
+    return segment(value, vendor=vendor, operation=operation, what=what, error=error)
+
+
+segment_values = (
+    st.text(alphabet="abcXYZ019_.~-", max_size=12)
+    | st.text(max_size=12)
+    | st.text(alphabet=st.characters(codec="ascii"), max_size=12)
+    | st.sampled_from(["", ".", "..", "...", " ", "a b", "a/b", "%2F", "é", "١٢", "ǅ", "ﬁ"])
+    | st.integers()
+    | st.uuids()
+    | st.uuids().map(str)
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(value=segment_values)
+def test_segment_fast_path_equals_the_general_path(value: object) -> None:
+    assert _segment_outcome(_fast_segment, value) == _segment_outcome(_segment_general, value)

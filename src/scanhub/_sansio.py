@@ -118,7 +118,20 @@ class Where:
 
 def where(vendor: str, source: str, resp: Response) -> Where:
     """The error context for a parsed response."""
-    return Where(vendor, source, resp.operation)
+    # Every parse asks for one and few ever fail, while the triples are few (vendors x
+    # configured sources x operations): the frozen `Where`s are shared, a dict hit costing a
+    # third of building one.
+    key = (vendor, source, resp.operation)
+    found = _WHERE.get(key)
+    if found is None:
+        if len(_WHERE) >= _WHERE_MAX:
+            _WHERE.clear()
+        found = _WHERE[key] = Where(*key)
+    return found
+
+
+_WHERE: dict[tuple[str, str, str], Where] = {}
+_WHERE_MAX = 4096
 
 
 def fail(
@@ -145,10 +158,17 @@ def fail(
 
 def decode_json(resp: Response, at: Where) -> Any:
     """The body as JSON, or a `PayloadError` that says what came instead."""
-    if not resp.body.strip():
+    body = resp.body
+    if not body.strip():
         fail(PayloadError, at, "empty body where JSON was expected", resp)
     try:
-        return loads(resp.body)
+        # `loads`, inline: a call less on every poll.
+        if _orjson_loads is not None and _TWENTY_DIGITS not in body.translate(_DIGITS_TO_ZERO):
+            try:
+                return _orjson_loads(body)
+            except ValueError:
+                pass
+        return json.loads(body)
     except (ValueError, RecursionError):
         ctype = resp.headers.get("content-type", "")
         head = resp.body.lstrip()[:15].lower()
@@ -246,7 +266,10 @@ def parse_time(value: Any) -> datetime | None:
             return parsed.replace(tzinfo=UTC)
         return _as_utc(parsed)
     if kind is int:
-        return _from_millis(value)
+        try:  # `_from_millis`, inline
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     return _parse_time_general(value)
 
 
@@ -393,6 +416,11 @@ CREDENTIAL_PARAMS = re.compile(
 )
 
 
+#: RFC 3986 unreserved characters: the ones `quote(..., safe="")` leaves as they are.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
+_DOT_SEGMENTS = frozenset((".", ".."))
+
+
 def segment(
     value: object,
     *,
@@ -405,6 +433,21 @@ def segment(
     (`/`, `?`, `#`, `%` included). Empty, `.` and `..` are refused (`error`, a
     `BadRequestError` by default): they cannot be sent as a literal segment, since clients and
     servers collapse dot segments into another endpoint."""
+    # An id of unreserved characters only (hex, a UUID, a key) is its own encoding: what
+    # `quote` would return, without its byte round trip.
+    if (
+        type(value) is str
+        and value.isascii()
+        and (value.isalnum() or (_UNRESERVED(value) is not None and value not in _DOT_SEGMENTS))
+    ):
+        return value
+    return _segment_general(value, vendor, operation, what, error)
+
+
+def _segment_general(
+    value: object, vendor: str, operation: str, what: str, error: type[ScanhubError]
+) -> str:
+    """`segment` for every input, with no fast path."""
     text = str(value)
     if text in ("", ".", "..") or not text.strip():
         raise error(
