@@ -118,7 +118,20 @@ class Where:
 
 def where(vendor: str, source: str, resp: Response) -> Where:
     """The error context for a parsed response."""
-    return Where(vendor, source, resp.operation)
+    # Every parse asks for one and few ever fail, while the triples are few (vendors x
+    # configured sources x operations): the frozen `Where`s are shared, a dict hit costing a
+    # third of building one.
+    key = (vendor, source, resp.operation)
+    found = _WHERE.get(key)
+    if found is None:
+        if len(_WHERE) >= _WHERE_MAX:
+            _WHERE.clear()
+        found = _WHERE[key] = Where(*key)
+    return found
+
+
+_WHERE: dict[tuple[str, str, str], Where] = {}
+_WHERE_MAX = 4096
 
 
 def fail(
@@ -145,10 +158,17 @@ def fail(
 
 def decode_json(resp: Response, at: Where) -> Any:
     """The body as JSON, or a `PayloadError` that says what came instead."""
-    if not resp.body.strip():
+    body = resp.body
+    if not body.strip():
         fail(PayloadError, at, "empty body where JSON was expected", resp)
     try:
-        return loads(resp.body)
+        # `loads`, inline: a call less on every poll.
+        if _orjson_loads is not None and _TWENTY_DIGITS not in body.translate(_DIGITS_TO_ZERO):
+            try:
+                return _orjson_loads(body)
+            except ValueError:
+                pass
+        return json.loads(body)
     except (ValueError, RecursionError):
         ctype = resp.headers.get("content-type", "")
         head = resp.body.lstrip()[:15].lower()
@@ -229,6 +249,32 @@ _NO_COLON_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
 def parse_time(value: Any) -> datetime | None:
     """A timezone-aware UTC datetime from ISO-8601 (with `Z`, `+00:00` or IQ's `+0000`) or from
     epoch milliseconds (int or digit string). Anything else is None: timestamps are optional."""
+    # The shapes vendors send, decided by exact type before any other test; everything else
+    # (and every string `fromisoformat` refuses) goes to `_parse_time_general`, whose answer
+    # this always equals (a property test in tests/test_sansio_common.py holds them equal).
+    kind = type(value)
+    if kind is str:
+        try:
+            # Python 3.11 reads every documented form itself (Z, +00:00, IQ's +0000), fast.
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return _parse_time_general(value)
+        tz = parsed.tzinfo
+        if tz is UTC:  # `Z` and `+00:00` give the `UTC` singleton itself
+            return parsed
+        if tz is None:
+            return parsed.replace(tzinfo=UTC)
+        return _as_utc(parsed)
+    if kind is int:
+        try:  # `_from_millis`, inline
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return _parse_time_general(value)
+
+
+def _parse_time_general(value: Any) -> datetime | None:
+    """`parse_time` for every input, with no fast path."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -236,14 +282,13 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     try:
-        # Python 3.11 reads every documented form itself (Z, +00:00, IQ's +0000), fast.
         parsed = datetime.fromisoformat(value)
     except ValueError:
         pass
     else:
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
-        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+        return parsed if parsed.tzinfo is UTC else _as_utc(parsed)
     text = value.strip()
     if _INTEGER.fullmatch(text):
         return _from_millis(int(text))
@@ -253,13 +298,22 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    return _as_utc(parsed)
+
+
+def _as_utc(parsed: datetime) -> datetime | None:
+    # 0001-01-01T00:00+01:00 is before datetime.min in UTC: a time that cannot be, so None.
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _from_millis(millis: float) -> datetime | None:
     try:
-        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+        # `tz` given by position: the keyword costs fromtimestamp 0.15 µs more.
+        return datetime.fromtimestamp(millis / 1000, UTC)
     except (OverflowError, OSError, ValueError):
         return None
 
@@ -362,6 +416,11 @@ CREDENTIAL_PARAMS = re.compile(
 )
 
 
+#: RFC 3986 unreserved characters: the ones `quote(..., safe="")` leaves as they are.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
+_DOT_SEGMENTS = frozenset((".", ".."))
+
+
 def segment(
     value: object,
     *,
@@ -374,6 +433,21 @@ def segment(
     (`/`, `?`, `#`, `%` included). Empty, `.` and `..` are refused (`error`, a
     `BadRequestError` by default): they cannot be sent as a literal segment, since clients and
     servers collapse dot segments into another endpoint."""
+    # An id of unreserved characters only (hex, a UUID, a key) is its own encoding: what
+    # `quote` would return, without its byte round trip.
+    if (
+        type(value) is str
+        and value.isascii()
+        and (value.isalnum() or (_UNRESERVED(value) is not None and value not in _DOT_SEGMENTS))
+    ):
+        return value
+    return _segment_general(value, vendor, operation, what, error)
+
+
+def _segment_general(
+    value: object, vendor: str, operation: str, what: str, error: type[ScanhubError]
+) -> str:
+    """`segment` for every input, with no fast path."""
     text = str(value)
     if text in ("", ".", "..") or not text.strip():
         raise error(

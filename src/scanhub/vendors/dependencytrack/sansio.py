@@ -169,7 +169,7 @@ def _seg(
 # --- Values read from answers ------------------------------------------------------------------
 
 
-@frozen
+@frozen(slots=False)  # a dict class builds faster (see scanhub._model); five per poll
 class Step:
     """One `WorkflowState` of a token (hyades-apiserver model/WorkflowState.java)."""
 
@@ -623,27 +623,47 @@ def parse_workflow(resp: Response, *, source: str) -> list[Step]:
         )
     states = as_list(_json_ok(resp, at), at, "the workflow states", resp)
     steps = []
+    last, in_order = 0, True
     for entry in states:
-        obj = as_object(entry, at, "a workflow state", resp)
+        obj = entry if type(entry) is dict else as_object(entry, at, "a workflow state", resp)
+        # Each field read inline for the shape the server sends (an exact str, epoch ms as an
+        # int), through the shared reader otherwise: the same values either way.
+        step = obj.get("step")
+        if type(step) is not str or not step:
+            step = req_str(obj, at, "step", resp=resp)
+        status = obj.get("status")
+        if type(status) is not str:
+            status = opt_str(obj, "status") or ""
+        reason = obj.get("failureReason")
+        if reason is not None and type(reason) is not str:
+            reason = opt_str(obj, "failureReason")
         steps.append(
             Step(
-                step=req_str(obj, at, "step", resp=resp),
-                status=opt_str(obj, "status") or "",
-                started_at=parse_time(obj.get("startedAt")),
-                updated_at=parse_time(obj.get("updatedAt")),
-                failure_reason=opt_str(obj, "failureReason"),
+                step,
+                status,
+                parse_time(obj.get("startedAt")),
+                parse_time(obj.get("updatedAt")),
+                reason,
             )
         )
+        rank = _STEP_RANK.get(step, _LATER)
+        if rank < last:
+            in_order = False
+        last = rank
     if not steps:
         fail(PayloadError, at, "the workflow has no steps", resp)
-    return sorted(steps, key=_step_rank)
+    if not in_order:  # the server sends them in order; the sort is stable, so this is the same
+        steps.sort(key=_step_rank)
+    return steps
+
+
+#: A step's place in `STEPS`; a step the server adds later sorts after them.
+_STEP_RANK = {name: rank for rank, name in reversed(list(enumerate(STEPS)))}
+_LATER = len(STEPS)
 
 
 def _step_rank(step: Step) -> int:
-    try:
-        return STEPS.index(step.step)
-    except ValueError:
-        return len(STEPS)
+    return _STEP_RANK.get(step.step, _LATER)
 
 
 def steps_text(steps: Iterable[Step]) -> str:

@@ -1,0 +1,153 @@
+"""Vendor parsers read the shapes servers send inline; for any other shape they fall back to the
+shared readers. Each test here holds a parser equal, over generated answers, to an oracle: the
+parser as it was before its fast path (kept below verbatim, reading times with the general
+`parse_time`), same model fields or the same typed error with the same message."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scanhub import PayloadError, ScanhubError
+from scanhub._sansio import _parse_time_general
+from scanhub.sansio import Response, as_list, as_object, fail, opt_str, req_str, where
+from scanhub.vendors.dependencytrack import sansio as dt
+
+
+def outcome(parse: Callable[[Response], Any], resp: Response) -> tuple[Any, ...]:
+    """What a parser makes of `resp`, comparable: every field of the model(s) (with each
+    datetime's tzinfo), or the error's type and message."""
+    try:
+        result = parse(resp)
+    except ScanhubError as exc:
+        return ("raised", type(exc), str(exc))
+    items = result if isinstance(result, list) else [result]
+    return ("value", [_fields(item) for item in items])
+
+
+def _fields(item: Any) -> tuple[Any, ...]:
+    values = attrs.astuple(item, recurse=False)
+    zones = tuple(id(v.tzinfo) for v in values if isinstance(v, datetime))
+    return (type(item), values, zones, getattr(item, "raw", None))
+
+
+# --- Values a field may hold: what servers send, and what they should not -------------------
+
+when = st.datetimes(
+    min_value=datetime(1969, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+millis = st.integers(min_value=-(10**13), max_value=10**16) | when.map(
+    lambda d: int(d.timestamp() * 1000)
+)
+iso = when.map(lambda d: d.isoformat()) | when.map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+)
+odd = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=6)
+    | st.from_regex(r"[0-9]{1,15}", fullmatch=True)
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)
+)
+
+
+def _answer(body: Any, status: int = 200) -> Response:
+    return Response(status, json.dumps(body).encode(), {}, "workflow status", "http://h/x")
+
+
+# --- Dependency-Track: parse_workflow ----------------------------------------------------------
+
+
+def _dt_parse_workflow_oracle(resp: Response, *, source: str) -> list[dt.Step]:
+    """`parse_workflow` before its fast path (the 404 branch, unchanged, left out)."""
+    at = where(dt.VENDOR, source, resp)
+    states = as_list(dt._json_ok(resp, at), at, "the workflow states", resp)
+    steps = []
+    for entry in states:
+        obj = as_object(entry, at, "a workflow state", resp)
+        steps.append(
+            dt.Step(
+                step=req_str(obj, at, "step", resp=resp),
+                status=opt_str(obj, "status") or "",
+                started_at=_parse_time_general(obj.get("startedAt")),
+                updated_at=_parse_time_general(obj.get("updatedAt")),
+                failure_reason=opt_str(obj, "failureReason"),
+            )
+        )
+    if not steps:
+        fail(PayloadError, at, "the workflow has no steps", resp)
+
+    def rank(step: dt.Step) -> int:
+        try:
+            return dt.STEPS.index(step.step)
+        except ValueError:
+            return len(dt.STEPS)
+
+    return sorted(steps, key=rank)
+
+
+dt_state = st.fixed_dictionaries(
+    {},
+    optional={
+        "token": st.just("1864eec7-c048-4084-b64c-def692c2c97b"),
+        "step": st.sampled_from([*dt.STEPS, "NEW_STEP", ""]) | odd,
+        "status": st.sampled_from(sorted(dt.STATUS_MAP)) | odd,
+        "startedAt": millis | iso | odd,
+        "updatedAt": millis | iso | odd,
+        "failureReason": st.text(max_size=8) | odd,
+    },
+)
+# The server's shape: every step named, in order, times in epoch ms.
+dt_usual = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(dt.STATUS_MAP)), millis, millis, st.none() | st.text(max_size=5)
+    ),
+    min_size=1,
+    max_size=6,
+).map(
+    lambda rows: [
+        {"step": name, "status": s, "startedAt": a, "updatedAt": u, "failureReason": r}
+        for name, (s, a, u, r) in zip(dt.STEPS, rows, strict=False)
+    ]
+)
+dt_answers = dt_usual | st.lists(dt_state | odd, max_size=6) | odd
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=dt_answers)
+def test_dependencytrack_parse_workflow_equals_its_oracle(body: Any) -> None:
+    resp = _answer(body)
+    assert outcome(lambda r: dt.parse_workflow(r, source="s"), resp) == outcome(
+        lambda r: _dt_parse_workflow_oracle(r, source="s"), resp
+    )
+
+
+def test_dependencytrack_step_init_is_attrs_own() -> None:
+    # Step (a dict class) builds from exactly its attrs fields, with their defaults.
+    params = list(inspect.signature(dt.Step.__init__).parameters.values())[1:]
+    fields = attrs.fields(dt.Step)
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is attrs.NOTHING else f.default for f in fields
+    ]
+    now = datetime(2024, 6, 10, tzinfo=UTC)
+    step = dt.Step("VULN_ANALYSIS", "FAILED", now, now + timedelta(seconds=1), "boom")
+    assert attrs.asdict(step, recurse=False) == {
+        "step": "VULN_ANALYSIS",
+        "status": "FAILED",
+        "started_at": now,
+        "updated_at": now + timedelta(seconds=1),
+        "failure_reason": "boom",
+    }
+    assert attrs.evolve(step, status="COMPLETED").status == "COMPLETED"
+    assert step == dt.Step(**attrs.asdict(step, recurse=False))
