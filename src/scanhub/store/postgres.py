@@ -343,176 +343,8 @@ class PostgresStore(Store):
         if not observations:
             return []
         async with self._acquire() as con, con.transaction():
-            await con.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-            keys = list(dict.fromkeys(ob.key for ob in observations))
-            rows: dict[str, Row] = {}
-            for r in await con.fetch(
-                "SELECT key, lifecycle, verdict, vendor_status, message, observed_at,"
-                " last_transition FROM items WHERE key = ANY($1::text[]) FOR UPDATE",
-                keys,
-            ):
-                rows[r["key"]] = Row(
-                    r["key"],
-                    Lifecycle(r["lifecycle"]),
-                    Verdict(r["verdict"]),
-                    r["vendor_status"],
-                    r["message"],
-                    _utc(r["observed_at"]),
-                    r["last_transition"],
-                )
-            # What text search reads changes only with an item's message (or when it is new).
-            messages = {key: row.message for key, row in rows.items()}
-            results: list[Committed] = []
-            inserted: dict[str, Observation] = {}
-            # Each transition to append: (observation, item, previous: an id, or the index of
-            # an earlier transition of this batch), ids handed out below, in this order.
-            steps: list[tuple[Observation, Any, int | None, int | None]] = []
-            last_step: dict[str, int] = {}
-            for ob in observations:
-                step, after = plan(rows.get(ob.key), ob)
-                if after is None or step.outcome is Outcome.STALE:
-                    results.append(Committed(ob.key, step.outcome))
-                    continue
-                rows[ob.key] = after
-                if step.insert:
-                    inserted[ob.key] = ob
-                if step.record:
-                    earlier = last_step.get(ob.key)
-                    prev = after.last_transition if earlier is None else None
-                    steps.append((ob, after.item, prev, earlier))
-                    last_step[ob.key] = len(steps) - 1
-                    after.changed_at = ob.observed_at
-                    # The id is filled in below, once handed out.
-                    results.append(Committed(ob.key, step.outcome, -1, after.lifecycle))
-                else:
-                    results.append(Committed(ob.key, step.outcome, None, after.lifecycle))
-            ids: list[int] = []
-            # The JSON of the items logged, by identity: an item's current state is most often
-            # the state its last transition logged, and is not encoded twice.
-            encoded: dict[int, str] = {}
-            if steps:
-                ids = [
-                    int(r[0])
-                    for r in await con.fetch(
-                        "SELECT nextval('transitions_id_seq') FROM generate_series(1, $1)",
-                        len(steps),
-                    )
-                ]
-                logged = []
-                for tid, (ob, item, prev, earlier) in zip(ids, steps, strict=True):
-                    if earlier is not None:
-                        prev = ids[earlier]
-                    text = encoded[id(item)] = item_json(item)
-                    logged.append((tid, ob.key, item.source, ob.observed_at, prev, text))
-                for key, k in last_step.items():
-                    rows[key].last_transition = ids[k]
-                given = iter(ids)
-                results = [
-                    Committed(c.key, c.outcome, next(given), c.lifecycle) if c.id == -1 else c
-                    for c in results
-                ]
-            if inserted:
-                await con.executemany(
-                    "INSERT INTO items (key, seq, origin, kind, vendor, source, application_id,"
-                    " lifecycle, verdict, vendor_status, active, since, item)"
-                    " VALUES ($1, nextval('items_seq_gen'), $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-                    " $11, '{}')",
-                    [
-                        (
-                            key,
-                            ob.origin or "track",
-                            ob.item.kind,
-                            ob.item.vendor,
-                            ob.item.source,
-                            ob.item.application_id,
-                            ob.item.lifecycle.value,
-                            ob.item.verdict.value,
-                            ob.item.vendor_status,
-                            not ob.item.lifecycle.is_terminal,
-                            since_of(ob.item, ob.observed_at),
-                        )
-                        for key, ob in inserted.items()
-                        if ob.item is not None
-                    ],
-                )
-            if steps:
-                await con.execute(
-                    "INSERT INTO transitions (id, key, source, observed_at, prev, after)"
-                    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
-                    " $4::timestamptz[], $5::bigint[], $6::text[])",
-                    *map(list, zip(*logged, strict=True)),
-                )
-            states, sightings = [], []
-            for key, row in rows.items():
-                if not row.dirty:
-                    continue
-                if row.item is None:
-                    sightings.append((row.observed_at, _error_json(row.error), key))
-                    continue
-                item, lc = row.item, row.item.lifecycle
-                known = encoded.get(id(item))
-                states.append(
-                    (
-                        lc.value,
-                        item.verdict.value,
-                        item.vendor_status,
-                        item.message,
-                        item.application_name,
-                        not lc.is_terminal,
-                        row.observed_at if lc is Lifecycle.RUNNING or lc.is_terminal else None,
-                        row.observed_at if lc.is_terminal else None,
-                        row.changed_at,
-                        row.observed_at,
-                        _error_json(row.error),
-                        row.last_transition,
-                        known if known is not None else item_json(item),
-                        raw_json(item),
-                        search_text(item)
-                        if key in inserted or messages.get(key) != item.message
-                        else None,
-                        key,
-                    )
-                )
-            if states:
-                # One statement for the batch (rows from arrays): the server plans it once and
-                # its statement-level triggers run once.
-                await con.execute(
-                    "UPDATE items AS i SET lifecycle = u.lifecycle, verdict = u.verdict,"
-                    " vendor_status = u.vendor_status, message = u.message,"
-                    " application_name = COALESCE(u.application_name, i.application_name),"
-                    " active = u.active,"
-                    # Only an item seen under way before (`i.active`: the row's old value) gets
-                    # a time it started running or finished: one first seen finished has none.
-                    " running_at = CASE WHEN i.active THEN COALESCE(i.running_at, u.running_at)"
-                    " ELSE i.running_at END,"
-                    " finished_at = CASE WHEN i.active THEN COALESCE(i.finished_at, u.finished_at)"
-                    " ELSE i.finished_at END,"
-                    " changed_at = COALESCE(u.changed_at, i.changed_at),"
-                    " observed_at = u.observed_at, last_error = u.last_error,"
-                    " last_transition = u.last_transition, item = u.item, raw = u.raw,"
-                    " search = COALESCE(u.search, i.search)"
-                    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-                    " $6::bool[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[],"
-                    " $10::timestamptz[], $11::text[], $12::bigint[], $13::text[], $14::text[],"
-                    " $15::text[], $16::text[]) AS u(lifecycle, verdict, vendor_status, message,"
-                    " application_name, active, running_at, finished_at, changed_at,"
-                    " observed_at, last_error, last_transition, item, raw, search, key)"
-                    " WHERE i.key = u.key",
-                    *map(list, zip(*states, strict=True)),
-                )
-            if sightings:
-                await con.executemany(
-                    "UPDATE items SET observed_at = $1, last_error = $2 WHERE key = $3",
-                    sightings,
-                )
-            if ids:
-                await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(ids[-1]))
-            if inserted:
-                sources = sorted({ob.item.source for ob in inserted.values() if ob.item})
-                await con.execute(
-                    "SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources)
-                )
-        if ids:
+            results, appended = await _commit(con, observations)
+        if appended:
             self._appended.set()
         return results
 
@@ -523,9 +355,7 @@ class PostgresStore(Store):
             )
             if rows:
                 sources = sorted({r["source"] for r in rows})
-                await con.execute(
-                    "SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources)
-                )
+                await con.execute("SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources))
         return [r["key"] for r in rows]
 
     async def prune(self, now: datetime) -> int:
@@ -632,22 +462,19 @@ class PostgresStore(Store):
                 )
         return [_stored(r) for r in rows]
 
-    async def tracked_at(
-        self, keys: Collection[str] | None = None
-    ) -> tuple[list[StoredItem], int]:
+    async def tracked_at(self, keys: Collection[str] | None = None) -> tuple[list[StoredItem], int]:
         async with (
             self._acquire() as con,
             con.transaction(isolation="repeatable_read", readonly=True),
         ):
-                if keys is None:
-                    rows = await con.fetch(f"SELECT {_LISTED}, raw FROM items ORDER BY seq")
-                else:
-                    rows = await con.fetch(
-                        f"SELECT {_LISTED}, raw FROM items WHERE key = ANY($1::text[])"
-                        " ORDER BY seq",
-                        list(keys),
-                    )
-                last = await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions")
+            if keys is None:
+                rows = await con.fetch(f"SELECT {_LISTED}, raw FROM items ORDER BY seq")
+            else:
+                rows = await con.fetch(
+                    f"SELECT {_LISTED}, raw FROM items WHERE key = ANY($1::text[]) ORDER BY seq",
+                    list(keys),
+                )
+            last = await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions")
         return [_stored(r, r["raw"]) for r in rows], int(last)
 
     async def counts(self) -> list[Count]:
@@ -703,9 +530,7 @@ class PostgresStore(Store):
         ]
         return assemble_stats(groups, totals, found)
 
-    async def activity(
-        self, *, since: datetime, until: datetime, bucket: int
-    ) -> list[Activity]:
+    async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
         async with self._acquire() as con:
             first = await _first_id_at(con, since)
             rows = await con.fetch(
@@ -829,8 +654,16 @@ class PostgresStore(Store):
                     " last_attempt = excluded.last_attempt, error = excluded.error,"
                     " status = excluded.status",
                     [
-                        (d.sink, d.id, d.key, d.attempts, d.first_attempt, d.last_attempt,
-                         d.error, d.status)
+                        (
+                            d.sink,
+                            d.id,
+                            d.key,
+                            d.attempts,
+                            d.first_attempt,
+                            d.last_attempt,
+                            d.error,
+                            d.status,
+                        )
                         for d in dead
                     ],
                 )
@@ -907,7 +740,7 @@ class PostgresStore(Store):
         NOTIFY, with a look every two seconds in case a notification was missed). When the
         database goes away it reconnects with backoff and resumes after the last id it
         yielded: no gap, no repeat."""
-        async for _ in self._listening(CHANNEL):
+        async for _ in _listen(self._url, CHANNEL):
             while True:
                 found = await self.transitions(since=since, limit=1000)
                 for t in found:
@@ -920,7 +753,7 @@ class PostgresStore(Store):
         """The sources whose tracked set any replica changed (as NOTIFYed); an empty set after
         a reconnect means "anything may have changed while away"."""
         first = True
-        async for payload in self._listening(TRACKING_CHANNEL, payloads=True):
+        async for payload in _listen(self._url, TRACKING_CHANNEL, payloads=True):
             if payload is None:
                 if not first:
                     yield frozenset()
@@ -933,55 +766,251 @@ class PostgresStore(Store):
                 continue
             yield frozenset(s for s in sources if isinstance(s, str))
 
-    async def _listening(
-        self, channel: str, *, payloads: bool = False
-    ) -> AsyncIterator[str | None]:
-        """Listen on `channel` on a connection of its own, reconnecting with backoff when the
-        database goes away. Yields None once listening (and again after each reconnect, and
-        every two seconds without news, unless `payloads`), then each notification's payload
-        (or None, unless `payloads`)."""
-        import asyncpg
 
-        delay = 0.2
-        while True:
-            heard: asyncio.Queue[str | None] = asyncio.Queue()
-            con: Any = None
-            notified, lost = _listeners(heard)
-            try:
-                con = await asyncpg.connect(self._url)
+async def _listen(url: str, channel: str, *, payloads: bool = False) -> AsyncIterator[str | None]:
+    """Listen on `channel` on a connection of its own, reconnecting with backoff when the
+    database goes away. Yields None once listening (and again after each reconnect, and
+    every two seconds without news, unless `payloads`), then each notification's payload
+    (or None, unless `payloads`)."""
+    import asyncpg
 
-                await con.add_listener(channel, notified)
-                con.add_termination_listener(lost)
-                delay = 0.2
-                yield None
-                while True:
-                    try:
-                        async with asyncio.timeout(2.0):
-                            payload = await heard.get()
-                    except TimeoutError:
-                        if con.is_closed():
-                            raise ConnectionError("the listening connection closed") from None
-                        if not payloads:
-                            yield None
-                        continue
-                    if payload == "\x00lost":
-                        raise ConnectionError("the listening connection was lost")
-                    yield payload if payloads else None
-            except asyncio.CancelledError:
-                raise
-            except (OSError, ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning(
-                    "scanhub: listening for %s failed (%s); reconnecting in %.1fs",
-                    channel,
-                    exc,
-                    delay,
+    delay = 0.2
+    while True:
+        heard: asyncio.Queue[str | None] = asyncio.Queue()
+        con: Any = None
+        notified, lost = _listeners(heard)
+        try:
+            con = await asyncpg.connect(url)
+
+            await con.add_listener(channel, notified)
+            con.add_termination_listener(lost)
+            delay = 0.2
+            yield None
+            while True:
+                try:
+                    async with asyncio.timeout(2.0):
+                        payload = await heard.get()
+                except TimeoutError:
+                    if con.is_closed():
+                        raise ConnectionError("the listening connection closed") from None
+                    if not payloads:
+                        yield None
+                    continue
+                if payload == "\x00lost":
+                    raise ConnectionError("the listening connection was lost")
+                yield payload if payloads else None
+        except asyncio.CancelledError:
+            raise
+        except (OSError, ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning(
+                "scanhub: listening for %s failed (%s); reconnecting in %.1fs",
+                channel,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(5.0, delay * 2)
+        finally:
+            if con is not None:
+                with contextlib.suppress(Exception):
+                    await con.close(timeout=1)
+
+
+async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[Committed], bool]:
+    """`PostgresStore.commit` within its transaction: what became of each observation, and
+    whether transitions were appended. Under the append lock: the items' rows (locked), the
+    rule `plan` over the batch, then one statement per table (new items, transitions from
+    arrays, the items' new states from arrays) and a notification to the other replicas."""
+    await con.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+    rows = await _locked_rows(con, list(dict.fromkeys(ob.key for ob in observations)))
+    # What text search reads changes only with an item's message (or when it is new).
+    messages = {key: row.message for key, row in rows.items()}
+    results: list[Committed] = []
+    inserted: dict[str, Observation] = {}
+    # Each transition to append: (observation, item, previous: an id, or the index of
+    # an earlier transition of this batch), ids handed out below, in this order.
+    steps: list[tuple[Observation, Any, int | None, int | None]] = []
+    last_step: dict[str, int] = {}
+    for ob in observations:
+        step, after = plan(rows.get(ob.key), ob)
+        if after is None or step.outcome is Outcome.STALE:
+            results.append(Committed(ob.key, step.outcome))
+            continue
+        rows[ob.key] = after
+        if step.insert:
+            inserted[ob.key] = ob
+        if step.record:
+            earlier = last_step.get(ob.key)
+            prev = after.last_transition if earlier is None else None
+            steps.append((ob, after.item, prev, earlier))
+            last_step[ob.key] = len(steps) - 1
+            after.changed_at = ob.observed_at
+            # The id is filled in below, once handed out.
+            results.append(Committed(ob.key, step.outcome, -1, after.lifecycle))
+        else:
+            results.append(Committed(ob.key, step.outcome, None, after.lifecycle))
+    ids: list[int] = []
+    # The JSON of the items logged, by identity: an item's current state is most often
+    # the state its last transition logged, and is not encoded twice.
+    encoded: dict[int, str] = {}
+    if steps:
+        ids = [
+            int(r[0])
+            for r in await con.fetch(
+                "SELECT nextval('transitions_id_seq') FROM generate_series(1, $1)",
+                len(steps),
+            )
+        ]
+        logged = []
+        for tid, (ob, item, prev, earlier) in zip(ids, steps, strict=True):
+            if earlier is not None:
+                prev = ids[earlier]
+            text = encoded[id(item)] = item_json(item)
+            logged.append((tid, ob.key, item.source, ob.observed_at, prev, text))
+        for key, k in last_step.items():
+            rows[key].last_transition = ids[k]
+        given = iter(ids)
+        results = [
+            Committed(c.key, c.outcome, next(given), c.lifecycle) if c.id == -1 else c
+            for c in results
+        ]
+    if inserted:
+        await con.executemany(
+            "INSERT INTO items (key, seq, origin, kind, vendor, source, application_id,"
+            " lifecycle, verdict, vendor_status, active, since, item)"
+            " VALUES ($1, nextval('items_seq_gen'), $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+            " $11, '{}')",
+            [
+                (
+                    key,
+                    ob.origin or "track",
+                    ob.item.kind,
+                    ob.item.vendor,
+                    ob.item.source,
+                    ob.item.application_id,
+                    ob.item.lifecycle.value,
+                    ob.item.verdict.value,
+                    ob.item.vendor_status,
+                    not ob.item.lifecycle.is_terminal,
+                    since_of(ob.item, ob.observed_at),
                 )
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(5.0, delay * 2)
-            finally:
-                if con is not None:
-                    with contextlib.suppress(Exception):
-                        await con.close(timeout=1)
+                for key, ob in inserted.items()
+                if ob.item is not None
+            ],
+        )
+    if steps:
+        await con.execute(
+            "INSERT INTO transitions (id, key, source, observed_at, prev, after)"
+            " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+            " $4::timestamptz[], $5::bigint[], $6::text[])",
+            *map(list, zip(*logged, strict=True)),
+        )
+    states, sightings = _new_states(rows, encoded, inserted, messages)
+    if states:
+        await con.execute(
+            _UPDATE_STATES,
+            *map(list, zip(*states, strict=True)),
+        )
+    if sightings:
+        await con.executemany(
+            "UPDATE items SET observed_at = $1, last_error = $2 WHERE key = $3",
+            sightings,
+        )
+    if ids:
+        await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(ids[-1]))
+    if inserted:
+        sources = sorted({ob.item.source for ob in inserted.values() if ob.item})
+        await con.execute("SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources))
+    return results, bool(ids)
+
+
+async def _locked_rows(con: Any, keys: list[str]) -> dict[str, Row]:
+    """The stored rows of `keys` (what `plan` reads), locked until the transaction ends."""
+    rows: dict[str, Row] = {}
+    for r in await con.fetch(
+        "SELECT key, lifecycle, verdict, vendor_status, message, observed_at,"
+        " last_transition FROM items WHERE key = ANY($1::text[]) FOR UPDATE",
+        keys,
+    ):
+        rows[r["key"]] = Row(
+            r["key"],
+            Lifecycle(r["lifecycle"]),
+            Verdict(r["verdict"]),
+            r["vendor_status"],
+            r["message"],
+            _utc(r["observed_at"]),
+            r["last_transition"],
+        )
+    return rows
+
+
+def _new_states(
+    rows: dict[str, Row],
+    encoded: dict[int, str],
+    inserted: dict[str, Observation],
+    messages: dict[str, str | None],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The batch's changed rows as `_UPDATE_STATES` parameters (items whose state was
+    rewritten; `encoded` holds the JSON already made for their transitions), and the
+    sightings (a poll that found nothing new, or failed) as (observed_at, error, key)."""
+    states: list[tuple[Any, ...]] = []
+    sightings: list[tuple[Any, ...]] = []
+    for key, row in rows.items():
+        if not row.dirty:
+            continue
+        if row.item is None:
+            sightings.append((row.observed_at, _error_json(row.error), key))
+            continue
+        item, lc = row.item, row.item.lifecycle
+        known = encoded.get(id(item))
+        states.append(
+            (
+                lc.value,
+                item.verdict.value,
+                item.vendor_status,
+                item.message,
+                item.application_name,
+                not lc.is_terminal,
+                row.observed_at if lc is Lifecycle.RUNNING or lc.is_terminal else None,
+                row.observed_at if lc.is_terminal else None,
+                row.changed_at,
+                row.observed_at,
+                _error_json(row.error),
+                row.last_transition,
+                known if known is not None else item_json(item),
+                raw_json(item),
+                search_text(item) if key in inserted or messages.get(key) != item.message else None,
+                key,
+            )
+        )
+    return states, sightings
+
+
+# The items' new states, from arrays (one statement a batch: planned once, its statement-level
+# triggers run once).
+_UPDATE_STATES = (
+    "UPDATE items AS i SET lifecycle = u.lifecycle, verdict = u.verdict,"
+    " vendor_status = u.vendor_status, message = u.message,"
+    " application_name = COALESCE(u.application_name, i.application_name),"
+    " active = u.active,"
+    # Only an item seen under way before (`i.active`: the row's old value) gets
+    # a time it started running or finished: one first seen finished has none.
+    " running_at = CASE WHEN i.active THEN COALESCE(i.running_at, u.running_at)"
+    " ELSE i.running_at END,"
+    " finished_at = CASE WHEN i.active THEN COALESCE(i.finished_at, u.finished_at)"
+    " ELSE i.finished_at END,"
+    " changed_at = COALESCE(u.changed_at, i.changed_at),"
+    " observed_at = u.observed_at, last_error = u.last_error,"
+    " last_transition = u.last_transition, item = u.item, raw = u.raw,"
+    " search = COALESCE(u.search, i.search)"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::bool[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[],"
+    " $10::timestamptz[], $11::text[], $12::bigint[], $13::text[], $14::text[],"
+    " $15::text[], $16::text[]) AS u(lifecycle, verdict, vendor_status, message,"
+    " application_name, active, running_at, finished_at, changed_at,"
+    " observed_at, last_error, last_transition, item, raw, search, key)"
+    " WHERE i.key = u.key"
+)
 
 
 def _numbered(sql: str, start: int) -> str:
