@@ -1232,14 +1232,22 @@ def report(r: dict[str, Any]) -> str:
         "the farm in its own processes.",
         "",
     ]
-    missed = []
+    missed, beyond = [], []
     for row in evaluate(r):
-        for label, ok in zip(labels, row["ok"], strict=True):
+        for size, label, ok in zip(sizes, labels, row["ok"], strict=True):
             if ok is False:
-                missed.append(f"{row['what']} ({label})")
+                (beyond if size["items"] > 100_000 else missed).append(f"{row['what']} ({label})")
     missed += [a.split(" (")[0] for a, _, _, ok in other if ok is False]
     lines += ["### Targets missed", ""]
     lines += [("Missed: " + "; ".join(missed) + ".") if missed else "None missed.", ""]
+    if beyond:
+        lines += [
+            "The issue sets the read targets at 100,000 items and asks for the figures at "
+            "larger sizes; held to the same targets there, these fall short: "
+            + "; ".join(beyond)
+            + ".",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
