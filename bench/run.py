@@ -950,21 +950,40 @@ async def bench_page(n_items: int, burst: int) -> dict[str, Any] | None:
     hot = min(300, n_items)  # the newest items: on the first page, running
     scans = []
     for i in range(n_items):
-        lc = Lifecycle.RUNNING if i >= n_items - hot else (Lifecycle.QUEUED, Lifecycle.SUCCEEDED)[i % 2]
+        lc = (
+            Lifecycle.RUNNING
+            if i >= n_items - hot
+            else (Lifecycle.QUEUED, Lifecycle.SUCCEEDED)[i % 2]
+        )
         scans.append(Scan(Vendor.APPSECPLUS, "bench", f"s{i:06d}", f"app-{i % 50}", lc, lc.value))
     async with SQLiteStore(path) as store:
         for start in range(0, n_items, 1000):
             await store.commit(
                 [
                     Observation(
-                        s.key, now - timedelta(hours=3, seconds=-k * 7200 / n_items), s, None, "bench"
+                        s.key,
+                        now - timedelta(hours=3, seconds=-k * 7200 / n_items),
+                        s,
+                        None,
+                        "bench",
                     )
                     for k, s in enumerate(scans[start : start + 1000], start)
                 ]
             )
-    hub = ScanHub([_Still("http://still.invalid", name="bench")], interval=3600, store=SQLiteStore(path))
+    hub = ScanHub(
+        [_Still("http://still.invalid", name="bench")], interval=3600, store=SQLiteStore(path)
+    )
     config = parse_config(
-        {"source": [{"name": "bench", "vendor": "appsecplus", "base_url": "http://still.invalid", "token_env": "T"}]},
+        {
+            "source": [
+                {
+                    "name": "bench",
+                    "vendor": "appsecplus",
+                    "base_url": "http://still.invalid",
+                    "token_env": "T",
+                }
+            ]
+        },
         "<bench>",
         env={"T": "x"},
     )
@@ -976,7 +995,9 @@ async def bench_page(n_items: int, burst: int) -> dict[str, Any] | None:
                 "--no-first-run", "--disable-background-networking", f"--user-data-dir={directory / 'chromium'}",
                 "--window-size=1440,1000"):  # fmt: skip
         options.add_argument(arg)
-    driver = await asyncio.to_thread(webdriver.Chrome, service=ChromeService(driver_path), options=options)
+    driver = await asyncio.to_thread(
+        webdriver.Chrome, service=ChromeService(driver_path), options=options
+    )
     out: dict[str, Any] = {"items": n_items, "burst": burst}
     try:
         await asyncio.to_thread(driver.get, url + "/")
@@ -1011,7 +1032,7 @@ async def bench_page(n_items: int, burst: int) -> dict[str, Any] | None:
         for _ in range(600):
             seen = await asyncio.to_thread(
                 driver.execute_script,
-                "const tr = document.querySelector(`#rows tr[data-key=\"${CSS.escape(arguments[0])}\"]`);"
+                'const tr = document.querySelector(`#rows tr[data-key="${CSS.escape(arguments[0])}"]`);'
                 "return tr ? tr.cells[9].textContent : null;",
                 last_key,
             )
@@ -1022,7 +1043,8 @@ async def bench_page(n_items: int, burst: int) -> dict[str, Any] | None:
         out["last_shown_s"] = shown
         await asyncio.sleep(1.0)  # the debounced reload after the burst
         gaps, long = await asyncio.to_thread(
-            driver.execute_script, "window.__monitor = false; return [window.__gaps, window.__long];"
+            driver.execute_script,
+            "window.__monitor = false; return [window.__gaps, window.__long];",
         )
         out["frames"] = len(gaps)
         out["max_gap_ms"] = max(gaps) if gaps else None

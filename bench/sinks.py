@@ -177,16 +177,17 @@ async def _watch_cost(
         polls, cpu = hub.polls - polls0, time.process_time() - cpu0
         wall = time.perf_counter() - t0
         failures = hub.sinks.states["down"].failures if down and "down" in hub.sinks.states else 0
-    return {"polls_per_s": polls / wall, "cpu_per_1000": cpu / max(polls, 1) * 1000,
-            "sink_failures": failures}
+    return {
+        "polls_per_s": polls / wall,
+        "cpu_per_1000": cpu / max(polls, 1) * 1000,
+        "sink_failures": failures,
+    }
 
 
 def bench_sinks(info: dict[str, Any], sp: Any, quick: bool) -> dict[str, Any]:
     """The figures of section 12 (see the module docstring)."""
     n = 200 if quick else 3000
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         base = f"http://127.0.0.1:{proc.stdout.readline().strip()}"

@@ -106,8 +106,9 @@ async def receiving(secrets: list[str] | None = None) -> AsyncIterator[Receiver]
         await runner.cleanup()
 
 
-def scan(sid: str, lc: Lifecycle = Lifecycle.RUNNING, verdict: Verdict = Verdict.NONE,
-         **kw: Any) -> Scan:
+def scan(
+    sid: str, lc: Lifecycle = Lifecycle.RUNNING, verdict: Verdict = Verdict.NONE, **kw: Any
+) -> Scan:
     return Scan(Vendor.APPSECPLUS, "asp", sid, "app-1", lc, lc.value, verdict, **kw)
 
 

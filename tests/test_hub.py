@@ -86,9 +86,7 @@ async def seed_all(env: dict[str, Any]) -> dict[str, tuple[Lifecycle, Verdict | 
     return {hub.track(item): (lc, v) for item, lc, v in plan}
 
 
-async def check_final(
-    hub: ScanHub, designed: dict[str, tuple[Lifecycle, Verdict | None]]
-) -> None:
+async def check_final(hub: ScanHub, designed: dict[str, tuple[Lifecycle, Verdict | None]]) -> None:
     got = {i.key: i for i in await hub.current()}
     for key, (lifecycle, verdict) in designed.items():
         assert got[key].lifecycle is lifecycle, key

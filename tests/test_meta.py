@@ -172,9 +172,7 @@ def test_public_names_keep_working() -> None:
 BUILTIN_VENDOR_FILES = sorted(p for p in VENDORS.glob("*/*.py"))
 
 
-@pytest.mark.parametrize(
-    "path", BUILTIN_VENDOR_FILES, ids=lambda p: str(p.relative_to(VENDORS))
-)
+@pytest.mark.parametrize("path", BUILTIN_VENDOR_FILES, ids=lambda p: str(p.relative_to(VENDORS)))
 def test_builtin_vendors_use_only_the_public_vendor_api(path: Path) -> None:
     """A built-in vendor is written as a plugin would be: from its own package and the public
     `scanhub`, `scanhub.vendors`, `scanhub.sansio` and `scanhub.sim`, never a private module."""
@@ -182,7 +180,9 @@ def test_builtin_vendors_use_only_the_public_vendor_api(path: Path) -> None:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level > 1:
-                found.append(f"line {node.lineno}: reaches outside its package ({'.' * node.level})")
+                found.append(
+                    f"line {node.lineno}: reaches outside its package ({'.' * node.level})"
+                )
             elif (
                 node.level == 0
                 and node.module
@@ -310,8 +310,6 @@ def test_the_private_reads_finder_finds_them() -> None:
     assert private_reads("x = self._a\ny = cls._b\nz = type(a).__name__") == []
 
 
-@pytest.mark.parametrize(
-    "path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC))
-)
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
 def test_no_part_reads_another_parts_private_attributes(path: Path) -> None:
     assert private_reads(path.read_text()) == []

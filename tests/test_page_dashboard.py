@@ -98,7 +98,12 @@ async def call(driver: Any, script: str, *args: Any) -> Any:
 
 
 def row_ids(driver: Any) -> list[str]:
-    return list(js(driver, "return [...document.querySelectorAll('#rows tr')].map(tr => tr.cells[4].textContent)"))
+    return list(
+        js(
+            driver,
+            "return [...document.querySelectorAll('#rows tr')].map(tr => tr.cells[4].textContent)",
+        )
+    )
 
 
 def view_of(driver: Any) -> dict[str, list[str]]:
@@ -125,7 +130,11 @@ async def test_dashboard_at_two_widths_with_charts_from_a_known_history(browser:
         # Newest change first by default: p finished last, g-less history.
         await until(lambda: row_ids(browser)[:3] == ["p", "a", "e"])
         # The activity chart: every transition of the window, stacked by outcome.
-        await until(lambda: js(browser, "return document.querySelectorAll('#activity-chart rect.seg').length"))
+        await until(
+            lambda: js(
+                browser, "return document.querySelectorAll('#activity-chart rect.seg').length"
+            )
+        )
         drawn = await call(
             browser,
             """const out = {};
@@ -136,7 +145,9 @@ async def test_dashboard_at_two_widths_with_charts_from_a_known_history(browser:
         assert drawn == {
             "queued": 6, "running": 4, "succeeded": 3, "blocked": 1, "failed": 1, "cancelled": 1
         }  # fmt: skip
-        legend = await call(browser, "return document.getElementById('activity-legend').textContent")
+        legend = await call(
+            browser, "return document.getElementById('activity-legend').textContent"
+        )
         assert "blocked (verdict)" in legend and "failed" in legend  # words, not colour alone
         # Queue and run time per source, with the numbers written on the bars.
         bars = await call(
@@ -197,8 +208,13 @@ async def test_the_view_lives_in_the_url(browser: Any) -> None:
         )
         await until(lambda: view_of(browser).get("window") == ["7d"])
         assert view_of(browser) == {"kind": ["scan"], "sort": ["since"], "window": ["7d"]}
-        order = await until(lambda: (ids := row_ids(browser)) == ["a", "b", "c", "e", "f", "d"] and ids)
-        aria = await call(browser, "return document.querySelector('th[data-sort=since]').getAttribute('aria-sort')")
+        order = await until(
+            lambda: (ids := row_ids(browser)) == ["a", "b", "c", "e", "f", "d"] and ids
+        )
+        aria = await call(
+            browser,
+            "return document.querySelector('th[data-sort=since]').getAttribute('aria-sort')",
+        )
         assert aria == "ascending"
 
         # The link reproduces the view in a fresh page.
@@ -212,7 +228,9 @@ async def test_the_view_lives_in_the_url(browser: Any) -> None:
             " document.getElementById('sort').value, document.getElementById('window').value]",
         )
         assert fields == ["scan", "since", "7d"]
-        title = await until(lambda: js(browser, "return document.getElementById('activity-title').textContent"))
+        title = await until(
+            lambda: js(browser, "return document.getElementById('activity-title').textContent")
+        )
         assert "per 6 hours" in title
 
         # Back and forward move through the views.
@@ -239,10 +257,15 @@ async def test_a_row_opens_the_items_timeline(browser: Any) -> None:
         )
         steps = await until(
             lambda: (
-                s := js(browser, "return [...document.querySelectorAll('#detail .timeline li')].map(li => li.textContent)")
+                (
+                    s := js(
+                        browser,
+                        "return [...document.querySelectorAll('#detail .timeline li')].map(li => li.textContent)",
+                    )
+                )
+                and len(s) == 3
+                and s
             )
-            and len(s) == 3
-            and s
         )
         assert "new → queued" in steps[0] and "2m 00s in queued" in steps[0]
         assert "queued → running" in steps[1] and "8m 00s in running" in steps[1]
@@ -265,11 +288,21 @@ async def test_a_row_opens_the_items_timeline(browser: Any) -> None:
         # By keyboard alone: arrow to the next row, Enter opens it; the URL opens it too.
         await asyncio.to_thread(browser.switch_to.active_element.send_keys, Keys.ARROW_DOWN)
         await asyncio.to_thread(browser.switch_to.active_element.send_keys, Keys.ENTER)
-        title = await until(lambda: (t := js(browser, "return document.getElementById('detail-title').textContent")) != "Loading…" and t)
+        title = await until(
+            lambda: (
+                (t := js(browser, "return document.getElementById('detail-title').textContent"))
+                != "Loading…"
+                and t
+            )
+        )
         assert title.endswith(" e")  # the row after a: e, newest change first
         link = browser.current_url
         await asyncio.to_thread(browser.get, link)
-        await until(lambda: js(browser, "return document.getElementById('detail-title').textContent").endswith(" e"))
+        await until(
+            lambda: js(
+                browser, "return document.getElementById('detail-title').textContent"
+            ).endswith(" e")
+        )
         await asyncio.to_thread(no_severe_logs, browser)
 
 
@@ -311,18 +344,24 @@ async def test_sink_health_shows_what_the_sinks_api_answers(browser: Any) -> Non
         async with known(start, sinks=[sink]) as (svc, _http):
             await asyncio.to_thread(browser.get, svc.url + "/")
             await until(lambda: len(row_ids(browser)) == 7)
-            assert await call(browser, "return document.getElementById('sink-note').textContent") == ""
+            assert (
+                await call(browser, "return document.getElementById('sink-note').textContent") == ""
+            )
             z = Scan(Vendor.APPSECPLUS, "asp", "z", "app-1", Lifecycle.RUNNING, "running")
             await svc.store.commit([Observation(z.key, datetime.now(UTC), z, None, "track")])
             shown = await until(
-                lambda: (t := js(browser, "return document.getElementById('sinks').textContent"))
-                and "1 dead" in t
-                and t
+                lambda: (
+                    (t := js(browser, "return document.getElementById('sinks').textContent"))
+                    and "1 dead" in t
+                    and t
+                )
             )
             assert "ops-hook" in shown and "webhook → http://127.0.0.1:" in shown
             assert "0 delivered (signed)" in shown and "1 failed attempts (retried)" in shown
             assert f"HTTP 400 {HOSTILE_REASON}" in shown  # the receiver's words, as text
-            state = await call(browser, "return document.querySelector('#sink-list .sink-state').textContent")
+            state = await call(
+                browser, "return document.querySelector('#sink-list .sink-state').textContent"
+            )
             assert state == "active"  # a dead letter does not stop the sink
             injected = await call(
                 browser, "return [document.querySelectorAll('#sinks img').length, window.__pwned]"
@@ -378,7 +417,9 @@ async def test_axe_finds_no_serious_or_critical_violation(browser: Any) -> None:
     async with known(start) as (svc, _http):
         await asyncio.to_thread(browser.get, svc.url + "/")
         await until(lambda: len(row_ids(browser)) == 7)
-        await until(lambda: js(browser, "return document.querySelectorAll('#durations-chart g.dur').length"))
+        await until(
+            lambda: js(browser, "return document.querySelectorAll('#durations-chart g.dur').length")
+        )
         problems = {}
         for scheme in ("light", "dark"):
             await asyncio.to_thread(
@@ -390,9 +431,13 @@ async def test_axe_finds_no_serious_or_critical_violation(browser: Any) -> None:
                 await resize(browser, width)
                 problems[(scheme, width)] = await asyncio.to_thread(audit, browser, source)
             if scheme == "dark":
-                await asyncio.to_thread(browser.save_screenshot, str(artifact("dashboard-400-dark.png")))
+                await asyncio.to_thread(
+                    browser.save_screenshot, str(artifact("dashboard-400-dark.png"))
+                )
         await call(browser, "document.querySelector('#rows tr').click()")
-        await until(lambda: js(browser, "return document.querySelectorAll('#detail .timeline li').length"))
+        await until(
+            lambda: js(browser, "return document.querySelectorAll('#detail .timeline li').length")
+        )
         problems[("dark", "timeline")] = await asyncio.to_thread(audit, browser, source)
         await resize(browser, 1440)
         await asyncio.to_thread(browser.save_screenshot, str(artifact("timeline-1440-dark.png")))

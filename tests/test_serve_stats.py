@@ -215,7 +215,7 @@ async def test_the_running_service_observes_phases_from_the_log(tmp_path: Path) 
         for _ in range(100):
             async with http.get("/metrics") as r:
                 text = await r.text()
-            if 'scanhub_item_phase_seconds_count{' in text and 'phase="total"' in text:
+            if "scanhub_item_phase_seconds_count{" in text and 'phase="total"' in text:
                 break
             await asyncio.sleep(0.2)
         assert 'phase="total"' in text and "scanhub_stuck_items{" in text

@@ -62,8 +62,12 @@ async def test_every_transition_is_delivered_signed_once_in_order_as_its_cloudev
         hub = await engine(SQLiteStore(tmp_path / "s.db"), hook(rx))
         try:
             async with hub.polling():
-                await until(lambda: hub.sinks.delivering_here("hook") and "hook" in hub.sinks.states)
-                for step, lc in enumerate((Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED)):
+                await until(
+                    lambda: hub.sinks.delivering_here("hook") and "hook" in hub.sinks.states
+                )
+                for step, lc in enumerate(
+                    (Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED)
+                ):
                     await hub.store.commit([seen(scan(s, lc), step) for s in ("a", "b", "c")])
                 await rx.wait_for(9)
                 await until(lambda: hub.sinks.states["hook"].position == 9)
@@ -142,7 +146,11 @@ async def test_429_throttles_the_sink_for_its_retry_after() -> None:
     waited = rx.requests[1]["at"] - rx.requests[0]["at"]
     assert waited >= 0.9  # Retry-After: 1 was honoured (the schedule says 0.01 s)
     assert [o for _, o in outcomes] == [
-        "throttled", "throttled", "throttled", "delivered", "delivered"
+        "throttled",
+        "throttled",
+        "throttled",
+        "delivered",
+        "delivered",
     ]
 
 
@@ -216,7 +224,9 @@ async def test_a_hanging_receiver_times_out_and_the_schedule_ends_in_a_dead_lett
     assert "retry schedule ran out" in dead.error
 
 
-async def test_a_delivery_older_than_max_age_is_dead_and_a_body_over_the_cap_is_never_sent() -> None:
+async def test_a_delivery_older_than_max_age_is_dead_and_a_body_over_the_cap_is_never_sent() -> (
+    None
+):
     async with receiving([SECRET]) as rx:
         rx.answers = [500]
         slow = hook(rx, schedule=(3600.0,), max_age=60.0)
@@ -393,8 +403,13 @@ async def test_secrets_never_reach_logs_errors_or_the_state(
     async with receiving() as rx:
         rx.answers = [500, 404, 404]
         slack = Sink.webhook(
-            "hook", f"{rx.url}/services/{token}", SECRET, allow_private=True, kind="slack",
-            schedule=FAST, max_client_errors=2,
+            "hook",
+            f"{rx.url}/services/{token}",
+            SECRET,
+            allow_private=True,
+            kind="slack",
+            schedule=FAST,
+            max_client_errors=2,
         )
         hub = await engine(MemoryStore(), slack)
         try:
@@ -440,9 +455,18 @@ def test_signatures_are_the_standard_ones() -> None:
 
 def test_what_an_answer_means_and_when_to_try_again() -> None:
     assert [classify(s) for s in (200, 204, 301, 400, 404, 410, 429, 500, 502, 503, 504, None)] == [
-        Answer.DELIVERED, Answer.DELIVERED, Answer.REFUSED, Answer.REFUSED, Answer.REFUSED,
-        Answer.GONE, Answer.THROTTLED, Answer.FAILED, Answer.THROTTLED, Answer.FAILED,
-        Answer.THROTTLED, Answer.FAILED,
+        Answer.DELIVERED,
+        Answer.DELIVERED,
+        Answer.REFUSED,
+        Answer.REFUSED,
+        Answer.REFUSED,
+        Answer.GONE,
+        Answer.THROTTLED,
+        Answer.FAILED,
+        Answer.THROTTLED,
+        Answer.FAILED,
+        Answer.THROTTLED,
+        Answer.FAILED,
     ]
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert retry_after("120", now) == 120.0
@@ -480,9 +504,13 @@ async def scanhub_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
     import sys
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scanhub", *args,
+        sys.executable,
+        "-m",
+        "scanhub",
+        *args,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "SCANHUB_NO_PLUGINS": "1", **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -532,14 +560,22 @@ def test_sink_tables_are_checked_every_problem_at_once_and_in_the_json_schema() 
     from scanhub import ConfigError, config_schema
     from scanhub._config import parse_config
 
-    source = {"vendor": "iq", "base_url": "https://iq.example.com", "username": "u",
-              "password_env": "P"}
+    source = {
+        "vendor": "iq",
+        "base_url": "https://iq.example.com",
+        "username": "u",
+        "password_env": "P",
+    }
     doc = {
         "source": [source],
         "sink": [
             {"name": "a", "url": "https://h.example.com", "secret": "whsec_x", "timeout": 0},
-            {"name": "a", "url": "https://h.example.com", "secret_env": "S",
-             "filter": [{"exact": {"lifecycle": "faild"}}, {"any": []}, {"nope": {}}]},
+            {
+                "name": "a",
+                "url": "https://h.example.com",
+                "secret_env": "S",
+                "filter": [{"exact": {"lifecycle": "faild"}}, {"any": []}, {"nope": {}}],
+            },
             {"name": "c", "url": "http://10.0.0.8/hook", "kind": "slack", "mode": "binary"},
             {"name": "d", "kind": "webhook"},
         ],
@@ -568,16 +604,31 @@ def test_sink_tables_are_checked_every_problem_at_once_and_in_the_json_schema() 
                 "name": "ops",
                 "url": "https://hooks.example.com/x",
                 "secret_env": ["NEW", "OLD"],
-                "filter": [{"any": [{"exact": {"lifecycle": "failed"}},
-                                    {"not": {"prefix": {"source": "iq"}}}]}],
+                "filter": [
+                    {
+                        "any": [
+                            {"exact": {"lifecycle": "failed"}},
+                            {"not": {"prefix": {"source": "iq"}}},
+                        ]
+                    }
+                ],
                 "retry_schedule": [1, 60],
             }
         ],
     }
     assert list(validator.iter_errors(good)) == []
     parse_config(good, "scanhub.toml")  # and the checker agrees
-    bad = {"source": [source], "sink": [{"name": "x", "url": "https://h", "secret_env": "S",
-                                          "filter": {"exact": {"lifecycle": "faild"}}}]}
+    bad = {
+        "source": [source],
+        "sink": [
+            {
+                "name": "x",
+                "url": "https://h",
+                "secret_env": "S",
+                "filter": {"exact": {"lifecycle": "faild"}},
+            }
+        ],
+    }
     assert list(validator.iter_errors(bad))
 
 
@@ -673,10 +724,21 @@ async def start_serve(cfg: Path, state: str, env: dict[str, str]) -> tuple[Any, 
     import sys
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scanhub", "serve", "-c", str(cfg), "--state", state,
-        "--port", "0", "--lease-seconds", "1",
+        sys.executable,
+        "-m",
+        "scanhub",
+        "serve",
+        "-c",
+        str(cfg),
+        "--state",
+        state,
+        "--port",
+        "0",
+        "--lease-seconds",
+        "1",
         env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "SCANHUB_NO_PLUGINS": "1", **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
     assert line.startswith("scanhub serve: http://"), line
@@ -712,8 +774,12 @@ async def test_sigkill_mid_backlog_then_restart_delivers_everything_at_least_onc
             async with SQLiteStore(db) as writer:  # another process commits 150 transitions
                 for n in range(50):
                     await writer.commit(
-                        [seen(scan(f"s{n}", lc), step) for step, lc in enumerate(
-                            (Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED))]
+                        [
+                            seen(scan(f"s{n}", lc), step)
+                            for step, lc in enumerate(
+                                (Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED)
+                            )
+                        ]
                     )
             await rx.wait_for(40)
             proc.send_signal(signal.SIGKILL)
@@ -730,7 +796,7 @@ async def test_sigkill_mid_backlog_then_restart_delivers_everything_at_least_onc
     assert all(r["verified"] == SECRET for r in rx.requests)
     first = list(dict.fromkeys(ids))
     assert first == list(range(1, 151))  # every one, first seen in id order
-    repeated = [i for i in ids[len(before):] if i in before]
+    repeated = [i for i in ids[len(before) :] if i in before]
     # Only the last few: what was delivered since the cursor was last written (every 0.25 s).
     assert all(i >= max(before) - 30 for i in repeated)
     async with SQLiteStore(db) as reader:

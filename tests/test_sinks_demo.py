@@ -30,7 +30,13 @@ async def test_the_demo_pushes_signed_deliveries_and_the_page_shows_them(
     tmp_path: Path, browser: Any
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scanhub", "serve", "--demo", "--port", "0",
+        sys.executable,
+        "-m",
+        "scanhub",
+        "serve",
+        "--demo",
+        "--port",
+        "0",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "SCANHUB_NO_PLUGINS": "1", "PYTHONPATH": str(ROOT / "src")},

@@ -62,7 +62,9 @@ def test_stuck_after_is_checked_and_described_in_the_schema() -> None:
     assert main(["config", "schema"], out=out) == 0
     schema = json.loads(out.getvalue())
     assert "stuck_after" in schema["properties"]
-    asp = next(s for s in schema["properties"]["source"]["items"]["oneOf"] if "AppSec" in s["title"])
+    asp = next(
+        s for s in schema["properties"]["source"]["items"]["oneOf"] if "AppSec" in s["title"]
+    )
     assert asp["properties"]["stuck_after_by_kind"]["additionalProperties"] is False
 
 

@@ -179,9 +179,7 @@ def build_hub(
     it sinks, which `scanhub serve` builds with `build_sinks`)."""
     kw: dict[str, Any] = {"interval": config.interval, "max_interval": config.max_interval}
     kw.update(options)
-    return ScanHub(
-        build_clients(config, env, vendors), store=store or MemoryStore(), **kw
-    )
+    return ScanHub(build_clients(config, env, vendors), store=store or MemoryStore(), **kw)
 
 
 async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = None) -> None:

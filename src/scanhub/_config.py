@@ -92,7 +92,6 @@ class StateConfig:
     )
 
 
-
 @attrs.define(kw_only=True)
 class SinkConfig:
     """A `[[sink]]`: where scanhub pushes transitions (signed, retried, durable)."""
@@ -177,9 +176,7 @@ class SinkConfig:
         if self.url is not None and not self.allow_private:
             why = forbidden_host(urlsplit(self.url).hostname or "")
             if why:
-                found.append(
-                    ("url", f"{why}: refused unless the sink says allow_private = true")
-                )
+                found.append(("url", f"{why}: refused unless the sink says allow_private = true"))
         return found
 
     def env_vars(self) -> list[tuple[str, str]]:
@@ -242,9 +239,7 @@ class Config:
             if s.name == name:
                 return s
         known = ", ".join(s.name for s in self.sinks) or "none is configured"
-        raise ConfigError(
-            f"{self.path}: no sink named {name!r} ({known})", operation="load config"
-        )
+        raise ConfigError(f"{self.path}: no sink named {name!r} ({known})", operation="load config")
 
     def source(self, name: str) -> SourceConfig:
         """The `[[source]]` called `name`."""

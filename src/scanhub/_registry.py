@@ -65,9 +65,7 @@ class StuckByKind:
     """`stuck_after_by_kind`: seconds per kind of item (overrides the source's `stuck_after`)."""
 
     scan: Seconds | None = attrs.field(default=None, metadata=_doc("seconds, for scans"))
-    promotion: Seconds | None = attrs.field(
-        default=None, metadata=_doc("seconds, for promotions")
-    )
+    promotion: Seconds | None = attrs.field(default=None, metadata=_doc("seconds, for promotions"))
 
 
 @attrs.define(kw_only=True)

@@ -252,8 +252,9 @@ class Sink:
     max_body: int = MAX_BODY
 
     @classmethod
-    def webhook(cls, name: str, url: str, secret: str | Secret | Sequence[str | Secret] = (),
-                **kw: Any) -> Sink:
+    def webhook(
+        cls, name: str, url: str, secret: str | Secret | Sequence[str | Secret] = (), **kw: Any
+    ) -> Sink:
         """A sink from plain values (for code and tests): `secret` one `whsec_` key or
         several."""
         given = [secret] if isinstance(secret, str | Secret) else list(secret)
@@ -472,8 +473,11 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     shown = [
         f"<{url}|{slack_escape(name)}>"
         for name, url in links.items()
-        if isinstance(url, str) and url.startswith(("https://", "http://")) and "|" not in url
-        and ">" not in url and " " not in url
+        if isinstance(url, str)
+        and url.startswith(("https://", "http://"))
+        and "|" not in url
+        and ">" not in url
+        and " " not in url
     ]
     if shown:
         blocks.append(_section(_cap(" · ".join(shown))))

@@ -176,9 +176,7 @@ def _parser() -> argparse.ArgumentParser:
         help="replicas on PostgreSQL: how long a source's lease lasts unrenewed (default 15)",
     )
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sv.add_argument(
-        "--port", type=_port, default=PORT, help=f"default {PORT}; 0: any free port"
-    )
+    sv.add_argument("--port", type=_port, default=PORT, help=f"default {PORT}; 0: any free port")
     sv.add_argument(
         "--demo", action="store_true", help="no config: the simulators and a moving scenario"
     )
@@ -436,9 +434,7 @@ async def _stats(args: argparse.Namespace, out: TextIO) -> int:
     try:
         now = datetime.now(UTC)
         rule = await stats.stuck_rule(store, config, now)
-        data = await stats.report(
-            store, window=args.window, group_by=group_by, now=now, rule=rule
-        )
+        data = await stats.report(store, window=args.window, group_by=group_by, now=now, rule=rule)
     finally:
         await store.close()
     if args.format == "json":

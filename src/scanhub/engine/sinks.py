@@ -495,18 +495,22 @@ class Deliverer:
                 )
                 log.info(
                     "scanhub: sink %s: delivery %s failed (%s); attempt %d in %.1fs",
-                    sink.name, tid, error, state.attempts + 1, step.delay,
+                    sink.name,
+                    tid,
+                    error,
+                    state.attempts + 1,
+                    step.delay,
                 )
                 await self._save(run, state)
                 continue
             if step.action == "disable":
                 log.warning(
                     "scanhub: sink %s: the receiver answered 410 Gone at delivery %s; the sink "
-                    "is disabled until a replay", sink.name, tid,
+                    "is disabled until a replay",
+                    sink.name,
+                    tid,
                 )
-                await self._save(
-                    run, evolve(state, status=SinkStatus.DISABLED, next_attempt=None)
-                )
+                await self._save(run, evolve(state, status=SinkStatus.DISABLED, next_attempt=None))
                 return
             letter = DeadLetter(
                 sink.name,
@@ -518,9 +522,7 @@ class Deliverer:
                 f"{error}; {step.reason}",
                 result.status,
             )
-            log.warning(
-                "scanhub: sink %s: delivery %s is dead (%s)", sink.name, tid, letter.error
-            )
+            log.warning("scanhub: sink %s: delivery %s is dead (%s)", sink.name, tid, letter.error)
             self._tell(sink.name, "dead")
             await self._save(
                 run,

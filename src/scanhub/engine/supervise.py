@@ -55,7 +55,10 @@ async def supervised(
             if time.monotonic() - started > 60:
                 delay = backoff[0]
             log.error(
-                "scanhub: %s failed (%s); restarting in %.1fs", name, state.last_failure, delay,
+                "scanhub: %s failed (%s); restarting in %.1fs",
+                name,
+                state.last_failure,
+                delay,
                 exc_info=exc,
             )
             await asyncio.sleep(delay)

@@ -283,6 +283,8 @@ class DeadLetter:
     #: Why (never a secret), and the last answer's status (None: no answer).
     error: str
     status: int | None = None
+
+
 # --- time in state -----------------------------------------------------------------------------
 
 #: What stats may be grouped by.
@@ -487,9 +489,7 @@ def time_text(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def page_parts(
-    query: ItemQuery, time_value: Any = time_text
-) -> list[tuple[str, list[Any], str]]:
+def page_parts(query: ItemQuery, time_value: Any = time_text) -> list[tuple[str, list[Any], str]]:
     """How a SQL backend reads a page in the query's order: parts read one after the other
     until the page is full, each (condition or "", its arguments, ORDER BY), with `?` marks.
     An order on a column that may be empty reads the filled and the empty rows apart (each
@@ -763,9 +763,7 @@ class Store(abc.ABC):
         return (await self.tracked_at())[0]
 
     @abc.abstractmethod
-    async def tracked_at(
-        self, keys: Collection[str] | None = None
-    ) -> tuple[list[StoredItem], int]:
+    async def tracked_at(self, keys: Collection[str] | None = None) -> tuple[list[StoredItem], int]:
         """Every tracked item (or those of `keys`), with its vendor payload, in the order first
         tracked, and the id of the newest transition at that same moment: a reader that
         starts from both sees each transition exactly once."""
@@ -789,9 +787,7 @@ class Store(abc.ABC):
         finish time), never by reading the history."""
 
     @abc.abstractmethod
-    async def activity(
-        self, *, since: datetime, until: datetime, bucket: int
-    ) -> list[Activity]:
+    async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
         """Transitions recorded in [since, until), counted per `bucket` seconds (buckets start
         at whole multiples of it since the epoch) and per outcome (`outcome_of`), oldest
         first. Reads the log from the first id of the window on (the log is in time order)."""

@@ -228,9 +228,7 @@ class MemoryStore(Store):
             if not h.item.lifecycle.is_terminal and (sources is None or h.item.source in sources)
         ]
 
-    async def tracked_at(
-        self, keys: Collection[str] | None = None
-    ) -> tuple[list[StoredItem], int]:
+    async def tracked_at(self, keys: Collection[str] | None = None) -> tuple[list[StoredItem], int]:
         held = sorted(self._items.values(), key=lambda h: h.seq)
         if keys is not None:
             held = [h for h in held if h.item.key in keys]
@@ -286,9 +284,7 @@ class MemoryStore(Store):
             )
         return out
 
-    async def activity(
-        self, *, since: datetime, until: datetime, bucket: int
-    ) -> list[Activity]:
+    async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
         rows: dict[tuple[int, str, str], int] = {}
         for t in self._log:
             at = t.change.observed_at

@@ -157,5 +157,3 @@ async def sources(request: web.Request) -> web.StreamResponse:
             }
         )
     return json_response(request, {"sources": out})
-
-

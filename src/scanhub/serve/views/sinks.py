@@ -148,7 +148,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
             raise Problem(
                 409,
                 "Conflict",
-                f"sink {name!r} has no dead letter and is not disabled: give {{\"from\": ID}}",
+                f'sink {name!r} has no dead letter and is not disabled: give {{"from": ID}}',
             )
     await service.store.sink_replay(name, start - 1, service.now())
     service.hub.sinks.wake(name)

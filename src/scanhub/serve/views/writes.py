@@ -68,9 +68,7 @@ async def track(request: web.Request) -> web.StreamResponse:
     try:
         wanted = structure(spec.track_schema, body)
     except SchemaErrors as exc:
-        raise Problem(
-            400, "Bad Request", "; ".join(f"{k}: {m}" for k, m in exc.problems)
-        ) from None
+        raise Problem(400, "Bad Request", "; ".join(f"{k}: {m}" for k, m in exc.problems)) from None
     problems = wanted.problems()
     if problems:
         raise Problem(400, "Bad Request", "; ".join(f"{k}: {m}" for k, m in problems))
