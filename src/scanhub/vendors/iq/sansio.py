@@ -15,6 +15,7 @@ failed promotion's `reason` is the failure's message, which may be null.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -291,9 +292,11 @@ def parse_status(
     lifecycle = map_value(STATUS_MAP, raw_status, VENDOR)
     links = dict(previous.links) if previous else {}
     for name, key in REPORT_LINKS:
-        href = opt_str(body, key)
+        href = body.get(key)
+        if type(href) is not str:
+            href = opt_str(body, key)
         if href:
-            links[name] = join_url(base_url, href)
+            links[name] = _joined(base_url, href)
     app_id = application_id or (previous.application_id if previous else None)
     sid = status_id or (previous.id if previous else None)
     if not app_id or not sid:
@@ -302,7 +305,8 @@ def parse_status(
             app_id, sid = app_id or match.group(1), sid or match.group(2)
     if not app_id or not sid:
         fail(PayloadError, at, "cannot tell which promotion this status belongs to", resp)
-    links.setdefault("status", join_url(base_url, _status_path(app_id, sid)))
+    if "status" not in links:
+        links["status"] = _joined(base_url, _known_status_path(app_id, sid))
     message = opt_str(body, "reason") if lifecycle is not Lifecycle.SUCCEEDED else None
     return Promotion(
         vendor=Vendor.IQ,
@@ -427,6 +431,12 @@ def _status_path(
     app = segment(application_id, vendor=VENDOR, operation="promotion status", error=error)
     sid = segment(status_id, vendor=VENDOR, operation="promotion status", error=error)
     return f"api/v2/evaluation/applications/{app}/status/{sid}"
+
+
+#: `join_url` and `_status_path` remembered: a promotion's links are the same on every poll of
+#: it (pure functions; bounded).
+_joined = functools.lru_cache(maxsize=4096)(join_url)
+_known_status_path = functools.lru_cache(maxsize=4096)(_status_path)
 
 
 def _seg(value: str) -> str:
