@@ -254,3 +254,30 @@ def test_timestamps_are_utc_iso_with_z_and_read_back_equal(value: datetime) -> N
     for form in (value.isoformat(), value.replace(tzinfo=None).isoformat()):
         assert _time_in(form) == _dt_in(form, datetime)
         assert _time_in(form).tzinfo is UTC
+
+
+@given(scans | promotions)
+def test_an_item_read_again_from_the_store_is_shown_as_a_fresh_reading_shows_it(
+    item: Scan | Promotion,
+) -> None:
+    # Stores hand out one object per stored text and the service remembers its dict: a page
+    # read again must show exactly what converting the text afresh shows.
+    from scanhub._convert import item_from_stored
+    from scanhub._stats import StuckRule
+    from scanhub.serve._http import entry
+    from scanhub.store import StoredItem
+    from scanhub.store._base import item_from_text, item_json
+
+    text = item_json(item)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    rule = StuckRule({}, {}, 3600.0)
+    fresh = to_dict(item_from_stored(json.loads(text)))
+    fresh.pop("raw", None)
+    shown = [
+        entry(StoredItem(item_from_text(text), "track", since=now), now=now, rule=rule)
+        for _ in range(3)
+    ]
+    for data in shown:
+        extra = {k: data.pop(k) for k in ("last_change", "stuck", "timing", "error")}
+        assert data == fresh and list(data) == list(fresh)
+        assert extra["stuck"] is False and extra["error"] is None

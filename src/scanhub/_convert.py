@@ -7,6 +7,7 @@ them (and any other unknown key), so `from_dict(cls, to_dict(x)) == x`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -39,11 +40,20 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
     _orjson_dumps = None
 
 
-def timestamp(value: datetime) -> str:
-    """A time as scanhub writes it: ISO 8601 in UTC with a `Z`."""
+def _timestamp(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat()[:-6] + "Z"  # without its "+00:00"
+
+
+#: `isoformat` costs ~1 µs and a page shows four or five times an item; the times a reader
+#: comes back to are written once (equal instants are one string: the result is in UTC).
+_timestamp_memo = functools.lru_cache(maxsize=16384)(_timestamp)
+
+
+def timestamp(value: datetime) -> str:
+    """A time as scanhub writes it: ISO 8601 in UTC with a `Z`."""
+    return _timestamp_memo(value)
 
 
 def timestamp_or_none(value: datetime | None) -> str | None:

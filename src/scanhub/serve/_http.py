@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .._convert import compact_json, converter, timestamp_or_none, to_dict
-from .._model import Lifecycle, Verdict
+from .._model import Item, Lifecycle, Verdict
 from .._stats import StuckRule, timing
 from ..store import ORDERS, ItemQuery, StoredItem, search_text
 
@@ -279,6 +279,27 @@ def read_cursor(cursor: str, order: str) -> tuple[str, str | None]:
 ts = timestamp_or_none
 
 
+#: `to_dict` of items without a vendor payload, by identity (the item kept with its dict, so
+#: an id is never another item's): stores hand out one object per stored text
+#: (`store._base.item_from_text`), so a page read again is not converted again. Bounded.
+_LISTED: dict[int, tuple[Item, dict[str, Any]]] = {}
+_LISTED_MAX = 4096
+
+
+def _listed(item: Item) -> dict[str, Any]:
+    """`to_dict(item)` without `raw`, as a new top-level dict (the nested values are shared:
+    `entry` only adds top-level keys, and what it returns is encoded, never changed)."""
+    hit = _LISTED.get(id(item))
+    if hit is not None and hit[0] is item:
+        return dict(hit[1])
+    data = to_dict(item)
+    data.pop("raw", None)
+    if len(_LISTED) >= _LISTED_MAX:
+        _LISTED.clear()
+    _LISTED[id(item)] = (item, data)
+    return dict(data)
+
+
 def entry(
     stored: StoredItem, *, now: datetime, rule: StuckRule, raw: bool = False
 ) -> dict[str, Any]:
@@ -286,9 +307,13 @@ def entry(
     when it last changed, whether it is stuck (the stuck rule of `scanhub._stats`), its time
     in state (`timing`), the error of its last poll."""
     item = stored.item
-    data: dict[str, Any] = to_dict(item)
-    if not raw:
-        data.pop("raw", None)
+    data: dict[str, Any]
+    if raw or item.raw is not None:
+        data = to_dict(item)
+        if not raw:
+            data.pop("raw", None)
+    else:
+        data = _listed(item)
     data["last_change"] = ts(stored.last_change)
     data["stuck"] = rule.stuck(stored, now)
     data["timing"] = timing(stored, now, rule)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -666,8 +667,20 @@ def item_from_json(data: dict[str, Any], raw: Any = None) -> Item:
 
 def item_from_text(item: str, raw: str | None = None) -> Item:
     """The inverse of `item_json` and `raw_json`: decoded through orjson when it is installed
-    (`scanhub.sansio.loads`, which leaves to the stdlib what orjson would read differently)."""
-    return item_from_stored(loads(item.encode()), None if raw is None else loads(raw.encode()))
+    (`scanhub.sansio.loads`, which leaves to the stdlib what orjson would read differently).
+    Without a vendor payload the item comes from `_item_of_text`'s memo."""
+    if raw is None:
+        return _item_of_text(item)
+    return item_from_stored(loads(item.encode()), loads(raw.encode()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _item_of_text(text: str) -> Item:
+    """The item a stored text holds, remembered by the text itself: the same text is the same
+    item (items are frozen, so one object serves every reader), and a changed item is another
+    text, so nothing here can be stale. Pages that readers come back to (a dashboard's first
+    pages) are decoded once; bounded, least recently used out first."""
+    return item_from_stored(loads(text.encode()), None)
 
 
 def search_text(item: Item) -> str:
