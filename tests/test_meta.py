@@ -313,3 +313,48 @@ def test_the_private_reads_finder_finds_them() -> None:
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
 def test_no_part_reads_another_parts_private_attributes(path: Path) -> None:
     assert private_reads(path.read_text()) == []
+
+
+def _imports_of(module: str) -> set[str]:
+    """The scanhub modules `module` imports at module level (not inside functions), by name."""
+    path = SRC / (module.removeprefix("scanhub.").replace(".", "/") + ".py")
+    if not path.exists():
+        path = path.with_suffix("") / "__init__.py"
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                name = f"{base}.{node.module}" if node.module else base
+            else:
+                name = node.module or ""
+            names = [name] + [f"{name}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for n in names:
+            if n.startswith("scanhub") and _module_exists(n):
+                found.add(n)
+    return found
+
+
+def _module_exists(name: str) -> bool:
+    rel = name.removeprefix("scanhub").lstrip(".").replace(".", "/")
+    return (SRC / f"{rel}.py").exists() or (SRC / rel / "__init__.py").exists()
+
+
+def test_configuration_imports_nothing_of_the_engine_store_or_service() -> None:
+    # _config.py is a leaf of the house (ARCHITECTURE.md): everything it reaches, at import
+    # time, stays outside the engine, the stores, the service, composition and the CLI.
+    seen, todo = set(), ["scanhub._config"]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        todo += sorted(_imports_of(module) - seen - {"scanhub"})
+    parts = ("scanhub.engine", "scanhub.store", "scanhub.serve", "scanhub._compose", "scanhub.cli")
+    assert len(seen) > 3  # it reads its own modules (_schema, _registry, _defaults, ...)
+    assert sorted(m for m in seen if m.startswith(parts)) == []
