@@ -356,6 +356,56 @@ async def test_scanhub_watch_right_after_the_scanner(
     assert "succeeded" in out and sim.token not in out
 
 
+async def test_scanhub_watch_tracks_the_report_task_named_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same pipeline with a configuration that only names the server: the task comes from
+    `--track`, a [[track]] table written on the command line."""
+    async with server(speed=20) as (sim, _, clock):
+        task_id = sim.submit("webshop", gate="ERROR", queue=0.5, duration=1)
+        report = tmp_path / "report-task.txt"
+        report.write_text(f"projectKey=webshop\nserverUrl={sim.base_url}\nceTaskId={task_id}\n")
+        cfg = tmp_path / "scanhub.toml"
+        cfg.write_text(
+            textwrap.dedent(f"""
+                interval = 0.05
+                [[source]]
+                name = "sonarqube"
+                vendor = "sonarqube"
+                base_url = "{sim.base_url}"
+                token_env = "{TOKEN_VAR}"
+            """)
+        )
+        monkeypatch.setenv(TOKEN_VAR, sim.token)
+        track = f'source = "sonarqube", report_task = "{report}"'
+        out = io.StringIO()
+        argv = ["watch", "-c", str(cfg), "--format", "plain", "--timeout", "30", "--track", track]
+        code = await asyncio.to_thread(main, argv, out)
+    assert code == 3, out.getvalue()  # the gate blocks
+    assert task_id in out.getvalue() and "succeeded" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("track", "said"),
+    [
+        ('source = "sonarqube", report_task = ', "not the inside of a TOML inline table"),
+        ('source = "nowhere", task_id = "x"', "track[0].source"),
+        ('source = "sonarqube", report_task = 5', "track[0].report_task"),
+    ],
+)
+def test_a_bad_track_on_the_command_line_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], track: str, said: str
+) -> None:
+    cfg = tmp_path / "scanhub.toml"
+    cfg.write_text(
+        '[[source]]\nname = "sonarqube"\nvendor = "sonarqube"\n'
+        'base_url = "http://127.0.0.1:9"\ntoken_env = "T"\n'
+    )
+    assert main(["status", "-c", str(cfg), "--track", track], io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+
+
 async def test_the_watch_rides_through_faults_and_unknown_statuses() -> None:
     faults = Faults(
         error_rate=0.2,

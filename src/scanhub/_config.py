@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -263,10 +263,14 @@ def load_config(
     *,
     env: Mapping[str, str] | None = None,
     vendors: Registry | None = None,
+    tracks: Sequence[str] = (),
 ) -> Config:
     """Read and check a configuration file; raises `ConfigError` listing every problem, each
     naming the file, the key path and what was expected. With `env`, environment variables the
-    sources name are checked to be set too (as `scanhub config check` does)."""
+    sources name are checked to be set too (as `scanhub config check` does). `tracks` are more
+    `[[track]]` tables, each written as the inside of a TOML inline table (the CLI's
+    `--track 'source = "sonarqube", report_task = "report-task.txt"'`), checked like the
+    file's and numbered after them."""
     name = str(path)
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -278,7 +282,23 @@ def load_config(
         raise ConfigError(f"{name}: cannot read: {exc}", operation="load config") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc}", operation="load config") from exc
+    if tracks:
+        given = data.get("track", [])
+        data["track"] = [*(given if isinstance(given, list) else [given]), *map(_track_arg, tracks)]
     return parse_config(data, name, env=env, vendors=vendors)
+
+
+def _track_arg(text: str) -> dict[str, Any]:
+    """One `--track`: the inside of a TOML inline table."""
+    try:
+        table = tomllib.loads(f"track = {{ {text} }}")["track"]
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"--track {text!r}: not the inside of a TOML inline table "
+            f'(e.g. source = "sonarqube", report_task = ".scannerwork/report-task.txt"): {exc}',
+            operation="load config",
+        ) from None
+    return table  # type: ignore[no-any-return]
 
 
 def parse_config(

@@ -79,9 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="one snapshot of everything configured")
     st.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
     st.add_argument("--format", choices=("table", "json", "ndjson"), default="table")
+    _track_option(st)
 
     w = sub.add_parser("watch", help="follow everything configured until it finishes")
     w.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
+    _track_option(w)
     w.add_argument(
         "--format",
         choices=("live", "plain", "ndjson", "cloudevents"),
@@ -215,9 +217,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "sinks":
             return asyncio.run(_sinks_test(args, out))
         if args.command == "status":
-            return asyncio.run(_status(load_config(args.config), args.format, out))
+            config = load_config(args.config, tracks=args.track)
+            return asyncio.run(_status(config, args.format, out))
         if args.command == "watch":
-            config = load_config(args.config)
+            config = load_config(args.config, tracks=args.track)
             fmt = args.format or ("live" if out.isatty() and r.have_rich() else "plain")
             return asyncio.run(_watch(config, fmt, out, args.interval, args.timeout, args.state))
         if args.command == "history":
@@ -236,6 +239,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return r.EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _track_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        metavar="TABLE",
+        help="one more [[track]] table, as the inside of a TOML inline table, e.g. 'source = "
+        '"sonarqube", report_task = ".scannerwork/report-task.txt"\' (repeatable; checked like '
+        "the file's tracks, and numbered after them)",
+    )
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
