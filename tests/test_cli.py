@@ -190,8 +190,10 @@ async def test_demo_runs_as_designed() -> None:
     code, out = await run_cli("demo", "--speed", "6", "--format", "plain")
     assert code == 0, out
     assert "demo ran as designed" in out
-    for vendor in ("iq-cloud", "threadfix", "appsec-flaky", "apptrust"):
-        assert vendor in out
+    _, final = out.split("final:", 1)
+    sources = ("iq-cloud", "threadfix", "appsec-flaky", "apptrust")
+    for source in (*sources, "sonarqube", "dependencytrack", "github"):  # all seven vendors
+        assert f" {source} " in final, source
     # IQ's applications are shown by the public id people know, not the internal id.
     watched, table = out.split("final:", 1)
     iq_lines = [line for line in watched.splitlines() if " iq-cloud " in line]
