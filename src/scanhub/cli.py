@@ -101,11 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--interval", type=_seconds, default=None, help="seconds between polls")
     w.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
 
-    d = sub.add_parser("demo", help="run the four vendor simulators and a scenario end to end")
+    d = sub.add_parser("demo", help="run the vendor simulators and a scenario end to end")
     d.add_argument("--format", choices=("live", "plain", "ndjson"), default=None)
     d.add_argument("--speed", type=_seconds, default=1.0, help="simulated time speed (default 1)")
 
-    s = sub.add_parser("sim", help="run the four vendor simulators standalone")
+    s = sub.add_parser("sim", help="run the vendor simulators standalone")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument(
         "--port",
@@ -493,8 +493,8 @@ def _demo(fmt: str, out: TextIO, speed: float) -> int:
         fmt = "plain"
     if fmt != "ndjson":
         print(
-            "scanhub demo: four vendor simulators on 127.0.0.1; the AppSec+ source turns "
-            "faulty after its scans are triggered.",
+            "scanhub demo: the vendor simulators on 127.0.0.1 (one per vendor); the AppSec+ "
+            "source turns faulty after its scans are triggered.",
             file=out,
             flush=True,
         )
