@@ -15,6 +15,7 @@ import pytest
 
 import scanhub.engine.recorder as recorder_module
 from scanhub import Lifecycle, MemoryStore, Scan, Vendor
+from scanhub._changes import ItemError
 from scanhub.engine import Recorder
 from scanhub.engine.recorder import RecorderHealth, Untrack
 from scanhub.store import Committed, Observation, Outcome
@@ -105,6 +106,31 @@ async def test_an_untrack_is_committed_alone_and_lets_polling_go_on() -> None:
         task.cancel()
     assert results[1] == [seen("a").key] and store.attempts == [1]
     assert rec.room.is_set() and rec.idle
+
+
+# --- sightings -------------------------------------------------------------------------------------
+
+
+async def test_sightings_are_queued_together_once_a_batch_gathered_and_move_their_items() -> None:
+    store = FlakyStore()
+    rec = Recorder(store, batch=2)
+    task = asyncio.create_task(rec.run())
+    away = ItemError("ConnectionError", "the vendor is away", True, T0 + timedelta(minutes=5))
+    try:
+        async with asyncio.timeout(2):
+            await rec.commit([seen("a"), seen("b")])
+            rec.sight(seen("a").key, T0 + timedelta(minutes=5), away)
+            assert rec.pending == 0  # gathered, not queued yet
+            rec.sight(seen("b").key, T0 + timedelta(minutes=6))
+            assert rec.pending == 2  # a batch gathered: queued together
+            await rec.flush()
+    finally:
+        task.cancel()
+    assert store.attempts == [2, 2]
+    a, b = await store.get(seen("a").key), await store.get(seen("b").key)
+    assert a is not None and b is not None
+    assert a.last_observed == T0 + timedelta(minutes=5) and a.last_error == away
+    assert b.last_observed == T0 + timedelta(minutes=6) and b.last_error is None
 
 
 # --- while the store is away ----------------------------------------------------------------------
