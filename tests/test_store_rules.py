@@ -8,6 +8,7 @@ same stores end to end, through every backend; tests/test_plan.py the commit rul
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import scanhub.store._base as base_module
 from scanhub import Lifecycle, MemoryStore, Promotion, Scan, SQLiteStore, Vendor, Verdict
 from scanhub._changes import Change, ItemError
 from scanhub.store import Observation, Store
@@ -368,3 +370,71 @@ def test_small_facts_of_the_store_model() -> None:
     assert Retention().keeps_everything
     assert not Retention(max_age=timedelta(days=1)).keeps_everything
     assert not Retention(max_per_item=3).keeps_everything
+
+
+# --- following the log ----------------------------------------------------------------------------
+
+
+class LogStore(MemoryStore):
+    """A memory store whose log is `log` (another process may append to it), recording what
+    each read of the log asked for."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.log = [self.logged(i) for i in range(1, n + 1)]
+        self.reads: list[tuple[int, int | None]] = []
+
+    @staticmethod
+    def logged(i: int) -> Transition:
+        after = Scan(V, "asp", str(i), "a", L.RUNNING, "running")
+        return Transition(i, Change(None, after, T0, i))
+
+    async def transitions(
+        self, *, since: int = 0, key: str | None = None, limit: int | None = None
+    ) -> list[Transition]:
+        self.reads.append((since, limit))
+        found = [t for t in self.log if t.id > since]
+        return found if limit is None else found[:limit]
+
+
+async def test_following_reads_a_backlog_in_pages_of_a_thousand_without_pausing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float | None] = []
+    real_timeout = asyncio.timeout
+
+    def timeout(delay: float | None) -> asyncio.Timeout:
+        waits.append(delay)
+        return real_timeout(0.01)  # the test does not wait a second
+
+    monkeypatch.setattr(base_module.asyncio, "timeout", timeout)
+    store = LogStore(2500)
+    follow = store.follow(1)
+    ids = []
+    async with real_timeout(5):
+        for _ in range(2499):
+            ids.append((await anext(follow)).id)
+        assert ids == list(range(2, 2501))
+        assert store.reads == [(1, 1000), (1001, 1000), (2001, 1000)]
+        assert waits == []  # a full page is followed by the next at once
+        # Caught up: it looks again every second, and sees what another process appended.
+        store.log.append(LogStore.logged(2501))
+        assert (await anext(follow)).id == 2501
+    await follow.aclose()
+    assert waits[0] == 1.0 and store.reads[3] == (2500, 1000)
+
+
+async def test_following_wakes_at_once_on_a_commit_of_this_process() -> None:
+    store = MemoryStore()
+    item = Scan(V, "asp", "s1", "a", L.QUEUED, "queued")
+    await store.commit([Observation(item.key, at(0), item, None, "track")])
+    follow = store.follow(0)
+    async with asyncio.timeout(0.5):  # well under the second it would look again
+        assert (await anext(follow)).after == item
+        waiting = asyncio.ensure_future(anext(follow))
+        await asyncio.sleep(0)
+        running = Scan(V, "asp", "s1", "a", L.RUNNING, "running")
+        await store.commit([Observation(item.key, at(1), running)])
+        change = await waiting
+    assert change.before == item and change.after == running and change.id == 2
+    await follow.aclose()
