@@ -133,6 +133,26 @@ async def test_sightings_are_queued_together_once_a_batch_gathered_and_move_thei
     assert b.last_observed == T0 + timedelta(minutes=6) and b.last_error is None
 
 
+async def test_a_lone_sighting_is_committed_after_the_gathering_time_without_other_traffic() -> (
+    None
+):
+    store = FlakyStore()
+    rec = Recorder(store)
+    rec.sighting_every = 0.01  # a second by default; the test does not wait that long
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            await rec.commit([seen("a")])
+            rec.sight(seen("a").key, T0 + timedelta(minutes=5))
+            while store.attempts != [1, 1]:
+                await asyncio.sleep(0.005)
+        assert not task.done()
+    finally:
+        task.cancel()
+    a = await store.get(seen("a").key)
+    assert a is not None and a.last_observed == T0 + timedelta(minutes=5)
+
+
 # --- while the store is away ----------------------------------------------------------------------
 
 
