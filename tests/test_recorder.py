@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -151,6 +152,25 @@ async def test_a_lone_sighting_is_committed_after_the_gathering_time_without_oth
         task.cancel()
     a = await store.get(seen("a").key)
     assert a is not None and a.last_observed == T0 + timedelta(minutes=5)
+
+
+async def test_a_commit_slower_than_five_seconds_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = iter([100.0, 105.0, 200.0, 206.0])  # a commit taking 5 s, then one taking 6 s
+    monkeypatch.setattr(recorder_module, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    rec = Recorder(MemoryStore())
+    task = asyncio.create_task(rec.run())
+    try:
+        with caplog.at_level(logging.WARNING, logger="scanhub"):
+            async with asyncio.timeout(2):
+                await rec.commit([seen("a")])
+                await rec.commit([seen("b"), seen("c")])
+    finally:
+        task.cancel()
+    assert [r.getMessage() for r in caplog.records] == [
+        "scanhub: a commit of 2 observations took 6.0s"
+    ]
 
 
 # --- while the store is away ----------------------------------------------------------------------
