@@ -109,6 +109,44 @@ async def test_an_untrack_is_committed_alone_and_lets_polling_go_on() -> None:
     assert rec.room.is_set() and rec.idle
 
 
+async def test_polling_resumes_only_once_fewer_than_max_pending_wait() -> None:
+    rec: Recorder
+    rooms: list[bool] = []
+
+    class Watching(MemoryStore):
+        """Notes, at each commit, whether polling may go on."""
+
+        async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
+            rooms.append(rec.room.is_set())
+            return await super().commit(observations)
+
+    store = Watching()
+    rec = Recorder(store, max_pending=2, batch=1)
+    for sid in "abc":
+        rec.submit(seen(sid))
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            await rec.flush()
+    finally:
+        task.cancel()
+    # 3 wait: paused; 2 wait: still paused (2 is the most); 1 waits: polling goes on.
+    assert rooms == [False, False, True] and rec.room.is_set()
+
+
+async def test_a_new_recorder_is_healthy_and_has_committed_nothing() -> None:
+    rec = Recorder(MemoryStore())
+    assert rec.health() == RecorderHealth(True, 0, None, None)
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            untracked = Observation(seen("a").key, T0)  # no origin: nothing is recorded
+            assert (await rec.commit([untracked]))[0].outcome is Outcome.UNTRACKED
+    finally:
+        task.cancel()
+    assert rec.last_id == 0
+
+
 # --- sightings -------------------------------------------------------------------------------------
 
 
@@ -171,6 +209,31 @@ async def test_a_commit_slower_than_five_seconds_is_logged(
     assert [r.getMessage() for r in caplog.records] == [
         "scanhub: a commit of 2 observations took 6.0s"
     ]
+
+
+async def test_sightings_are_gathered_for_a_second_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    graces: list[float | None] = []
+    real_timeout = asyncio.timeout
+
+    def timeout(delay: float | None) -> asyncio.Timeout:
+        graces.append(delay)
+        return real_timeout(0.01)  # the test does not wait a second
+
+    monkeypatch.setattr(recorder_module.asyncio, "timeout", timeout)
+    store = FlakyStore()
+    rec = Recorder(store)
+    task = asyncio.create_task(rec.run())
+    try:
+        async with real_timeout(2):
+            await rec.commit([seen("a")])
+            rec.sight(seen("a").key, T0 + timedelta(minutes=5))
+            while store.attempts != [1, 1]:
+                await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+    assert graces == [1.0]
 
 
 # --- while the store is away ----------------------------------------------------------------------
