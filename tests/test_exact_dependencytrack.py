@@ -207,6 +207,7 @@ def test_the_largest_bom_put_takes_is_sent_and_one_more_character_is_refused() -
     ],
 )  # fmt: skip
 def test_what_the_server_would_refuse_is_refused_exactly(kw: dict[str, Any], message: str) -> None:
+    kw = dict(kw)  # the parameter is shared by every run of the test in this process
     bom = kw.pop("bom", b"<bom/>")
     refused(
         lambda: dt.build_upload(BASE, bom, source="dt", **kw),
