@@ -496,6 +496,8 @@ def test_the_activity_example_read_exactly() -> None:
     )
     assert got == sq.ActivityPage([TASK, provisioning], 1, 1, 10, 2)
     assert activity({}, page=3) == sq.ActivityPage([], 3, None, None, None)
+    first = sq.parse_activity(resp(200, {}, operation="list tasks"), source="sq", base_url=B)
+    assert first.page == 1  # the first page unless told
 
 
 @pytest.mark.parametrize(
