@@ -438,3 +438,32 @@ async def test_following_wakes_at_once_on_a_commit_of_this_process() -> None:
         change = await waiting
     assert change.before == item and change.after == running and change.id == 2
     await follow.aclose()
+
+
+# --- tracking and leases --------------------------------------------------------------------------
+
+
+async def test_tracking_commits_each_item_with_its_origin_now_or_at_the_time_given() -> None:
+    store = MemoryStore()
+    queued = Scan(V, "asp", "s1", "a", L.QUEUED, "queued")
+    placeholder = Scan(V, "asp", "s2", "a", L.UNKNOWN, "")
+    done = await store.track([(queued, "config"), (placeholder, "api")], now=at(3))
+    assert [(c.key, c.outcome.value) for c in done] == [
+        (queued.key, "recorded"),
+        (placeholder.key, "tracked"),
+    ]
+    first, second = await store.get(queued.key), await store.get(placeholder.key)
+    assert first is not None and (first.origin, first.last_observed) == ("config", at(3))
+    assert second is not None and (second.origin, second.last_observed) == ("api", at(3))
+    before = datetime.now(UTC)
+    other = Scan(V, "asp", "s3", "a", L.RUNNING, "running")
+    await store.track([(other, "discovery:asp")])
+    third = await store.get(other.key)
+    assert third is not None and third.origin == "discovery:asp"
+    assert third.last_observed is not None
+    assert before <= third.last_observed <= datetime.now(UTC)
+
+
+async def test_a_store_one_process_owns_holds_every_lease() -> None:
+    assert await MemoryStore().lease(["asp", "iq"], 30.0) == {"asp", "iq"}
+    assert await MemoryStore().lease([], 30.0) == set()
