@@ -323,6 +323,30 @@ def test_a_token_status_without_the_flag_is_refused(body: Any, message: str) -> 
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "message"),
+    [
+        (401, "", AuthenticationError,
+         "the API key was refused (X-Api-Key missing, wrong or revoked)"),
+        (200, "<html>", PayloadError,
+         "got an HTML page instead of JSON (a login page or proxy?)"),
+    ],
+)  # fmt: skip
+def test_a_token_status_refused_or_not_json_names_the_operation(
+    status: int, body: str, cls: type, message: str
+) -> None:
+    refused(
+        lambda: token_status(body.encode(), status),
+        cls,
+        vendor="dependencytrack",
+        source="dt",
+        operation="token status",
+        status=status,
+        body=body or None,
+        message=message,
+    )
+
+
 def project(imported: datetime | None) -> dt.Project:
     return dt.Project(PROJECT, "app", "1", imported, raw={"uuid": PROJECT})
 
