@@ -951,6 +951,11 @@ def test_results_join_a_succeeded_scan() -> None:
         (400, 42, "project", "42"),
         (400, "y" * 310, "project", "y" * 299 + "…"),
         (400, "z" * 300, "project", "z" * 300),
+        (400, {"errors": ["a", "b", "c", "d"]}, "project", "a; b; c (+1 more)"),
+        (400, {"other": "o" * 300}, "project", ('{"other": "' + "o" * 300)[:299] + "…"),
+        (400, ["s" * 130], "project", "s" * 119 + "…"),
+        (400, "[" + " " * 400 + "]", "project", "[" + " " * 298 + "…"),
+        (400, '"' + "q" * 400 + '"', "project", '"' + "q" * 298 + "…"),
     ],
 )  # fmt: skip
 def test_what_an_error_answer_says(
