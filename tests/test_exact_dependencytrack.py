@@ -497,6 +497,24 @@ def test_the_workflow_read_exactly() -> None:
         dt.Step("METRICS_UPDATE", ""),
         dt.Step("NEW_STEP", ""),  # unknown steps last
     ]
+    # Numbers where strings are expected are read as text; null status and reason as none.
+    odd = [
+        {"step": 7, "status": 3, "failureReason": 5},
+        {"step": "BOM_PROCESSING", "status": None, "failureReason": None},
+    ]
+    assert workflow(odd) == [dt.Step("BOM_PROCESSING", ""), dt.Step("7", "3", None, None, "5")]
+
+
+def test_a_workflow_answer_refused_names_the_operation() -> None:
+    refused(
+        lambda: workflow(b"", 401),
+        AuthenticationError,
+        vendor="dependencytrack",
+        source="dt",
+        operation="workflow status",
+        status=401,
+        message="the API key was refused (X-Api-Key missing, wrong or revoked)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -526,6 +544,8 @@ def test_an_unknown_token_is_not_found_saying_why(body: Any, said: str) -> None:
         ({"step": "x"}, "the workflow states is an object, expected an array"),
         ([None], "a workflow state is null, expected an object"),
         ([{"status": "PENDING"}], "missing identity field step"),
+        ([{"step": ""}], "missing identity field step"),
+        ([3], "a workflow state is a number, expected an object"),
         ([], "the workflow has no steps"),
     ],
 )
