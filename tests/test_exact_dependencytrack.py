@@ -589,6 +589,12 @@ def test_a_failed_workflow_exactly() -> None:
     assert dt.workflow_scan(previous, workflow(DT_WORKFLOW_VULN_FAILED)).links == {"status": "old"}
 
 
+def test_a_failed_step_without_a_reason_says_so() -> None:
+    got = dt.workflow_scan(UPLOAD, [dt.Step("BOM_CONSUMPTION", "FAILED")])
+    assert got.lifecycle is Lifecycle.FAILED
+    assert got.message == "BOM_CONSUMPTION failed: no reason given; BOM_CONSUMPTION=FAILED"
+
+
 def test_cancelled_unknown_and_unfinished_workflows_exactly() -> None:
     cancelled = dt.workflow_scan(UPLOAD, [dt.Step("BOM_CONSUMPTION", "COMPLETED"),
                                           dt.Step("BOM_PROCESSING", "CANCELLED")])  # fmt: skip
