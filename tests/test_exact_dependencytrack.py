@@ -880,9 +880,9 @@ def v(state: str, suppressed: bool = False) -> dt.Violation:
 
 def test_the_verdict_of_the_unsuppressed_violations_read() -> None:
     first = dt.ViolationPage((v("WARN", True), v("INFO"), v("")), 5, 1, 3)
-    second = dt.ViolationPage((v("WARN"), v("INFO")), None, 2, 3)
+    second = dt.ViolationPage((v("WARN"), v("INFO"), v("")), None, 2, 4)
     got = dt.judge_violations([first, second])
-    assert got == dt.Verdicts(Verdict.WARN, {"INFO": 2, "?": 1, "WARN": 1}, 4, 5, True)
+    assert got == dt.Verdicts(Verdict.WARN, {"INFO": 2, "?": 2, "WARN": 1}, 5, 5, True)
     assert dt.judge_violations([]) == dt.Verdicts(Verdict.PASS, {}, 0, None, True)
     suppressed = dt.ViolationPage((v("FAIL", True),), 1, 1, 3)
     assert dt.judge_violations([suppressed]) == dt.Verdicts(Verdict.PASS, {}, 0, 1, True)
