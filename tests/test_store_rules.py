@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from scanhub.store._base import (
     assemble_activity,
     assemble_stats,
     change_of,
+    item_from_json,
     item_from_text,
     item_json,
     outcome_of,
@@ -56,7 +58,7 @@ def at(minute: float) -> datetime:
 
 # --- pages in every order -------------------------------------------------------------------------
 # Five items whose orders all differ from one another somewhere:
-#   A2  scan  asp  app-a  queued             none  created 1'  committed 11'
+#   A2  scan  asp  app-a  queued             none  created 1'  committed 11'  (named "zz")
 #   A4  scan  asp  app-a  (placeholder)       none  tracked 2' (never changed)
 #   A5  scan  asp  app-a  succeeded          fail  created 1'  committed 10'
 #   B1  scan  asp  app-b  running            none  created 3'  committed 10'
@@ -65,7 +67,10 @@ def at(minute: float) -> datetime:
 
 V = Vendor.APPSECPLUS
 ITEMS = {
-    "A2": (Scan(V, "asp", "2", "app-a", L.QUEUED, "queued", created_at=at(1)), 11),
+    "A2": (
+        Scan(V, "asp", "2", "app-a", L.QUEUED, "queued", created_at=at(1), application_name="zz"),
+        11,
+    ),
     "A4": (Scan(V, "asp", "4", "app-a", L.UNKNOWN, ""), 2),
     "A5": (
         Scan(V, "asp", "5", "app-a", L.SUCCEEDED, "done", verdict=Verdict.FAIL, created_at=at(1)),
@@ -85,7 +90,7 @@ ASCENDING = {
     "kind": ["P", "A2", "A4", "A5", "B1"],
     "lifecycle": ["A2", "B1", "A5", "A4", "P"],
     "verdict": ["A5", "A2", "A4", "B1", "P"],
-    "application": ["P", "A2", "A4", "A5", "B1"],
+    "application": ["P", "A2", "A4", "A5", "B1"],  # by id, not by name
 }
 assert set(ASCENDING) == set(ORDERS)
 
@@ -183,6 +188,8 @@ def test_a_query_names_a_known_order_and_a_time_cursor_is_a_time() -> None:
         "order: expected one of key, changed, since, vendor, source, kind, lifecycle, verdict, "
         "application, got '-size'"
     )
+    with pytest.raises(ValueError, match="order: expected"):
+        ItemQuery(order="X-key")
     with pytest.raises(ValueError, match="Invalid isoformat"):
         ItemQuery(order="-changed", after="k", after_value="yesterday")
     ItemQuery(order="lifecycle", after="k", after_value="yesterday")  # not a time order
@@ -208,6 +215,16 @@ def test_times_are_written_in_utc_with_microseconds_and_read_only_with_a_zone() 
     with pytest.raises(ValueError, match="without a zone") as info:
         parse_time("2026-11-01T14:00:00")
     assert str(info.value) == "'2026-11-01T14:00:00': a time without a zone"
+
+
+def test_cursor_times_are_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert time_text(at(0)) == "2026-11-01T12:00:00.000000Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 # --- time in state ----------------------------------------------------------------------------
@@ -343,6 +360,8 @@ def test_an_item_is_kept_as_compact_json_and_its_payload_apart() -> None:
     back = item_from_text(text, raw_json(item))
     assert back == item and back.raw == {"état": "failed", "n": [1, 2]}
     assert item_from_text(text).raw is None
+    read = item_from_json(json.loads(text), {"état": "failed"})
+    assert read == item and read.raw == {"état": "failed"}
 
 
 def test_a_logged_transition_reads_back_as_a_change() -> None:
