@@ -192,6 +192,28 @@ async def test_a_lone_sighting_is_committed_after_the_gathering_time_without_oth
     assert a is not None and a.last_observed == T0 + timedelta(minutes=5)
 
 
+async def test_more_sightings_do_not_cut_the_gathering_time_short() -> None:
+    store = FlakyStore()
+    rec = Recorder(store)
+    rec.sighting_every = 60.0  # never reached: flush ends the gathering
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            await rec.commit([seen("a"), seen("b")])
+            rec.sight(seen("a").key, T0 + timedelta(minutes=5))
+            for _ in range(50):
+                await asyncio.sleep(0)  # the writer is gathering now
+            rec.sight(seen("b").key, T0 + timedelta(minutes=5))
+            rec.sight(seen("a").key, T0 + timedelta(minutes=6))
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert store.attempts == [2]  # still gathering
+            await rec.flush()
+    finally:
+        task.cancel()
+    assert store.attempts == [2, 2]
+
+
 async def test_a_commit_slower_than_five_seconds_is_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
