@@ -360,8 +360,13 @@ def test_an_item_is_kept_as_compact_json_and_its_payload_apart() -> None:
     back = item_from_text(text, raw_json(item))
     assert back == item and back.raw == {"état": "failed", "n": [1, 2]}
     assert item_from_text(text).raw is None
-    read = item_from_json(json.loads(text), {"état": "failed"})
+
+
+def test_an_item_read_from_json_keeps_the_payload_given() -> None:
+    item = Scan(V, "asp", "s1", "a", L.FAILED, "failed", message="no")
+    read = item_from_json(json.loads(item_json(item)), {"état": "failed"})
     assert read == item and read.raw == {"état": "failed"}
+    assert item_from_json(json.loads(item_json(item))).raw is None
 
 
 def test_a_logged_transition_reads_back_as_a_change() -> None:
