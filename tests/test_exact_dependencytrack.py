@@ -207,6 +207,7 @@ def test_the_largest_bom_put_takes_is_sent_and_one_more_character_is_refused() -
     ],
 )  # fmt: skip
 def test_what_the_server_would_refuse_is_refused_exactly(kw: dict[str, Any], message: str) -> None:
+    kw = dict(kw)  # the parameter is shared by every run of the test in this process
     bom = kw.pop("bom", b"<bom/>")
     refused(
         lambda: dt.build_upload(BASE, bom, source="dt", **kw),
@@ -318,6 +319,30 @@ def test_a_token_status_without_the_flag_is_refused(body: Any, message: str) -> 
         operation="token status",
         status=200,
         body=json.dumps(body),
+        message=message,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "message"),
+    [
+        (401, "", AuthenticationError,
+         "the API key was refused (X-Api-Key missing, wrong or revoked)"),
+        (200, "<html>", PayloadError,
+         "got an HTML page instead of JSON (a login page or proxy?)"),
+    ],
+)  # fmt: skip
+def test_a_token_status_refused_or_not_json_names_the_operation(
+    status: int, body: str, cls: type, message: str
+) -> None:
+    refused(
+        lambda: token_status(body.encode(), status),
+        cls,
+        vendor="dependencytrack",
+        source="dt",
+        operation="token status",
+        status=status,
+        body=body or None,
         message=message,
     )
 
@@ -472,6 +497,24 @@ def test_the_workflow_read_exactly() -> None:
         dt.Step("METRICS_UPDATE", ""),
         dt.Step("NEW_STEP", ""),  # unknown steps last
     ]
+    # Numbers where strings are expected are read as text; null status and reason as none.
+    odd = [
+        {"step": 7, "status": 3, "failureReason": 5},
+        {"step": "BOM_PROCESSING", "status": None, "failureReason": None},
+    ]
+    assert workflow(odd) == [dt.Step("BOM_PROCESSING", ""), dt.Step("7", "3", None, None, "5")]
+
+
+def test_a_workflow_answer_refused_names_the_operation() -> None:
+    refused(
+        lambda: workflow(b"", 401),
+        AuthenticationError,
+        vendor="dependencytrack",
+        source="dt",
+        operation="workflow status",
+        status=401,
+        message="the API key was refused (X-Api-Key missing, wrong or revoked)",
+    )
 
 
 @pytest.mark.parametrize(
@@ -501,6 +544,8 @@ def test_an_unknown_token_is_not_found_saying_why(body: Any, said: str) -> None:
         ({"step": "x"}, "the workflow states is an object, expected an array"),
         ([None], "a workflow state is null, expected an object"),
         ([{"status": "PENDING"}], "missing identity field step"),
+        ([{"step": ""}], "missing identity field step"),
+        ([3], "a workflow state is a number, expected an object"),
         ([], "the workflow has no steps"),
     ],
 )
@@ -542,6 +587,12 @@ def test_a_failed_workflow_exactly() -> None:
         "failure_reason": "Failure threshold of 5.00% exceeded: 3/12 of scans failed",
     }
     assert dt.workflow_scan(previous, workflow(DT_WORKFLOW_VULN_FAILED)).links == {"status": "old"}
+
+
+def test_a_failed_step_without_a_reason_says_so() -> None:
+    got = dt.workflow_scan(UPLOAD, [dt.Step("BOM_CONSUMPTION", "FAILED")])
+    assert got.lifecycle is Lifecycle.FAILED
+    assert got.message == "BOM_CONSUMPTION failed: no reason given; BOM_CONSUMPTION=FAILED"
 
 
 def test_cancelled_unknown_and_unfinished_workflows_exactly() -> None:
@@ -829,9 +880,9 @@ def v(state: str, suppressed: bool = False) -> dt.Violation:
 
 def test_the_verdict_of_the_unsuppressed_violations_read() -> None:
     first = dt.ViolationPage((v("WARN", True), v("INFO"), v("")), 5, 1, 3)
-    second = dt.ViolationPage((v("WARN"), v("INFO")), None, 2, 3)
+    second = dt.ViolationPage((v("WARN"), v("INFO"), v("")), None, 2, 4)
     got = dt.judge_violations([first, second])
-    assert got == dt.Verdicts(Verdict.WARN, {"INFO": 2, "?": 1, "WARN": 1}, 4, 5, True)
+    assert got == dt.Verdicts(Verdict.WARN, {"INFO": 2, "?": 2, "WARN": 1}, 5, 5, True)
     assert dt.judge_violations([]) == dt.Verdicts(Verdict.PASS, {}, 0, None, True)
     suppressed = dt.ViolationPage((v("FAIL", True),), 1, 1, 3)
     assert dt.judge_violations([suppressed]) == dt.Verdicts(Verdict.PASS, {}, 0, 1, True)
@@ -926,6 +977,11 @@ def test_results_join_a_succeeded_scan() -> None:
         (400, 42, "project", "42"),
         (400, "y" * 310, "project", "y" * 299 + "…"),
         (400, "z" * 300, "project", "z" * 300),
+        (400, {"errors": ["a", "b", "c", "d"]}, "project", "a; b; c (+1 more)"),
+        (400, {"other": "o" * 300}, "project", ('{"other": "' + "o" * 300)[:299] + "…"),
+        (400, ["s" * 130], "project", "s" * 119 + "…"),
+        (400, "[" + " " * 400 + "]", "project", "[" + " " * 298 + "…"),
+        (400, '"' + "q" * 400 + '"', "project", '"' + "q" * 298 + "…"),
     ],
 )  # fmt: skip
 def test_what_an_error_answer_says(

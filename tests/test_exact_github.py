@@ -446,6 +446,31 @@ def test_analyses_that_cannot_be_read_are_refused(body: Any, message: str) -> No
     )
 
 
+def test_a_receipt_or_analyses_that_are_not_json_are_refused_naming_the_operation() -> None:
+    refused(
+        lambda: gh.parse_upload(
+            resp(202, b"not json", operation="upload sarif"), source="gh", repository=REPO
+        ),
+        PayloadError,
+        vendor="github",
+        source="gh",
+        operation="upload sarif",
+        status=202,
+        body="not json",
+        message="body is not valid JSON (truncated or garbled)",
+    )
+    refused(
+        lambda: analyses(b"not json"),
+        PayloadError,
+        vendor="github",
+        source="gh",
+        operation="list analyses",
+        status=200,
+        body="not json",
+        message="body is not valid JSON (truncated or garbled)",
+    )
+
+
 def test_findings_notes_and_end_from_the_analyses() -> None:
     base = status(STATUS_COMPLETE)
     one = gh.Analysis("1", SARIF_ID, 3, 9, datetime(2024, 5, 1, 12, tzinfo=UTC), None, None,

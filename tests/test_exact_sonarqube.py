@@ -496,6 +496,8 @@ def test_the_activity_example_read_exactly() -> None:
     )
     assert got == sq.ActivityPage([TASK, provisioning], 1, 1, 10, 2)
     assert activity({}, page=3) == sq.ActivityPage([], 3, None, None, None)
+    first = sq.parse_activity(resp(200, {}, operation="list tasks"), source="sq", base_url=B)
+    assert first.page == 1  # the first page unless told
 
 
 @pytest.mark.parametrize(
@@ -592,7 +594,13 @@ def test_the_task_id_comes_first_from_ce_task_id_then_from_the_url() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["projectKey=p\n", "ceTaskId=  \nceTaskUrl=https://s/api/ce/task?x=1\n", ""]
+    "text",
+    [
+        "projectKey=p\n",
+        "ceTaskId=  \nceTaskUrl=https://s/api/ce/task?x=1\n",
+        "ceTaskUrl=https://[sonar/api/ce/task?id=T\n",  # not a URL
+        "",
+    ],
 )
 def test_a_file_naming_no_task_is_refused(text: str) -> None:
     refused(
@@ -705,6 +713,8 @@ def test_webhook_times_and_links_fall_back_in_order() -> None:
     assert got.links == {"dashboard": f"{B}/dashboard?id=org.sonarqube%3Aexample"}
     got = hook(payload)
     assert got is not None and got.links == {}  # no base_url: no link
+    got = sq.parse_webhook({}, json.dumps(payload).encode(), source="sq")  # none by default
+    assert got is not None and got.links == {}
 
 
 def test_an_unfinished_status_in_a_webhook_has_no_end() -> None:

@@ -10,11 +10,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 import scanhub.engine.recorder as recorder_module
 from scanhub import Lifecycle, MemoryStore, Scan, Vendor
+from scanhub._changes import ItemError
 from scanhub.engine import Recorder
 from scanhub.engine.recorder import RecorderHealth, Untrack
 from scanhub.store import Committed, Observation, Outcome
@@ -105,6 +107,155 @@ async def test_an_untrack_is_committed_alone_and_lets_polling_go_on() -> None:
         task.cancel()
     assert results[1] == [seen("a").key] and store.attempts == [1]
     assert rec.room.is_set() and rec.idle
+
+
+async def test_polling_resumes_only_once_fewer_than_max_pending_wait() -> None:
+    rec: Recorder
+    rooms: list[bool] = []
+
+    class Watching(MemoryStore):
+        """Notes, at each commit, whether polling may go on."""
+
+        async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
+            rooms.append(rec.room.is_set())
+            return await super().commit(observations)
+
+    store = Watching()
+    rec = Recorder(store, max_pending=2, batch=1)
+    for sid in "abc":
+        rec.submit(seen(sid))
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            await rec.flush()
+    finally:
+        task.cancel()
+    # 3 wait: paused; 2 wait: still paused (2 is the most); 1 waits: polling goes on.
+    assert rooms == [False, False, True] and rec.room.is_set()
+
+
+async def test_a_new_recorder_is_healthy_and_has_committed_nothing() -> None:
+    rec = Recorder(MemoryStore())
+    assert rec.health() == RecorderHealth(True, 0, None, None)
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            untracked = Observation(seen("a").key, T0)  # no origin: nothing is recorded
+            assert (await rec.commit([untracked]))[0].outcome is Outcome.UNTRACKED
+    finally:
+        task.cancel()
+    assert rec.last_id == 0
+
+
+# --- sightings -------------------------------------------------------------------------------------
+
+
+async def test_sightings_are_queued_together_once_a_batch_gathered_and_move_their_items() -> None:
+    store = FlakyStore()
+    rec = Recorder(store, batch=2)
+    task = asyncio.create_task(rec.run())
+    away = ItemError("ConnectionError", "the vendor is away", True, T0 + timedelta(minutes=5))
+    try:
+        async with asyncio.timeout(2):
+            await rec.commit([seen("a"), seen("b")])
+            rec.sight(seen("a").key, T0 + timedelta(minutes=5), away)
+            assert rec.pending == 0  # gathered, not queued yet
+            rec.sight(seen("b").key, T0 + timedelta(minutes=6))
+            assert rec.pending == 2  # a batch gathered: queued together
+            await rec.flush()
+    finally:
+        task.cancel()
+    assert store.attempts == [2, 2]
+    a, b = await store.get(seen("a").key), await store.get(seen("b").key)
+    assert a is not None and b is not None
+    assert a.last_observed == T0 + timedelta(minutes=5) and a.last_error == away
+    assert b.last_observed == T0 + timedelta(minutes=6) and b.last_error is None
+
+
+async def test_a_lone_sighting_is_committed_after_the_gathering_time_without_other_traffic() -> (
+    None
+):
+    store = FlakyStore()
+    rec = Recorder(store)
+    rec.sighting_every = 0.01  # a second by default; the test does not wait that long
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            await rec.commit([seen("a")])
+            rec.sight(seen("a").key, T0 + timedelta(minutes=5))
+            while store.attempts != [1, 1]:
+                await asyncio.sleep(0.005)
+        assert not task.done()
+    finally:
+        task.cancel()
+    a = await store.get(seen("a").key)
+    assert a is not None and a.last_observed == T0 + timedelta(minutes=5)
+
+
+async def test_more_sightings_do_not_cut_the_gathering_time_short() -> None:
+    store = FlakyStore()
+    rec = Recorder(store)
+    rec.sighting_every = 60.0  # never reached: flush ends the gathering
+    task = asyncio.create_task(rec.run())
+    try:
+        async with asyncio.timeout(2):
+            await rec.commit([seen("a"), seen("b")])
+            rec.sight(seen("a").key, T0 + timedelta(minutes=5))
+            for _ in range(50):
+                await asyncio.sleep(0)  # the writer is gathering now
+            rec.sight(seen("b").key, T0 + timedelta(minutes=5))
+            rec.sight(seen("a").key, T0 + timedelta(minutes=6))
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert store.attempts == [2]  # still gathering
+            await rec.flush()
+    finally:
+        task.cancel()
+    assert store.attempts == [2, 2]
+
+
+async def test_a_commit_slower_than_five_seconds_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = iter([100.0, 105.0, 200.0, 206.0])  # a commit taking 5 s, then one taking 6 s
+    monkeypatch.setattr(recorder_module, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    rec = Recorder(MemoryStore())
+    task = asyncio.create_task(rec.run())
+    try:
+        with caplog.at_level(logging.WARNING, logger="scanhub"):
+            async with asyncio.timeout(2):
+                await rec.commit([seen("a")])
+                await rec.commit([seen("b"), seen("c")])
+    finally:
+        task.cancel()
+    assert [r.getMessage() for r in caplog.records] == [
+        "scanhub: a commit of 2 observations took 6.0s"
+    ]
+
+
+async def test_sightings_are_gathered_for_a_second_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    graces: list[float | None] = []
+    real_timeout = asyncio.timeout
+
+    def timeout(delay: float | None) -> asyncio.Timeout:
+        graces.append(delay)
+        return real_timeout(0.01)  # the test does not wait a second
+
+    monkeypatch.setattr(recorder_module.asyncio, "timeout", timeout)
+    store = FlakyStore()
+    rec = Recorder(store)
+    task = asyncio.create_task(rec.run())
+    try:
+        async with real_timeout(2):
+            await rec.commit([seen("a")])
+            rec.sight(seen("a").key, T0 + timedelta(minutes=5))
+            while store.attempts != [1, 1]:
+                await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+    assert graces == [1.0]
 
 
 # --- while the store is away ----------------------------------------------------------------------

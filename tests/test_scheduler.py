@@ -237,6 +237,31 @@ def test_a_rescheduled_item_is_never_handed_out_from_its_old_place() -> None:
     assert s.state("a") != IN_FLIGHT
 
 
+def test_a_stale_place_is_skipped_even_when_nothing_looked_at_the_queue_in_between() -> None:
+    # No next_due() between the reschedule and the pop (next_due drops stale places itself).
+    clock = Clock()
+    s = make(clock, Highest())
+    s.add("a")  # due in 1 s
+    clock.now += 0.5
+    s.poke("a")
+    assert s.pop_due() == ["a"]
+    s.done("a", changed=True)  # next in 11 s
+    clock.now += 1  # the old place (1 s) is past
+    assert s.pop_due() == []
+
+
+def test_an_item_removed_and_added_again_goes_once_from_its_new_place() -> None:
+    clock = Clock()
+    s = make(clock, Lowest())
+    s.start(["a"])  # due now
+    s.remove("a")
+    clock.now += 0.5
+    s.add("a")  # due now, 0.5 s after its old place: both places are due
+    assert s.pop_due() == ["a"]  # once
+    clock.now += 1
+    assert s.pop_due() == []
+
+
 def test_a_removed_item_leaves_no_due_time_behind() -> None:
     clock = Clock()
     s = make(clock, Lowest())

@@ -486,6 +486,9 @@ def test_webhook_signatures() -> None:
     assert not sq.verify_webhook(body, "", SECRET)
     assert not sq.verify_webhook(body, "sha256=" + sig, SECRET)
     assert not sq.verify_webhook(body, sig, "")
+    # Not ASCII (a header's non-UTF-8 bytes arrive as surrogates): refused, never an error.
+    assert not sq.verify_webhook(body, "\u00e9" + sig[1:], SECRET)
+    assert not sq.verify_webhook(body, "\udcff" + sig[1:], SECRET)
 
 
 def test_a_webhook_of_a_successful_analysis() -> None:

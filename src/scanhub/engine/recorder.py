@@ -105,9 +105,12 @@ class Recorder:
     def sight(self, key: str, at: datetime, error: ItemError | None = None) -> None:
         """A poll of `key` found nothing new at `at` (or failed with `error`): gathered, and
         queued with the others within a second (see the module docstring)."""
+        first = not self._sightings
         self._sightings[key] = (at, error)
         if len(self._sightings) >= self.batch:
             self._queue_sightings()
+        elif first:
+            self._wake.set()  # an idle writer starts the gathering time
 
     def _queue_sightings(self) -> None:
         gathered, self._sightings = self._sightings, {}
