@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanhub import ConfigError, Lifecycle, Scan, SQLiteStore, Vendor
 from scanhub._config import load_config, parse_config
@@ -192,3 +194,54 @@ async def _main(argv: list[str], out: io.StringIO) -> int:
     import asyncio
 
     return await asyncio.to_thread(main, argv, out)
+
+
+_moments = st.none() | st.datetimes(
+    min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lifecycle=st.sampled_from(list(Lifecycle)),
+    since=_moments,
+    running_at=_moments,
+    finished_at=_moments,
+    changed=_moments,
+    now=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_an_items_timing_is_its_kept_times_read_at_now_however_often_it_is_read(
+    lifecycle: Lifecycle,
+    since: datetime | None,
+    running_at: datetime | None,
+    finished_at: datetime | None,
+    changed: datetime | None,
+    now: datetime,
+) -> None:
+    # A finished item's times are remembered; they must read as a fresh reckoning does.
+    from scanhub._convert import timestamp_or_none
+    from scanhub.store import phases
+
+    item = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", lifecycle, lifecycle.value)
+    stored = StoredItem(item, "track", None, None, changed, since, running_at, finished_at)
+    rule = StuckRule({}, {}, 3600.0)
+    unknown = lifecycle.is_terminal and finished_at is None
+    spans = (None, None, None) if unknown else phases(since, running_at, finished_at, now)
+    expected = {
+        "since": timestamp_or_none(since),
+        "running_at": timestamp_or_none(running_at),
+        "finished_at": timestamp_or_none(finished_at),
+        "queued_seconds": None if spans[0] is None else round(spans[0], 3),
+        "running_seconds": None if spans[1] is None else round(spans[1], 3),
+        "total_seconds": None if spans[2] is None else round(spans[2], 3),
+        "since_change_seconds": None
+        if changed is None
+        else round(max(0.0, (now - changed).total_seconds()), 3),
+        "stuck_after_seconds": 3600.0,
+        "stuck_basis": "default",
+    }
+    for _ in range(2):
+        got = timing(stored, now, rule)
+        assert got == expected and list(got) == list(expected)

@@ -16,6 +16,7 @@ created it, else since scanhub first saw it) longer than its threshold, which is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -147,28 +148,66 @@ def timing(stored: StoredItem, now: datetime, rule: StuckRule) -> dict[str, Any]
     has been, while unfinished) queued, running and under way in all, since its last change,
     and its stuck threshold."""
     item = stored.item
-    since = stored.since
-    finished = stored.finished_at
-    # An item first seen finished has no kept finish time: its phases are not known.
-    unknown = item.lifecycle.is_terminal and finished is None
-    queued, running, total = (
-        (None, None, None) if unknown else phases(since, stored.running_at, finished, now)
-    )
+    if item.lifecycle.is_terminal:
+        # A finished item's times no longer move with `now`: written once (most listed items).
+        since, running_at, finished, queued, running, total = _finished_times(
+            stored.since, stored.running_at, stored.finished_at
+        )
+    else:
+        since, running_at, finished, queued, running, total = _times(
+            stored.since, stored.running_at, stored.finished_at, now
+        )
     changed = stored.last_change
     threshold = rule.threshold(item.source, item.kind)
     return {
-        "since": _ts(since),
-        "running_at": _ts(stored.running_at),
-        "finished_at": _ts(finished),
-        "queued_seconds": _ms(queued),
-        "running_seconds": _ms(running),
-        "total_seconds": _ms(total),
+        "since": since,
+        "running_at": running_at,
+        "finished_at": finished,
+        "queued_seconds": queued,
+        "running_seconds": running,
+        "total_seconds": total,
         "since_change_seconds": _ms(
             None if changed is None else max(0.0, (now - changed).total_seconds())
         ),
         "stuck_after_seconds": threshold.seconds,
         "stuck_basis": threshold.basis,
     }
+
+
+_Times = tuple[str | None, str | None, str | None, float | None, float | None, float | None]
+
+
+def _times(
+    since: datetime | None,
+    running_at: datetime | None,
+    finished_at: datetime | None,
+    now: datetime | None,
+) -> _Times:
+    """The kept times as the API writes them, and the queued, running and total seconds (an
+    unfinished item's run until `now`). A finished item without a kept finish time was first
+    seen finished: its phases are not known."""
+    if now is None and finished_at is None:
+        queued = running = total = None
+    else:
+        queued, running, total = phases(since, running_at, finished_at, now)
+    return (
+        _ts(since),
+        _ts(running_at),
+        _ts(finished_at),
+        _ms(queued),
+        _ms(running),
+        _ms(total),
+    )
+
+
+def _finished_times_of(
+    since: datetime | None, running_at: datetime | None, finished_at: datetime | None
+) -> _Times:
+    return _times(since, running_at, finished_at, None)
+
+
+#: `_times` of finished items, remembered by their three kept times (bounded).
+_finished_times = functools.lru_cache(maxsize=16384)(_finished_times_of)
 
 
 def _ms(value: float | None) -> float | None:
