@@ -894,3 +894,20 @@ def test_sqlite_text_search_keeps_to_the_page_order_for_a_common_word(tmp_path: 
             )
         )
         assert expected in plan and (unexpected is None or unexpected not in plan), plan
+
+
+async def test_a_page_read_again_shows_what_changed_since(store: Store) -> None:
+    # Stores may remember what they decoded; a page read again after a change (a new state,
+    # a failed poll, a sighting) shows the change, and one read without a change is equal.
+    await store.commit([seen(scan("a", Lifecycle.QUEUED), 0, "track")])
+    first = (await store.query(ItemQuery(limit=10))).items
+    assert (await store.query(ItemQuery(limit=10))).items == first
+    await store.commit([seen(scan("a", Lifecycle.RUNNING), 1)])
+    second = (await store.query(ItemQuery(limit=10))).items
+    assert [s.item.lifecycle for s in second] == [Lifecycle.RUNNING]
+    assert second[0].running_at == T0 + timedelta(minutes=1)
+    error = ItemError("ServerError", "HTTP 503", True, T0 + timedelta(minutes=2), None)
+    await store.commit([Observation(scan("a").key, T0 + timedelta(minutes=2), None, error)])
+    third = (await store.query(ItemQuery(limit=10))).items
+    assert third[0].last_error == error and third[0].item == second[0].item
+    assert third[0].last_observed == T0 + timedelta(minutes=2)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from ._convert import timestamp_or_none
 from ._defaults import STUCK_AFTER
@@ -86,9 +86,19 @@ class StuckRule:
     configured: Mapping[tuple[str, str | None], float]
     learned: Mapping[tuple[str, str], float]
     default: float = STUCK_AFTER
+    # Each (source, kind)'s threshold once decided (a page asks for it once an item).
+    _decided: dict[tuple[str, str], Threshold] = field(
+        factory=dict, init=False, repr=False, eq=False
+    )
 
     def threshold(self, source: str, kind: str) -> Threshold:
         """The threshold of a source's items of a kind."""
+        decided = self._decided.get((source, kind))
+        if decided is None:
+            decided = self._decided[(source, kind)] = self._decide(source, kind)
+        return decided
+
+    def _decide(self, source: str, kind: str) -> Threshold:
         for key in ((source, kind), (source, None)):
             if key in self.configured:
                 return Threshold(self.configured[key], "configured")

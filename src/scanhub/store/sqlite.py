@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import sqlite3
 import time
@@ -334,6 +335,16 @@ def _error(text: str | None) -> ItemError | None:
     return None if text is None else converter.structure(json.loads(text), ItemError)
 
 
+def _listed_row(row: tuple[Any, ...]) -> StoredItem:
+    return _stored(row)
+
+
+#: `_stored` of a listed row (no vendor payload), remembered by the row's values themselves:
+#: StoredItems are frozen, and a row that changed is another key, so nothing here can be
+#: stale. A page read again is not decoded again. Bounded, least recently used out first.
+_listed = functools.lru_cache(maxsize=4096)(_listed_row)
+
+
 def _stored(row: Sequence[Any], raw: str | None = None) -> StoredItem:
     item, origin, observed, error, changed, since, running, finished = row
     return StoredItem(
@@ -520,7 +531,7 @@ class SQLiteStore(Store):
         if last is not None and query.sort[0] != "key":
             value = last[_N + 1]
         return Page(
-            [_stored(r[:_N]) for r in rows],
+            [_listed(r[:_N]) for r in rows],
             last[_N] if last is not None else None,
             total,
             value,
