@@ -553,29 +553,38 @@ def _text(value: Any) -> str | None:
     return None
 
 
+_GATE_KEYS = (
+    (GateKind.EXIT, "exit_gate"),
+    (GateKind.ENTRY, "entry_gate"),
+    (GateKind.RELEASE, "release_gate"),
+)
+
+
 def _gates(evaluations: Any) -> tuple[Gate, ...]:
-    if not isinstance(evaluations, dict):
+    if type(evaluations) is not dict and not isinstance(evaluations, dict):
         return ()
     gates = []
-    for kind, key in (
-        (GateKind.EXIT, "exit_gate"),
-        (GateKind.ENTRY, "entry_gate"),
-        (GateKind.RELEASE, "release_gate"),
-    ):
+    for kind, key in _GATE_KEYS:
         gate = evaluations.get(key)
-        if not isinstance(gate, dict):
+        if type(gate) is not dict and not isinstance(gate, dict):
             continue
-        decision = _text(gate.get("decision"))
+        get = gate.get
+        # Each field read as it is when it is a string (what the service sends), else as
+        # `_text` reads it.
+        decision = get("decision")
+        if type(decision) is not str:
+            decision = _text(decision)
         verdict = DECISION_MAP.get(decision.lower()) if decision else Verdict.NONE
         if verdict is None:
             verdict = map_verdict(DECISION_MAP, decision.lower() if decision else None, VENDOR)
+        stage, eval_id, explanation = get("stage"), get("eval_id"), get("explanation")
         gates.append(
             Gate(
                 kind,
                 verdict,
-                _text(gate.get("stage")),
-                _text(gate.get("eval_id")),
-                _text(gate.get("explanation")),
+                stage if type(stage) is str else _text(stage),
+                eval_id if type(eval_id) is str else _text(eval_id),
+                explanation if type(explanation) is str else _text(explanation),
                 decision,
             )
         )
