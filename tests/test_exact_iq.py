@@ -373,6 +373,21 @@ def test_each_status_as_read(
     assert got == submitted(lifecycle=lifecycle, vendor_status=body["status"], message=message)
 
 
+def test_report_links_read_as_text_and_the_status_link_the_promotion_had_is_kept() -> None:
+    # Links given as numbers read as their text (the toolkit's rule for text fields), an
+    # empty or null one gives no link; a status link the promotion already had (the
+    # absolute URL a promote answer gave) is kept, not replaced by the one built here.
+    kept = "https://iq-proxy.example/platform/api/v2/evaluation/applications/x/status/y"
+    body = {
+        "status": "COMPLETED",
+        "reportHtmlUrl": 12345,
+        "reportPdfUrl": None,
+        "reportDataUrl": "",
+    }
+    got = status(body, previous=submitted(links={"status": kept}))
+    assert got.links == {"status": kept, "report_html": f"{BASE}/12345"}
+
+
 def test_status_asked_for_directly_names_itself_from_the_arguments() -> None:
     got = status({"status": "PENDING"}, previous=None, application_id="a1", status_id="s1")
     assert got == Promotion(
