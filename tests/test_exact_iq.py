@@ -664,6 +664,9 @@ def test_webhook_signature_is_checked_on_the_exact_body() -> None:
     assert iq.verify_webhook(body, f" {good.upper()} ", "secret")
     assert not iq.verify_webhook(body, "", "secret")
     assert not iq.verify_webhook(body + b" ", good, "secret")
+    # A signature that is not ASCII is no hex digest: refused, never an error, never accepted.
+    assert iq.verify_webhook(body, "é" * 40, "secret") is False
+    assert iq.verify_webhook(body, good[:-1] + "é", "secret") is False
 
 
 # --- what the first run of mutmut showed untested ------------------------------------------------
