@@ -281,3 +281,13 @@ def test_an_item_read_again_from_the_store_is_shown_as_a_fresh_reading_shows_it(
         extra = {k: data.pop(k) for k in ("last_change", "stuck", "timing", "error")}
         assert data == fresh and list(data) == list(fresh)
         assert extra["stuck"] is False and extra["error"] is None
+
+
+@given(st.lists(st.text(max_size=12) | st.from_regex(r"[A-Za-z0-9_.~-]{0,12}", fullmatch=True)))
+def test_a_key_is_its_parts_percent_encoded_whatever_they_hold(parts: list[str]) -> None:
+    from urllib.parse import quote
+
+    from scanhub._model import _key
+
+    # The fast path for parts of unreserved characters gives what quote gives.
+    assert _key(*parts) == ":".join(quote(p, safe="") for p in parts)

@@ -8,6 +8,7 @@ from `conclusion`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -161,9 +162,16 @@ class Gate:
 NO_LINKS: Mapping[str, str] = MappingProxyType({})
 
 
+#: RFC 3986 unreserved characters: a part made only of them is its own encoding.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
 def _key(*parts: object) -> str:
-    # Each part is percent-encoded so that ":" inside an id can never make two keys collide.
-    return ":".join(quote(str(p), safe="") for p in parts)
+    # Each part is percent-encoded so that ":" inside an id can never make two keys collide
+    # (a part of unreserved characters only, the usual id, is what `quote` would return).
+    return ":".join(
+        p if type(p) is str and _UNRESERVED(p) else quote(str(p), safe="") for p in parts
+    )
 
 
 @frozen(slots=False)

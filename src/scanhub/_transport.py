@@ -335,10 +335,16 @@ class Authenticating(Layer):
 
     async def send(self, req: Request) -> Response:
         if self._headers or self._params:
-            req = attrs.evolve(
-                req,
-                headers={**req.headers, **self._headers},
-                params=(*req.params, *self._params),
+            # `attrs.evolve` without its field walk (a request is sent every poll).
+            req = Request(
+                req.method,
+                req.url,
+                req.operation,
+                (*req.params, *self._params) if self._params else req.params,
+                {**req.headers, **self._headers} if self._headers else req.headers,
+                req.json,
+                req.file,
+                req.idempotent,
             )
         try:
             resp = await self.inner.send(req)
