@@ -1274,7 +1274,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="rewrite the Markdown from a saved .json (no measuring)",
     )
+    ap.add_argument(
+        "--notes",
+        default=None,
+        help="a Markdown file appended to the report (why targets were missed)",
+    )
     args = ap.parse_args(argv)
+    notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
     out = (
         Path(args.output)
         if args.output
@@ -1284,7 +1290,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("this harness never writes BENCHMARKS.md; give another --output")
     if args.render:
         results = json.loads(Path(args.render).read_text())
-        out.write_text(report(results), encoding="utf-8")
+        out.write_text(report(results) + notes, encoding="utf-8")
         print(out.read_text())
         return 0
     q = args.quick
@@ -1342,7 +1348,7 @@ def main(argv: list[str] | None = None) -> int:
     results["load_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
-    text = report(results)
+    text = report(results) + notes
     out.write_text(text, encoding="utf-8")
     print(text)
     log(f"written to {out} and {out.with_suffix('.json')}")
