@@ -136,12 +136,22 @@ def test_truncated_documented_payload(name: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [b'{"status": NaN}', b'{"status": "PENDING", "n": 123456789012345678901234567890}'],
+    [
+        b'{"status": NaN}',
+        b'{"status": "PENDING", "n": 123456789012345678901234567890}',
+        b'{"n": -9223372036854775809}',  # one below -2^63: orjson would read a float
+        b'{"n": 18446744073709551616}',  # one above 2^64 - 1
+        b'[-9223372036854775808, 18446744073709551615]',  # the ends orjson keeps exact
+    ],
 )
 def test_what_orjson_refuses_the_stdlib_still_reads(text: bytes) -> None:
-    from scanhub.sansio._common import loads
+    from scanhub.sansio import Response, where
+    from scanhub.sansio._common import decode_json, loads
 
     assert json.dumps(loads(text)) == json.dumps(json.loads(text))
+    # Every parser reads bodies through decode_json: the same answer.
+    resp = Response(200, text, {}, "status")
+    assert json.dumps(decode_json(resp, where("iq", "s", resp))) == json.dumps(json.loads(text))
 
 
 @settings(max_examples=200, deadline=None)
