@@ -702,6 +702,24 @@ def since_of(item: Item, observed_at: datetime) -> datetime:
     return item.created_at or observed_at
 
 
+def new_item_columns(ob: Observation) -> tuple[Any, ...]:
+    """A newly tracked item's columns, as both SQL stores insert them: origin, kind, vendor,
+    source, application id, lifecycle, verdict, vendor status, whether it is under way."""
+    item = ob.item
+    assert item is not None
+    return (
+        ob.origin or "track",
+        item.kind,
+        item.vendor,
+        item.source,
+        item.application_id,
+        item.lifecycle.value,
+        item.verdict.value,
+        item.vendor_status,
+        not item.lifecycle.is_terminal,
+    )
+
+
 class Store(abc.ABC):
     """Where the engine keeps what it tracks and what happened (see the module docstring).
     Every method is a coroutine; a backend serializes its own writes."""

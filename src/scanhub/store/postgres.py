@@ -72,6 +72,7 @@ from ._base import (
     change_of,
     item_from_text,
     item_json,
+    new_item_columns,
     page_parts,
     plan,
     raw_json,
@@ -881,19 +882,7 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
             " VALUES ($1, nextval('items_seq_gen'), $2, $3, $4, $5, $6, $7, $8, $9, $10,"
             " $11, '{}')",
             [
-                (
-                    key,
-                    ob.origin or "track",
-                    ob.item.kind,
-                    ob.item.vendor,
-                    ob.item.source,
-                    ob.item.application_id,
-                    ob.item.lifecycle.value,
-                    ob.item.verdict.value,
-                    ob.item.vendor_status,
-                    not ob.item.lifecycle.is_terminal,
-                    since_of(ob.item, ob.observed_at),
-                )
+                (key, *new_item_columns(ob), since_of(ob.item, ob.observed_at))
                 for key, ob in inserted.items()
                 if ob.item is not None
             ],

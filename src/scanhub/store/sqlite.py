@@ -60,6 +60,7 @@ from ._base import (
     change_of,
     item_from_text,
     item_json,
+    new_item_columns,
     page_parts,
     plan,
     raw_json,
@@ -993,15 +994,7 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
                     (
                         key,
                         start + n,
-                        ob.origin or "track",
-                        ob.item.kind,
-                        ob.item.vendor,
-                        ob.item.source,
-                        ob.item.application_id,
-                        ob.item.lifecycle.value,
-                        ob.item.verdict.value,
-                        ob.item.vendor_status,
-                        not ob.item.lifecycle.is_terminal,
+                        *new_item_columns(ob),
                         _ts(since_of(ob.item, ob.observed_at)),
                     )
                     for n, (key, (ob, _)) in enumerate(inserted.items(), 1)
