@@ -141,7 +141,7 @@ def test_truncated_documented_payload(name: str) -> None:
         b'{"status": "PENDING", "n": 123456789012345678901234567890}',
         b'{"n": -9223372036854775809}',  # one below -2^63: orjson would read a float
         b'{"n": 18446744073709551616}',  # one above 2^64 - 1
-        b'[-9223372036854775808, 18446744073709551615]',  # the ends orjson keeps exact
+        b"[-9223372036854775808, 18446744073709551615]",  # the ends orjson keeps exact
     ],
 )
 def test_what_orjson_refuses_the_stdlib_still_reads(text: bytes) -> None:

@@ -42,11 +42,14 @@ async def serve(
     env = dict(os.environ if env is None else env)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # No signal handlers off the main thread or on Windows: `stop` still ends it there.
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # No signal handlers off the main thread or on Windows: `stop` still ends it there.
+            # Once served, the signals mean what they meant before (a caller that goes on).
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                before = signal.getsignal(sig)
+                loop.add_signal_handler(sig, stop.set)
+                stack.callback(_give_back, loop, sig, before)
         if demo:
             from .._demo import running_sims
             from .._sink_demo import running_receiver
@@ -91,6 +94,7 @@ async def serve(
             # 1,000,000 items, 50,000 under way, those walks paused answers by 60-80 ms).
             gc.collect()
             gc.freeze()
+            stack.callback(gc.unfreeze)  # for a caller that goes on in this process
             print(f"scanhub serve: {url}  (Ctrl-C to stop)", file=out, flush=True)
             if not service.writes_enabled:
                 print(
@@ -110,6 +114,14 @@ async def serve(
             await service.stop()
     print("scanhub serve: stopped", file=out, flush=True)
     return 0
+
+
+def _give_back(loop: asyncio.AbstractEventLoop, sig: signal.Signals, before: Any) -> None:
+    """Undo `add_signal_handler`: the handler the signal had (asyncio.run's own for SIGINT,
+    or the default), not merely the default."""
+    loop.remove_signal_handler(sig)
+    if before is not None:
+        signal.signal(sig, before)
 
 
 def _demo_config(
