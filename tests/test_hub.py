@@ -317,3 +317,45 @@ async def test_simulator_enforces_its_own_rate_limit_and_logs_answers() -> None:
     assert statuses == [(200, None), (200, None), (429, "7")]
     assert [status for _, status in sim.stats.answers] == [200, 200, 429]
     assert sim.stats.requests == 3
+
+
+async def test_a_snapshot_of_many_items_runs_as_many_polls_as_a_source_may_not_a_task_each() -> (
+    None
+):
+    """A snapshot of 600 items of a source that may run 4 polls at once keeps at most 4 in
+    flight and never holds a task per item (600 tasks alive until the last answer would be
+    walked by the garbage collector again and again); every item is polled once."""
+    import asyncio
+    import json
+
+    from scanhub import MockTransport
+    from scanhub.sansio import Request, Response
+
+    in_flight = most = 0
+    tasks_seen = 0
+    polled: list[str] = []
+
+    async def handler(req: Request) -> Response:
+        nonlocal in_flight, most, tasks_seen
+        in_flight += 1
+        most = max(most, in_flight)
+        tasks_seen = max(tasks_seen, len(asyncio.all_tasks()))
+        await asyncio.sleep(0)
+        in_flight -= 1
+        scan_id = req.url.rsplit("/", 1)[-1]
+        polled.append(scan_id)
+        body = {"id": scan_id, "applicationId": "a", "type": "sast", "status": "running"}
+        return Response(200, json.dumps(body).encode(), {}, req.operation, req.url)
+
+    asp = AppSecPlus("https://asp.example", "t0ken-abcdef", wire=MockTransport(handler))
+    async with ScanHub([asp], max_concurrency=4) as hub:
+        items = [await asp.scan(f"s{i}") for i in range(600)]
+        for item in items:
+            hub.track(item)
+        polled.clear()
+        tasks_seen = 0
+        snap = await hub.snapshot()
+    assert sorted(polled) == sorted(f"s{i}" for i in range(600))  # each once
+    assert len(snap.items) == 600 and not snap.errors
+    assert most <= 4
+    assert tasks_seen < 50, tasks_seen

@@ -4,7 +4,7 @@ public parts (the facade's methods call these)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .._changes import Change, Snapshot
@@ -15,6 +15,27 @@ from .tracked import Active
 
 if TYPE_CHECKING:
     from .hub import ScanHub
+    from .polling import PollLoop
+
+
+async def poll_each(loop: PollLoop, todo: Iterable[Active]) -> None:
+    """Poll each of `todo` once, as many of a source at a time as the source may ever run:
+    a few workers per source take the items in turn, rather than a task per item waiting for
+    its turn (10,000 items would be 10,000 tasks, all alive until the last answer, which the
+    garbage collector walks again and again)."""
+    by_source: dict[str, list[Active]] = {}
+    for active in todo:
+        by_source.setdefault(active.item.source, []).append(active)
+
+    async def work(queue: Iterator[Active]) -> None:
+        for active in queue:
+            await loop.poll_once(active)
+
+    workers = []
+    for source, items in by_source.items():
+        queue = iter(items)
+        workers += [work(queue) for _ in range(min(len(items), loop.pollers[source].most_at_once))]
+    await asyncio.gather(*workers)
 
 
 async def snapshot(hub: ScanHub, *, refresh_terminal: bool = False) -> Snapshot:
@@ -36,7 +57,7 @@ async def snapshot(hub: ScanHub, *, refresh_terminal: bool = False) -> Snapshot:
                 and item.source in clients
             ):
                 todo.append(Active(item, stored.origin))
-    await asyncio.gather(*(loop.poll_once(a) for a in todo))
+    await poll_each(loop, todo)
     await hub.flush()
     stored_items = await hub.store.tracked()
     return Snapshot(

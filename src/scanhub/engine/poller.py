@@ -78,6 +78,12 @@ class SourcePoller:
         return self.client.name
 
     @property
+    def most_at_once(self) -> int:
+        """The most polls of this source that may ever run at once (the adaptive limit's
+        ceiling; a fixed limit's value)."""
+        return int(getattr(self.limit, "ceiling", self.limit.limit))
+
+    @property
     def paused_for(self) -> float:
         """Seconds the vendor still pauses this source."""
         return self.client.transport.paused_for
