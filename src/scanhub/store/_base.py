@@ -604,6 +604,15 @@ class Step:
     record: bool = False
 
 
+# The few steps there are, made once (`plan` runs for every observation).
+_UNTRACKED = Step(Outcome.UNTRACKED)
+_TRACKED = Step(Outcome.TRACKED, insert=True)
+_FIRST = Step(Outcome.RECORDED, insert=True, record=True)
+_STALE = Step(Outcome.STALE)
+_UNCHANGED = Step(Outcome.UNCHANGED)
+_RECORDED = Step(Outcome.RECORDED, record=True)
+
+
 def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
     """The one rule of every backend: what committing `ob` does, given the current `row` (None:
     not tracked). Returns the step and the row as it stands afterwards (changed in place, or
@@ -611,7 +620,7 @@ def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
     item = ob.item
     if row is None:
         if ob.origin is None or item is None:
-            return Step(Outcome.UNTRACKED), None
+            return _UNTRACKED, None
         new = Row(
             ob.key,
             item.lifecycle,
@@ -625,23 +634,23 @@ def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
             True,
         )
         if is_placeholder(item):
-            return Step(Outcome.TRACKED, insert=True), new
-        return Step(Outcome.RECORDED, insert=True, record=True), new
+            return _TRACKED, new
+        return _FIRST, new
     if row.observed_at is not None and ob.observed_at < row.observed_at:
-        return Step(Outcome.STALE), row
+        return _STALE, row
     row.observed_at = ob.observed_at
     row.dirty = True
     if item is None:
         row.error = ob.error
-        return Step(Outcome.UNCHANGED), row
+        return _UNCHANGED, row
     row.error = None
     if not supersedes(row, item):
-        return Step(Outcome.UNCHANGED), row
+        return _UNCHANGED, row
     changed = significant(row, item)
     row.lifecycle, row.verdict = item.lifecycle, item.verdict
     row.vendor_status, row.message = item.vendor_status, item.message
     row.item = item
-    return Step(Outcome.RECORDED if changed else Outcome.UNCHANGED, record=changed), row
+    return _RECORDED if changed else _UNCHANGED, row
 
 
 # --- how items are kept -----------------------------------------------------------------------
