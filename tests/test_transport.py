@@ -222,3 +222,28 @@ async def test_the_policies_stack_over_any_wire() -> None:
         with pytest.raises(RateLimitedError):
             await asp.scan("s1")  # paused: refused locally, nothing sent
     assert len(wire.requests) == 3 and answers == []
+
+
+async def test_every_answer_url_loses_its_credentials_however_often_it_comes() -> None:
+    """The authenticating layer remembers the URLs it cleaned; a URL met again is as clean
+    as the first time, and URLs without anything to take out are left as they are."""
+    from scanhub import MockTransport
+    from scanhub._secrets import Redactor
+    from scanhub._transport import Authenticating
+    from scanhub.sansio import Request, Response
+
+    secret = "k9-very-secret"
+    urls = [
+        f"https://u:{secret}@h.example/x?apiKey={secret}&b=1",
+        "https://h.example/plain?b=2",
+    ]
+    layer = Authenticating(
+        MockTransport(lambda req: Response(200, b"{}", {}, req.operation, req.url)),
+        Redactor([secret]),
+    )
+    for _ in range(3):
+        for url in urls:
+            resp = await layer.send(Request("GET", url, "op"))
+            assert secret not in resp.url and "u:" not in resp.url
+            assert resp.url.startswith("https://h.example/")
+            assert ("b=1" in resp.url) == ("b=1" in url) and ("b=2" in resp.url) == ("b=2" in url)
