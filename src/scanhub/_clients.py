@@ -53,9 +53,10 @@ class PollOutcome:
     def trouble(self) -> bool:
         """The source struggled: an attempt met no answer, a 429 or a 5xx, or the poll failed
         for want of an answer (timeout, connection, rate limit, server error)."""
-        return any(a.trouble for a in self.attempts) or isinstance(
-            self.error, RateLimitedError | ServerError | TransportError
-        )
+        for attempt in self.attempts:
+            if attempt.trouble:
+                return True
+        return isinstance(self.error, RateLimitedError | ServerError | TransportError)
 
     @property
     def retry_after(self) -> float | None:
