@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanhub import Scan
 from scanhub.sansio import Request
@@ -652,6 +654,103 @@ def test_a_file_that_is_not_utf8_is_refused() -> None:
 )
 def test_java_properties_as_java_reads_them(text: str, expected: dict[str, str]) -> None:
     assert sq.parse_properties(text) == expected
+
+
+# Every character Python's str.splitlines() breaks a line on that Java does not.
+NOT_JAVA_LINE_ENDS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+@pytest.mark.parametrize("ch", NOT_JAVA_LINE_ENDS)
+def test_a_natural_line_ends_only_at_cr_lf_or_crlf(ch: str) -> None:
+    # Java ends a natural line at \n, \r or \r\n only: anything else is part of the value
+    # (a form feed is white space, so it is kept inside a value but skipped before a key).
+    text = f"ceTaskId=A{ch}B\nprojectKey=p{ch}\n"
+    assert sq.parse_properties(text) == {"ceTaskId": f"A{ch}B", "projectKey": f"p{ch}"}
+    assert sq.parse_report_task(text.encode()).ce_task_id == f"A{ch}B"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a=1\rb=2\r\nc=3\nd=4", {"a": "1", "b": "2", "c": "3", "d": "4"}),
+        ("a=x\\\r  y\r\nb=z\\\r\n\tw", {"a": "xy", "b": "zw"}),  # continued after \r, \r\n
+        ("a=1\r\n\r\n# c\r!c\rb=2", {"a": "1", "b": "2"}),  # blank and comment lines
+        ("a=1\n\r", {"a": "1"}),  # \n then \r: two line ends, not one
+    ],
+)
+def test_cr_lf_and_crlf_each_end_a_line(text: str, expected: dict[str, str]) -> None:
+    assert sq.parse_properties(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a UTF-16 surrogate pair, as Properties.store(OutputStream) writes U+1F600, is one
+        # character; so is a pair split across a continuation
+        ("k=\\uD83D\\uDE00", {"k": "\U0001f600"}),
+        ("k=\\ud83d\\ude00!", {"k": "\U0001f600!"}),
+        ("\\uD83D\\uDE00=v", {"\U0001f600": "v"}),
+        ("k=\\uD83D\\\n  \\uDE00", {"k": "\U0001f600"}),
+        # a lone surrogate (no character at all) is U+FFFD, the replacement character
+        ("k=\\uD83D", {"k": "\ufffd"}),
+        ("k=a\\uDE00b", {"k": "a\ufffdb"}),
+        ("k=\\uDE00\\uD83D", {"k": "\ufffd\ufffd"}),  # low before high: two lone ones
+        ("k=\\uD83D\\uD83D\\uDE00", {"k": "\ufffd\U0001f600"}),
+    ],
+)
+def test_escaped_surrogates_join_into_one_character(text: str, expected: dict[str, str]) -> None:
+    got = sq.parse_properties(text)
+    assert got == expected
+    for key, value in got.items():
+        (key + value).encode("utf-8")  # no lone surrogate is left to fail later
+
+
+def java_store(props: dict[str, str], *, escape_unicode: bool) -> str:
+    """`props` as `java.util.Properties.store` writes them (`saveConvert` of the JDK, with its
+    date comment): `escape_unicode` as store(OutputStream) (every UTF-16 code unit outside
+    U+0020..U+007E as \\uXXXX), else as store(Writer) (written as they are)."""
+
+    def convert(text: str, escape_space: bool) -> str:
+        out = []
+        for i, ch in enumerate(text):
+            if ch == " ":
+                out.append("\\ " if i == 0 or escape_space else " ")
+            elif ch in "\t\n\r\f":
+                out.append("\\" + {"\t": "t", "\n": "n", "\r": "r", "\f": "f"}[ch])
+            elif ch in "=:#!\\":
+                out.append("\\" + ch)
+            elif escape_unicode and not " " <= ch <= "~":
+                units = ch.encode("utf-16-be")
+                for j in range(0, len(units), 2):
+                    out.append(f"\\u{int.from_bytes(units[j : j + 2]):04X}")
+            else:
+                out.append(ch)
+        return "".join(out)
+
+    lines = ["#comment", "#Mon Jan 01 00:00:00 UTC 2024"]
+    lines += [f"{convert(k, True)}={convert(v, False)}" for k, v in props.items()]
+    return "".join(line + "\n" for line in lines)
+
+
+# Any text a Java string can hold as characters (no lone surrogate).
+JAVA_TEXT = st.text(st.characters(exclude_categories=["Cs"]))
+
+
+@given(props=st.dictionaries(JAVA_TEXT, JAVA_TEXT, max_size=8), escape_unicode=st.booleans())
+@settings(max_examples=300)
+def test_what_java_writes_reads_back_equal(props: dict[str, str], escape_unicode: bool) -> None:
+    assert sq.parse_properties(java_store(props, escape_unicode=escape_unicode)) == props
+
+
+@given(
+    props=st.dictionaries(JAVA_TEXT, JAVA_TEXT, max_size=8),
+    ending=st.sampled_from(["\n", "\r", "\r\n"]),
+)
+def test_what_java_writes_reads_back_equal_whatever_the_line_ends(
+    props: dict[str, str], ending: str
+) -> None:
+    text = java_store(props, escape_unicode=False).replace("\n", ending)
+    assert sq.parse_properties(text) == props
 
 
 # --- webhooks -------------------------------------------------------------------------------------

@@ -388,11 +388,136 @@ async def test_the_guard_checks_what_a_name_resolves_to() -> None:
         async def close(self) -> None:
             return None
 
-    for address in ("10.1.2.3", "169.254.169.254", "192.168.0.1", "::1", "::ffff:127.0.0.1"):
+    for address in (
+        "10.1.2.3",
+        "169.254.169.254",
+        "192.168.0.1",
+        "::1",
+        "::ffff:127.0.0.1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "100.64.0.1",
+    ):
         with pytest.raises(RefusedTarget, match="allow_private"):
             await GuardedResolver(Fixed(address)).resolve("hooks.example.com", 443)
     mixed = await GuardedResolver(Fixed("10.0.0.1", "93.184.215.14")).resolve("x", 443)
     assert [r["host"] for r in mixed] == ["93.184.215.14"]  # only the public address is used
+    # DNS64 (an IPv6-only network) gives public IPv4 hosts as NAT64 addresses: still usable
+    dns64 = await GuardedResolver(Fixed("64:ff9b::a00:1", "64:ff9b::5db8:d70e")).resolve("x", 443)
+    assert [r["host"] for r in dns64] == ["64:ff9b::5db8:d70e"]
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        # IPv6 forms that carry an IPv4 address are judged by the address they carry
+        ("::ffff:127.0.0.1", "127.0.0.1 is a loopback address"),  # IPv4-mapped
+        ("::ffff:a9fe:a9fe", "169.254.169.254 is a link-local address"),
+        ("64:ff9b::7f00:1", "127.0.0.1 is a loopback address"),  # NAT64 (RFC 6052)
+        ("64:ff9b::a00:1", "10.0.0.1 is a private address"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254 is a link-local address"),
+        ("2002:7f00:1::", "127.0.0.1 is a loopback address"),  # 6to4 (RFC 3056)
+        ("2002:c0a8:1:2::3", "192.168.0.1 is a private address"),
+        ("2002:a9fe:a9fe::1", "169.254.169.254 is a link-local address"),
+        # forms whose IPv4 address is not where ipaddress can say: refused whole
+        ("64:ff9b:1::7f00:1", "64:ff9b:1::7f00:1 is a local-use NAT64 address"),  # RFC 8215
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "is a Teredo address"),  # RFC 4380
+        ("2001::ffff:ffff", "is a Teredo address"),  # (its client: 0.0.0.0)
+        ("::7f00:1", "::7f00:1 is a reserved address"),  # IPv4-compatible (deprecated)
+        ("::ffff:0:7f00:1", "::ffff:0:7f00:1 is a reserved address"),  # IPv4-translated
+        # not globally reachable though ipaddress calls them neither private nor reserved
+        ("100.64.0.1", "100.64.0.1 is not a globally reachable address"),  # shared (CGNAT)
+        ("64:ff9b::6440:1", "100.64.0.1 is not a globally reachable address"),
+        ("fec0::1", "fec0::1 is a site-local address"),
+        # what is not an address at all is refused, never taken for a public one
+        ("", "'' is not an IP address"),
+        ("hooks.example.com", "'hooks.example.com' is not an IP address"),
+        ("127.1", "'127.1' is not an IP address"),
+        ("::1%eth0", "::1 is a loopback address"),
+    ],
+)
+def test_an_address_is_refused_for_what_it_reaches(address: str, reason: str) -> None:
+    from scanhub._sinks import forbidden_address
+
+    got = forbidden_address(address)
+    assert got is not None and reason in got
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.215.14",
+        "2606:4700:4700::1111",
+        "::ffff:93.184.215.14",
+        "64:ff9b::5db8:d70e",  # what DNS64 gives an IPv6-only host for 93.184.215.14
+        "2002:5db8:d70e::1",
+        "2a00:1450:4001:80b::200e",
+    ],
+)
+def test_a_public_address_is_allowed_in_every_form(address: str) -> None:
+    from scanhub._sinks import forbidden_address
+
+    assert forbidden_address(address) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("localhost", "localhost is a loopback name"),
+        ("127.0.0.1", "127.0.0.1 is a loopback address"),
+        ("::ffff:7f00:1", "127.0.0.1 is a loopback address"),
+        ("[64:ff9b::7f00:1]", "127.0.0.1 is a loopback address"),
+        ("2002:7f00:1::", "127.0.0.1 is a loopback address"),
+        # what getaddrinfo (and so aiohttp, which connects to a numeric host unresolved) reads
+        # as 127.0.0.1
+        ("127.1", "127.1 (127.0.0.1 is a loopback address)"),
+        ("2130706433", "2130706433 (127.0.0.1 is a loopback address)"),
+        ("0177.0.0.1", "0177.0.0.1 (127.0.0.1 is a loopback address)"),
+        ("127.0.0.01", "127.0.0.01 (127.0.0.1 is a loopback address)"),
+        ("0x7f.1", "0x7f.1 (127.0.0.1 is a loopback address)"),
+        ("0xa9.254.169.254", "(169.254.169.254 is a link-local address)"),
+        # numeric, so never resolved, yet no address: refused
+        ("1.2.3.4.5", "'1.2.3.4.5' is not an IP address"),
+        ("::g", "'::g' is not an IP address"),
+        ("", "the URL names no host"),
+    ],
+)
+def test_a_url_host_is_refused_when_it_is_or_reads_as_a_private_address(
+    host: str, reason: str
+) -> None:
+    from scanhub._sinks import forbidden_host
+
+    got = forbidden_host(host)
+    assert got is not None and reason in got
+
+
+@pytest.mark.parametrize(
+    "host", ["hooks.example.com", "93.184.215.14", "[2606:4700:4700::1111]", "1.example", "0x.io"]
+)
+def test_a_name_or_public_host_is_left_to_the_resolver(host: str) -> None:
+    from scanhub._sinks import forbidden_host
+
+    assert forbidden_host(host) is None
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "127.0.0.01", "0x7f.1"])
+async def test_a_loopback_address_in_another_spelling_is_refused(host: str) -> None:
+    # The guard reads the spelling itself (aiohttp >= 3.14 also refuses to connect to a
+    # non-canonical numeric host, but says neither why nor what to set).
+    async with receiving([SECRET]) as rx:
+        url = rx.url.replace("127.0.0.1", host)
+        spelled = Sink.webhook("hook", url, SECRET, max_client_errors=1, schedule=FAST)
+        hub = await engine(MemoryStore(), spelled)
+        try:
+            async with hub.polling():
+                await until(lambda: "hook" in hub.sinks.states)
+                await hub.store.commit([seen(scan("a"))])
+                await until(lambda: hub.sinks.states["hook"].position == 1)
+            (dead,) = await hub.store.dead_letters("hook")
+        finally:
+            await hub.close()
+    assert rx.requests == []
+    assert "127.0.0.1 is a loopback address" in dead.error and "allow_private" in dead.error
 
 
 async def test_secrets_never_reach_logs_errors_or_the_state(

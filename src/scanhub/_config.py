@@ -138,7 +138,10 @@ class SinkConfig:
     )
     allow_private: bool = attrs.field(
         default=False,
-        metadata={"doc": "allow private, loopback and link-local targets (refused otherwise)"},
+        metadata={
+            "doc": "allow targets that are not globally reachable: private, loopback, "
+            "link-local, ... (refused otherwise)"
+        },
     )
     retry_schedule: list[Seconds] | None = attrs.field(
         default=None,

@@ -42,6 +42,7 @@ import hmac
 import ipaddress
 import math
 import random
+import socket
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -576,18 +577,50 @@ def after_failure(
 # --- where a sink may send ----------------------------------------------------------------------
 
 
+#: NAT64's well-known prefix (RFC 6052): the last 32 bits are the IPv4 address reached.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+#: Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's prefix.
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def forbidden_address(address: str) -> str | None:
-    """Why a sink must not send to this IP address without `allow_private` (private,
-    loopback, link-local, ...), or None when it may."""
+    """Why a sink must not send to this IP address without `allow_private`, or None when it
+    may. It may only when the address is globally reachable: not loopback, link-local,
+    site-local, private, multicast, unspecified or reserved, nor anything else `ipaddress`
+    does not call global (such as 100.64.0.0/10, shared by carrier-grade NATs). An IPv6
+    address that carries an IPv4 one (IPv4-mapped `::ffff:0:0/96`, NAT64 `64:ff9b::/96`,
+    6to4 `2002::/16`) is judged by the IPv4 address it reaches; Teredo (`2001::/32`) and
+    local-use NAT64 (`64:ff9b:1::/48`) are refused whole. What is not an IP address (a name,
+    a typo) is refused too, never taken for a public one: this judges the addresses a name
+    resolved to, `forbidden_host` a URL's host."""
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+            address.split("%", 1)[0]
+        )
     except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+        return f"{address!r} is not an IP address"
+    carrier = None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.teredo is not None:
+            return f"{ip} is a Teredo address (a tunnel to {ip.teredo[1]})"
+        if ip in _NAT64_LOCAL:
+            return f"{ip} is a local-use NAT64 address"
+        nat64 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None
+        carried = ip.ipv4_mapped or ip.sixtofour or nat64
+        if carried is not None:
+            carrier, ip = ip, carried
+    why = _not_global(ip)
+    if why is not None and carrier is not None:
+        why += f" (reached through {carrier})"
+    return why
+
+
+def _not_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    site_local = isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local
     for name, flag in (
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
+        ("site-local", site_local),
         ("private", ip.is_private),
         ("multicast", ip.is_multicast),
         ("unspecified", ip.is_unspecified),
@@ -595,15 +628,34 @@ def forbidden_address(address: str) -> str | None:
     ):
         if flag:
             return f"{ip} is a {name} address"
+    if not ip.is_global:
+        return f"{ip} is not a globally reachable address"
     return None
 
 
 def forbidden_host(host: str) -> str | None:
-    """`forbidden_address` for a URL's host when it is an address literal or `localhost`
-    (names are checked again once resolved)."""
-    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+    """`forbidden_address` for a URL's host when it is an address: an IP literal, or a
+    numeric host in a spelling `inet_aton` (so getaddrinfo) reads as IPv4 (`127.1`,
+    `2130706433`, `0x7f.1` are 127.0.0.1); `localhost` and its subdomains are refused, and a
+    URL with no host. Any other name gives None: it is judged once resolved (the engine's
+    `GuardedResolver` drops the addresses `forbidden_address` refuses)."""
+    if not host:
+        return "the URL names no host"
+    lowered = host.lower().removesuffix(".")
+    if lowered == "localhost" or lowered.endswith(".localhost"):
         return f"{host} is a loopback name"
-    return forbidden_address(host.strip("[]"))
+    literal = host.strip("[]")
+    if ":" in literal:
+        return forbidden_address(literal)
+    try:
+        packed = socket.inet_aton(literal)
+    except OSError:
+        # A host of digits and dots is connected to without being resolved (aiohttp): one
+        # that is no address is refused (forbidden_address fails closed).
+        return forbidden_address(literal) if literal.replace(".", "").isdigit() else None
+    ip = str(ipaddress.IPv4Address(packed))
+    why = forbidden_address(ip)
+    return why if why is None or ip == literal else f"{literal} ({why})"
 
 
 __all__ = [

@@ -17,9 +17,9 @@ A sink is one more reader of the log, with its own committed cursor in the store
   the store, so a restart, or another replica, goes on with the same schedule. A delivery
   given up on is a dead letter in the store; 410 disables the sink until a replay.
 - Each sink runs as its own supervised task with its own HTTP session (redirects not
-  followed, TLS verified, a timeout per request, private and loopback targets refused unless
-  `allow_private`, also after DNS resolution): a failing or slow sink never delays polling,
-  the live stream or another sink.
+  followed, TLS verified, a timeout per request, targets that are not globally reachable
+  refused unless `allow_private`, also after DNS resolution): a failing or slow sink never
+  delays polling, the live stream or another sink.
 - On a shared store (PostgreSQL) a sink delivers only on the replica holding its lease
   (`sink:<name>`), renewed three times a lease period; a replica that loses it stops after the
   attempt in flight, and its successor resumes from the stored cursor (the attempt in flight

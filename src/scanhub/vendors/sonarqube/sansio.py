@@ -489,10 +489,13 @@ class ReportTask:
 def parse_properties(text: str) -> dict[str, str]:
     """A Java properties file (`java.util.Properties.load`): `key=value`, `key: value` or
     `key value`; `#` / `!` comments; backslash escapes (`\\:`, `\\=`, `\\t`, `\\uXXXX`) and
-    line continuations. ReportPublisher writes plain `key=value` lines, which this reads as
-    they are."""
+    line continuations. A line ends at `\\n`, `\\r` or `\\r\\n` only (not at the other
+    characters `str.splitlines` breaks on, such as U+2028 or U+0085: those belong to the
+    value). ReportPublisher writes plain `key=value` lines, which this reads as they are.
+    Escaped UTF-16 surrogate pairs (`\\uD83D\\uDE00`, as `Properties.store` writes a
+    character beyond U+FFFF) are one character; see `_unescape` for a lone surrogate."""
     props: dict[str, str] = {}
-    lines = text.splitlines()
+    lines = _LINE_END.split(text)
     i = 0
     while i < len(lines):
         line = lines[i].lstrip(" \t\f")
@@ -508,6 +511,10 @@ def parse_properties(text: str) -> dict[str, str]:
         key, value = _split_property(line)
         props[_unescape(key)] = _unescape(value)
     return props
+
+
+#: Where Java's natural lines end (LineReader): nothing else ends a line.
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def _continues(line: str) -> bool:
@@ -535,7 +542,16 @@ _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 _SIMPLE = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _unescape(text: str) -> str:
+    """A key or value with its escapes read as Java reads them (`\\t`, `\\n`, `\\r`, `\\f`,
+    `\\uXXXX`; a backslash before anything else is that character). Java strings are UTF-16,
+    so a high surrogate followed by a low one is a single character (`\\uD83D\\uDE00` is
+    U+1F600). A lone surrogate is no character at all (it cannot be encoded as UTF-8, so it
+    would fail later, wherever the text is written): it becomes U+FFFD, the replacement
+    character, as a UTF-8 decoder makes of bytes that are not text."""
     if "\\" not in text:
         return text
 
@@ -545,7 +561,10 @@ def _unescape(text: str) -> str:
             return chr(int(code[1:], 16))
         return _SIMPLE.get(code, code)
 
-    return _ESCAPE.sub(one, text)
+    out = _ESCAPE.sub(one, text)
+    if _SURROGATE.search(out):
+        out = out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return out
 
 
 def parse_report_task(text: str | bytes, *, source: str = VENDOR) -> ReportTask:
