@@ -598,7 +598,7 @@ def normalization_cases() -> dict[str, tuple[bytes, Callable[[Any], Any]]]:
     dt_sim = DependencyTrackSim()
     project = dt_sim.add_project("bench", "1.0.0")
     token = dt_sim.seed_upload(project, duration=0)
-    dt_sim._advance()  # the walk moves when the server is asked; a finished workflow
+    dt_sim.pipeline.advance()  # the walk moves when the server is asked; a finished workflow
 
     def dumps(x: Any) -> bytes:
         return json.dumps(x, separators=(",", ":")).encode()

@@ -18,6 +18,10 @@ true while the upload's chain (import, analysis, policy evaluation) runs, false 
 unknown tokens; the metrics update comes after the chain. In v4 only BOM_CONSUMPTION and
 BOM_PROCESSING can fail (the chain ends without an import): v4's analyzers and policy engine
 log their errors and let the chain go on, so a `fail` of a later step is not seen.
+
+Its parts: `BomPipeline` is the simulated server's state with no HTTP (projects, uploads and
+their walk on the clock); `DependencyTrackSim` serves the API from it (its set-up names,
+`add_project`, `seed_upload`, `uploads`, ..., are the pipeline's).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any
 from aiohttp import web
 from attrs import define, field
 
-from scanhub.sim import SimServer, json_response, progress
+from scanhub.sim import SimClock, SimServer, json_response, progress
 
 #: The steps a BOM upload's workflow is made of (WorkflowStateQueryManager.createWorkflowSteps).
 WALK = ("BOM_CONSUMPTION", "BOM_PROCESSING", "VULN_ANALYSIS", "POLICY_EVALUATION", "METRICS_UPDATE")
@@ -116,36 +120,33 @@ def problem(title: str, detail: str, status: int = 400, **extra: Any) -> web.Res
     )
 
 
-class DependencyTrackSim(SimServer):
-    """Dependency-Track (`api_version` "v4" or "v5") on loopback; base URL without `/api`."""
-
-    vendor = "dependencytrack"
+class BomPipeline:
+    """Dependency-Track's projects and the BOM uploads walking its processing steps on the
+    simulated clock, with no HTTP: what each upload has reached, what finishing a step changes
+    on its project (import, violations, metrics), failures, stalls and time-outs, as the server
+    of `api_version` ("v4" or "v5") does them."""
 
     def __init__(
         self,
+        clock: SimClock,
         *,
-        api_key: str = "odt_SimulatedDependencyTrackKey0001",
         api_version: str = "v5",
         duration: float = 4.0,
         step_timeout: float = 60.0,
-        **kw: Any,
     ) -> None:
         if api_version not in ("v4", "v5"):
             raise ValueError("api_version is 'v4' or 'v5'")
-        self.api_key, self.api_version = api_key, api_version
+        self.clock, self.api_version = clock, api_version
+        #: Seconds an upload takes to walk every step; seconds a stalled step waits to time out.
         self.duration, self.step_timeout = duration, step_timeout
         self.projects: dict[str, _Project] = {}
         self.uploads: dict[str, _Upload] = {}
-        super().__init__(**kw)
-
-    def credentials(self) -> dict[str, str]:
-        return {"api_key": self.api_key}
 
     # --- scenario ------------------------------------------------------------------------
 
     def add_project(self, name: str, version: str, profile: Profile | None = None) -> str:
         """Create a project (or give the existing one a profile); returns its UUID."""
-        found = self._find(name, version)
+        found = self.find(name, version)
         if found is None:
             found = _Project(str(uuidlib.uuid4()), name, version)
             self.projects[found.uuid] = found
@@ -161,18 +162,20 @@ class DependencyTrackSim(SimServer):
         self, project_uuid: str, *, components: int = 12, duration: float | None = None
     ) -> str:
         """An upload made directly (as if a CI job had uploaded); returns its token."""
-        return self._new(self.projects[project_uuid], components, duration).token
+        return self.upload(self.projects[project_uuid], components, duration).token
 
     def forget(self, token: str) -> None:
         """Delete a token's workflow, as the retention maintenance does."""
         self.uploads[token].forgotten = True
 
-    def _find(self, name: str, version: str) -> _Project | None:
+    def find(self, name: str, version: str) -> _Project | None:
+        """The project of this name and version, if there is one."""
         return next(
             (p for p in self.projects.values() if p.name == name and p.version == version), None
         )
 
-    def _new(self, project: _Project, components: int, duration: float | None = None) -> _Upload:
+    def upload(self, project: _Project, components: int, duration: float | None = None) -> _Upload:
+        """A new upload of a BOM with `components` components to `project`, queued."""
         now = _ms()
         upload = _Upload(
             token=str(uuidlib.uuid4()),
@@ -188,8 +191,9 @@ class DependencyTrackSim(SimServer):
 
     # --- the walk ------------------------------------------------------------------------
 
-    def _advance(self) -> None:
-        """Apply what every upload has reached since it was last looked at."""
+    def advance(self) -> None:
+        """Apply what every upload has reached since it was last looked at (the walk moves
+        when the server is asked)."""
         for upload in self.uploads.values():
             target = progress(upload.started, self.clock.now(), upload.duration, PHASES)
             while upload.phase < target and not self._ended(upload):
@@ -271,7 +275,8 @@ class DependencyTrackSim(SimServer):
         if step.status == "TIMED_OUT" and waited >= 2 * self.step_timeout:
             self._fail(upload, step, "Timed out")
 
-    def _processing(self, upload: _Upload) -> bool:
+    def processing(self, upload: _Upload) -> bool:
+        """Whether the token endpoint says the upload is being processed."""
         if self.api_version == "v5":
             # WorkflowDao.existsWithNonTerminalStatus
             return any(s.status in ("PENDING", "TIMED_OUT") for s in upload.steps)
@@ -281,6 +286,60 @@ class DependencyTrackSim(SimServer):
         # metrics update that follows is not part of it.
         return upload.phase < V4_CHAIN_END
 
+
+class DependencyTrackSim(SimServer):
+    """Dependency-Track (`api_version` "v4" or "v5") on loopback; base URL without `/api`: the
+    server's answers, auth and errors, from its `pipeline` (a `BomPipeline`)."""
+
+    vendor = "dependencytrack"
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "odt_SimulatedDependencyTrackKey0001",
+        api_version: str = "v5",
+        duration: float = 4.0,
+        step_timeout: float = 60.0,
+        clock: SimClock | None = None,
+        **kw: Any,
+    ) -> None:
+        self.api_key = api_key
+        clock = clock or SimClock()
+        self.pipeline = BomPipeline(
+            clock, api_version=api_version, duration=duration, step_timeout=step_timeout
+        )
+        # The names the simulator has always offered: the pipeline's own.
+        self.projects, self.uploads = self.pipeline.projects, self.pipeline.uploads
+        self.add_project, self.profile = self.pipeline.add_project, self.pipeline.profile
+        self.seed_upload, self.forget = self.pipeline.seed_upload, self.pipeline.forget
+        super().__init__(clock=clock, **kw)
+
+    @property
+    def api_version(self) -> str:
+        """The server version served: "v4" or "v5" (the pipeline's)."""
+        return self.pipeline.api_version
+
+    @property
+    def duration(self) -> float:
+        """Seconds an upload takes to walk every step (the pipeline's)."""
+        return self.pipeline.duration
+
+    @duration.setter
+    def duration(self, value: float) -> None:
+        self.pipeline.duration = value
+
+    @property
+    def step_timeout(self) -> float:
+        """Seconds a stalled step waits to time out (the pipeline's)."""
+        return self.pipeline.step_timeout
+
+    @step_timeout.setter
+    def step_timeout(self, value: float) -> None:
+        self.pipeline.step_timeout = value
+
+    def credentials(self) -> dict[str, str]:
+        return {"api_key": self.api_key}
+
     # --- HTTP ----------------------------------------------------------------------------
 
     def _routes(self, router: web.UrlDispatcher) -> None:
@@ -288,7 +347,7 @@ class DependencyTrackSim(SimServer):
         router.add_post("/api/v1/bom", self._upload_multipart)
         router.add_get("/api/v1/event/token/{uuid}", self._token)
         router.add_get("/api/v1/bom/token/{uuid}", self._token)  # deprecated since 4.11
-        if self.api_version == "v5":
+        if self.pipeline.api_version == "v5":
             router.add_get("/api/v1/workflow/token/{uuid}/status", self._workflow)
         router.add_get("/api/v1/project/lookup", self._lookup)
         router.add_get("/api/v1/project/{uuid}", self._project)
@@ -342,30 +401,32 @@ class DependencyTrackSim(SimServer):
     def _accept(self, fields: dict[str, Any], content: bytes) -> web.StreamResponse:
         project: _Project | None
         if fields.get("project"):
-            project = self.projects.get(str(fields["project"]))
+            project = self.pipeline.projects.get(str(fields["project"]))
         else:
             name, version = fields.get("projectName"), fields.get("projectVersion")
             if not isinstance(name, str) or not isinstance(version, str):
                 return validation_errors(("must not be blank", "projectName", ""))
-            project = self._find(name, version)
+            project = self.pipeline.find(name, version)
             if project is None and fields.get("autoCreate") is True:
-                project = self.projects[self.add_project(name, version)]
+                project = self.pipeline.projects[self.pipeline.add_project(name, version)]
         if project is None:
             return text_response("The project could not be found.", 404)
         components = _components(content)
         if isinstance(components, str):
             return problem("The uploaded BOM is invalid", components)
-        self._advance()
-        upload = self._new(project, components)
+        self.pipeline.advance()
+        upload = self.pipeline.upload(project, components)
         return json_response({"token": upload.token})
 
     async def _token(self, request: web.Request) -> web.StreamResponse:
         token = self._uuid(request, "isTokenBeingProcessed")
         if isinstance(token, web.Response):
             return token
-        self._advance()
-        upload = self.uploads.get(token)
-        processing = upload is not None and not upload.forgotten and self._processing(upload)
+        self.pipeline.advance()
+        upload = self.pipeline.uploads.get(token)
+        processing = (
+            upload is not None and not upload.forgotten and self.pipeline.processing(upload)
+        )
         value: Any = processing
         if processing and self.unknown_status("true", "maybe") == "maybe":
             value = "maybe"
@@ -375,15 +436,15 @@ class DependencyTrackSim(SimServer):
         token = self._uuid(request, "getWorkflowStates")
         if isinstance(token, web.Response):
             return token
-        self._advance()
-        upload = self.uploads.get(token)
+        self.pipeline.advance()
+        upload = self.pipeline.uploads.get(token)
         if upload is None or upload.forgotten:
             return text_response(f"Provided token {token} does not exist.", 404)
         return json_response(self.render(token))
 
     def render(self, token: str) -> list[dict[str, Any]]:
         """The token's WorkflowStates as WorkflowResource answers (NON_NULL fields only)."""
-        upload = self.uploads[token]
+        upload = self.pipeline.uploads[token]
         out = []
         for s in upload.steps:
             status = s.status
@@ -399,20 +460,20 @@ class DependencyTrackSim(SimServer):
         return out
 
     async def _lookup(self, request: web.Request) -> web.StreamResponse:
-        found = self._find(request.query.get("name", ""), request.query.get("version", ""))
+        found = self.pipeline.find(request.query.get("name", ""), request.query.get("version", ""))
         if found is None:
             return text_response("The project could not be found.", 404)
-        self._advance()
+        self.pipeline.advance()
         return json_response(_project_json(found))
 
     def _known(self, request: web.Request, operation: str) -> _Project | web.Response:
         uuid = self._uuid(request, operation)
         if isinstance(uuid, web.Response):
             return uuid
-        project = self.projects.get(uuid)
+        project = self.pipeline.projects.get(uuid)
         if project is None:
             return text_response("The project could not be found.", 404)
-        self._advance()
+        self.pipeline.advance()
         return project
 
     async def _project(self, request: web.Request) -> web.StreamResponse:

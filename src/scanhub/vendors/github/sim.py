@@ -23,6 +23,11 @@ Every answer carries the primary rate limit headers (`x-ratelimit-limit`, `-rema
 `Faults.retry_after` is set, none otherwise); the rest as every simulator. `enterprise=True`
 serves the GitHub Enterprise Server shape: every path under `/api/v3`, and
 `x-github-enterprise-version` on every answer.
+
+Its parts: `CodeScanning` is the simulated service's state with no HTTP (repositories, uploads
+and their processing on the clock); `RateWindow` counts the primary rate limit; `GitHubSim`
+serves the REST API from them (its set-up names, `add_repository`, `seed_uploads`, `uploads`,
+..., are code scanning's).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from attrs import define, field
 
-from scanhub.sim import SimServer, json_response
+from scanhub.sim import SimClock, SimServer, json_response
 
 from .sansio import decode_sarif
 
@@ -142,25 +147,16 @@ def _scheme(uri: str) -> str | None:
     return scheme.lower() if len(scheme) > 1 else None  # "C:" is a drive, not a scheme
 
 
-class GitHubSim(SimServer):
-    """GitHub code scanning on loopback (github.com shape, or GHES under `/api/v3`)."""
+class CodeScanning:
+    """GitHub code scanning's repositories and the SARIF uploads they are sent, processed on
+    the simulated clock, with no HTTP: each upload's runs (one analysis each), whether its
+    processing fails (a failing tool, or a result URI scheme that differs from the checkout's),
+    and where it stands."""
 
-    vendor = "github"
-
-    def __init__(
-        self,
-        *,
-        token: str = "ghp_scanhubSimulatedToken0000000000000000",
-        duration: float = 3.0,
-        enterprise: bool = False,
-        primary_status: int = 403,
-        secondary_status: int = 403,
-        **kw: Any,
-    ) -> None:
-        self.token, self.duration = token, duration
-        self.enterprise = enterprise
-        self.prefix = "/api/v3" if enterprise else ""
-        self.primary_status, self.secondary_status = primary_status, secondary_status
+    def __init__(self, clock: SimClock, *, duration: float = 3.0) -> None:
+        self.clock = clock
+        #: Seconds an upload is processed.
+        self.duration = duration
         self.repositories: set[str] = set()
         #: repositories where code scanning is not enabled (403)
         self.disabled: set[str] = set()
@@ -168,16 +164,6 @@ class GitHubSim(SimServer):
         self.failing_tools: dict[str, list[str]] = {}
         self.uploads: dict[str, _Upload] = {}
         self._analysis_ids = itertools.count(201)
-        self._window_start: float | None = None
-        self._used = 0
-        super().__init__(**kw)
-        # Outermost, so every answer (faults included) carries the rate limit headers.
-        self.app.middlewares.insert(0, self._github_headers)
-
-    def credentials(self) -> dict[str, str]:
-        return {"token": self.token}
-
-    # --- set-up -------------------------------------------------------------------------------
 
     def add_repository(self, repository: str, *, code_scanning: bool = True) -> None:
         """Create `owner/repo`; `code_scanning=False`: uploads and reads answer 403."""
@@ -197,11 +183,11 @@ class GitHubSim(SimServer):
         ids = []
         for i in range(count):
             log = sample_sarif(results=2 + i % 4)
-            upload = self._new(repository, "0" * 40, "refs/heads/main", log, None, duration)
+            upload = self.upload(repository, "0" * 40, "refs/heads/main", log, None, duration)
             ids.append(upload.id)
         return ids
 
-    def _new(
+    def upload(
         self,
         repository: str,
         commit_sha: str,
@@ -210,6 +196,7 @@ class GitHubSim(SimServer):
         checkout_uri: str | None,
         duration: float | None = None,
     ) -> _Upload:
+        """A new upload of the SARIF `log` for a commit, being processed."""
         listed = log.get("runs")
         runs = [r for r in listed if isinstance(r, dict)] if isinstance(listed, list) else []
         upload = _Upload(
@@ -261,34 +248,96 @@ class GitHubSim(SimServer):
                     ]
         return []
 
-    # --- rate limits --------------------------------------------------------------------------
+    def phase(self, upload: _Upload) -> str:
+        """Where an upload's processing stands: pending, complete or failed."""
+        if self.clock.now() - upload.started < upload.duration:
+            return "pending"
+        return "failed" if upload.errors else "complete"
 
-    def _quota(self) -> tuple[int, float]:
-        return self.faults.server_rate_limit or DEFAULT_QUOTA
 
-    def rate_headers(self) -> dict[str, str]:
-        """The `x-ratelimit-*` headers as they stand (wall clock, as GitHub's)."""
-        limit, period = self._quota()
-        start = self._window_start if self._window_start is not None else time.time()
+class RateWindow:
+    """The primary rate limit window as GitHub counts and shows it, on the wall clock: the
+    requests made in it and the `x-ratelimit-*` headers. `quota` is `Faults.server_rate_limit`
+    (None: the default quota, only shown, never reached)."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.used = 0
+
+    def headers(self, quota: tuple[int, float] | None) -> dict[str, str]:
+        """The `x-ratelimit-*` headers as they stand."""
+        limit, period = quota or DEFAULT_QUOTA
+        start = self.start if self.start is not None else time.time()
         return {
             "x-ratelimit-limit": str(limit),
-            "x-ratelimit-remaining": str(max(0, limit - self._used)),
-            "x-ratelimit-used": str(min(self._used, limit)),
+            "x-ratelimit-remaining": str(max(0, limit - self.used)),
+            "x-ratelimit-used": str(min(self.used, limit)),
             "x-ratelimit-reset": str(math.ceil(start + period)),
             "x-ratelimit-resource": "core",
         }
 
-    def _count_request(self) -> None:
-        limit, period = self._quota()
+    def count(self, quota: tuple[int, float] | None) -> None:
+        """Count a request (a new window when the last one has ended)."""
+        limit, period = quota or DEFAULT_QUOTA
         now = time.time()
-        expired = self._window_start is None or now >= self._window_start + period
+        expired = self.start is None or now >= self.start + period
         # Without a quota fault the default quota is only shown, never reached: a long run
         # (benchmarks) starts a new window rather than show `remaining: 0` on answers that
         # are not rate limits.
-        spent = self.faults.server_rate_limit is None and self._used >= limit
+        spent = quota is None and self.used >= limit
         if expired or spent:
-            self._window_start, self._used = now, 0
-        self._used += 1
+            self.start, self.used = now, 0
+        self.used += 1
+
+
+class GitHubSim(SimServer):
+    """GitHub code scanning on loopback (github.com shape, or GHES under `/api/v3`): the REST
+    answers, auth, rate limits and envelope, from its `code_scanning` (a `CodeScanning`)."""
+
+    vendor = "github"
+
+    def __init__(
+        self,
+        *,
+        token: str = "ghp_scanhubSimulatedToken0000000000000000",
+        duration: float = 3.0,
+        enterprise: bool = False,
+        primary_status: int = 403,
+        secondary_status: int = 403,
+        **kw: Any,
+    ) -> None:
+        self.token = token
+        self.enterprise = enterprise
+        self.prefix = "/api/v3" if enterprise else ""
+        self.primary_status, self.secondary_status = primary_status, secondary_status
+        self.rate = RateWindow()
+        super().__init__(**kw)
+        self.code_scanning = cs = CodeScanning(self.clock, duration=duration)
+        # The names the simulator has always offered: code scanning's own.
+        self.repositories, self.disabled, self.uploads = cs.repositories, cs.disabled, cs.uploads
+        self.failing_tools, self.phase = cs.failing_tools, cs.phase
+        self.add_repository, self.fail_tool = cs.add_repository, cs.fail_tool
+        self.seed_uploads = cs.seed_uploads
+        # Outermost, so every answer (faults included) carries the rate limit headers.
+        self.app.middlewares.insert(0, self._github_headers)
+
+    @property
+    def duration(self) -> float:
+        """Seconds an upload is processed (code scanning's)."""
+        return self.code_scanning.duration
+
+    @duration.setter
+    def duration(self, value: float) -> None:
+        self.code_scanning.duration = value
+
+    def credentials(self) -> dict[str, str]:
+        return {"token": self.token}
+
+    # --- rate limits --------------------------------------------------------------------------
+
+    def rate_headers(self) -> dict[str, str]:
+        """The `x-ratelimit-*` headers as they stand (wall clock, as GitHub's)."""
+        return self.rate.headers(self.faults.server_rate_limit)
 
     @web.middleware
     async def _github_headers(
@@ -296,7 +345,7 @@ class GitHubSim(SimServer):
         request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
-        self._count_request()
+        self.rate.count(self.faults.server_rate_limit)
         try:
             resp = await handler(request)
         except web.HTTPException as exc:
@@ -311,7 +360,7 @@ class GitHubSim(SimServer):
 
     def _enforce_limit(self, max_requests: int, period: float) -> web.StreamResponse | None:
         # The primary quota (`Faults.server_rate_limit`): counted by `_github_headers`.
-        if self._used <= max_requests:
+        if self.rate.used <= max_requests:
             return None
         return _error(self.primary_status, "API rate limit exceeded for user ID 1.", PRIMARY_DOCS)
 
@@ -343,9 +392,9 @@ class GitHubSim(SimServer):
 
     def _repository(self, request: web.Request) -> tuple[str, web.StreamResponse | None]:
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
-        if repo not in self.repositories:
+        if repo not in self.code_scanning.repositories:
             return repo, _error(404, "Not Found")
-        if repo in self.disabled:
+        if repo in self.code_scanning.disabled:
             return repo, _error(403, "GitHub Code Security is not enabled")
         return repo, None
 
@@ -389,7 +438,9 @@ class GitHubSim(SimServer):
         if not isinstance(log, dict):
             return _error(400, "The sarif field is not a SARIF log.", UPLOAD_DOCS)
         checkout = body.get("checkout_uri")
-        upload = self._new(repo, sha, ref, log, checkout if isinstance(checkout, str) else None)
+        upload = self.code_scanning.upload(
+            repo, sha, ref, log, checkout if isinstance(checkout, str) else None
+        )
         tool = body.get("tool_name")
         if isinstance(tool, str) and tool:
             for run in upload.runs:
@@ -397,16 +448,10 @@ class GitHubSim(SimServer):
         url = self.api_url(f"repos/{repo}/code-scanning/sarifs/{upload.id}")
         return json_response({"id": upload.id, "url": url}, 202)
 
-    def phase(self, upload: _Upload) -> str:
-        """Where an upload's processing stands: pending, complete or failed."""
-        if self.clock.now() - upload.started < upload.duration:
-            return "pending"
-        return "failed" if upload.errors else "complete"
-
     def render(self, sarif_id: str) -> dict[str, Any]:
         """The status body of an upload as it stands now."""
-        upload = self.uploads[sarif_id]
-        phase = self.phase(upload)
+        upload = self.code_scanning.uploads[sarif_id]
+        phase = self.code_scanning.phase(upload)
         if phase == "pending":
             return {"processing_status": self.unknown_status("pending", "processing")}
         if phase == "failed":
@@ -422,7 +467,7 @@ class GitHubSim(SimServer):
         repo, refused = self._repository(request)
         if refused is not None:
             return refused
-        upload = self.uploads.get(request.match_info["sarif_id"])
+        upload = self.code_scanning.uploads.get(request.match_info["sarif_id"])
         if upload is None or upload.repository != repo:
             return _error(404, "Not Found", STATUS_DOCS)
         return json_response(self.render(upload.id))
@@ -456,10 +501,10 @@ class GitHubSim(SimServer):
             return refused
         wanted = request.query.get("sarif_id")
         out = []
-        for upload in reversed(list(self.uploads.values())):
+        for upload in reversed(list(self.code_scanning.uploads.values())):
             if upload.repository != repo or (wanted is not None and upload.id != wanted):
                 continue
-            if self.phase(upload) != "complete":
+            if self.code_scanning.phase(upload) != "complete":
                 continue
             out += [self._analysis(upload, run) for run in reversed(upload.runs)]
         return json_response(out)

@@ -21,6 +21,10 @@ credential is a bare 401 with no body (UserSessionInitializer). Errors are the e
 Webhooks: with URLs in `webhook_urls`, every REPORT task that ends SUCCESS or FAILED is
 delivered to each as WebhookPayloadFactoryImpl builds it, with `X-SonarQube-Project` and
 `X-Sonar-Webhook-HMAC-SHA256` (hex HMAC-SHA256 of the body with `webhook_secret`), once.
+
+Its parts: `ComputeEngine` is the simulated server's state with no HTTP (projects, tasks and
+their walk on the clock, analyses); `SonarQubeWebhooks` sends the deliveries; `SonarQubeSim`
+serves the web API from the engine (its set-up names, `submit`, `tasks`, ..., are the engine's).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import aiohttp
 from aiohttp import web
 from attrs import define, field
 
-from scanhub.sim import SimServer, json_response
+from scanhub.sim import SimClock, SimServer, json_response
 
 #: Terminal statuses a task can be given (`submit(outcome=...)`).
 OUTCOMES = ("SUCCESS", "FAILED", "CANCELED")
@@ -115,58 +119,23 @@ class _Task:
     conditions: list[dict[str, Any]] = field(factory=list)
 
 
-class SonarQubeSim(SimServer):
-    """SonarQube on loopback."""
+class ComputeEngine:
+    """SonarQube's Compute Engine as the simulator plays it, with no HTTP: the projects, the
+    tasks scanners submit and where each stands on the simulated clock, and the analyses (with
+    their quality gates) that successful REPORT tasks leave."""
 
-    vendor = "sonarqube"
-
-    def __init__(
-        self,
-        *,
-        token: str = "squ_sim0000000000000000000000000000000000",
-        bearer: bool = True,
-        queue: float = 1.0,
-        duration: float = 3.0,
-        webhook_secret: str = "sonarqube-webhook-secret-0001",
-        **kw: Any,
-    ) -> None:
-        self.token = token
-        #: False: a server before 10.0, which reads only the Basic form of a token.
-        self.bearer = bearer
+    def __init__(self, clock: SimClock, *, queue: float = 1.0, duration: float = 3.0) -> None:
+        self.clock = clock
+        #: Seconds a new task waits in the queue, then runs (unless `submit` says otherwise).
         self.queue, self.duration = queue, duration
-        self.webhook_secret = webhook_secret
-        #: Where finished tasks are delivered (empty: no webhooks).
-        self.webhook_urls: list[str] = []
-        #: Deliveries sent: (url, HTTP status or None when it failed).
-        self.deliveries: list[tuple[str, int | None]] = []
-        #: Projects whose quality gate this token may not read (403).
-        self.restricted: set[str] = set()
+        #: project key -> name
         self.projects: dict[str, str] = {}
         self.tasks: dict[str, _Task] = {}
+        #: analysis id -> the task that made it
         self.analyses: dict[str, _Task] = {}
-        self._notified: set[str] = set()
-        self._notifier: asyncio.Task[None] | None = None
         self._rng = random.Random(0)
-        super().__init__(**kw)
         #: The wall-clock time of simulated second 0 (task times are shown in it).
-        self._epoch = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=self.clock.now())
-
-    def credentials(self) -> dict[str, str]:
-        return {"token": self.token}
-
-    async def start(self) -> str:
-        url = await super().start()
-        self._notifier = asyncio.create_task(self._notify_loop())
-        return url
-
-    async def stop(self) -> None:
-        if self._notifier is not None:
-            self._notifier.cancel()
-            await asyncio.gather(self._notifier, return_exceptions=True)
-            self._notifier = None
-        await super().stop()
-
-    # --- what tests, the demo and `scanhub sim` set up ----------------------------------
+        self.epoch = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=clock.now())
 
     def add_project(self, key: str, name: str | None = None) -> None:
         """Create a project."""
@@ -234,8 +203,6 @@ class SonarQubeSim(SimServer):
         # Uuids.create(): 15 bytes, URL-safe base64, 20 characters (AYhSC2-LY0CHkWJxvNA9).
         return base64.urlsafe_b64encode(self._rng.randbytes(15)).decode("ascii")
 
-    # --- the task's walk ---------------------------------------------------------------------
-
     def status_of(self, task: _Task) -> str:
         """PENDING, IN_PROGRESS, then the outcome; a CANCELED task is canceled while pending."""
         elapsed = self.clock.now() - task.submitted
@@ -247,167 +214,34 @@ class SonarQubeSim(SimServer):
             return "IN_PROGRESS"
         return task.outcome
 
-    def _when(self, sim_seconds: float) -> str:
-        # DateUtils.formatDateTime: yyyy-MM-dd'T'HH:mm:ssZ
-        return (self._epoch + timedelta(seconds=sim_seconds)).strftime("%Y-%m-%dT%H:%M:%S%z")
+    def when(self, sim_seconds: float) -> str:
+        """A simulated time as the server writes dates (DateUtils.formatDateTime:
+        yyyy-MM-dd'T'HH:mm:ssZ)."""
+        return (self.epoch + timedelta(seconds=sim_seconds)).strftime("%Y-%m-%dT%H:%M:%S%z")
 
-    def render_task(self, task_id: str) -> dict[str, Any]:
-        """The `Task` of ws-ce.proto as ce/task and ce/activity answer it now."""
-        task = self.tasks[task_id]
-        status = self.status_of(task)
-        body: dict[str, Any] = {
-            "id": task.id,
-            "type": task.task_type,
-            "componentId": "AY" + hashlib.sha1(task.project_key.encode()).hexdigest()[:18],  # noqa: S324 - an id, not security
-            "componentKey": task.project_key,
-            "componentName": task.project_name,
-            "componentQualifier": "TRK",
-            "status": status,
-            "submittedAt": self._when(task.submitted),
-        }
-        if task.submitter:
-            body["submitterLogin"] = task.submitter
-        if task.branch:
-            body["branch"], body["branchType"] = task.branch, "BRANCH"
-        started = task.submitted + task.queue
-        if status == "PENDING":
-            return body
-        if status == "IN_PROGRESS":
-            body["status"] = self.unknown_status("IN_PROGRESS", "PAUSED")
-            body["startedAt"] = self._when(started)
-            body["executionTimeMs"] = int((self.clock.now() - started) * 1000)
-            return body
-        # Finished: formatActivity.
-        if status == "CANCELED":
-            body["executedAt"] = self._when(started)
-        else:
-            ended = started + task.duration
-            body["startedAt"] = self._when(started)
-            body["executedAt"] = self._when(ended)
-            body["executionTimeMs"] = int(task.duration * 1000)
-        if task.analysis_id:
-            body["analysisId"] = task.analysis_id
-        if status == "FAILED":
-            body["errorMessage"] = task.error_message
-            body["errorType"] = "PROJECT_VALIDATION"
-        body["hasScannerContext"] = status != "CANCELED"
-        body["warningCount"] = 0
-        body["warnings"] = []
-        return body
 
-    def render_quality_gate(self, analysis_id: str) -> dict[str, Any]:
-        """project_status for an analysis, shaped as project_status-example.json."""
-        task = self.analyses[analysis_id]
-        status: dict[str, Any] = {"status": task.gate, "ignoredConditions": False}
-        if task.gate != "NONE":
-            status["caycStatus"] = "compliant"
-            status["conditions"] = task.conditions
-            status["period"] = {"mode": "PREVIOUS_VERSION", "date": self._when(0)}
-        return {"projectStatus": status}
+class SonarQubeWebhooks:
+    """The webhook sender: every REPORT task of `ce` that ends SUCCESS or FAILED is delivered
+    to each URL in `urls` as WebhookPayloadFactoryImpl builds it, signed with `secret`, once
+    (SonarQube does not retry)."""
 
-    # --- HTTP ------------------------------------------------------------------------------
+    def __init__(self, ce: ComputeEngine, secret: str) -> None:
+        self.ce, self.secret = ce, secret
+        #: Where finished tasks are delivered (empty: no webhooks).
+        self.urls: list[str] = []
+        #: Deliveries sent: (url, HTTP status or None when it failed).
+        self.deliveries: list[tuple[str, int | None]] = []
+        self._notified: set[str] = set()
+        self._notifier: asyncio.Task[None] | None = None
 
-    def _routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get("/api/ce/task", self._task)
-        router.add_get("/api/ce/activity", self._activity)
-        router.add_get("/api/qualitygates/project_status", self._project_status)
-
-    def _authorized(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        if self.bearer and header == f"Bearer {self.token}":
-            return True
-        basic = base64.b64encode(f"{self.token}:".encode()).decode("ascii")
-        return header == f"Basic {basic}"
-
-    def _deny(self, request: web.Request) -> web.StreamResponse:
-        # UserSessionInitializer: a web service call with a refused credential is a bare 401.
-        return web.Response(status=401)
-
-    @staticmethod
-    def _errors(status: int, *messages: str) -> web.Response:
-        return json_response({"errors": [{"msg": m} for m in messages]}, status)
-
-    async def _task(self, request: web.Request) -> web.StreamResponse:
-        task_id = request.query.get("id", "").strip()
-        if not task_id:
-            return self._errors(400, "The 'id' parameter is missing")
-        if task_id not in self.tasks:
-            return self._errors(404, f"No activity found for task '{task_id}'")
-        return json_response({"task": self.render_task(task_id)})
-
-    async def _activity(self, request: web.Request) -> web.StreamResponse:
-        q = request.query
-        component = q.get("component")
-        if component is not None and component not in self.projects:
-            return self._errors(404, f"Component '{component}' does not exist")
-        wanted = [s.strip() for s in q.get("status", "SUCCESS,FAILED,CANCELED").split(",")]
-        wanted = [s for s in wanted if s]
-        for s in wanted:
-            if s not in ACTIVITY_STATUSES:
-                return self._errors(
-                    400,
-                    f"Value of parameter 'status' ({s}) must be one of: "
-                    f"[{', '.join(ACTIVITY_STATUSES)}]",
-                )
-        try:
-            page = int(q.get("p", "1"))
-            size = int(q.get("ps", "100"))
-        except ValueError:
-            return self._errors(400, "'ps' and 'p' must be integers")
-        if size > 1000:
-            return self._errors(400, f"'ps' value ({size}) must be less than 1000")
-        if page < 1 or size < 1:
-            return self._errors(400, "'p' and 'ps' must be greater than 0")
-        task_type = q.get("type")
-        rows = []
-        for task in self.tasks.values():
-            if component is not None and task.project_key != component:
-                continue
-            if task_type is not None and task.task_type != task_type:
-                continue
-            status = self.status_of(task)
-            if status in wanted:
-                rows.append((status in ("PENDING", "IN_PROGRESS"), task.submitted, task.id))
-        # Tasks in the queue first, then the finished ones; newest first in each.
-        rows.sort(key=lambda r: (not r[0], -r[1]))
-        total = len(rows)
-        if page > 1 and (page - 1) * size + 1 > total:
-            return self._errors(
-                400,
-                f"Can return only the first {total} results. {(page - 1) * size + 1}th result "
-                "asked.",
-            )
-        chosen = rows[(page - 1) * size : page * size]
-        return json_response(
-            {
-                "tasks": [self.render_task(r[2]) for r in chosen],
-                "paging": {"pageIndex": page, "pageSize": size, "total": total},
-            }
-        )
-
-    async def _project_status(self, request: web.Request) -> web.StreamResponse:
-        analysis_id = request.query.get("analysisId", "").strip()
-        if not analysis_id:
-            return self._errors(
-                400, "Either 'analysisId', 'projectId' or 'projectKey' must be provided"
-            )
-        task = self.analyses.get(analysis_id)
-        if task is None or self.status_of(task) != "SUCCESS":
-            return self._errors(404, f"Analysis with id '{analysis_id}' is not found")
-        if task.project_key in self.restricted:
-            return self._errors(403, "Insufficient privileges")
-        return json_response(self.render_quality_gate(analysis_id))
-
-    # --- webhooks ----------------------------------------------------------------------------
-
-    def webhook_payload(self, task_id: str) -> dict[str, Any]:
+    def payload(self, task_id: str, server_url: str) -> dict[str, Any]:
         """The delivery of a finished task, as WebhookPayloadFactoryImpl writes it."""
-        task = self.tasks[task_id]
-        status = self.status_of(task)
-        project_url = f"{self.root}/dashboard?id={quote(task.project_key, safe='')}"
-        ended = self._when(task.submitted + task.queue + task.duration)
+        task = self.ce.tasks[task_id]
+        status = self.ce.status_of(task)
+        project_url = f"{server_url}/dashboard?id={quote(task.project_key, safe='')}"
+        ended = self.ce.when(task.submitted + task.queue + task.duration)
         payload: dict[str, Any] = {
-            "serverUrl": self.root,
+            "serverUrl": server_url,
             "taskId": task.id,
             "status": status,
             "analysedAt": ended,
@@ -439,26 +273,37 @@ class SonarQubeSim(SimServer):
         payload["properties"] = {}
         return payload
 
-    async def _notify_loop(self) -> None:
+    def start(self, server_url: str) -> None:
+        """Start delivering, as the server at `server_url`."""
+        self._notifier = asyncio.create_task(self._notify_loop(server_url))
+
+    async def stop(self) -> None:
+        """Stop delivering."""
+        if self._notifier is not None:
+            self._notifier.cancel()
+            await asyncio.gather(self._notifier, return_exceptions=True)
+            self._notifier = None
+
+    async def _notify_loop(self, server_url: str) -> None:
         async with aiohttp.ClientSession() as session:
             while True:
                 await asyncio.sleep(0.25)
-                if not self.webhook_urls:
+                if not self.urls:
                     continue
-                for task in list(self.tasks.values()):
+                for task in list(self.ce.tasks.values()):
                     if task.id in self._notified or task.task_type != "REPORT":
                         continue
-                    if self.status_of(task) not in ("SUCCESS", "FAILED"):
+                    if self.ce.status_of(task) not in ("SUCCESS", "FAILED"):
                         continue
                     self._notified.add(task.id)
-                    body = json.dumps(self.webhook_payload(task.id)).encode()
-                    for url in list(self.webhook_urls):
+                    body = json.dumps(self.payload(task.id, server_url)).encode()
+                    for url in list(self.urls):
                         await self._deliver(session, url, body, task.project_key)
 
     async def _deliver(
         self, session: aiohttp.ClientSession, url: str, body: bytes, project: str
     ) -> None:
-        signature = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        signature = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "X-SonarQube-Project": project,
@@ -469,3 +314,223 @@ class SonarQubeSim(SimServer):
                 self.deliveries.append((url, resp.status))
         except aiohttp.ClientError:
             self.deliveries.append((url, None))  # delivered once; SonarQube does not retry
+
+
+class SonarQubeSim(SimServer):
+    """SonarQube's web API on loopback: the answers of `ce` (its `ComputeEngine`) in the
+    server's shapes, with its auth and error envelope; `webhooks` sends its deliveries."""
+
+    vendor = "sonarqube"
+
+    def __init__(
+        self,
+        *,
+        token: str = "squ_sim0000000000000000000000000000000000",
+        bearer: bool = True,
+        queue: float = 1.0,
+        duration: float = 3.0,
+        webhook_secret: str = "sonarqube-webhook-secret-0001",
+        **kw: Any,
+    ) -> None:
+        self.token = token
+        #: False: a server before 10.0, which reads only the Basic form of a token.
+        self.bearer = bearer
+        #: Projects whose quality gate this token may not read (403).
+        self.restricted: set[str] = set()
+        super().__init__(**kw)
+        self.ce = ComputeEngine(self.clock, queue=queue, duration=duration)
+        self.webhooks = SonarQubeWebhooks(self.ce, webhook_secret)
+        # The names the simulator has always offered: the engine's and the sender's own.
+        self.projects, self.tasks, self.analyses = self.ce.projects, self.ce.tasks, self.ce.analyses
+        self.add_project, self.submit = self.ce.add_project, self.ce.submit
+        self.seed_tasks, self.status_of = self.ce.seed_tasks, self.ce.status_of
+        self.webhook_urls, self.deliveries = self.webhooks.urls, self.webhooks.deliveries
+
+    @property
+    def queue(self) -> float:
+        """Seconds a new task waits in the queue (the engine's)."""
+        return self.ce.queue
+
+    @queue.setter
+    def queue(self, value: float) -> None:
+        self.ce.queue = value
+
+    @property
+    def duration(self) -> float:
+        """Seconds a new task runs (the engine's)."""
+        return self.ce.duration
+
+    @duration.setter
+    def duration(self, value: float) -> None:
+        self.ce.duration = value
+
+    @property
+    def webhook_secret(self) -> str:
+        """The secret deliveries are signed with (the sender's)."""
+        return self.webhooks.secret
+
+    def credentials(self) -> dict[str, str]:
+        return {"token": self.token}
+
+    async def start(self) -> str:
+        url = await super().start()
+        self.webhooks.start(self.root)
+        return url
+
+    async def stop(self) -> None:
+        await self.webhooks.stop()
+        await super().stop()
+
+    def webhook_payload(self, task_id: str) -> dict[str, Any]:
+        """The delivery of a finished task, as WebhookPayloadFactoryImpl writes it."""
+        return self.webhooks.payload(task_id, self.root)
+
+    # --- answers -----------------------------------------------------------------------------
+
+    def render_task(self, task_id: str) -> dict[str, Any]:
+        """The `Task` of ws-ce.proto as ce/task and ce/activity answer it now."""
+        task = self.ce.tasks[task_id]
+        status = self.ce.status_of(task)
+        when = self.ce.when
+        body: dict[str, Any] = {
+            "id": task.id,
+            "type": task.task_type,
+            "componentId": "AY" + hashlib.sha1(task.project_key.encode()).hexdigest()[:18],  # noqa: S324 - an id, not security
+            "componentKey": task.project_key,
+            "componentName": task.project_name,
+            "componentQualifier": "TRK",
+            "status": status,
+            "submittedAt": when(task.submitted),
+        }
+        if task.submitter:
+            body["submitterLogin"] = task.submitter
+        if task.branch:
+            body["branch"], body["branchType"] = task.branch, "BRANCH"
+        started = task.submitted + task.queue
+        if status == "PENDING":
+            return body
+        if status == "IN_PROGRESS":
+            body["status"] = self.unknown_status("IN_PROGRESS", "PAUSED")
+            body["startedAt"] = when(started)
+            body["executionTimeMs"] = int((self.clock.now() - started) * 1000)
+            return body
+        # Finished: formatActivity.
+        if status == "CANCELED":
+            body["executedAt"] = when(started)
+        else:
+            ended = started + task.duration
+            body["startedAt"] = when(started)
+            body["executedAt"] = when(ended)
+            body["executionTimeMs"] = int(task.duration * 1000)
+        if task.analysis_id:
+            body["analysisId"] = task.analysis_id
+        if status == "FAILED":
+            body["errorMessage"] = task.error_message
+            body["errorType"] = "PROJECT_VALIDATION"
+        body["hasScannerContext"] = status != "CANCELED"
+        body["warningCount"] = 0
+        body["warnings"] = []
+        return body
+
+    def render_quality_gate(self, analysis_id: str) -> dict[str, Any]:
+        """project_status for an analysis, shaped as project_status-example.json."""
+        task = self.ce.analyses[analysis_id]
+        status: dict[str, Any] = {"status": task.gate, "ignoredConditions": False}
+        if task.gate != "NONE":
+            status["caycStatus"] = "compliant"
+            status["conditions"] = task.conditions
+            status["period"] = {"mode": "PREVIOUS_VERSION", "date": self.ce.when(0)}
+        return {"projectStatus": status}
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    def _routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/api/ce/task", self._task)
+        router.add_get("/api/ce/activity", self._activity)
+        router.add_get("/api/qualitygates/project_status", self._project_status)
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if self.bearer and header == f"Bearer {self.token}":
+            return True
+        basic = base64.b64encode(f"{self.token}:".encode()).decode("ascii")
+        return header == f"Basic {basic}"
+
+    def _deny(self, request: web.Request) -> web.StreamResponse:
+        # UserSessionInitializer: a web service call with a refused credential is a bare 401.
+        return web.Response(status=401)
+
+    @staticmethod
+    def _errors(status: int, *messages: str) -> web.Response:
+        return json_response({"errors": [{"msg": m} for m in messages]}, status)
+
+    async def _task(self, request: web.Request) -> web.StreamResponse:
+        task_id = request.query.get("id", "").strip()
+        if not task_id:
+            return self._errors(400, "The 'id' parameter is missing")
+        if task_id not in self.ce.tasks:
+            return self._errors(404, f"No activity found for task '{task_id}'")
+        return json_response({"task": self.render_task(task_id)})
+
+    async def _activity(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        component = q.get("component")
+        if component is not None and component not in self.ce.projects:
+            return self._errors(404, f"Component '{component}' does not exist")
+        wanted = [s.strip() for s in q.get("status", "SUCCESS,FAILED,CANCELED").split(",")]
+        wanted = [s for s in wanted if s]
+        for s in wanted:
+            if s not in ACTIVITY_STATUSES:
+                return self._errors(
+                    400,
+                    f"Value of parameter 'status' ({s}) must be one of: "
+                    f"[{', '.join(ACTIVITY_STATUSES)}]",
+                )
+        try:
+            page = int(q.get("p", "1"))
+            size = int(q.get("ps", "100"))
+        except ValueError:
+            return self._errors(400, "'ps' and 'p' must be integers")
+        if size > 1000:
+            return self._errors(400, f"'ps' value ({size}) must be less than 1000")
+        if page < 1 or size < 1:
+            return self._errors(400, "'p' and 'ps' must be greater than 0")
+        task_type = q.get("type")
+        rows = []
+        for task in self.ce.tasks.values():
+            if component is not None and task.project_key != component:
+                continue
+            if task_type is not None and task.task_type != task_type:
+                continue
+            status = self.ce.status_of(task)
+            if status in wanted:
+                rows.append((status in ("PENDING", "IN_PROGRESS"), task.submitted, task.id))
+        # Tasks in the queue first, then the finished ones; newest first in each.
+        rows.sort(key=lambda r: (not r[0], -r[1]))
+        total = len(rows)
+        if page > 1 and (page - 1) * size + 1 > total:
+            return self._errors(
+                400,
+                f"Can return only the first {total} results. {(page - 1) * size + 1}th result "
+                "asked.",
+            )
+        chosen = rows[(page - 1) * size : page * size]
+        return json_response(
+            {
+                "tasks": [self.render_task(r[2]) for r in chosen],
+                "paging": {"pageIndex": page, "pageSize": size, "total": total},
+            }
+        )
+
+    async def _project_status(self, request: web.Request) -> web.StreamResponse:
+        analysis_id = request.query.get("analysisId", "").strip()
+        if not analysis_id:
+            return self._errors(
+                400, "Either 'analysisId', 'projectId' or 'projectKey' must be provided"
+            )
+        task = self.ce.analyses.get(analysis_id)
+        if task is None or self.ce.status_of(task) != "SUCCESS":
+            return self._errors(404, f"Analysis with id '{analysis_id}' is not found")
+        if task.project_key in self.restricted:
+            return self._errors(403, "Insufficient privileges")
+        return json_response(self.render_quality_gate(analysis_id))
