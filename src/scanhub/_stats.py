@@ -25,7 +25,17 @@ from attrs import field, frozen
 
 from ._convert import timestamp_or_none
 from ._defaults import STUCK_AFTER
-from .store import OUTCOMES, PHASES, STAT_GROUPS, GroupStats, Spread, Store, StoredItem, phases
+from .store import (
+    OUTCOMES,
+    PHASES,
+    STAT_GROUPS,
+    Count,
+    GroupStats,
+    Spread,
+    Store,
+    StoredItem,
+    phases,
+)
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -280,11 +290,16 @@ async def report(
     }
 
 
-async def stuck_counts(store: Store, rule: StuckRule, now: datetime) -> list[dict[str, Any]]:
+async def stuck_counts(
+    store: Store, rule: StuckRule, now: datetime, counts: Sequence[Count] | None = None
+) -> list[dict[str, Any]]:
     """Per (vendor, source, kind) the store tracks: its threshold, and how many of its
     unfinished items are past it (the store's kept counts say which exist; `overdue` counts,
-    through the index of active items by source and start)."""
-    pairs = sorted({(c.vendor, c.source, c.kind) for c in await store.counts()})
+    through the index of active items by source and start). A caller that has just read the
+    kept counts passes them as `counts`: they are not read again (one scrape, one reading)."""
+    if counts is None:
+        counts = await store.counts()
+    pairs = sorted({(c.vendor, c.source, c.kind) for c in counts})
     thresholds = {(s, k): rule.threshold(s, k) for _, s, k in pairs}
     found = await store.overdue(
         [(s, k, now - timedelta(seconds=thresholds[(s, k)].seconds)) for _, s, k in pairs]
