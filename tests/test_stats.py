@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import textwrap
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,9 +17,17 @@ from hypothesis import strategies as st
 
 from scanhub import ConfigError, Lifecycle, Scan, SQLiteStore, Vendor
 from scanhub._config import load_config, parse_config
-from scanhub._stats import StuckRule, human, parse_group_by, parse_window, stuck_rule, timing
+from scanhub._stats import (
+    StuckRule,
+    human,
+    parse_group_by,
+    parse_window,
+    stuck_counts,
+    stuck_rule,
+    timing,
+)
 from scanhub.cli import main
-from scanhub.store import MemoryStore, Observation, StoredItem
+from scanhub.store import MemoryStore, Observation, Overdue, StoredItem
 
 from .test_store import HISTORY
 
@@ -245,3 +254,35 @@ def test_an_items_timing_is_its_kept_times_read_at_now_however_often_it_is_read(
     for _ in range(2):
         got = timing(stored, now, rule)
         assert got == expected and list(got) == list(expected)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_stuck_counts_keep_each_vendor_apart_and_ask_each_source_and_kind_once(
+    tmp_path: Path, backend: str
+) -> None:
+    """Two vendors' sources of the same name: each vendor's row counts its own stuck items,
+    and the store is asked about each (source, kind) once."""
+    store = MemoryStore() if backend == "memory" else SQLiteStore(tmp_path / "state.db")
+    async with store:
+        old, young = NOW - timedelta(hours=2), NOW - timedelta(minutes=1)
+        for vendor, sid, at in [
+            (Vendor.APPSECPLUS, "a1", old),
+            (Vendor.APPSECPLUS, "a2", old),
+            (Vendor.IQ, "i1", young),
+            (Vendor.IQ, "i2", old),
+            (Vendor.IQ, "i3", young),
+        ]:
+            item = Scan(vendor, "shared", sid, "app", Lifecycle.RUNNING, "r")
+            await store.commit([Observation(item.key, at, item, None, "track")])
+        asked: list[tuple[str, str, datetime]] = []
+        overdue = store.overdue
+
+        async def counting(cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+            asked.extend(cutoffs)
+            return await overdue(cutoffs)
+
+        store.overdue = counting  # type: ignore[method-assign]
+        found = await stuck_counts(store, StuckRule({}, {}, 1800.0), NOW)
+    got = {(s["vendor"], s["source"], s["kind"]): s["stuck"] for s in found}
+    assert got == {("appsecplus", "shared", "scan"): 2, ("iq", "shared", "scan"): 1}
+    assert [(s, k) for s, k, _ in asked] == [("shared", "scan")]

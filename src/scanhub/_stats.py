@@ -299,12 +299,14 @@ async def stuck_counts(
     kept counts passes them as `counts`: they are not read again (one scrape, one reading)."""
     if counts is None:
         counts = await store.counts()
-    pairs = sorted({(c.vendor, c.source, c.kind) for c in counts})
-    thresholds = {(s, k): rule.threshold(s, k) for _, s, k in pairs}
+    triples = sorted({(str(c.vendor), c.source, c.kind) for c in counts})
+    # The threshold is a source and kind's; two vendors' sources may share a name: the store
+    # is asked about each (source, kind) once, and answers per vendor.
+    thresholds = {(s, k): rule.threshold(s, k) for _, s, k in triples}
     found = await store.overdue(
-        [(s, k, now - timedelta(seconds=thresholds[(s, k)].seconds)) for _, s, k in pairs]
+        [(s, k, now - timedelta(seconds=t.seconds)) for (s, k), t in thresholds.items()]
     )
-    stuck = {(o.source, o.kind): o.n for o in found}
+    stuck = {(str(o.vendor), o.source, o.kind): o.n for o in found}
     return [
         {
             "vendor": v,
@@ -312,9 +314,9 @@ async def stuck_counts(
             "kind": k,
             "stuck_after_seconds": thresholds[(s, k)].seconds,
             "basis": thresholds[(s, k)].basis,
-            "stuck": stuck.get((s, k), 0),
+            "stuck": stuck.get((v, s, k), 0),
         }
-        for v, s, k in pairs
+        for v, s, k in triples
     ]
 
 
