@@ -116,14 +116,23 @@ class StuckRule:
             return Threshold(self.learned[(source, kind)], "p90")
         return Threshold(self.default, "default")
 
+    def cutoff(self, source: str, kind: str, now: datetime) -> datetime:
+        """A source's items of a kind under way since before this are stuck at `now`: now less
+        the threshold (to the microsecond, as stores keep times). The one comparison both
+        `stuck` (the items page and API) and `stuck_counts` (the store's `overdue`: /metrics,
+        the stats page) make."""
+        return now - timedelta(seconds=self.threshold(source, kind).seconds)
+
     def stuck(self, stored: StoredItem, now: datetime) -> bool:
-        """Whether an item is stuck now."""
+        """Whether an item is stuck now: unfinished, and under way since before its cutoff.
+        Under way since its kept `since` (`since_of`: the vendor's creation time, else when
+        scanhub first saw it), which every store fills when it first tracks an item and
+        `overdue` reads; an item whose start is not known (not read from a store, or a row of
+        an old state file migrated without any time) is not stuck."""
         item = stored.item
-        since = stored.since or item.created_at or stored.last_change
-        if item.lifecycle.is_terminal or since is None:
+        if item.lifecycle.is_terminal or stored.since is None:
             return False
-        limit = self.threshold(item.source, item.kind).seconds
-        return (now - since).total_seconds() > limit
+        return stored.since < self.cutoff(item.source, item.kind, now)
 
 
 def configured_thresholds(config: Config | None) -> dict[tuple[str, str | None], float]:
@@ -303,9 +312,7 @@ async def stuck_counts(
     # The threshold is a source and kind's; two vendors' sources may share a name: the store
     # is asked about each (source, kind) once, and answers per vendor.
     thresholds = {(s, k): rule.threshold(s, k) for _, s, k in triples}
-    found = await store.overdue(
-        [(s, k, now - timedelta(seconds=t.seconds)) for (s, k), t in thresholds.items()]
-    )
+    found = await store.overdue([(s, k, rule.cutoff(s, k, now)) for s, k in thresholds])
     stuck = {(str(o.vendor), o.source, o.kind): o.n for o in found}
     return [
         {
