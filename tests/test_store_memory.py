@@ -3,13 +3,24 @@ everything it holds (and as SQLite), read from the window or the active items on
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanhub import Lifecycle, MemoryStore, Retention, Scan, Vendor, Verdict
+from scanhub import (
+    Lifecycle,
+    MemoryStore,
+    Promotion,
+    Retention,
+    Scan,
+    SQLiteStore,
+    Vendor,
+    Verdict,
+)
 from scanhub.store import Activity, Observation, Transition
 from scanhub.store._base import assemble_activity
 
@@ -112,3 +123,85 @@ async def test_memory_activity_reads_the_window_not_the_whole_log() -> None:
     got = await store.activity(since=since, until=since + timedelta(hours=1), bucket=3600)
     assert sum(a.n for a in got) == 10
     assert Counted.read < 60, Counted.read
+
+
+#: Items: (vendor, source, kind, lifecycle, seconds since T0 it started, with a creation time).
+items = st.lists(
+    st.tuples(
+        st.sampled_from([Vendor.APPSECPLUS, Vendor.IQ]),
+        st.sampled_from(["a", "b"]),
+        st.sampled_from(["scan", "promotion"]),
+        st.sampled_from(LIFECYCLES),
+        st.integers(0, 6),
+        st.booleans(),
+    ),
+    max_size=30,
+)
+
+
+async def hold(store: Any, found: list[tuple[Vendor, str, str, Lifecycle, int, bool]]) -> None:
+    for n, (vendor, source, kind, lc, second, created) in enumerate(found):
+        at = T0 + timedelta(seconds=second)
+        cls = Scan if kind == "scan" else Promotion
+        kw = {"created_at": at} if created else {}
+        item = cls(vendor, source, f"i{n}", "app", lc, lc.value, **kw)  # type: ignore[arg-type]
+        seen = T0 + timedelta(seconds=200) if created else at
+        await store.commit([Observation(item.key, seen, item, None, "track")])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    found=items,
+    cutoffs=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from(["scan", "promotion"]),
+            st.integers(-1, 7),
+        ),
+        unique_by=lambda c: (c[0], c[1]),
+    ),
+)
+async def test_memory_overdue_answers_as_sqlite(
+    found: list[tuple[Vendor, str, str, Lifecycle, int, bool]],
+    cutoffs: list[tuple[str, str, int]],
+) -> None:
+    """The same items in memory and in SQLite: the same overdue counts, in the same order
+    (each (source, kind) asked in turn, its vendors in order), cutoffs on the start times
+    included."""
+    asked = [(s, k, T0 + timedelta(seconds=c)) for s, k, c in cutoffs]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with SQLiteStore(Path(tmp) / "state.db") as sql:
+            await hold(sql, found)
+            expected = await sql.overdue(asked)
+    memory = MemoryStore()
+    await hold(memory, found)
+    assert await memory.overdue(asked) == expected
+
+
+class CountedItems(dict[str, Any]):
+    """A dict whose values are counted as they are read."""
+
+    read = 0
+
+    def values(self) -> Any:
+        for v in super().values():
+            CountedItems.read += 1
+            yield v
+
+
+async def test_memory_overdue_reads_each_item_once_whatever_the_cutoffs() -> None:
+    """Stuck counts for 20 sources and kinds over 100 items read the 100 once, not 20 times."""
+    store = MemoryStore()
+    await hold(
+        store,
+        [
+            (Vendor.APPSECPLUS, f"s{n % 10}", "scan", Lifecycle.RUNNING, n, False)
+            for n in range(100)
+        ],
+    )
+    store._items = CountedItems(store._items)
+    cutoff = T0 + timedelta(seconds=50)
+    asked = [(f"s{s}", k, cutoff) for s in range(10) for k in ("scan", "promotion")]
+    got = await store.overdue(asked)
+    assert sum(o.n for o in got) == 50
+    assert CountedItems.read <= 100, CountedItems.read

@@ -306,20 +306,20 @@ class MemoryStore(Store):
         return assemble_activity([(*k, n) for k, n in rows.items()])
 
     async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
-        out = []
-        for source, kind, cutoff in cutoffs:
-            found: dict[str, int] = {}
-            for h in self._items.values():
-                i = h.item
-                if (
-                    not i.lifecycle.is_terminal
-                    and i.source == source
-                    and i.kind == kind
-                    and h.since < cutoff
-                ):
-                    found[str(i.vendor)] = found.get(str(i.vendor), 0) + 1
-            out += [Overdue(v, source, kind, n) for v, n in sorted(found.items())]
-        return out
+        # One pass over the held items, each looked up by its (source, kind).
+        cutoff_of = {(source, kind): cutoff for source, kind, cutoff in cutoffs}
+        found: dict[tuple[str, str], dict[str, int]] = {}
+        for h in self._items.values():
+            i = h.item
+            cutoff = cutoff_of.get((i.source, i.kind))
+            if cutoff is not None and h.since < cutoff and not i.lifecycle.is_terminal:
+                n = found.setdefault((i.source, i.kind), {})
+                n[str(i.vendor)] = n.get(str(i.vendor), 0) + 1
+        return [
+            Overdue(v, source, kind, n)
+            for source, kind, _ in cutoffs
+            for v, n in sorted(found.get((source, kind), {}).items())
+        ]
 
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
