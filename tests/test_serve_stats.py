@@ -18,12 +18,12 @@ import aiohttp
 import pytest
 
 import scanhub
-from scanhub import MemoryStore, ScanHub
+from scanhub import Lifecycle, MemoryStore, Scan, ScanHub, Vendor
 from scanhub._config import parse_config
 from scanhub._sinks import Sink
 from scanhub.serve import Service
 from scanhub.serve._metrics import METRIC_NAMES
-from scanhub.store import Observation
+from scanhub.store import Count, Observation
 
 from .test_serve import ROOT, get_json, service, validator
 from .test_store import HISTORY
@@ -246,3 +246,49 @@ async def test_no_credential_in_time_in_state(tmp_path: Path, path: str) -> None
             v for sim in sims.values() for k, v in sim.credentials().items() if k != "username"
         }
         assert r.status == 200 and not [s for s in secrets if s in body]
+
+
+class Racing(MemoryStore):
+    """A store where another commit lands just after each read of its kept counts (the engine,
+    or another replica, between two reads of one scrape); it counts those reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def counts(self) -> list[Count]:
+        found = await super().counts()
+        self.reads += 1
+        late = Scan(Vendor.APPSECPLUS, f"late-{self.reads}", "x", "app", Lifecycle.RUNNING, "r")
+        at = datetime.now(UTC) - timedelta(hours=2)  # under way past the 30 minute default
+        await self.commit([Observation(late.key, at, late, None, "track")])
+        return found
+
+
+async def test_a_scrape_reads_the_counts_once_and_its_gauges_agree() -> None:
+    """The item gauge and the stuck gauge of one scrape come from one read of the kept counts:
+    a commit landing during the scrape shows in neither, never in one only."""
+    store = Racing()
+    await record(store, datetime.now(UTC) - timedelta(hours=1))
+    hub = ScanHub([Still("http://asp.invalid", name="asp")], interval=3600, store=store)
+    svc = Service(hub, config(), port=0)
+    await svc.start()
+    try:
+        store.reads = 0
+        async with aiohttp.ClientSession(base_url=svc.url) as http, http.get("/metrics") as r:
+            text = await r.text()
+    finally:
+        await svc.stop()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def labelled(name: str) -> set[tuple[str, str, str]]:
+        return {
+            (s.labels["vendor"], s.labels["source"], s.labels["kind"])
+            for s in families[name].samples
+        }
+
+    assert labelled("scanhub_stuck_items") == labelled("scanhub_items")
+    assert ("appsecplus", "late-1", "scan") not in labelled("scanhub_stuck_items")
+    assert store.reads == 1

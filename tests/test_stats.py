@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import textwrap
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,9 +18,17 @@ from hypothesis import strategies as st
 
 from scanhub import ConfigError, Lifecycle, Scan, SQLiteStore, Vendor
 from scanhub._config import load_config, parse_config
-from scanhub._stats import StuckRule, human, parse_group_by, parse_window, stuck_rule, timing
+from scanhub._stats import (
+    StuckRule,
+    human,
+    parse_group_by,
+    parse_window,
+    stuck_counts,
+    stuck_rule,
+    timing,
+)
 from scanhub.cli import main
-from scanhub.store import MemoryStore, Observation, StoredItem
+from scanhub.store import MemoryStore, Observation, Overdue, StoredItem
 
 from .test_store import HISTORY
 
@@ -245,3 +255,103 @@ def test_an_items_timing_is_its_kept_times_read_at_now_however_often_it_is_read(
     for _ in range(2):
         got = timing(stored, now, rule)
         assert got == expected and list(got) == list(expected)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_stuck_counts_keep_each_vendor_apart_and_ask_each_source_and_kind_once(
+    tmp_path: Path, backend: str
+) -> None:
+    """Two vendors' sources of the same name: each vendor's row counts its own stuck items,
+    and the store is asked about each (source, kind) once."""
+    store = MemoryStore() if backend == "memory" else SQLiteStore(tmp_path / "state.db")
+    async with store:
+        old, young = NOW - timedelta(hours=2), NOW - timedelta(minutes=1)
+        for vendor, sid, at in [
+            (Vendor.APPSECPLUS, "a1", old),
+            (Vendor.APPSECPLUS, "a2", old),
+            (Vendor.IQ, "i1", young),
+            (Vendor.IQ, "i2", old),
+            (Vendor.IQ, "i3", young),
+        ]:
+            item = Scan(vendor, "shared", sid, "app", Lifecycle.RUNNING, "r")
+            await store.commit([Observation(item.key, at, item, None, "track")])
+        asked: list[tuple[str, str, datetime]] = []
+        overdue = store.overdue
+
+        async def counting(cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+            asked.extend(cutoffs)
+            return await overdue(cutoffs)
+
+        store.overdue = counting  # type: ignore[method-assign]
+        found = await stuck_counts(store, StuckRule({}, {}, 1800.0), NOW)
+    got = {(s["vendor"], s["source"], s["kind"]): s["stuck"] for s in found}
+    assert got == {("appsecplus", "shared", "scan"): 2, ("iq", "shared", "scan"): 1}
+    assert [(s, k) for s, k, _ in asked] == [("shared", "scan")]
+
+
+async def stuck_both_ways(
+    store: MemoryStore | SQLiteStore, rule: StuckRule, now: datetime
+) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, str, str], int]]:
+    """Per (vendor, source, kind): how many items the stuck rule calls stuck one by one (the
+    items page and API), and how many `stuck_counts` counts (/metrics and the stats page)."""
+    one_by_one: dict[tuple[str, str, str], int] = {}
+    for stored in await store.tracked():
+        i = stored.item
+        labels = (str(i.vendor), i.source, i.kind)
+        one_by_one[labels] = one_by_one.get(labels, 0) + rule.stuck(stored, now)
+    counted = {
+        (s["vendor"], s["source"], s["kind"]): s["stuck"]
+        for s in await stuck_counts(store, rule, now)
+    }
+    return one_by_one, counted
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    threshold=st.floats(min_value=1e-6, max_value=1e7, allow_nan=False),
+    steps=st.lists(st.integers(min_value=-3, max_value=3), min_size=1, max_size=8),
+    created=st.booleans(),
+)
+async def test_the_items_page_and_the_stuck_counts_call_the_same_items_stuck(
+    threshold: float, steps: list[int], created: bool
+) -> None:
+    """Items under way for about their threshold, a few microseconds either side (the
+    threshold need not be whole microseconds: a learned p90 seldom is), some with the vendor's
+    creation time, some without: an item is stuck on the items page exactly when the stuck
+    counts count it."""
+    store = MemoryStore()
+    edge = timedelta(seconds=threshold)
+    for n, step in enumerate(steps):
+        since = NOW - edge - timedelta(microseconds=step)
+        kw = {"created_at": since} if created else {}
+        item = Scan(Vendor.APPSECPLUS, "asp", f"s{n}", "app", Lifecycle.RUNNING, "r", **kw)  # type: ignore[arg-type]
+        seen = NOW if created else since  # first seen now, or when it started
+        await store.commit([Observation(item.key, seen, item, None, "track")])
+    one_by_one, counted = await stuck_both_ways(
+        store, StuckRule({("asp", None): threshold}, {}), NOW
+    )
+    assert one_by_one == counted
+
+
+async def test_a_migrated_item_of_unknown_start_is_stuck_nowhere(tmp_path: Path) -> None:
+    """A state file migrated from schema 1 keeps an item that had no time at all (no creation
+    time, never changed, never observed) with an empty start: the items page does not call it
+    stuck, and neither do the stuck counts; an item at its threshold's sub-microsecond edge is
+    stuck in both or neither."""
+    rule = StuckRule({("asp", None): 600.0000006}, {})
+    async with SQLiteStore(tmp_path / "state.db") as store:
+        for sid, since in [("unknown", NOW - timedelta(hours=9)),
+                           ("edge", NOW - timedelta(seconds=600, microseconds=1)),
+                           ("old", NOW - timedelta(hours=1))]:  # fmt: skip
+            item = Scan(Vendor.APPSECPLUS, "asp", sid, "app", Lifecycle.RUNNING, "r")
+            await store.commit([Observation(item.key, since, item, None, "track")])
+    db = sqlite3.connect(tmp_path / "state.db")
+    with db:  # what migration 1 -> 2 leaves of such a row
+        db.execute(
+            "UPDATE items SET since = '', changed_at = NULL, observed_at = NULL"
+            " WHERE key LIKE '%unknown%'"
+        )
+    db.close()
+    async with SQLiteStore(tmp_path / "state.db") as store:
+        one_by_one, counted = await stuck_both_ways(store, rule, NOW)
+    assert one_by_one == counted == {("appsecplus", "asp", "scan"): 1}

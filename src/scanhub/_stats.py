@@ -25,7 +25,17 @@ from attrs import field, frozen
 
 from ._convert import timestamp_or_none
 from ._defaults import STUCK_AFTER
-from .store import OUTCOMES, PHASES, STAT_GROUPS, GroupStats, Spread, Store, StoredItem, phases
+from .store import (
+    OUTCOMES,
+    PHASES,
+    STAT_GROUPS,
+    Count,
+    GroupStats,
+    Spread,
+    Store,
+    StoredItem,
+    phases,
+)
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -106,14 +116,23 @@ class StuckRule:
             return Threshold(self.learned[(source, kind)], "p90")
         return Threshold(self.default, "default")
 
+    def cutoff(self, source: str, kind: str, now: datetime) -> datetime:
+        """A source's items of a kind under way since before this are stuck at `now`: now less
+        the threshold (to the microsecond, as stores keep times). The one comparison both
+        `stuck` (the items page and API) and `stuck_counts` (the store's `overdue`: /metrics,
+        the stats page) make."""
+        return now - timedelta(seconds=self.threshold(source, kind).seconds)
+
     def stuck(self, stored: StoredItem, now: datetime) -> bool:
-        """Whether an item is stuck now."""
+        """Whether an item is stuck now: unfinished, and under way since before its cutoff.
+        Under way since its kept `since` (`since_of`: the vendor's creation time, else when
+        scanhub first saw it), which every store fills when it first tracks an item and
+        `overdue` reads; an item whose start is not known (not read from a store, or a row of
+        an old state file migrated without any time) is not stuck."""
         item = stored.item
-        since = stored.since or item.created_at or stored.last_change
-        if item.lifecycle.is_terminal or since is None:
+        if item.lifecycle.is_terminal or stored.since is None:
             return False
-        limit = self.threshold(item.source, item.kind).seconds
-        return (now - since).total_seconds() > limit
+        return stored.since < self.cutoff(item.source, item.kind, now)
 
 
 def configured_thresholds(config: Config | None) -> dict[tuple[str, str | None], float]:
@@ -280,16 +299,21 @@ async def report(
     }
 
 
-async def stuck_counts(store: Store, rule: StuckRule, now: datetime) -> list[dict[str, Any]]:
+async def stuck_counts(
+    store: Store, rule: StuckRule, now: datetime, counts: Sequence[Count] | None = None
+) -> list[dict[str, Any]]:
     """Per (vendor, source, kind) the store tracks: its threshold, and how many of its
     unfinished items are past it (the store's kept counts say which exist; `overdue` counts,
-    through the index of active items by source and start)."""
-    pairs = sorted({(c.vendor, c.source, c.kind) for c in await store.counts()})
-    thresholds = {(s, k): rule.threshold(s, k) for _, s, k in pairs}
-    found = await store.overdue(
-        [(s, k, now - timedelta(seconds=thresholds[(s, k)].seconds)) for _, s, k in pairs]
-    )
-    stuck = {(o.source, o.kind): o.n for o in found}
+    through the index of active items by source and start). A caller that has just read the
+    kept counts passes them as `counts`: they are not read again (one scrape, one reading)."""
+    if counts is None:
+        counts = await store.counts()
+    triples = sorted({(str(c.vendor), c.source, c.kind) for c in counts})
+    # The threshold is a source and kind's; two vendors' sources may share a name: the store
+    # is asked about each (source, kind) once, and answers per vendor.
+    thresholds = {(s, k): rule.threshold(s, k) for _, s, k in triples}
+    found = await store.overdue([(s, k, rule.cutoff(s, k, now)) for s, k in thresholds])
+    stuck = {(str(o.vendor), o.source, o.kind): o.n for o in found}
     return [
         {
             "vendor": v,
@@ -297,9 +321,9 @@ async def stuck_counts(store: Store, rule: StuckRule, now: datetime) -> list[dic
             "kind": k,
             "stuck_after_seconds": thresholds[(s, k)].seconds,
             "basis": thresholds[(s, k)].basis,
-            "stuck": stuck.get((s, k), 0),
+            "stuck": stuck.get((v, s, k), 0),
         }
-        for v, s, k in pairs
+        for v, s, k in triples
     ]
 
 

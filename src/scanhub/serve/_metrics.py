@@ -294,7 +294,7 @@ class Metrics:
             self.oldest = await store.oldest_active()
             self.sinks = await self.service.hub.sinks.report()
             rule = await self.service.stuck_rule()
-            self.stuck = await stuck_counts(store, rule, self.service.now())
+            self.stuck = await stuck_counts(store, rule, self.service.now(), self.counts)
         except StoreUnavailable:
             self.store_reachable = False
         else:

@@ -835,8 +835,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
         """For each (source, kind, cutoff): how many of its unfinished items have been under way
-        since before the cutoff (an index on the active items by source and start). Only
-        counts above zero are returned."""
+        since before the cutoff (an index on the active items by source and start), per vendor.
+        Each (source, kind) is given once. Only counts above zero are returned."""
 
     @abc.abstractmethod
     async def transitions(

@@ -81,6 +81,9 @@ class MemoryStore(Store):
         self._items: dict[str, _Held] = {}
         self._log: list[Transition] = []
         self._ids: list[int] = []  # the log's ids, for bisecting
+        # The log by observed time (ties in id order), for `activity`'s windows: the log is in
+        # id order, and a commit may carry an earlier time than the one before it.
+        self._by_time: list[Transition] = []
         self._next = 1
         self._seq = 0
         self._sinks: dict[str, SinkState] = {}
@@ -131,8 +134,13 @@ class MemoryStore(Store):
                 self._next += 1
                 before = self._before(held.last_transition)
                 stored = after.item if after.item.raw is None else _without_raw(after.item)
-                self._log.append(Transition(tid, Change(before, stored, ob.observed_at, tid)))
+                t = Transition(tid, Change(before, stored, ob.observed_at, tid))
+                self._log.append(t)
                 self._ids.append(tid)
+                if self._by_time and ob.observed_at < self._by_time[-1].change.observed_at:
+                    bisect.insort(self._by_time, t, key=_observed)
+                else:
+                    self._by_time.append(t)
                 held.last_transition, held.last_change = tid, ob.observed_at
             if after.item is not None:
                 held.item = after.item
@@ -174,6 +182,7 @@ class MemoryStore(Store):
         removed = len(self._log) - len(keep)
         self._log = keep[::-1]
         self._ids = [t.id for t in self._log]
+        self._by_time = sorted(self._log, key=_observed)
         return removed
 
     # --- reads ----------------------------------------------------------------------------
@@ -285,31 +294,32 @@ class MemoryStore(Store):
         return out
 
     async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
+        # The window's transitions by observed time (bisected, never the log around it).
+        lo = bisect.bisect_left(self._by_time, since, key=_observed)
+        hi = bisect.bisect_left(self._by_time, until, lo=lo, key=_observed)
         rows: dict[tuple[int, str, str], int] = {}
-        for t in self._log:
-            at = t.change.observed_at
-            if since <= at < until:
-                start = int(at.timestamp()) // bucket * bucket
-                a = t.change.after
-                k = (start, a.lifecycle.value, a.verdict.value)
-                rows[k] = rows.get(k, 0) + 1
+        for t in self._by_time[lo:hi]:
+            start = int(t.change.observed_at.timestamp()) // bucket * bucket
+            a = t.change.after
+            k = (start, a.lifecycle.value, a.verdict.value)
+            rows[k] = rows.get(k, 0) + 1
         return assemble_activity([(*k, n) for k, n in rows.items()])
 
     async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
-        out = []
-        for source, kind, cutoff in cutoffs:
-            found: dict[str, int] = {}
-            for h in self._items.values():
-                i = h.item
-                if (
-                    not i.lifecycle.is_terminal
-                    and i.source == source
-                    and i.kind == kind
-                    and h.since < cutoff
-                ):
-                    found[str(i.vendor)] = found.get(str(i.vendor), 0) + 1
-            out += [Overdue(v, source, kind, n) for v, n in sorted(found.items())]
-        return out
+        # One pass over the held items, each looked up by its (source, kind).
+        cutoff_of = {(source, kind): cutoff for source, kind, cutoff in cutoffs}
+        found: dict[tuple[str, str], dict[str, int]] = {}
+        for h in self._items.values():
+            i = h.item
+            cutoff = cutoff_of.get((i.source, i.kind))
+            if cutoff is not None and h.since < cutoff and not i.lifecycle.is_terminal:
+                n = found.setdefault((i.source, i.kind), {})
+                n[str(i.vendor)] = n.get(str(i.vendor), 0) + 1
+        return [
+            Overdue(v, source, kind, n)
+            for source, kind, _ in cutoffs
+            for v, n in sorted(found.get((source, kind), {}).items())
+        ]
 
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
@@ -370,6 +380,10 @@ class MemoryStore(Store):
     ) -> list[DeadLetter]:
         letters = self._dead.get(name, {})
         return [letters[t] for t in sorted(letters) if t > after][:limit]
+
+
+def _observed(t: Transition) -> datetime:
+    return t.change.observed_at
 
 
 def _without_raw(item: Item) -> Item:

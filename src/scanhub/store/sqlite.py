@@ -665,7 +665,8 @@ class SQLiteStore(Store):
             for source, kind, cutoff in cutoffs:
                 for vendor, n in db.execute(
                     "SELECT vendor, COUNT(*) FROM items"
-                    " WHERE active AND source = ? AND since < ? AND kind = ? GROUP BY vendor",
+                    " WHERE active AND source = ? AND since > '' AND since < ? AND kind = ?"
+                    " GROUP BY vendor",  # '': a migrated row's start is not known (never stuck)
                     (source, _ts(cutoff), kind),
                 ):
                     if n:
