@@ -35,7 +35,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -62,6 +62,7 @@ from ._base import (
     Page,
     Retention,
     Row,
+    SinkLedger,
     SinkState,
     SinkStatus,
     Store,
@@ -303,6 +304,7 @@ class PostgresStore(Store):
         self._pool: Any = None
         #: Whether `pg_trgm` could be used for text search (found when opening).
         self._trigram = False
+        self.sinks = PostgresSinks(self._acquire)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self._url)!r})"
@@ -594,122 +596,6 @@ class PostgresStore(Store):
         async with self._acquire() as con:
             return int(await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions"))
 
-    # --- sinks ------------------------------------------------------------------------------
-
-    async def sink_open(self, name: str, now: datetime) -> SinkState:
-        async with self._acquire() as con:
-            await con.execute(
-                "INSERT INTO sinks (name, position, updated_at)"
-                " SELECT $1, COALESCE(MAX(id), 0), $2 FROM transitions"
-                " ON CONFLICT (name) DO NOTHING",
-                name,
-                now,
-            )
-            row = await con.fetchrow(f"SELECT {_SINK} FROM sinks WHERE name = $1", name)
-        return _sink(row)
-
-    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
-        async with self._acquire() as con:
-            if names is None:
-                rows = await con.fetch(f"SELECT {_SINK} FROM sinks ORDER BY name")
-            else:
-                rows = await con.fetch(
-                    f"SELECT {_SINK} FROM sinks WHERE name = ANY($1::text[]) ORDER BY name",
-                    list(names),
-                )
-        return [_sink(r) for r in rows]
-
-    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
-        async with self._acquire() as con, con.transaction():
-            status = await con.execute(
-                "UPDATE sinks SET position = GREATEST(position, $1), status = $2, head = $3,"
-                " attempts = $4, first_attempt = $5, next_attempt = $6, last_success = $7,"
-                " last_error = $8, last_error_at = $9, last_status = $10,"
-                " delivered = GREATEST(delivered, $11), failures = GREATEST(failures, $12),"
-                " dead = GREATEST(dead, $13), updated_at = $14"
-                " WHERE name = $15 AND generation = $16",
-                state.position,
-                state.status.value,
-                state.head,
-                state.attempts,
-                state.first_attempt,
-                state.next_attempt,
-                state.last_success,
-                state.last_error,
-                state.last_error_at,
-                state.last_status,
-                state.delivered,
-                state.failures,
-                state.dead,
-                state.updated_at,
-                state.name,
-                state.generation,
-            )
-            if status.split()[-1] == "0":
-                return False
-            if dead:
-                await con.executemany(
-                    "INSERT INTO sink_dead (sink, id, key, attempts, first_attempt,"
-                    " last_attempt, error, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                    " ON CONFLICT (sink, id) DO UPDATE SET attempts = excluded.attempts,"
-                    " last_attempt = excluded.last_attempt, error = excluded.error,"
-                    " status = excluded.status",
-                    [
-                        (
-                            d.sink,
-                            d.id,
-                            d.key,
-                            d.attempts,
-                            d.first_attempt,
-                            d.last_attempt,
-                            d.error,
-                            d.status,
-                        )
-                        for d in dead
-                    ],
-                )
-        return True
-
-    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
-        async with self._acquire() as con, con.transaction():
-            row = await con.fetchrow(
-                "INSERT INTO sinks (name, position, updated_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
-                " generation = sinks.generation + 1, status = 'active', head = NULL,"
-                " attempts = 0, first_attempt = NULL, next_attempt = NULL,"
-                f" updated_at = excluded.updated_at RETURNING {_SINK}",
-                name,
-                since,
-                now,
-            )
-            await con.execute("DELETE FROM sink_dead WHERE sink = $1 AND id > $2", name, since)
-        return _sink(row)
-
-    async def dead_letters(
-        self, name: str, *, after: int = 0, limit: int = 100
-    ) -> list[DeadLetter]:
-        async with self._acquire() as con:
-            rows = await con.fetch(
-                "SELECT sink, id, key, attempts, first_attempt, last_attempt, error, status"
-                " FROM sink_dead WHERE sink = $1 AND id > $2 ORDER BY id LIMIT $3",
-                name,
-                min(after, 2**63 - 1),
-                limit,
-            )
-        return [
-            DeadLetter(
-                r["sink"],
-                int(r["id"]),
-                r["key"],
-                r["attempts"],
-                _utc(r["first_attempt"]) or datetime.now(UTC),
-                _utc(r["last_attempt"]) or datetime.now(UTC),
-                r["error"],
-                r["status"],
-            )
-            for r in rows
-        ]
-
     # --- replicas ---------------------------------------------------------------------------
 
     async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
@@ -766,6 +652,128 @@ class PostgresStore(Store):
                 yield frozenset()
                 continue
             yield frozenset(s for s in sources if isinstance(s, str))
+
+
+class PostgresSinks(SinkLedger):
+    """The sinks' delivery ledger of a `PostgresStore`: the `sinks` and `sink_dead` tables,
+    on connections of the store's pool (`acquire`: the store's way there)."""
+
+    def __init__(self, acquire: Callable[[], contextlib.AbstractAsyncContextManager[Any]]) -> None:
+        self._acquire = acquire
+
+    async def open(self, name: str, now: datetime) -> SinkState:
+        async with self._acquire() as con:
+            await con.execute(
+                "INSERT INTO sinks (name, position, updated_at)"
+                " SELECT $1, COALESCE(MAX(id), 0), $2 FROM transitions"
+                " ON CONFLICT (name) DO NOTHING",
+                name,
+                now,
+            )
+            row = await con.fetchrow(f"SELECT {_SINK} FROM sinks WHERE name = $1", name)
+        return _sink(row)
+
+    async def states(self, names: Collection[str] | None = None) -> list[SinkState]:
+        async with self._acquire() as con:
+            if names is None:
+                rows = await con.fetch(f"SELECT {_SINK} FROM sinks ORDER BY name")
+            else:
+                rows = await con.fetch(
+                    f"SELECT {_SINK} FROM sinks WHERE name = ANY($1::text[]) ORDER BY name",
+                    list(names),
+                )
+        return [_sink(r) for r in rows]
+
+    async def save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+        async with self._acquire() as con, con.transaction():
+            status = await con.execute(
+                "UPDATE sinks SET position = GREATEST(position, $1), status = $2, head = $3,"
+                " attempts = $4, first_attempt = $5, next_attempt = $6, last_success = $7,"
+                " last_error = $8, last_error_at = $9, last_status = $10,"
+                " delivered = GREATEST(delivered, $11), failures = GREATEST(failures, $12),"
+                " dead = GREATEST(dead, $13), updated_at = $14"
+                " WHERE name = $15 AND generation = $16",
+                state.position,
+                state.status.value,
+                state.head,
+                state.attempts,
+                state.first_attempt,
+                state.next_attempt,
+                state.last_success,
+                state.last_error,
+                state.last_error_at,
+                state.last_status,
+                state.delivered,
+                state.failures,
+                state.dead,
+                state.updated_at,
+                state.name,
+                state.generation,
+            )
+            if status.split()[-1] == "0":
+                return False
+            if dead:
+                await con.executemany(
+                    "INSERT INTO sink_dead (sink, id, key, attempts, first_attempt,"
+                    " last_attempt, error, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    " ON CONFLICT (sink, id) DO UPDATE SET attempts = excluded.attempts,"
+                    " last_attempt = excluded.last_attempt, error = excluded.error,"
+                    " status = excluded.status",
+                    [
+                        (
+                            d.sink,
+                            d.id,
+                            d.key,
+                            d.attempts,
+                            d.first_attempt,
+                            d.last_attempt,
+                            d.error,
+                            d.status,
+                        )
+                        for d in dead
+                    ],
+                )
+        return True
+
+    async def replay(self, name: str, since: int, now: datetime) -> SinkState:
+        async with self._acquire() as con, con.transaction():
+            row = await con.fetchrow(
+                "INSERT INTO sinks (name, position, updated_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+                " generation = sinks.generation + 1, status = 'active', head = NULL,"
+                " attempts = 0, first_attempt = NULL, next_attempt = NULL,"
+                f" updated_at = excluded.updated_at RETURNING {_SINK}",
+                name,
+                since,
+                now,
+            )
+            await con.execute("DELETE FROM sink_dead WHERE sink = $1 AND id > $2", name, since)
+        return _sink(row)
+
+    async def dead_letters(
+        self, name: str, *, after: int = 0, limit: int = 100
+    ) -> list[DeadLetter]:
+        async with self._acquire() as con:
+            rows = await con.fetch(
+                "SELECT sink, id, key, attempts, first_attempt, last_attempt, error, status"
+                " FROM sink_dead WHERE sink = $1 AND id > $2 ORDER BY id LIMIT $3",
+                name,
+                min(after, 2**63 - 1),
+                limit,
+            )
+        return [
+            DeadLetter(
+                r["sink"],
+                int(r["id"]),
+                r["key"],
+                r["attempts"],
+                _utc(r["first_attempt"]) or datetime.now(UTC),
+                _utc(r["last_attempt"]) or datetime.now(UTC),
+                r["error"],
+                r["status"],
+            )
+            for r in rows
+        ]
 
 
 async def _listen(url: str, channel: str, *, payloads: bool = False) -> AsyncIterator[str | None]:

@@ -24,10 +24,10 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .._changes import ItemError
 from .._convert import converter
@@ -50,6 +50,7 @@ from ._base import (
     Page,
     Retention,
     Row,
+    SinkLedger,
     SinkState,
     SinkStatus,
     Store,
@@ -69,6 +70,14 @@ from ._base import (
 )
 
 T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """How a part of a `SQLiteStore` reaches its connection: `fn` runs on the store's one
+    thread, in order with every other call (`SQLiteStore._run`)."""
+
+    def __call__(self, fn: Callable[[sqlite3.Connection], T], /) -> Awaitable[T]: ...
+
 
 #: MIGRATIONS[n] takes the schema from version n to n + 1 (statements separated by ";;").
 MIGRATIONS: tuple[str, ...] = (
@@ -370,6 +379,7 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         # One thread owns the connection: every call runs there, in order.
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scanhub-db")
+        self.sinks = SQLiteSinks(self._run)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -710,9 +720,24 @@ class SQLiteStore(Store):
 
         return await self._run(read)
 
-    # --- sinks ----------------------------------------------------------------------------
+    def size(self) -> int:
+        """Bytes the database file (and its WAL) take on disk."""
+        total = 0
+        for suffix in ("", "-wal"):
+            p = Path(self.path + suffix)
+            if p.exists():
+                total += p.stat().st_size
+        return total
 
-    async def sink_open(self, name: str, now: datetime) -> SinkState:
+
+class SQLiteSinks(SinkLedger):
+    """The sinks' delivery ledger of a `SQLiteStore`: the `sinks` and `sink_dead` tables,
+    read and written on the store's thread and connection (`run`: the store's way there)."""
+
+    def __init__(self, run: Runner) -> None:
+        self._run = run
+
+    async def open(self, name: str, now: datetime) -> SinkState:
         def write(db: sqlite3.Connection) -> Any:
             with _tx(db):
                 db.execute(
@@ -724,14 +749,14 @@ class SQLiteStore(Store):
 
         return _sink(await self._run(write))
 
-    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+    async def states(self, names: Collection[str] | None = None) -> list[SinkState]:
         def read(db: sqlite3.Connection) -> list[Any]:
             return db.execute(f"SELECT {_SINK} FROM sinks ORDER BY name").fetchall()
 
         found = [_sink(r) for r in await self._run(read)]
         return [s for s in found if names is None or s.name in names]
 
-    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+    async def save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
         def write(db: sqlite3.Connection) -> bool:
             with _tx(db):
                 cur = db.execute(
@@ -782,7 +807,7 @@ class SQLiteStore(Store):
 
         return await self._run(write)
 
-    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+    async def replay(self, name: str, since: int, now: datetime) -> SinkState:
         def write(db: sqlite3.Connection) -> Any:
             with _tx(db):
                 db.execute(
@@ -812,15 +837,6 @@ class SQLiteStore(Store):
             DeadLetter(sink, tid, key, n, _dt(first) or _EPOCH, _dt(last) or _EPOCH, err, st)
             for sink, tid, key, n, first, last, err, st in await self._run(read)
         ]
-
-    def size(self) -> int:
-        """Bytes the database file (and its WAL) take on disk."""
-        total = 0
-        for suffix in ("", "-wal"):
-            p = Path(self.path + suffix)
-            if p.exists():
-                total += p.stat().st_size
-        return total
 
 
 def _groups(group_by: Sequence[str]) -> tuple[str, ...]:
