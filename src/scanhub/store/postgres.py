@@ -25,6 +25,10 @@ and is the faster of the two for the many small statements a watcher makes.
   `pg_trgm` extension can be created, counts kept by a trigger).
 - The password comes from the environment (`SCANHUB_DATABASE_URL` or libpq's `PGPASSWORD`), never
   from a file, and is never printed.
+
+Three parts share the store's pool: `PostgresStore` (opening, the writes, the item and log
+reads, leases and notifications), `PostgresQueries` (the statements built from what is asked:
+pages of items, time in state) and `PostgresSinks` (the sinks' delivery ledger).
 """
 
 from __future__ import annotations
@@ -302,9 +306,8 @@ class PostgresStore(Store):
         self.holder = holder
         self._pool_size = pool_size
         self._pool: Any = None
-        #: Whether `pg_trgm` could be used for text search (found when opening).
-        self._trigram = False
         self.sinks = PostgresSinks(self._acquire)
+        self._queries = PostgresQueries(self._acquire)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self._url)!r})"
@@ -319,7 +322,7 @@ class PostgresStore(Store):
         self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
         async with self._pool.acquire() as con:
             await migrate(con)
-            self._trigram = await _trigram_index(con)
+            self._queries.trigram = await _trigram_index(con)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -393,65 +396,7 @@ class PostgresStore(Store):
         return None if r is None else _stored(r, r["raw"])
 
     async def query(self, query: ItemQuery) -> Page:
-        where, args = self._where(query)
-        parts = page_parts(query, lambda t: t)
-        column = ORDERS[query.sort[0]]
-        async with self._acquire() as con:
-            rows: list[Any] = []
-            for condition, given, order_by in parts:
-                page_where = [*where, condition] if condition else where
-                sql = f"SELECT {_LISTED}, key, {column} AS sorted FROM items"
-                if page_where:
-                    sql += " WHERE " + " AND ".join(page_where)
-                sql += f" ORDER BY {order_by} LIMIT ?"
-                given = [*args, *given, query.limit + 1 - len(rows)]
-                rows += await con.fetch(_numbered(sql, len(args)), *given)
-                if len(rows) > query.limit:
-                    break
-            if query.counted:
-                count_where = [w for w in where if not w.startswith("(")]
-                total = await con.fetchval(
-                    "SELECT COALESCE(SUM(n), 0) FROM item_counts"
-                    + (" WHERE " + " AND ".join(count_where) if count_where else ""),
-                    *args,
-                )
-            else:
-                sql = "SELECT COUNT(*) FROM items"
-                if where:
-                    sql += " WHERE " + " AND ".join(where)
-                total = await con.fetchval(sql, *args)
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        last = rows[-1] if more else None
-        value = None
-        if last is not None and query.sort[0] != "key":
-            value = value_text(last["sorted"])
-        return Page(
-            [_stored(r) for r in rows],
-            last["key"] if last is not None else None,
-            int(total),
-            value,
-        )
-
-    def _where(self, query: ItemQuery) -> tuple[list[str], list[Any]]:
-        where: list[str] = []
-        args: list[Any] = []
-        for column in ("vendor", "source", "kind", "lifecycle", "verdict"):
-            value = getattr(query, column)
-            if value is not None:
-                args.append(value)
-                where.append(f"{column} = ${len(args)}")
-        if query.application is not None:
-            args.append(query.application)
-            where.append(f"(application_id = ${len(args)} OR application_name = ${len(args)})")
-        if query.text:
-            args.append(query.text.casefold())
-            # With pg_trgm, its GIN index serves this; without, it is a scan.
-            where.append(f"(strpos(search, ${len(args)}) > 0)")
-            if self._trigram:
-                args.append("%" + _like_escape(query.text.casefold()) + "%")
-                where.append(f"(search LIKE ${len(args)})")
-        return where, args
+        return await self._queries.query(query)
 
     async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
         async with self._acquire() as con:
@@ -499,68 +444,13 @@ class PostgresStore(Store):
     async def stats(
         self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
     ) -> list[GroupStats]:
-        unknown = [g for g in group_by if g not in STAT_GROUPS]
-        if unknown:
-            raise ValueError(f"group_by: expected some of {', '.join(STAT_GROUPS)}, got {unknown}")
-        groups = tuple(g for g in STAT_GROUPS if g in group_by) or ("everything",)
-        g = ", ".join(groups)
-        chosen = ", ".join("'' AS everything" if x == "everything" else x for x in groups)
-        spreads = ", ".join(
-            f"COUNT({m}), percentile_cont(0.5) WITHIN GROUP (ORDER BY {m}),"
-            f" percentile_cont(0.9) WITHIN GROUP (ORDER BY {m}), MAX({m})"
-            for m in PHASES
-        )
-        sql = (
-            f"WITH d AS (SELECT {chosen}, lifecycle, verdict,"
-            " GREATEST(0, EXTRACT(EPOCH FROM running_at - since)::float8) AS queued,"
-            " CASE WHEN running_at < finished_at"
-            " THEN EXTRACT(EPOCH FROM finished_at - running_at)::float8 END AS running,"
-            " GREATEST(0, EXTRACT(EPOCH FROM finished_at - since)::float8) AS total"
-            " FROM items WHERE finished_at >= $1 AND finished_at < $2)"
-            f" SELECT {g}, COUNT(*), COUNT(*) FILTER (WHERE lifecycle = 'failed'),"
-            " COUNT(*) FILTER (WHERE lifecycle IN ('cancelled', 'expired')),"
-            " COUNT(*) FILTER (WHERE verdict IN ('fail', 'error')),"
-            f" {spreads} FROM d GROUP BY {g} ORDER BY {g}"
-        )
-        async with self._acquire() as con:
-            rows = await con.fetch(sql, since, until)
-        k = len(groups)
-        totals = [tuple(r[: k + 4]) for r in rows]
-        found = [
-            (phase, *r[:k], *r[k + 4 + 4 * i : k + 8 + 4 * i])
-            for r in rows
-            for i, phase in enumerate(PHASES)
-        ]
-        return assemble_stats(groups, totals, found)
+        return await self._queries.stats(since=since, until=until, group_by=group_by)
 
     async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
-        async with self._acquire() as con:
-            first = await _first_id_at(con, since)
-            rows = await con.fetch(
-                "SELECT (floor(EXTRACT(EPOCH FROM observed_at) / $1) * $1)::bigint,"
-                " after::jsonb ->> 'lifecycle', after::jsonb ->> 'verdict', COUNT(*)"
-                " FROM transitions WHERE id >= $2 AND observed_at >= $3 AND observed_at < $4"
-                " GROUP BY 1, 2, 3",
-                bucket,
-                first,
-                since,
-                until,
-            )
-        return assemble_activity([tuple(r) for r in rows])
+        return await self._queries.activity(since=since, until=until, bucket=bucket)
 
     async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
-        out = []
-        async with self._acquire() as con:
-            for source, kind, cutoff in cutoffs:
-                for r in await con.fetch(
-                    "SELECT vendor, COUNT(*) AS n FROM items"
-                    " WHERE active AND source = $1 AND since < $2 AND kind = $3 GROUP BY vendor",
-                    source,
-                    cutoff,
-                    kind,
-                ):
-                    out.append(Overdue(r["vendor"], source, kind, int(r["n"])))
-        return out
+        return await self._queries.overdue(cutoffs)
 
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
@@ -652,6 +542,145 @@ class PostgresStore(Store):
                 yield frozenset()
                 continue
             yield frozenset(s for s in sources if isinstance(s, str))
+
+
+class PostgresQueries:
+    """The reads of a `PostgresStore` whose statements are built from what is asked: a page of
+    items in any of `ORDERS`, filtered and searched, with its total (`query`), and time in
+    state over a window (`stats`, `activity`, `overdue`). Each is one or a few indexed
+    statements on a connection of the store's pool (`acquire`)."""
+
+    def __init__(self, acquire: Callable[[], contextlib.AbstractAsyncContextManager[Any]]) -> None:
+        self._acquire = acquire
+        #: Whether `pg_trgm` could be used for text search (found when the store opens).
+        self.trigram = False
+
+    async def query(self, query: ItemQuery) -> Page:
+        where, args = self._where(query)
+        parts = page_parts(query, lambda t: t)
+        column = ORDERS[query.sort[0]]
+        async with self._acquire() as con:
+            rows: list[Any] = []
+            for condition, given, order_by in parts:
+                page_where = [*where, condition] if condition else where
+                sql = f"SELECT {_LISTED}, key, {column} AS sorted FROM items"
+                if page_where:
+                    sql += " WHERE " + " AND ".join(page_where)
+                sql += f" ORDER BY {order_by} LIMIT ?"
+                given = [*args, *given, query.limit + 1 - len(rows)]
+                rows += await con.fetch(_numbered(sql, len(args)), *given)
+                if len(rows) > query.limit:
+                    break
+            if query.counted:
+                count_where = [w for w in where if not w.startswith("(")]
+                total = await con.fetchval(
+                    "SELECT COALESCE(SUM(n), 0) FROM item_counts"
+                    + (" WHERE " + " AND ".join(count_where) if count_where else ""),
+                    *args,
+                )
+            else:
+                sql = "SELECT COUNT(*) FROM items"
+                if where:
+                    sql += " WHERE " + " AND ".join(where)
+                total = await con.fetchval(sql, *args)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        last = rows[-1] if more else None
+        value = None
+        if last is not None and query.sort[0] != "key":
+            value = value_text(last["sorted"])
+        return Page(
+            [_stored(r) for r in rows],
+            last["key"] if last is not None else None,
+            int(total),
+            value,
+        )
+
+    def _where(self, query: ItemQuery) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column in ("vendor", "source", "kind", "lifecycle", "verdict"):
+            value = getattr(query, column)
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        if query.application is not None:
+            args.append(query.application)
+            where.append(f"(application_id = ${len(args)} OR application_name = ${len(args)})")
+        if query.text:
+            args.append(query.text.casefold())
+            # With pg_trgm, its GIN index serves this; without, it is a scan.
+            where.append(f"(strpos(search, ${len(args)}) > 0)")
+            if self.trigram:
+                args.append("%" + _like_escape(query.text.casefold()) + "%")
+                where.append(f"(search LIKE ${len(args)})")
+        return where, args
+
+    async def stats(
+        self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
+    ) -> list[GroupStats]:
+        unknown = [g for g in group_by if g not in STAT_GROUPS]
+        if unknown:
+            raise ValueError(f"group_by: expected some of {', '.join(STAT_GROUPS)}, got {unknown}")
+        groups = tuple(g for g in STAT_GROUPS if g in group_by) or ("everything",)
+        g = ", ".join(groups)
+        chosen = ", ".join("'' AS everything" if x == "everything" else x for x in groups)
+        spreads = ", ".join(
+            f"COUNT({m}), percentile_cont(0.5) WITHIN GROUP (ORDER BY {m}),"
+            f" percentile_cont(0.9) WITHIN GROUP (ORDER BY {m}), MAX({m})"
+            for m in PHASES
+        )
+        sql = (
+            f"WITH d AS (SELECT {chosen}, lifecycle, verdict,"
+            " GREATEST(0, EXTRACT(EPOCH FROM running_at - since)::float8) AS queued,"
+            " CASE WHEN running_at < finished_at"
+            " THEN EXTRACT(EPOCH FROM finished_at - running_at)::float8 END AS running,"
+            " GREATEST(0, EXTRACT(EPOCH FROM finished_at - since)::float8) AS total"
+            " FROM items WHERE finished_at >= $1 AND finished_at < $2)"
+            f" SELECT {g}, COUNT(*), COUNT(*) FILTER (WHERE lifecycle = 'failed'),"
+            " COUNT(*) FILTER (WHERE lifecycle IN ('cancelled', 'expired')),"
+            " COUNT(*) FILTER (WHERE verdict IN ('fail', 'error')),"
+            f" {spreads} FROM d GROUP BY {g} ORDER BY {g}"
+        )
+        async with self._acquire() as con:
+            rows = await con.fetch(sql, since, until)
+        k = len(groups)
+        totals = [tuple(r[: k + 4]) for r in rows]
+        found = [
+            (phase, *r[:k], *r[k + 4 + 4 * i : k + 8 + 4 * i])
+            for r in rows
+            for i, phase in enumerate(PHASES)
+        ]
+        return assemble_stats(groups, totals, found)
+
+    async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
+        async with self._acquire() as con:
+            first = await _first_id_at(con, since)
+            rows = await con.fetch(
+                "SELECT (floor(EXTRACT(EPOCH FROM observed_at) / $1) * $1)::bigint,"
+                " after::jsonb ->> 'lifecycle', after::jsonb ->> 'verdict', COUNT(*)"
+                " FROM transitions WHERE id >= $2 AND observed_at >= $3 AND observed_at < $4"
+                " GROUP BY 1, 2, 3",
+                bucket,
+                first,
+                since,
+                until,
+            )
+        return assemble_activity([tuple(r) for r in rows])
+
+    async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+        out = []
+        async with self._acquire() as con:
+            for source, kind, cutoff in cutoffs:
+                for r in await con.fetch(
+                    "SELECT vendor, COUNT(*) AS n FROM items"
+                    " WHERE active AND source = $1 AND since < $2 AND kind = $3 GROUP BY vendor",
+                    source,
+                    cutoff,
+                    kind,
+                ):
+                    out.append(Overdue(r["vendor"], source, kind, int(r["n"])))
+        return out
 
 
 class PostgresSinks(SinkLedger):
