@@ -358,3 +358,36 @@ def test_configuration_imports_nothing_of_the_engine_store_or_service() -> None:
     parts = ("scanhub.engine", "scanhub.store", "scanhub.serve", "scanhub._compose", "scanhub.cli")
     assert len(seen) > 3  # it reads its own modules (_schema, _registry, _defaults, ...)
     assert sorted(m for m in seen if m.startswith(parts)) == []
+
+
+# --- parts a newcomer can name (issue 18) ------------------------------------------------------
+
+#: Issue 18's yardstick: no class beyond about 300 lines or 25 methods.
+MOST_LINES, MOST_METHODS = 300, 25
+
+
+def oversized_classes(source: str) -> list[str]:
+    """The classes of `source` beyond the yardstick, with their size."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef):
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            methods = sum(isinstance(b, (ast.FunctionDef, ast.AsyncFunctionDef)) for b in node.body)
+            if lines > MOST_LINES or methods > MOST_METHODS:
+                found.append(f"{node.name}: {lines} lines, {methods} methods")
+    return found
+
+
+def test_the_oversized_class_finder_finds_them() -> None:
+    many = "class Many:\n" + "".join(f"    def m{i}(self): pass\n" for i in range(26))
+    assert oversized_classes(many) == ["Many: 27 lines, 26 methods"]
+    assert oversized_classes("class Few:\n    def m(self): pass\n") == []
+
+
+@pytest.mark.parametrize(
+    "path", sorted((SRC / "store").glob("*.py")), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_the_store_parts_keep_to_the_yardstick(path: Path) -> None:
+    # Each store is its parts (the store, its queries, its sinks' ledger), each of a size
+    # a newcomer reads through.
+    assert oversized_classes(path.read_text()) == []

@@ -51,7 +51,7 @@ async def engine(store: Store, *sinks: Sink) -> ScanHub:
 
 
 async def state(hub: ScanHub, name: str = "hook") -> Any:
-    (found,) = await hub.store.sink_states([name])
+    (found,) = await hub.store.sinks.states([name])
     return found
 
 
@@ -169,8 +169,9 @@ async def test_410_disables_the_sink_until_a_replay() -> None:
                 assert len(rx.requests) == 1  # nothing is sent while disabled
                 st = await state(hub)
                 assert (st.position, st.head, st.last_status) == (0, 1, 410)
-                assert await hub.store.dead_letters("hook") == []  # not dropped: kept at the cursor
-                await hub.store.sink_replay("hook", st.position, datetime.now(UTC))
+                # Not dropped: kept at the cursor.
+                assert await hub.store.sinks.dead_letters("hook") == []
+                await hub.store.sinks.replay("hook", st.position, datetime.now(UTC))
                 hub.sinks.wake("hook")
                 await rx.wait_for(3)
                 await until(lambda: hub.sinks.states["hook"].position == 2)
@@ -191,7 +192,7 @@ async def test_a_redirect_is_an_error_retried_a_few_times_then_dead_lettered() -
                 await hub.store.commit([seen(scan("a")), seen(scan("b")), seen(scan("c"))])
                 await rx.wait_for(5)
                 await until(lambda: hub.sinks.states["hook"].position == 3)
-            dead = await hub.store.dead_letters("hook")
+            dead = await hub.store.sinks.dead_letters("hook")
             st = await state(hub)
         finally:
             await hub.close()
@@ -216,7 +217,7 @@ async def test_a_hanging_receiver_times_out_and_the_schedule_ends_in_a_dead_lett
                 await hub.store.commit([seen(scan("a")), seen(scan("b"))])
                 await rx.wait_for(4)
                 await until(lambda: hub.sinks.states["hook"].position == 2)
-            (dead,) = await hub.store.dead_letters("hook")
+            (dead,) = await hub.store.sinks.dead_letters("hook")
         finally:
             await hub.close()
     assert rx.ids() == [1, 1, 1, 2]
@@ -238,8 +239,8 @@ async def test_a_delivery_older_than_max_age_is_dead_and_a_body_over_the_cap_is_
                 await hub.store.commit([seen(scan("a"))])
                 await until(lambda: hub.sinks.states["hook"].position == 1)
                 await until(lambda: hub.sinks.states["tiny"].position == 1)
-            (old,) = await hub.store.dead_letters("hook")
-            (big,) = await hub.store.dead_letters("tiny")
+            (old,) = await hub.store.sinks.dead_letters("hook")
+            (big,) = await hub.store.sinks.dead_letters("tiny")
         finally:
             await hub.close()
     assert len(rx.requests) == 1  # hook: one attempt (its next would be past max_age); tiny: none
@@ -361,8 +362,8 @@ async def test_private_targets_are_refused_unless_allowed() -> None:
                 await hub.store.commit([seen(scan("a"))])
                 await until(lambda: hub.sinks.states["hook"].position == 1)
                 await until(lambda: hub.sinks.states["named"].position == 1)
-            (a,) = await hub.store.dead_letters("hook")
-            (b,) = await hub.store.dead_letters("named")
+            (a,) = await hub.store.sinks.dead_letters("hook")
+            (b,) = await hub.store.sinks.dead_letters("named")
         finally:
             await hub.close()
     assert rx.requests == []
@@ -543,7 +544,7 @@ async def test_secrets_never_reach_logs_errors_or_the_state(
                 await hub.store.commit([seen(scan("a", message="<!channel> & <b>hi</b>"))])
                 await until(lambda: hub.sinks.states["hook"].dead == 1)
             st = await state(hub)
-            dead = await hub.store.dead_letters("hook")
+            dead = await hub.store.sinks.dead_letters("hook")
         finally:
             await hub.close()
     shown = caplog.text + repr(st) + repr(dead) + repr(slack)
@@ -925,7 +926,7 @@ async def test_sigkill_mid_backlog_then_restart_delivers_everything_at_least_onc
     # Only the last few: what was delivered since the cursor was last written (every 0.25 s).
     assert all(i >= max(before) - 30 for i in repeated)
     async with SQLiteStore(db) as reader:
-        (st,) = await reader.sink_states(["ops"])
+        (st,) = await reader.sinks.states(["ops"])
     assert st.position == 150 and st.delivered >= 150 - len(before)
 
 

@@ -309,27 +309,27 @@ async def test_a_sink_starts_at_the_end_of_the_log_and_its_cursor_persists(
 ) -> None:
     async with make() as store:
         await store.track([(scan("a"), "config"), (scan("b"), "config")], T0)
-        first = await store.sink_open("ops", T0)
+        first = await store.sinks.open("ops", T0)
         assert (first.position, first.status, first.generation) == (2, SinkStatus.ACTIVE, 0)
-        assert (await store.sink_open("ops", T0)).position == 2  # opening again keeps it
+        assert (await store.sinks.open("ops", T0)).position == 2  # opening again keeps it
         await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 1)])
         moved = evolve(first, position=3, delivered=1, last_success=T0, updated_at=T0)
-        assert await store.sink_save(moved)
+        assert await store.sinks.save(moved)
         # A replica that lost the lease cannot move the cursor or the totals backwards.
-        assert await store.sink_save(evolve(moved, position=1, delivered=0))
+        assert await store.sinks.save(evolve(moved, position=1, delivered=0))
     async with make() as store:
         if getattr(make, "kind", "") == "memory":
             return  # nothing survives a memory store
-        (state,) = await store.sink_states(["ops"])
+        (state,) = await store.sinks.states(["ops"])
         assert (state.position, state.delivered, state.last_success) == (3, 1, T0)
-        assert await store.sink_states(["other"]) == []
+        assert await store.sinks.states(["other"]) == []
 
 
 async def test_dead_letters_are_listed_and_a_replay_rewinds_the_cursor(store: Store) -> None:
     await store.track([(scan(str(i)), "config") for i in range(5)], T0)
-    state = await store.sink_open("ops", T0)
+    state = await store.sinks.open("ops", T0)
     assert state.position == 5
-    state = await store.sink_replay("ops", 0, T0)  # everything again
+    state = await store.sinks.replay("ops", 0, T0)  # everything again
     assert (state.position, state.generation) == (0, 1)
     letters = [
         DeadLetter("ops", tid, f"k{tid}", 3, T0, T0 + timedelta(minutes=1), "HTTP 400", 400)
@@ -345,14 +345,14 @@ async def test_dead_letters_are_listed_and_a_replay_rewinds_the_cursor(store: St
         last_error_at=T0,
         last_status=410,
     )
-    assert await store.sink_save(gone, letters)
-    assert [d.id for d in await store.dead_letters("ops")] == [2, 4]
-    assert [d.id for d in await store.dead_letters("ops", after=2)] == [4]
-    assert (await store.dead_letters("ops"))[0] == letters[0]
+    assert await store.sinks.save(gone, letters)
+    assert [d.id for d in await store.sinks.dead_letters("ops")] == [2, 4]
+    assert [d.id for d in await store.sinks.dead_letters("ops", after=2)] == [4]
+    assert (await store.sinks.dead_letters("ops"))[0] == letters[0]
     # Replaying from 3: the cursor moves there, the sink is active again, the dead letters
     # after 3 are attempted again (no longer listed), and a deliverer of the old generation
     # can no longer write.
-    again = await store.sink_replay("ops", 3, T0)
+    again = await store.sinks.replay("ops", 3, T0)
     assert (again.position, again.status, again.generation, again.head) == (
         3,
         SinkStatus.ACTIVE,
@@ -360,11 +360,11 @@ async def test_dead_letters_are_listed_and_a_replay_rewinds_the_cursor(store: St
         None,
     )
     assert again.dead == 2 and again.last_error == "HTTP 410"  # totals and history stay
-    assert [d.id for d in await store.dead_letters("ops")] == [2]
-    assert not await store.sink_save(evolve(gone, position=9))
-    assert (await store.sink_states(["ops"]))[0].position == 3
+    assert [d.id for d in await store.sinks.dead_letters("ops")] == [2]
+    assert not await store.sinks.save(evolve(gone, position=9))
+    assert (await store.sinks.states(["ops"]))[0].position == 3
     # A replay of a sink never run before creates it there.
-    assert (await store.sink_replay("new", 1, T0)).position == 1
+    assert (await store.sinks.replay("new", 1, T0)).position == 1
 
 
 def test_a_version_2_state_file_gains_sinks_and_keeps_its_log(tmp_path: Path) -> None:
@@ -382,7 +382,7 @@ def test_a_version_2_state_file_gains_sinks_and_keeps_its_log(tmp_path: Path) ->
 
     async def go() -> int:
         async with SQLiteStore(path) as store:
-            return (await store.sink_open("ops", T0)).position
+            return (await store.sinks.open("ops", T0)).position
 
     assert asyncio.run(go()) == 7
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -405,8 +405,8 @@ def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, ve
         async with SQLiteStore(path) as store:
             await store.commit([seen(scan("a"), 0, "track"), seen(scan("b"), 1, "track")])
             await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 5)])
-            state = await store.sink_open("ops", T0)
-            await store.sink_save(evolve(state, position=3, dead=1), [letter])
+            state = await store.sinks.open("ops", T0)
+            await store.sinks.save(evolve(state, position=3, dead=1), [letter])
 
     asyncio.run(write())
     # Take the file back to `version`: drop what the later migrations added, and check that
@@ -434,8 +434,8 @@ def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, ve
                 [s.key for s in page.items],
                 (await store.get(scan("a").key)),
                 [t.id for t in await store.transitions()],
-                await store.sink_states(["ops"]),
-                await store.dead_letters("ops"),
+                await store.sinks.states(["ops"]),
+                await store.sinks.dead_letters("ops"),
             )
 
     keys, a, ids, sinks, dead = asyncio.run(read())

@@ -1,7 +1,7 @@
 """`Deliverer`: the engine part that pushes the committed log to each configured sink.
 
 A sink is one more reader of the log, with its own committed cursor in the store
-(`Store.sink_open` / `sink_save`):
+(`Store.sinks`: `open` / `save`):
 
 - It reads the log from its cursor through a subscription of the broadcaster (one that falls
   behind reads the store, so a sink's backlog is bounded by the store's retention, never by
@@ -24,7 +24,7 @@ A sink is one more reader of the log, with its own committed cursor in the store
   (`sink:<name>`), renewed three times a lease period; a replica that loses it stops after the
   attempt in flight, and its successor resumes from the stored cursor (the attempt in flight
   may be delivered twice: same `webhook-id`).
-- A replay (`Store.sink_replay`, from any replica) bumps the sink's generation: the deliverer
+- A replay (`Store.sinks.replay`, from any replica) bumps the sink's generation: the deliverer
   notices at its next write or within two seconds, and starts again from the new cursor.
 """
 
@@ -307,7 +307,7 @@ class Deliverer:
         reads (its row, the newest id, the first transition after its cursor)."""
         if not self.sinks:
             return []
-        states = {s.name: s for s in await self.store.sink_states(self.names)}
+        states = {s.name: s for s in await self.store.sinks.states(self.names)}
         last = await self.store.last_id()
         now = self._now()
         out = []
@@ -356,7 +356,7 @@ class Deliverer:
         async with sink_session(sink) as http:
             while True:
                 await self._held[name].wait()
-                state = await self.store.sink_open(name, self._now())
+                state = await self.store.sinks.open(name, self._now())
                 self.states[name] = state
                 with contextlib.suppress(Stale):
                     await self._deliver(sink, _Run(state), http)
@@ -402,7 +402,7 @@ class Deliverer:
         await self._save(run, state)
 
     async def _save(self, run: _Run, state: SinkState, dead: Sequence[DeadLetter] = ()) -> None:
-        if not await self.store.sink_save(state, dead):
+        if not await self.store.sinks.save(state, dead):
             raise Stale("the sink was replayed")
         run.state, run.dirty, run.flushed = state, False, time.monotonic()
         self.states[state.name] = state
@@ -431,7 +431,7 @@ class Deliverer:
         if not self._held[name].is_set():
             raise Stale("the lease was lost")
         if woken or not done:
-            for found in await self.store.sink_states([name]):
+            for found in await self.store.sinks.states([name]):
                 if found.generation != run.state.generation:
                     raise Stale("the sink was replayed")
 

@@ -4,9 +4,9 @@ A store keeps the tracked set (with how each item was added), every item's curre
 append-only log of transitions with increasing integer ids, per item the last observation time
 and last error, (shared) the leases of sources, and each sink's cursor and dead letters. Items
 are written through one method, `commit(observations)`, which applies one rule (`plan`) in
-every backend (a sink's own state through `sink_save`); everything else
-(the engine's working set, watch consumers, the live stream, the JSON API, other replicas)
-reads it back.
+every backend (a sink's own state through its ledger, `store.sinks`: a `SinkLedger`);
+everything else (the engine's working set, watch consumers, the live stream, the JSON API,
+other replicas) reads it back.
 
 Backends: `MemoryStore` (the library default), `SQLiteStore` (one file, WAL, forward-only
 migrations, indexed reads) and `PostgresStore` (several replicas). `open_store("memory")`,
@@ -31,6 +31,7 @@ from ._base import (
     Overdue,
     Page,
     Retention,
+    SinkLedger,
     SinkState,
     SinkStatus,
     Spread,
@@ -86,6 +87,7 @@ __all__ = [
     "Page",
     "Retention",
     "SQLiteStore",
+    "SinkLedger",
     "SinkState",
     "SinkStatus",
     "Spread",

@@ -1,5 +1,6 @@
-"""The `Store` protocol, the records it speaks in, and the one rule every backend applies when
-it commits what the engine saw (`plan`).
+"""The `Store` protocol, the records it speaks in, the one rule every backend applies when it
+commits what the engine saw (`plan`), and the sinks' delivery ledger every store holds
+(`SinkLedger`, as `Store.sinks`).
 
 The store is the truth. A fact exists once it is committed here: a tracked item, its current
 state, a transition, a lease. Everything else reads it back: the engine's working set is a
@@ -737,6 +738,9 @@ class Store(abc.ABC):
     #: True when several processes share the store (leases decide who polls which source; the
     #: log carries every process's transitions; the tracked set is told of between them).
     shared: bool = False
+    #: The webhook sinks' delivery ledger: each sink's cursor in the log, retry state and dead
+    #: letters, kept in this store (set by each backend).
+    sinks: SinkLedger
 
     def __init__(self) -> None:
         # Wakes `follow` in this process when a commit appended to the log.
@@ -877,19 +881,30 @@ class Store(abc.ABC):
         """Give up this process's leases (nothing to give up for a store one process owns)."""
         return
 
-    # --- sinks: each a reader of the log with its own cursor --------------------------------
+    async def tracking_changes(self) -> AsyncIterator[frozenset[str]]:
+        """The sources whose tracked set another process changed, as it happens (a shared
+        store); a store one process owns has nothing to tell and never yields."""
+        await asyncio.Event().wait()
+        yield frozenset()  # pragma: no cover - never reached
+
+
+class SinkLedger(abc.ABC):
+    """The webhook sinks' delivery ledger, a part of every store (`Store.sinks`): each sink is
+    a reader of the log with its own cursor, retry state and dead letters, kept beside the log
+    (in the same database, written through the store's own connection). Every replica reads
+    it; the replica holding a sink's lease writes it, fenced by the sink's generation."""
 
     @abc.abstractmethod
-    async def sink_open(self, name: str, now: datetime) -> SinkState:
+    async def open(self, name: str, now: datetime) -> SinkState:
         """The state of sink `name`; a sink seen for the first time starts at the end of the
         log (it delivers what is committed from then on; a replay sends older events)."""
 
     @abc.abstractmethod
-    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+    async def states(self, names: Collection[str] | None = None) -> list[SinkState]:
         """The states of these sinks (every sink the store knows when None), by name."""
 
     @abc.abstractmethod
-    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+    async def save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
         """Write a sink's state and record its dead letters, in one transaction, unless a
         replay changed its generation since it was read (then nothing is written and this
         returns False). The cursor and the totals never move backwards within a generation,
@@ -897,7 +912,7 @@ class Store(abc.ABC):
         progress."""
 
     @abc.abstractmethod
-    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+    async def replay(self, name: str, since: int, now: datetime) -> SinkState:
         """Send again everything after id `since`: the cursor moves to it, the generation is
         bumped (the deliverer reloads), a disabled sink is active again, and the dead letters
         after it are cleared (they are attempted again)."""
@@ -907,12 +922,6 @@ class Store(abc.ABC):
         self, name: str, *, after: int = 0, limit: int = 100
     ) -> list[DeadLetter]:
         """A sink's dead letters with id > `after`, oldest first."""
-
-    async def tracking_changes(self) -> AsyncIterator[frozenset[str]]:
-        """The sources whose tracked set another process changed, as it happens (a shared
-        store); a store one process owns has nothing to tell and never yields."""
-        await asyncio.Event().wait()
-        yield frozenset()  # pragma: no cover - never reached
 
 
 def change_of(

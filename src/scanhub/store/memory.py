@@ -29,6 +29,7 @@ from ._base import (
     Page,
     Retention,
     Row,
+    SinkLedger,
     SinkState,
     SinkStatus,
     Store,
@@ -86,8 +87,7 @@ class MemoryStore(Store):
         self._by_time: list[Transition] = []
         self._next = 1
         self._seq = 0
-        self._sinks: dict[str, SinkState] = {}
-        self._dead: dict[str, dict[int, DeadLetter]] = {}
+        self.sinks = MemorySinks(self)
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -331,17 +331,26 @@ class MemoryStore(Store):
     async def last_id(self) -> int:
         return self._next - 1
 
-    # --- sinks ----------------------------------------------------------------------------
 
-    async def sink_open(self, name: str, now: datetime) -> SinkState:
+class MemorySinks(SinkLedger):
+    """The sinks' delivery ledger of a `MemoryStore`: each sink's state and dead letters in
+    this process's memory, its cursor starting at the store's last id."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._sinks: dict[str, SinkState] = {}
+        self._dead: dict[str, dict[int, DeadLetter]] = {}
+
+    async def open(self, name: str, now: datetime) -> SinkState:
         if name not in self._sinks:
-            self._sinks[name] = SinkState(name, self._next - 1, updated_at=now)
+            position = await self._store.last_id()
+            self._sinks.setdefault(name, SinkState(name, position, updated_at=now))
         return self._sinks[name]
 
-    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+    async def states(self, names: Collection[str] | None = None) -> list[SinkState]:
         return [s for n, s in sorted(self._sinks.items()) if names is None or n in names]
 
-    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+    async def save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
         held = self._sinks.get(state.name)
         if held is None or held.generation != state.generation:
             return False
@@ -357,7 +366,7 @@ class MemoryStore(Store):
             letters[letter.id] = letter
         return True
 
-    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+    async def replay(self, name: str, since: int, now: datetime) -> SinkState:
         held = self._sinks.get(name) or SinkState(name, since)
         self._sinks[name] = evolve(
             held,

@@ -25,6 +25,10 @@ and is the faster of the two for the many small statements a watcher makes.
   `pg_trgm` extension can be created, counts kept by a trigger).
 - The password comes from the environment (`SCANHUB_DATABASE_URL` or libpq's `PGPASSWORD`), never
   from a file, and is never printed.
+
+Three parts share the store's pool: `PostgresStore` (opening, the writes, the item and log
+reads, leases and notifications), `PostgresQueries` (the statements built from what is asked:
+pages of items, time in state) and `PostgresSinks` (the sinks' delivery ledger).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -62,6 +66,7 @@ from ._base import (
     Page,
     Retention,
     Row,
+    SinkLedger,
     SinkState,
     SinkStatus,
     Store,
@@ -301,8 +306,8 @@ class PostgresStore(Store):
         self.holder = holder
         self._pool_size = pool_size
         self._pool: Any = None
-        #: Whether `pg_trgm` could be used for text search (found when opening).
-        self._trigram = False
+        self.sinks = PostgresSinks(self._acquire)
+        self._queries = PostgresQueries(self._acquire)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self._url)!r})"
@@ -317,7 +322,7 @@ class PostgresStore(Store):
         self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
         async with self._pool.acquire() as con:
             await migrate(con)
-            self._trigram = await _trigram_index(con)
+            self._queries.trigram = await _trigram_index(con)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -391,6 +396,166 @@ class PostgresStore(Store):
         return None if r is None else _stored(r, r["raw"])
 
     async def query(self, query: ItemQuery) -> Page:
+        return await self._queries.query(query)
+
+    async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
+        async with self._acquire() as con:
+            if sources is None:
+                rows = await con.fetch(f"SELECT {_LISTED} FROM items WHERE active ORDER BY seq")
+            else:
+                rows = await con.fetch(
+                    f"SELECT {_LISTED} FROM items WHERE active AND source = ANY($1::text[])"
+                    " ORDER BY seq",
+                    list(sources),
+                )
+        return [_stored(r) for r in rows]
+
+    async def tracked_at(self, keys: Collection[str] | None = None) -> tuple[list[StoredItem], int]:
+        async with (
+            self._acquire() as con,
+            con.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            if keys is None:
+                rows = await con.fetch(f"SELECT {_LISTED}, raw FROM items ORDER BY seq")
+            else:
+                rows = await con.fetch(
+                    f"SELECT {_LISTED}, raw FROM items WHERE key = ANY($1::text[]) ORDER BY seq",
+                    list(keys),
+                )
+            last = await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions")
+        return [_stored(r, r["raw"]) for r in rows], int(last)
+
+    async def counts(self) -> list[Count]:
+        async with self._acquire() as con:
+            rows = await con.fetch(
+                "SELECT vendor, source, kind, lifecycle, verdict, n FROM item_counts WHERE n > 0"
+                " ORDER BY vendor, source, kind, lifecycle, verdict"
+            )
+        return [Count(*r) for r in rows]
+
+    async def oldest_active(self) -> list[Oldest]:
+        async with self._acquire() as con:
+            rows = await con.fetch(
+                "SELECT DISTINCT ON (source) source, key, since FROM items WHERE active"
+                " ORDER BY source, since"
+            )
+        return [Oldest(r["source"], r["key"], _utc(r["since"]) or datetime.now(UTC)) for r in rows]
+
+    async def stats(
+        self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
+    ) -> list[GroupStats]:
+        return await self._queries.stats(since=since, until=until, group_by=group_by)
+
+    async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
+        return await self._queries.activity(since=since, until=until, bucket=bucket)
+
+    async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+        return await self._queries.overdue(cutoffs)
+
+    async def transitions(
+        self, *, since: int = 0, key: str | None = None, limit: int | None = None
+    ) -> list[Transition]:
+        sql = (
+            "SELECT t.id, t.observed_at, t.after, p.after AS before FROM transitions t"
+            " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > $1"
+        )
+        args: list[Any] = [min(since, 2**63 - 1)]
+        if key is not None:
+            args.append(key)
+            sql += f" AND t.key = ${len(args)}"
+        sql += " ORDER BY t.id"
+        if limit is not None:
+            args.append(limit)
+            sql += f" LIMIT ${len(args)}"
+        async with self._acquire() as con:
+            rows = await con.fetch(sql, *args)
+        return [
+            Transition(
+                int(r["id"]),
+                change_of(
+                    int(r["id"]),
+                    _utc(r["observed_at"]) or datetime.now(UTC),
+                    json.loads(r["after"]),
+                    None if r["before"] is None else json.loads(r["before"]),
+                ),
+            )
+            for r in rows
+        ]
+
+    async def last_id(self) -> int:
+        async with self._acquire() as con:
+            return int(await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions"))
+
+    # --- replicas ---------------------------------------------------------------------------
+
+    async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
+        """Take or renew the leases of `sources` for `ttl` seconds; returns those held."""
+        if self.holder is None:
+            return set(sources)
+        async with self._acquire() as con:
+            rows = await con.fetch(
+                "INSERT INTO leases (source, holder, expires_at)"
+                " SELECT s, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) s"
+                " ON CONFLICT (source) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at < now()"
+                " RETURNING source",
+                list(sources),
+                self.holder,
+                ttl,
+            )
+        return {r["source"] for r in rows}
+
+    async def release_leases(self) -> None:
+        """Give up every lease this replica holds (a clean stop hands sources over at once)."""
+        if self.holder is not None and self._pool is not None:
+            async with self._acquire() as con:
+                await con.execute("DELETE FROM leases WHERE holder = $1", self.holder)
+
+    async def follow(self, since: int) -> AsyncIterator[Change]:
+        """Every transition after `since`, in id order, as any replica commits it (LISTEN/
+        NOTIFY, with a look every two seconds in case a notification was missed). When the
+        database goes away it reconnects with backoff and resumes after the last id it
+        yielded: no gap, no repeat."""
+        async for _ in _listen(self._url, CHANNEL):
+            while True:
+                found = await self.transitions(since=since, limit=1000)
+                for t in found:
+                    since = t.id
+                    yield t.change
+                if len(found) < 1000:
+                    break
+
+    async def tracking_changes(self) -> AsyncIterator[frozenset[str]]:
+        """The sources whose tracked set any replica changed (as NOTIFYed); an empty set after
+        a reconnect means "anything may have changed while away"."""
+        first = True
+        async for payload in _listen(self._url, TRACKING_CHANNEL, payloads=True):
+            if payload is None:
+                if not first:
+                    yield frozenset()
+                first = False
+                continue
+            try:
+                sources = json.loads(payload)
+            except ValueError:
+                yield frozenset()
+                continue
+            yield frozenset(s for s in sources if isinstance(s, str))
+
+
+class PostgresQueries:
+    """The reads of a `PostgresStore` whose statements are built from what is asked: a page of
+    items in any of `ORDERS`, filtered and searched, with its total (`query`), and time in
+    state over a window (`stats`, `activity`, `overdue`). Each is one or a few indexed
+    statements on a connection of the store's pool (`acquire`)."""
+
+    def __init__(self, acquire: Callable[[], contextlib.AbstractAsyncContextManager[Any]]) -> None:
+        self._acquire = acquire
+        #: Whether `pg_trgm` could be used for text search (found when the store opens).
+        self.trigram = False
+
+    async def query(self, query: ItemQuery) -> Page:
         where, args = self._where(query)
         parts = page_parts(query, lambda t: t)
         column = ORDERS[query.sort[0]]
@@ -446,53 +611,10 @@ class PostgresStore(Store):
             args.append(query.text.casefold())
             # With pg_trgm, its GIN index serves this; without, it is a scan.
             where.append(f"(strpos(search, ${len(args)}) > 0)")
-            if self._trigram:
+            if self.trigram:
                 args.append("%" + _like_escape(query.text.casefold()) + "%")
                 where.append(f"(search LIKE ${len(args)})")
         return where, args
-
-    async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
-        async with self._acquire() as con:
-            if sources is None:
-                rows = await con.fetch(f"SELECT {_LISTED} FROM items WHERE active ORDER BY seq")
-            else:
-                rows = await con.fetch(
-                    f"SELECT {_LISTED} FROM items WHERE active AND source = ANY($1::text[])"
-                    " ORDER BY seq",
-                    list(sources),
-                )
-        return [_stored(r) for r in rows]
-
-    async def tracked_at(self, keys: Collection[str] | None = None) -> tuple[list[StoredItem], int]:
-        async with (
-            self._acquire() as con,
-            con.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            if keys is None:
-                rows = await con.fetch(f"SELECT {_LISTED}, raw FROM items ORDER BY seq")
-            else:
-                rows = await con.fetch(
-                    f"SELECT {_LISTED}, raw FROM items WHERE key = ANY($1::text[]) ORDER BY seq",
-                    list(keys),
-                )
-            last = await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions")
-        return [_stored(r, r["raw"]) for r in rows], int(last)
-
-    async def counts(self) -> list[Count]:
-        async with self._acquire() as con:
-            rows = await con.fetch(
-                "SELECT vendor, source, kind, lifecycle, verdict, n FROM item_counts WHERE n > 0"
-                " ORDER BY vendor, source, kind, lifecycle, verdict"
-            )
-        return [Count(*r) for r in rows]
-
-    async def oldest_active(self) -> list[Oldest]:
-        async with self._acquire() as con:
-            rows = await con.fetch(
-                "SELECT DISTINCT ON (source) source, key, since FROM items WHERE active"
-                " ORDER BY source, since"
-            )
-        return [Oldest(r["source"], r["key"], _utc(r["since"]) or datetime.now(UTC)) for r in rows]
 
     async def stats(
         self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
@@ -560,43 +682,15 @@ class PostgresStore(Store):
                     out.append(Overdue(r["vendor"], source, kind, int(r["n"])))
         return out
 
-    async def transitions(
-        self, *, since: int = 0, key: str | None = None, limit: int | None = None
-    ) -> list[Transition]:
-        sql = (
-            "SELECT t.id, t.observed_at, t.after, p.after AS before FROM transitions t"
-            " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > $1"
-        )
-        args: list[Any] = [min(since, 2**63 - 1)]
-        if key is not None:
-            args.append(key)
-            sql += f" AND t.key = ${len(args)}"
-        sql += " ORDER BY t.id"
-        if limit is not None:
-            args.append(limit)
-            sql += f" LIMIT ${len(args)}"
-        async with self._acquire() as con:
-            rows = await con.fetch(sql, *args)
-        return [
-            Transition(
-                int(r["id"]),
-                change_of(
-                    int(r["id"]),
-                    _utc(r["observed_at"]) or datetime.now(UTC),
-                    json.loads(r["after"]),
-                    None if r["before"] is None else json.loads(r["before"]),
-                ),
-            )
-            for r in rows
-        ]
 
-    async def last_id(self) -> int:
-        async with self._acquire() as con:
-            return int(await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions"))
+class PostgresSinks(SinkLedger):
+    """The sinks' delivery ledger of a `PostgresStore`: the `sinks` and `sink_dead` tables,
+    on connections of the store's pool (`acquire`: the store's way there)."""
 
-    # --- sinks ------------------------------------------------------------------------------
+    def __init__(self, acquire: Callable[[], contextlib.AbstractAsyncContextManager[Any]]) -> None:
+        self._acquire = acquire
 
-    async def sink_open(self, name: str, now: datetime) -> SinkState:
+    async def open(self, name: str, now: datetime) -> SinkState:
         async with self._acquire() as con:
             await con.execute(
                 "INSERT INTO sinks (name, position, updated_at)"
@@ -608,7 +702,7 @@ class PostgresStore(Store):
             row = await con.fetchrow(f"SELECT {_SINK} FROM sinks WHERE name = $1", name)
         return _sink(row)
 
-    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+    async def states(self, names: Collection[str] | None = None) -> list[SinkState]:
         async with self._acquire() as con:
             if names is None:
                 rows = await con.fetch(f"SELECT {_SINK} FROM sinks ORDER BY name")
@@ -619,7 +713,7 @@ class PostgresStore(Store):
                 )
         return [_sink(r) for r in rows]
 
-    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+    async def save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
         async with self._acquire() as con, con.transaction():
             status = await con.execute(
                 "UPDATE sinks SET position = GREATEST(position, $1), status = $2, head = $3,"
@@ -670,7 +764,7 @@ class PostgresStore(Store):
                 )
         return True
 
-    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+    async def replay(self, name: str, since: int, now: datetime) -> SinkState:
         async with self._acquire() as con, con.transaction():
             row = await con.fetchrow(
                 "INSERT INTO sinks (name, position, updated_at) VALUES ($1, $2, $3)"
@@ -709,63 +803,6 @@ class PostgresStore(Store):
             )
             for r in rows
         ]
-
-    # --- replicas ---------------------------------------------------------------------------
-
-    async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
-        """Take or renew the leases of `sources` for `ttl` seconds; returns those held."""
-        if self.holder is None:
-            return set(sources)
-        async with self._acquire() as con:
-            rows = await con.fetch(
-                "INSERT INTO leases (source, holder, expires_at)"
-                " SELECT s, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) s"
-                " ON CONFLICT (source) DO UPDATE SET holder = excluded.holder,"
-                " expires_at = excluded.expires_at"
-                " WHERE leases.holder = excluded.holder OR leases.expires_at < now()"
-                " RETURNING source",
-                list(sources),
-                self.holder,
-                ttl,
-            )
-        return {r["source"] for r in rows}
-
-    async def release_leases(self) -> None:
-        """Give up every lease this replica holds (a clean stop hands sources over at once)."""
-        if self.holder is not None and self._pool is not None:
-            async with self._acquire() as con:
-                await con.execute("DELETE FROM leases WHERE holder = $1", self.holder)
-
-    async def follow(self, since: int) -> AsyncIterator[Change]:
-        """Every transition after `since`, in id order, as any replica commits it (LISTEN/
-        NOTIFY, with a look every two seconds in case a notification was missed). When the
-        database goes away it reconnects with backoff and resumes after the last id it
-        yielded: no gap, no repeat."""
-        async for _ in _listen(self._url, CHANNEL):
-            while True:
-                found = await self.transitions(since=since, limit=1000)
-                for t in found:
-                    since = t.id
-                    yield t.change
-                if len(found) < 1000:
-                    break
-
-    async def tracking_changes(self) -> AsyncIterator[frozenset[str]]:
-        """The sources whose tracked set any replica changed (as NOTIFYed); an empty set after
-        a reconnect means "anything may have changed while away"."""
-        first = True
-        async for payload in _listen(self._url, TRACKING_CHANNEL, payloads=True):
-            if payload is None:
-                if not first:
-                    yield frozenset()
-                first = False
-                continue
-            try:
-                sources = json.loads(payload)
-            except ValueError:
-                yield frozenset()
-                continue
-            yield frozenset(s for s in sources if isinstance(s, str))
 
 
 async def _listen(url: str, channel: str, *, payloads: bool = False) -> AsyncIterator[str | None]:

@@ -14,6 +14,10 @@
   /metrics never count rows), partial indexes over the active items.
 - The log keeps each transition's item without its vendor payload (the current state keeps it,
   in its own column), and points at the item's previous transition instead of copying it.
+
+Three parts share the store's one thread and connection (`Runner`): `SQLiteStore` (opening,
+the writes, the item and log reads), `SQLiteQueries` (the statements built from what is
+asked: pages of items, time in state) and `SQLiteSinks` (the sinks' delivery ledger).
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .._changes import ItemError
 from .._convert import converter
@@ -50,6 +54,7 @@ from ._base import (
     Page,
     Retention,
     Row,
+    SinkLedger,
     SinkState,
     SinkStatus,
     Store,
@@ -69,6 +74,14 @@ from ._base import (
 )
 
 T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """How a part of a `SQLiteStore` reaches its connection: `fn` runs on the store's one
+    thread, in order with every other call (`SQLiteStore._run`)."""
+
+    def __call__(self, fn: Callable[[sqlite3.Connection], T], /) -> Awaitable[T]: ...
+
 
 #: MIGRATIONS[n] takes the schema from version n to n + 1 (statements separated by ";;").
 MIGRATIONS: tuple[str, ...] = (
@@ -370,6 +383,8 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         # One thread owns the connection: every call runs there, in order.
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="scanhub-db")
+        self.sinks = SQLiteSinks(self._run)
+        self._queries = SQLiteQueries(self._run)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -496,47 +511,7 @@ class SQLiteStore(Store):
         return None if row is None else _stored(row[:_N], row[_N])
 
     async def query(self, query: ItemQuery) -> Page:
-        counted = query.counted
-        parts = page_parts(query, _ts)
-        column = ORDERS[query.sort[0]]
-
-        def read(db: sqlite3.Connection) -> tuple[list[Any], int]:
-            where, args, total = _searched(db, query)
-            rows: list[Any] = []
-            for condition, given, order_by in parts:
-                page_where = [*where, condition] if condition else where
-                sql = f"SELECT {_LISTED}, key, {column} FROM items"
-                if page_where:
-                    sql += " WHERE " + " AND ".join(page_where)
-                sql += f" ORDER BY {order_by} LIMIT ?"
-                rows += db.execute(sql, [*args, *given, query.limit + 1 - len(rows)]).fetchall()
-                if len(rows) > query.limit:
-                    break
-            if total is None and counted:
-                count_where, count_args = _count_where(query)
-                total = db.execute(
-                    "SELECT COALESCE(SUM(n), 0) FROM item_counts" + count_where, count_args
-                ).fetchone()[0]
-            elif total is None:
-                sql = "SELECT COUNT(*) FROM items"
-                if where:
-                    sql += " WHERE " + " AND ".join(where)
-                total = db.execute(sql, args).fetchone()[0]
-            return rows, int(total)
-
-        rows, total = await self._run(read)
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        last = rows[-1] if more else None
-        value = None
-        if last is not None and query.sort[0] != "key":
-            value = last[_N + 1]
-        return Page(
-            [_listed(r[:_N]) for r in rows],
-            last[_N] if last is not None else None,
-            total,
-            value,
-        )
+        return await self._queries.query(query)
 
     async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
         def read(db: sqlite3.Connection) -> list[Any]:
@@ -597,6 +572,115 @@ class SQLiteStore(Store):
             Oldest(source, key, _dt(since) or datetime.now(UTC))
             for source, key, since in await self._run(read)
         ]
+
+    async def stats(
+        self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
+    ) -> list[GroupStats]:
+        return await self._queries.stats(since=since, until=until, group_by=group_by)
+
+    async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
+        return await self._queries.activity(since=since, until=until, bucket=bucket)
+
+    async def overdue(self, cutoffs: Sequence[tuple[str, str, datetime]]) -> list[Overdue]:
+        return await self._queries.overdue(cutoffs)
+
+    async def transitions(
+        self, *, since: int = 0, key: str | None = None, limit: int | None = None
+    ) -> list[Transition]:
+        sql = (
+            "SELECT t.id, t.observed_at, t.after, p.after FROM transitions t"
+            " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > ?"
+        )
+        args: list[Any] = [min(since, 2**63 - 1)]
+        if key is not None:
+            sql += " AND t.key = ?"
+            args.append(key)
+        sql += " ORDER BY t.id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+
+        def read(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(sql, args).fetchall()
+
+        out = []
+        for tid, observed, after, before in await self._run(read):
+            change = change_of(
+                tid,
+                _dt(observed) or datetime.now(UTC),
+                json.loads(after),
+                None if before is None else json.loads(before),
+            )
+            out.append(Transition(tid, change))
+        return out
+
+    async def last_id(self) -> int:
+        def read(db: sqlite3.Connection) -> int:
+            return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM transitions").fetchone()[0])
+
+        return await self._run(read)
+
+    def size(self) -> int:
+        """Bytes the database file (and its WAL) take on disk."""
+        total = 0
+        for suffix in ("", "-wal"):
+            p = Path(self.path + suffix)
+            if p.exists():
+                total += p.stat().st_size
+        return total
+
+
+class SQLiteQueries:
+    """The reads of a `SQLiteStore` whose statements are built from what is asked: a page of
+    items in any of `ORDERS`, filtered and searched, with its total (`query`), and time in
+    state over a window (`stats`, `activity`, `overdue`). Each is one or a few indexed
+    statements on the store's thread and connection (`run`)."""
+
+    def __init__(self, run: Runner) -> None:
+        self._run = run
+
+    async def query(self, query: ItemQuery) -> Page:
+        counted = query.counted
+        parts = page_parts(query, _ts)
+        column = ORDERS[query.sort[0]]
+
+        def read(db: sqlite3.Connection) -> tuple[list[Any], int]:
+            where, args, total = _searched(db, query)
+            rows: list[Any] = []
+            for condition, given, order_by in parts:
+                page_where = [*where, condition] if condition else where
+                sql = f"SELECT {_LISTED}, key, {column} FROM items"
+                if page_where:
+                    sql += " WHERE " + " AND ".join(page_where)
+                sql += f" ORDER BY {order_by} LIMIT ?"
+                rows += db.execute(sql, [*args, *given, query.limit + 1 - len(rows)]).fetchall()
+                if len(rows) > query.limit:
+                    break
+            if total is None and counted:
+                count_where, count_args = _count_where(query)
+                total = db.execute(
+                    "SELECT COALESCE(SUM(n), 0) FROM item_counts" + count_where, count_args
+                ).fetchone()[0]
+            elif total is None:
+                sql = "SELECT COUNT(*) FROM items"
+                if where:
+                    sql += " WHERE " + " AND ".join(where)
+                total = db.execute(sql, args).fetchone()[0]
+            return rows, int(total)
+
+        rows, total = await self._run(read)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        last = rows[-1] if more else None
+        value = None
+        if last is not None and query.sort[0] != "key":
+            value = last[_N + 1]
+        return Page(
+            [_listed(r[:_N]) for r in rows],
+            last[_N] if last is not None else None,
+            total,
+            value,
+        )
 
     async def stats(
         self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
@@ -675,45 +759,15 @@ class SQLiteStore(Store):
 
         return await self._run(read)
 
-    async def transitions(
-        self, *, since: int = 0, key: str | None = None, limit: int | None = None
-    ) -> list[Transition]:
-        sql = (
-            "SELECT t.id, t.observed_at, t.after, p.after FROM transitions t"
-            " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > ?"
-        )
-        args: list[Any] = [min(since, 2**63 - 1)]
-        if key is not None:
-            sql += " AND t.key = ?"
-            args.append(key)
-        sql += " ORDER BY t.id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
 
-        def read(db: sqlite3.Connection) -> list[Any]:
-            return db.execute(sql, args).fetchall()
+class SQLiteSinks(SinkLedger):
+    """The sinks' delivery ledger of a `SQLiteStore`: the `sinks` and `sink_dead` tables,
+    read and written on the store's thread and connection (`run`: the store's way there)."""
 
-        out = []
-        for tid, observed, after, before in await self._run(read):
-            change = change_of(
-                tid,
-                _dt(observed) or datetime.now(UTC),
-                json.loads(after),
-                None if before is None else json.loads(before),
-            )
-            out.append(Transition(tid, change))
-        return out
+    def __init__(self, run: Runner) -> None:
+        self._run = run
 
-    async def last_id(self) -> int:
-        def read(db: sqlite3.Connection) -> int:
-            return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM transitions").fetchone()[0])
-
-        return await self._run(read)
-
-    # --- sinks ----------------------------------------------------------------------------
-
-    async def sink_open(self, name: str, now: datetime) -> SinkState:
+    async def open(self, name: str, now: datetime) -> SinkState:
         def write(db: sqlite3.Connection) -> Any:
             with _tx(db):
                 db.execute(
@@ -725,14 +779,14 @@ class SQLiteStore(Store):
 
         return _sink(await self._run(write))
 
-    async def sink_states(self, names: Collection[str] | None = None) -> list[SinkState]:
+    async def states(self, names: Collection[str] | None = None) -> list[SinkState]:
         def read(db: sqlite3.Connection) -> list[Any]:
             return db.execute(f"SELECT {_SINK} FROM sinks ORDER BY name").fetchall()
 
         found = [_sink(r) for r in await self._run(read)]
         return [s for s in found if names is None or s.name in names]
 
-    async def sink_save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
+    async def save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
         def write(db: sqlite3.Connection) -> bool:
             with _tx(db):
                 cur = db.execute(
@@ -783,7 +837,7 @@ class SQLiteStore(Store):
 
         return await self._run(write)
 
-    async def sink_replay(self, name: str, since: int, now: datetime) -> SinkState:
+    async def replay(self, name: str, since: int, now: datetime) -> SinkState:
         def write(db: sqlite3.Connection) -> Any:
             with _tx(db):
                 db.execute(
@@ -813,15 +867,6 @@ class SQLiteStore(Store):
             DeadLetter(sink, tid, key, n, _dt(first) or _EPOCH, _dt(last) or _EPOCH, err, st)
             for sink, tid, key, n, first, last, err, st in await self._run(read)
         ]
-
-    def size(self) -> int:
-        """Bytes the database file (and its WAL) take on disk."""
-        total = 0
-        for suffix in ("", "-wal"):
-            p = Path(self.path + suffix)
-            if p.exists():
-                total += p.stat().st_size
-        return total
 
 
 def _groups(group_by: Sequence[str]) -> tuple[str, ...]:

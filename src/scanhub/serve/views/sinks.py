@@ -85,7 +85,7 @@ async def dead(request: web.Request) -> web.StreamResponse:
     _known(service, name)
     after = int_param(request, "after", 0, 0, MAX_ID)
     limit = int_param(request, "limit", 100, 1, 1000)
-    letters = await service.store.dead_letters(name, after=after, limit=limit)
+    letters = await service.store.sinks.dead_letters(name, after=after, limit=limit)
     return json_response(
         request,
         {
@@ -138,8 +138,8 @@ async def replay(request: web.Request) -> web.StreamResponse:
     if "from" in body:
         start = _transition_id(body["from"])
     else:
-        states = await service.store.sink_states([name])
-        letters = await service.store.dead_letters(name, limit=1)
+        states = await service.store.sinks.states([name])
+        letters = await service.store.sinks.dead_letters(name, limit=1)
         if body.get("dead") is not True and states and states[0].status is SinkStatus.DISABLED:
             start = states[0].head
         elif letters:
@@ -150,7 +150,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
                 "Conflict",
                 f'sink {name!r} has no dead letter and is not disabled: give {{"from": ID}}',
             )
-    await service.store.sink_replay(name, start - 1, service.now())
+    await service.store.sinks.replay(name, start - 1, service.now())
     service.hub.sinks.wake(name)
     answer = {"replayed_from": start, "sink": await _report(service, name)}
     return json_response(request, answer, status=202)
