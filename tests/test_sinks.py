@@ -514,7 +514,7 @@ async def test_a_loopback_address_in_another_spelling_is_refused(host: str) -> N
                 await until(lambda: "hook" in hub.sinks.states)
                 await hub.store.commit([seen(scan("a"))])
                 await until(lambda: hub.sinks.states["hook"].position == 1)
-            (dead,) = await hub.store.dead_letters("hook")
+            (dead,) = await hub.store.sinks.dead_letters("hook")
         finally:
             await hub.close()
     assert rx.requests == []
