@@ -752,6 +752,25 @@ async def test_activity_counts_transitions_by_bucket_and_outcome(store: Store) -
     assert await store.activity(since=empty, until=empty + timedelta(hours=1), bucket=60) == []
 
 
+async def test_activity_counts_a_commit_whose_clock_is_behind_the_log(store: Store) -> None:
+    """Replicas commit to one log with their own clocks (and a backlog held through an outage
+    is committed late): the log's order is not quite time order. A transition observed in the
+    window is counted wherever the log put it, within `LOG_TIME_SLACK` of disorder."""
+    from scanhub.store import LOG_TIME_SLACK, Activity
+
+    def ob(name: str, minute: float, lc: Lifecycle) -> Observation:
+        item = Scan(Vendor.APPSECPLUS, "asp", name, "app-1", lc, lc.value)
+        return Observation(item.key, T0 + timedelta(minutes=minute), item, None, "track")
+
+    behind = LOG_TIME_SLACK.total_seconds() / 60 - 1  # minutes a clock is behind
+    await store.commit([ob("x", 100, Lifecycle.QUEUED)])  # id 1, minute 100
+    await store.commit([ob("y", 100 - behind, Lifecycle.QUEUED)])  # id 2, earlier
+    await store.commit([ob("z", 101, Lifecycle.QUEUED)])  # id 3
+    since = T0 + timedelta(minutes=100 - behind / 2)  # after y, before x
+    got = await store.activity(since=since, until=since + timedelta(hours=1), bucket=7200)
+    assert got == [Activity(T0, "queued", 2)]  # x and z, not y
+
+
 async def test_overdue_counts_unfinished_items_under_way_since_before_a_cutoff(
     store: Store,
 ) -> None:

@@ -14,6 +14,7 @@ migrations, indexed reads) and `PostgresStore` (several replicas). `open_store("
 """
 
 from ._base import (
+    LOG_TIME_SLACK,
     ORDERS,
     OUTCOMES,
     PHASES,
@@ -68,6 +69,7 @@ def open_store(
 
 
 __all__ = [
+    "LOG_TIME_SLACK",
     "ORDERS",
     "OUTCOMES",
     "PHASES",

@@ -605,6 +605,14 @@ class Step:
     record: bool = False
 
 
+#: How far the log's order may stray from time order and time windows over the log (`activity`)
+#: still be exact. Replicas commit to one log with their own clocks, and a backlog held through
+#: a database outage is committed late, so a transition can follow one observed later than
+#: itself; a window's first transition is looked for this much before the window's start
+#: (the log has no time index: it would cost every commit an index update).
+LOG_TIME_SLACK = timedelta(minutes=15)
+
+
 # The few steps there are, made once (`plan` runs for every observation).
 _UNTRACKED = Step(Outcome.UNTRACKED)
 _TRACKED = Step(Outcome.TRACKED, insert=True)

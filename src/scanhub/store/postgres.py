@@ -49,6 +49,7 @@ from .._convert import converter
 from .._errors import ConfigError, StoreUnavailable
 from .._model import Lifecycle, Verdict
 from ._base import (
+    LOG_TIME_SLACK,
     ORDERS,
     PHASES,
     SCHEMA_VERSION,
@@ -655,7 +656,7 @@ class PostgresQueries:
 
     async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
         async with self._acquire() as con:
-            first = await _first_id_at(con, since)
+            first = await _first_id_at(con, since - LOG_TIME_SLACK)
             rows = await con.fetch(
                 "SELECT (floor(EXTRACT(EPOCH FROM observed_at) / $1) * $1)::bigint,"
                 " after::jsonb ->> 'lifecycle', after::jsonb ->> 'verdict', COUNT(*)"
@@ -1050,7 +1051,8 @@ def _numbered(sql: str, start: int) -> str:
 
 async def _first_id_at(con: Any, at: datetime) -> int:
     """The first id of the log recorded at or after `at` (a bisection over ids: the log is in
-    time order, so this reads a few rows by id, never the log before the window)."""
+    time order but for disorder within `LOG_TIME_SLACK`, which callers look back over, so this
+    reads a few rows by id, never the log before the window)."""
     bounds = await con.fetchrow("SELECT MIN(id) AS lo, MAX(id) AS hi FROM transitions")
     if bounds["lo"] is None:
         return 0

@@ -38,6 +38,7 @@ from .._convert import converter
 from .._errors import ConfigError, StoreUnavailable
 from .._model import Lifecycle, Verdict
 from ._base import (
+    LOG_TIME_SLACK,
     ORDERS,
     SCHEMA_VERSION,
     STAT_GROUPS,
@@ -738,7 +739,7 @@ class SQLiteQueries:
         )
 
         def read(db: sqlite3.Connection) -> list[Any]:
-            first = _first_id_at(db, start)
+            first = _first_id_at(db, _ts(since - LOG_TIME_SLACK))
             return db.execute(sql, (bucket, bucket, first, start, end)).fetchall()
 
         return assemble_activity(await self._run(read))
@@ -900,7 +901,8 @@ def _rank_percentile(p: float) -> str:
 
 def _first_id_at(db: sqlite3.Connection, at: str) -> int:
     """The first id of the log recorded at or after `at` (a bisection over ids: the log is in
-    time order, so this reads a few rows by id, never the log before the window)."""
+    time order but for disorder within `LOG_TIME_SLACK`, which callers look back over, so this
+    reads a few rows by id, never the log before the window)."""
     lo, hi = db.execute("SELECT MIN(id), MAX(id) FROM transitions").fetchone()
     if lo is None:
         return 0
