@@ -354,4 +354,7 @@ async def test_a_migrated_item_of_unknown_start_is_stuck_nowhere(tmp_path: Path)
     db.close()
     async with SQLiteStore(tmp_path / "state.db") as store:
         one_by_one, counted = await stuck_both_ways(store, rule, NOW)
+        # Nor is it the source's oldest unfinished item (it would read as started now).
+        (oldest,) = await store.oldest_active()
     assert one_by_one == counted == {("appsecplus", "asp", "scan"): 1}
+    assert oldest.key.endswith(":old") and oldest.since == NOW - timedelta(hours=1)

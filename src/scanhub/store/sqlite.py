@@ -561,18 +561,16 @@ class SQLiteStore(Store):
             out = []
             for source in sorted(sources):
                 found = db.execute(
-                    "SELECT key, since FROM items WHERE active AND source = ?"
-                    " ORDER BY since LIMIT 1",
+                    "SELECT key, since FROM items WHERE active AND source = ? AND since > ''"
+                    " ORDER BY since LIMIT 1",  # '': a migrated row's start is not known
                     (source,),
                 ).fetchone()
                 if found is not None:
                     out.append((source, *found))
             return out
 
-        return [
-            Oldest(source, key, _dt(since) or datetime.now(UTC))
-            for source, key, since in await self._run(read)
-        ]
+        rows = await self._run(read)
+        return [Oldest(s, key, at) for s, key, since in rows if (at := _dt(since)) is not None]
 
     async def stats(
         self, *, since: datetime, until: datetime, group_by: Sequence[str] = ("source", "kind")
