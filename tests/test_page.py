@@ -88,7 +88,9 @@ async def test_the_page_live_and_safe(tmp_path: Path, browser: Any) -> None:
         asp.seed_scans(HOSTILE_APP, 1, duration=10_000)
         await svc.hub.add_rule("appsecplus", {"application_id": HOSTILE_APP})
         tf.interrupt("evil.xml", HOSTILE_MESSAGE)
-        evil = await svc.hub.client("threadfix").upload_scan(6, b"<x/>", filename="evil.xml")  # type: ignore[attr-defined]
+        evil = await svc.hub.sources.client("threadfix").upload_scan(
+            6, b"<x/>", filename="evil.xml"
+        )  # type: ignore[attr-defined]
         svc.hub.track(evil)
 
         await asyncio.to_thread(browser.get, svc.url + "/")

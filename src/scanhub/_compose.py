@@ -189,7 +189,7 @@ async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = 
     in `hub.source_errors`. Returns once everything is committed."""
     reg = vendors or registry()
     for t in config.tracks:
-        client = hub.client(t.source)
+        client = hub.sources.client(t.source)
         try:
             tracking = await reg.for_client(client).resolve_track(client, t)
         except ScanhubError as exc:

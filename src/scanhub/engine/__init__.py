@@ -2,6 +2,7 @@
 
 - `WorkingSet` (tracked.py): the active items this process polls, a cache of the store's.
 - `Scheduler` (scheduler.py): when each is polled next; pure, with an injected clock.
+- `Sources` (sources.py): the clients by source name, and the HTTP session they share.
 - `SourcePoller` (poller.py): one source's polls under its own concurrency limit.
 - `Recorder` (recorder.py): the one way into the store; retries, never drops.
 - `Broadcaster` (broadcast.py): the store's committed log, fanned out to every reader.
@@ -16,6 +17,7 @@ from .hub import EngineHealth, ScanHub
 from .poller import SourceHealth, SourcePoller
 from .recorder import Recorder, RecorderHealth
 from .scheduler import Scheduler
+from .sources import Sources
 from .supervise import PartHealth, supervised
 from .tracked import Active, WorkingSet
 
@@ -35,6 +37,7 @@ __all__ = [
     "Snapshot",
     "SourceHealth",
     "SourcePoller",
+    "Sources",
     "Subscription",
     "WorkingSet",
     "merge",

@@ -47,7 +47,7 @@ async def snapshot(hub: ScanHub, *, refresh_terminal: bool = False) -> Snapshot:
     todo = loop.due_now()
     if refresh_terminal:
         known = {a.item.key for a in todo}
-        clients = {c.name for c in hub.clients}
+        clients = {c.name for c in hub.sources.clients}
         for stored in await hub.store.tracked():
             item = stored.item
             if (

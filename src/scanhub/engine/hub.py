@@ -43,25 +43,23 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-import aiohttp
 from attrs import frozen
 
 from .._changes import Change, ItemError, Snapshot
 from .._clients import Client
-from .._errors import BadRequestError
 from .._model import Item
 from .._sinks import Sink
 from ..store import Committed, MemoryStore, Observation, Store, StoredItem
 from . import consumers
 from .broadcast import Broadcaster, Subscription
 from .discovery import Discovery
-from .poller import SourceHealth
 from .polling import PollLoop
 from .recorder import Recorder, RecorderHealth, Untrack
 from .replication import Replication
 from .runner import Part, Runner
 from .scheduler import Scheduler
 from .sinks import Deliverer
+from .sources import Sources
 from .supervise import PartHealth
 from .tracked import WorkingSet
 
@@ -131,7 +129,6 @@ class ScanHub:
     ) -> None:
         self.interval, self.max_interval, self.lease_ttl = interval, max_interval, lease_ttl
         self.store: Store = store if store is not None else MemoryStore()
-        self._connection_limit = connection_limit
         #: The engine's monotonic clock and wall clock (injected in tests).
         self.clock, self.now = clock, now
         self.scheduler = Scheduler(
@@ -150,7 +147,11 @@ class ScanHub:
             clock=clock,
             now=now,
         )
-        self.discovery = Discovery(self.client, self._track_as, self.flush, self.loop.polls, now)
+        #: The clients by source name, and the HTTP session they share.
+        self.sources = Sources(self.loop, connection_limit=connection_limit)
+        self.discovery = Discovery(
+            self.sources.client, self._track_as, self.flush, self.loop.polls, now
+        )
         #: The sinks: each a reader of the committed log with its cursor in the store.
         self.sinks = Deliverer(
             self.store, self.broadcaster, list(sinks), lease_ttl=lease_ttl, now=now, rng=rng
@@ -162,54 +163,14 @@ class ScanHub:
             before_polling=self._before_polling,
             after_polling=self.loop.stop,
         )
-        self._clients: dict[str, Client] = {}
-        self._session: aiohttp.ClientSession | None = None
         self._opened = False
         for client in clients:
-            self.add_client(client)
+            self.sources.add(client)
 
     @property
     def working(self) -> WorkingSet:
         """The items this process works on (active, of the sources it polls)."""
         return self.loop.working
-
-    # --- clients --------------------------------------------------------------------------
-
-    def add_client(self, client: Client) -> Client:
-        """Register a client under its `name` (unique)."""
-        if client.name in self._clients:
-            raise BadRequestError(f"two clients are named {client.name!r}", operation="add client")
-        self._clients[client.name] = client
-        self.loop.add_source(client)
-        if self._session is not None:
-            client.adopt_session(self._session)
-        return client
-
-    def client(self, name: str) -> Client:
-        """The client registered as `name`."""
-        try:
-            return self._clients[name]
-        except KeyError:
-            raise BadRequestError(f"no client named {name!r}", operation="lookup") from None
-
-    @property
-    def clients(self) -> list[Client]:
-        """Registered clients, in the order they were added."""
-        return list(self._clients.values())
-
-    def concurrency_of(self, source: str) -> int:
-        """The current concurrency limit of a source."""
-        return self.loop.pollers[source].limit.limit
-
-    def concurrency_ceiling(self, source: str) -> int:
-        """The most concurrency a source may reach (its `RateLimit`, `max_concurrency`)."""
-        limit = self.loop.pollers[source].limit
-        return int(getattr(limit, "ceiling", limit.limit))
-
-    @property
-    def polls(self) -> int:
-        """Polls that returned a state, over every source (read by benchmarks)."""
-        return sum(p.polls for p in self.loop.pollers.values())
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -234,15 +195,11 @@ class ScanHub:
             return
         await self.store.open()
         self._opened = True
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connection_limit, limit_per_host=0)
-            self._session = aiohttp.ClientSession(connector=connector)
-            for client in self._clients.values():
-                client.adopt_session(self._session)
+        self.sources.open_session()
         await self.store.prune(self.now())
         await self.broadcaster.start_position()
         if self.loop.polled is None:
-            await self.loop.take_on(list(self._clients))
+            await self.loop.take_on(self.sources.names)
         self.runner.start()
 
     async def close(self) -> None:
@@ -257,11 +214,7 @@ class ScanHub:
                 await self.store.release_leases()
             await self.store.close()
             self._opened = False
-        for client in self._clients.values():
-            await client.close()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.sources.close()
 
     def polling(self, interval: float | None = None) -> Any:
         """An async context: poll for as long as the block runs (what `watch` does, and a
@@ -309,7 +262,7 @@ class ScanHub:
             parts.append((f"poller {name}", functools.partial(poller.run, loop.poll)))
         if self.store.shared:
             replication = Replication(
-                self.store, loop, list(self._clients), lease_ttl=self.lease_ttl, clock=self.clock
+                self.store, loop, self.sources.names, lease_ttl=self.lease_ttl, clock=self.clock
             )
             parts += [("leases", replication.hold_leases), ("tracking", replication.hear_tracking)]
         for name in self.sinks.names:
@@ -325,7 +278,7 @@ class ScanHub:
         Tracking a key again moves it forward by the monotonic rule. The store commits it
         shortly (`await flush()` waits for that); once committed, an item that is not finished
         is polled (when this process polls its source). May be called while a watch runs."""
-        self.client(item.source)
+        self.sources.client(item.source)
         pending = self.recorder.submit(Observation(item.key, self.now(), item, None, how))
         pending.add_done_callback(functools.partial(self.loop.tracked, item, how))
         return item.key
@@ -361,7 +314,7 @@ class ScanHub:
     async def apply(self, item: Item, *, how: str = "track") -> Committed:
         """Take a state the vendor pushed (a webhook) as a poll's answer: track the item if it
         is new, and commit it; returns what the commit did."""
-        self.client(item.source)
+        self.sources.client(item.source)
         await self.open()
         (committed,) = await self.recorder.commit([Observation.of(item, how, self.now())])
         self.loop.pushed(item, committed, self.now())
@@ -418,10 +371,6 @@ class ScanHub:
         return await self.discover(source, application_id=application_id, status=status)
 
     # --- health ---------------------------------------------------------------------------
-
-    def source_health(self) -> list[SourceHealth]:
-        """Every source's health, in the order the clients were added."""
-        return self.loop.health()
 
     def health(self) -> EngineHealth:
         """Whether the engine runs and records (what `/readyz` answers)."""

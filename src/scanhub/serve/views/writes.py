@@ -73,7 +73,7 @@ async def track(request: web.Request) -> web.StreamResponse:
     if problems:
         raise Problem(400, "Bad Request", "; ".join(f"{k}: {m}" for k, m in problems))
     hub = service.hub
-    client = hub.client(cfg.source_name)
+    client = hub.sources.client(cfg.source_name)
     try:
         tracking = await spec.resolve_track(client, wanted)
     except ScanhubError as exc:
