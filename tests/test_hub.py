@@ -258,7 +258,7 @@ async def test_discovery_tracks_query_results_and_pages() -> None:
         items = await hub.current()
     assert len(promos) == 250 and len({p.key for p in promos}) == 250
     assert len(scans) == 5 and len(items) == 255
-    assert missing == [] and hub.source_errors["apptrust"].type == "NotFoundError"
+    assert missing == [] and hub.discovery.errors["apptrust"].type == "NotFoundError"
 
 
 async def test_a_client_bug_does_not_take_others_down() -> None:

@@ -64,7 +64,7 @@ async def snapshot(hub: ScanHub, *, refresh_terminal: bool = False) -> Snapshot:
         items=tuple(s.item for s in stored_items),
         errors={s.key: s.last_error for s in stored_items if s.last_error is not None},
         observed_at=hub.now(),
-        source_errors=hub.source_errors,
+        source_errors=dict(hub.discovery.errors),
     )
 
 

@@ -38,7 +38,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -149,6 +149,7 @@ class ScanHub:
         )
         #: The clients by source name, and the HTTP session they share.
         self.sources = Sources(self.loop, connection_limit=connection_limit)
+        #: Discovery queries, the rules that re-run them, and each source's last failure.
         self.discovery = Discovery(
             self.sources.client, self._track_as, self.flush, self.loop.polls, now
         )
@@ -325,50 +326,24 @@ class ScanHub:
         returns how many were rescheduled. Only while polling runs, for items polled here."""
         return self.loop.poke(keys)
 
-    # --- discovery (see `Discovery`) -----------------------------------------------------
-
-    @property
-    def rules(self) -> list[tuple[str, dict[str, str]]]:
-        """Discovery rules (source, query) that `rediscover` runs again."""
-        return self.discovery.rules
-
-    @property
-    def source_errors(self) -> dict[str, ItemError]:
-        """Source name -> the last failed discovery (or lookup) on it."""
-        return dict(self.discovery.errors)
-
-    def note_source_error(self, source: str, exc: BaseException) -> None:
-        """Say that something about a source failed (a discovery, a lookup for a track)."""
-        self.discovery.note_error(source, exc)
-
-    async def discover(self, source: str, **query: str | None) -> list[Item]:
-        """Run a discovery query on a source (its vendor says what the query means, e.g. every
-        AppSec+ scan of an application) and track every item found; returns them once
-        committed. A failure is recorded in `source_errors` and returns []."""
-        return await self.discovery.discover(source, **query)
-
-    async def add_rule(self, source: str, query: Mapping[str, str]) -> list[Item]:
-        """Remember a discovery query (re-run by `rediscover`) and run it now."""
-        return await self.discovery.add_rule(source, query)
-
-    async def rediscover(self) -> list[Item]:
-        """Run every remembered discovery rule of the sources this process polls again."""
-        return await self.discovery.rediscover()
+    # --- discovery (the rest, rules and each source's last failure: `hub.discovery`) ----------
 
     async def discover_promotions(
         self, source: str, application_key: str, version: str, **filters: str | None
     ) -> list[Item]:
         """Track every promotion of an application version (AppTrust; filters: target_stage,
-        status, promoted_by). Same as `discover(source, application_key=, version=, ...)`."""
-        return await self.discover(
+        status, promoted_by). Same as
+        `hub.discovery.discover(source, application_key=, version=, ...)`."""
+        return await self.discovery.discover(
             source, application_key=application_key, version=version, **filters
         )
 
     async def discover_scans(
         self, source: str, application_id: str | None = None, status: str | None = None
     ) -> list[Item]:
-        """Track every scan of an application (AppSec+), optionally in one status."""
-        return await self.discover(source, application_id=application_id, status=status)
+        """Track every scan of an application (AppSec+), optionally in one status (a failure
+        is kept in `hub.discovery.errors` and returns [])."""
+        return await self.discovery.discover(source, application_id=application_id, status=status)
 
     # --- health ---------------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ async def track(request: web.Request) -> web.StreamResponse:
         raise Problem(502, "Bad Gateway", f"the vendor refused: {exc}") from None
     keys = [hub.track(item, how="api") for item in tracking.items]
     if tracking.query is not None:
-        found = await service.write(hub.add_rule(cfg.source_name, tracking.query))
+        found = await service.write(hub.discovery.add_rule(cfg.source_name, tracking.query))
         keys += [i.key for i in found]
     await service.write(hub.flush())  # durable before it is acknowledged
     rule = dict(tracking.query) if tracking.query else None
