@@ -897,7 +897,7 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
                 stream.close()
             out["sse_p50"], out["sse_p99"] = _pct(latencies, 50), _pct(latencies, 99)
             # Failover: a stops renewing (as if killed); b takes the source when it expires.
-            await a.hub.stop_polling()
+            await a.hub.runner.stop_polling()
             t0 = time.perf_counter()
             while not b.hub.sources.health()[0].polled_here:  # noqa: ASYNC110 - b's lease loop
                 await asyncio.sleep(0.01)

@@ -28,6 +28,11 @@
   with backoff when it fails, and said so in `health()`), and stop with the engine.
 - Deadlines are real: at a watch's deadline in-flight requests are cancelled and nothing sleeps
   past it.
+- The front is thin: it keeps what README promises (tracking, reading, watching, health) and
+  leaves the rest to the parts, each an attribute: `hub.sources` (the clients, their session,
+  each source's concurrency and health), `hub.discovery` (queries, rules, each source's last
+  failure), `hub.runner` (the background tasks), `hub.loop`, `hub.scheduler`,
+  `hub.recorder`, `hub.broadcaster`, `hub.sinks` and `hub.store`.
 """
 
 from __future__ import annotations
@@ -106,6 +111,10 @@ class ScanHub:
 
     `concurrency=None` (the default) adapts each source's concurrency between 1 and
     `max_concurrency` (and never past its `RateLimit`); an integer fixes it.
+
+    What is not here is on a part: `hub.sources` (add a client, find one, a source's
+    concurrency and health), `hub.discovery` (discovery queries and rules, each source's last
+    failure), `hub.runner` (`stop_polling`).
     """
 
     def __init__(
@@ -151,17 +160,22 @@ class ScanHub:
         self.sources = Sources(self.loop, connection_limit=connection_limit)
         #: Discovery queries, the rules that re-run them, and each source's last failure.
         self.discovery = Discovery(
-            self.sources.client, self._track_as, self.flush, self.loop.polls, now
+            self.sources.client,
+            lambda item, how: self.track(item, how=how),
+            self.flush,
+            self.loop.polls,
+            now,
         )
         #: The sinks: each a reader of the committed log with its cursor in the store.
         self.sinks = Deliverer(
             self.store, self.broadcaster, list(sinks), lease_ttl=lease_ttl, now=now, rng=rng
         )
-        #: The owner of every background task.
+        #: The owner of every background task (`runner.stop_polling()` stops polling now,
+        #: whoever asked for it, keeping leases until they expire: for tests of failover).
         self.runner = Runner(
-            self._always_parts,
-            self._polling_parts,
-            before_polling=self._before_polling,
+            functools.partial(_always_parts, self),
+            functools.partial(_polling_parts, self),
+            before_polling=functools.partial(_before_polling, self),
             after_polling=self.loop.stop,
         )
         self._opened = False
@@ -225,53 +239,6 @@ class ScanHub:
             self.scheduler.interval = interval
         return self.runner.polling()
 
-    async def _before_polling(self) -> None:
-        await self.open()
-        await self.flush()  # what was tracked before is history, not news
-        self.loop.start()
-
-    async def stop_polling(self) -> None:
-        """Stop polling now, whoever asked for it (in-flight polls are cancelled; leases are
-        kept until they expire, as if this process had died: for tests and benchmarks of
-        failover)."""
-        await self.runner.stop_polling()
-
-    def _always_parts(self) -> list[Part]:
-        """The tasks that run while the store is open."""
-        return [
-            ("recorder", self.recorder.run),
-            ("broadcaster", self.broadcaster.run),
-            ("pruner", self._prune),
-        ]
-
-    async def _prune(self) -> None:
-        # Retention runs hourly while the engine runs (and when the store is opened).
-        while True:
-            await asyncio.sleep(3600)
-            await self.store.prune(self.now())
-
-    def _polling_parts(self) -> list[Part]:
-        """The tasks polling runs: dispatch, the working set's reading of the log, one poller
-        per source, replication on a shared store, one deliverer per sink (so one failing or
-        slow sink never holds up polling, the readers of the log, or another sink)."""
-        loop = self.loop
-        parts: list[Part] = [
-            ("scheduler", loop.dispatch),
-            ("working set", loop.follow_log),
-        ]
-        for name, poller in loop.pollers.items():
-            parts.append((f"poller {name}", functools.partial(poller.run, loop.poll)))
-        if self.store.shared:
-            replication = Replication(
-                self.store, loop, self.sources.names, lease_ttl=self.lease_ttl, clock=self.clock
-            )
-            parts += [("leases", replication.hold_leases), ("tracking", replication.hear_tracking)]
-        for name in self.sinks.names:
-            parts.append((f"sink {name}", functools.partial(self.sinks.run, name)))
-        if self.sinks.names and self.store.shared:
-            parts.append(("sink leases", self.sinks.hold_leases))
-        return parts
-
     # --- tracking -------------------------------------------------------------------------
 
     def track(self, item: Item, *, how: str = "track") -> str:
@@ -283,9 +250,6 @@ class ScanHub:
         pending = self.recorder.submit(Observation(item.key, self.now(), item, None, how))
         pending.add_done_callback(functools.partial(self.loop.tracked, item, how))
         return item.key
-
-    def _track_as(self, item: Item, how: str) -> str:
-        return self.track(item, how=how)
 
     def untrack(self, item: Item | str) -> None:
         """Stop tracking an item (by item or key); unknown keys are ignored. Its history stays."""
@@ -404,6 +368,55 @@ class ScanHub:
         """Track `item` and poll it until terminal; raises `WaitTimeoutError` after `timeout`
         seconds (the error's `item` is its last known state)."""
         return await consumers.wait(self, item, timeout, interval=interval)
+
+
+# --- the engine's background tasks (what `ScanHub.runner` runs) -------------------------------
+
+
+def _always_parts(hub: ScanHub) -> list[Part]:
+    """The tasks that run while the store is open."""
+    return [
+        ("recorder", hub.recorder.run),
+        ("broadcaster", hub.broadcaster.run),
+        ("pruner", functools.partial(_prune, hub)),
+    ]
+
+
+async def _prune(hub: ScanHub) -> None:
+    # Retention runs hourly while the engine runs (and when the store is opened).
+    while True:
+        await asyncio.sleep(3600)
+        await hub.store.prune(hub.now())
+
+
+def _polling_parts(hub: ScanHub) -> list[Part]:
+    """The tasks polling runs: dispatch, the working set's reading of the log, one poller
+    per source, replication on a shared store, one deliverer per sink (so one failing or
+    slow sink never holds up polling, the readers of the log, or another sink)."""
+    loop, store, sinks = hub.loop, hub.store, hub.sinks
+    parts: list[Part] = [
+        ("scheduler", loop.dispatch),
+        ("working set", loop.follow_log),
+    ]
+    for name, poller in loop.pollers.items():
+        parts.append((f"poller {name}", functools.partial(poller.run, loop.poll)))
+    if store.shared:
+        replication = Replication(
+            store, loop, hub.sources.names, lease_ttl=hub.lease_ttl, clock=hub.clock
+        )
+        parts += [("leases", replication.hold_leases), ("tracking", replication.hear_tracking)]
+    for name in sinks.names:
+        parts.append((f"sink {name}", functools.partial(sinks.run, name)))
+    if sinks.names and store.shared:
+        parts.append(("sink leases", sinks.hold_leases))
+    return parts
+
+
+async def _before_polling(hub: ScanHub) -> None:
+    """What happens before the first polling block starts its tasks."""
+    await hub.open()
+    await hub.flush()  # what was tracked before is history, not news
+    hub.loop.start()
 
 
 __all__ = ["EngineHealth", "ScanHub"]
