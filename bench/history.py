@@ -729,10 +729,10 @@ async def bench_poll_cpu(
             return sent
 
         async def watched(duration: float) -> int:
-            p0 = hub.polls
+            p0 = hub.sources.polls
             async for _ in hub.watch(deadline=duration, until_done=False, initial=False):
                 pass
-            return hub.polls - p0
+            return hub.sources.polls - p0
 
         await watched(interval)  # warm-up: first sightings (transitions), connections
         await bare(1.0)
@@ -812,7 +812,7 @@ async def watch_farm(
             await asyncio.sleep(warm)
             return (
                 farm.requests(),
-                hub.polls,
+                hub.sources.polls,
                 time.perf_counter(),
                 time.process_time(),
                 farm.cpu(),
@@ -824,7 +824,7 @@ async def watch_farm(
         r0, p0, t0, c0, f0 = await sample
         elapsed = time.perf_counter() - t0
         answered = farm.requests() - r0
-        polls = hub.polls - p0
+        polls = hub.sources.polls - p0
         cpu = time.process_time() - c0
         farm_cpu = farm.cpu() - f0
     configured = n / interval

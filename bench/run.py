@@ -562,7 +562,7 @@ async def bench_one_source(
             snap = await hub.snapshot()
             ours.append(time.perf_counter() - t0)
             assert not snap.errors
-        learned = hub.concurrency_of("appsecplus")
+        learned = hub.sources.concurrency_of("appsecplus")
     headers = {"Authorization": f"Bearer {c['token']}"}
     urls = [f"{info['appsecplus']['url']}/scans/{sid}" for sid in ids]
     bare: list[float] = []
@@ -636,13 +636,13 @@ async def bench_watch_cpu(
         # the rest of the same watch.
         async def after_warm_up() -> tuple[int, float]:
             await asyncio.sleep(interval)
-            return hub.polls, time.process_time()
+            return hub.sources.polls, time.process_time()
 
         sample = asyncio.create_task(after_warm_up())
         async for _ in hub.watch(deadline=interval + seconds, until_done=False, initial=False):
             pass
         polls0, cpu0 = await sample
-        polls, cpu = hub.polls - polls0, time.process_time() - cpu0
+        polls, cpu = hub.sources.polls - polls0, time.process_time() - cpu0
     return {
         "items": n,
         "interval": interval,
@@ -897,9 +897,9 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
                 stream.close()
             out["sse_p50"], out["sse_p99"] = _pct(latencies, 50), _pct(latencies, 99)
             # Failover: a stops renewing (as if killed); b takes the source when it expires.
-            await a.hub.stop_polling()
+            await a.hub.runner.stop_polling()
             t0 = time.perf_counter()
-            while not b.hub.source_health()[0].polled_here:  # noqa: ASYNC110 - b's lease loop
+            while not b.hub.sources.health()[0].polled_here:  # noqa: ASYNC110 - b's lease loop
                 await asyncio.sleep(0.01)
             out["failover_s"] = time.perf_counter() - t0
             out["lease_s"] = 1.0

@@ -168,13 +168,13 @@ async def _watch_cost(
 
         async def after_warm_up() -> tuple[int, float, float]:
             await asyncio.sleep(interval)
-            return hub.polls, time.process_time(), time.perf_counter()
+            return hub.sources.polls, time.process_time(), time.perf_counter()
 
         sample = asyncio.create_task(after_warm_up())
         async for _ in hub.watch(deadline=interval + seconds, until_done=False, initial=False):
             pass
         polls0, cpu0, t0 = await sample
-        polls, cpu = hub.polls - polls0, time.process_time() - cpu0
+        polls, cpu = hub.sources.polls - polls0, time.process_time() - cpu0
         wall = time.perf_counter() - t0
         failures = hub.sinks.states["down"].failures if down and "down" in hub.sinks.states else 0
     return {

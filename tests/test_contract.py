@@ -96,7 +96,7 @@ async def test_from_config_to_finished_items_over_its_simulator(spec: VendorSpec
         async with ScanHub(clients, interval=0.05, max_interval=0.2) as hub:
             await apply_tracks(hub, config, vendors=REGISTRY)
             assert await hub.current(), "the seeded tracks find items"
-            assert not hub.source_errors
+            assert not hub.discovery.errors
             async for _ in hub.watch(deadline=20):
                 pass
             items = await hub.current()

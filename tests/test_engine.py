@@ -245,22 +245,22 @@ async def test_concurrency_grows_on_a_healthy_source_and_shrinks_on_trouble() ->
             for sid in ids:
                 hub.track(placeholder("appsecplus", sid))
             await hub.snapshot()
-            grown = hub.concurrency_of("appsecplus")
+            grown = hub.sources.concurrency_of("appsecplus")
             assert grown > 16 and sim.stats.max_in_flight > 16
             for sid in ids[60:]:
                 hub.untrack(placeholder("appsecplus", sid).key)
             sim.faults = Faults(latency=0.05, error_rate=1.0, seed=3)
             await hub.snapshot()
-            assert hub.concurrency_of("appsecplus") < grown / 2
+            assert hub.sources.concurrency_of("appsecplus") < grown / 2
 
 
 async def test_concurrency_never_passes_the_rate_limit_or_a_fixed_setting() -> None:
     limited = AppSecPlus("http://x", TOKEN, name="l", rate_limit=RateLimit(10, 1.0))
     async with ScanHub([limited]) as hub:
-        assert hub.concurrency_of("l") <= 10
-        assert hub.concurrency_ceiling("l") == 10
+        assert hub.sources.concurrency_of("l") <= 10
+        assert hub.sources.concurrency_ceiling("l") == 10
     async with ScanHub([AppSecPlus("http://x", TOKEN)], concurrency=7) as fixed:
-        assert fixed.concurrency_of("appsecplus") == 7
+        assert fixed.sources.concurrency_of("appsecplus") == 7
 
 
 # --- durable state ----------------------------------------------------------------------------------

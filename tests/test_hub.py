@@ -258,7 +258,7 @@ async def test_discovery_tracks_query_results_and_pages() -> None:
         items = await hub.current()
     assert len(promos) == 250 and len({p.key for p in promos}) == 250
     assert len(scans) == 5 and len(items) == 255
-    assert missing == [] and hub.source_errors["apptrust"].type == "NotFoundError"
+    assert missing == [] and hub.discovery.errors["apptrust"].type == "NotFoundError"
 
 
 async def test_a_client_bug_does_not_take_others_down() -> None:
@@ -281,10 +281,11 @@ async def test_a_client_bug_does_not_take_others_down() -> None:
 
 async def test_hub_shares_one_session_and_closes_it() -> None:
     a, b = AppSecPlus("http://a", "t0ken"), AppTrust("http://b", "t0ken")
-    async with ScanHub([a, b]) as hub:
-        assert a._session is b._session is hub._session
-        session = hub._session
-    assert session is not None and session.closed
+    async with ScanHub([a, b]):
+        session = a._session
+        assert session is not None and b._session is session  # the engine's, adopted by both
+        assert not session.closed
+    assert session.closed
 
 
 def test_change_and_snapshot_serialise() -> None:

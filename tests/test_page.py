@@ -86,9 +86,11 @@ async def test_the_page_live_and_safe(tmp_path: Path, browser: Any) -> None:
         asp, tf = sims["appsecplus"], sims["threadfix"]
         asp.add_application(HOSTILE_APP)
         asp.seed_scans(HOSTILE_APP, 1, duration=10_000)
-        await svc.hub.add_rule("appsecplus", {"application_id": HOSTILE_APP})
+        await svc.hub.discovery.add_rule("appsecplus", {"application_id": HOSTILE_APP})
         tf.interrupt("evil.xml", HOSTILE_MESSAGE)
-        evil = await svc.hub.client("threadfix").upload_scan(6, b"<x/>", filename="evil.xml")  # type: ignore[attr-defined]
+        evil = await svc.hub.sources.client("threadfix").upload_scan(
+            6, b"<x/>", filename="evil.xml"
+        )  # type: ignore[attr-defined]
         svc.hub.track(evil)
 
         await asyncio.to_thread(browser.get, svc.url + "/")
@@ -119,7 +121,7 @@ async def test_the_page_live_and_safe(tmp_path: Path, browser: Any) -> None:
 
         # A transition made on a simulator appears without a reload.
         scan_id = asp.seed_scans("app-12345", 1, duration=10_000)[0]
-        await svc.hub.rediscover()
+        await svc.hub.discovery.rediscover()
         key = next(i.key for i in await svc.hub.current() if i.id == scan_id)
         await until(
             lambda: any(

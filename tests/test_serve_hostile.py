@@ -300,7 +300,7 @@ async def test_an_unexpected_exception_is_a_500_that_says_nothing_logged_once(
     def broken() -> Any:
         raise RuntimeError("internals-0042 /etc/scanhub")
 
-    monkeypatch.setattr(svc.hub, "source_health", broken)
+    monkeypatch.setattr(svc.hub.sources, "health", broken)
     answer = await exchange(svc, request("GET", "/api/v1/sources"))
     assert answer.status == 500
     problem = answer.problem()

@@ -972,7 +972,7 @@ async def test_two_replicas_on_postgresql_one_delivers_and_the_other_takes_over(
                 await writer.commit([seen(scan(f"s{n}"))])
             await rx.wait_for(10)
             assert not other.sinks.delivering_here("hook")  # one replica delivers at a time
-            await holder.stop_polling()  # it dies mid-backlog (its lease is not given up)
+            await holder.runner.stop_polling()  # it dies mid-backlog (its lease is not given up)
             await until(lambda: other.sinks.delivering_here("hook"), within=10)
             await until(lambda: set(rx.ids()) >= set(range(1, 31)), within=30)
             await until(lambda: other.sinks.states["hook"].position == 30)

@@ -279,8 +279,8 @@ async def test_report_task_tracks_are_followed_to_the_verdict(tmp_path: Path) ->
         config = parse_config(doc, "t.toml", env=env)
         async with ScanHub(build_clients(config, env), interval=0.05, max_interval=0.2) as hub:
             await apply_tracks(hub, config)
-            assert hub.source_errors["sq"].type == "ConfigError"
-            assert "missing.txt" in hub.source_errors["sq"].message
+            assert hub.discovery.errors["sq"].type == "ConfigError"
+            assert "missing.txt" in hub.discovery.errors["sq"].message
             async for _ in hub.watch(deadline=20):
                 pass
             items = {i.id: i for i in await hub.current()}

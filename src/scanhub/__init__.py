@@ -49,7 +49,7 @@ from ._sinks import new_secret as new_webhook_secret
 from ._sinks import sign as sign_webhook
 from ._sinks import verify as verify_webhook
 from ._transport import HTTPTransport, MockTransport, RetryPolicy, Timeouts
-from .engine import EngineHealth, ScanHub, SourceHealth, Subscription
+from .engine import Discovery, EngineHealth, ScanHub, SourceHealth, Sources, Subscription
 from .store import (
     DeadLetter,
     GroupStats,
@@ -83,6 +83,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DeadLetter",
+    "Discovery",
     "EngineHealth",
     "FindingCounts",
     "Gate",
@@ -119,6 +120,7 @@ __all__ = [
     "Snapshot",
     "SourceConfig",
     "SourceHealth",
+    "Sources",
     "Spread",
     "Store",
     "StoreUnavailable",

@@ -54,7 +54,7 @@ class Snapshot:
     #: Item key -> the error of its last refresh (absent when it succeeded).
     errors: Mapping[str, ItemError]
     observed_at: datetime
-    #: Source name -> the error of a discovery query on it (see `ScanHub.discover`).
+    #: Source name -> the error of a discovery query on it (see `hub.discovery`).
     source_errors: Mapping[str, ItemError] = field(factory=dict)
 
     @property

@@ -186,19 +186,19 @@ async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = 
     """Put what the file says to track into `hub`. Single items start as placeholders in state
     `unknown` (the first poll fills them in); discovery queries (AppSec+ by application,
     AppTrust by version) become rules of the hub and are run now. A failing lookup is recorded
-    in `hub.source_errors`. Returns once everything is committed."""
+    in `hub.discovery.errors`. Returns once everything is committed."""
     reg = vendors or registry()
     for t in config.tracks:
-        client = hub.client(t.source)
+        client = hub.sources.client(t.source)
         try:
             tracking = await reg.for_client(client).resolve_track(client, t)
         except ScanhubError as exc:
-            hub.note_source_error(t.source, exc)
+            hub.discovery.note_error(t.source, exc)
             continue
         for item in tracking.items:
             hub.track(item, how="config")
         if tracking.query is not None:
-            await hub.add_rule(t.source, tracking.query)
+            await hub.discovery.add_rule(t.source, tracking.query)
     await hub.flush()
 
 

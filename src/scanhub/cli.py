@@ -480,7 +480,7 @@ async def _watch(
             ):
                 view.change(change, hub)
         items, errors = await hub.current(), hub.errors()
-        source_errors = hub.source_errors
+        source_errors = dict(hub.discovery.errors)
     view.final(items, errors, "final: " + _counts_title(items))
     _print_source_errors(source_errors, out)
     return r.outcome(items, {**errors, **source_errors}, expect_terminal=True)

@@ -47,7 +47,7 @@ async def snapshot(hub: ScanHub, *, refresh_terminal: bool = False) -> Snapshot:
     todo = loop.due_now()
     if refresh_terminal:
         known = {a.item.key for a in todo}
-        clients = {c.name for c in hub.clients}
+        clients = {c.name for c in hub.sources.clients}
         for stored in await hub.store.tracked():
             item = stored.item
             if (
@@ -64,7 +64,7 @@ async def snapshot(hub: ScanHub, *, refresh_terminal: bool = False) -> Snapshot:
         items=tuple(s.item for s in stored_items),
         errors={s.key: s.last_error for s in stored_items if s.last_error is not None},
         observed_at=hub.now(),
-        source_errors=hub.source_errors,
+        source_errors=dict(hub.discovery.errors),
     )
 
 

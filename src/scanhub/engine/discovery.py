@@ -18,7 +18,7 @@ from .._model import Item
 
 
 class Discovery:
-    """Discovery queries and rules (see the module docstring)."""
+    """Discovery queries and rules (see the module docstring): `hub.discovery`."""
 
     def __init__(
         self,
@@ -40,7 +40,8 @@ class Discovery:
         self.errors[source] = ItemError.of(exc, self._now())
 
     async def discover(self, source: str, **query: str | None) -> list[Item]:
-        """Run a query on a source and track every item found; returns them once committed. A
+        """Run a query on a source (its vendor says what the query means, e.g. every AppSec+
+        scan of an application) and track every item found; returns them once committed. A
         failure is kept in `errors` and returns []."""
         client = self._client(source)
         args = {k: v for k, v in query.items() if v is not None}

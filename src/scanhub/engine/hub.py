@@ -28,6 +28,11 @@
   with backoff when it fails, and said so in `health()`), and stop with the engine.
 - Deadlines are real: at a watch's deadline in-flight requests are cancelled and nothing sleeps
   past it.
+- The front is thin: it keeps what README promises (tracking, reading, watching, health) and
+  leaves the rest to the parts, each an attribute: `hub.sources` (the clients, their session,
+  each source's concurrency and health), `hub.discovery` (queries, rules, each source's last
+  failure), `hub.runner` (the background tasks), `hub.loop`, `hub.scheduler`,
+  `hub.recorder`, `hub.broadcaster`, `hub.sinks` and `hub.store`.
 """
 
 from __future__ import annotations
@@ -38,30 +43,28 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-import aiohttp
 from attrs import frozen
 
 from .._changes import Change, ItemError, Snapshot
 from .._clients import Client
-from .._errors import BadRequestError
 from .._model import Item
 from .._sinks import Sink
 from ..store import Committed, MemoryStore, Observation, Store, StoredItem
 from . import consumers
 from .broadcast import Broadcaster, Subscription
 from .discovery import Discovery
-from .poller import SourceHealth
 from .polling import PollLoop
 from .recorder import Recorder, RecorderHealth, Untrack
 from .replication import Replication
 from .runner import Part, Runner
 from .scheduler import Scheduler
 from .sinks import Deliverer
+from .sources import Sources
 from .supervise import PartHealth
 from .tracked import WorkingSet
 
@@ -108,6 +111,10 @@ class ScanHub:
 
     `concurrency=None` (the default) adapts each source's concurrency between 1 and
     `max_concurrency` (and never past its `RateLimit`); an integer fixes it.
+
+    What is not here is on a part: `hub.sources` (add a client, find one, a source's
+    concurrency and health), `hub.discovery` (discovery queries and rules, each source's last
+    failure), `hub.runner` (`stop_polling`).
     """
 
     def __init__(
@@ -131,7 +138,6 @@ class ScanHub:
     ) -> None:
         self.interval, self.max_interval, self.lease_ttl = interval, max_interval, lease_ttl
         self.store: Store = store if store is not None else MemoryStore()
-        self._connection_limit = connection_limit
         #: The engine's monotonic clock and wall clock (injected in tests).
         self.clock, self.now = clock, now
         self.scheduler = Scheduler(
@@ -150,66 +156,36 @@ class ScanHub:
             clock=clock,
             now=now,
         )
-        self.discovery = Discovery(self.client, self._track_as, self.flush, self.loop.polls, now)
+        #: The clients by source name, and the HTTP session they share.
+        self.sources = Sources(self.loop, connection_limit=connection_limit)
+        #: Discovery queries, the rules that re-run them, and each source's last failure.
+        self.discovery = Discovery(
+            self.sources.client,
+            lambda item, how: self.track(item, how=how),
+            self.flush,
+            self.loop.polls,
+            now,
+        )
         #: The sinks: each a reader of the committed log with its cursor in the store.
         self.sinks = Deliverer(
             self.store, self.broadcaster, list(sinks), lease_ttl=lease_ttl, now=now, rng=rng
         )
-        #: The owner of every background task.
+        #: The owner of every background task (`runner.stop_polling()` stops polling now,
+        #: whoever asked for it, keeping leases until they expire: for tests of failover).
         self.runner = Runner(
-            self._always_parts,
-            self._polling_parts,
-            before_polling=self._before_polling,
+            functools.partial(_always_parts, self),
+            functools.partial(_polling_parts, self),
+            before_polling=functools.partial(_before_polling, self),
             after_polling=self.loop.stop,
         )
-        self._clients: dict[str, Client] = {}
-        self._session: aiohttp.ClientSession | None = None
         self._opened = False
         for client in clients:
-            self.add_client(client)
+            self.sources.add(client)
 
     @property
     def working(self) -> WorkingSet:
         """The items this process works on (active, of the sources it polls)."""
         return self.loop.working
-
-    # --- clients --------------------------------------------------------------------------
-
-    def add_client(self, client: Client) -> Client:
-        """Register a client under its `name` (unique)."""
-        if client.name in self._clients:
-            raise BadRequestError(f"two clients are named {client.name!r}", operation="add client")
-        self._clients[client.name] = client
-        self.loop.add_source(client)
-        if self._session is not None:
-            client.adopt_session(self._session)
-        return client
-
-    def client(self, name: str) -> Client:
-        """The client registered as `name`."""
-        try:
-            return self._clients[name]
-        except KeyError:
-            raise BadRequestError(f"no client named {name!r}", operation="lookup") from None
-
-    @property
-    def clients(self) -> list[Client]:
-        """Registered clients, in the order they were added."""
-        return list(self._clients.values())
-
-    def concurrency_of(self, source: str) -> int:
-        """The current concurrency limit of a source."""
-        return self.loop.pollers[source].limit.limit
-
-    def concurrency_ceiling(self, source: str) -> int:
-        """The most concurrency a source may reach (its `RateLimit`, `max_concurrency`)."""
-        limit = self.loop.pollers[source].limit
-        return int(getattr(limit, "ceiling", limit.limit))
-
-    @property
-    def polls(self) -> int:
-        """Polls that returned a state, over every source (read by benchmarks)."""
-        return sum(p.polls for p in self.loop.pollers.values())
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -234,15 +210,11 @@ class ScanHub:
             return
         await self.store.open()
         self._opened = True
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connection_limit, limit_per_host=0)
-            self._session = aiohttp.ClientSession(connector=connector)
-            for client in self._clients.values():
-                client.adopt_session(self._session)
+        self.sources.open_session()
         await self.store.prune(self.now())
         await self.broadcaster.start_position()
         if self.loop.polled is None:
-            await self.loop.take_on(list(self._clients))
+            await self.loop.take_on(self.sources.names)
         self.runner.start()
 
     async def close(self) -> None:
@@ -257,11 +229,7 @@ class ScanHub:
                 await self.store.release_leases()
             await self.store.close()
             self._opened = False
-        for client in self._clients.values():
-            await client.close()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.sources.close()
 
     def polling(self, interval: float | None = None) -> Any:
         """An async context: poll for as long as the block runs (what `watch` does, and a
@@ -271,53 +239,6 @@ class ScanHub:
             self.scheduler.interval = interval
         return self.runner.polling()
 
-    async def _before_polling(self) -> None:
-        await self.open()
-        await self.flush()  # what was tracked before is history, not news
-        self.loop.start()
-
-    async def stop_polling(self) -> None:
-        """Stop polling now, whoever asked for it (in-flight polls are cancelled; leases are
-        kept until they expire, as if this process had died: for tests and benchmarks of
-        failover)."""
-        await self.runner.stop_polling()
-
-    def _always_parts(self) -> list[Part]:
-        """The tasks that run while the store is open."""
-        return [
-            ("recorder", self.recorder.run),
-            ("broadcaster", self.broadcaster.run),
-            ("pruner", self._prune),
-        ]
-
-    async def _prune(self) -> None:
-        # Retention runs hourly while the engine runs (and when the store is opened).
-        while True:
-            await asyncio.sleep(3600)
-            await self.store.prune(self.now())
-
-    def _polling_parts(self) -> list[Part]:
-        """The tasks polling runs: dispatch, the working set's reading of the log, one poller
-        per source, replication on a shared store, one deliverer per sink (so one failing or
-        slow sink never holds up polling, the readers of the log, or another sink)."""
-        loop = self.loop
-        parts: list[Part] = [
-            ("scheduler", loop.dispatch),
-            ("working set", loop.follow_log),
-        ]
-        for name, poller in loop.pollers.items():
-            parts.append((f"poller {name}", functools.partial(poller.run, loop.poll)))
-        if self.store.shared:
-            replication = Replication(
-                self.store, loop, list(self._clients), lease_ttl=self.lease_ttl, clock=self.clock
-            )
-            parts += [("leases", replication.hold_leases), ("tracking", replication.hear_tracking)]
-        for name in self.sinks.names:
-            parts.append((f"sink {name}", functools.partial(self.sinks.run, name)))
-        if self.sinks.names and self.store.shared:
-            parts.append(("sink leases", self.sinks.hold_leases))
-        return parts
-
     # --- tracking -------------------------------------------------------------------------
 
     def track(self, item: Item, *, how: str = "track") -> str:
@@ -325,13 +246,10 @@ class ScanHub:
         Tracking a key again moves it forward by the monotonic rule. The store commits it
         shortly (`await flush()` waits for that); once committed, an item that is not finished
         is polled (when this process polls its source). May be called while a watch runs."""
-        self.client(item.source)
+        self.sources.client(item.source)
         pending = self.recorder.submit(Observation(item.key, self.now(), item, None, how))
         pending.add_done_callback(functools.partial(self.loop.tracked, item, how))
         return item.key
-
-    def _track_as(self, item: Item, how: str) -> str:
-        return self.track(item, how=how)
 
     def untrack(self, item: Item | str) -> None:
         """Stop tracking an item (by item or key); unknown keys are ignored. Its history stays."""
@@ -361,7 +279,7 @@ class ScanHub:
     async def apply(self, item: Item, *, how: str = "track") -> Committed:
         """Take a state the vendor pushed (a webhook) as a poll's answer: track the item if it
         is new, and commit it; returns what the commit did."""
-        self.client(item.source)
+        self.sources.client(item.source)
         await self.open()
         (committed,) = await self.recorder.commit([Observation.of(item, how, self.now())])
         self.loop.pushed(item, committed, self.now())
@@ -372,56 +290,26 @@ class ScanHub:
         returns how many were rescheduled. Only while polling runs, for items polled here."""
         return self.loop.poke(keys)
 
-    # --- discovery (see `Discovery`) -----------------------------------------------------
-
-    @property
-    def rules(self) -> list[tuple[str, dict[str, str]]]:
-        """Discovery rules (source, query) that `rediscover` runs again."""
-        return self.discovery.rules
-
-    @property
-    def source_errors(self) -> dict[str, ItemError]:
-        """Source name -> the last failed discovery (or lookup) on it."""
-        return dict(self.discovery.errors)
-
-    def note_source_error(self, source: str, exc: BaseException) -> None:
-        """Say that something about a source failed (a discovery, a lookup for a track)."""
-        self.discovery.note_error(source, exc)
-
-    async def discover(self, source: str, **query: str | None) -> list[Item]:
-        """Run a discovery query on a source (its vendor says what the query means, e.g. every
-        AppSec+ scan of an application) and track every item found; returns them once
-        committed. A failure is recorded in `source_errors` and returns []."""
-        return await self.discovery.discover(source, **query)
-
-    async def add_rule(self, source: str, query: Mapping[str, str]) -> list[Item]:
-        """Remember a discovery query (re-run by `rediscover`) and run it now."""
-        return await self.discovery.add_rule(source, query)
-
-    async def rediscover(self) -> list[Item]:
-        """Run every remembered discovery rule of the sources this process polls again."""
-        return await self.discovery.rediscover()
+    # --- discovery (the rest, rules and each source's last failure: `hub.discovery`) ----------
 
     async def discover_promotions(
         self, source: str, application_key: str, version: str, **filters: str | None
     ) -> list[Item]:
         """Track every promotion of an application version (AppTrust; filters: target_stage,
-        status, promoted_by). Same as `discover(source, application_key=, version=, ...)`."""
-        return await self.discover(
+        status, promoted_by). Same as
+        `hub.discovery.discover(source, application_key=, version=, ...)`."""
+        return await self.discovery.discover(
             source, application_key=application_key, version=version, **filters
         )
 
     async def discover_scans(
         self, source: str, application_id: str | None = None, status: str | None = None
     ) -> list[Item]:
-        """Track every scan of an application (AppSec+), optionally in one status."""
-        return await self.discover(source, application_id=application_id, status=status)
+        """Track every scan of an application (AppSec+), optionally in one status (a failure
+        is kept in `hub.discovery.errors` and returns [])."""
+        return await self.discovery.discover(source, application_id=application_id, status=status)
 
     # --- health ---------------------------------------------------------------------------
-
-    def source_health(self) -> list[SourceHealth]:
-        """Every source's health, in the order the clients were added."""
-        return self.loop.health()
 
     def health(self) -> EngineHealth:
         """Whether the engine runs and records (what `/readyz` answers)."""
@@ -480,6 +368,55 @@ class ScanHub:
         """Track `item` and poll it until terminal; raises `WaitTimeoutError` after `timeout`
         seconds (the error's `item` is its last known state)."""
         return await consumers.wait(self, item, timeout, interval=interval)
+
+
+# --- the engine's background tasks (what `ScanHub.runner` runs) -------------------------------
+
+
+def _always_parts(hub: ScanHub) -> list[Part]:
+    """The tasks that run while the store is open."""
+    return [
+        ("recorder", hub.recorder.run),
+        ("broadcaster", hub.broadcaster.run),
+        ("pruner", functools.partial(_prune, hub)),
+    ]
+
+
+async def _prune(hub: ScanHub) -> None:
+    # Retention runs hourly while the engine runs (and when the store is opened).
+    while True:
+        await asyncio.sleep(3600)
+        await hub.store.prune(hub.now())
+
+
+def _polling_parts(hub: ScanHub) -> list[Part]:
+    """The tasks polling runs: dispatch, the working set's reading of the log, one poller
+    per source, replication on a shared store, one deliverer per sink (so one failing or
+    slow sink never holds up polling, the readers of the log, or another sink)."""
+    loop, store, sinks = hub.loop, hub.store, hub.sinks
+    parts: list[Part] = [
+        ("scheduler", loop.dispatch),
+        ("working set", loop.follow_log),
+    ]
+    for name, poller in loop.pollers.items():
+        parts.append((f"poller {name}", functools.partial(poller.run, loop.poll)))
+    if store.shared:
+        replication = Replication(
+            store, loop, hub.sources.names, lease_ttl=hub.lease_ttl, clock=hub.clock
+        )
+        parts += [("leases", replication.hold_leases), ("tracking", replication.hear_tracking)]
+    for name in sinks.names:
+        parts.append((f"sink {name}", functools.partial(sinks.run, name)))
+    if sinks.names and store.shared:
+        parts.append(("sink leases", sinks.hold_leases))
+    return parts
+
+
+async def _before_polling(hub: ScanHub) -> None:
+    """What happens before the first polling block starts its tasks."""
+    await hub.open()
+    await hub.flush()  # what was tracked before is history, not news
+    hub.loop.start()
 
 
 __all__ = ["EngineHealth", "ScanHub"]

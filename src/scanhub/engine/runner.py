@@ -81,7 +81,9 @@ class Runner:
                 await self._stop_polling()
 
     async def stop_polling(self) -> None:
-        """Stop polling now, whoever asked for it."""
+        """Stop polling now, whoever asked for it (in-flight polls are cancelled; leases are
+        kept until they expire, as if this process had died: for tests and benchmarks of
+        failover)."""
         self._users = 0
         await self._stop_polling()
 

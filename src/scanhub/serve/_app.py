@@ -211,8 +211,8 @@ class Service:
         while True:
             await asyncio.sleep(self.rediscover_every)
             try:
-                await self.hub.rediscover()
-            except Exception:  # a failing rule is in source_errors; a bug must not stop this
+                await self.hub.discovery.rediscover()
+            except Exception:  # a failing rule is in discovery.errors; a bug must not stop this
                 log.exception("scanhub: rediscovery failed")
 
 

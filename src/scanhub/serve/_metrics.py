@@ -105,7 +105,7 @@ class _State(Collector):
             "Seconds the vendor's rate limit still pauses the source.",
             labels=["source"],
         )
-        for h in m.service.hub.source_health():
+        for h in m.service.hub.sources.health():
             up.add_metric([h.name, h.vendor], 1.0 if h.up else 0.0)
             pause.add_metric([h.name], h.paused_for)
         yield up
@@ -223,7 +223,7 @@ class Metrics:
                 self.sink_deliveries.labels(name, outcome)
         service.hub.sinks.observers.append(self._sink_observer)
         self.registry.register(_State(self))
-        for client in service.hub.clients:
+        for client in service.hub.sources.clients:
             client.transport.observers.append(self._observer(client.name))
 
     def _observer(self, source: str) -> Any:

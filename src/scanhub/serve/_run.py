@@ -158,7 +158,11 @@ async def _demo_loop(service: Service, sims: dict[str, Any], reg: Registry, url:
         round += 1
         for name, sim in sims.items():
             try:
-                items = await reg.get(name).load_demo().more(sim, service.hub.client(name), round)
+                items = (
+                    await reg.get(name)
+                    .load_demo()
+                    .more(sim, service.hub.sources.client(name), round)
+                )
             except Exception as exc:  # a refused trigger (409, a fault) is part of the show
                 log.info("scanhub demo: %s round %d: %s", name, round, exc)
                 continue

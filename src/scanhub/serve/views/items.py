@@ -131,7 +131,7 @@ async def summary(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/sources")
 async def sources(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
-    health = {h.name: h for h in service.hub.source_health()}
+    health = {h.name: h for h in service.hub.sources.health()}
     tracked: dict[str, int] = {}
     for c in await service.store.counts():
         tracked[c.source] = tracked.get(c.source, 0) + c.n

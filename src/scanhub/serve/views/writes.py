@@ -73,14 +73,14 @@ async def track(request: web.Request) -> web.StreamResponse:
     if problems:
         raise Problem(400, "Bad Request", "; ".join(f"{k}: {m}" for k, m in problems))
     hub = service.hub
-    client = hub.client(cfg.source_name)
+    client = hub.sources.client(cfg.source_name)
     try:
         tracking = await spec.resolve_track(client, wanted)
     except ScanhubError as exc:
         raise Problem(502, "Bad Gateway", f"the vendor refused: {exc}") from None
     keys = [hub.track(item, how="api") for item in tracking.items]
     if tracking.query is not None:
-        found = await service.write(hub.add_rule(cfg.source_name, tracking.query))
+        found = await service.write(hub.discovery.add_rule(cfg.source_name, tracking.query))
         keys += [i.key for i in found]
     await service.write(hub.flush())  # durable before it is acknowledged
     rule = dict(tracking.query) if tracking.query else None
