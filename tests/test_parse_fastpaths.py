@@ -139,7 +139,22 @@ dt_usual = st.lists(
         for name, (s, a, u, r) in zip(dt.STEPS, rows, strict=False)
     ]
 )
-dt_answers = dt_usual | st.lists(dt_state | odd, max_size=6) | odd
+# Well-formed steps in any order, some named twice or unknown: the sort (stable) decides.
+dt_any_order = st.lists(
+    st.tuples(
+        st.sampled_from([*dt.STEPS, "NEW_STEP"]),
+        st.sampled_from(sorted(dt.STATUS_MAP)),
+        millis,
+        st.none() | st.text(max_size=3),
+    ),
+    min_size=1,
+    max_size=7,
+).map(
+    lambda rows: [
+        {"step": name, "status": s, "updatedAt": u, "failureReason": r} for name, s, u, r in rows
+    ]
+)
+dt_answers = dt_usual | dt_any_order | st.lists(dt_state | odd, max_size=6) | odd
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

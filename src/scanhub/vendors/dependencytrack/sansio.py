@@ -623,7 +623,7 @@ def parse_workflow(resp: Response, *, source: str) -> list[Step]:
         )
     states = as_list(_json_ok(resp, at), at, "the workflow states", resp)
     steps = []
-    last, in_order = 0, True
+    names = []
     for entry in states:
         obj = entry if type(entry) is dict else as_object(entry, at, "a workflow state", resp)
         # Each field read inline for the shape the server sends (an exact str, epoch ms as an
@@ -655,18 +655,19 @@ def parse_workflow(resp: Response, *, source: str) -> list[Step]:
         else:
             updated = parse_time(updated)
         steps.append(Step(step, status, started, updated, reason))
-        rank = _STEP_RANK.get(step, _LATER)
-        if rank < last:
-            in_order = False
-        last = rank
+        names.append(step)
     if not steps:
         fail(PayloadError, at, "the workflow has no steps", resp)
-    if not in_order:  # the server sends them in order; the sort is stable, so this is the same
+    # The server sends the five steps it makes, in order: then they are sorted already. Any other
+    # list is sorted (stable: steps of one rank keep the server's order).
+    if names != _SERVER_STEPS:
         steps.sort(key=_step_rank)
     return steps
 
 
 _fromtimestamp = datetime.fromtimestamp
+#: The steps `createWorkflowSteps` makes for an upload, in `STEPS` order.
+_SERVER_STEPS = [name for name in STEPS if name != "REPO_META_ANALYSIS"]
 
 #: A step's place in `STEPS`; a step the server adds later sorts after them.
 _STEP_RANK = {name: rank for rank, name in reversed(list(enumerate(STEPS)))}
