@@ -187,6 +187,31 @@ def test_dependencytrack_step_init_is_attrs_own() -> None:
     assert step == dt.Step(**attrs.asdict(step, recurse=False))
 
 
+def test_dependencytrack_step_has_nothing_its_inline_build_would_skip() -> None:
+    # parse_workflow builds each Step by writing its five fields into a new instance's
+    # __dict__, as attrs' __init__ does: right only while Step has no validator, converter,
+    # setattr hook or post-init, and exactly these fields.
+    assert [f.name for f in attrs.fields(dt.Step)] == [
+        "step",
+        "status",
+        "started_at",
+        "updated_at",
+        "failure_reason",
+    ]
+    for f in attrs.fields(dt.Step):
+        assert f.validator is None and f.converter is None and f.on_setattr is None
+    assert not hasattr(dt.Step, "__attrs_pre_init__")
+    assert not hasattr(dt.Step, "__attrs_post_init__")
+    assert "__slots__" not in vars(dt.Step)
+    body = json.dumps(
+        [{"step": "BOM_CONSUMPTION", "status": "FAILED", "startedAt": 1, "failureReason": "x"}]
+    ).encode()
+    (step,) = dt.parse_workflow(Response(200, body, {}, "workflow status"), source="s")
+    built = dt.Step("BOM_CONSUMPTION", "FAILED", datetime.fromtimestamp(0.001, UTC), None, "x")
+    assert step == built and repr(step) == repr(built) and hash(step) == hash(built)
+    assert vars(step) == vars(built) and list(vars(step)) == list(vars(built))
+
+
 # --- ThreadFix: the envelope's authentication phrases -------------------------------------------
 
 #: The phrases `_AUTH_MESSAGES` looks for, pieces of them, and other envelope messages.
