@@ -12,13 +12,32 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scanhub import PayloadError, ScanhubError
+from scanhub import (
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PayloadError,
+    ScanhubError,
+)
 from scanhub._sansio import _parse_time_general
-from scanhub.sansio import Response, as_list, as_object, fail, opt_str, req_str, where
+from scanhub.sansio import (
+    Response,
+    Where,
+    as_list,
+    as_object,
+    decode_json,
+    fail,
+    opt_str,
+    raise_for_status,
+    req_str,
+    where,
+)
 from scanhub.vendors.dependencytrack import sansio as dt
+from scanhub.vendors.threadfix import sansio as tf
 
 
 def outcome(parse: Callable[[Response], Any], resp: Response) -> tuple[Any, ...]:
@@ -120,7 +139,22 @@ dt_usual = st.lists(
         for name, (s, a, u, r) in zip(dt.STEPS, rows, strict=False)
     ]
 )
-dt_answers = dt_usual | st.lists(dt_state | odd, max_size=6) | odd
+# Well-formed steps in any order, some named twice or unknown: the sort (stable) decides.
+dt_any_order = st.lists(
+    st.tuples(
+        st.sampled_from([*dt.STEPS, "NEW_STEP"]),
+        st.sampled_from(sorted(dt.STATUS_MAP)),
+        millis,
+        st.none() | st.text(max_size=3),
+    ),
+    min_size=1,
+    max_size=7,
+).map(
+    lambda rows: [
+        {"step": name, "status": s, "updatedAt": u, "failureReason": r} for name, s, u, r in rows
+    ]
+)
+dt_answers = dt_usual | dt_any_order | st.lists(dt_state | odd, max_size=6) | odd
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -151,3 +185,134 @@ def test_dependencytrack_step_init_is_attrs_own() -> None:
     }
     assert attrs.evolve(step, status="COMPLETED").status == "COMPLETED"
     assert step == dt.Step(**attrs.asdict(step, recurse=False))
+
+
+def test_dependencytrack_step_has_nothing_its_inline_build_would_skip() -> None:
+    # parse_workflow builds each Step by writing its five fields into a new instance's
+    # __dict__, as attrs' __init__ does: right only while Step has no validator, converter,
+    # setattr hook or post-init, and exactly these fields.
+    assert [f.name for f in attrs.fields(dt.Step)] == [
+        "step",
+        "status",
+        "started_at",
+        "updated_at",
+        "failure_reason",
+    ]
+    for f in attrs.fields(dt.Step):
+        assert f.validator is None and f.converter is None and f.on_setattr is None
+    assert not hasattr(dt.Step, "__attrs_pre_init__")
+    assert not hasattr(dt.Step, "__attrs_post_init__")
+    assert "__slots__" not in vars(dt.Step)
+    body = json.dumps(
+        [{"step": "BOM_CONSUMPTION", "status": "FAILED", "startedAt": 1, "failureReason": "x"}]
+    ).encode()
+    (step,) = dt.parse_workflow(Response(200, body, {}, "workflow status"), source="s")
+    built = dt.Step("BOM_CONSUMPTION", "FAILED", datetime.fromtimestamp(0.001, UTC), None, "x")
+    assert step == built and repr(step) == repr(built) and hash(step) == hash(built)
+    assert vars(step) == vars(built) and list(vars(step)) == list(vars(built))
+
+
+# --- ThreadFix: the envelope's authentication phrases -------------------------------------------
+
+#: The phrases `_AUTH_MESSAGES` looks for, pieces of them, and other envelope messages.
+_TF_PIECES = [
+    "authentication failed",
+    "check your api key",
+    "restricted for your api key",
+    "invalid api key",
+    "api key",
+    "Authentication",
+    "failed",
+    "Scan Processing Completed.",
+    "Invalid application id",
+]
+#: Letters the case-blind regex reads as ASCII ones: KELVIN SIGN as `k`, LONG S as `s`, the
+#: dotless and the dotted I as `i`.
+_LOOKALIKE = {"k": "\u212a", "s": "\u017f", "i": "\u0131", "I": "\u0130"}
+
+
+@st.composite
+def tf_messages(draw: st.DrawFn) -> str:
+    text = " ".join(draw(st.lists(st.sampled_from(_TF_PIECES) | st.text(max_size=5), max_size=4)))
+    how = draw(st.lists(st.sampled_from("=ulx"), min_size=len(text), max_size=len(text)))
+    out = []
+    for ch, h in zip(text, how, strict=True):
+        if h == "u":
+            ch = ch.upper()
+        elif h == "l":
+            ch = ch.lower()
+        elif h == "x":
+            ch = _LOOKALIKE.get(ch, ch)
+        out.append(ch)
+    return "".join(out)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(message=tf_messages())
+def test_threadfix_auth_phrase_check_equals_the_regex(message: str) -> None:
+    assert tf._says_auth_failed(message) is (tf._AUTH_MESSAGES.search(message) is not None)
+
+
+def _tf_envelope_oracle(resp: Response, at: Where) -> dict[str, Any]:
+    """`_envelope` before its fast path (the regex searched for every message)."""
+    body: Any = None
+    try:
+        body = decode_json(resp, at)
+    except PayloadError:
+        if 200 <= resp.status < 300:
+            raise
+    message = opt_str(body, "message") if isinstance(body, dict) else None
+    if message and tf._AUTH_MESSAGES.search(message):
+        fail(AuthenticationError, at, message, resp)
+    raise_for_status(resp, at, message)
+    env = as_object(body, at, "the envelope", resp)
+    success = env.get("success")
+    if success is not True and success is not False:
+        fail(
+            PayloadError,
+            at,
+            f"the envelope's success is {success!r}, expected true or false"
+            + (f" ({message})" if message else ""),
+            resp,
+        )
+    if success is False:
+        error_cls: type[ScanhubError] = BadRequestError
+        if message and tf._NOT_FOUND_MESSAGES.search(message):
+            error_cls = NotFoundError
+        fail(error_cls, at, message or "ThreadFix answered success: false", resp)
+    return env
+
+
+tf_envelopes = st.fixed_dictionaries(
+    {},
+    optional={
+        "message": tf_messages() | odd,
+        "success": st.booleans() | odd,
+        "responseCode": st.just(-1),
+        "object": st.none() | st.just({"id": 2, "appId": 6, "status": "DONE"}),
+    },
+)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=tf_envelopes | odd, status=st.sampled_from([200, 200, 200, 401, 404, 500]))
+def test_threadfix_envelope_equals_its_oracle(body: Any, status: int) -> None:
+    resp = _answer(body, status)
+    at = where(tf.VENDOR, "s", resp)
+    assert _envelope_outcome(lambda r: tf._envelope(r, at), resp) == _envelope_outcome(
+        lambda r: _tf_envelope_oracle(r, at), resp
+    )
+
+
+def _envelope_outcome(read: Callable[[Response], Any], resp: Response) -> tuple[Any, ...]:
+    try:
+        return ("value", read(resp))
+    except ScanhubError as exc:
+        return ("raised", type(exc), str(exc))
+
+
+def test_threadfix_an_auth_message_with_a_kelvin_sign_is_still_an_auth_error() -> None:
+    # "API \u212aey": the regex reads the Kelvin sign as `k`; the ASCII fast path must not decide.
+    body = {"message": "Invalid API \u212aey", "success": False, "responseCode": -1, "object": None}
+    with pytest.raises(AuthenticationError):
+        tf.parse_pending_scan(_answer(body), source="s")

@@ -40,12 +40,13 @@ except ImportError:  # pragma: no cover - exercised in the stdlib-only benchmark
 
 
 # orjson reads an integer beyond 64 bits as a float, silently changing it: above 2^64 - 1 (20
-# digits or more) and below -2^63 (a minus and 19 digits or more). Any body with a 20-digit run,
-# or a minus before a 19-digit run, goes to the stdlib, which keeps such integers exact. (Found
-# by mapping every digit to "0" and searching: 10x faster than a regex over the body.)
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# digits or more) and below -2^63 (a minus and 19 digits or more). Any body with a run of 20
+# characters from `0-9` and `-` (which covers both: a 20-digit run, a minus before a 19-digit
+# run) goes to the stdlib, which keeps such integers exact; a run that is no such integer (a
+# line of dashes) only costs the stdlib's slower read of the same value. (Found by mapping every
+# digit and `-` to "0" and searching once: 10x faster than a regex over the body.)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789-", b"0000000000")
 _TWENTY_DIGITS = b"0" * 20
-_MINUS_NINETEEN_DIGITS = b"-" + b"0" * 19
 
 
 def loads(body: bytes) -> Any:
@@ -53,8 +54,7 @@ def loads(body: bytes) -> Any:
     refuse (NaN) or change (integers beyond 64 bits) is decided by the stdlib, so the result
     never differs from `json.loads`."""
     if _orjson_loads is not None:
-        shape = body.translate(_DIGITS_TO_ZERO)
-        if _TWENTY_DIGITS in shape or _MINUS_NINETEEN_DIGITS in shape:
+        if _TWENTY_DIGITS in body.translate(_DIGITS_TO_ZERO):
             return json.loads(body)
         try:
             return _orjson_loads(body)
