@@ -224,6 +224,51 @@ async def test_queries_filter_page_by_key_and_count(store: Store) -> None:
     assert {(c.lifecycle, c.n) for c in counts} == {("running", 25), ("failed", 25)}
 
 
+async def test_every_read_follows_what_each_commit_changed(store: Store) -> None:
+    """A commit rewrites only what changed of an item (a new vendor status, a lifecycle, a
+    verdict, an application name, a message): every filter, order, count and search reads the
+    item as it stands, whichever of them changed, in one batch or over several."""
+    a, b = scan("a"), scan("b")
+    await store.track([(a, "track"), (b, "track")], T0)
+    # A new vendor status only: the time of the change moves, nothing else.
+    a1 = evolve(a, vendor_status="step 1")
+    await store.commit([seen(a1, 1), seen(evolve(b), 1)])
+    # Then, in one batch: a name given, a message; a finishes with a verdict after another
+    # status; b only seen again.
+    a2 = evolve(a1, vendor_status="step 2", application_name="Web Shop", message="Scanning")
+    a3 = evolve(a2, lifecycle=Lifecycle.SUCCEEDED, vendor_status="done", verdict=Verdict.FAIL)
+    await store.commit([seen(a2, 2), seen(b, 3), seen(a3, 4)])
+    # A verdict that changes alone.
+    a4 = evolve(a3, verdict=Verdict.WARN)
+    await store.commit([seen(a4, 5)])
+    got = await store.get(a.key)
+    assert got is not None and got.item == a4
+    assert (got.last_change, got.last_observed) == (T0 + timedelta(minutes=5),) * 2
+    assert (got.running_at, got.finished_at) == (T0, T0 + timedelta(minutes=4))
+    other = await store.get(b.key)
+    assert (
+        other is not None
+        and other.last_change == T0
+        and other.last_observed == T0 + timedelta(minutes=3)
+    )
+    counts = {(c.lifecycle, c.verdict): c.n for c in await store.counts()}
+    assert counts == {("succeeded", "warn"): 1, ("running", "none"): 1}
+    for q, keys in [
+        (ItemQuery(lifecycle="succeeded"), [a.key]),
+        (ItemQuery(lifecycle="running"), [b.key]),
+        (ItemQuery(verdict="warn"), [a.key]),
+        (ItemQuery(verdict="fail"), []),
+        (ItemQuery(application="Web Shop"), [a.key]),
+        (ItemQuery(text="scanning"), [a.key]),
+        (ItemQuery(order="-changed"), [a.key, b.key]),
+    ]:
+        page = await store.query(q)
+        assert ([s.key for s in page.items], page.total) == (keys, len(keys)), q
+    assert [s.key for s in await store.active()] == [b.key]
+    finished = await store.stats(since=T0, until=T0 + timedelta(hours=1), group_by=())
+    assert [g.finished for g in finished] == [1]
+
+
 async def test_active_items_and_the_oldest_unfinished(store: Store) -> None:
     old = scan("old", created_at=T0 - timedelta(hours=2))
     new = scan("new", created_at=T0 - timedelta(minutes=5))
