@@ -281,7 +281,7 @@ def _ts(value: datetime) -> str:
     """A time as the store keeps it: ISO 8601 in UTC with microseconds (sorts as text)."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # without its "+00:00"
 
 
 def _dt(value: str | None) -> datetime | None:
