@@ -437,12 +437,13 @@ def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
     return {(t, n) for t, n in db.execute("SELECT type, name FROM sqlite_master")}
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, version: int) -> None:
-    """A file of schema 2 (before sinks) or 3 (before the time-in-state indexes), holding items,
-    transitions and (at 3) a sink's cursor and dead letter, opens at the current schema with
-    all of it, and the page's newest-change-first order reads through its new index."""
-    assert SCHEMA_VERSION == 4
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_an_older_state_file_migrates_to_5_and_keeps_its_data(tmp_path: Path, version: int) -> None:
+    """A file of schema 2 (before sinks), 3 (before the time-in-state indexes) or 4 (5 changes
+    nothing in SQLite), holding items, transitions and (from 3) a sink's cursor and dead
+    letter, opens at the current schema with all of it, and the page's newest-change-first
+    order reads through its index."""
+    assert SCHEMA_VERSION == 5
     path = tmp_path / f"v{version}.db"
     letter = DeadLetter("ops", 2, scan("b").key, 3, T0, T0, "HTTP 400", 400)
 
@@ -457,8 +458,9 @@ def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, ve
     # Take the file back to `version`: drop what the later migrations added, and check that
     # what is left is the schema those migrations start from.
     db = sqlite3.connect(path)
-    db.execute("DROP INDEX items_changed")
-    db.execute("DROP INDEX items_since")
+    if version < 4:
+        db.execute("DROP INDEX items_changed")
+        db.execute("DROP INDEX items_since")
     if version == 2:
         db.execute("DROP TABLE sinks")
         db.execute("DROP TABLE sink_dead")
@@ -488,7 +490,7 @@ def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, ve
     assert isinstance(a, StoredItem) and a.item.lifecycle is Lifecycle.SUCCEEDED
     assert a.since == T0 and a.finished_at == T0 + timedelta(minutes=5)  # kept times kept
     assert ids == [1, 2, 3]
-    if version == 3:
+    if version >= 3:
         assert [(s.position, s.dead) for s in sinks] == [(3, 1)] and dead == [letter]
     else:
         assert sinks == [] and dead == []  # sinks begin at 3
@@ -544,6 +546,99 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
 
 
 # --- PostgreSQL specifics -------------------------------------------------------------------
+
+
+async def _pg_schema(con: object) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
+    """The columns and indexes of a PostgreSQL database's tables (text search's index aside:
+    it is made when a store opens, not by a migration), and the tables' storage options."""
+    columns = {
+        tuple(r)
+        for r in await con.fetch(  # type: ignore[attr-defined]
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_schema = 'public'"
+        )
+    }
+    indexes = {
+        tuple(r)
+        for r in await con.fetch(  # type: ignore[attr-defined]
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+            " AND indexname <> 'items_search'"
+        )
+    } | {
+        tuple(r)
+        for r in await con.fetch(  # type: ignore[attr-defined]
+            "SELECT relname, reloptions::text FROM pg_class WHERE relname = 'items'"
+        )
+    }
+    return columns, indexes
+
+
+async def test_a_postgres_database_of_schema_4_migrates_to_5_and_keeps_its_data(
+    pg_cluster: str,
+) -> None:
+    """5 moves the time of each item's last change out of the items' rows (so that a
+    transition updates its row in place): a database of schema 4, holding items (one never
+    changed), transitions and a sink, opens at 5 with all of it, every item with its time of
+    last change, read in the newest-change-first order."""
+    import asyncpg
+
+    from scanhub.store.postgres import MIGRATIONS as PG_MIGRATIONS
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    assert SCHEMA_VERSION == 5
+    url = await fresh_database(pg_cluster, "schema4")
+    placeholder = Scan(Vendor.APPSECPLUS, "asp", "p", "app-1", Lifecycle.UNKNOWN, "")
+    async with PostgresStore(url) as store:
+        await store.commit([seen(scan("a"), 0, "track"), seen(scan("b"), 1, "track")])
+        await store.commit(
+            [seen(scan("a", Lifecycle.SUCCEEDED), 5), seen(placeholder, 6, "config")]
+        )
+        state = await store.sinks.open("ops", T0)
+        await store.sinks.save(evolve(state, position=3))
+    # Take the database back to 4: the time of the last change in the items' rows, indexed.
+    con = await asyncpg.connect(url)
+    try:
+        await con.execute(
+            "ALTER TABLE items ADD COLUMN changed_at TIMESTAMPTZ;"
+            " UPDATE items i SET changed_at = c.changed_at FROM item_changes c WHERE c.key = i.key;"
+            " DROP TABLE item_changes;"
+            " CREATE INDEX items_changed ON items (changed_at, key);"
+            " ALTER TABLE items RESET (fillfactor);"
+            " UPDATE scanhub_meta SET version = 4"
+        )
+        fresh_url = await fresh_database(pg_cluster, "schema4_fresh")
+        fresh = await asyncpg.connect(fresh_url)
+        try:
+            for step in PG_MIGRATIONS[:4]:
+                await fresh.execute(step)
+            await fresh.execute("CREATE TABLE scanhub_meta (version INTEGER NOT NULL)")
+            assert await _pg_schema(con) == await _pg_schema(fresh)
+        finally:
+            await fresh.close()
+    finally:
+        await con.close()
+    async with PostgresStore(url) as store:
+        page = await store.query(ItemQuery(order="-changed"))
+        a = await store.get(scan("a").key)
+        p = await store.get(placeholder.key)
+        ids = [t.id for t in await store.transitions()]
+        sinks = await store.sinks.states(["ops"])
+        # Writes go on from there.
+        await store.commit([seen(evolve(scan("b"), vendor_status="later"), 7)])
+        later = await store.query(ItemQuery(order="-changed", limit=1))
+    assert [s.key for s in page.items] == [scan("a").key, scan("b").key, placeholder.key]
+    assert a is not None and a.last_change == T0 + timedelta(minutes=5)
+    assert a.item.lifecycle is Lifecycle.SUCCEEDED and a.finished_at == T0 + timedelta(minutes=5)
+    assert p is not None and p.last_change is None
+    assert ids == [1, 2, 3] and [s.position for s in sinks] == [3]
+    assert [s.key for s in later.items] == [scan("b").key]
+    con = await asyncpg.connect(url)
+    try:
+        assert await con.fetchval("SELECT version FROM scanhub_meta") == SCHEMA_VERSION
+    finally:
+        await con.close()
 
 
 async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: str) -> None:
