@@ -895,6 +895,8 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
     # an earlier transition of this batch), ids handed out below, in this order.
     steps: list[tuple[Observation, Any, int | None, int | None]] = []
     last_step: dict[str, int] = {}
+    # The transitions' places in `results`: (index, key, lifecycle after).
+    recorded: list[tuple[int, str, Lifecycle]] = []
     for ob in observations:
         step, after = plan(rows.get(ob.key), ob)
         if after is None or step.outcome is Outcome.STALE:
@@ -909,8 +911,9 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
             steps.append((ob, after.item, prev, earlier))
             last_step[ob.key] = len(steps) - 1
             after.changed_at = ob.observed_at
-            # The id is filled in below, once handed out.
-            results.append(Committed(ob.key, step.outcome, -1, after.lifecycle))
+            # Made below, once the ids are handed out.
+            recorded.append((len(results), ob.key, after.lifecycle))
+            results.append(_RECORDED)
         else:
             results.append(Committed(ob.key, step.outcome, None, after.lifecycle))
     ids: list[int] = []
@@ -918,13 +921,13 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
     # the state its last transition logged, and is not encoded twice.
     encoded: dict[int, str] = {}
     if steps:
-        ids = [
-            int(r[0])
-            for r in await con.fetch(
-                "SELECT nextval('transitions_id_seq') FROM generate_series(1, $1)",
-                len(steps),
-            )
-        ]
+        # A range of ids for the batch, in one step: no other commit takes ids meanwhile (the
+        # append lock), so the log's order is the order of commits, as before.
+        last = await con.fetchval(
+            "SELECT setval('transitions_id_seq', nextval('transitions_id_seq') + $1 - 1)",
+            len(steps),
+        )
+        ids = list(range(int(last) - len(steps) + 1, int(last) + 1))
         logged = []
         for tid, (ob, item, prev, earlier) in zip(ids, steps, strict=True):
             if earlier is not None:
@@ -933,11 +936,8 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
             logged.append((tid, ob.key, item.source, ob.observed_at, prev, text))
         for key, k in last_step.items():
             rows[key].last_transition = ids[k]
-        given = iter(ids)
-        results = [
-            Committed(c.key, c.outcome, next(given), c.lifecycle) if c.id == -1 else c
-            for c in results
-        ]
+        for tid, (at, key, lifecycle) in zip(ids, recorded, strict=True):
+            results[at] = Committed(key, Outcome.RECORDED, tid, lifecycle)
     if inserted:
         await con.executemany(
             "INSERT INTO items (key, seq, origin, kind, vendor, source, application_id,"
@@ -985,6 +985,10 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
         sources = sorted({ob.item.source for ob in inserted.values() if ob.item})
         await con.execute("SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources))
     return results, bool(ids)
+
+
+#: What `results` holds of a transition until its id is handed out.
+_RECORDED = Committed("", Outcome.RECORDED)
 
 
 async def _locked_rows(con: Any, keys: list[str]) -> dict[str, Row]:
