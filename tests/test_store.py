@@ -668,6 +668,82 @@ async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: s
     assert {"items", "transitions", "leases", "scanhub_meta"} <= tables
 
 
+async def test_postgres_pages_newest_change_first_through_the_index_of_item_changes(
+    pg_cluster: str,
+) -> None:
+    """Since schema 5 the time of an item's last change is in `item_changes`: every part of
+    the "changed" order (newest first, from a cursor; never changed ones, filtered) is read by
+    walking indexes in the page's order, never by scanning or sorting the items, and the pages
+    are those of the order."""
+    import contextlib
+
+    import asyncpg
+
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "changed_plans")
+    items = [scan(f"s{i:04d}") for i in range(1500)]
+    # Tracked before anything is known of them: never changed.
+    waiting = [
+        Scan(Vendor.APPSECPLUS, "asp", f"w{i:04d}", "a", Lifecycle.UNKNOWN, "") for i in range(500)
+    ]
+    async with PostgresStore(url) as store:
+        await store.track([(i, "track") for i in items + waiting], T0)
+        await store.commit(
+            [
+                seen(evolve(i, vendor_status="later"), 1 + n / 1000)
+                for n, i in enumerate(items[:1500])
+            ]
+        )
+        con = await asyncpg.connect(url)
+        await con.execute("ANALYZE")
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        acquire = store._queries._acquire
+
+        class Spy:
+            def __init__(self, con: object) -> None:
+                self.con = con
+
+            async def fetch(self, sql: str, *args: object) -> object:
+                statements.append((sql, args))
+                return await self.con.fetch(sql, *args)  # type: ignore[attr-defined]
+
+            async def fetchval(self, sql: str, *args: object) -> object:
+                return await self.con.fetchval(sql, *args)  # type: ignore[attr-defined]
+
+        @contextlib.asynccontextmanager
+        async def spied() -> AsyncIterator[Spy]:
+            async with acquire() as c:
+                yield Spy(c)
+
+        store._queries._acquire = spied  # type: ignore[method-assign]
+        first = await store.query(ItemQuery(order="-changed", limit=50))
+        second = await store.query(
+            ItemQuery(
+                order="-changed", limit=50, after=first.next_after, after_value=first.next_value
+            )
+        )
+        never = await store.query(ItemQuery(order="changed", limit=10, lifecycle="unknown"))
+        plans = []
+        try:
+            for sql, args in statements:
+                rows = await con.fetch("EXPLAIN " + sql, *args)
+                plans.append("\n".join(r[0] for r in rows))
+        finally:
+            await con.close()
+    newest = [i.key for i in reversed(items[:1500])]
+    assert [s.key for s in first.items + second.items] == newest[:100]
+    assert [s.key for s in never.items] == [i.key for i in waiting[:10]]  # by key
+    assert len(plans) == 3
+    for plan in plans:  # indexes walked in the page's order: no scan, no sort
+        assert "Index" in plan and "Seq Scan" not in plan and "Sort" not in plan, plan
+    # A cursor in the changed part starts the walk of the order's index where it stands.
+    walk = plans[1].split("item_changes_changed")[1]
+    assert "Index Cond" in walk and "ROW(changed_at, key) <" in walk, plans[1]
+
+
 async def test_postgres_leases_expire_and_replicas_never_record_twice(pg_cluster: str) -> None:
     from scanhub.store.postgres import PostgresStore
 
