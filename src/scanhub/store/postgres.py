@@ -245,13 +245,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS items_changed ON items (changed_at, key);
     CREATE INDEX IF NOT EXISTS items_since ON items (since, key);
     """,
-    # 4 -> 5: HOT updates of the items. When its last change happened moves to a table of its
-    # own (`item_changes`: a row an item, with the index of the "newest change first" order,
-    # whose never-changed part, NULL, is in key order): a transition
-    # then changes no indexed column of its item's row (a new vendor status, a new payload),
-    # so PostgreSQL rewrites the row in its page without a new entry in each of its 15
-    # indexes, and the room for that is kept in each page (fillfactor 50; pages written from
-    # now on). Existing times are carried over.
+    # 4 -> 5: HOT updates of the items. When an item last changed moves to a table of its own
+    # (`item_changes`: a row an item, with the index of the "newest change first" order, whose
+    # never-changed part, NULL, is in key order): a transition then changes no indexed column
+    # of its item's row (a new vendor status, a new payload), so PostgreSQL rewrites the row
+    # in its page without a new entry in each of its 15 indexes, and the room for that is
+    # kept in each page (fillfactor 50; pages written from now on). Existing times are
+    # carried over. Replicas of an older scanhub cannot write to it (no `items.changed_at`):
+    # upgrade them together.
     """
     CREATE TABLE item_changes (
         key TEXT PRIMARY KEY REFERENCES items (key) ON DELETE CASCADE,
@@ -1078,6 +1079,7 @@ _UPDATE_STATES = (
 )
 
 
+#: `key` in a page's condition and order, named as `item_changes`' (the "changed" order).
 _CHANGES_KEY = re.compile(r"\bkey\b")
 
 
