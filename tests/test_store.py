@@ -224,6 +224,51 @@ async def test_queries_filter_page_by_key_and_count(store: Store) -> None:
     assert {(c.lifecycle, c.n) for c in counts} == {("running", 25), ("failed", 25)}
 
 
+async def test_every_read_follows_what_each_commit_changed(store: Store) -> None:
+    """A commit rewrites only what changed of an item (a new vendor status, a lifecycle, a
+    verdict, an application name, a message): every filter, order, count and search reads the
+    item as it stands, whichever of them changed, in one batch or over several."""
+    a, b = scan("a"), scan("b")
+    await store.track([(a, "track"), (b, "track")], T0)
+    # A new vendor status only: the time of the change moves, nothing else.
+    a1 = evolve(a, vendor_status="step 1")
+    await store.commit([seen(a1, 1), seen(evolve(b), 1)])
+    # Then, in one batch: a name given, a message; a finishes with a verdict after another
+    # status; b only seen again.
+    a2 = evolve(a1, vendor_status="step 2", application_name="Web Shop", message="Scanning")
+    a3 = evolve(a2, lifecycle=Lifecycle.SUCCEEDED, vendor_status="done", verdict=Verdict.FAIL)
+    await store.commit([seen(a2, 2), seen(b, 3), seen(a3, 4)])
+    # A verdict that changes alone.
+    a4 = evolve(a3, verdict=Verdict.WARN)
+    await store.commit([seen(a4, 5)])
+    got = await store.get(a.key)
+    assert got is not None and got.item == a4
+    assert (got.last_change, got.last_observed) == (T0 + timedelta(minutes=5),) * 2
+    assert (got.running_at, got.finished_at) == (T0, T0 + timedelta(minutes=4))
+    other = await store.get(b.key)
+    assert (
+        other is not None
+        and other.last_change == T0
+        and other.last_observed == T0 + timedelta(minutes=3)
+    )
+    counts = {(c.lifecycle, c.verdict): c.n for c in await store.counts()}
+    assert counts == {("succeeded", "warn"): 1, ("running", "none"): 1}
+    for q, keys in [
+        (ItemQuery(lifecycle="succeeded"), [a.key]),
+        (ItemQuery(lifecycle="running"), [b.key]),
+        (ItemQuery(verdict="warn"), [a.key]),
+        (ItemQuery(verdict="fail"), []),
+        (ItemQuery(application="Web Shop"), [a.key]),
+        (ItemQuery(text="scanning"), [a.key]),
+        (ItemQuery(order="-changed"), [a.key, b.key]),
+    ]:
+        page = await store.query(q)
+        assert ([s.key for s in page.items], page.total) == (keys, len(keys)), q
+    assert [s.key for s in await store.active()] == [b.key]
+    finished = await store.stats(since=T0, until=T0 + timedelta(hours=1), group_by=())
+    assert [g.finished for g in finished] == [1]
+
+
 async def test_active_items_and_the_oldest_unfinished(store: Store) -> None:
     old = scan("old", created_at=T0 - timedelta(hours=2))
     new = scan("new", created_at=T0 - timedelta(minutes=5))
@@ -392,12 +437,13 @@ def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
     return {(t, n) for t, n in db.execute("SELECT type, name FROM sqlite_master")}
 
 
-@pytest.mark.parametrize("version", [2, 3])
-def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, version: int) -> None:
-    """A file of schema 2 (before sinks) or 3 (before the time-in-state indexes), holding items,
-    transitions and (at 3) a sink's cursor and dead letter, opens at the current schema with
-    all of it, and the page's newest-change-first order reads through its new index."""
-    assert SCHEMA_VERSION == 4
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_an_older_state_file_migrates_to_5_and_keeps_its_data(tmp_path: Path, version: int) -> None:
+    """A file of schema 2 (before sinks), 3 (before the time-in-state indexes) or 4 (5 changes
+    nothing in SQLite), holding items, transitions and (from 3) a sink's cursor and dead
+    letter, opens at the current schema with all of it, and the page's newest-change-first
+    order reads through its index."""
+    assert SCHEMA_VERSION == 5
     path = tmp_path / f"v{version}.db"
     letter = DeadLetter("ops", 2, scan("b").key, 3, T0, T0, "HTTP 400", 400)
 
@@ -412,8 +458,9 @@ def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, ve
     # Take the file back to `version`: drop what the later migrations added, and check that
     # what is left is the schema those migrations start from.
     db = sqlite3.connect(path)
-    db.execute("DROP INDEX items_changed")
-    db.execute("DROP INDEX items_since")
+    if version < 4:
+        db.execute("DROP INDEX items_changed")
+        db.execute("DROP INDEX items_since")
     if version == 2:
         db.execute("DROP TABLE sinks")
         db.execute("DROP TABLE sink_dead")
@@ -443,7 +490,7 @@ def test_an_older_state_file_migrates_to_4_and_keeps_its_data(tmp_path: Path, ve
     assert isinstance(a, StoredItem) and a.item.lifecycle is Lifecycle.SUCCEEDED
     assert a.since == T0 and a.finished_at == T0 + timedelta(minutes=5)  # kept times kept
     assert ids == [1, 2, 3]
-    if version == 3:
+    if version >= 3:
         assert [(s.position, s.dead) for s in sinks] == [(3, 1)] and dead == [letter]
     else:
         assert sinks == [] and dead == []  # sinks begin at 3
@@ -501,6 +548,99 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
 # --- PostgreSQL specifics -------------------------------------------------------------------
 
 
+async def _pg_schema(con: object) -> tuple[set[tuple[object, ...]], set[tuple[object, ...]]]:
+    """The columns and indexes of a PostgreSQL database's tables (text search's index aside:
+    it is made when a store opens, not by a migration), and the tables' storage options."""
+    columns = {
+        tuple(r)
+        for r in await con.fetch(  # type: ignore[attr-defined]
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_schema = 'public'"
+        )
+    }
+    indexes = {
+        tuple(r)
+        for r in await con.fetch(  # type: ignore[attr-defined]
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+            " AND indexname <> 'items_search'"
+        )
+    } | {
+        tuple(r)
+        for r in await con.fetch(  # type: ignore[attr-defined]
+            "SELECT relname, reloptions::text FROM pg_class WHERE relname = 'items'"
+        )
+    }
+    return columns, indexes
+
+
+async def test_a_postgres_database_of_schema_4_migrates_to_5_and_keeps_its_data(
+    pg_cluster: str,
+) -> None:
+    """5 moves the time of each item's last change out of the items' rows (so that a
+    transition updates its row in place): a database of schema 4, holding items (one never
+    changed), transitions and a sink, opens at 5 with all of it, every item with its time of
+    last change, read in the newest-change-first order."""
+    import asyncpg
+
+    from scanhub.store.postgres import MIGRATIONS as PG_MIGRATIONS
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    assert SCHEMA_VERSION == 5
+    url = await fresh_database(pg_cluster, "schema4")
+    placeholder = Scan(Vendor.APPSECPLUS, "asp", "p", "app-1", Lifecycle.UNKNOWN, "")
+    async with PostgresStore(url) as store:
+        await store.commit([seen(scan("a"), 0, "track"), seen(scan("b"), 1, "track")])
+        await store.commit(
+            [seen(scan("a", Lifecycle.SUCCEEDED), 5), seen(placeholder, 6, "config")]
+        )
+        state = await store.sinks.open("ops", T0)
+        await store.sinks.save(evolve(state, position=3))
+    # Take the database back to 4: the time of the last change in the items' rows, indexed.
+    con = await asyncpg.connect(url)
+    try:
+        await con.execute(
+            "ALTER TABLE items ADD COLUMN changed_at TIMESTAMPTZ;"
+            " UPDATE items i SET changed_at = c.changed_at FROM item_changes c WHERE c.key = i.key;"
+            " DROP TABLE item_changes;"
+            " CREATE INDEX items_changed ON items (changed_at, key);"
+            " ALTER TABLE items RESET (fillfactor);"
+            " UPDATE scanhub_meta SET version = 4"
+        )
+        fresh_url = await fresh_database(pg_cluster, "schema4_fresh")
+        fresh = await asyncpg.connect(fresh_url)
+        try:
+            for step in PG_MIGRATIONS[:4]:
+                await fresh.execute(step)
+            await fresh.execute("CREATE TABLE scanhub_meta (version INTEGER NOT NULL)")
+            assert await _pg_schema(con) == await _pg_schema(fresh)
+        finally:
+            await fresh.close()
+    finally:
+        await con.close()
+    async with PostgresStore(url) as store:
+        page = await store.query(ItemQuery(order="-changed"))
+        a = await store.get(scan("a").key)
+        p = await store.get(placeholder.key)
+        ids = [t.id for t in await store.transitions()]
+        sinks = await store.sinks.states(["ops"])
+        # Writes go on from there.
+        await store.commit([seen(evolve(scan("b"), vendor_status="later"), 7)])
+        later = await store.query(ItemQuery(order="-changed", limit=1))
+    assert [s.key for s in page.items] == [scan("a").key, scan("b").key, placeholder.key]
+    assert a is not None and a.last_change == T0 + timedelta(minutes=5)
+    assert a.item.lifecycle is Lifecycle.SUCCEEDED and a.finished_at == T0 + timedelta(minutes=5)
+    assert p is not None and p.last_change is None
+    assert ids == [1, 2, 3] and [s.position for s in sinks] == [3]
+    assert [s.key for s in later.items] == [scan("b").key]
+    con = await asyncpg.connect(url)
+    try:
+        assert await con.fetchval("SELECT version FROM scanhub_meta") == SCHEMA_VERSION
+    finally:
+        await con.close()
+
+
 async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: str) -> None:
     import asyncpg
 
@@ -526,6 +666,82 @@ async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: s
     finally:
         await con.close()
     assert {"items", "transitions", "leases", "scanhub_meta"} <= tables
+
+
+async def test_postgres_pages_newest_change_first_through_the_index_of_item_changes(
+    pg_cluster: str,
+) -> None:
+    """Since schema 5 the time of an item's last change is in `item_changes`: every part of
+    the "changed" order (newest first, from a cursor; never changed ones, filtered) is read by
+    walking indexes in the page's order, never by scanning or sorting the items, and the pages
+    are those of the order."""
+    import contextlib
+
+    import asyncpg
+
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "changed_plans")
+    items = [scan(f"s{i:04d}") for i in range(1500)]
+    # Tracked before anything is known of them: never changed.
+    waiting = [
+        Scan(Vendor.APPSECPLUS, "asp", f"w{i:04d}", "a", Lifecycle.UNKNOWN, "") for i in range(500)
+    ]
+    async with PostgresStore(url) as store:
+        await store.track([(i, "track") for i in items + waiting], T0)
+        await store.commit(
+            [
+                seen(evolve(i, vendor_status="later"), 1 + n / 1000)
+                for n, i in enumerate(items[:1500])
+            ]
+        )
+        con = await asyncpg.connect(url)
+        await con.execute("ANALYZE")
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        acquire = store._queries._acquire
+
+        class Spy:
+            def __init__(self, con: object) -> None:
+                self.con = con
+
+            async def fetch(self, sql: str, *args: object) -> object:
+                statements.append((sql, args))
+                return await self.con.fetch(sql, *args)  # type: ignore[attr-defined]
+
+            async def fetchval(self, sql: str, *args: object) -> object:
+                return await self.con.fetchval(sql, *args)  # type: ignore[attr-defined]
+
+        @contextlib.asynccontextmanager
+        async def spied() -> AsyncIterator[Spy]:
+            async with acquire() as c:
+                yield Spy(c)
+
+        store._queries._acquire = spied  # type: ignore[method-assign]
+        first = await store.query(ItemQuery(order="-changed", limit=50))
+        second = await store.query(
+            ItemQuery(
+                order="-changed", limit=50, after=first.next_after, after_value=first.next_value
+            )
+        )
+        never = await store.query(ItemQuery(order="changed", limit=10, lifecycle="unknown"))
+        plans = []
+        try:
+            for sql, args in statements:
+                rows = await con.fetch("EXPLAIN " + sql, *args)
+                plans.append("\n".join(r[0] for r in rows))
+        finally:
+            await con.close()
+    newest = [i.key for i in reversed(items[:1500])]
+    assert [s.key for s in first.items + second.items] == newest[:100]
+    assert [s.key for s in never.items] == [i.key for i in waiting[:10]]  # by key
+    assert len(plans) == 3
+    for plan in plans:  # indexes walked in the page's order: no scan, no sort
+        assert "Index" in plan and "Seq Scan" not in plan and "Sort" not in plan, plan
+    # A cursor in the changed part starts the walk of the order's index where it stands.
+    walk = plans[1].split("item_changes_changed")[1]
+    assert "Index Cond" in walk and "ROW(changed_at, key) <" in walk, plans[1]
 
 
 async def test_postgres_leases_expire_and_replicas_never_record_twice(pg_cluster: str) -> None:

@@ -268,6 +268,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS items_changed ON items (changed_at, key);;
     CREATE INDEX IF NOT EXISTS items_since ON items (since, key)
     """,
+    # 4 -> 5: nothing in SQLite. PostgreSQL's 5 moves the time of an item's last change to a
+    # table of its own so that its rows are updated in place (HOT); SQLite has no such
+    # update: an index entry changes only when its column is set (see `_state_update`).
+    "",
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -281,7 +285,7 @@ def _ts(value: datetime) -> str:
     """A time as the store keeps it: ISO 8601 in UTC with microseconds (sorts as text)."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # without its "+00:00"
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -983,17 +987,20 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
     with _tx(db):
         keys = list(dict.fromkeys(ob.key for ob in observations))
         rows: dict[str, Row] = {}
+        # What the row held before (lifecycle, verdict, message, application name): an item's
+        # update sets only the indexed columns that change (`_update_states`).
+        was: dict[str, tuple[Any, ...]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, lc, verdict, status, message, observed, last in db.execute(
+            for key, lc, verdict, status, message, observed, last, name in db.execute(
                 "SELECT key, lifecycle, verdict, vendor_status, message, observed_at,"
-                f" last_transition FROM items WHERE key IN ({marks})",
+                f" last_transition, application_name FROM items WHERE key IN ({marks})",
                 chunk,
             ):
-                rows[key] = Row(
-                    key, Lifecycle(lc), Verdict(verdict), status, message, _dt(observed), last
-                )
+                lifecycle, verdict_ = _LIFECYCLES[lc], _VERDICTS[verdict]
+                rows[key] = Row(key, lifecycle, verdict_, status, message, _dt(observed), last)
+                was[key] = (lifecycle, verdict_, message, name)
         # Ids are handed out here, under the write lock, so a batch knows them as it goes (an
         # item's second transition in a batch points at its first). Never reused, as
         # AUTOINCREMENT promises: past the largest id ever handed out.
@@ -1005,31 +1012,37 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
             ).fetchone()[0]
         )
         results: list[Committed] = []
+        append = results.append
         inserted: dict[str, tuple[Observation, Row]] = {}
         logged: list[tuple[int, str, str, int | None, str]] = []
         # The JSON of the items logged, by identity: an item's current state is most often the
         # state its last transition logged, and is not encoded twice.
         encoded: dict[int, str] = {}
-        # What text search reads changes only with an item's message (or when it is new).
-        messages = {key: row.message for key, row in rows.items()}
+        # Times as text, by instant: an item's last transition and its row share one.
+        times: dict[datetime, str] = {}
         for ob in observations:
-            row = rows.get(ob.key)
-            step, after = plan(row, ob)
+            key = ob.key
+            step, after = plan(rows.get(key), ob)
             if after is None or step.outcome is Outcome.STALE:
-                results.append(Committed(ob.key, step.outcome))
+                append(Committed(key, step.outcome))
                 continue
-            rows[ob.key] = after
+            rows[key] = after
             if step.insert:
-                inserted[ob.key] = (ob, after)
+                inserted[key] = (ob, after)
             tid = None
             if step.record:
-                assert after.item is not None
+                item = after.item
+                assert item is not None
                 tid = next_id
                 next_id += 1
-                text = encoded[id(after.item)] = item_json(after.item)
-                logged.append((tid, ob.key, _ts(ob.observed_at), after.last_transition, text))
-                after.last_transition, after.changed_at = tid, ob.observed_at
-            results.append(Committed(ob.key, step.outcome, tid, after.lifecycle))
+                text = encoded[id(item)] = item_json(item)
+                at = ob.observed_at
+                stamp = times.get(at)
+                if stamp is None:
+                    stamp = times[at] = _ts(at)
+                logged.append((tid, key, stamp, after.last_transition, text))
+                after.last_transition, after.changed_at = tid, at
+            append(Committed(key, step.outcome, tid, after.lifecycle))
         if inserted:
             start = db.execute("SELECT COALESCE(MAX(seq), 0) FROM items").fetchone()[0]
             db.executemany(
@@ -1052,59 +1065,103 @@ def _commit(db: sqlite3.Connection, observations: Sequence[Observation]) -> list
                 "INSERT INTO transitions (id, key, observed_at, prev, after) VALUES (?,?,?,?,?)",
                 logged,
             )
-        states, sightings, searched = [], [], []
-        for key, row in rows.items():
-            if not row.dirty:
-                continue
-            observed = _ts(row.observed_at) if row.observed_at else None
-            if row.item is None:
-                sightings.append((observed, _error_json(row.error), key))
-                continue
-            item = row.item
-            lc = item.lifecycle
-            changed = row.changed_at
-            if key in inserted or messages.get(key) != item.message:
-                searched.append((search_text(item), key))
-            known = encoded.get(id(item))
-            states.append(
-                (
-                    lc.value,
-                    item.verdict.value,
-                    item.vendor_status,
-                    item.message,
-                    item.application_name,
-                    not lc.is_terminal,
-                    observed if lc is Lifecycle.RUNNING or lc.is_terminal else None,
-                    observed if lc.is_terminal else None,
-                    _ts(changed) if changed is not None else None,
-                    observed,
-                    _error_json(row.error),
-                    row.last_transition,
-                    known if known is not None else item_json(item),
-                    raw_json(item),
-                    key,
-                )
-            )
-        if states:
-            db.executemany(
-                "UPDATE items SET lifecycle = ?, verdict = ?, vendor_status = ?, message = ?,"
-                " application_name = COALESCE(?, application_name), active = ?,"
-                # Only an item seen under way before (`active` is the row's old value) gets a
-                # time it started running or finished: one first seen finished has none.
-                " running_at = CASE WHEN active THEN COALESCE(running_at, ?) ELSE running_at END,"
-                " finished_at = CASE WHEN active THEN COALESCE(finished_at, ?)"
-                " ELSE finished_at END,"
-                " changed_at = COALESCE(?, changed_at), observed_at = ?, last_error = ?,"
-                " last_transition = ?, item = ?, raw = ? WHERE key = ?",
-                states,
-            )
-        if searched:
-            db.executemany("UPDATE items SET search = ? WHERE key = ?", searched)
-        if sightings:
-            db.executemany(
-                "UPDATE items SET observed_at = ?, last_error = ? WHERE key = ?", sightings
-            )
+        _update_states(db, rows, was, inserted, encoded, times)
         return results
+
+
+#: Lifecycles and verdicts by their stored text (an enum's call is slower than a lookup).
+_LIFECYCLES = {lc.value: lc for lc in Lifecycle}
+_VERDICTS = {v.value: v for v in Verdict}
+
+
+def _update_states(
+    db: sqlite3.Connection,
+    rows: dict[str, Row],
+    was: dict[str, tuple[Any, ...]],
+    inserted: dict[str, Any],
+    encoded: dict[int, str],
+    times: dict[datetime, str],
+) -> None:
+    """Rewrite the batch's changed rows. SQLite updates every index over a column an UPDATE
+    sets (and runs the triggers of the columns it names), whether its value changed or not, so
+    the rows are grouped by which indexed columns change (`_state_update`): a new vendor status
+    rewrites the row and its `changed_at` index entry, not the indexes of every filter."""
+    groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = {}
+    searched, sightings = [], []
+    for key, row in rows.items():
+        if not row.dirty:
+            continue
+        at = row.observed_at
+        observed = None
+        if at is not None:
+            observed = times.get(at)
+            if observed is None:
+                observed = times[at] = _ts(at)
+        item = row.item
+        if item is None:
+            sightings.append((observed, _error_json(row.error), key))
+            continue
+        lc = item.lifecycle
+        new = key in inserted
+        old = was.get(key)
+        if new or old is None or old[2] != item.message:
+            searched.append((search_text(item), key))
+        moved = new or old is None or old[0] is not lc or old[1] is not item.verdict
+        name = item.application_name
+        named = name is not None and (new or old is None or old[3] != name)
+        changed = row.changed_at
+        if changed is not None:
+            stamp = times.get(changed)
+            if stamp is None:
+                stamp = times[changed] = _ts(changed)
+        values: tuple[Any, ...] = (
+            item.vendor_status,
+            item.message,
+            observed if lc is Lifecycle.RUNNING or lc.is_terminal else None,
+            observed,
+            _error_json(row.error),
+            row.last_transition,
+            encoded.get(id(item)) or item_json(item),
+            raw_json(item),
+        )
+        if changed is not None:
+            values += (stamp,)
+        if moved:
+            values += (lc.value, item.verdict.value, not lc.is_terminal)
+            values += (observed if lc.is_terminal else None,)
+        if named:
+            values += (name,)
+        groups.setdefault((changed is not None, moved, named), []).append((*values, key))
+    for shape, states in groups.items():
+        db.executemany(_state_update(*shape), states)
+    if searched:
+        db.executemany("UPDATE items SET search = ? WHERE key = ?", searched)
+    if sightings:
+        db.executemany("UPDATE items SET observed_at = ?, last_error = ? WHERE key = ?", sightings)
+
+
+@functools.cache
+def _state_update(changed: bool, moved: bool, named: bool) -> str:
+    """The UPDATE of an item's new state that sets the indexed columns that change: the time
+    of its last transition (`changed`), its lifecycle and verdict and what follows from them
+    (`moved`), its application's name (`named`); the other columns are in no index."""
+    sql = (
+        "UPDATE items SET vendor_status = ?, message = ?,"
+        # Only an item seen under way before (`active` is the row's old value) gets a time it
+        # started running or finished: one first seen finished has none.
+        " running_at = CASE WHEN active THEN COALESCE(running_at, ?) ELSE running_at END,"
+        " observed_at = ?, last_error = ?, last_transition = ?, item = ?, raw = ?"
+    )
+    if changed:
+        sql += ", changed_at = ?"
+    if moved:
+        sql += (
+            ", lifecycle = ?, verdict = ?, active = ?,"
+            " finished_at = CASE WHEN active THEN COALESCE(finished_at, ?) ELSE finished_at END"
+        )
+    if named:
+        sql += ", application_name = ?"
+    return sql + " WHERE key = ?"
 
 
 class _tx:
