@@ -60,8 +60,7 @@ class Sources:
 
     def concurrency_ceiling(self, source: str) -> int:
         """The most concurrency a source may reach (its `RateLimit`, `max_concurrency`)."""
-        limit = self.loop.pollers[source].limit
-        return int(getattr(limit, "ceiling", limit.limit))
+        return self.loop.pollers[source].most_at_once
 
     @property
     def polls(self) -> int:
