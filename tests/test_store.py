@@ -4,6 +4,7 @@ issue). A backend passes when all of this holds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -437,13 +438,14 @@ def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
     return {(t, n) for t, n in db.execute("SELECT type, name FROM sqlite_master")}
 
 
-@pytest.mark.parametrize("version", [2, 3, 4])
-def test_an_older_state_file_migrates_to_5_and_keeps_its_data(tmp_path: Path, version: int) -> None:
-    """A file of schema 2 (before sinks), 3 (before the time-in-state indexes) or 4 (5 changes
-    nothing in SQLite), holding items, transitions and (from 3) a sink's cursor and dead
-    letter, opens at the current schema with all of it, and the page's newest-change-first
-    order reads through its index."""
-    assert SCHEMA_VERSION == 5
+@pytest.mark.parametrize("version", [2, 3, 4, 5])
+def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, version: int) -> None:
+    """A file of schema 2 (before sinks), 3 (before the time-in-state indexes), 4 (5 changes
+    nothing in SQLite) or 5 (before histories were read through their chains), holding items,
+    transitions, an item untracked and one tracked again, and (from 3) a sink's cursor and
+    dead letter, opens at the current schema with all of it: the page's newest-change-first
+    order reads through its index, and every item's history is whole, untracked ones too."""
+    assert SCHEMA_VERSION == 6
     path = tmp_path / f"v{version}.db"
     letter = DeadLetter("ops", 2, scan("b").key, 3, T0, T0, "HTTP 400", 400)
 
@@ -453,11 +455,18 @@ def test_an_older_state_file_migrates_to_5_and_keeps_its_data(tmp_path: Path, ve
             await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 5)])
             state = await store.sinks.open("ops", T0)
             await store.sinks.save(evolve(state, position=3, dead=1), [letter])
+            # c: untracked, then tracked again; d: untracked.
+            await store.commit([seen(scan("c"), 6, "track"), seen(scan("d"), 6, "track")])
+            await store.commit([seen(scan("c", Lifecycle.FAILED), 7)])
+            await store.untrack([scan("c").key, scan("d").key])
+            await store.commit([seen(scan("c", Lifecycle.QUEUED), 8, "track")])
 
     asyncio.run(write())
     # Take the file back to `version`: drop what the later migrations added, and check that
     # what is left is the schema those migrations start from.
     db = sqlite3.connect(path)
+    db.execute("DROP TABLE retired")
+    db.execute("CREATE INDEX transitions_key ON transitions (key, id)")
     if version < 4:
         db.execute("DROP INDEX items_changed")
         db.execute("DROP INDEX items_since")
@@ -469,7 +478,8 @@ def test_an_older_state_file_migrates_to_5_and_keeps_its_data(tmp_path: Path, ve
     fresh = connect(tmp_path / "fresh.db")
     for step in MIGRATIONS[:version]:
         for statement in step.split(";;"):
-            fresh.execute(statement)
+            if statement.strip():
+                fresh.execute(statement)
     assert _schema(db) == _schema(fresh)
     db.close()
     fresh.close()
@@ -477,19 +487,37 @@ def test_an_older_state_file_migrates_to_5_and_keeps_its_data(tmp_path: Path, ve
     async def read() -> tuple[object, ...]:
         async with SQLiteStore(path) as store:
             page = await store.query(ItemQuery(order="-changed"))
+            histories = {
+                name: [
+                    (t.id, t.change.after.lifecycle, t.change.before is not None)
+                    for t in await store.transitions(key=scan(name).key)
+                ]
+                for name in "abcd"
+            }
             return (
                 [s.key for s in page.items],
                 (await store.get(scan("a").key)),
                 [t.id for t in await store.transitions()],
                 await store.sinks.states(["ops"]),
                 await store.sinks.dead_letters("ops"),
+                histories,
             )
 
-    keys, a, ids, sinks, dead = asyncio.run(read())
-    assert keys == [scan("a").key, scan("b").key]  # newest change first
+    keys, a, ids, sinks, dead, histories = asyncio.run(read())
+    assert keys == [scan("c").key, scan("a").key, scan("b").key]  # newest change first
     assert isinstance(a, StoredItem) and a.item.lifecycle is Lifecycle.SUCCEEDED
     assert a.since == T0 and a.finished_at == T0 + timedelta(minutes=5)  # kept times kept
-    assert ids == [1, 2, 3]
+    assert ids == [1, 2, 3, 4, 5, 6, 7]
+    assert histories == {
+        "a": [(1, Lifecycle.RUNNING, False), (3, Lifecycle.SUCCEEDED, True)],
+        "b": [(2, Lifecycle.RUNNING, False)],
+        "c": [
+            (4, Lifecycle.RUNNING, False),
+            (6, Lifecycle.FAILED, True),
+            (7, Lifecycle.QUEUED, False),
+        ],
+        "d": [(5, Lifecycle.RUNNING, False)],
+    }
     if version >= 3:
         assert [(s.position, s.dead) for s in sinks] == [(3, 1)] and dead == [letter]
     else:
@@ -498,7 +526,8 @@ def test_an_older_state_file_migrates_to_5_and_keeps_its_data(tmp_path: Path, ve
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {n for t, n in _schema(db) if t == "index"}
     assert {"items_changed", "items_since"} <= indexes
-    assert {("table", "sinks"), ("table", "sink_dead")} <= _schema(db)
+    assert "transitions_key" not in indexes
+    assert {("table", "sinks"), ("table", "sink_dead"), ("table", "retired")} <= _schema(db)
 
 
 def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None:
@@ -573,13 +602,16 @@ async def _pg_schema(con: object) -> tuple[set[tuple[object, ...]], set[tuple[ob
     return columns, indexes
 
 
-async def test_a_postgres_database_of_schema_4_migrates_to_5_and_keeps_its_data(
-    pg_cluster: str,
+@pytest.mark.parametrize("version", [4, 5])
+async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_data(
+    pg_cluster: str, version: int
 ) -> None:
     """5 moves the time of each item's last change out of the items' rows (so that a
-    transition updates its row in place): a database of schema 4, holding items (one never
-    changed), transitions and a sink, opens at 5 with all of it, every item with its time of
-    last change, read in the newest-change-first order."""
+    transition updates its row in place); 6 reads an item's history through its chain of
+    transitions instead of an index of the log by item. A database of schema 4 or 5, holding
+    items (one never changed), transitions, an item untracked and one tracked again, and a
+    sink, opens at 6 with all of it: every item with its time of last change, read in the
+    newest-change-first order, and every item's history whole, untracked ones too."""
     import asyncpg
 
     from scanhub.store.postgres import MIGRATIONS as PG_MIGRATIONS
@@ -587,8 +619,8 @@ async def test_a_postgres_database_of_schema_4_migrates_to_5_and_keeps_its_data(
 
     from .pg import fresh_database
 
-    assert SCHEMA_VERSION == 5
-    url = await fresh_database(pg_cluster, "schema4")
+    assert SCHEMA_VERSION == 6
+    url = await fresh_database(pg_cluster, f"schema{version}")
     placeholder = Scan(Vendor.APPSECPLUS, "asp", "p", "app-1", Lifecycle.UNKNOWN, "")
     async with PostgresStore(url) as store:
         await store.commit([seen(scan("a"), 0, "track"), seen(scan("b"), 1, "track")])
@@ -597,21 +629,31 @@ async def test_a_postgres_database_of_schema_4_migrates_to_5_and_keeps_its_data(
         )
         state = await store.sinks.open("ops", T0)
         await store.sinks.save(evolve(state, position=3))
-    # Take the database back to 4: the time of the last change in the items' rows, indexed.
+        # c: untracked, then tracked again; d: untracked.
+        await store.commit([seen(scan("c"), 6, "track"), seen(scan("d"), 6, "track")])
+        await store.commit([seen(scan("c", Lifecycle.FAILED), 7)])
+        await store.untrack([scan("c").key, scan("d").key])
+        await store.commit([seen(scan("c", Lifecycle.QUEUED), 8, "track")])
+    # Take the database back to `version`.
     con = await asyncpg.connect(url)
     try:
         await con.execute(
-            "ALTER TABLE items ADD COLUMN changed_at TIMESTAMPTZ;"
-            " UPDATE items i SET changed_at = c.changed_at FROM item_changes c WHERE c.key = i.key;"
-            " DROP TABLE item_changes;"
-            " CREATE INDEX items_changed ON items (changed_at, key);"
-            " ALTER TABLE items RESET (fillfactor);"
-            " UPDATE scanhub_meta SET version = 4"
+            "DROP TABLE retired; CREATE INDEX transitions_key ON transitions (key, id);"
+            f" UPDATE scanhub_meta SET version = {version}"
         )
-        fresh_url = await fresh_database(pg_cluster, "schema4_fresh")
+        if version == 4:  # the time of the last change in the items' rows, indexed
+            await con.execute(
+                "ALTER TABLE items ADD COLUMN changed_at TIMESTAMPTZ;"
+                " UPDATE items i SET changed_at = c.changed_at FROM item_changes c"
+                " WHERE c.key = i.key;"
+                " DROP TABLE item_changes;"
+                " CREATE INDEX items_changed ON items (changed_at, key);"
+                " ALTER TABLE items RESET (fillfactor);"
+            )
+        fresh_url = await fresh_database(pg_cluster, f"schema{version}_fresh")
         fresh = await asyncpg.connect(fresh_url)
         try:
-            for step in PG_MIGRATIONS[:4]:
+            for step in PG_MIGRATIONS[:version]:
                 await fresh.execute(step)
             await fresh.execute("CREATE TABLE scanhub_meta (version INTEGER NOT NULL)")
             assert await _pg_schema(con) == await _pg_schema(fresh)
@@ -625,18 +667,43 @@ async def test_a_postgres_database_of_schema_4_migrates_to_5_and_keeps_its_data(
         p = await store.get(placeholder.key)
         ids = [t.id for t in await store.transitions()]
         sinks = await store.sinks.states(["ops"])
+        histories = {
+            name: [
+                (t.id, t.change.after.lifecycle, t.change.before is not None)
+                for t in await store.transitions(key=scan(name).key)
+            ]
+            for name in "abcd"
+        }
         # Writes go on from there.
-        await store.commit([seen(evolve(scan("b"), vendor_status="later"), 7)])
+        await store.commit([seen(evolve(scan("b"), vendor_status="later"), 9)])
         later = await store.query(ItemQuery(order="-changed", limit=1))
-    assert [s.key for s in page.items] == [scan("a").key, scan("b").key, placeholder.key]
+        b_history = [t.id for t in await store.transitions(key=scan("b").key)]
+    assert [s.key for s in page.items] == [
+        scan("c").key,
+        scan("a").key,
+        scan("b").key,
+        placeholder.key,
+    ]
     assert a is not None and a.last_change == T0 + timedelta(minutes=5)
     assert a.item.lifecycle is Lifecycle.SUCCEEDED and a.finished_at == T0 + timedelta(minutes=5)
     assert p is not None and p.last_change is None
-    assert ids == [1, 2, 3] and [s.position for s in sinks] == [3]
-    assert [s.key for s in later.items] == [scan("b").key]
+    assert ids == [1, 2, 3, 4, 5, 6, 7] and [s.position for s in sinks] == [3]
+    assert histories == {
+        "a": [(1, Lifecycle.RUNNING, False), (3, Lifecycle.SUCCEEDED, True)],
+        "b": [(2, Lifecycle.RUNNING, False)],
+        "c": [
+            (4, Lifecycle.RUNNING, False),
+            (6, Lifecycle.FAILED, True),
+            (7, Lifecycle.QUEUED, False),
+        ],
+        "d": [(5, Lifecycle.RUNNING, False)],
+    }
+    assert [s.key for s in later.items] == [scan("b").key] and b_history == [2, 8]
     con = await asyncpg.connect(url)
     try:
         assert await con.fetchval("SELECT version FROM scanhub_meta") == SCHEMA_VERSION
+        indexes = {r[0] for r in await con.fetch("SELECT indexname FROM pg_indexes")}
+        assert "transitions_key" not in indexes
     finally:
         await con.close()
 
@@ -1146,3 +1213,115 @@ async def test_a_page_read_again_shows_what_changed_since(store: Store) -> None:
     third = (await store.query(ItemQuery(limit=10))).items
     assert third[0].last_error == error and third[0].item == second[0].item
     assert third[0].last_observed == T0 + timedelta(minutes=2)
+
+
+async def test_an_items_history_is_every_transition_of_its_key_through_untracks_and_pruning(
+    make: Factory,
+) -> None:
+    """An item's history (`transitions(key=...)`, from any position, any length) is exactly the
+    log's transitions of that key, whatever happened to it: untracked, tracked again (a new
+    chain of transitions), transitions pruned by age and by count, untracked again. A seeded
+    walk of such operations on every backend, checked against the whole log after each."""
+    import random
+
+    rng = random.Random(19)
+    names = "abcde"
+    recorded = 0
+    async with make(Retention(max_age=timedelta(minutes=25), max_per_item=5)) as store:
+        for minute in range(1, 121):
+            name = rng.choice(names)
+            op = rng.random()
+            if op < 0.12:
+                await store.untrack([scan(name).key])
+            elif op < 0.17:
+                await store.prune(T0 + timedelta(minutes=minute))
+            else:
+                lc = rng.choice([Lifecycle.QUEUED, Lifecycle.RUNNING])
+                origin = "track" if op < 0.35 else None
+                done = await store.commit(
+                    [seen(scan(name, lc, message=f"m{minute}"), minute, origin)]
+                )
+                recorded += sum(1 for c in done if c.id is not None)
+            if minute % 20:
+                continue
+            log = await store.transitions()
+            for n in names:
+                key = scan(n).key
+                mine = [(t.id, t.change) for t in log if t.change.after.key == key]
+                got = [(t.id, t.change) for t in await store.transitions(key=key)]
+                assert got == mine, (minute, n)
+                for since in [0, *(i for i, _ in mine)]:
+                    later = [x for x in mine if x[0] > since][:2]
+                    page = await store.transitions(key=key, since=since, limit=2)
+                    assert [(t.id, t.change) for t in page] == later
+        assert recorded > 40 and await store.transitions()  # the walk did write and prune
+    if make.kind == "sqlite":  # type: ignore[attr-defined]
+        # No end of a history is kept that the log no longer holds.
+        with contextlib.closing(sqlite3.connect(store.path)) as db:  # type: ignore[attr-defined]
+            dangling = db.execute(
+                "SELECT COUNT(*) FROM retired WHERE last NOT IN (SELECT id FROM transitions)"
+            ).fetchone()[0]
+            retired = db.execute("SELECT COUNT(*) FROM retired").fetchone()[0]
+        assert dangling == 0 and retired > 0
+
+
+def test_sqlite_reads_an_items_history_by_id_not_through_the_log(tmp_path: Path) -> None:
+    """An item's history is read by walking its chain of transitions, each step a lookup by
+    id; the log is never scanned, and it has no index by item (a write at random for each
+    transition of a commit)."""
+
+    async def write() -> None:
+        async with SQLiteStore(tmp_path / "s.db") as s:
+            await record_history(s)
+            await s.untrack([scan("a").key])
+
+    asyncio.run(write())
+    from scanhub.store.sqlite import _HISTORY
+
+    db = sqlite3.connect(tmp_path / "s.db")
+    plan = " | ".join(
+        r[3] for r in db.execute("EXPLAIN QUERY PLAN " + _HISTORY + " LIMIT ?3", (0, "k", 5))
+    )
+    assert "SCAN t" not in plan and "SCAN p" not in plan and "SCAN transitions" not in plan, plan
+    assert "USING INTEGER PRIMARY KEY" in plan, plan
+    indexes = {
+        r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'transitions'")
+    }
+    assert indexes == {"transitions"}, indexes
+
+
+async def test_postgres_reads_an_items_history_by_id_not_through_the_log(pg_cluster: str) -> None:
+    """On PostgreSQL too an item's history walks its chain of transitions by id (no scan of
+    the log, which has no index by item), and is the log's transitions of that key."""
+    import asyncpg
+
+    from scanhub.store.postgres import _HISTORY, PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "history_plans")
+    items = [scan(f"h{i:03d}") for i in range(200)]
+    async with PostgresStore(url) as store:
+        await store.track([(i, "track") for i in items], T0)
+        for step in range(15):
+            await store.commit([seen(evolve(i, vendor_status=f"s{step}"), step + 1) for i in items])
+        await store.untrack([items[7].key])
+        history = await store.transitions(key=items[7].key, since=5, limit=4)
+        log = [t for t in await store.transitions() if t.change.after.key == items[7].key]
+    con = await asyncpg.connect(url)
+    try:
+        await con.execute("ANALYZE")
+        plan = "\n".join(
+            r[0] for r in await con.fetch("EXPLAIN " + _HISTORY + " LIMIT $3", 5, items[7].key, 4)
+        )
+        indexes = {
+            r[0]
+            for r in await con.fetch(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'transitions'"
+            )
+        }
+    finally:
+        await con.close()
+    assert [t.id for t in history] == [t.id for t in log if t.id > 5][:4]
+    assert "Seq Scan on transitions" not in plan and "transitions_pkey" in plan, plan
+    assert indexes == {"transitions_pkey"}, indexes

@@ -33,7 +33,7 @@ from .._model import Item, Lifecycle, Verdict
 from .._sansio import loads
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @frozen

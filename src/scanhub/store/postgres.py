@@ -264,8 +264,50 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE items DROP COLUMN changed_at;
     ALTER TABLE items SET (fillfactor = 50);
     """,
+    # 5 -> 6: an item's history is read through its chain of transitions (`prev`) from its
+    # last one instead of through `transitions_key (key, id)`, an index entry a transition (96
+    # bytes of each transition's 407 on disk) written at its item's place. `retired` keeps
+    # the end of the history of an item no longer tracked (see SQLite's 6); the ends of the
+    # histories already in the log are found here.
+    """
+    CREATE TABLE retired (
+        key TEXT NOT NULL,
+        last BIGINT NOT NULL,
+        PRIMARY KEY (key, last)
+    );
+    INSERT INTO retired (key, last) SELECT t.key, t.id FROM transitions t
+    WHERE NOT EXISTS (SELECT 1 FROM transitions n WHERE n.prev = t.id)
+    AND NOT EXISTS (SELECT 1 FROM items i WHERE i.last_transition = t.id)
+    ON CONFLICT DO NOTHING;
+    DROP INDEX IF EXISTS transitions_key;
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+#: Untrack: each item's row goes, the end of its history kept in `retired` to read it by.
+_UNTRACK = (
+    "WITH gone AS (DELETE FROM items WHERE key = ANY($1::text[])"
+    " RETURNING key, source, last_transition),"
+    " kept AS (INSERT INTO retired (key, last) SELECT key, last_transition FROM gone"
+    " WHERE last_transition IS NOT NULL ON CONFLICT DO NOTHING)"
+    " SELECT key, source FROM gone"
+)
+#: After pruning: the ends of histories the log no longer holds.
+_RETIRED_PRUNED = (
+    "DELETE FROM retired r WHERE NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = r.last)"
+)
+#: One item's history after $1 ($2: its key), oldest first: its chains walked from their ends
+#: through `prev`, a lookup by id a step (see SQLite's `_HISTORY`).
+_HISTORY = (
+    "WITH RECURSIVE chain(id) AS ("
+    " SELECT id FROM (SELECT last_transition AS id FROM items WHERE key = $2"
+    " UNION SELECT last FROM retired WHERE key = $2) ends WHERE id > $1"
+    " UNION ALL SELECT t.prev FROM chain JOIN transitions t ON t.id = chain.id"
+    " WHERE t.key = $2 AND t.prev > $1)"
+    " SELECT t.id, t.observed_at, t.after, p.after AS before FROM chain"
+    " JOIN transitions t ON t.id = chain.id LEFT JOIN transitions p ON p.id = t.prev"
+    " WHERE t.key = $2 ORDER BY t.id"
+)
 
 #: Columns a page of items reads (no vendor payload).
 _LISTED = "item, origin, observed_at, last_error, changed_at, since, running_at, finished_at"
@@ -379,9 +421,7 @@ class PostgresStore(Store):
 
     async def untrack(self, keys: Sequence[str]) -> list[str]:
         async with self._acquire() as con, con.transaction():
-            rows = await con.fetch(
-                "DELETE FROM items WHERE key = ANY($1::text[]) RETURNING key, source", list(keys)
-            )
+            rows = await con.fetch(_UNTRACK, list(keys))
             if rows:
                 sources = sorted({r["source"] for r in rows})
                 await con.execute("SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources))
@@ -409,6 +449,8 @@ class PostgresStore(Store):
                     r.max_per_item,
                 )
                 removed += int(status.split()[-1])
+            if removed:
+                await con.execute(_RETIRED_PRUNED)
         return removed
 
     # --- reads ------------------------------------------------------------------------------
@@ -478,15 +520,15 @@ class PostgresStore(Store):
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
     ) -> list[Transition]:
-        sql = (
-            "SELECT t.id, t.observed_at, t.after, p.after AS before FROM transitions t"
-            " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > $1"
-        )
         args: list[Any] = [min(since, 2**63 - 1)]
-        if key is not None:
+        if key is None:
+            sql = (
+                "SELECT t.id, t.observed_at, t.after, p.after AS before FROM transitions t"
+                " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > $1 ORDER BY t.id"
+            )
+        else:
+            sql = _HISTORY
             args.append(key)
-            sql += f" AND t.key = ${len(args)}"
-        sql += " ORDER BY t.id"
         if limit is not None:
             args.append(limit)
             sql += f" LIMIT ${len(args)}"

@@ -271,9 +271,50 @@ MIGRATIONS: tuple[str, ...] = (
     # 4 -> 5: nothing in SQLite. PostgreSQL's 5 moves the time of an item's last change to a
     # table of its own so that its rows are updated in place (HOT); SQLite has no such
     # update: an index entry changes only when its column is set (see `_state_update`).
-    "",
+    "",  # 5 -> 6: an item's history is read through its chain of transitions (each points at the
+    # item's previous one, `prev`) from its last one, instead of through an index of the log
+    # by item: that index took an entry a transition at its item's place, a page written at
+    # random for every transition of a batch (most of a commit's WAL). The chain's end is the
+    # item's `last_transition` while it is tracked; `retired` keeps the end of the history of
+    # an item no longer tracked (one row each time an item is untracked: an item tracked
+    # again starts a new chain). The ends of the histories already in the log are found here.
+    """
+    CREATE TABLE retired (
+        key TEXT NOT NULL,
+        last INTEGER NOT NULL,
+        PRIMARY KEY (key, last)
+    ) WITHOUT ROWID;;
+    INSERT OR IGNORE INTO retired (key, last) SELECT key, id FROM transitions
+    WHERE id NOT IN (SELECT prev FROM transitions WHERE prev IS NOT NULL)
+    AND id NOT IN (SELECT last_transition FROM items WHERE last_transition IS NOT NULL);;
+    DROP INDEX IF EXISTS transitions_key
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+#: Before an item's row is deleted (untracked): the end of its history, to read it by.
+_RETIRE = (
+    "INSERT OR IGNORE INTO retired (key, last) SELECT key, last_transition FROM items"
+    " WHERE key = ? AND last_transition IS NOT NULL"
+)
+#: After pruning: the ends of histories the log no longer holds.
+_RETIRED_PRUNED = (
+    "DELETE FROM retired WHERE NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = retired.last)"
+)
+#: One item's history after ?1 (?2: its key), oldest first: its chains of transitions walked
+#: from their ends (its row's last transition, the ends kept when it was untracked) through
+#: `prev`, each step a lookup by id, as far back as ?1 or what the log still holds. Ids are
+#: never reused, so `prev` is the same item's; the key is checked all the same.
+_HISTORY = (
+    "WITH RECURSIVE chain(id) AS ("
+    " SELECT id FROM (SELECT last_transition AS id FROM items WHERE key = ?2"
+    " UNION SELECT last FROM retired WHERE key = ?2) WHERE id > ?1"
+    " UNION ALL SELECT t.prev FROM chain JOIN transitions t ON t.id = chain.id"
+    " WHERE t.key = ?2 AND t.prev > ?1)"
+    " SELECT t.id, t.observed_at, t.after, p.after FROM chain"
+    " JOIN transitions t ON t.id = chain.id LEFT JOIN transitions p ON p.id = t.prev"
+    " WHERE t.key = ?2 ORDER BY t.id"
+)
 
 #: Columns a page of items reads (no vendor payload).
 _LISTED = "item, origin, observed_at, last_error, changed_at, since, running_at, finished_at"
@@ -470,6 +511,7 @@ class SQLiteStore(Store):
             with _tx(db):
                 gone = []
                 for key in keys:
+                    db.execute(_RETIRE, (key,))
                     if db.execute("DELETE FROM items WHERE key = ?", (key,)).rowcount:
                         gone.append(key)
                 return gone
@@ -502,6 +544,8 @@ class SQLiteStore(Store):
                         (r.max_per_item,),
                     )
                     removed += cur.rowcount
+                if removed:
+                    db.execute(_RETIRED_PRUNED)
             return removed
 
         return await self._run(write)
@@ -590,18 +634,18 @@ class SQLiteStore(Store):
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
     ) -> list[Transition]:
-        sql = (
-            "SELECT t.id, t.observed_at, t.after, p.after FROM transitions t"
-            " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > ?"
-        )
         args: list[Any] = [min(since, 2**63 - 1)]
-        if key is not None:
-            sql += " AND t.key = ?"
+        if key is None:
+            sql = (
+                "SELECT t.id, t.observed_at, t.after, p.after FROM transitions t"
+                " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > ?1 ORDER BY t.id"
+            )
+        else:
+            sql = _HISTORY
             args.append(key)
-        sql += " ORDER BY t.id"
         if limit is not None:
-            sql += " LIMIT ?"
             args.append(limit)
+            sql += f" LIMIT ?{len(args)}"
 
         def read(db: sqlite3.Connection) -> list[Any]:
             return db.execute(sql, args).fetchall()
