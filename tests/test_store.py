@@ -1375,3 +1375,43 @@ async def test_postgres_reads_an_items_history_by_id_not_through_the_log(pg_clus
     assert [t.id for t in history] == [t.id for t in log if t.id > 5][:4]
     assert "Seq Scan on transitions" not in plan and "transitions_pkey" in plan, plan
     assert indexes == {"transitions_pkey"}, indexes
+
+
+async def test_postgres_an_untrack_waiting_on_a_commit_keeps_the_commits_transition(
+    pg_cluster: str,
+) -> None:
+    """Two replicas: one commits a transition of an item (its row locked until the commit
+    ends) while the other untracks it (READ COMMITTED: the DELETE waits, then deletes the row
+    as the commit left it). The end of history kept for the untracked item is the commit's
+    transition, so the item's history is every transition the log holds of it; and an item
+    tracked again afterwards starts a new chain read beside the old one."""
+    import asyncpg
+
+    from scanhub.store.postgres import PostgresStore, _commit
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "untrack_race")
+    key = scan("a").key
+    async with PostgresStore(url) as one, PostgresStore(url) as other:
+        await one.commit([seen(scan("a", Lifecycle.QUEUED), 0, "track")])
+        con, watch = await asyncpg.connect(url), await asyncpg.connect(url)
+        try:
+            tx = con.transaction()
+            await tx.start()
+            (done,), _ = await _commit(con, [seen(scan("a"), 1)])
+            untrack = asyncio.create_task(other.untrack([key]))
+            while not await watch.fetchval(  # the untrack waits on the item's row
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ):
+                assert not untrack.done(), untrack
+                await asyncio.sleep(0.01)
+            await tx.commit()
+            assert await untrack == [key]
+        finally:
+            await con.close()
+            await watch.close()
+        await one.commit([seen(scan("a", Lifecycle.SUCCEEDED), 2, "track")])
+        history = [t.id for t in await other.transitions(key=key)]
+        log = [t.id for t in await one.transitions() if t.change.after.key == key]
+    assert done.id is not None and history == log and len(log) == 3
