@@ -1290,6 +1290,56 @@ def test_sqlite_reads_an_items_history_by_id_not_through_the_log(tmp_path: Path)
     assert indexes == {"transitions"}, indexes
 
 
+@pytest.mark.parametrize("how", ["analyzed", "migrated"])
+def test_sqlite_reads_an_items_history_by_id_once_the_planner_has_statistics(
+    tmp_path: Path, how: str
+) -> None:
+    """With statistics SQLite plans differently: an ANALYZE (by hand, or a `PRAGMA optimize`)
+    of a log of a few hundred transitions, or a schema-5 file whose log index `PRAGMA
+    optimize` had analyzed (its statistics stay loaded in the connection that migrates it,
+    which serves the whole process), must still not make an item's history read the log: no
+    scan of it, no Bloom filter (built by scanning the whole log, every read), only lookups
+    by id. The history is still the log's transitions of the key."""
+    path = tmp_path / "s.db"
+    items = [scan(f"h{i:03d}") for i in range(200)]
+
+    async def write() -> None:
+        async with SQLiteStore(path) as s:
+            await s.track([(i, "track") for i in items], T0)
+            await s.commit([seen(evolve(i, vendor_status="next"), 1) for i in items])
+            await s.untrack([items[7].key])
+
+    asyncio.run(write())
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        if how == "analyzed":
+            db.execute("ANALYZE")
+        else:  # back to 5, its history read through the index, then closed as 5 closed it
+            db.execute("DROP TABLE retired")
+            db.execute("CREATE INDEX transitions_key ON transitions (key, id)")
+            db.execute("PRAGMA user_version = 5")
+            db.execute("SELECT id FROM transitions WHERE key = ? ORDER BY id", (items[7].key,))
+            db.execute("PRAGMA optimize")
+            assert db.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'transitions'").fetchone()
+        db.commit()
+    from scanhub.store.sqlite import _HISTORY
+
+    async def read() -> tuple[str, list[int], list[int]]:
+        async with SQLiteStore(path) as s:
+            steps = await s._run(  # the store's own connection: the statistics it has loaded
+                lambda db: db.execute(
+                    "EXPLAIN QUERY PLAN " + _HISTORY + " LIMIT ?3", (0, items[7].key, 5)
+                ).fetchall()
+            )
+            history = [t.id for t in await s.transitions(key=items[7].key)]
+            log = [t.id for t in await s.transitions() if t.change.after.key == items[7].key]
+        return " | ".join(r[3] for r in steps), history, log
+
+    plan, history, log = asyncio.run(read())
+    assert history == log and len(log) == 2
+    assert "SCAN t" not in plan and "SCAN p" not in plan and "SCAN transitions" not in plan, plan
+    assert "BLOOM" not in plan, plan
+
+
 async def test_postgres_reads_an_items_history_by_id_not_through_the_log(pg_cluster: str) -> None:
     """On PostgreSQL too an item's history walks its chain of transitions by id (no scan of
     the log, which has no index by item), and is the log's transitions of that key."""
@@ -1325,3 +1375,43 @@ async def test_postgres_reads_an_items_history_by_id_not_through_the_log(pg_clus
     assert [t.id for t in history] == [t.id for t in log if t.id > 5][:4]
     assert "Seq Scan on transitions" not in plan and "transitions_pkey" in plan, plan
     assert indexes == {"transitions_pkey"}, indexes
+
+
+async def test_postgres_an_untrack_waiting_on_a_commit_keeps_the_commits_transition(
+    pg_cluster: str,
+) -> None:
+    """Two replicas: one commits a transition of an item (its row locked until the commit
+    ends) while the other untracks it (READ COMMITTED: the DELETE waits, then deletes the row
+    as the commit left it). The end of history kept for the untracked item is the commit's
+    transition, so the item's history is every transition the log holds of it; and an item
+    tracked again afterwards starts a new chain read beside the old one."""
+    import asyncpg
+
+    from scanhub.store.postgres import PostgresStore, _commit
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "untrack_race")
+    key = scan("a").key
+    async with PostgresStore(url) as one, PostgresStore(url) as other:
+        await one.commit([seen(scan("a", Lifecycle.QUEUED), 0, "track")])
+        con, watch = await asyncpg.connect(url), await asyncpg.connect(url)
+        try:
+            tx = con.transaction()
+            await tx.start()
+            (done,), _ = await _commit(con, [seen(scan("a"), 1)])
+            untrack = asyncio.create_task(other.untrack([key]))
+            while not await watch.fetchval(  # the untrack waits on the item's row
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ):
+                assert not untrack.done(), untrack
+                await asyncio.sleep(0.01)
+            await tx.commit()
+            assert await untrack == [key]
+        finally:
+            await con.close()
+            await watch.close()
+        await one.commit([seen(scan("a", Lifecycle.SUCCEEDED), 2, "track")])
+        history = [t.id for t in await other.transitions(key=key)]
+        log = [t.id for t in await one.transitions() if t.change.after.key == key]
+    assert done.id is not None and history == log and len(log) == 3

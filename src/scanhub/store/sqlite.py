@@ -304,16 +304,21 @@ _RETIRED_PRUNED = (
 #: One item's history after ?1 (?2: its key), oldest first: its chains of transitions walked
 #: from their ends (its row's last transition, the ends kept when it was untracked) through
 #: `prev`, each step a lookup by id, as far back as ?1 or what the log still holds. Ids are
-#: never reused, so `prev` is the same item's; the key is checked all the same.
+#: never reused, so `prev` is the same item's; each step checks the key all the same. Written so
+#: that statistics cannot change the plan into a read of the log: a step is a scalar lookup
+#: by id (a join there gets a Bloom filter, built by scanning the whole log, once the log
+#: has statistics), and CROSS JOIN keeps the chain the outer loop (else a small analyzed log
+#: is scanned and the chain searched).
 _HISTORY = (
     "WITH RECURSIVE chain(id) AS ("
     " SELECT id FROM (SELECT last_transition AS id FROM items WHERE key = ?2"
     " UNION SELECT last FROM retired WHERE key = ?2) WHERE id > ?1"
-    " UNION ALL SELECT t.prev FROM chain JOIN transitions t ON t.id = chain.id"
-    " WHERE t.key = ?2 AND t.prev > ?1)"
+    " UNION ALL SELECT (SELECT p.id FROM transitions p WHERE p.id ="
+    " (SELECT t.prev FROM transitions t WHERE t.id = chain.id) AND p.id > ?1 AND p.key = ?2)"
+    " FROM chain WHERE chain.id IS NOT NULL)"
     " SELECT t.id, t.observed_at, t.after, p.after FROM chain"
-    " JOIN transitions t ON t.id = chain.id LEFT JOIN transitions p ON p.id = t.prev"
-    " WHERE t.key = ?2 ORDER BY t.id"
+    " CROSS JOIN transitions t ON t.id = chain.id LEFT JOIN transitions p ON p.id = t.prev"
+    " ORDER BY t.id"
 )
 
 #: Columns a page of items reads (no vendor payload).
