@@ -292,9 +292,12 @@ _UNTRACK = (
     " WHERE last_transition IS NOT NULL ON CONFLICT DO NOTHING)"
     " SELECT key, source FROM gone"
 )
-#: After pruning: the ends of histories the log no longer holds.
-_RETIRED_PRUNED = (
-    "DELETE FROM retired r WHERE NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = r.last)"
+#: Prune the transitions `{}` names, with the ends kept in `retired` among them (looked up by
+#: their key: no walk of `retired` or of the log); how many transitions went.
+_PRUNED = (
+    "WITH gone AS (DELETE FROM transitions WHERE {} RETURNING id, key),"
+    " ends AS (DELETE FROM retired r USING gone g WHERE r.key = g.key AND r.last = g.id)"
+    " SELECT COUNT(*) FROM gone"
 )
 #: One item's history after $1 ($2: its key), oldest first: its chains walked from their ends
 #: through `prev`, a lookup by id a step (see SQLite's `_HISTORY`).
@@ -302,7 +305,7 @@ _HISTORY = (
     "WITH RECURSIVE chain(id) AS ("
     " SELECT id FROM (SELECT last_transition AS id FROM items WHERE key = $2"
     " UNION SELECT last FROM retired WHERE key = $2) ends WHERE id > $1"
-    " UNION ALL SELECT t.prev FROM chain JOIN transitions t ON t.id = chain.id"
+    " UNION SELECT t.prev FROM chain JOIN transitions t ON t.id = chain.id"
     " WHERE t.key = $2 AND t.prev > $1)"
     " SELECT t.id, t.observed_at, t.after, p.after AS before FROM chain"
     " JOIN transitions t ON t.id = chain.id LEFT JOIN transitions p ON p.id = t.prev"
@@ -434,23 +437,23 @@ class PostgresStore(Store):
         removed = 0
         async with self._acquire() as con, con.transaction():
             if r.max_age is not None:
-                status = await con.execute(
-                    "DELETE FROM transitions WHERE id < COALESCE((SELECT id FROM transitions"
-                    " WHERE observed_at >= $1 ORDER BY id LIMIT 1),"
-                    " (SELECT MAX(id) + 1 FROM transitions))",
+                removed += await con.fetchval(
+                    _PRUNED.format(
+                        "id < COALESCE((SELECT id FROM transitions"
+                        " WHERE observed_at >= $1 ORDER BY id LIMIT 1),"
+                        " (SELECT MAX(id) + 1 FROM transitions))"
+                    ),
                     now - r.max_age,
                 )
-                removed += int(status.split()[-1])
             if r.max_per_item is not None:
-                status = await con.execute(
-                    "DELETE FROM transitions WHERE id IN (SELECT id FROM (SELECT id, "
-                    "ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n "
-                    "FROM transitions) ranked WHERE n > $1)",
+                removed += await con.fetchval(
+                    _PRUNED.format(
+                        "id IN (SELECT id FROM (SELECT id, "
+                        "ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n "
+                        "FROM transitions) ranked WHERE n > $1)"
+                    ),
                     r.max_per_item,
                 )
-                removed += int(status.split()[-1])
-            if removed:
-                await con.execute(_RETIRED_PRUNED)
         return removed
 
     # --- reads ------------------------------------------------------------------------------

@@ -313,7 +313,7 @@ _HISTORY = (
     "WITH RECURSIVE chain(id) AS ("
     " SELECT id FROM (SELECT last_transition AS id FROM items WHERE key = ?2"
     " UNION SELECT last FROM retired WHERE key = ?2) WHERE id > ?1"
-    " UNION ALL SELECT (SELECT p.id FROM transitions p WHERE p.id ="
+    " UNION SELECT (SELECT p.id FROM transitions p WHERE p.id ="
     " (SELECT t.prev FROM transitions t WHERE t.id = chain.id) AND p.id > ?1 AND p.key = ?2)"
     " FROM chain WHERE chain.id IS NOT NULL)"
     " SELECT t.id, t.observed_at, t.after, p.after FROM chain"
