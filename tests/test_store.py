@@ -174,6 +174,8 @@ async def test_an_untracked_item_is_not_recorded_unless_tracked_again(store: Sto
     assert gone.outcome is Outcome.UNTRACKED and await store.tracked() == []
     await store.track([(a, "track")], T0)
     assert await store.untrack([a.key, "nope"]) == [a.key]
+    await store.track([(scan(n), "track") for n in "zyx"], T0)
+    assert await store.untrack([scan(n).key for n in "xzy"]) == [scan(n).key for n in "xzy"]
     (late,) = await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 1)])
     assert late.outcome is Outcome.UNTRACKED  # a poll answer after an untrack
     assert len(await store.transitions(key=a.key)) == 1  # its history stays
@@ -302,6 +304,8 @@ async def test_retention_by_age_and_count(make: Factory) -> None:
         removed = await store.prune(T0 + timedelta(hours=1))
         kept = await store.transitions(key=a.key)
         assert removed == 3 and len(kept) == 2
+        # The first one left has lost its previous transition: no `before` (on every backend).
+        assert kept[0].change.before is None and kept[1].change.before is not None
         assert [t.change.observed_at for t in kept] == [
             T0 + timedelta(minutes=2),
             T0 + timedelta(minutes=3),

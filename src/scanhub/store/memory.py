@@ -7,6 +7,7 @@ history keeps its state in SQLite or PostgreSQL, whose reads are indexed queries
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
@@ -180,7 +181,18 @@ class MemoryStore(Store):
                 keep.append(t)
                 per_item[t.key] = n + 1
         removed = len(self._log) - len(keep)
-        self._log = keep[::-1]
+        keep.reverse()
+        if removed:
+            # An item's first transition left has lost its previous one, if that one was
+            # pruned: its `before` goes, as in the SQL stores (which read it through `prev`).
+            cut = Counter(t.key for t in self._log)
+            cut.subtract(Counter(t.key for t in keep))
+            for i, t in enumerate(keep):
+                if cut[t.key] > 0:
+                    cut[t.key] = 0
+                    if t.change.before is not None:
+                        keep[i] = Transition(t.id, evolve(t.change, before=None))
+        self._log = keep
         self._ids = [t.id for t in self._log]
         self._by_time = sorted(self._log, key=_observed)
         return removed

@@ -428,7 +428,8 @@ class PostgresStore(Store):
             if rows:
                 sources = sorted({r["source"] for r in rows})
                 await con.execute("SELECT pg_notify($1, $2)", TRACKING_CHANNEL, json.dumps(sources))
-        return [r["key"] for r in rows]
+        gone = {r["key"] for r in rows}
+        return [k for k in dict.fromkeys(keys) if k in gone]  # in the order given
 
     async def prune(self, now: datetime) -> int:
         r = self.retention
