@@ -8,7 +8,7 @@ import contextlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -1429,3 +1429,138 @@ async def test_postgres_an_untrack_waiting_on_a_commit_keeps_the_commits_transit
         history = [t.id for t in await other.transitions(key=key)]
         log = [t.id for t in await one.transitions() if t.change.after.key == key]
     assert done.id is not None and history == log and len(log) == 3
+
+
+# --- SQLite: the rows a commit reads, kept between commits ---------------------------------
+
+
+def test_sqlite_time_text_is_isoformat_with_z() -> None:
+    """`_ts` writes a time as `isoformat(timespec="microseconds")` does, in UTC, with `Z`."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from scanhub.store.sqlite import _ts
+
+    zones = st.sampled_from(
+        [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+    )
+
+    @given(
+        st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=zones)
+    )
+    def check(value: datetime) -> None:
+        expected = value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+        assert _ts(value) == expected
+
+    check()
+
+
+async def test_sqlite_commits_judge_against_what_another_connection_committed(
+    tmp_path: Path,
+) -> None:
+    """A store keeps the rows its commits read (`RowCache`), but what another store or process
+    commits to the same file in between is what its next commit is judged against."""
+    path = tmp_path / "shared.db"
+    x = scan("x")
+    async with SQLiteStore(path) as a, SQLiteStore(path) as b:
+        await a.commit([seen(x, 0, "track")])
+        await a.commit([seen(evolve(x, vendor_status="step 1"), 1)])  # a holds x as at minute 1
+        (done,) = await b.commit([seen(scan("x", Lifecycle.SUCCEEDED), 10)])
+        assert done.outcome is Outcome.RECORDED
+        # Seen by `a` before b's answer: older than what is stored now.
+        (late,) = await a.commit([seen(evolve(x, vendor_status="step 2"), 5)])
+        assert late.outcome is Outcome.STALE
+        await b.untrack([x.key])
+        (gone,) = await a.commit([seen(evolve(x, vendor_status="step 3"), 11)])
+        assert gone.outcome is Outcome.UNTRACKED
+        history = [t.change.after.vendor_status for t in await a.transitions(key=x.key)]
+    assert history == ["running", "step 1", "succeeded"]
+
+
+async def test_sqlite_a_failed_commit_leaves_nothing_of_its_plan_behind(tmp_path: Path) -> None:
+    """A commit that fails part way is rolled back, and the next one is judged against what
+    the file holds, not against what the failed one planned."""
+    from scanhub.store import sqlite as backend
+
+    x, y = scan("x"), scan("y")
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        await store.commit([seen(x, 0, "track"), seen(y, 0, "track")])
+        real = backend._update_states
+
+        def broken(*args: object) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        backend._update_states = broken  # type: ignore[assignment]
+        try:
+            with pytest.raises(Exception, match="disk I/O error"):
+                await store.commit([seen(scan("x", Lifecycle.SUCCEEDED), 1)])
+        finally:
+            backend._update_states = real
+        (again,) = await store.commit([seen(scan("x", Lifecycle.SUCCEEDED), 1)])
+        assert again.outcome is Outcome.RECORDED
+        stored = await store.get(x.key)
+    assert stored is not None and stored.item.lifecycle is Lifecycle.SUCCEEDED
+
+
+async def test_sqlite_commits_with_a_small_row_cache_answer_as_the_memory_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the rows held between commits (a cache of 3 rows here, over 6 items), every
+    commit's outcome, every item's state and the log are those of the memory store given the
+    same calls: tracks, observations in and out of order, errors, untracks, a second store
+    writing to the same file now and then (the memory store is given its writes too)."""
+    import random
+
+    from scanhub.store.sqlite import RowCache
+
+    monkeypatch.setattr(RowCache, "LIMIT", 3)
+    rng = random.Random(5)
+    path = tmp_path / "s.db"
+    names = "abcdef"
+    async with MemoryStore() as oracle, SQLiteStore(path) as ours, SQLiteStore(path) as other:
+        for step in range(300):
+            op = rng.random()
+            batch = []
+            for _ in range(rng.randint(1, 4)):
+                name = rng.choice(names)
+                minute = step + rng.choice([0, 0, 0, -3, 0.5])
+                lc = rng.choice([Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED])
+                item = scan(
+                    name,
+                    lc,
+                    message=rng.choice([None, "m", f"m{step}"]),
+                    application_name=rng.choice([None, "Payments", "Ledger"]),
+                )
+                at = T0 + timedelta(minutes=minute)
+                if rng.random() < 0.15:
+                    batch.append(
+                        Observation(
+                            item.key,
+                            at,
+                            None,
+                            ItemError("ServerError", "HTTP 503", True, at, None),
+                            None,
+                        )
+                    )
+                else:
+                    batch.append(
+                        Observation(item.key, at, item, None, rng.choice([None, None, "t"]))
+                    )
+            if op < 0.1:
+                keys = [scan(rng.choice(names)).key]
+                assert await ours.untrack(keys) == await oracle.untrack(keys)
+                continue
+            writer = other if op < 0.25 else ours
+            got = await writer.commit(batch)
+            want = await oracle.commit(batch)
+            assert [(c.key, c.outcome, c.lifecycle) for c in got] == [
+                (c.key, c.outcome, c.lifecycle) for c in want
+            ], step
+        mine = [(s.key, s.item, s.last_error, s.last_observed) for s in await ours.tracked()]
+        theirs = [(s.key, s.item, s.last_error, s.last_observed) for s in await oracle.tracked()]
+        log = [t.change.after for t in await ours.transitions()]
+        expected = [t.change.after for t in await oracle.transitions()]
+    assert sorted(mine, key=str) == sorted(theirs, key=str)
+    assert [(i.key, i.lifecycle, i.vendor_status) for i in log] == [
+        (i.key, i.lifecycle, i.vendor_status) for i in expected
+    ]
