@@ -479,21 +479,23 @@ async def _write(store: Any, transitions: int, items: int, batch: int) -> float:
     scans = _scans(items)
     now = datetime.now(UTC)
     await store.track([(s, "bench") for s in scans], now)
-    # Observations are made before the clock starts: what is measured is the store.
-    chunks = []
+    # Each batch's observations are made with the clock stopped: what is measured is the
+    # store. They are made batch by batch, as a service's polls make them, not all first:
+    # 100,000 observations held alive at once (200,000 objects the store never sees) made
+    # each of the collector's full passes during the commits walk them, about 0.3 s of a 2 s
+    # run charged to the store (a service holds its active items, frozen at start).
+    elapsed = 0.0
     done = 0
     while done < transitions:
-        chunks.append(
-            [
-                _step(scans[(done + k) % items], done + k, now)
-                for k in range(min(batch, transitions - done))
-            ]
-        )
-        done += len(chunks[-1])
-    t0 = time.perf_counter()
-    for chunk in chunks:
+        chunk = [
+            _step(scans[(done + k) % items], done + k, now)
+            for k in range(min(batch, transitions - done))
+        ]
+        done += len(chunk)
+        t0 = time.perf_counter()
         await store.commit(chunk)
-    return transitions / (time.perf_counter() - t0)
+        elapsed += time.perf_counter() - t0
+    return transitions / elapsed
 
 
 async def bench_sqlite(transitions: int, items: int, batch: int) -> dict[str, Any]:
