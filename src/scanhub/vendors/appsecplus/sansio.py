@@ -6,6 +6,7 @@ Source document: shared/seeds/003 ("Scans"), the whole spec. `base_url` is the A
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -164,6 +165,12 @@ def _check(resp: Response, at: Where) -> None:
     raise_for_status(resp, at, message)
 
 
+@functools.lru_cache(maxsize=4096)
+def _scan_url(base_url: str, scan_id: str) -> str:
+    """A scan's own URL, remembered: a watched scan is polled again and again."""
+    return join_url(base_url, f"scans/{quote(scan_id, safe='')}")
+
+
 def _scan(obj: dict[str, Any], at: Where, resp: Response, base_url: str) -> Scan:
     # Runs once per listed scan: fields are read directly, with the checked readers as fallback.
     get = obj.get
@@ -205,9 +212,7 @@ def _scan(obj: dict[str, Any], at: Where, resp: Response, base_url: str) -> Scan
         message=opt_str(obj, "message", "error", "errorMessage")
         if ("message" in obj or "error" in obj or "errorMessage" in obj)
         else None,
-        links={"self": join_url(base_url, f"scans/{quote(scan_id, safe='')}")}
-        if base_url
-        else NO_LINKS,
+        links={"self": _scan_url(base_url, scan_id)} if base_url else NO_LINKS,
         started_at=parse_time(get("startedAt")),
         finished_at=completed,
         updated_at=completed,

@@ -43,6 +43,7 @@ below is joined onto it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -365,12 +366,19 @@ def _links(
 ) -> dict[str, str]:
     if not project or not base_url:
         return {}
+    return {"dashboard": _dashboard(base_url, project, branch, pull_request)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _dashboard(base_url: str, project: str, branch: str | None, pull_request: str | None) -> str:
+    """A project's (branch's, pull request's) dashboard URL, remembered: every poll of a task
+    links the same few (a string: nothing a caller could change)."""
     url = join_url(base_url, f"dashboard?id={quote(project, safe='')}")
     if pull_request:
         url += f"&pullRequest={quote(pull_request, safe='')}"
     elif branch:
         url += f"&branch={quote(branch, safe='')}"
-    return {"dashboard": url}
+    return url
 
 
 # --- A project's tasks (discovery) -----------------------------------------------------------
