@@ -1012,8 +1012,15 @@ def evaluate(r: dict[str, Any]) -> list[dict[str, Any]]:
             s["configured_polls_per_s"],
         ),
         lambda v: f"{v[0]:.0f} / {v[1]:.0f} ({v[2]:.0f})",
-        "≥ 90% of unloaded",
-        lambda s: s["load"]["polls_per_s"] >= 0.9 * s["unloaded_polls_per_s"],
+        "≥ 90% of unloaded (at most the configured rate)",
+        # Each figure counts the polls of one 5-s window, and the schedule's phase moves it by
+        # about 10% either way: an unloaded count above the configured rate is that phase,
+        # not a rate the poller keeps (a run read 104 against 100 configured), so the
+        # yardstick is the unloaded rate up to the configured one.
+        lambda s: (
+            s["load"]["polls_per_s"]
+            >= 0.9 * min(s["unloaded_polls_per_s"], s["configured_polls_per_s"])
+        ),
     )
     empty = r["empty"]["start"]
     row(
