@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import json
@@ -496,6 +497,23 @@ async def _write(store: Any, transitions: int, items: int, batch: int) -> float:
         await store.commit(chunk)
         elapsed += time.perf_counter() - t0
     return transitions / elapsed
+
+
+def fresh_process(name: str, *args: Any) -> Any:
+    """`asyncio.run(name(*args))` of this module in a new Python process: a store's write rate
+    is its own, not that of whatever this harness's process holds by then (after the service
+    benchmarks, the collector's full passes over this process's heap cost the SQLite figure
+    about 10%)."""
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        return pool.submit(_run_here, name, *args).result()
+
+
+def _run_here(name: str, *args: Any) -> Any:
+    return asyncio.run(globals()[name](*args))
 
 
 async def bench_sqlite(transitions: int, items: int, batch: int) -> dict[str, Any]:
@@ -1148,14 +1166,15 @@ def report(r: dict[str, Any]) -> str:
     farm_best = sims["farms"][-1]
     other: list[tuple[str, str, str, bool | None]] = [
         (
-            f"SQLite: transitions/s (batches of {st['batch']} over {st['items']:,} items, a "
+            f"SQLite: transitions/s (its own process; batches of {st['batch']} over "
+            f"{st['items']:,} items, a "
             f"new vendor status each, {st['transitions']:,} in all)",
             f"{st['per_s']:,.0f}/s",
             "≥ 50,000/s",
             st["per_s"] >= 50_000,
         ),
         (
-            "SQLite: bytes per transition on disk (file growth; the log table and its index "
+            "SQLite: bytes per transition on disk (file growth; the log table "
             f"alone: {st['transitions_table_per_transition'] or 0:,.0f})",
             f"{st['bytes_per_transition']:,.0f}",
             "≤ 600",
@@ -1167,7 +1186,7 @@ def report(r: dict[str, Any]) -> str:
     else:
         other += [
             (
-                "PostgreSQL: transitions/s (throwaway cluster, fsync off; same batches)",
+                "PostgreSQL: transitions/s (its own process, a throwaway cluster, fsync off; same batches)",
                 f"{pg['per_s']:,.0f}/s",
                 "≥ 20,000/s",
                 pg["per_s"] >= 20_000,
@@ -1337,9 +1356,11 @@ def main(argv: list[str] | None = None) -> int:
                 for p in sorted((workdir / f"n{n}").iterdir()):
                     p.unlink()
     log("store write rates")
-    results["sqlite"] = asyncio.run(bench_sqlite(2_000 if q else 100_000, 200 if q else 1_000, 500))
-    results["postgres"] = asyncio.run(
-        bench_postgres(2_000 if q else 50_000, 200 if q else 1_000, 500)
+    results["sqlite"] = fresh_process(
+        "bench_sqlite", 2_000 if q else 100_000, 200 if q else 1_000, 500
+    )
+    results["postgres"] = fresh_process(
+        "bench_postgres", 2_000 if q else 50_000, 200 if q else 1_000, 500
     )
     log("normalization")
     results["normalize"] = bench_normalize(0.05 if q else 1.0, 3 if q else 11)
