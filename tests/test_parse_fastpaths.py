@@ -316,3 +316,48 @@ def test_threadfix_an_auth_message_with_a_kelvin_sign_is_still_an_auth_error() -
     body = {"message": "Invalid API \u212aey", "success": False, "responseCode": -1, "object": None}
     with pytest.raises(AuthenticationError):
         tf.parse_pending_scan(_answer(body), source="s")
+
+
+# --- AppTrust: gates built inline -------------------------------------------------------------
+
+
+def test_apptrust_gate_has_nothing_its_inline_build_would_skip() -> None:
+    # _gates builds each Gate by writing its six fields into a new instance's __dict__, as
+    # attrs' __init__ does: right only while Gate has no validator, converter, setattr hook or
+    # post-init, and exactly these fields.
+    from scanhub import Gate, GateKind, Verdict
+    from scanhub.vendors.apptrust import sansio as at
+
+    assert [f.name for f in attrs.fields(Gate)] == [
+        "kind",
+        "verdict",
+        "stage",
+        "evaluation_id",
+        "explanation",
+        "vendor_decision",
+    ]
+    for f in attrs.fields(Gate):
+        assert f.validator is None and f.converter is None and f.on_setattr is None
+    assert not hasattr(Gate, "__attrs_pre_init__")
+    assert not hasattr(Gate, "__attrs_post_init__")
+    assert "__slots__" not in vars(Gate)
+    gates = at._gates(
+        {
+            "exit_gate": {"stage": "DEV", "eval_id": 7, "decision": "Warning"},
+            "entry_gate": {
+                "stage": "QA",
+                "eval_id": "e-2",
+                "decision": "pass",
+                "explanation": "ok",
+            },
+        }
+    )
+    built = (
+        Gate(GateKind.EXIT, Verdict.WARN, "DEV", "7", None, "Warning"),
+        Gate(GateKind.ENTRY, Verdict.PASS, "QA", "e-2", "ok", "pass"),
+    )
+    assert gates == built and [repr(g) for g in gates] == [repr(g) for g in built]
+    assert [hash(g) for g in gates] == [hash(g) for g in built]
+    assert [list(vars(g).items()) for g in gates] == [list(vars(g).items()) for g in built]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        gates[0].stage = "PROD"  # type: ignore[misc]

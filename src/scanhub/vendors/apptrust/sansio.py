@@ -578,17 +578,23 @@ def _gates(evaluations: Any) -> tuple[Gate, ...]:
         if verdict is None:
             verdict = map_verdict(DECISION_MAP, decision.lower() if decision else None, VENDOR)
         stage, eval_id, explanation = get("stage"), get("eval_id"), get("explanation")
-        gates.append(
-            Gate(
-                kind,
-                verdict,
-                stage if type(stage) is str else _text(stage),
-                eval_id if type(eval_id) is str else _text(eval_id),
-                explanation if type(explanation) is str else _text(explanation),
-                decision,
-            )
-        )
+        # Built as attrs' `__init__` builds a frozen dict class (its fields written into the
+        # new instance's `__dict__`), inline: a gate costs about half. tests/
+        # test_parse_fastpaths.py holds Gate free of validators, converters and hooks, and
+        # these gates equal the constructor's.
+        made = _new(Gate)
+        fields = made.__dict__
+        fields["kind"] = kind
+        fields["verdict"] = verdict
+        fields["stage"] = stage if type(stage) is str else _text(stage)
+        fields["evaluation_id"] = eval_id if type(eval_id) is str else _text(eval_id)
+        fields["explanation"] = explanation if type(explanation) is str else _text(explanation)
+        fields["vendor_decision"] = decision
+        gates.append(made)
     return tuple(gates)
+
+
+_new = object.__new__
 
 
 def _message(rec: Mapping[str, Any]) -> str | None:
