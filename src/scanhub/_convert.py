@@ -212,7 +212,7 @@ def _stored_writer(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
             continue
         lines.append(f"    v = d[{name!r}]")
         if isinstance(a.type, type) and issubclass(a.type, Enum):  # required: never None
-            lines.append(f"    out[{name!r}] = v._value_")
+            lines.append(f"    out[{name!r}] = v.value")
         elif name == "links":
             lines.append(f"    if v:\n        out[{name!r}] = dict(v)")
         elif name == "gates":
@@ -234,7 +234,7 @@ def _stored_writer(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
-    return value._value_ if isinstance(value, Enum) else value
+    return value.value if isinstance(value, Enum) else value
 
 
 _STORED_WRITERS = {cls: _stored_writer(cls) for cls in (Scan, Promotion)}
