@@ -1564,3 +1564,114 @@ async def test_sqlite_commits_with_a_small_row_cache_answer_as_the_memory_store(
     assert [(i.key, i.lifecycle, i.vendor_status) for i in log] == [
         (i.key, i.lifecycle, i.vendor_status) for i in expected
     ]
+
+
+async def test_sqlite_row_cache_writes_the_file_a_store_without_it_writes(
+    tmp_path: Path,
+) -> None:
+    """The same calls on two files, one store keeping 2 rows between commits and one keeping
+    none (`RowCache.LIMIT` 0): every outcome, and every column of `items` and the log, are the
+    same. The calls: tracks and placeholders, observations in and out of order in UTC and
+    in other zones (a wall clock across a DST fold among them), several of one key in a
+    batch, errors and bare sightings, untracks, prunes, another connection writing."""
+    import random
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(11)
+    names = "abcde"
+    new_york = ZoneInfo("America/New_York")
+    # 2026-11-01 01:00-02:00 in New York happens twice (EDT, then EST).
+    fold0 = datetime(2026, 11, 1, 1, 0, tzinfo=new_york)
+    zones = [UTC, timezone(timedelta(hours=5, minutes=30)), new_york]
+    stores = []
+    for name, limit in (("cached", 2), ("plain", 0)):
+        path = tmp_path / f"{name}.db"
+        ours = SQLiteStore(path, retention=Retention(max_per_item=3))
+        other = SQLiteStore(path)
+        await ours.open()
+        await other.open()
+        ours._rows.LIMIT = limit  # type: ignore[misc]
+        stores.append((ours, other))
+    try:
+        for step in range(400):
+            op = rng.random()
+            batch = []
+            for _ in range(rng.randint(1, 4)):
+                sid = rng.choice(names)
+                lc = rng.choice([Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED])
+                item = scan(
+                    sid,
+                    lc,
+                    message=rng.choice([None, "m", f"m{step % 7}"]),
+                    application_name=rng.choice([None, "Payments", "Ledger"]),
+                )
+                if rng.random() < 0.1:
+                    item = Scan(Vendor.APPSECPLUS, "asp", sid, "app-1", Lifecycle.UNKNOWN, "")
+                if rng.random() < 0.2:  # the wall clock in New York across its fold
+                    minutes = rng.randint(0, 59)
+                    at = (fold0 + timedelta(minutes=minutes)).replace(fold=rng.randint(0, 1))
+                else:
+                    minute = step + rng.choice([0, 0, 0, -3, 0.5, 0.000001])
+                    at = (T0 + timedelta(minutes=minute)).astimezone(rng.choice(zones))
+                roll = rng.random()
+                if roll < 0.1:
+                    error = ItemError("ServerError", "HTTP 503", True, at, None)
+                    batch.append(Observation(item.key, at, None, error, None))
+                elif roll < 0.15:
+                    batch.append(Observation(item.key, at, None, None, None))
+                else:
+                    origin = rng.choice([None, None, "track", "discovery:asp"])
+                    batch.append(Observation(item.key, at, item, None, origin))
+            if op < 0.08:
+                keys = [scan(rng.choice(names)).key for _ in range(rng.randint(1, 2))]
+                answers = [await ours.untrack(keys) for ours, _ in stores]
+                assert answers[0] == answers[1], step
+                continue
+            if op < 0.12:
+                answers = [await ours.prune(T0) for ours, _ in stores]
+                assert answers[0] == answers[1], step
+                continue
+            answers = []
+            for ours, other in stores:
+                writer = other if op < 0.25 else ours
+                got = await writer.commit(batch)
+                answers.append([(c.key, c.outcome, c.id, c.lifecycle) for c in got])
+            assert answers[0] == answers[1], step
+        tables = []
+        for ours, _ in stores:
+            tables.append(
+                await ours._run(
+                    lambda db: (
+                        db.execute("SELECT * FROM items ORDER BY key").fetchall(),
+                        db.execute("SELECT * FROM transitions ORDER BY id").fetchall(),
+                    )
+                )
+            )
+    finally:
+        for ours, other in stores:
+            await ours.close()
+            await other.close()
+    assert tables[0][0] == tables[1][0]
+    assert tables[0][1] == tables[1][1]
+
+
+async def test_sqlite_a_cached_row_judges_a_wall_clock_time_by_its_instant(
+    tmp_path: Path,
+) -> None:
+    """Times given in a zone with a DST fold: 01:10 EST (fold=1) is 40 minutes after 01:30
+    EDT, though its wall clock is earlier. The file keeps UTC, and a row this store's last
+    commit left is compared as the file's row is: the result is recorded, not dropped as
+    stale."""
+    from zoneinfo import ZoneInfo
+
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=new_york)  # 05:30Z
+    later = datetime(2026, 11, 1, 1, 10, tzinfo=new_york, fold=1)  # 06:10Z
+    x = scan("x")
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        await store.commit([Observation(x.key, first, x, None, "track")])
+        done = scan("x", Lifecycle.SUCCEEDED)
+        (got,) = await store.commit([Observation(x.key, later, done, None, None)])
+        stored = await store.get(x.key)
+    assert got.outcome is Outcome.RECORDED
+    assert stored is not None and stored.item.lifecycle is Lifecycle.SUCCEEDED
