@@ -1099,13 +1099,18 @@ class RowCache:
             name = was[key][3] if key in was else None
             if item is not None and item.application_name is not None:
                 name = item.application_name
+            # As the file holds it, in UTC: a time in another zone compares by its wall clock
+            # with one in the same zone (a DST fold's second hour reads as the earlier).
+            observed = row.observed_at
+            if observed is not None and observed.tzinfo is not UTC:
+                observed = observed.astimezone(UTC)
             held.pop(key, None)
             held[key] = (
                 row.lifecycle,
                 row.verdict,
                 row.vendor_status,
                 row.message,
-                row.observed_at,
+                observed,
                 row.last_transition,
                 name,
             )
