@@ -1675,3 +1675,27 @@ async def test_sqlite_a_cached_row_judges_a_wall_clock_time_by_its_instant(
         stored = await store.get(x.key)
     assert got.outcome is Outcome.RECORDED
     assert stored is not None and stored.item.lifecycle is Lifecycle.SUCCEEDED
+
+
+async def test_sqlite_a_commit_refused_at_commit_is_rolled_back(tmp_path: Path) -> None:
+    """COMMIT itself can fail and leave the transaction open (SQLite does not always roll
+    back: I/O errors, a full disk; an authorizer's refusal here). The store rolls it back:
+    nothing of it is read, and the next commit is not refused."""
+    x = scan("x")
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        await store.commit([seen(x, 0, "track")])
+        refuse = [True]
+
+        def authorize(action: int, arg: str | None, *_: object) -> int:
+            if action == sqlite3.SQLITE_TRANSACTION and arg == "COMMIT" and refuse[0]:
+                refuse[0] = False
+                return sqlite3.SQLITE_DENY
+            return sqlite3.SQLITE_OK
+
+        await store._run(lambda db: db.set_authorizer(authorize))
+        with pytest.raises(sqlite3.DatabaseError):
+            await store.commit([seen(scan("x", Lifecycle.SUCCEEDED), 1)])
+        stored = await store.get(x.key)
+        assert stored is not None and stored.item.lifecycle is Lifecycle.RUNNING
+        (again,) = await store.commit([seen(scan("x", Lifecycle.FAILED), 2)])
+    assert again.outcome is Outcome.RECORDED
