@@ -1326,7 +1326,17 @@ class _tx:
         return self.db
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self.db.execute("ROLLBACK")
+            return
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            # A failed COMMIT may leave the transaction open (I/O error, full disk): left
+            # so, its writes would be read back and every later BEGIN refused.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
