@@ -1699,3 +1699,31 @@ async def test_sqlite_a_commit_refused_at_commit_is_rolled_back(tmp_path: Path) 
         assert stored is not None and stored.item.lifecycle is Lifecycle.RUNNING
         (again,) = await store.commit([seen(scan("x", Lifecycle.FAILED), 2)])
     assert again.outcome is Outcome.RECORDED
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["two commits", "one batch"])
+async def test_times_in_a_zone_are_judged_by_their_instant_on_every_backend(
+    store: Store, together: bool
+) -> None:
+    """01:10 EST (fold=1) is 40 minutes after 01:30 EDT though its wall clock is earlier: on
+    every backend, in two commits or in one batch, the later answer is recorded, not dropped
+    as stale, and the item's last observation is that instant."""
+    from zoneinfo import ZoneInfo
+
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=new_york)  # 05:30Z
+    later = datetime(2026, 11, 1, 1, 10, tzinfo=new_york, fold=1)  # 06:10Z
+    x = scan("x")
+    obs = [
+        Observation(x.key, first, x, None, "track"),
+        Observation(x.key, later, scan("x", Lifecycle.SUCCEEDED), None, None),
+    ]
+    if together:
+        got = await store.commit(obs)
+    else:
+        got = [*(await store.commit(obs[:1])), *(await store.commit(obs[1:]))]
+    stored = await store.get(x.key)
+    assert [c.outcome for c in got] == [Outcome.RECORDED, Outcome.RECORDED]
+    assert stored is not None and stored.item.lifecycle is Lifecycle.SUCCEEDED
+    assert stored.last_observed is not None
+    assert stored.last_observed.timestamp() == later.timestamp()  # the same instant

@@ -625,8 +625,13 @@ _RECORDED = Step(Outcome.RECORDED, record=True)
 def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
     """The one rule of every backend: what committing `ob` does, given the current `row` (None:
     not tracked). Returns the step and the row as it stands afterwards (changed in place, or
-    new for an insert). Pure; the backend applies the step."""
+    new for an insert). Pure; the backend applies the step. Times are compared as instants:
+    an observation's time in another zone is taken in UTC (two times of one zone compare by
+    their wall clocks, so a DST fold's later hour would read as earlier)."""
     item = ob.item
+    at = ob.observed_at
+    if at.tzinfo is not UTC and at.tzinfo is not None:
+        at = at.astimezone(UTC)
     if row is None:
         if ob.origin is None or item is None:
             return _UNTRACKED, None
@@ -636,7 +641,7 @@ def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
             item.verdict,
             item.vendor_status,
             item.message,
-            ob.observed_at,
+            at,
             None,
             item,
             ob.error,
@@ -645,9 +650,9 @@ def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
         if is_placeholder(item):
             return _TRACKED, new
         return _FIRST, new
-    if row.observed_at is not None and ob.observed_at < row.observed_at:
+    if row.observed_at is not None and at < row.observed_at:
         return _STALE, row
-    row.observed_at = ob.observed_at
+    row.observed_at = at
     row.dirty = True
     if item is None:
         row.error = ob.error
