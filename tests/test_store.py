@@ -438,6 +438,34 @@ def test_a_version_2_state_file_gains_sinks_and_keeps_its_log(tmp_path: Path) ->
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+async def untrack_and_track_again(store: Store) -> None:
+    """After a and b's commits (ids 1-3): c untracked and tracked again, d untracked."""
+    await store.commit([seen(scan("c"), 6, "track"), seen(scan("d"), 6, "track")])
+    await store.commit([seen(scan("c", Lifecycle.FAILED), 7)])
+    await store.untrack([scan("c").key, scan("d").key])
+    await store.commit([seen(scan("c", Lifecycle.QUEUED), 8, "track")])
+
+
+async def histories_of(store: Store, names: str) -> dict[str, list[tuple[object, ...]]]:
+    """Each item's history as (id, lifecycle after, whether it has a before)."""
+    return {
+        name: [
+            (t.id, t.change.after.lifecycle, t.change.before is not None)
+            for t in await store.transitions(key=scan(name).key)
+        ]
+        for name in names
+    }
+
+
+#: The histories of a, b, c and d written by the migration tests, after migrating.
+MIGRATED_HISTORIES = {
+    "a": [(1, Lifecycle.RUNNING, False), (3, Lifecycle.SUCCEEDED, True)],
+    "b": [(2, Lifecycle.RUNNING, False)],
+    "c": [(4, Lifecycle.RUNNING, False), (6, Lifecycle.FAILED, True), (7, Lifecycle.QUEUED, False)],
+    "d": [(5, Lifecycle.RUNNING, False)],
+}
+
+
 def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
     return {(t, n) for t, n in db.execute("SELECT type, name FROM sqlite_master")}
 
@@ -459,11 +487,7 @@ def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, ve
             await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 5)])
             state = await store.sinks.open("ops", T0)
             await store.sinks.save(evolve(state, position=3, dead=1), [letter])
-            # c: untracked, then tracked again; d: untracked.
-            await store.commit([seen(scan("c"), 6, "track"), seen(scan("d"), 6, "track")])
-            await store.commit([seen(scan("c", Lifecycle.FAILED), 7)])
-            await store.untrack([scan("c").key, scan("d").key])
-            await store.commit([seen(scan("c", Lifecycle.QUEUED), 8, "track")])
+            await untrack_and_track_again(store)
 
     asyncio.run(write())
     # Take the file back to `version`: drop what the later migrations added, and check that
@@ -491,13 +515,7 @@ def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, ve
     async def read() -> tuple[object, ...]:
         async with SQLiteStore(path) as store:
             page = await store.query(ItemQuery(order="-changed"))
-            histories = {
-                name: [
-                    (t.id, t.change.after.lifecycle, t.change.before is not None)
-                    for t in await store.transitions(key=scan(name).key)
-                ]
-                for name in "abcd"
-            }
+            histories = await histories_of(store, "abcd")
             return (
                 [s.key for s in page.items],
                 (await store.get(scan("a").key)),
@@ -512,16 +530,7 @@ def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, ve
     assert isinstance(a, StoredItem) and a.item.lifecycle is Lifecycle.SUCCEEDED
     assert a.since == T0 and a.finished_at == T0 + timedelta(minutes=5)  # kept times kept
     assert ids == [1, 2, 3, 4, 5, 6, 7]
-    assert histories == {
-        "a": [(1, Lifecycle.RUNNING, False), (3, Lifecycle.SUCCEEDED, True)],
-        "b": [(2, Lifecycle.RUNNING, False)],
-        "c": [
-            (4, Lifecycle.RUNNING, False),
-            (6, Lifecycle.FAILED, True),
-            (7, Lifecycle.QUEUED, False),
-        ],
-        "d": [(5, Lifecycle.RUNNING, False)],
-    }
+    assert histories == MIGRATED_HISTORIES
     if version >= 3:
         assert [(s.position, s.dead) for s in sinks] == [(3, 1)] and dead == [letter]
     else:
@@ -633,11 +642,7 @@ async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_
         )
         state = await store.sinks.open("ops", T0)
         await store.sinks.save(evolve(state, position=3))
-        # c: untracked, then tracked again; d: untracked.
-        await store.commit([seen(scan("c"), 6, "track"), seen(scan("d"), 6, "track")])
-        await store.commit([seen(scan("c", Lifecycle.FAILED), 7)])
-        await store.untrack([scan("c").key, scan("d").key])
-        await store.commit([seen(scan("c", Lifecycle.QUEUED), 8, "track")])
+        await untrack_and_track_again(store)
     # Take the database back to `version`.
     con = await asyncpg.connect(url)
     try:
@@ -671,13 +676,7 @@ async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_
         p = await store.get(placeholder.key)
         ids = [t.id for t in await store.transitions()]
         sinks = await store.sinks.states(["ops"])
-        histories = {
-            name: [
-                (t.id, t.change.after.lifecycle, t.change.before is not None)
-                for t in await store.transitions(key=scan(name).key)
-            ]
-            for name in "abcd"
-        }
+        histories = await histories_of(store, "abcd")
         # Writes go on from there.
         await store.commit([seen(evolve(scan("b"), vendor_status="later"), 9)])
         later = await store.query(ItemQuery(order="-changed", limit=1))
@@ -692,16 +691,7 @@ async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_
     assert a.item.lifecycle is Lifecycle.SUCCEEDED and a.finished_at == T0 + timedelta(minutes=5)
     assert p is not None and p.last_change is None
     assert ids == [1, 2, 3, 4, 5, 6, 7] and [s.position for s in sinks] == [3]
-    assert histories == {
-        "a": [(1, Lifecycle.RUNNING, False), (3, Lifecycle.SUCCEEDED, True)],
-        "b": [(2, Lifecycle.RUNNING, False)],
-        "c": [
-            (4, Lifecycle.RUNNING, False),
-            (6, Lifecycle.FAILED, True),
-            (7, Lifecycle.QUEUED, False),
-        ],
-        "d": [(5, Lifecycle.RUNNING, False)],
-    }
+    assert histories == MIGRATED_HISTORIES
     assert [s.key for s in later.items] == [scan("b").key] and b_history == [2, 8]
     con = await asyncpg.connect(url)
     try:
