@@ -201,7 +201,7 @@ def _gate_out(gate: Gate) -> dict[str, Any]:
 def _stored_writer(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
     """The function that writes an item of `cls` in the stores' form, made once per class as
     straight-line code: one read and one test a field, no loop over the fields and no type
-    dispatch (a store writes an item on every transition: about 1.4 µs against 2.0 for the
+    dispatch (a store writes an item on every transition: about 0.8 µs against 2.0 for the
     loop). What it does with a field follows its declared type; `vendor` is declared `str`
     and holds a `Vendor`, so a field not declared an enum and not holding a `str` goes through
     `_plain`."""

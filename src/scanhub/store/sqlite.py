@@ -271,7 +271,8 @@ MIGRATIONS: tuple[str, ...] = (
     # 4 -> 5: nothing in SQLite. PostgreSQL's 5 moves the time of an item's last change to a
     # table of its own so that its rows are updated in place (HOT); SQLite has no such
     # update: an index entry changes only when its column is set (see `_state_update`).
-    "",  # 5 -> 6: an item's history is read through its chain of transitions (each points at the
+    "",
+    # 5 -> 6: an item's history is read through its chain of transitions (each points at the
     # item's previous one, `prev`) from its last one, instead of through an index of the log
     # by item: that index took an entry a transition at its item's place, a page written at
     # random for every transition of a batch (most of a commit's WAL). The chain's end is the
@@ -1099,8 +1100,9 @@ class RowCache:
             name = was[key][3] if key in was else None
             if item is not None and item.application_name is not None:
                 name = item.application_name
-            # As the file holds it, in UTC: a time in another zone compares by its wall clock
-            # with one in the same zone (a DST fold's second hour reads as the earlier).
+            # As the file holds it, in UTC (`_ts`). `plan` already gives a zoned time in UTC;
+            # this is for a naive one, which the file holds as local time made aware: the next
+            # commit of a naive time is then refused alike, cached or read from the file.
             observed = row.observed_at
             if observed is not None and observed.tzinfo is not UTC:
                 observed = observed.astimezone(UTC)
@@ -1127,7 +1129,7 @@ class RowCache:
 
 
 def _commit(
-    db: sqlite3.Connection, observations: Sequence[Observation], cache: RowCache | None = None
+    db: sqlite3.Connection, observations: Sequence[Observation], cache: RowCache
 ) -> list[Committed]:
     """One commit (see `Store.commit`), on the store's thread; `cache`: the rows committed
     before on this connection (`RowCache`)."""
@@ -1137,8 +1139,7 @@ def _commit(
         # What the row held before (lifecycle, verdict, message, application name): an item's
         # update sets only the indexed columns that change (`_update_states`).
         was: dict[str, tuple[Any, ...]] = {}
-        if cache is not None:
-            keys = cache.read(db, keys, rows, was)
+        keys = cache.read(db, keys, rows, was)
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -1215,8 +1216,7 @@ def _commit(
                 logged,
             )
         _update_states(db, rows, was, inserted, encoded, times)
-    if cache is not None:  # committed: what the rows hold now
-        cache.keep(rows, was)
+    cache.keep(rows, was)  # committed: what the rows hold now
     return results
 
 
