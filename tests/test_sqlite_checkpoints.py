@@ -1,0 +1,191 @@
+"""SQLiteStore's WAL checkpoints, run on a thread of their own (`Checkpointer`): where the WAL
+stands is read as SQLite itself reports it, a stream of commits keeps the WAL bounded even when
+that thread never catches up, a failing thread hands the checkpoints back to SQLite, and
+closing leaves the file whole, without a WAL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from scanhub import Lifecycle, Scan
+from scanhub.store import Observation, SQLiteStore
+from scanhub.store import sqlite as backend
+from scanhub.store.sqlite import Checkpointer, connect
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def scans(n: int) -> list[Scan]:
+    return [
+        Scan("appsecplus", "ci", f"scan-{i:05d}", f"app-{i % 7}", Lifecycle.RUNNING, "queued")
+        for i in range(n)
+    ]
+
+
+def step(items: list[Scan], n: int) -> list[Observation]:
+    """Every item's next vendor status: a transition each."""
+    at = T0 + timedelta(seconds=n)
+    return [
+        Observation(
+            s.key,
+            at,
+            Scan(s.vendor, s.source, s.id, s.application_id, Lifecycle.RUNNING, f"step-{n}"),
+        )
+        for s in items
+    ]
+
+
+async def track(store: SQLiteStore, items: list[Scan]) -> None:
+    await store.track([(s, "test") for s in items], T0)
+
+
+def has_wal(path: Path) -> bool:
+    return os.path.exists(f"{path}-wal")
+
+
+def checkpointer(store: SQLiteStore) -> Checkpointer:
+    assert store._checkpoints is not None
+    return store._checkpoints
+
+
+async def test_where_the_wal_stands_is_read_as_sqlite_reports_it(tmp_path: Path) -> None:
+    """`position` (the WAL index's frames and frames copied) equals what SQLite's own
+    `wal_checkpoint` answers, before and after a checkpoint."""
+    items = scans(40)
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        await track(store, items)
+        await store.commit(step(items, 1))
+        frames, copied = checkpointer(store).position() or (0, 0)
+        assert frames > copied  # written, not yet in the file (under CHECKPOINT_FRAMES)
+        # A checkpoint that cannot copy anything (TRUNCATE would; PASSIVE copies all here)
+        # answers (busy, frames in the WAL, frames copied).
+        busy, log, done = await store._run(
+            lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        )
+        assert busy == 0 and log == frames and done == frames
+        assert checkpointer(store).position() == (frames, frames)
+
+
+async def test_a_stream_of_commits_is_checkpointed_on_its_own_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's connection does not checkpoint in its commits (`wal_autocheckpoint` 0);
+    the checkpointer's thread does, every CHECKPOINT_FRAMES frames, and the WAL starts over."""
+    monkeypatch.setattr(backend, "CHECKPOINT_FRAMES", 40)
+    monkeypatch.setattr(backend, "WAL_LIMIT_FRAMES", 160)
+    items = scans(200)
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        await track(store, items)
+        assert await store._run(lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone()) == (
+            0,
+        )
+        seen = []
+        for n in range(1, 40):
+            await store.commit(step(items, n))
+            seen.append(checkpointer(store).position())
+            await asyncio.sleep(0.005)  # a service's commits have time between them
+        assert checkpointer(store).passes > 0
+        frames = [f for f, _ in (p for p in seen if p is not None)]
+        assert min(frames[frames.index(max(frames)) :]) < max(frames)  # it started over
+        history = await store.transitions(key=items[0].key)
+    assert len(history) == 40  # the first state and 39 steps
+
+
+async def test_the_wal_starts_over_when_the_thread_never_catches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint on the thread copies the WAL as it was when it began; in a stream of
+    commits more have come by its end, and SQLite starts the WAL over only when a write begins
+    with all of it copied. Past WAL_LIMIT_FRAMES, the store's thread copies the rest itself:
+    the WAL stays bounded however slow the thread is."""
+    monkeypatch.setattr(backend, "CHECKPOINT_FRAMES", 40)
+    monkeypatch.setattr(backend, "WAL_LIMIT_FRAMES", 160)
+    real = Checkpointer._checkpoint
+
+    def slow(self: Checkpointer) -> bool:
+        time.sleep(0.05)  # commits land while it runs
+        return real(self)
+
+    monkeypatch.setattr(Checkpointer, "_checkpoint", slow)
+    items = scans(200)
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        await track(store, items)
+        frames = []
+        for n in range(1, 80):
+            await store.commit(step(items, n))
+            frames.append((checkpointer(store).position() or (0, 0))[0])
+        assert checkpointer(store).inline > 0
+        written = sum(b - a if b >= a else b for a, b in pairwise([0, *frames]))
+        restarts = sum(b < a for a, b in pairwise(frames))
+        assert restarts >= 3 and max(frames) < written / 3
+        count = await store._run(
+            lambda db: db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0]
+        )
+    assert count == 200 * 80  # the first states and 79 steps of each
+
+
+async def test_a_failing_checkpoint_thread_hands_checkpoints_back_to_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If the thread's checkpoint fails, the store's connection checkpoints as SQLite does by
+    default from the next write on, and says so once."""
+    monkeypatch.setattr(backend, "CHECKPOINT_FRAMES", 40)
+    items = scans(200)
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        # Before the thread's first checkpoint: its connection cannot be opened.
+        checkpointer(store).path = str(tmp_path / "missing" / "s.db")
+        with caplog.at_level(logging.WARNING, logger="scanhub"):
+            await track(store, items)
+            for n in range(1, 8):
+                await store.commit(step(items, n))
+                await asyncio.sleep(0.01)
+        warnings = [r for r in caplog.records if "checkpoint" in r.getMessage()]
+        assert len(warnings) == 1
+        assert "commits checkpoint the WAL themselves" in warnings[0].getMessage()
+        assert await store._run(lambda db: db.execute("PRAGMA wal_autocheckpoint").fetchone()) == (
+            40,
+        )
+        assert checkpointer(store).passes == 0
+        (last,) = await store.commit(step(items[:1], 8))
+    assert last.id is not None
+
+
+async def test_closing_leaves_the_file_whole_and_no_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread's connection is closed with the store's: the last of them copies the rest of
+    the WAL into the file and removes it."""
+    monkeypatch.setattr(backend, "CHECKPOINT_FRAMES", 40)
+    path = tmp_path / "s.db"
+    items = scans(300)
+    async with SQLiteStore(path) as store:
+        await track(store, items)
+        for n in range(1, 15):
+            await store.commit(step(items, n))
+        assert checkpointer(store).passes > 0
+    assert not has_wal(path)
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0] == 300 * 15
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        db.close()
+
+
+def test_no_checkpointer_without_a_wal_index(tmp_path: Path) -> None:
+    """An in-memory database has no `-shm` file: SQLite keeps its own checkpoints."""
+    db = connect(":memory:")
+    try:
+        assert Checkpointer.attach(db, ":memory:") is None
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    finally:
+        db.close()
