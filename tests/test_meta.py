@@ -289,13 +289,15 @@ def test_adapters_md_says_how_to_add_a_vendor() -> None:
 
 def private_reads(source: str) -> list[str]:
     """Places in `source` that read another object's private attribute (`x._name` where `x` is
-    not `self` or `cls`): one part reaching into another's insides."""
+    not `self` or `cls`): one part reaching into another's insides. An enum's `_value_` and
+    `_name_` are not private: the enum module documents its `_sunder_` names as supported."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if (
             isinstance(node, ast.Attribute)
             and node.attr.startswith("_")
             and not node.attr.startswith("__")
+            and node.attr not in ("_value_", "_name_")
             and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
         ):
             found.append(f"line {node.lineno}: {ast.unparse(node)}")
@@ -308,6 +310,9 @@ def test_the_private_reads_finder_finds_them() -> None:
         "line 2: site._server",
     ]
     assert private_reads("x = self._a\ny = cls._b\nz = type(a).__name__") == []
+    assert private_reads("x = member._value_\ny = member._name_\nz = member._valu") == [
+        "line 3: member._valu"
+    ]
 
 
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))

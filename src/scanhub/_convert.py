@@ -190,7 +190,7 @@ _TIMES = frozenset({"created_at", "started_at", "finished_at", "updated_at"})
 
 
 def _gate_out(gate: Gate) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": gate.kind.value, "verdict": gate.verdict.value}
+    out: dict[str, Any] = {"kind": gate.kind._value_, "verdict": gate.verdict._value_}
     for name in ("stage", "evaluation_id", "explanation", "vendor_decision"):
         value = getattr(gate, name)
         if value is not None:
@@ -204,7 +204,7 @@ def _stored_writer(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
     dispatch (a store writes an item on every transition: about 0.8 µs against 2.0 for the
     loop). What it does with a field follows its declared type; `vendor` is declared `str`
     and holds a `Vendor`, so a field not declared an enum and not holding a `str` goes through
-    `_plain`."""
+    `_plain`. An enum is written as its `_value_` (`value` is a descriptor: twice the cost)."""
     lines = ["def write(item):", "    d = item.__dict__", "    out = {}"]
     for a in attrs.fields(cls):
         name = a.name
@@ -212,7 +212,7 @@ def _stored_writer(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
             continue
         lines.append(f"    v = d[{name!r}]")
         if isinstance(a.type, type) and issubclass(a.type, Enum):  # required: never None
-            lines.append(f"    out[{name!r}] = v.value")
+            lines.append(f"    out[{name!r}] = v._value_")
         elif name == "links":
             lines.append(f"    if v:\n        out[{name!r}] = dict(v)")
         elif name == "gates":
