@@ -613,6 +613,32 @@ class Step:
 LOG_TIME_SLACK = timedelta(minutes=15)
 
 
+_LIFECYCLES = {lc.value: lc for lc in Lifecycle}
+_VERDICTS = {v.value: v for v in Verdict}
+
+
+def stored_row(
+    key: str,
+    lifecycle: str,
+    verdict: str,
+    vendor_status: str,
+    message: str | None,
+    observed_at: datetime | None,
+    last_transition: int | None,
+) -> Row:
+    """A `Row` from the stored text of an item's lifecycle and verdict (a lookup: an enum's
+    call costs several times more; a value this version does not know is the enum's error)."""
+    return Row(
+        key,
+        _LIFECYCLES.get(lifecycle) or Lifecycle(lifecycle),
+        _VERDICTS.get(verdict) or Verdict(verdict),
+        vendor_status,
+        message,
+        observed_at,
+        last_transition,
+    )
+
+
 # The few steps there are, made once (`plan` runs for every observation).
 _UNTRACKED = Step(Outcome.UNTRACKED)
 _TRACKED = Step(Outcome.TRACKED, insert=True)

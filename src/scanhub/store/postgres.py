@@ -48,7 +48,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .._changes import Change, ItemError
 from .._convert import converter
 from .._errors import ConfigError, StoreUnavailable
-from .._model import Lifecycle, Verdict
+from .._model import Lifecycle
 from ._base import (
     LOG_TIME_SLACK,
     ORDERS,
@@ -85,6 +85,7 @@ from ._base import (
     raw_json,
     search_text,
     since_of,
+    stored_row,
     value_text,
 )
 
@@ -1046,15 +1047,8 @@ async def _locked_rows(con: Any, keys: list[str]) -> dict[str, Row]:
         " last_transition FROM items WHERE key = ANY($1::text[]) FOR UPDATE",
         keys,
     ):
-        rows[r["key"]] = Row(
-            r["key"],
-            Lifecycle(r["lifecycle"]),
-            Verdict(r["verdict"]),
-            r["vendor_status"],
-            r["message"],
-            _utc(r["observed_at"]),
-            r["last_transition"],
-        )
+        key, lifecycle, verdict, status, message, observed, last = r
+        rows[key] = stored_row(key, lifecycle, verdict, status, message, _utc(observed), last)
     return rows
 
 

@@ -40,7 +40,7 @@ from typing import Any, Protocol, TypeVar
 from .._changes import ItemError
 from .._convert import converter
 from .._errors import ConfigError, StoreUnavailable
-from .._model import Lifecycle, Verdict
+from .._model import Lifecycle
 from ._base import (
     LOG_TIME_SLACK,
     ORDERS,
@@ -76,6 +76,7 @@ from ._base import (
     raw_json,
     search_text,
     since_of,
+    stored_row,
 )
 
 T = TypeVar("T")
@@ -1312,9 +1313,8 @@ def _commit(
                 f" last_transition, application_name, rid FROM items WHERE key IN ({marks})",
                 chunk,
             ):
-                lifecycle, verdict_ = _LIFECYCLES[lc], _VERDICTS[verdict]
-                rows[key] = Row(key, lifecycle, verdict_, status, message, _dt(observed), last)
-                was[key] = (lifecycle, verdict_, message, name)
+                row = rows[key] = stored_row(key, lc, verdict, status, message, _dt(observed), last)
+                was[key] = (row.lifecycle, row.verdict, message, name)
                 rids[key] = rid
         # Ids are handed out here, under the write lock, so a batch knows them as it goes (an
         # item's second transition in a batch points at its first). Never reused, as
@@ -1409,11 +1409,6 @@ def _append_log(
         db.execute(_LOG_INSERT_MANY, list(chain.from_iterable(logged[start : start + _LOG_ROWS])))
     if whole < len(logged):
         db.executemany(_LOG_INSERT_ONE, logged[whole:])
-
-
-#: Lifecycles and verdicts by their stored text (an enum's call is slower than a lookup).
-_LIFECYCLES = {lc.value: lc for lc in Lifecycle}
-_VERDICTS = {v.value: v for v in Verdict}
 
 
 def _update_states(
