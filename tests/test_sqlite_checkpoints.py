@@ -9,6 +9,8 @@ import asyncio
 import logging
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -179,6 +181,45 @@ async def test_closing_leaves_the_file_whole_and_no_wal(
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         db.close()
+
+
+CHILD = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+db.execute("UPDATE items SET message = 'written by another process'")
+print(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+"""
+
+
+async def test_closing_a_store_keeps_the_locks_of_its_process_s_other_connections(
+    tmp_path: Path,
+) -> None:
+    """Closing a store leaves the WAL locks of the other connections of its process in place
+    (POSIX drops every lock a process holds on a file when it closes any descriptor of that
+    file, the `-shm` file's too): another process cannot empty the WAL under their reader."""
+    path = tmp_path / "s.db"
+    items = scans(50)
+    reader = connect(path)
+    try:
+        async with SQLiteStore(path) as store:
+            await track(store, items)
+            await store.commit(step(items, 1))  # in the WAL: the reader's snapshot reads it there
+            reader.execute("BEGIN")
+            seen = "SELECT COUNT(*) FROM items WHERE vendor_status = 'step-1'"
+            assert reader.execute(seen).fetchone() == (50,)
+        child = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", CHILD, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == "1"  # busy: this process still reads the WAL
+        assert reader.execute(seen).fetchone() == (50,)  # (was: disk I/O error)
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
 
 
 def test_no_checkpointer_without_a_wal_index(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ import logging
 import os
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
@@ -1119,9 +1120,8 @@ class Checkpointer:
         in-memory database, another VFS), and SQLite checkpoints as it always does."""
         if path == ":memory:" or not hasattr(os, "pread"):
             return None
-        try:
-            shm = os.open(path + "-shm", os.O_RDONLY)
-        except OSError:
+        shm = _wal_index(path + "-shm")
+        if shm is None:
             return None
         checkpointer = cls(path, shm)
         if checkpointer.position() is None:
@@ -1200,7 +1200,46 @@ class Checkpointer:
 
         self._thread.submit(shut).result()
         self._thread.shutdown(wait=True)
-        os.close(self._shm)
+        # The WAL index's descriptor stays open (`_wal_index`).
+
+
+#: The WAL indexes (`-shm` files) that checkpointers read, by device and inode: each open once,
+#: and closed only once its file is removed. Closing a descriptor of a file drops every POSIX
+#: lock the process holds on that file, whichever descriptor took it: SQLite's locks on the
+#: `-shm` file, of every connection of this process to the database (its readers' marks, its
+#: writer's lock, the lock that says the index is in use), and another process could then
+#: empty the WAL under a reader here, write beside a writer, or rebuild the index in use.
+#: SQLite removes the file when the last connection to the database closes (and only then:
+#: each connection holds a lock on the database that forbids it), so a removed file is no
+#: connection's any more, and its descriptor can be closed.
+_WAL_INDEXES: dict[tuple[int, int], int] = {}
+_WAL_INDEXES_LOCK = threading.Lock()
+
+
+def _wal_index(name: str) -> int | None:
+    """A descriptor of the WAL index `name`, open for as long as the file is there; None when
+    there is none."""
+    with _WAL_INDEXES_LOCK:
+        for known, fd in list(_WAL_INDEXES.items()):
+            if os.fstat(fd).st_nlink == 0:
+                del _WAL_INDEXES[known]
+                os.close(fd)
+        try:
+            found = os.stat(name)
+        except OSError:
+            return None
+        known_fd = _WAL_INDEXES.get((found.st_dev, found.st_ino))
+        if known_fd is not None:
+            return known_fd
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except OSError:
+            return None
+        opened = os.fstat(fd)
+        # (Were the file replaced between the two calls, a descriptor this replaces is left
+        # open, never closed.)
+        _WAL_INDEXES[opened.st_dev, opened.st_ino] = fd
+        return fd
 
 
 class RowCache:
