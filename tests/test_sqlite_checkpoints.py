@@ -220,6 +220,28 @@ async def test_commits_landing_during_a_pass_are_copied_without_another_write(
         assert frames - copied < 40
 
 
+async def test_checkpoints_stay_on_the_store_s_file_after_a_change_of_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store opened by a relative path: its thread's connection (opened at the first pass)
+    is to the store's file though the process has changed its working directory since (not an
+    empty database created there, on which a checkpoint fails and turns the thread off)."""
+    monkeypatch.setattr(backend, "CHECKPOINT_FRAMES", 40)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    items = scans(200)
+    async with SQLiteStore("s.db") as store:
+        monkeypatch.chdir(tmp_path / "b")
+        await track(store, items)  # more than 40 frames: a pass
+        running = checkpointer(store)._running
+        assert running is not None
+        assert await asyncio.wrap_future(running)  # it did not fail
+        assert checkpointer(store).passes > 0
+    assert not (tmp_path / "b" / "s.db").exists()
+    assert (tmp_path / "a" / "s.db").exists()
+
+
 CHILD = """
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)

@@ -1125,6 +1125,7 @@ class Checkpointer:
         in-memory database, another VFS), and SQLite checkpoints as it always does."""
         if path == ":memory:" or not hasattr(os, "pread"):
             return None
+        path = os.path.abspath(path)  # the thread opens it later: from another directory maybe
         shm = _wal_index(path + "-shm")
         if shm is None:
             return None
