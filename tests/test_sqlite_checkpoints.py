@@ -242,6 +242,33 @@ async def test_checkpoints_stay_on_the_store_s_file_after_a_change_of_directory(
     assert (tmp_path / "a" / "s.db").exists()
 
 
+async def test_an_index_that_does_not_move_does_not_keep_the_thread_passing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the index read not the one of the WAL the thread copies (a stale `-shm` file by
+    the database, SQLite's own elsewhere), its frames never copied: the thread stops after a
+    pass that moved nothing in it, instead of passing for ever."""
+    monkeypatch.setattr(backend, "CHECKPOINT_FRAMES", 40)
+    passes = 0
+    real = Checkpointer._checkpoint
+
+    def counted(self: Checkpointer) -> bool | None:
+        nonlocal passes
+        passes += 1
+        if passes == 100:
+            self._halt.set()  # (else this test would not end)
+        return real(self)
+
+    monkeypatch.setattr(Checkpointer, "_checkpoint", counted)
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        monkeypatch.setattr(checkpointer(store), "position", lambda: (1000, 0))
+        await track(store, scans(10))  # a write, after which 1,000 frames are not copied
+        running = checkpointer(store)._running
+        assert running is not None
+        assert await asyncio.wrap_future(running)
+    assert passes == 1
+
+
 CHILD = """
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)

@@ -1184,13 +1184,15 @@ class Checkpointer:
     def _work(self) -> bool:
         """On this thread: passes until less than `CHECKPOINT_FRAMES` are left to copy, a reader
         (or another checkpoint) holds the rest, or the store's thread asks it to stop; False
-        if a pass failed."""
+        if a pass failed. A whole pass that moved nothing in the index read (not the index of
+        the WAL copied, then) ends it too."""
         while True:
+            before = self.position()
             whole = self._checkpoint()
             if whole is None:
                 return False
             at = self.position()
-            if not whole or self._halt.is_set() or at is None:
+            if not whole or self._halt.is_set() or at is None or at == before:
                 return True
             if at[0] - at[1] < CHECKPOINT_FRAMES:
                 return True
