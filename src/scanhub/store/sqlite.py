@@ -30,6 +30,7 @@ import logging
 import os
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
@@ -1086,19 +1087,22 @@ class Checkpointer:
     frames: in a stream of commits, a fifth of their time, and each such commit two to four
     times as long as the others (SQLite's documentation suggests a checkpoint thread for
     this). The checkpoints are as frequent as SQLite's (every `CHECKPOINT_FRAMES` frames), so
-    a power loss can take no more than before under `synchronous=NORMAL`, and SIGKILL loses
-    nothing committed, as before: a commit is in the WAL when it returns.
+    under `synchronous=NORMAL` (the WAL synced when it is copied) a power loss can take what it
+    could before, and what is committed while a pass is under way (SQLite syncs in the commit
+    that crosses the mark, this thread just after it). SIGKILL loses nothing committed, as
+    before: a commit is in the WAL when it returns.
 
     Where the WAL stands is read from its index, the `-shm` file, whose header SQLite documents
     for its unix and windows VFSes ("WAL-mode File Format"): the frames written (`mxFrame`,
-    bytes 16-19) and those copied (`nBackfill`, bytes 96-99). The WAL starts over only when a
-    write begins with all of it copied; under a stream of commits this thread copies up to
-    the last commit as it starts, and more have come by the time it ends. So once the WAL
-    holds `WAL_LIMIT_FRAMES` and this thread is idle, the store's thread copies the rest
-    itself after a write (what came during this thread's last pass), and the next write starts
-    the WAL over: the WAL holds at most that limit, what one pass lets in and one write. If a
-    checkpoint on this thread fails, SQLite's own checkpoints are turned back on (logged
-    once)."""
+    bytes 16-19) and those copied (`nBackfill`, bytes 96-99). A pass copies the WAL as it
+    stood when the pass began; this thread passes again while what came meanwhile is
+    `CHECKPOINT_FRAMES` or more (else, with no write after it, that would wait unsynced). The
+    WAL starts over only when a write begins with all of it copied, which a thread copying
+    behind a stream of commits never quite reaches: once the WAL holds `WAL_LIMIT_FRAMES`, the
+    store's thread waits for this thread's pass to end (it stops there), copies the rest
+    itself, and the next write starts the WAL over: the WAL holds at most that limit and one
+    write. If a checkpoint on this thread fails, SQLite's own checkpoints are turned back on
+    (logged once)."""
 
     def __init__(self, path: str, shm: int) -> None:
         self.path = path
@@ -1108,6 +1112,8 @@ class Checkpointer:
         )
         self._db: sqlite3.Connection | None = None
         self._running: concurrent.futures.Future[bool] | None = None
+        #: Set by the store's thread: this thread stops after its pass (`_work`).
+        self._halt = threading.Event()
         self._off = False
         #: Checkpoints run on this thread, and by the store's after a write.
         self.passes = 0
@@ -1120,9 +1126,9 @@ class Checkpointer:
         in-memory database, another VFS), and SQLite checkpoints as it always does."""
         if path == ":memory:" or not hasattr(os, "pread"):
             return None
-        try:
-            shm = os.open(path + "-shm", os.O_RDONLY)
-        except OSError:
+        path = os.path.abspath(path)  # the thread opens it later: from another directory maybe
+        shm = _wal_index(path + "-shm")
+        if shm is None:
             return None
         checkpointer = cls(path, shm)
         if checkpointer.position() is None:
@@ -1149,9 +1155,16 @@ class Checkpointer:
         running = self._running
         if running is not None:
             if not running.done():
-                return
+                at = self.position()
+                if at is None or at[0] < WAL_LIMIT_FRAMES:
+                    return  # the thread copies this write too before it stops
+                self._halt.set()  # past the limit: its pass ends, and this thread copies the rest
+            try:
+                worked = running.result()
+            finally:
+                self._halt.clear()
             self._running = None
-            if not running.result():
+            if not worked:
                 self._off = True
                 db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_FRAMES}")
                 return
@@ -1167,16 +1180,36 @@ class Checkpointer:
                 return
             self.inline += 1
         elif frames - copied >= CHECKPOINT_FRAMES:
-            self._running = self._thread.submit(self._checkpoint)
+            self._running = self._thread.submit(self._work)
 
-    def _checkpoint(self) -> bool:
+    def _work(self) -> bool:
+        """On this thread: passes until less than `CHECKPOINT_FRAMES` are left to copy, a reader
+        (or another checkpoint) holds the rest, or the store's thread asks it to stop; False
+        if a pass failed. A whole pass that moved nothing in the index read (not the index of
+        the WAL copied, then) ends it too."""
+        while True:
+            before = self.position()
+            whole = self._checkpoint()
+            if whole is None:
+                return False
+            at = self.position()
+            if not whole or self._halt.is_set() or at is None or at == before:
+                return True
+            if at[0] - at[1] < CHECKPOINT_FRAMES:
+                return True
+
+    def _checkpoint(self) -> bool | None:
+        """One pass: True if it copied the whole WAL as it stood, False if a reader or another
+        checkpoint held some of it back, None if it failed."""
         try:
             if self._db is None:
                 self._db = sqlite3.connect(
                     self.path, timeout=30, isolation_level=None, check_same_thread=False
                 )
                 self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames < 0:  # not in WAL mode: not the store's database
+                raise sqlite3.OperationalError(f"{self.path} has no WAL")
         except sqlite3.Error as exc:
             log.warning(
                 "%s: a checkpoint on its own thread failed (%s); commits checkpoint the WAL"
@@ -1184,12 +1217,13 @@ class Checkpointer:
                 self.path,
                 exc,
             )
-            return False
+            return None
         self.passes += 1
-        return True
+        return not busy and copied == frames
 
     def close(self) -> None:
         """Wait for a checkpoint under way, and close this thread's connection."""
+        self._halt.set()
         if self._running is not None:
             self._running.result()
             self._running = None
@@ -1201,7 +1235,46 @@ class Checkpointer:
 
         self._thread.submit(shut).result()
         self._thread.shutdown(wait=True)
-        os.close(self._shm)
+        # The WAL index's descriptor stays open (`_wal_index`).
+
+
+#: The WAL indexes (`-shm` files) that checkpointers read, by device and inode: each open once,
+#: and closed only once its file is removed. Closing a descriptor of a file drops every POSIX
+#: lock the process holds on that file, whichever descriptor took it: SQLite's locks on the
+#: `-shm` file, of every connection of this process to the database (its readers' marks, its
+#: writer's lock, the lock that says the index is in use), and another process could then
+#: empty the WAL under a reader here, write beside a writer, or rebuild the index in use.
+#: SQLite removes the file when the last connection to the database closes (and only then:
+#: each connection holds a lock on the database that forbids it), so a removed file is no
+#: connection's any more, and its descriptor can be closed.
+_WAL_INDEXES: dict[tuple[int, int], int] = {}
+_WAL_INDEXES_LOCK = threading.Lock()
+
+
+def _wal_index(name: str) -> int | None:
+    """A descriptor of the WAL index `name`, open for as long as the file is there; None when
+    there is none."""
+    with _WAL_INDEXES_LOCK:
+        for known, fd in list(_WAL_INDEXES.items()):
+            if os.fstat(fd).st_nlink == 0:
+                del _WAL_INDEXES[known]
+                os.close(fd)
+        try:
+            found = os.stat(name)
+        except OSError:
+            return None
+        known_fd = _WAL_INDEXES.get((found.st_dev, found.st_ino))
+        if known_fd is not None:
+            return known_fd
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except OSError:
+            return None
+        opened = os.fstat(fd)
+        # (Were the file replaced between the two calls, a descriptor this replaces is left
+        # open, never closed.)
+        _WAL_INDEXES[opened.st_dev, opened.st_ino] = fd
+        return fd
 
 
 class RowCache:
