@@ -69,8 +69,8 @@ async def test_where_the_wal_stands_is_read_as_sqlite_reports_it(tmp_path: Path)
         await store.commit(step(items, 1))
         frames, copied = checkpointer(store).position() or (0, 0)
         assert frames > copied  # written, not yet in the file (under CHECKPOINT_FRAMES)
-        # A checkpoint that cannot copy anything (TRUNCATE would; PASSIVE copies all here)
-        # answers (busy, frames in the WAL, frames copied).
+        # SQLite's own answer: (busy, frames in the WAL, frames copied); with no reader
+        # holding frames back, a PASSIVE checkpoint copies them all.
         busy, log, done = await store._run(
             lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         )

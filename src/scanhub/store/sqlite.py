@@ -529,12 +529,12 @@ class SQLiteStore(Store):
             return
 
         def shut(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA optimize")  # first: if it fails, the store is as it was
             # The checkpointer's connection too (after a checkpoint under way): the last of
             # the two to close copies what is left of the WAL into the file and removes it.
             if self._checkpoints is not None:
                 self._checkpoints.close()
                 self._checkpoints = None
-            db.execute("PRAGMA optimize")
             db.close()
             self._rows.clear()
 
