@@ -1717,3 +1717,21 @@ async def test_times_in_a_zone_are_judged_by_their_instant_on_every_backend(
     assert stored is not None and stored.item.lifecycle is Lifecycle.SUCCEEDED
     assert stored.last_observed is not None
     assert stored.last_observed.timestamp() == later.timestamp()  # the same instant
+
+
+async def test_sqlite_a_stored_lifecycle_this_version_does_not_know_is_a_value_error(
+    tmp_path: Path,
+) -> None:
+    """A row written by a newer scanhub (a lifecycle this one does not know) is refused with
+    the enum's own error naming the value, never a KeyError."""
+    x = scan("x")
+    path = tmp_path / "s.db"
+    async with SQLiteStore(path) as store:
+        await store.commit([seen(x, 0, "track")])
+    db = connect(path)
+    db.execute("UPDATE items SET lifecycle = 'paused' WHERE key = ?", (x.key,))
+    db.close()
+    async with SQLiteStore(path) as store:
+        with pytest.raises(ValueError, match="paused") as caught:
+            await store.commit([seen(scan("x", Lifecycle.SUCCEEDED), 1)])
+    assert not isinstance(caught.value, KeyError)

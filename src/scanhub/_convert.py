@@ -269,9 +269,13 @@ def _member_reader(enum: type[Enum]) -> Callable[[Any], Any]:
     return read
 
 
+#: A lifecycle and a verdict from their stored text (the stores read their rows with these).
+read_lifecycle = _member_reader(Lifecycle)
+read_verdict = _member_reader(Verdict)
+
 _READERS: dict[str, Callable[[Any], Any]] = {
-    "lifecycle": _member_reader(Lifecycle),
-    "verdict": _member_reader(Verdict),
+    "lifecycle": read_lifecycle,
+    "verdict": read_verdict,
     "links": dict,
     "findings": lambda v: FindingCounts(**v),
     "gates": lambda v: tuple(_gate_in(g) for g in v),

@@ -28,7 +28,7 @@ from typing import Any
 from attrs import define, frozen
 
 from .._changes import Change, ItemError, is_placeholder, significant, supersedes
-from .._convert import compact_json, item_from_stored, item_to_stored
+from .._convert import compact_json, item_from_stored, item_to_stored, read_lifecycle, read_verdict
 from .._model import Item, Lifecycle, Verdict
 from .._sansio import loads
 
@@ -613,10 +613,6 @@ class Step:
 LOG_TIME_SLACK = timedelta(minutes=15)
 
 
-_LIFECYCLES = {lc.value: lc for lc in Lifecycle}
-_VERDICTS = {v.value: v for v in Verdict}
-
-
 def stored_row(
     key: str,
     lifecycle: str,
@@ -626,12 +622,13 @@ def stored_row(
     observed_at: datetime | None,
     last_transition: int | None,
 ) -> Row:
-    """A `Row` from the stored text of an item's lifecycle and verdict (a lookup: an enum's
-    call costs several times more; a value this version does not know is the enum's error)."""
+    """A `Row` from the stored text of an item's lifecycle and verdict (read as the stored
+    items' are, `read_lifecycle`: a lookup, an enum's call costs several times more; a value
+    this version does not know is the enum's own error)."""
     return Row(
         key,
-        _LIFECYCLES.get(lifecycle) or Lifecycle(lifecycle),
-        _VERDICTS.get(verdict) or Verdict(verdict),
+        read_lifecycle(lifecycle),
+        read_verdict(verdict),
         vendor_status,
         message,
         observed_at,
