@@ -19,9 +19,12 @@ from hypothesis import strategies as st
 from scanhub import (
     AuthenticationError,
     BadRequestError,
+    FindingCounts,
     NotFoundError,
     PayloadError,
+    Scan,
     ScanhubError,
+    Vendor,
 )
 from scanhub._sansio import _parse_time_general
 from scanhub.sansio import (
@@ -31,11 +34,14 @@ from scanhub.sansio import (
     as_object,
     decode_json,
     fail,
+    map_value,
+    opt_int,
     opt_str,
     raise_for_status,
     req_str,
     where,
 )
+from scanhub.vendors.appsecplus import sansio as asp
 from scanhub.vendors.dependencytrack import sansio as dt
 from scanhub.vendors.threadfix import sansio as tf
 
@@ -361,3 +367,124 @@ def test_apptrust_gate_has_nothing_its_inline_build_would_skip() -> None:
     assert [list(vars(g).items()) for g in gates] == [list(vars(g).items()) for g in built]
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         gates[0].stage = "PROD"  # type: ignore[misc]
+
+
+# --- AppSec+: parse_list and parse_scan ---------------------------------------------------------
+
+
+def _asp_scan_oracle(obj: dict[str, Any], at: Where, resp: Response, base_url: str) -> Any:
+    """AppSec+'s `_scan` before its fast path, every field through the checked readers."""
+    summary = obj.get("summary")
+    findings = None
+    if isinstance(summary, dict):
+        critical, high, medium, low = (
+            opt_int(summary, "critical") or 0,
+            opt_int(summary, "high") or 0,
+            opt_int(summary, "medium") or 0,
+            opt_int(summary, "low") or 0,
+        )
+        total = opt_int(summary, "totalFindings")
+        findings = FindingCounts(
+            critical,
+            high,
+            medium,
+            low,
+            total if total is not None else critical + high + medium + low,
+        )
+    raw_status = opt_str(obj, "status")
+    scan_id = req_str(obj, at, "id", resp=resp)
+    completed = _parse_time_general(obj.get("completedAt"))
+    return Scan(
+        vendor=Vendor.APPSECPLUS,
+        source=at.source,
+        id=scan_id,
+        application_id=opt_str(obj, "applicationId") or "",
+        lifecycle=map_value(asp.STATUS_MAP, raw_status.lower() if raw_status else None, asp.VENDOR),
+        vendor_status=raw_status or "",
+        message=opt_str(obj, "message", "error", "errorMessage"),
+        links={"self": asp._scan_url(base_url, scan_id)} if base_url else {},
+        started_at=_parse_time_general(obj.get("startedAt")),
+        finished_at=completed,
+        updated_at=completed,
+        scan_type=opt_str(obj, "scanType"),
+        triggered_by=opt_str(obj, "triggeredBy"),
+        findings=findings,
+        raw=obj,
+    )
+
+
+def _asp_list_oracle(resp: Response, *, source: str, base_url: str = "") -> list[Scan]:
+    at = where(asp.VENDOR, source, resp)
+    asp._check(resp, at)
+    items = as_list(decode_json(resp, at), at, "the response", resp)
+    return [_asp_scan_oracle(as_object(i, at, "a scan", resp), at, resp, base_url) for i in items]
+
+
+counts = st.integers(min_value=0, max_value=10**6) | odd
+asp_scan = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.sampled_from(["scan-001", "a/b", ""]) | odd,
+        "applicationId": st.sampled_from(["webshop", ""]) | odd,
+        "scanType": st.sampled_from(asp.SCAN_TYPES) | odd,
+        "status": st.sampled_from([*asp.STATUS_MAP, "COMPLETED", "paused"]) | odd,
+        "triggeredBy": st.text(max_size=5) | odd,
+        "startedAt": iso | millis | odd,
+        "completedAt": iso | millis | odd,
+        "message": st.text(max_size=5) | odd,
+        "error": st.text(max_size=5) | odd,
+        "summary": st.fixed_dictionaries(
+            {},
+            optional=dict.fromkeys(("totalFindings", "critical", "high", "medium", "low"), counts),
+        )
+        | odd,
+    },
+)
+# The service's shape: every field, of its documented type.
+asp_usual = st.builds(
+    lambda i, s, t, a, c, n: {
+        "id": f"scan-{i}",
+        "applicationId": "webshop",
+        "scanType": t,
+        "status": s,
+        "triggeredBy": "ci",
+        "startedAt": a,
+        "completedAt": c,
+        "summary": {
+            "totalFindings": sum(n),
+            "critical": n[0],
+            "high": n[1],
+            "medium": n[2],
+            "low": n[3],
+        },
+    },
+    st.integers(min_value=0, max_value=999),
+    st.sampled_from(sorted(asp.STATUS_MAP)),
+    st.sampled_from(asp.SCAN_TYPES),
+    iso,
+    iso,
+    st.tuples(*[st.integers(min_value=0, max_value=50)] * 4),
+)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.lists(asp_usual | asp_scan | odd, max_size=4) | odd,
+    base=st.sampled_from(["", "http://h"]),
+)
+def test_appsecplus_parse_list_equals_its_oracle(body: Any, base: str) -> None:
+    resp = _answer(body)
+    assert outcome(lambda r: asp.parse_list(r, source="s", base_url=base), resp) == outcome(
+        lambda r: _asp_list_oracle(r, source="s", base_url=base), resp
+    )
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=asp_usual | asp_scan, status=st.sampled_from([200, 201]))
+def test_appsecplus_parse_scan_equals_its_oracle(body: Any, status: int) -> None:
+    resp = _answer(body, status)
+    at = where(asp.VENDOR, "s", resp)
+    assert outcome(lambda r: asp.parse_scan(r, source="s", base_url="http://h"), resp) == outcome(
+        lambda r: _asp_scan_oracle(json.loads(r.body), at, r, "http://h"),
+        resp,
+    )

@@ -43,6 +43,7 @@ from scanhub.sansio import (
     where,
 )
 from scanhub.vendors import (
+    NO_LINKS,
     BadRequestError,
     Gate,
     GateKind,
@@ -522,25 +523,35 @@ def promotion_from_record(
     evaluations = get("evaluations")
     gates = _gates(evaluations) if evaluations else ()
     by = get("promoted_by") or get("created_by")
-    return Promotion(
-        vendor=Vendor.APPTRUST,
-        source=at.source,
-        id=str(millis),
-        application_id=app,
-        lifecycle=lifecycle,
-        vendor_status=raw_status,
-        verdict=Verdict.worst([g.verdict for g in gates]) if gates else Verdict.NONE,
-        message=_message(rec)
+    return Promotion(  # by position (a record of every page is built here): _Tracked's fields
+        _VENDOR,
+        at.source,
+        str(millis),
+        app,
+        lifecycle,
+        raw_status,
+        Verdict.worst([g.verdict for g in gates]) if gates else _NO_VERDICT,
+        _message(rec)
         if ("message" in rec or "messages" in rec or "error_message" in rec)
         else None,
-        created_at=created,
-        version=ver,
-        source_stage=_text(get("source_stage")),
-        target_stage=_text(get("target_stage")),
-        promoted_by=by if type(by) is str else opt_str(rec, "promoted_by", "created_by"),
-        gates=gates,
-        raw=rec,
+        NO_LINKS,
+        created,  # created_at
+        None,  # started_at
+        None,  # finished_at
+        None,  # updated_at
+        None,  # application_name
+        ver,  # then Promotion's own: version
+        _text(get("source_stage")),
+        _text(get("target_stage")),
+        by if type(by) is str else opt_str(rec, "promoted_by", "created_by"),
+        gates,
+        None,  # scan_id
+        rec,
     )
+
+
+_VENDOR = Vendor.APPTRUST
+_NO_VERDICT = Verdict.NONE
 
 
 def _text(value: Any) -> str | None:
