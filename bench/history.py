@@ -700,6 +700,23 @@ def interleaved(fns: list[Callable[[], Any]], budget: float, rounds: int) -> lis
     return out
 
 
+def yardstick() -> float:
+    """The machine's speed at this moment: µs for `json.loads` of IQ's status answer (the body
+    of normalization's first row), the median of 11 batches of 0.05 s. This shared machine's
+    speed moves by 2x and more over hours, with no steal time to show for it; every CPU and
+    rate figure of a run moves with it, so the run measures it at its start and its end."""
+    body = normalization_cases()["iq"][0]
+    rounds = []
+    for _ in range(11):
+        n, t0 = 0, time.process_time()
+        while (spent := time.process_time() - t0) < 0.05:
+            for _ in range(100):
+                json.loads(body)
+            n += 100
+        rounds.append(spent / n * 1e6)
+    return statistics.median(rounds)
+
+
 def bench_normalize(budget: float, rounds: int) -> dict[str, Any]:
     from bench.run import normalization_bodies
     from scanhub.sansio import Response, _common
@@ -1113,6 +1130,14 @@ def report(r: dict[str, Any]) -> str:
         "PostgreSQL cluster it starts as other work). Reproduce: `python -m bench.history` "
         f"({r['wall']:.0f} s here, states cached); `--quick` is the smoke run.",
     ]
+    if "yardstick_before" in r:
+        lines += [
+            "",
+            "The machine's speed (`yardstick`: `json.loads` of IQ's status answer, the first "
+            f"normalization row's body): {r['yardstick_before']:.2f} µs at the start of the run, "
+            f"{r.get('yardstick_after', float('nan')):.2f} µs at its end. Every CPU and rate "
+            "figure below moves with it; compare runs at the same speed.",
+        ]
     if r["quick"]:
         lines += ["", "**A --quick smoke run: tiny sizes, the figures mean nothing.**"]
     lines += [
@@ -1375,6 +1400,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": q,
         "load_before": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "yardstick_before": yardstick(),
     }
     workdir = Path(tempfile.mkdtemp(prefix="scanhub-h19-run-"))
     # The farm behind the service: one process per AppSec+ source, seeded for the largest
@@ -1415,6 +1441,7 @@ def main(argv: list[str] | None = None) -> int:
     results["wall"] = time.perf_counter() - started
     results["foreign_cores"] = (machine_busy() - busy0 - (own_cpu() - own0)) / results["wall"]
     results["load_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    results["yardstick_after"] = yardstick()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     text = report(results) + notes
