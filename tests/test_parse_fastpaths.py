@@ -22,10 +22,12 @@ from scanhub import (
     FindingCounts,
     NotFoundError,
     PayloadError,
+    Promotion,
     Scan,
     ScanhubError,
     Vendor,
 )
+from scanhub._model import NO_LINKS
 from scanhub._sansio import _parse_time_general
 from scanhub.sansio import (
     Response,
@@ -60,7 +62,11 @@ def outcome(parse: Callable[[Response], Any], resp: Response) -> tuple[Any, ...]
 def _fields(item: Any) -> tuple[Any, ...]:
     values = attrs.astuple(item, recurse=False)
     zones = tuple(id(v.tzinfo) for v in values if isinstance(v, datetime))
-    return (type(item), values, zones, getattr(item, "raw", None))
+    # The types too: `==` holds 3 == 3.0 == True, and a count must stay an int.
+    kinds = tuple(
+        (type(v), tuple(map(type, attrs.astuple(v))) if attrs.has(type(v)) else ()) for v in values
+    )
+    return (type(item), values, zones, kinds, getattr(item, "raw", None))
 
 
 # --- Values a field may hold: what servers send, and what they should not -------------------
@@ -402,7 +408,7 @@ def _asp_scan_oracle(obj: dict[str, Any], at: Where, resp: Response, base_url: s
         lifecycle=map_value(asp.STATUS_MAP, raw_status.lower() if raw_status else None, asp.VENDOR),
         vendor_status=raw_status or "",
         message=opt_str(obj, "message", "error", "errorMessage"),
-        links={"self": asp._scan_url(base_url, scan_id)} if base_url else {},
+        links={"self": asp._scan_url(base_url, scan_id)} if base_url else NO_LINKS,
         started_at=_parse_time_general(obj.get("startedAt")),
         finished_at=completed,
         updated_at=completed,
@@ -488,3 +494,25 @@ def test_appsecplus_parse_scan_equals_its_oracle(body: Any, status: int) -> None
         lambda r: _asp_scan_oracle(json.loads(r.body), at, r, "http://h"),
         resp,
     )
+
+
+def test_the_positional_builds_match_the_models_field_order() -> None:
+    # AppSec+'s `_scan` and AppTrust's `promotion_from_record` build Scan and Promotion by
+    # position: a field added or moved in the model must be seen there too.
+    tracked = [
+        "vendor", "source", "id", "application_id", "lifecycle", "vendor_status", "verdict",
+        "message", "links", "created_at", "started_at", "finished_at", "updated_at",
+        "application_name",
+    ]  # fmt: skip
+    assert [f.name for f in attrs.fields(Scan)] == [
+        *tracked,
+        "scan_type",
+        "triggered_by",
+        "findings",
+        "final_scan_id",
+        "raw",
+    ]
+    assert [f.name for f in attrs.fields(Promotion)] == [
+        *tracked, "version", "source_stage", "target_stage", "promoted_by", "gates", "scan_id",
+        "raw",
+    ]  # fmt: skip
