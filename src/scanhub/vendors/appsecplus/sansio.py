@@ -195,7 +195,7 @@ def _scan(obj: dict[str, Any], at: Where, resp: Response, base_url: str) -> Scan
         raw_status = opt_str(obj, "status")
     summary = get("summary")
     findings = None
-    if type(summary) is dict or isinstance(summary, dict):
+    if isinstance(summary, dict):
         sget = summary.get
         critical, high, medium, low = sget("critical"), sget("high"), sget("medium"), sget("low")
         total = sget("totalFindings")
@@ -222,13 +222,13 @@ def _scan(obj: dict[str, Any], at: Where, resp: Response, base_url: str) -> Scan
     completed = parse_time(get("completedAt"))
     app, scan_type, by = get("applicationId"), get("scanType"), get("triggeredBy")
     return Scan(
-        _VENDOR,
+        Vendor.APPSECPLUS,
         at.source,
         scan_id,
         app if type(app) is str else opt_str(obj, "applicationId") or "",
         lifecycle,
         raw_status or "",
-        _NO_VERDICT,
+        Verdict.NONE,
         opt_str(obj, "message", "error", "errorMessage")
         if ("message" in obj or "error" in obj or "errorMessage" in obj)
         else None,
@@ -244,7 +244,3 @@ def _scan(obj: dict[str, Any], at: Where, resp: Response, base_url: str) -> Scan
         None,  # final_scan_id
         obj,
     )
-
-
-_VENDOR = Vendor.APPSECPLUS
-_NO_VERDICT = Verdict.NONE

@@ -524,13 +524,13 @@ def promotion_from_record(
     gates = _gates(evaluations) if evaluations else ()
     by = get("promoted_by") or get("created_by")
     return Promotion(  # by position (a record of every page is built here): _Tracked's fields
-        _VENDOR,
+        Vendor.APPTRUST,
         at.source,
         str(millis),
         app,
         lifecycle,
         raw_status,
-        Verdict.worst([g.verdict for g in gates]) if gates else _NO_VERDICT,
+        Verdict.worst([g.verdict for g in gates]) if gates else Verdict.NONE,
         _message(rec)
         if ("message" in rec or "messages" in rec or "error_message" in rec)
         else None,
@@ -548,10 +548,6 @@ def promotion_from_record(
         None,  # scan_id
         rec,
     )
-
-
-_VENDOR = Vendor.APPTRUST
-_NO_VERDICT = Verdict.NONE
 
 
 def _text(value: Any) -> str | None:
