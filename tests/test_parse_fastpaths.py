@@ -446,17 +446,20 @@ asp_scan = st.fixed_dictionaries(
         | odd,
     },
 )
-# The service's shape: every field, of its documented type.
+# The service's shape (seed 003's samples): every field of its documented type; a scan not yet
+# started or finished has null times and a null summary, as the sample of a queued scan does.
 asp_usual = st.builds(
     lambda i, s, t, a, c, n: {
-        "id": f"scan-{i}",
-        "applicationId": "webshop",
+        "id": f"scan-{i:03d}",
+        "applicationId": "app-12345",
         "scanType": t,
         "status": s,
-        "triggeredBy": "ci",
+        "triggeredBy": "ci-pipeline",
         "startedAt": a,
         "completedAt": c,
-        "summary": {
+        "summary": None
+        if n is None
+        else {
             "totalFindings": sum(n),
             "critical": n[0],
             "high": n[1],
@@ -467,9 +470,9 @@ asp_usual = st.builds(
     st.integers(min_value=0, max_value=999),
     st.sampled_from(sorted(asp.STATUS_MAP)),
     st.sampled_from(asp.SCAN_TYPES),
-    iso,
-    iso,
-    st.tuples(*[st.integers(min_value=0, max_value=50)] * 4),
+    st.none() | iso,
+    st.none() | iso,
+    st.none() | st.tuples(*[st.integers(min_value=0, max_value=50)] * 4),
 )
 
 

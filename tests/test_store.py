@@ -1723,7 +1723,7 @@ async def test_sqlite_a_stored_lifecycle_this_version_does_not_know_is_a_value_e
     tmp_path: Path,
 ) -> None:
     """A row written by a newer scanhub (a lifecycle this one does not know) is refused with
-    the enum's own error naming the value, never a KeyError."""
+    the enum's own error naming the value (a KeyError, as before, is not a ValueError)."""
     x = scan("x")
     path = tmp_path / "s.db"
     async with SQLiteStore(path) as store:
@@ -1732,6 +1732,5 @@ async def test_sqlite_a_stored_lifecycle_this_version_does_not_know_is_a_value_e
     db.execute("UPDATE items SET lifecycle = 'paused' WHERE key = ?", (x.key,))
     db.close()
     async with SQLiteStore(path) as store:
-        with pytest.raises(ValueError, match="paused") as caught:
+        with pytest.raises(ValueError, match="paused"):
             await store.commit([seen(scan("x", Lifecycle.SUCCEEDED), 1)])
-    assert not isinstance(caught.value, KeyError)
