@@ -426,7 +426,11 @@ def _asp_list_oracle(resp: Response, *, source: str, base_url: str = "") -> list
     return [_asp_scan_oracle(as_object(i, at, "a scan", resp), at, resp, base_url) for i in items]
 
 
-counts = st.integers(min_value=0, max_value=10**6) | odd
+# A count as the service sends it (an int), in the other shapes `opt_int` reads as one (digit
+# strings, integral floats) or refuses (bools), and odd: the fast path must hand each of these to
+# the checked reader, field by field.
+_count = st.integers(min_value=0, max_value=10**6)
+counts = _count | _count.map(str) | _count.map(float) | st.booleans() | odd
 asp_scan = st.fixed_dictionaries(
     {},
     optional={
@@ -497,6 +501,45 @@ def test_appsecplus_parse_scan_equals_its_oracle(body: Any, status: int) -> None
         lambda r: _asp_scan_oracle(json.loads(r.body), at, r, "http://h"),
         resp,
     )
+
+
+@pytest.mark.parametrize("field", ["critical", "high", "medium", "low", "totalFindings"])
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("5", 5),
+        (" 7 ", 7),
+        (5.0, 5),
+        (2.5, None),
+        (True, None),
+        ("x", None),
+        (None, None),
+        ([3], None),
+    ],
+)
+def test_appsecplus_a_count_in_another_shape_is_read_as_the_checked_reader_reads_it(
+    field: str, value: Any, read: int | None
+) -> None:
+    # Each count of the summary that is not an int goes to `opt_int` under its own name: a
+    # digit string or an integral float is that count, anything else none (0, or the sum for
+    # the total). The other counts are the service's ints.
+    summary: dict[str, Any] = {"totalFindings": 42, "critical": 1, "high": 5, "medium": 10}
+    summary["low"] = 26
+    summary[field] = value
+    body = [{"id": "scan-001", "status": "completed", "summary": summary}]
+    resp = _answer(body)
+    (scan,) = asp.parse_list(resp, source="s")
+    assert outcome(lambda r: asp.parse_list(r, source="s"), resp) == outcome(
+        lambda r: _asp_list_oracle(r, source="s"), resp
+    )
+    assert scan.findings is not None
+    key = "total" if field == "totalFindings" else field
+    if read is not None:
+        assert getattr(scan.findings, key) == read
+    elif field == "totalFindings":
+        assert scan.findings.total == 1 + 5 + 10 + 26
+    else:
+        assert getattr(scan.findings, key) == 0
 
 
 def test_the_positional_builds_match_the_models_field_order() -> None:
