@@ -1,19 +1,21 @@
 """`plan`, the one commit rule every store applies, on its own: what committing an observation
 does (track, record a transition, rewrite the current state, or nothing) and the row as it
-stands afterwards, for each case a backend meets. Pure and fast, so mutation testing can run it
+stands afterwards, for each case a backend meets; and the two helpers the SQL stores share around
+it (`stored_row`, `new_item_columns`). Pure and fast, so mutation testing can run it
 per mutant (tests/test_store.py checks the same rule through every backend, far slower).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
+import pytest
 
 from scanhub import Lifecycle, Scan, Vendor, Verdict
 from scanhub._changes import ItemError
 from scanhub.store import Observation, Outcome
-from scanhub.store._base import Row, Step, plan
+from scanhub.store._base import Row, Step, new_item_columns, plan, stored_row
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 L = Lifecycle
@@ -236,3 +238,60 @@ def test_the_same_state_with_newer_details_is_kept_without_a_transition() -> Non
     assert step == Step(Outcome.UNCHANGED, record=False)
     assert after is row and row.item is newer and row.dirty  # the stored item is rewritten
     assert row.last_transition == 7
+
+
+# --- times in other zones, and what the SQL stores read and insert ----------------------------
+
+
+def test_an_observation_in_another_zone_is_kept_as_the_same_instant_in_utc() -> None:
+    paris = timezone(timedelta(hours=2))
+    at = datetime(2026, 11, 1, 14, 0, tzinfo=paris)  # 12:00 UTC, T0
+    _, new = plan(None, Observation(KEY, at, scan(L.QUEUED), None, "track"))
+    assert new is not None
+    assert new.observed_at == T0 and new.observed_at.tzinfo is UTC
+    # Compared as instants: 12:30 in Paris is 10:30 UTC, before the row's 12:00: stale.
+    row = stored(scan(L.QUEUED), minute=0)
+    step, _ = plan(
+        row, Observation(KEY, datetime(2026, 11, 1, 12, 30, tzinfo=paris), scan(L.RUNNING))
+    )
+    assert step.outcome is Outcome.STALE and row.observed_at == T0
+    # 14:30 in Paris is 12:30 UTC: after; the row holds it in UTC.
+    later = datetime(2026, 11, 1, 14, 30, tzinfo=paris)
+    step, after = plan(row, Observation(KEY, later, scan(L.RUNNING)))
+    assert step.outcome is Outcome.RECORDED and after is row
+    assert row.observed_at == T0 + timedelta(minutes=30) and row.observed_at.tzinfo is UTC
+
+
+def test_a_utc_or_naive_observation_time_is_kept_as_given() -> None:
+    # A naive time is not taken as local time here (the SQL stores decide what it means).
+    naive = datetime(2026, 11, 1, 12, 0)
+    _, new = plan(None, Observation(KEY, naive, scan(L.QUEUED), None, "track"))
+    assert new is not None and new.observed_at == naive and new.observed_at.tzinfo is None
+    _, new = plan(None, Observation(KEY, T0, scan(L.QUEUED), None, "track"))
+    assert new is not None and new.observed_at is T0
+
+
+def test_new_item_columns_as_both_sql_stores_insert_them() -> None:
+    running = scan(L.RUNNING, "running", verdict=Verdict.WARN)
+    assert new_item_columns(Observation(KEY, T0, running, None, "discover")) == (
+        "discover", "scan", Vendor.APPSECPLUS, "asp", "app", "running", "warn", "running", True,
+    )  # fmt: skip
+    # No origin (an engine track): "track"; a finished item is not under way.
+    done = scan(L.SUCCEEDED, "completed")
+    columns = new_item_columns(Observation(KEY, T0, done))
+    assert columns[0] == "track" and columns[5] == "succeeded" and columns[8] is False
+
+
+def test_stored_row_reads_the_stored_text_of_lifecycle_and_verdict() -> None:
+    row = stored_row("k", "failed", "fail", "FAILED", "boom", T0, 9)
+    assert row == Row("k", L.FAILED, Verdict.FAIL, "FAILED", "boom", T0, 9)
+    assert type(row.lifecycle) is Lifecycle and type(row.verdict) is Verdict
+    assert (row.item, row.error, row.dirty, row.changed_at) == (None, None, False, None)
+    assert stored_row("k", "queued", "none", "", None, None, None) == Row(
+        "k", L.QUEUED, Verdict.NONE, "", None, None, None
+    )
+    # A value this version does not know is the enum's own error, not a KeyError.
+    with pytest.raises(ValueError, match="'paused' is not a valid Lifecycle"):
+        stored_row("k", "paused", "none", "", None, None, None)
+    with pytest.raises(ValueError, match="'maybe' is not a valid Verdict"):
+        stored_row("k", "queued", "maybe", "", None, None, None)
