@@ -650,6 +650,11 @@ def test_a_file_that_is_not_utf8_is_refused() -> None:
         ("k=a\\\\\\\\\nx=1", {"k": "a\\\\", "x": "1"}),  # four backslashes: two, no continuation
         ("k=a\\\\\\\nb", {"k": "a\\b"}),  # three: one, and a continuation
         ("k=\\u20ac \\t\\uzz", {"k": "\u20ac \tuzz"}),
+        # a continuation at the end of the file: Java's LineReader drops the backslash (one
+        # continuation, or the last of several lines)
+        ("k=ab\\", {"k": "ab"}),
+        ("k=a\\\nb\\", {"k": "ab"}),
+        ("k=ab\\\\", {"k": "ab\\"}),  # two backslashes: an escaped one, no continuation
     ],
 )
 def test_java_properties_as_java_reads_them(text: str, expected: dict[str, str]) -> None:

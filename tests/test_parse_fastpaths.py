@@ -166,7 +166,21 @@ dt_any_order = st.lists(
         {"step": name, "status": s, "updatedAt": u, "failureReason": r} for name, s, u, r in rows
     ]
 )
-dt_answers = dt_usual | dt_any_order | st.lists(dt_state | odd, max_size=6) | odd
+# Well-formed steps whose times come in every shape: epoch ms as an int (the server's), a digit
+# string or ISO text (which `parse_time` also reads), and odd values (which it refuses).
+dt_any_times = st.lists(
+    st.tuples(
+        st.sampled_from(dt.STEPS),
+        st.sampled_from(sorted(dt.STATUS_MAP)),
+        millis | millis.map(str) | iso | odd,
+        millis | millis.map(str) | iso | odd,
+    ),
+    min_size=1,
+    max_size=6,
+).map(
+    lambda rows: [{"step": n, "status": s, "startedAt": a, "updatedAt": u} for n, s, a, u in rows]
+)
+dt_answers = dt_usual | dt_any_order | dt_any_times | st.lists(dt_state | odd, max_size=6) | odd
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
