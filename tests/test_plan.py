@@ -8,6 +8,7 @@ per mutant (tests/test_store.py checks the same rule through every backend, far 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -244,22 +245,29 @@ def test_the_same_state_with_newer_details_is_kept_without_a_transition() -> Non
 
 
 def test_an_observation_in_another_zone_is_kept_as_the_same_instant_in_utc() -> None:
-    paris = timezone(timedelta(hours=2))
-    at = datetime(2026, 11, 1, 14, 0, tzinfo=paris)  # 12:00 UTC, T0
+    plus2 = timezone(timedelta(hours=2))
+    at = datetime(2026, 11, 1, 14, 0, tzinfo=plus2)  # 12:00 UTC, T0
     _, new = plan(None, Observation(KEY, at, scan(L.QUEUED), None, "track"))
     assert new is not None
     assert new.observed_at == T0 and new.observed_at.tzinfo is UTC
-    # Compared as instants: 12:30 in Paris is 10:30 UTC, before the row's 12:00: stale.
     row = stored(scan(L.QUEUED), minute=0)
-    step, _ = plan(
-        row, Observation(KEY, datetime(2026, 11, 1, 12, 30, tzinfo=paris), scan(L.RUNNING))
-    )
-    assert step.outcome is Outcome.STALE and row.observed_at == T0
-    # 14:30 in Paris is 12:30 UTC: after; the row holds it in UTC.
-    later = datetime(2026, 11, 1, 14, 30, tzinfo=paris)
+    later = datetime(2026, 11, 1, 14, 30, tzinfo=plus2)  # 12:30 UTC
     step, after = plan(row, Observation(KEY, later, scan(L.RUNNING)))
     assert step.outcome is Outcome.RECORDED and after is row
     assert row.observed_at == T0 + timedelta(minutes=30) and row.observed_at.tzinfo is UTC
+
+
+def test_times_of_one_zone_across_a_dst_fold_are_compared_as_instants() -> None:
+    # Python compares two times of the same zone by their wall clocks: 02:45 of the earlier
+    # hour would read as after 02:30 of the later one. Kept in UTC, they compare as instants.
+    paris = ZoneInfo("Europe/Paris")  # 2026-10-25 03:00 CEST is 02:00 CET: 02:xx twice
+    second_0230 = datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=paris)  # 01:30 UTC
+    first_0245 = datetime(2026, 10, 25, 2, 45, fold=0, tzinfo=paris)  # 00:45 UTC
+    _, row = plan(None, Observation(KEY, second_0230, scan(L.RUNNING), None, "track"))
+    assert row is not None
+    step, _ = plan(row, Observation(KEY, first_0245, scan(L.QUEUED)))
+    assert step.outcome is Outcome.STALE
+    assert row.observed_at == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
 
 
 def test_a_utc_or_naive_observation_time_is_kept_as_given() -> None:
@@ -272,9 +280,9 @@ def test_a_utc_or_naive_observation_time_is_kept_as_given() -> None:
 
 
 def test_new_item_columns_as_both_sql_stores_insert_them() -> None:
-    running = scan(L.RUNNING, "running", verdict=Verdict.WARN)
+    running = scan(L.RUNNING, "in_progress", verdict=Verdict.WARN)
     assert new_item_columns(Observation(KEY, T0, running, None, "discover")) == (
-        "discover", "scan", Vendor.APPSECPLUS, "asp", "app", "running", "warn", "running", True,
+        "discover", "scan", Vendor.APPSECPLUS, "asp", "app", "running", "warn", "in_progress", True,
     )  # fmt: skip
     # No origin (an engine track): "track"; a finished item is not under way.
     done = scan(L.SUCCEEDED, "completed")
