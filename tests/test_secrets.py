@@ -1,0 +1,68 @@
+"""`Secret` and `Redactor` (`scanhub._secrets`): what a credential shows, and what the scrubber
+leaves of a text that carries one. Each test pins an exact output: a scrubber that removes too
+much hides what a log line was about, one that removes too little leaks the rest of a secret."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from scanhub._secrets import REDACTED, Redactor, Secret
+
+
+def test_a_secret_wrapping_a_secret_holds_the_value_not_its_mask() -> None:
+    inner = Secret("tok-1234")
+    outer = Secret(inner)
+    assert outer.reveal() == "tok-1234"
+    assert str(outer) == repr(outer).split("'")[1] == f"{outer}" == REDACTED
+
+
+def test_secrets_compare_and_hash_by_value_and_never_equal_their_text() -> None:
+    a, same, other = Secret("tok-1234"), Secret("tok-1234"), Secret("tok-5678")
+    assert a == same and hash(a) == hash(same)
+    assert a != other and a != "tok-1234"
+    assert len({a, same, other}) == 2
+    assert bool(a) and not bool(Secret(""))
+
+
+def test_a_secret_of_four_characters_is_scrubbed_one_of_three_is_not() -> None:
+    """Shorter than four would mangle ordinary words; four is the least that is scrubbed."""
+    assert Redactor(["wxyz"])("key wxyz.") == f"key {REDACTED}."
+    assert Redactor(["xyz"])("key xyz.") == "key xyz."
+
+
+def test_a_short_value_does_not_stop_the_values_after_it_being_scrubbed() -> None:
+    red = Redactor(["ab", Secret("long-secret-1"), "cd", "long-secret-2"])
+    assert red("1 long-secret-1 2 long-secret-2") == f"1 {REDACTED} 2 {REDACTED}"
+
+
+def test_each_encoded_form_is_scrubbed_whole() -> None:
+    """As sent, URL-encoded (path and form) and as a JSON string carries it: each form goes
+    whole, with nothing of it left on either side."""
+    secret = 'p"a\\ss/w rd'
+    red = Redactor([Secret(secret)])
+    carried = json.dumps({"password": secret}, separators=(",", ":"))
+    assert red(carried) == '{"password":"***"}'
+    assert red(f"/x/{quote(secret, safe='')}/y") == f"/x/{REDACTED}/y"
+    assert red("q=p%22a%5Css%2Fw+rd&n=1") == f"q={REDACTED}&n=1"
+
+
+def test_a_secret_inside_a_longer_one_leaves_nothing_of_the_longer() -> None:
+    """Two credentials where one holds the other (a password that is part of a token): the
+    longer is scrubbed first, whatever their order in the text or the alphabet."""
+    assert Redactor(["abcd1", "0abcd1"])("t=0abcd1 p=abcd1") == f"t={REDACTED} p={REDACTED}"
+    # The Basic pair's base64 form, added later, holds a configured value.
+    red = Redactor(["aW46YWRt"])
+    red.add_basic("admin", "admin123")
+    assert red("Basic YWRtaW46YWRtaW4xMjM=") == f"Basic {REDACTED}"
+    assert red("x aW46YWRt y") == f"x {REDACTED} y"
+
+
+def test_an_authorization_value_is_scrubbed_by_its_shape_and_its_scheme_kept() -> None:
+    """A credential nobody configured (a vendor echoing another one) still goes when it is
+    an Authorization header's value; the scheme stays, to say what was there."""
+    red = Redactor()
+    assert red("Authorization: Bearer eyJ0.eyJz.c2ln") == f"Authorization: Bearer {REDACTED}"
+    assert red("{'authorization': 'tok-9f8e'}") == f"{{'authorization': '{REDACTED}'}}"
+    assert red('"Authorization":"Basic dXNlcjpwYXNz"') == f'"Authorization":"Basic {REDACTED}"'
+    assert red("GET /x?api_key=abc123&page=2") == f"GET /x?api_key={REDACTED}&page=2"
