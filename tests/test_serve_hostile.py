@@ -280,7 +280,7 @@ async def test_a_key_with_a_line_break_reaches_the_handler(svc: Service) -> None
         "/api/v1/items/a%00b/history",
         "/api/v1/events/stream?q=abc%00def",
         # a cursor carries a key (and in other orders a value) the store is asked for
-        "/api/v1/items?cursor=" + encode_cursor("a\x00b"),
+        "/api/v1/items?cursor=" + page_cursor("key", "a\x00b", None),
         "/api/v1/items?sort=-source&cursor=" + page_cursor("-source", "a\x00b", "asp"),
         "/api/v1/items?sort=-source&cursor=" + page_cursor("-source", "a", "as\x00p"),
     ],
@@ -291,6 +291,45 @@ async def test_a_nul_in_a_filter_or_a_key_is_a_400(svc: Service, logs: Any, targ
     in a forged cursor."""
     answer = await exchange(svc, request("GET", target))
     assert answer.status == 400 and "NUL" in answer.problem()["detail"], answer
+    no_traceback(logs)
+
+
+def forged(text: str) -> str:
+    return encode_cursor("\x00" + text)
+
+
+@pytest.mark.parametrize(
+    ("sort", "cursor"),
+    [
+        # no value in an order whose column is never empty: the store could not continue it
+        *((o, forged(f'["{o}",null,"k"]')) for o in ("-since", "vendor", "-kind", "lifecycle")),
+        *((o, forged(f'["{o}",null,"k"]')) for o in ("verdict", "application", "-source")),
+        ("changed", forged('["changed","yesterday","k"]')),  # a time that is not one
+        ("-since", forged('["-since","2026-12-01T10:00:00","k"]')),  # a time without a zone
+        ("key", forged('["key","v","k"]')),  # the key order carries no value
+        ("-changed", forged('["-changed",5,6]')),  # values of the wrong types
+        ("key", forged('{"a":1}')),
+        ("key", forged("7")),
+        ("key", forged('["key",null]')),
+        ("key", encode_cursor("zzz")),  # any base64 is not a cursor
+        ("key", "e30"),
+    ],
+)
+async def test_a_forged_cursor_is_a_400_never_a_store_failure(
+    svc: Service, logs: Any, sort: str, cursor: str
+) -> None:
+    """A cursor is read and checked before the store sees it: one the store could not read
+    (a 500 and a logged traceback before) is the 400 every other forged cursor gets."""
+    answer = await exchange(svc, request("GET", f"/api/v1/items?sort={sort}&cursor={cursor}"))
+    assert answer.status == 400, answer
+    assert answer.problem()["detail"] == "cursor: not a cursor this API gave"
+    no_traceback(logs)
+
+
+async def test_a_cursor_of_another_order_is_refused_as_such(svc: Service, logs: Any) -> None:
+    target = "/api/v1/items?sort=vendor&cursor=" + page_cursor("-vendor", "k", "iq")
+    answer = await exchange(svc, request("GET", target))
+    assert answer.status == 400 and answer.problem()["detail"] == "cursor: given for another sort"
     no_traceback(logs)
 
 

@@ -20,6 +20,7 @@ from .._convert import compact_json, converter, timestamp_or_none, to_dict
 from .._model import Item, Lifecycle, Verdict
 from .._stats import StuckRule, timing
 from ..store import ORDERS, ItemQuery, StoredItem, search_text
+from ..store._base import NULLABLE_ORDERS, TIME_ORDERS, parse_time
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -252,25 +253,38 @@ def decode_cursor(cursor: str) -> str:
 
 
 def page_cursor(order: str, key: str, value: str | None) -> str:
-    """The cursor of a page in an order other than by key: the order, the last key and its
-    value of the order's column, as URL-safe base64 of JSON (a key cursor stays the key)."""
+    """The cursor of a page: the order, the last key and its value of the order's column
+    (None in the key order), as URL-safe base64 of JSON after a NUL."""
     text = "\x00" + json.dumps([order, value, key], separators=(",", ":"))
     return encode_cursor(text)
 
 
 def read_cursor(cursor: str, order: str) -> tuple[str, str | None]:
-    """The (key, value) a cursor carries; one given for another order is refused."""
+    """The (key, value) a cursor carries, checked as the store will read it: one given for
+    another order, or whose value its order cannot hold (a time that is not one, no value in
+    an order whose column is never empty), is a 400, never a failure in the store."""
+    forged = Problem(400, "Bad Request", "cursor: not a cursor this API gave")
     text = decode_cursor(cursor)
     if not text.startswith("\x00"):
-        if order.lstrip("-") != "key":
-            raise Problem(400, "Bad Request", "cursor: given for another sort")
-        return no_nul("cursor", text), None
+        raise forged
     try:
         given, value, key = json.loads(text[1:])
-    except ValueError:
-        raise Problem(400, "Bad Request", "cursor: not a cursor this API gave") from None
-    if given != order or not isinstance(key, str) or not isinstance(value, str | None):
+    except (ValueError, TypeError):
+        raise forged from None
+    if not isinstance(given, str) or not isinstance(key, str):
+        raise forged
+    if given != order:
         raise Problem(400, "Bad Request", "cursor: given for another sort")
+    name = order.removeprefix("-")
+    if not isinstance(value, str | None) or (name == "key" and value is not None):
+        raise forged
+    if name in ORDERS and name != "key" and value is None and name not in NULLABLE_ORDERS:
+        raise forged
+    if value is not None and name in TIME_ORDERS:
+        try:
+            parse_time(value)
+        except ValueError:
+            raise forged from None
     no_nul("cursor", key + (value or ""))  # what the store is asked for
     return key, value
 

@@ -14,7 +14,6 @@ from .._app import SERVICE
 from .._http import (
     MAX_ID,
     Problem,
-    encode_cursor,
     entry,
     int_param,
     item_key,
@@ -44,11 +43,7 @@ async def items(request: web.Request) -> web.StreamResponse:
     rule = await service.stuck_rule()
     next_cursor = None
     if page.next_after is not None:
-        next_cursor = (
-            encode_cursor(page.next_after)
-            if query.sort[0] == "key"
-            else page_cursor(query.order, page.next_after, page.next_value)
-        )
+        next_cursor = page_cursor(query.order, page.next_after, page.next_value)
     return json_response(
         request,
         {
