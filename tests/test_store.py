@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -900,6 +901,68 @@ def test_a_password_in_a_state_url_is_refused() -> None:
     assert redact_url("postgresql://u:p4ss@h:5432/d") == "postgresql://u:***@h:5432/d"
     store = open_store("postgresql://u@h/d", holder="x")
     assert "postgresql://u@h/d" in repr(store)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@127.0.0.1:1/db?password=S3cretPW",  # libpq reads it as the password
+        "postgresql://u@h/db?sslmode=require&sslpassword=S3cretPW",  # the client key's
+        "postgres://:S3cretPW@h/db",
+    ],
+)
+def test_a_password_in_a_state_urls_query_is_refused_and_never_shown(url: str) -> None:
+    """libpq takes a password from `?password=` as from `user:password@`: refused alike on
+    the command line and in a file (where `scanhub config check` says so), and never shown
+    by the store's repr (the URL from SCANHUB_DATABASE_URL may carry one)."""
+    from scanhub import ConfigError
+    from scanhub._config import parse_config
+    from scanhub.store.postgres import PostgresStore, database_url
+
+    with pytest.raises(ConfigError, match="must not carry a password") as refused:
+        database_url(url, {})
+    assert "S3cretPW" not in str(refused.value)
+    config = {
+        "state": {"url": url},
+        "source": [{"vendor": "appsecplus", "base_url": "http://h", "token_env": "K"}],
+    }
+    with pytest.raises(ConfigError) as checked:
+        parse_config(config, "c.toml")
+    assert checked.value.problems == [
+        (
+            "state.url",
+            "a PostgreSQL URL must not carry a password; put it in SCANHUB_DATABASE_URL or "
+            "PGPASSWORD",
+        )
+    ]
+    assert "S3cretPW" not in repr(PostgresStore(url)) and "***" in repr(PostgresStore(url))
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://u@[::1/db", "is not a URL libpq can read (Invalid IPv6 URL)"),
+        ("postgresql://u@h:99999/db", "is not a URL libpq can read (Port out of range 0-65535)"),
+        ("mysql://u@h/db", "must start with postgresql://"),
+    ],
+)
+def test_a_state_url_libpq_cannot_read_is_a_config_error(url: str, why: str) -> None:
+    from scanhub import ConfigError
+    from scanhub.store.postgres import database_url, url_problem
+
+    assert url_problem(url) == why
+    with pytest.raises(ConfigError, match="in --state or \\[state\\] url " + re.escape(why)):
+        database_url(url, {})
+
+
+async def test_a_state_url_asyncpg_refuses_is_a_config_error_naming_it() -> None:
+    """A setting asyncpg refuses before it connects (`?sslmode=bogus`): a ConfigError that
+    says which URL and why, not the driver's exception."""
+    from scanhub import ConfigError
+    from scanhub.store.postgres import PostgresStore
+
+    with pytest.raises(ConfigError, match="sslmode=bogus: cannot connect with these settings"):
+        await PostgresStore("postgresql://u@127.0.0.1:1/db?sslmode=bogus").open()
 
 
 # --- time in state: kept times, stats, activity, overdue items, orders (issue 22) -------------

@@ -91,6 +91,14 @@ class StateConfig:
         default=None, metadata={"doc": "keep at most this many transitions per item"}
     )
 
+    def problems(self) -> list[tuple[str, str]]:
+        """What is wrong across fields (as (key, message)): a URL that every command would
+        refuse is refused here, where `scanhub config check` sees it."""
+        from .store.postgres import url_problem
+
+        problem = url_problem(self.url) if self.url is not None else None
+        return [] if problem is None else [("url", f"a PostgreSQL URL {problem}")]
+
 
 @attrs.define(kw_only=True)
 class SinkConfig:
@@ -320,6 +328,8 @@ def parse_config(
         settings = structure(Settings, top)
     except SchemaErrors as exc:
         problems += exc.problems
+    if settings.state is not None:
+        problems += [(f"state.{key}", message) for key, message in settings.state.problems()]
 
     sources: list[SourceConfig] = []
     raw_sources = data.get("source")

@@ -43,7 +43,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .._changes import Change, ItemError
 from .._convert import converter
@@ -319,19 +319,39 @@ _LISTED = "item, origin, observed_at, last_error, changed_at, since, running_at,
 _ITEMS = "items JOIN item_changes USING (key)"
 
 
+#: libpq's connection parameters that carry a secret (`?password=`, the client key's
+#: `?sslpassword=`): refused in a URL given on the command line or in a file, like a password
+#: before the host, and never shown.
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a PostgreSQL URL given in --state or [state] url, as the end of a
+    sentence (None: nothing): not one, or one that carries a password."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError as exc:
+        return f"is not a URL libpq can read ({exc})"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return "must start with postgresql://"
+    if parts.password or any(k in _SECRET_PARAMS for k, _ in parse_qsl(parts.query, True)):
+        return "must not carry a password; put it in SCANHUB_DATABASE_URL or PGPASSWORD"
+    return None
+
+
 def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
-    """The URL to connect with: `url` (which must carry no password), else
-    `SCANHUB_DATABASE_URL` from the environment (which may). libpq's variables (`PGPASSWORD`,
-    `PGHOST`, ...) fill in what the URL leaves out."""
+    """The URL to connect with: `url` (which must carry no password, before the host or as a
+    query parameter), else `SCANHUB_DATABASE_URL` from the environment (which may). libpq's
+    variables (`PGPASSWORD`, `PGHOST`, ...) fill in what the URL leaves out."""
     env = dict(os.environ if env is None else env)
     if url in ("postgresql://", "postgres://"):
         url = None  # "the URL in the environment"
     if url:
-        if urlsplit(url).password:
+        problem = url_problem(url)
+        if problem is not None:
             raise ConfigError(
-                "a PostgreSQL URL in --state or [state] url must not carry a password; put it "
-                "in SCANHUB_DATABASE_URL or PGPASSWORD",
-                operation="load config",
+                f"a PostgreSQL URL in --state or [state] url {problem}", operation="load config"
             )
         return url
     found = env.get("SCANHUB_DATABASE_URL")
@@ -344,15 +364,25 @@ def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL as it may be shown: without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL as it may be shown: without its password, before the host or in the query."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, True)
+    except ValueError:
+        return "a PostgreSQL URL"  # one libpq cannot read shows nothing of itself
+    secret_query = any(k in _SECRET_PARAMS for k, _ in query)
+    if parts.password is None and not secret_query:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else "***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = f"{parts.username}:***@" if parts.username else "***@"
+        netloc = user + netloc.rpartition("@")[2]
+    if secret_query:
+        shown = [(k, "***" if k in _SECRET_PARAMS else v) for k, v in query]
+        query_text = urlencode(shown, safe="*")
+    else:
+        query_text = parts.query
+    return urlunsplit((parts.scheme, netloc, parts.path, query_text, parts.fragment))
 
 
 class PostgresStore(Store):
@@ -388,7 +418,14 @@ class PostgresStore(Store):
             return
         import asyncpg  # type: ignore[import-untyped]  # the driver ships no annotations
 
-        self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
+        try:
+            self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
+        except (asyncpg.ClientConfigurationError, ValueError) as exc:
+            # A URL or libpq variable asyncpg cannot use (`?sslmode=bogus`): the user's to mend.
+            raise ConfigError(
+                f"{redact_url(self._url)}: cannot connect with these settings: {exc}",
+                operation="open store",
+            ) from None
         async with self._pool.acquire() as con:
             await migrate(con)
             self._queries.trigram = await _trigram_index(con)
