@@ -230,6 +230,24 @@ async def test_sim_command_writes_a_working_config(
             '[[source]]\nvendor = "iq"\nbase_url = "x"',
             "source[0].base_url: expected an http:// or https:// URL",
         ),
+        # each caught here, not as a transport error (exit 5) when the first poll is made
+        (
+            '[[source]]\nvendor = "iq"\nbase_url = "http://host:99999"',
+            "source[0].base_url: expected an http:// or https:// URL with a host, got",
+        ),
+        (
+            '[[source]]\nvendor = "iq"\nbase_url = "http://ho st"',
+            "source[0].base_url: expected a URL without spaces or control characters",
+        ),
+        (
+            '[[source]]\nvendor = "iq"\nbase_url = "http://host?x=1#f"',
+            "source[0].base_url: expected a URL without a #fragment (it is never sent)",
+        ),
+        (
+            '[state]\nurl = "postgresql://u@h/db?password=pw"\n[[source]]\nvendor = "iq"\n'
+            'base_url = "http://x"',
+            "state.url: a PostgreSQL URL must not carry a password",
+        ),
         (
             '[[source]]\nvendor = "appsecplus"\nbase_url = "http://x"\ntoken = "s3cret"',
             "source[0].token: expected token_env naming an environment variable",

@@ -111,13 +111,21 @@ def check_id(value: Any) -> str:
 
 
 def check_url(value: Any) -> str:
-    """An absolute http(s) URL with a host."""
+    """An absolute http(s) URL with a host, a port in range, no fragment (never sent), no
+    space or control character, and no credentials."""
     if isinstance(value, str):
         try:
             parts = urlsplit(value)
             ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - reading it checks it (ValueError when out of range)
         except ValueError:
             ok = False
+        if ok and any(c.isspace() or not c.isprintable() for c in value):
+            raise Problem(f"expected a URL without spaces or control characters, got {_got(value)}")
+        if ok and parts.fragment:
+            raise Problem(
+                f"expected a URL without a #fragment (it is never sent), got {_got(value)}"
+            )
         if ok and "@" in parts.netloc:
             raise Problem(
                 "expected a URL without credentials (no user:password@; secrets come only "
