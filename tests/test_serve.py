@@ -436,6 +436,30 @@ async def test_serve_stops_cleanly_on_a_signal(tmp_path: Path, sig: signal.Signa
     assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] > 0
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "256.1.1.1"])
+async def test_serve_that_cannot_listen_says_where_and_why_exit_2(
+    tmp_path: Path, host: str
+) -> None:
+    """A port already taken, or an address that is not one: a one-line error naming the
+    address, exit 2 (a configuration error), no traceback; nothing is left listening."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "scanhub", "serve", "--demo", "--host", host, "--port",
+            str(port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "SCANHUB_NO_PLUGINS": "1"},
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2, (out, err)
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"scanhub: cannot listen on {host}:{port}: ")
+    assert ("address already in use" if host == "127.0.0.1" else "not known") in lines[0]
+
+
 def test_grafana_dashboard_and_alerts_use_only_exported_metrics() -> None:
     import re
 

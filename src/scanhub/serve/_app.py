@@ -29,7 +29,7 @@ from .._defaults import (
     REDISCOVER_EVERY,
     STUCK_AFTER,
 )
-from .._errors import StoreUnavailable
+from .._errors import ConfigError, StoreUnavailable
 from .._registry import Registry, registry
 from .._secrets import Secret
 from .._stats import StuckRule, stuck_rule
@@ -151,7 +151,13 @@ class Service:
         self._site = Listener(
             self._runner, self.host, self.port, lambda: Connection(server, self.limits, loop)
         )
-        await self._site.start()
+        try:
+            await self._site.start()
+        except OSError as exc:  # taken, not an address of this host, a name that resolves not
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
+                operation="serve",
+            ) from None
         self.port = self._site.port
         return self.url
 
