@@ -176,6 +176,26 @@ async def test_filters_pages_and_etags(tmp_path: Path) -> None:
         await get_json(http, "/api/v1/items/nothing-here", "Problem", status=404)
 
 
+async def test_a_track_request_never_makes_the_service_read_a_file(tmp_path: Path) -> None:
+    """report_task names a file on the machine scanhub runs on: a config file or the CLI may
+    name one, an API request may not (the service would read any path it can, and its answer
+    told whether a path exists). The answer says what to send instead; nothing is read."""
+    planted = tmp_path / "report-task.txt"
+    planted.write_text("projectKey=p\nceTaskId=AAAA\n")
+    async with service(tmp_path) as (svc, sims, http):
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        for path in (str(planted), "/nonexistent/report-task.txt", "/proc/self/environ"):
+            body = {"source": "sonarqube", "report_task": path}
+            async with http.post("/api/v1/track", json=body, headers=auth) as r:
+                assert r.status == 400, await r.text()
+                detail = (await r.json(content_type=None))["detail"]
+            assert detail == (
+                "report_task: the service reads no file named in a request; send task_id and "
+                "project_key (ceTaskId and projectKey in the file)"
+            )
+        assert [i for i in await svc.hub.current() if i.id == "AAAA"] == []
+
+
 async def test_writes_need_the_token_and_work_with_it(tmp_path: Path) -> None:
     async with service(tmp_path) as (svc, sims, http):
         sims["appsecplus"].add_application("app-new")

@@ -159,6 +159,11 @@ class TrackConfig:
 
     source: Text = attrs.field(metadata=_doc("the name of a [[source]]"))
 
+    #: Keys that name a file on the machine scanhub runs on (read when the track is
+    #: resolved), with what to send instead: a config file or the CLI may use them, a request
+    #: to `scanhub serve`'s API may not (it would make the service read any path it can).
+    LOCAL_FILES: ClassVar[Mapping[str, str]] = {}
+
     def problems(self) -> list[tuple[str, str]]:
         """Checks across keys (for example "one of a or b"), as (key, message)."""
         return []

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..._errors import ScanhubError
+from ..._errors import ConfigError, ScanhubError
 from ..._schema import SchemaErrors, structure
 from .._app import SERVICE, Service
 from .._http import Problem, item_key, json_response
@@ -69,6 +69,10 @@ async def track(request: web.Request) -> web.StreamResponse:
         wanted = structure(spec.track_schema, body)
     except SchemaErrors as exc:
         raise Problem(400, "Bad Request", "; ".join(f"{k}: {m}" for k, m in exc.problems)) from None
+    for key, instead in spec.track_schema.LOCAL_FILES.items():
+        if getattr(wanted, key) is not None:
+            detail = f"{key}: the service reads no file named in a request; {instead}"
+            raise Problem(400, "Bad Request", detail)
     problems = wanted.problems()
     if problems:
         raise Problem(400, "Bad Request", "; ".join(f"{k}: {m}" for k, m in problems))
@@ -76,6 +80,8 @@ async def track(request: web.Request) -> web.StreamResponse:
     client = hub.sources.client(cfg.source_name)
     try:
         tracking = await spec.resolve_track(client, wanted)
+    except ConfigError as exc:  # what the request asked for cannot be (not the vendor's doing)
+        raise Problem(400, "Bad Request", str(exc)) from None
     except ScanhubError as exc:
         raise Problem(502, "Bad Gateway", f"the vendor refused: {exc}") from None
     keys = [hub.track(item, how="api") for item in tracking.items]

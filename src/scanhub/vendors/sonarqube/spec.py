@@ -82,6 +82,10 @@ class SonarQubeTrack(TrackConfig):
         default=None, metadata={"doc": "discovery: how many recent tasks at most (default 100)"}
     )
 
+    LOCAL_FILES: ClassVar[Mapping[str, str]] = {
+        "report_task": "send task_id and project_key (ceTaskId and projectKey in the file)"
+    }
+
     def problems(self) -> list[tuple[str, str]]:
         if self.report_task is not None and (
             self.task_id is not None or self.project_key is not None
