@@ -339,7 +339,11 @@ async def test_cli_reports_a_too_deep_payload_with_exit_5(tmp_path: Path) -> Non
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 5
     assert b"Traceback" not in err
-    assert json.loads(out)["errors"]
+    # A scan tracked by its id alone is read when the track is resolved (its key names its
+    # application): the refusal is the source's, not an item's.
+    report = json.loads(out)
+    assert report["errors"] == {} and list(report["source_errors"]) == ["appsecplus"]
+    assert report["source_errors"]["appsecplus"]["type"] == "PayloadError", report
 
 
 # --- 5. Ids are path segments -------------------------------------------------------------------

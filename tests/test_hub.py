@@ -360,3 +360,49 @@ async def test_a_snapshot_of_many_items_runs_as_many_polls_as_a_source_may_not_a
     assert len(snap.items) == 600 and not snap.errors
     assert most <= 4
     assert tasks_seen < 50, tasks_seen
+
+
+async def test_a_scan_tracked_by_id_alone_is_the_one_item_its_application_discovers() -> None:
+    """AppSec+ by scan id alone: the track reads the scan to learn its application (an item's
+    key names it), so discovery of that application finds the same item, not a second one
+    (before: a placeholder keyed without the application, listed twice under one key, whose
+    listed key could not be untracked)."""
+    from scanhub._registry import TrackConfig
+    from scanhub.vendors.appsecplus.spec import SPEC, AppSecPlusTrack
+
+    async with stack() as env:
+        sims, hub = env["sims"], env["hub"]
+        client = env["clients"]["appsecplus"]
+        sims["appsecplus"].add_application("app-12345")
+        (scan_id,) = sims["appsecplus"].seed_scans("app-12345", 1, duration=0.2)
+        track = AppSecPlusTrack(source=client.name, scan_id=scan_id)
+        assert isinstance(track, TrackConfig)
+        tracking = await SPEC.resolve_track(client, track)
+        (item,) = tracking.items
+        assert item.key == f"appsecplus:appsecplus:scan:app-12345:{scan_id}"
+        hub.track(item)
+        await hub.discovery.add_rule(client.name, {"application_id": "app-12345"})
+        await hub.wait(item, timeout=10)
+        await hub.discovery.rediscover()  # once more, the scan finished
+        found = await hub.current()
+    assert [(i.key, i.lifecycle.is_terminal) for i in found] == [(item.key, True)]
+
+
+async def test_a_poll_whose_answer_is_another_item_is_an_error_not_a_second_item() -> None:
+    """A track that names the wrong application: the vendor's answer is another item (another
+    key). It is the item's error, naming both keys, never recorded under the tracked key."""
+    async with stack() as env:
+        sims, hub = env["sims"], env["hub"]
+        sims["appsecplus"].add_application("app-12345")
+        (scan_id,) = sims["appsecplus"].seed_scans("app-12345", 1, duration=0)
+        wrong = Scan(Vendor.APPSECPLUS, "appsecplus", scan_id, "app-x", Lifecycle.UNKNOWN, "")
+        hub.track(wrong)
+        snap = await hub.snapshot()
+    (error,) = snap.errors.values()
+    assert error.type == "ConfigError" and not error.retryable
+    assert error.message == (
+        f"appsecplus/appsecplus poll: {scan_id}: the vendor's answer is the item "
+        f"'appsecplus:appsecplus:scan:app-12345:{scan_id}', not the tracked "
+        f"'appsecplus:appsecplus:scan:app-x:{scan_id}': check the track's ids"
+    )
+    assert [(i.key, i.lifecycle) for i in snap.items] == [(wrong.key, Lifecycle.UNKNOWN)]

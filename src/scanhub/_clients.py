@@ -17,6 +17,7 @@ import attrs
 
 from ._errors import (
     BadRequestError,
+    ConfigError,
     RateLimitedError,
     ScanhubError,
     ServerError,
@@ -202,6 +203,17 @@ class Client(abc.ABC):
                 raise
             except Exception as exc:  # one failing source never takes the others down
                 return PollOutcome(None, exc, tuple(attempts), time.monotonic() - started)
+        if new.key != item.key:
+            # The answer is another item's (a track whose application the vendor says is
+            # another): recorded under the tracked key it would be one item listed twice.
+            wrong = ConfigError(
+                f"{item.id}: the vendor's answer is the item {new.key!r}, not the tracked "
+                f"{item.key!r}: check the track's ids",
+                vendor=self.vendor,
+                source=self.name,
+                operation="poll",
+            )
+            return PollOutcome(None, wrong, tuple(attempts), time.monotonic() - started)
         if item.application_name and not new.application_name:
             new = attrs.evolve(new, application_name=item.application_name)
         return PollOutcome(new, None, tuple(attempts), time.monotonic() - started)

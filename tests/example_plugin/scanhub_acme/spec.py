@@ -8,8 +8,6 @@ from typing import ClassVar
 import attrs
 
 from scanhub.vendors import (
-    Lifecycle,
-    Scan,
     SourceConfig,
     TrackConfig,
     Tracking,
@@ -53,8 +51,10 @@ class AcmeSpec(VendorSpec):
 
     async def resolve_track(self, client: Acme, track: AcmeTrack) -> Tracking:
         if track.scan_id is not None:
-            item = Scan("acme", client.name, track.scan_id, "", Lifecycle.UNKNOWN, "")
-            return Tracking(items=(item,))
+            # An item's key names its application: a scan tracked by its id alone is read
+            # once to learn it (a placeholder without it would be another item than the
+            # scan its polls return, and those are refused).
+            return Tracking(items=(await client.scan(track.scan_id),))
         return Tracking(query={"app": str(track.app)})
 
 

@@ -68,11 +68,15 @@ class AppSecPlusSpec(VendorSpec):
 
     async def resolve_track(self, client: AppSecPlus, track: AppSecPlusTrack) -> Tracking:
         if track.scan_id is not None:
+            if track.application_id is None:
+                # The item's key names its application: ask the server which one it is (a
+                # key without it would be another item than its polls and discovery find).
+                return Tracking(items=(await client.scan(track.scan_id),))
             scan = Scan(
                 Vendor.APPSECPLUS,
                 client.name,
                 track.scan_id,
-                track.application_id or "",
+                track.application_id,
                 Lifecycle.UNKNOWN,
                 "",
             )
