@@ -403,9 +403,11 @@ async def test_the_iq_simulator_delivers_webhooks_the_service_accepts(tmp_path: 
 
 async def test_headers_on_every_answer(tmp_path: Path) -> None:
     async with service(tmp_path) as (svc, sims, http):
-        for path in ("/", "/static/app.js", "/api/v1/items", "/healthz", "/api/v1/items/none"):
+        paths = ("/", "/static/app.js", "/api/v1/items", "/healthz", "/api/v1/items/none")
+        # The live stream too: it sends its headers itself, before a middleware sees it.
+        for path in (*paths, "/api/v1/events/stream", "/metrics"):
             async with http.get(path) as r:
-                assert r.headers["X-Content-Type-Options"] == "nosniff"
+                assert r.headers["X-Content-Type-Options"] == "nosniff", path
                 csp = r.headers["Content-Security-Policy"]
                 assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
                 assert "unsafe-inline" not in csp

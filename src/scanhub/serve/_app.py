@@ -231,9 +231,10 @@ def make_app(service: Service) -> web.Application:
     from .views import items, metrics, page, sinks, stats, stream, webhooks, writes
 
     app = web.Application(
-        middlewares=[_connection, _headers, _problems], client_max_size=service.max_request_body
+        middlewares=[_connection, _problems], client_max_size=service.max_request_body
     )
     app[SERVICE] = service
+    app.on_response_prepare.append(_headers)
     app.cleanup_ctx.append(service.engine)
     for module in (page, metrics, items, stats, stream, writes, webhooks, sinks):
         app.router.add_routes(module.routes)
@@ -254,12 +255,11 @@ async def _connection(request: web.Request, handler: Handler) -> web.StreamRespo
         conn.request_finished()
 
 
-@web.middleware
-async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    resp = await handler(request)
+async def _headers(request: web.Request, resp: web.StreamResponse) -> None:
+    """The security headers on every answer, as its headers are sent: a stream's too (it
+    sends them before a middleware would see the response)."""
     for name, value in SECURITY_HEADERS.items():
         resp.headers.setdefault(name, value)
-    return resp
 
 
 @web.middleware
