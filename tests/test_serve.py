@@ -24,7 +24,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from scanhub import ScanHub, SQLiteStore
+from scanhub import Lifecycle, Scan, ScanHub, SQLiteStore, Vendor
 from scanhub._compose import apply_tracks, build_clients
 from scanhub._config import parse_config
 from scanhub._demo import running_sims, sim_config
@@ -194,6 +194,38 @@ async def test_a_track_request_never_makes_the_service_read_a_file(tmp_path: Pat
                 "project_key (ceTaskId and projectKey in the file)"
             )
         assert [i for i in await svc.hub.current() if i.id == "AAAA"] == []
+
+
+async def test_an_answer_where_only_the_clock_moved_is_a_304(tmp_path: Path) -> None:
+    """A finished item's "seconds since its last change" grows with every request: the ETag
+    leaves such figures out (the times they are reckoned from are in the answer), so a client
+    that has the answer gets a 304, and one whose copy is stale in anything else does not."""
+    async with service(tmp_path, speed=200.0) as (svc, sims, http):
+        async with asyncio.timeout(20):
+            while not (done := await get_json(http, "/api/v1/items?lifecycle=succeeded"))["items"]:
+                await asyncio.sleep(0.1)
+        key = quote(done["items"][0]["key"], safe="")
+        for path in (f"/api/v1/items/{key}", "/api/v1/items?lifecycle=succeeded&limit=1"):
+            async with http.get(path) as r:
+                etag, first = r.headers["ETag"], await r.json()
+            await asyncio.sleep(0.05)
+            async with http.get(path) as r:
+                again = await r.json()
+            moved = first if "timing" in first else first["items"][0]
+            later = again if "timing" in again else again["items"][0]
+            assert moved["timing"]["since_change_seconds"] < later["timing"]["since_change_seconds"]
+            async with http.get(path, headers={"If-None-Match": etag}) as r:
+                assert r.status == 304 and r.headers["ETag"] == etag, path
+                assert await r.read() == b""
+            async with http.get(path, headers={"If-None-Match": 'W/"other"'}) as r:
+                assert r.status == 200 and r.headers["ETag"] == etag
+        # Anything else that changes changes the ETag: here the list's total.
+        async with http.get("/api/v1/items?limit=1") as r:
+            everything = r.headers["ETag"]
+        svc.hub.track(Scan(Vendor.APPSECPLUS, "appsecplus", "new-1", "a", Lifecycle.UNKNOWN, ""))
+        await svc.hub.flush()
+        async with http.get("/api/v1/items?limit=1", headers={"If-None-Match": everything}) as r:
+            assert r.status == 200 and r.headers["ETag"] != everything
 
 
 async def test_writes_need_the_token_and_work_with_it(tmp_path: Path) -> None:

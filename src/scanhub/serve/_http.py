@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -109,12 +110,30 @@ def raw_problem(status: int, detail: str, **headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def json_response(request: web.Request, data: Any, status: int = 200) -> web.Response:
-    """A JSON answer with a weak ETag (and 304 when the client has it already)."""
-    body = compact_json(data)
-    etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+#: The figures of an item's `timing` that move with the clock, not with the item: left out
+#: of an answer's ETag (the times they are reckoned from are in it).
+CLOCK_FIGURES = ("queued_seconds", "running_seconds", "total_seconds", "since_change_seconds")
+
+
+def json_response(
+    request: web.Request,
+    data: Any,
+    status: int = 200,
+    *,
+    moving: Iterable[tuple[dict[str, Any], Sequence[str]]] = (),
+) -> web.Response:
+    """A JSON answer with a weak ETag (and 304 when the client has it already). The ETag is
+    the answer's without the figures that only move with the clock (`moving`: each a dict of
+    `data` and the keys of it to leave out: seconds since a change, an age): an answer where
+    nothing but the clock moved is the one the client has, whose times let it reckon them."""
+    held = [(d, {k: d.pop(k) for k in keys if k in d}) for d, keys in moving]
+    basis = compact_json(data)
+    for d, figures in held:
+        d.update(figures)
+    etag = 'W/"' + hashlib.sha256(basis).hexdigest()[:32] + '"'
     if status == 200 and request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})
+    body = compact_json(data) if held else basis
     resp = web.Response(body=body, status=status, content_type="application/json")
     resp.headers["ETag"] = etag
     return resp
@@ -337,6 +356,7 @@ def entry(
 
 
 __all__ = [
+    "CLOCK_FIGURES",
     "CSP",
     "KNOWN_PARAMS",
     "MAX_ID",

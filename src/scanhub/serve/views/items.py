@@ -12,6 +12,7 @@ from ..._exports import to_cloudevent
 from ...sansio import clean_url
 from .._app import SERVICE
 from .._http import (
+    CLOCK_FIGURES,
     MAX_ID,
     Problem,
     entry,
@@ -44,13 +45,11 @@ async def items(request: web.Request) -> web.StreamResponse:
     next_cursor = None
     if page.next_after is not None:
         next_cursor = page_cursor(query.order, page.next_after, page.next_value)
+    entries = [entry(s, now=now, rule=rule) for s in page.items]
     return json_response(
         request,
-        {
-            "items": [entry(s, now=now, rule=rule) for s in page.items],
-            "next_cursor": next_cursor,
-            "total": page.total,
-        },
+        {"items": entries, "next_cursor": next_cursor, "total": page.total},
+        moving=[(e["timing"], CLOCK_FIGURES) for e in entries],
     )
 
 
@@ -77,7 +76,7 @@ async def item(request: web.Request) -> web.StreamResponse:
     if stored is None:
         raise Problem(404, "Not Found", f"no tracked item {key!r}")
     data = entry(stored, now=service.now(), rule=await service.stuck_rule(), raw=True)
-    return json_response(request, data)
+    return json_response(request, data, moving=[(data["timing"], CLOCK_FIGURES)])
 
 
 @routes.get("/api/v1/events")
@@ -120,6 +119,7 @@ async def summary(request: web.Request) -> web.StreamResponse:
             "by_verdict": by_verdict,
             "oldest_unfinished": oldest,
         },
+        moving=[(o, ("age_seconds",)) for o in oldest.values()],
     )
 
 
