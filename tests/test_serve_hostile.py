@@ -333,6 +333,39 @@ async def test_a_cursor_of_another_order_is_refused_as_such(svc: Service, logs: 
     no_traceback(logs)
 
 
+@pytest.mark.parametrize(
+    ("target", "detail"),
+    [
+        ("/api/v1/events?vendr=iq", "unknown query parameter 'vendr'"),
+        # the log is not filtered by vendor: refused, not answered with every vendor's events
+        ("/api/v1/events?vendor=iq", "unknown query parameter 'vendor'"),
+        ("/api/v1/summary?foo=1", "unknown query parameter 'foo'"),
+        ("/api/v1/sources?x=", "unknown query parameter 'x'"),
+        ("/api/v1/items?since=5", "unknown query parameter 'since'"),
+        ("/api/v1/items/k/history?q=x", "unknown query parameter 'q'"),
+        ("/api/v1/events/stream?sort=key", "unknown query parameter 'sort'"),
+        ("/api/v1/openapi.json?v=2", "unknown query parameter 'v'"),
+        ("/api/v1/stats?window=1h&window=2h", "window: given more than once"),
+        # the second of two values was taken or ignored by the order they came in
+        ("/api/v1/items?lifecycle=running&lifecycle=queued", "lifecycle: given more than once"),
+    ],
+)
+async def test_a_query_parameter_a_read_does_not_take_is_a_400_naming_it(
+    svc: Service, logs: Any, target: str, detail: str
+) -> None:
+    answer = await exchange(svc, request("GET", target))
+    assert answer.status == 400 and answer.problem()["detail"] == detail, answer
+    no_traceback(logs)
+
+
+@pytest.mark.parametrize("target", ["/healthz?probe=1", "/readyz?x=1", "/?utm=x", "/metrics?a=b"])
+async def test_probes_and_the_page_take_any_query(svc: Service, target: str) -> None:
+    """A load balancer's probe, a scraper or a link may add its own parameters: nothing is
+    read from them, nothing is refused."""
+    answer = await exchange(svc, request("GET", target))
+    assert answer.status in (200, 503), answer  # /readyz: 503 until the engine polls
+
+
 async def test_an_unexpected_exception_is_a_500_that_says_nothing_logged_once(
     svc: Service, logs: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

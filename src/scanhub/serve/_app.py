@@ -35,7 +35,7 @@ from .._secrets import Secret
 from .._stats import StuckRule, stuck_rule
 from ..engine import ScanHub
 from ..store import Store
-from ._http import SECURITY_HEADERS, Problem, problem_response
+from ._http import SECURITY_HEADERS, Problem, check_params, problem_response
 from ._metrics import Metrics
 from ._protocol import Aborted, ClientLog, Connection, Limits, Listener, default_max_connections
 
@@ -270,6 +270,8 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     try:
         if request.body_exists:
             await _read_body(request)
+        if request.method in ("GET", "HEAD") and request.match_info.http_exception is None:
+            check_params(request)
         return await handler(request)
     except Problem as p:
         resp = problem_response(p.status, p.title, p.detail, request.path, **p.extra)

@@ -46,23 +46,41 @@ SECURITY_HEADERS = {
 MAX_ID = 2**63 - 1
 
 _KINDS = ("scan", "promotion")
-#: Every query parameter any read takes (others are refused: a typo is not silently ignored).
-KNOWN_PARAMS = frozenset(
-    {
-        "vendor",
-        "source",
-        "kind",
-        "lifecycle",
-        "verdict",
-        "application",
-        "q",
-        "limit",
-        "cursor",
-        "since",
-        "last_event_id",
-        "sort",
-    }
-)
+#: The filters of the item list and the live stream.
+FILTERS = frozenset({"vendor", "source", "kind", "lifecycle", "verdict", "application", "q"})
+#: The query parameters each read takes, by its route: any other, or one given twice (no read
+#: takes a list), is refused with a 400 that names it: a typo is never silently ignored, nor
+#: is the second of two values (`check_params`, run for every GET of the service).
+PARAMS: dict[str, frozenset[str]] = {
+    "/api/v1/items": FILTERS | {"limit", "cursor", "sort"},
+    "/api/v1/events/stream": FILTERS | {"since", "last_event_id"},
+    "/api/v1/events": frozenset({"since", "limit"}),
+    "/api/v1/items/{key}/history": frozenset({"since", "limit"}),
+    "/api/v1/sinks/{name}/dead": frozenset({"after", "limit"}),
+    "/api/v1/stats": frozenset({"window", "group_by"}),
+}
+#: Routes that take any query (a probe or a browser's page may add its own; nothing is read).
+ANY_PARAMS = frozenset({"/", "/static/{name}", "/healthz", "/readyz", "/metrics"})
+
+
+def check_params(request: web.Request) -> None:
+    """Refuse (400) a query parameter the route does not take, or one given twice; and a NUL
+    in any (no store can be asked for one)."""
+    route = request.match_info.route.resource
+    path = route.canonical if route is not None else ""
+    if path in ANY_PARAMS:
+        return
+    allowed = PARAMS.get(path, frozenset())
+    seen: set[str] = set()
+    for name, value in request.query.items():
+        if name not in allowed:
+            raise Problem(400, "Bad Request", f"unknown query parameter {name[:40]!r}")
+        if name in seen:
+            raise Problem(400, "Bad Request", f"{name}: given more than once")
+        seen.add(name)
+        no_nul(name, value)
+
+
 #: What `sort=` takes: an order of the store (`ORDERS`), "-" first for descending.
 SORTS = tuple(o for name in ORDERS for o in (name, "-" + name))
 
@@ -184,11 +202,7 @@ def item_query(
     after_value: str | None = None,
 ) -> ItemQuery:
     """The filters of a request (shared by the item list and the live stream)."""
-    q = request.query
-    for name, value in q.items():
-        if name not in KNOWN_PARAMS:
-            raise Problem(400, "Bad Request", f"unknown query parameter {name!r}")
-        no_nul(name, value)
+    q = request.query  # its names are checked (`check_params`)
     kind = q.get("kind")
     if kind is not None and kind not in _KINDS:
         raise Problem(400, "Bad Request", f"kind: expected scan or promotion, got {kind!r}")
@@ -356,13 +370,16 @@ def entry(
 
 
 __all__ = [
+    "ANY_PARAMS",
     "CLOCK_FIGURES",
     "CSP",
-    "KNOWN_PARAMS",
+    "FILTERS",
     "MAX_ID",
+    "PARAMS",
     "PROBLEM_JSON",
     "SECURITY_HEADERS",
     "Problem",
+    "check_params",
     "decode_cursor",
     "encode_cursor",
     "entry",
