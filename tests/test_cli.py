@@ -9,12 +9,13 @@ import json
 import re
 import textwrap
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scanhub import ConfigError, Lifecycle, Scan, Vendor, Verdict, load_config
+from scanhub import ConfigError, ItemError, Lifecycle, Scan, Vendor, Verdict, load_config
 from scanhub._compose import build_clients
 from scanhub._config import parse_config
 from scanhub._render import outcome
@@ -184,6 +185,12 @@ def test_outcome_precedence() -> None:
     assert outcome([item(R)], {}, expect_terminal=True) == 4
     assert outcome([item(R)], {}, expect_terminal=False) == 0
     assert outcome([item(S)], {"k": object()}, expect_terminal=True) == 5  # type: ignore[dict-item]
+    # A track the user must mend: after a failure, before everything else.
+    wrong = ItemError("ConfigError", "report_task: cannot read", False, datetime.now(UTC))
+    unreadable = ItemError("TransportError", "refused", True, datetime.now(UTC))
+    assert outcome([item(S, Verdict.FAIL), item(R)], {"s": wrong}, expect_terminal=True) == 2
+    assert outcome([item(F)], {"s": wrong}, expect_terminal=True) == 1
+    assert outcome([item(S)], {"s": unreadable, "t": wrong}, expect_terminal=True) == 2
 
 
 async def test_demo_runs_as_designed() -> None:
@@ -325,3 +332,25 @@ def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
 async def test_cli_config_error_exits_2(tmp_path: Path) -> None:
     code, _ = await run_cli("status", "-c", str(tmp_path / "nope.toml"))
     assert code == 2
+
+
+async def test_a_track_that_cannot_be_resolved_for_a_reason_of_its_own_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report-task.txt that is not there is the user's to mend (exit 2, "configuration or
+    usage error"), not a source that could not be read (5)."""
+    monkeypatch.setenv("SQ_TOKEN", "squ_x")
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text(
+        '[[source]]\nvendor = "sonarqube"\nbase_url = "http://127.0.0.1:1"\ntoken_env = "SQ_TOKEN"\n'
+    )
+    missing = tmp_path / "nowhere" / "report-task.txt"
+    code, out = await run_cli(
+        "status", "-c", str(cfg), "--format", "table", "--track",
+        f'source = "sonarqube", report_task = "{missing}"',
+    )  # fmt: skip
+    assert code == 2, out
+    assert (
+        f"sonarqube: ConfigError: sonarqube/sonarqube read report-task.txt: report_task: cannot read '{missing}'"
+        in out
+    ), out

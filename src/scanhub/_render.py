@@ -40,11 +40,15 @@ def outcome(
     *,
     expect_terminal: bool,
 ) -> int:
-    """The exit code for a final set of items: failed/cancelled (1) before a blocking verdict
-    (3) before unfinished at the deadline (4) before unreadable (5: errors, or an item the
-    vendor forgot before it finished, `expired`); else 0."""
+    """The exit code for a final set of items: failed/cancelled (1) before a track the user
+    must mend (2: a `ConfigError`, such as a report-task.txt that is not there or a track
+    naming the wrong application) before a blocking verdict (3) before unfinished at the
+    deadline (4) before unreadable (5: errors, or an item the vendor forgot before it
+    finished, `expired`); else 0."""
     if any(i.lifecycle in (Lifecycle.FAILED, Lifecycle.CANCELLED) for i in items):
         return EXIT_FAILED
+    if any(getattr(e, "type", None) == "ConfigError" for e in errors.values()):
+        return EXIT_CONFIG
     if any(i.verdict.blocks for i in items):
         return EXIT_BLOCKED
     if expect_terminal and not all(i.lifecycle.is_terminal for i in items):
