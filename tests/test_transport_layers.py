@@ -1,0 +1,344 @@
+"""The transport's policy layers one at a time, over a `MockTransport` wire (`scanhub._transport`):
+what `Authenticating` adds to a request and takes out of an answer or an error, and which
+failures `Retrying` sends again. Written from mutation testing's survivors: each test pins a
+behaviour no test in the selection did (a request's idempotency lost on its way to the wire, an
+error's text keeping a secret, a retry after the first one)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from scanhub import MockTransport, RetryPolicy
+from scanhub._errors import RequestTimeout, TransportError
+from scanhub._sansio import Request, Response
+from scanhub._secrets import Redactor, Secret
+from scanhub._transport import Authenticating, Retrying
+
+SECRET = "tok-Zq8-sEcReT"
+AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def answer(status: int = 200, body: bytes = b"{}", **headers: str) -> Response:
+    return Response(status, body, headers, "get scan", "https://h/scans/1", received_at=AT)
+
+
+# --- Authenticating -------------------------------------------------------------------------------
+
+
+async def test_the_credentials_are_added_and_nothing_else_of_the_request_changes() -> None:
+    wire = MockTransport(lambda req: answer())
+    auth = Authenticating(
+        wire,
+        Redactor([Secret(SECRET)]),
+        headers={"Authorization": f"Bearer {SECRET}"},
+        params=(("apiKey", SECRET),),
+    )
+    sent = Request(
+        "POST",
+        "https://h/scans",
+        "trigger scan",
+        (("type", "sast"),),
+        {"Accept": "application/json"},
+        {"applicationId": "a"},
+        idempotent=False,
+    )
+    await auth.send(sent)
+    (got,) = wire.requests
+    assert got == Request(
+        "POST",
+        "https://h/scans",
+        "trigger scan",
+        (("type", "sast"), ("apiKey", SECRET)),
+        {"Accept": "application/json", "Authorization": f"Bearer {SECRET}"},
+        {"applicationId": "a"},
+        idempotent=False,
+    )
+    assert got.idempotent is False  # never re-sent once it may have reached the server
+    assert sent.headers == {"Accept": "application/json"}  # the caller's request is its own
+
+
+async def test_an_answer_that_echoes_a_secret_keeps_all_else_it_said() -> None:
+    echoed = Response(
+        201,
+        f'{{"token":"{SECRET}"}}'.encode(),
+        {"x-request-id": "r1"},
+        "trigger scan",
+        "https://h/scans/1",
+        received_at=AT,
+    )
+    auth = Authenticating(MockTransport(lambda req: echoed), Redactor([Secret(SECRET)]))
+    got = await auth.send(Request("GET", "https://h/scans/1", "trigger scan"))
+    assert got == Response(
+        201,
+        b'{"token":"***"}',
+        {"x-request-id": "r1"},
+        "trigger scan",
+        "https://h/scans/1",
+        received_at=AT,
+    )
+    assert got.headers == {"x-request-id": "r1"} and got.received_at == AT
+
+
+async def test_an_error_from_the_wire_keeps_no_secret_in_its_text_args_or_repr() -> None:
+    def refuse(req: Request) -> Response:
+        raise TransportError(f"refused: GET https://h/x?apiKey={SECRET}", vendor="threadfix")
+
+    auth = Authenticating(MockTransport(refuse), Redactor([Secret(SECRET)]))
+    with pytest.raises(TransportError) as caught:
+        await auth.send(Request("GET", "https://h/x", "get scan"))
+    error = caught.value
+    for shown in (str(error), repr(error), error.message, *map(str, error.args)):
+        assert SECRET not in shown, shown
+    assert str(error) == "threadfix: refused: GET https://h/x?apiKey=***"
+
+
+# --- Retrying -------------------------------------------------------------------------------------
+
+
+class Script:
+    """A wire that answers from a list: a Response, or an exception to raise."""
+
+    def __init__(self, *steps: Any) -> None:
+        self.steps = list(steps)
+        self.wire = MockTransport(self.next)
+
+    def next(self, req: Request) -> Response:
+        step = self.steps.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        assert isinstance(step, Response)
+        return step
+
+
+def not_sent(text: str) -> TransportError:
+    error = TransportError(text)
+    error.not_sent = True  # the connection was never made
+    return error
+
+
+@pytest.fixture
+def slept() -> list[float]:
+    return []
+
+
+def retrying(script: Script, slept: list[float], **policy: Any) -> Retrying:
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    return Retrying(script.wire, RetryPolicy(**{"attempts": 4, **policy}), sleep=sleep)
+
+
+GET = Request("GET", "https://h/scans/1", "get scan")
+POST = Request("POST", "https://h/scans", "trigger scan", idempotent=False)
+
+
+async def test_a_read_is_sent_again_after_each_failure_until_one_answers(
+    slept: list[float],
+) -> None:
+    script = Script(
+        TransportError("reset"), RequestTimeout("slow"), TransportError("reset"), answer()
+    )
+    assert await retrying(script, slept).send(GET) == answer()
+    assert len(script.wire.requests) == 4 and len(slept) == 3
+
+
+async def test_a_read_that_fails_every_attempt_raises_the_last_failure(slept: list[float]) -> None:
+    script = Script(*(TransportError(f"reset {n}") for n in range(4)))
+    with pytest.raises(TransportError, match="reset 3"):
+        await retrying(script, slept).send(GET)
+    assert len(script.wire.requests) == 4
+
+
+async def test_a_write_is_sent_again_only_while_it_cannot_have_reached_the_server(
+    slept: list[float],
+) -> None:
+    # Never connected twice, then answered: sent three times.
+    script = Script(not_sent("refused"), not_sent("refused"), answer(201))
+    assert (await retrying(script, slept).send(POST)).status == 201
+    assert len(script.wire.requests) == 3
+    # Never connected, then a timeout after sending: the server may have acted; not re-sent.
+    script = Script(not_sent("refused"), RequestTimeout("slow"), answer(201))
+    with pytest.raises(RequestTimeout):
+        await retrying(script, slept).send(POST)
+    assert len(script.wire.requests) == 2
+
+
+async def test_an_unexpected_exception_after_a_retry_is_not_retried(slept: list[float]) -> None:
+    script = Script(TransportError("reset"), ValueError("a bug in the wire"), answer())
+    with pytest.raises(ValueError, match="a bug in the wire"):
+        await retrying(script, slept).send(GET)
+    assert len(script.wire.requests) == 2
+
+
+@pytest.mark.parametrize(("after", "sent"), [("60", 2), ("61", 1)])
+async def test_a_429_is_waited_out_inside_the_call_up_to_max_retry_after(
+    slept: list[float], after: str, sent: int
+) -> None:
+    """A wait of exactly `max_retry_after` is slept inside the call; a longer one is the
+    caller's (the answer comes back, the source is paused by the layer above)."""
+    script = Script(answer(429, **{"retry-after": after}), answer())
+    got = await retrying(script, slept, max_retry_after=60.0).send(GET)
+    assert len(script.wire.requests) == sent
+    assert got.status == (200 if sent == 2 else 429)
+    assert slept == ([60.0] if sent == 2 else [])
+
+
+async def test_a_429_on_a_later_attempt_is_waited_as_it_says(slept: list[float]) -> None:
+    """Each wait follows the last answer: its Retry-After when it has one, else the backoff."""
+    script = Script(
+        answer(429, **{"retry-after": "3"}), answer(429, **{"retry-after": "7"}), answer()
+    )
+    assert (await retrying(script, slept).send(GET)).status == 200
+    assert slept == [3.0, 7.0]
+
+
+def test_the_backoff_doubles_from_its_first_ceiling_up_to_its_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Full jitter: a uniform draw from 0 to a ceiling that doubles each attempt."""
+    import random
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: (low, high))
+    policy = RetryPolicy(backoff_initial=0.5, backoff_max=30.0)
+    ceilings = [policy.backoff(n) for n in (1, 2, 3, 4, 7, 8)]
+    assert ceilings == [(0, 0.5), (0, 1.0), (0, 2.0), (0, 4.0), (0, 30.0), (0, 30.0)]
+
+
+# --- the body's cap by Content-Length ---------------------------------------------------------
+
+
+def test_an_answer_is_read_up_to_its_cap_and_no_further() -> None:
+    from scanhub._transport import body_limit_problem
+
+    assert body_limit_problem({}, 100) is None
+    assert body_limit_problem({"content-length": "100"}, 100) is None
+    assert body_limit_problem({"content-length": " 100 "}, 100) is None
+    assert body_limit_problem({"content-length": "101"}, 100) == (
+        "the answer is 101 bytes, over the 100-byte cap"
+    )
+    huge = "9" * 30  # read as its first 20 digits
+    assert body_limit_problem({"content-length": huge}, 100) == (
+        f"the answer is {'9' * 20} bytes, over the 100-byte cap"
+    )
+    for bad in ("12a", "-1", "١٢", "1e3"):
+        assert body_limit_problem({"content-length": bad}, 100) == (
+            f"Content-Length {bad!r} is not a number of bytes"
+        )
+    long_bad = "x" * 50
+    assert body_limit_problem({"content-length": long_bad}, 100) == (
+        f"Content-Length {'x' * 40!r} is not a number of bytes"
+    )
+
+
+# --- Recording ------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, *times: float) -> None:
+        self.times = list(times)
+
+    def __call__(self) -> float:
+        return self.times.pop(0)
+
+
+async def test_every_attempt_is_timed_and_told_to_the_poll_and_the_observers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from scanhub._transport import Attempt, Recording, recording_attempts
+
+    class Untrusted(TransportError):
+        retryable = False  # a refused certificate: not a sign of a struggling source
+
+    steps: list[Any] = [answer(503), TransportError("reset"), Untrusted("bad certificate")]
+    script = Script(*steps)
+    rec = Recording(
+        script.wire, "asp", Redactor([Secret(SECRET)]), clock=Clock(10, 10.25, 20, 21.5, 30, 31)
+    )
+    told: list[tuple[int | None, float]] = []
+    rec.observers.append(lambda status, elapsed: told.append((status, elapsed)))
+    caplog.set_level(logging.DEBUG, logger="scanhub")
+    with recording_attempts() as attempts:
+        assert (await rec.send(Request("GET", f"https://h/x?apiKey={SECRET}", "op"))).status == 503
+        with pytest.raises(TransportError):
+            await rec.send(GET)
+        with pytest.raises(Untrusted):
+            await rec.send(GET)
+    assert attempts == [Attempt(503, 0.25), Attempt(None, 1.5)]
+    assert told == [(503, 0.25), (None, 1.5)]
+    assert rec.sent == 3
+    lines = [r.getMessage() for r in caplog.records if r.name == "scanhub"]
+    assert lines == ["asp GET https://h/x?apiKey=*** -> 503 in 0.250s"]
+
+
+# --- Pausing --------------------------------------------------------------------------------------
+
+
+def pausing(script: Script, slept: list[float], now: list[float], **policy: Any) -> Any:
+    from scanhub._transport import Pausing
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    chosen = RetryPolicy(**policy)
+    return Pausing(
+        script.wire, lambda: chosen, vendor="appsecplus", source="asp",
+        clock=lambda: now[0], sleep=sleep,
+    )  # fmt: skip
+
+
+async def test_a_short_pause_is_waited_out_a_long_one_refused_with_when_to_come_back(
+    slept: list[float],
+) -> None:
+    from scanhub._errors import RateLimitedError
+
+    now = [0.5]  # a clock that starts past zero: nothing is paused before a pause
+    script = Script(answer(), answer(), answer())
+    layer = pausing(script, slept, now, max_retry_after=60.0, retry_after_cap=900.0)
+    await layer.send(GET)
+    assert slept == [] and layer.paused_for == 0.0
+    layer.pause(0.5)  # under a second is still a pause
+    await layer.send(GET)
+    assert slept == [0.5]
+    layer.pause(-5)  # a negative pause is none
+    assert layer.paused_for == 0.0
+    layer.pause(60)  # exactly max_retry_after: waited out
+    await layer.send(GET)
+    assert slept == [0.5, 60.0]
+    layer.pause(5000)  # capped at retry_after_cap, past max_retry_after: refused locally
+    assert layer.paused_for == 900.0
+    with pytest.raises(RateLimitedError) as refused:
+        await layer.send(GET)
+    error = refused.value
+    assert (error.retry_after, error.vendor, error.source, error.operation) == (
+        900.0, "appsecplus", "asp", "get scan",
+    )  # fmt: skip
+    assert len(script.wire.requests) == 3  # the refused request never reached the wire
+
+
+async def test_a_429_pauses_the_source_by_its_advice_or_the_first_backoff(
+    slept: list[float], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import random
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    caplog.set_level(logging.WARNING, logger="scanhub")
+    now = [100.0]
+    script = Script(answer(429, **{"retry-after": "12"}), answer(429))
+    layer = pausing(script, slept, now, backoff_initial=0.5, default_429_wait=None)
+    await layer.send(GET)
+    assert layer.paused_for == 12.0
+    now[0] += 12.0
+    await layer.send(GET)  # no advice: the first attempt's backoff ceiling
+    assert layer.paused_for == 0.5
+    lines = [r.getMessage() for r in caplog.records if r.name == "scanhub"]
+    assert lines == [
+        "asp: rate limited by appsecplus, pausing 12.0s",
+        "asp: rate limited by appsecplus, pausing 0.5s",
+    ]
