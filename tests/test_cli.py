@@ -229,6 +229,8 @@ async def test_sim_command_writes_a_working_config(
     ("text", "message"),
     [
         ("source = 3", "source: expected at least one [[source]] table"),
+        ('[[source]]\nbase_url = "http://x"', "source[0].vendor: expected one of iq"),
+        ('[[source]]\nbase_url = "http://x"', ", github, got nothing (missing)"),
         (
             '[[source]]\nvendor = "jira"\nbase_url = "http://x"',
             "source[0].vendor: expected one of iq",
@@ -283,6 +285,11 @@ async def test_sim_command_writes_a_working_config(
             '[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"\n'
             '[[track]]\nsource = "apptrust"\nscan_id = "k"',
             "track[0].scan_id: unknown key",
+        ),
+        (
+            '[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"\n'
+            '[[track]]\nsource = "apptrust"\nscan_id = "k"',
+            "version) (for the apptrust source 'apptrust')",
         ),
         (
             'interval = -1\n[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\ntoken_env = "T"',
@@ -354,3 +361,19 @@ async def test_a_track_that_cannot_be_resolved_for_a_reason_of_its_own_exits_2(
         f"sonarqube: ConfigError: sonarqube/sonarqube read report-task.txt: report_task: cannot read '{missing}'"
         in out
     ), out
+
+
+async def test_serve_refuses_a_config_with_demo_and_a_token_variable_that_cannot_be_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _ = await run_cli("serve", "--demo", "-c", "mine.toml")
+    assert code == 2
+    assert "scanhub: serve: --demo runs without a config file; give --demo or -c, not both" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--token-env", "1bad"], io.StringIO())
+    assert refused.value.code == 2
+    assert "--token-env: expected the name of an environment variable, got '1bad'" in (
+        capsys.readouterr().err
+    )

@@ -442,7 +442,11 @@ def _source(
     vendor = raw.get("vendor")
     if not isinstance(vendor, str) or vendor not in reg:
         problems.append(
-            (f"{where}.vendor", f"expected one of {', '.join(reg.names())}, got {vendor!r}")
+            (
+                f"{where}.vendor",
+                f"expected one of {', '.join(reg.names())}"
+                + (", got nothing (missing)" if vendor is None else f", got {vendor!r}"),
+            )
         )
         return None
     schema = reg.get(vendor).source_schema
@@ -489,7 +493,7 @@ def _track(
     try:
         track = structure(spec.track_schema, raw, where)
     except SchemaErrors as exc:
-        problems += [(p, f"{m} (for a {spec.name} source)") for p, m in exc.problems]
+        problems += [(p, f"{m} (for the {spec.name} source {name!r})") for p, m in exc.problems]
         return None
     found = [(f"{where}.{key}", message) for key, message in track.problems()]
     problems += found

@@ -28,7 +28,7 @@ from ._errors import ConfigError, ScanhubError
 from ._exports import cloudevent_json
 from ._model import Item
 from ._registry import registry
-from ._schema import Problem, check_seconds
+from ._schema import Problem, check_env_var, check_seconds
 from .engine import Change, ScanHub
 
 
@@ -64,6 +64,14 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
     return value
+
+
+def _env_name(text: str) -> str:
+    """argparse type: the name of an environment variable (as `*_env` keys in a file)."""
+    try:
+        return check_env_var(text)
+    except Problem as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--format", choices=("table", "json"), default="table")
 
     sv = sub.add_parser("serve", help="the dashboard service: JSON API, live stream, metrics, page")
-    sv.add_argument("-c", "--config", default="scanhub.toml", help="default: scanhub.toml")
+    sv.add_argument("-c", "--config", default=None, help="default: scanhub.toml (not with --demo)")
     sv.add_argument(
         "--state",
         metavar="PATH|URL",
@@ -184,6 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sv.add_argument(
         "--token-env",
+        type=_env_name,
         default="SCANHUB_TOKEN",
         help="environment variable holding the bearer token that enables writes",
     )
@@ -260,6 +269,8 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError(
             f"scanhub serve needs the serve extra: pip install 'scanhub[serve]' ({exc})"
         ) from None
+    if args.demo and args.config is not None:
+        raise ConfigError("serve: --demo runs without a config file; give --demo or -c, not both")
     return asyncio.run(
         serve(
             None if args.demo else args.config,
