@@ -229,6 +229,11 @@ async def test_sim_command_writes_a_working_config(
     ("text", "message"),
     [
         ("source = 3", "source: expected at least one [[source]] table"),
+        (
+            '[state]\nretention_days = 0\n[[source]]\nvendor = "apptrust"\nbase_url = "http://x"\n'
+            'token_env = "T"',
+            "state.retention_days: expected a positive, finite number of days, got 0",
+        ),
         ('[[source]]\nbase_url = "http://x"', "source[0].vendor: expected one of iq"),
         ('[[source]]\nbase_url = "http://x"', ", github, got nothing (missing)"),
         (

@@ -44,6 +44,7 @@ from ._errors import ConfigError
 from ._registry import Registry, SourceConfig, TrackConfig, registry
 from ._schema import (
     Count,
+    Days,
     EnvVar,
     EnvVars,
     HttpUrl,
@@ -84,7 +85,7 @@ class StateConfig:
             "SCANHUB_DATABASE_URL); postgresql:// alone: the URL in SCANHUB_DATABASE_URL"
         },
     )
-    retention_days: Seconds | None = attrs.field(
+    retention_days: Days | None = attrs.field(
         default=None, metadata={"doc": "prune history older than this many days (default: never)"}
     )
     retention_per_item: Count | None = attrs.field(

@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 #: A duration or interval in seconds: a finite number greater than 0.
 Seconds = NewType("Seconds", float)
+#: A number of days: a finite number greater than 0.
+Days = NewType("Days", float)
 #: A whole number of at least 1.
 Count = NewType("Count", int)
 #: A non-empty string (not only white space).
@@ -84,6 +86,14 @@ def check_seconds(value: Any) -> float:
     n = _number(value)
     if n is None or not math.isfinite(n) or n <= 0:
         raise Problem(f"expected a positive, finite number of seconds, got {_got(value)}")
+    return n
+
+
+def check_days(value: Any) -> float:
+    """A finite number of days greater than 0."""
+    n = _number(value)
+    if n is None or not math.isfinite(n) or n <= 0:
+        raise Problem(f"expected a positive, finite number of days, got {_got(value)}")
     return n
 
 
@@ -248,6 +258,7 @@ def _strict_float(value: Any, _: Any = None) -> float:
 #: Checked type -> (checker, JSON Schema fragment).
 CHECKED: dict[Any, tuple[Callable[[Any], Any], dict[str, Any]]] = {
     Seconds: (check_seconds, {"type": "number", "exclusiveMinimum": 0}),
+    Days: (check_days, {"type": "number", "exclusiveMinimum": 0}),
     Count: (check_count, {"type": "integer", "minimum": 1}),
     Text: (check_text, {"type": "string", "minLength": 1, "pattern": r"\S"}),
     Id: (
