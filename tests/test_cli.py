@@ -382,3 +382,16 @@ async def test_serve_refuses_a_config_with_demo_and_a_token_variable_that_cannot
     assert "--token-env: expected the name of an environment variable, got '1bad'" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("command", ["demo", "sim"])
+def test_a_speed_that_is_not_one_is_refused_as_a_speed(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for bad in ("0", "-2", "fast", "inf"):
+        with pytest.raises(SystemExit) as refused:
+            main([command, "--speed", bad], io.StringIO())
+        assert refused.value.code == 2
+        assert f"expected a positive, finite speed (1 is real time), got {bad!r}" in (
+            capsys.readouterr().err
+        )

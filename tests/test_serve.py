@@ -419,6 +419,12 @@ async def test_iq_webhooks_are_verified_deduplicated_and_applied(tmp_path: Path)
             text = await r.text()
         assert 'scanhub_webhook_deliveries_total{outcome="applied",source="iq"} 1.0' in text
         assert 'scanhub_webhook_deliveries_total{outcome="rejected",source="iq"} 2.0' in text
+        # Its HELP names every outcome the service counts.
+        (help_line,) = [
+            line for line in text.splitlines() if line.startswith("# HELP scanhub_webhook_")
+        ]
+        for outcome in ("applied", "duplicate", "ignored", "invalid", "rejected"):
+            assert outcome in help_line, help_line
 
 
 async def test_the_iq_simulator_delivers_webhooks_the_service_accepts(tmp_path: Path) -> None:

@@ -804,10 +804,14 @@ async def test_the_service_shows_sink_health_lists_dead_letters_and_replays(
                 async with http.post("/api/v1/sinks/hook/replay", json={"dead": True}) as r:
                     assert r.status == 401
                 auth = {"Authorization": f"Bearer {TOKEN}"}
-                async with http.post(
-                    "/api/v1/sinks/hook/replay", json={"from": "x"}, headers=auth
-                ) as r:
-                    assert r.status == 400
+                for given, shown in (("x", '"x"'), (True, "true"), (0, "0"), (1.5, "1.5")):
+                    async with http.post(
+                        "/api/v1/sinks/hook/replay", json={"from": given}, headers=auth
+                    ) as r:
+                        assert r.status == 400
+                        assert (await r.json(content_type=None))["detail"] == (
+                            f"from: expected a transition id >= 1, got {shown}"
+                        )
                 async with http.post(  # not what the document allows, though `from` is
                     "/api/v1/sinks/hook/replay", json={"from": 1, "dead": False}, headers=auth
                 ) as r:

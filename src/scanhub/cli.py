@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -66,6 +67,19 @@ def _port(text: str) -> int:
     return value
 
 
+def _speed(text: str) -> float:
+    """argparse type: how many times faster than real time the simulators' clock runs."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive, finite speed (1 is real time), got {text!r}"
+        )
+    return value
+
+
 def _env_name(text: str) -> str:
     """argparse type: the name of an environment variable (as `*_env` keys in a file)."""
     try:
@@ -111,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the vendor simulators and a scenario end to end")
     d.add_argument("--format", choices=("live", "plain", "ndjson"), default=None)
-    d.add_argument("--speed", type=_seconds, default=1.0, help="simulated time speed (default 1)")
+    d.add_argument("--speed", type=_speed, default=1.0, help="simulated time speed (default 1)")
 
     s = sub.add_parser("sim", help="run the vendor simulators standalone")
     s.add_argument("--host", default="127.0.0.1")
@@ -122,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         help="first port (IQ); the others follow (default: any free ports)",
     )
     s.add_argument("--duration", type=_seconds, default=None, help="stop after N seconds")
-    s.add_argument("--speed", type=_seconds, default=1.0, help="simulated time speed (default 1)")
+    s.add_argument("--speed", type=_speed, default=1.0, help="simulated time speed (default 1)")
     s.add_argument(
         "--write-config",
         metavar="PATH",

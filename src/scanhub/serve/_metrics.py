@@ -207,7 +207,8 @@ class Metrics:
         )
         self.webhooks = Counter(
             "scanhub_webhook_deliveries",
-            "Webhook deliveries by source and outcome (applied, duplicate, ignored, rejected).",
+            "Webhook deliveries by source and outcome "
+            "(applied, duplicate, ignored, invalid, rejected).",
             ["source", "outcome"],
             registry=self.registry,
         )

@@ -111,7 +111,8 @@ def _transition_id(given: object) -> int:
     if isinstance(given, float) and given.is_integer():
         given = int(given)
     if isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= MAX_ID:
-        raise Problem(400, "Bad Request", f"from: expected a transition id >= 1, got {given!r}")
+        shown = json.dumps(given)[:40]  # as the request wrote it (`true`, not `True`)
+        raise Problem(400, "Bad Request", f"from: expected a transition id >= 1, got {shown}")
     return given
 
 
