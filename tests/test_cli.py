@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import io
 import json
-import re
 import textwrap
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -326,19 +325,26 @@ def test_config_file_problems(tmp_path: Path) -> None:
         load_config(tmp_path / "broken.toml")
 
 
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_missing_environment_variable_is_named_as_config_check_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("JF_TOKEN")
+    monkeypatch.delenv("ASP_TOKEN", raising=False)
     config = parse_config(
-        {"source": [{"vendor": "apptrust", "base_url": "http://x", "token_env": "JF_TOKEN"}]},
+        {
+            "source": [
+                {"vendor": "apptrust", "base_url": "http://x", "token_env": "JF_TOKEN"},
+                {"vendor": "appsecplus", "base_url": "http://y", "token_env": "ASP_TOKEN"},
+            ]
+        },
         "my.toml",
     )
-    with pytest.raises(
-        ConfigError,
-        match=re.escape(
-            "my.toml: source 'apptrust': token_env: environment variable JF_TOKEN is not set"
-        ),
-    ):
+    with pytest.raises(ConfigError) as missing:
         build_clients(config)
+    assert missing.value.message == (
+        "my.toml: source[0].token_env: environment variable JF_TOKEN is not set\n"
+        "my.toml: source[1].token_env: environment variable ASP_TOKEN is not set"
+    )
 
 
 async def test_cli_config_error_exits_2(tmp_path: Path) -> None:

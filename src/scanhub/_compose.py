@@ -42,6 +42,15 @@ def build_clients(
     """Clients for every source, with secrets read from the environment."""
     env = os.environ if env is None else env
     reg = vendors or registry()
+    # Every variable that is not set, at once and named as `scanhub config check` names them.
+    unset = [
+        f"{config.path}: source[{i}].{key}: environment variable {var} is not set"
+        for i, s in enumerate(config.sources)
+        for key, var in s.env_vars()
+        if not env.get(var)
+    ]
+    if unset:
+        raise ConfigError("\n".join(unset), operation="load config")
     clients = []
     for s in config.sources:
         try:
