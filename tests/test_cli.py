@@ -325,7 +325,7 @@ def test_config_file_problems(tmp_path: Path) -> None:
         load_config(tmp_path / "broken.toml")
 
 
-def test_every_missing_environment_variable_is_named_as_config_check_names_it(
+def test_every_missing_environment_variable_is_named_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("JF_TOKEN")
@@ -342,9 +342,19 @@ def test_every_missing_environment_variable_is_named_as_config_check_names_it(
     with pytest.raises(ConfigError) as missing:
         build_clients(config)
     assert missing.value.message == (
-        "my.toml: source[0].token_env: environment variable JF_TOKEN is not set\n"
-        "my.toml: source[1].token_env: environment variable ASP_TOKEN is not set"
+        "my.toml: source 'apptrust': token_env: environment variable JF_TOKEN is not set\n"
+        "my.toml: source 'appsecplus': token_env: environment variable ASP_TOKEN is not set"
     )
+
+
+def test_a_webhook_secret_is_not_needed_to_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`webhook_secret_env` is optional for polling: read when a webhook is delivered."""
+    monkeypatch.setenv("IQ_PW", "pw")
+    monkeypatch.delenv("IQ_HOOK", raising=False)
+    source = {"vendor": "iq", "base_url": "http://x", "username": "u", "password_env": "IQ_PW"}
+    config = parse_config({"source": [{**source, "webhook_secret_env": "IQ_HOOK"}]}, "my.toml")
+    (client,) = build_clients(config)
+    assert client.vendor == "iq"
 
 
 async def test_cli_config_error_exits_2(tmp_path: Path) -> None:

@@ -406,3 +406,34 @@ async def test_a_poll_whose_answer_is_another_item_is_an_error_not_a_second_item
         f"'appsecplus:appsecplus:scan:app-x:{scan_id}': check the track's ids"
     )
     assert [(i.key, i.lifecycle) for i in snap.items] == [(wrong.key, Lifecycle.UNKNOWN)]
+
+
+async def test_a_track_whose_lookup_failed_while_the_vendor_was_away_is_tracked_later() -> None:
+    """A scan tracked by its id alone is read when the track is resolved; when the vendor
+    answers 5xx then, the lookup is kept and run again with the discovery rules (every
+    minute in `scanhub serve`) until it answers, never lost."""
+    from scanhub._compose import apply_tracks
+    from scanhub._config import parse_config
+
+    async with stack(appsecplus=Faults(error_rate=1.0)) as env:
+        sims, hub = env["sims"], env["hub"]
+        sims["appsecplus"].add_application("app-12345")
+        (scan_id,) = sims["appsecplus"].seed_scans("app-12345", 1, duration=0)
+        config = parse_config(
+            {
+                "source": [{"vendor": "appsecplus", "base_url": "http://x", "token_env": "T"}],
+                "track": [{"source": "appsecplus", "scan_id": scan_id}],
+            },
+            "c.toml",
+        )
+        await apply_tracks(hub, config)
+        assert await hub.current() == []
+        assert hub.discovery.errors["appsecplus"].type == "ServerError"
+        assert len(hub.discovery.lookups) == 1
+        await hub.discovery.rediscover()  # still away: kept
+        assert len(hub.discovery.lookups) == 1 and await hub.current() == []
+        sims["appsecplus"].faults = Faults()
+        found = await hub.discovery.rediscover()
+        assert [i.key for i in found] == [f"appsecplus:appsecplus:scan:app-12345:{scan_id}"]
+        assert hub.discovery.lookups == [] and "appsecplus" not in hub.discovery.errors
+        assert [i.key for i in await hub.current()] == [found[0].key]

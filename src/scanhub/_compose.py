@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from ._clients import Client
 from ._config import Config
 from ._defaults import STATE_FILE
 from ._errors import ConfigError, ScanhubError
+from ._model import Item
 from ._registry import Registry, registry
 from ._secrets import Secret
 from ._sinks import Sink, SinkFilter, secret_key, shown_url
@@ -42,21 +43,17 @@ def build_clients(
     """Clients for every source, with secrets read from the environment."""
     env = os.environ if env is None else env
     reg = vendors or registry()
-    # Every variable that is not set, at once and named as `scanhub config check` names them.
-    unset = [
-        f"{config.path}: source[{i}].{key}: environment variable {var} is not set"
-        for i, s in enumerate(config.sources)
-        for key, var in s.env_vars()
-        if not env.get(var)
-    ]
-    if unset:
-        raise ConfigError("\n".join(unset), operation="load config")
     clients = []
+    # Every source a client cannot be made for (a variable it needs not set) at once; only
+    # what a client needs is read here (a webhook's secret is read when one is delivered).
+    problems = []
     for s in config.sources:
         try:
             clients.append(reg.get(s.vendor).make_client(s, env))
         except ConfigError as exc:
-            raise ConfigError(f"{config.path}: {exc.message}", operation="load config") from None
+            problems.append(f"{config.path}: {exc.message}")
+    if problems:
+        raise ConfigError("\n".join(problems), operation="load config")
     return clients
 
 
@@ -193,21 +190,34 @@ def build_hub(
 
 async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = None) -> None:
     """Put what the file says to track into `hub`. Single items start as placeholders in state
-    `unknown` (the first poll fills them in); discovery queries (AppSec+ by application,
-    AppTrust by version) become rules of the hub and are run now. A failing lookup is recorded
-    in `hub.discovery.errors`. Returns once everything is committed."""
+    `unknown` (the first poll fills them in), or as the vendor's answer where the track lacks
+    part of the item's key (an AppSec+ scan by its id alone, a SonarQube task by its id);
+    discovery queries (AppSec+ by application, AppTrust by version) become rules of the hub and
+    are run now. A failing lookup is recorded in `hub.discovery.errors`; one that may pass (the
+    vendor away) is run again with the rules (`hub.discovery.lookups`, every minute in
+    `scanhub serve`). Returns once everything is committed."""
     reg = vendors or registry()
     for t in config.tracks:
         client = hub.sources.client(t.source)
+        spec = reg.for_client(client)
+
+        async def lookup(
+            spec: Any = spec, client: Any = client, t: Any = t
+        ) -> tuple[Sequence[Item], Mapping[str, str] | None]:
+            tracking = await spec.resolve_track(client, t)
+            return tracking.items, tracking.query
+
         try:
-            tracking = await reg.for_client(client).resolve_track(client, t)
+            items, query = await lookup()
         except ScanhubError as exc:
             hub.discovery.note_error(t.source, exc)
+            if exc.retryable:
+                hub.discovery.lookups.append((t.source, lookup))
             continue
-        for item in tracking.items:
+        for item in items:
             hub.track(item, how="config")
-        if tracking.query is not None:
-            await hub.discovery.add_rule(t.source, tracking.query)
+        if query is not None:
+            await hub.discovery.add_rule(t.source, query)
     await hub.flush()
 
 

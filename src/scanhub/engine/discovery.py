@@ -8,13 +8,16 @@ watchers, so new items appear by themselves. A failure is kept per source (`erro
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from .._changes import ItemError
 from .._clients import Client
 from .._errors import ScanhubError
 from .._model import Item
+
+#: A track's lookup: the items it names and the discovery query it makes (or None).
+Lookup = Callable[[], Awaitable[tuple[Sequence[Item], Mapping[str, str] | None]]]
 
 
 class Discovery:
@@ -34,6 +37,10 @@ class Discovery:
         self.rules: list[tuple[str, dict[str, str]]] = []
         #: Source name -> the last failed discovery (or lookup) on it.
         self.errors: dict[str, ItemError] = {}
+        #: Tracks whose lookup failed for a reason that may pass (the vendor away, a 5xx):
+        #: (source, lookup), run again by `rediscover` until one answers. A lookup gives the
+        #: items to track and, for a discovery track, its query (made a rule then).
+        self.lookups: list[tuple[str, Lookup]] = []
 
     def note_error(self, source: str, exc: BaseException) -> None:
         """Say that something about a source failed (a discovery, a lookup for a track)."""
@@ -66,12 +73,33 @@ class Discovery:
         return await self.discover(source, **query)
 
     async def rediscover(self) -> list[Item]:
-        """Run every rule of the sources this process polls again; returns what they found."""
+        """Run every failed lookup and every rule of the sources this process polls again;
+        returns what they found."""
         found: list[Item] = []
+        for entry in list(self.lookups):
+            source, lookup = entry
+            if not self._polls(source):
+                continue
+            try:
+                items, query = await lookup()
+            except ScanhubError as exc:
+                self.note_error(source, exc)
+                if not exc.retryable:  # it will not pass by itself (a track to mend)
+                    self.lookups.remove(entry)
+                continue
+            self.lookups.remove(entry)
+            self.errors.pop(source, None)
+            for item in items:
+                self._track(item, "config")
+                found.append(item)
+            if query is not None:
+                found += await self.add_rule(source, query)
+        if found:
+            await self._flush()
         for source, query in list(self.rules):
             if self._polls(source):
                 found += await self.discover(source, **query)
         return found
 
 
-__all__ = ["Discovery"]
+__all__ = ["Discovery", "Lookup"]
