@@ -909,6 +909,9 @@ def test_a_password_in_a_state_url_is_refused() -> None:
         "postgresql://u@127.0.0.1:1/db?password=S3cretPW",  # libpq reads it as the password
         "postgresql://u@h/db?sslmode=require&sslpassword=S3cretPW",  # the client key's
         "postgres://:S3cretPW@h/db",
+        # unencoded: Python's parser sees no password (and quotes a piece of it as a "port")
+        "postgresql://scanhub:S3cretPW#1@db.invalid/scanhub",
+        "postgresql://scanhub:S3cretPW?1@db.invalid/scanhub",
     ],
 )
 def test_a_password_in_a_state_urls_query_is_refused_and_never_shown(url: str) -> None:
@@ -953,6 +956,21 @@ def test_a_state_url_libpq_cannot_read_is_a_config_error(url: str, why: str) -> 
     assert url_problem(url) == why
     with pytest.raises(ConfigError, match="in --state or \\[state\\] url " + re.escape(why)):
         database_url(url, {})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://db1:5432,db2:5433/x",  # libpq's (and asyncpg's) list of hosts to try
+        "postgresql://db1:5432,db2/x",
+        "postgresql://[::1]:5432,[::2]:5433/x",
+        "postgresql://u@h/d?options=-c%20a%3Db&sslmode=require",
+    ],
+)
+def test_a_state_url_of_several_hosts_or_options_is_taken_as_given(url: str) -> None:
+    from scanhub.store.postgres import database_url, redact_url, url_problem
+
+    assert url_problem(url) is None and database_url(url, {}) == url and redact_url(url) == url
 
 
 async def test_a_state_url_asyncpg_refuses_is_a_config_error_naming_it() -> None:

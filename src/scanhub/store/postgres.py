@@ -325,17 +325,37 @@ _ITEMS = "items JOIN item_changes USING (key)"
 _SECRET_PARAMS = frozenset({"password", "sslpassword"})
 
 
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where a password before the host is in `url`, as libpq reads a URI (its user info
+    ends at the last `@` before the first `/` after `scheme://`), or None: also a password
+    with an unencoded `#` or `?`, which Python's URL parser does not see as one."""
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    start = len(url) - len(rest)
+    authority = rest.split("/", 1)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    colon = start + userinfo.index(":")
+    return colon + 1, start + len(userinfo)
+
+
 def url_problem(url: str) -> str | None:
     """What is wrong with a PostgreSQL URL given in --state or [state] url, as the end of a
     sentence (None: nothing): not one, or one that carries a password."""
+    if _password_span(url) is not None:  # first: a parser's message may quote the password
+        return "must not carry a password; put it in SCANHUB_DATABASE_URL or PGPASSWORD"
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - reading it checks it
+        query = parse_qsl(parts.query, True)
+        if "," not in parts.netloc:  # several hosts (libpq's failover list) have ports each
+            parts.port  # noqa: B018 - reading it checks it
     except ValueError as exc:
         return f"is not a URL libpq can read ({exc})"
     if parts.scheme not in ("postgresql", "postgres"):
         return "must start with postgresql://"
-    if parts.password or any(k in _SECRET_PARAMS for k, _ in parse_qsl(parts.query, True)):
+    if any(k in _SECRET_PARAMS for k, _ in query):
         return "must not carry a password; put it in SCANHUB_DATABASE_URL or PGPASSWORD"
     return None
 
@@ -364,25 +384,21 @@ def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL as it may be shown: without its password, before the host or in the query."""
+    """The URL as it may be shown: without its password, before the host (however it is
+    written) or in the query."""
+    span = _password_span(url)
+    if span is not None:
+        url = url[: span[0]] + "***" + url[span[1] :]
     try:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, True)
     except ValueError:
         return "a PostgreSQL URL"  # one libpq cannot read shows nothing of itself
-    secret_query = any(k in _SECRET_PARAMS for k, _ in query)
-    if parts.password is None and not secret_query:
+    if not any(k in _SECRET_PARAMS for k, _ in query):
         return url
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = f"{parts.username}:***@" if parts.username else "***@"
-        netloc = user + netloc.rpartition("@")[2]
-    if secret_query:
-        shown = [(k, "***" if k in _SECRET_PARAMS else v) for k, v in query]
-        query_text = urlencode(shown, safe="*")
-    else:
-        query_text = parts.query
-    return urlunsplit((parts.scheme, netloc, parts.path, query_text, parts.fragment))
+    shown = [(k, "***" if k in _SECRET_PARAMS else v) for k, v in query]
+    query_text = urlencode(shown, safe="*")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query_text, parts.fragment))
 
 
 class PostgresStore(Store):
