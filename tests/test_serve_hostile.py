@@ -344,6 +344,8 @@ async def test_a_cursor_of_another_order_is_refused_as_such(svc: Service, logs: 
         ("/api/v1/items?since=5", "unknown query parameter 'since'"),
         ("/api/v1/items/k/history?q=x", "unknown query parameter 'q'"),
         ("/api/v1/events/stream?sort=key", "unknown query parameter 'sort'"),
+        # the stream resumes from last_event_id; a since it ignored dropped events silently
+        ("/api/v1/events/stream?since=41", "unknown query parameter 'since'"),
         ("/api/v1/openapi.json?v=2", "unknown query parameter 'v'"),
         ("/api/v1/stats?window=1h&window=2h", "window: given more than once"),
         # the second of two values was taken or ignored by the order they came in

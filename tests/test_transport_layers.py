@@ -210,7 +210,7 @@ def test_the_backoff_doubles_from_its_first_ceiling_up_to_its_cap(
 # --- the body's cap by Content-Length ---------------------------------------------------------
 
 
-def test_an_answer_is_read_up_to_its_cap_and_no_further() -> None:
+def test_content_length_is_refused_past_the_cap_and_taken_up_to_it() -> None:
     from scanhub._transport import body_limit_problem
 
     assert body_limit_problem({}, 100) is None

@@ -53,7 +53,7 @@ FILTERS = frozenset({"vendor", "source", "kind", "lifecycle", "verdict", "applic
 #: is the second of two values (`check_params`, run for every GET of the service).
 PARAMS: dict[str, frozenset[str]] = {
     "/api/v1/items": FILTERS | {"limit", "cursor", "sort"},
-    "/api/v1/events/stream": FILTERS | {"since", "last_event_id"},
+    "/api/v1/events/stream": FILTERS | {"last_event_id"},
     "/api/v1/events": frozenset({"since", "limit"}),
     "/api/v1/items/{key}/history": frozenset({"since", "limit"}),
     "/api/v1/sinks/{name}/dead": frozenset({"after", "limit"}),

@@ -49,6 +49,10 @@ def _cached(schema: dict[str, Any]) -> dict[str, Any]:
     return {"200": ok, "304": {"description": "not modified (If-None-Match matched the ETag)"}}
 
 
+#: What a read answers with a 400 whatever its own parameters (`check_params`).
+_UNKNOWN_PARAM = "a query parameter is unknown or given twice"
+
+
 def _responses(answers: dict[str, Any], *, store: bool = True, **problems: str) -> dict[str, Any]:
     """`answers`, one problem+json answer per `problems` (status as `_400="..."`; a 503 comes
     with `Retry-After`), the 503 of an operation that reads the store (`store`) while it is
@@ -210,7 +214,9 @@ def _document() -> dict[str, Any]:
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "this document",
-                    "responses": _responses(_cached({"type": "object"}), store=False),
+                    "responses": _responses(
+                        _cached({"type": "object"}), store=False, _400=_UNKNOWN_PARAM
+                    ),
                 }
             },
             "/api/v1/items": {
@@ -229,7 +235,7 @@ def _document() -> dict[str, Any]:
                     ],
                     "responses": _responses(
                         _cached(_ref("ItemList")),
-                        _400="a query parameter is unknown or its value is wrong",
+                        _400="a query parameter is unknown, given twice or its value is wrong",
                     ),
                 }
             },
@@ -239,7 +245,7 @@ def _document() -> dict[str, Any]:
                     "parameters": [key],
                     "responses": _responses(
                         _cached(_ref("ItemEntry")),
-                        _400="the key holds a NUL",
+                        _400="the key holds a NUL, or " + _UNKNOWN_PARAM,
                         _404="no such item",
                     ),
                 },
@@ -266,7 +272,8 @@ def _document() -> dict[str, Any]:
                     "parameters": [key, _since(), _limit(10_000, 1000)],
                     "responses": _responses(
                         _cached(_ref("EventList")),
-                        _400="`since` or `limit` is wrong, or the key holds a NUL",
+                        _400="`since` or `limit` is wrong, the key holds a NUL, or "
+                        + _UNKNOWN_PARAM,
                         _404="no such item",
                     ),
                 }
@@ -276,7 +283,8 @@ def _document() -> dict[str, Any]:
                     "summary": "transitions recorded after an id, as CloudEvents",
                     "parameters": [_since(), _limit(10_000, 1000)],
                     "responses": _responses(
-                        _cached(_ref("EventList")), _400="`since` or `limit` is wrong"
+                        _cached(_ref("EventList")),
+                        _400="`since` or `limit` is wrong, or " + _UNKNOWN_PARAM,
                     ),
                 }
             },
@@ -303,21 +311,21 @@ def _document() -> dict[str, Any]:
                             }
                         },
                         store=False,
-                        _400="a query parameter is unknown or its value is wrong, or "
-                        "Last-Event-ID is not a transition id",
+                        _400="a query parameter is unknown, given twice or its value is wrong, "
+                        "or Last-Event-ID is not a transition id",
                     ),
                 }
             },
             "/api/v1/summary": {
                 "get": {
                     "summary": "counts and oldest unfinished items",
-                    "responses": _responses(_cached(_ref("Summary"))),
+                    "responses": _responses(_cached(_ref("Summary")), _400=_UNKNOWN_PARAM),
                 }
             },
             "/api/v1/sources": {
                 "get": {
                     "summary": "configured sources and their health",
-                    "responses": _responses(_cached(_ref("SourceList"))),
+                    "responses": _responses(_cached(_ref("SourceList")), _400=_UNKNOWN_PARAM),
                 }
             },
             "/api/v1/track": {
@@ -612,7 +620,7 @@ def _sink_paths() -> dict[str, Any]:
             "get": {
                 "summary": "configured sinks: state (active, retrying, disabled), cursor, lag in "
                 "events and seconds, last success, last error",
-                "responses": _responses(_cached(_ref("SinkList"))),
+                "responses": _responses(_cached(_ref("SinkList")), _400=_UNKNOWN_PARAM),
             }
         },
         "/api/v1/sinks/{name}/dead": {
@@ -636,7 +644,7 @@ def _sink_paths() -> dict[str, Any]:
                 ],
                 "responses": _responses(
                     _cached(_ref("DeadLetterList")),
-                    _400="`after` or `limit` is wrong",
+                    _400="`after` or `limit` is wrong, or " + _UNKNOWN_PARAM,
                     _404="no such sink",
                 ),
             }
@@ -823,7 +831,7 @@ def _time_in_state(doc: dict[str, Any]) -> dict[str, Any]:
             ],
             "responses": _responses(
                 _cached(_ref("Stats")),
-                _400="a query parameter is unknown or its value is wrong",
+                _400="a query parameter is unknown, given twice or its value is wrong",
             ),
         }
     }
