@@ -342,3 +342,150 @@ async def test_a_429_pauses_the_source_by_its_advice_or_the_first_backoff(
         "asp: rate limited by appsecplus, pausing 12.0s",
         "asp: rate limited by appsecplus, pausing 0.5s",
     ]
+
+
+async def test_the_first_backoffs_follow_the_attempts_and_attempts_bounds_the_sends(
+    slept: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    failures = [TransportError(f"reset {n}") for n in range(3)]
+    script = Script(*failures, answer())
+    got = await retrying(script, slept, backoff_initial=1.0, backoff_max=100.0).send(GET)
+    assert got.status == 200 and slept == [1.0, 2.0, 4.0]
+    for attempts, sends in ((1, 1), (2, 2)):
+        script = Script(TransportError("a"), TransportError("b"), answer())
+        with pytest.raises(TransportError):
+            await retrying(script, [], attempts=attempts).send(GET)
+        assert len(script.wire.requests) == sends
+
+
+# --- the wire: AiohttpTransport over a real socket ------------------------------------------------
+
+
+@pytest.fixture
+async def server() -> Any:
+    import asyncio
+
+    from aiohttp import web
+
+    async def exact(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 64)
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        size = int(request.query["size"])
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for part in (b"a" * (size // 3), b"b" * (size // 3), b"c" * (size - 2 * (size // 3))):
+            await resp.write(part)
+        await resp.write_eof()
+        return resp
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "method": request.method,
+                "query": list(request.query.items()),
+                "auth": request.headers.get("Authorization"),
+                "json": await request.json() if request.can_read_body else None,
+            }
+        )
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/exact", exact)
+    app.router.add_get("/chunked", chunked)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/slow", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_the_wire_reads_an_answer_up_to_its_cap_and_refuses_one_past_it(server: str) -> None:
+    import aiohttp
+
+    from scanhub._errors import PayloadError
+    from scanhub._transport import AiohttpTransport
+
+    async with aiohttp.ClientSession() as session:
+        wire = AiohttpTransport(lambda: session, vendor="asp", source="mine", max_body=64)
+        assert (await wire.send(Request("GET", f"{server}/exact", "get scan"))).body == b"x" * 64
+        streamed = await wire.send(Request("GET", f"{server}/chunked?size=64", "get scan"))
+        assert streamed.body == b"a" * 21 + b"b" * 21 + b"c" * 22  # every chunk, in order
+        with pytest.raises(PayloadError) as over:
+            await wire.send(Request("GET", f"{server}/chunked?size=65", "list scans"))
+    error = over.value
+    assert error.message == "the answer passed the 64-byte cap while streaming (max_body)"
+    assert (error.vendor, error.source, error.operation, error.status) == (
+        "asp", "mine", "list scans", 200,
+    )  # fmt: skip
+
+
+async def test_the_wire_sends_the_request_as_described_and_follows_no_redirect(
+    server: str,
+) -> None:
+    import aiohttp
+
+    from scanhub._transport import AiohttpTransport
+
+    async with aiohttp.ClientSession() as session:
+        wire = AiohttpTransport(lambda: session, vendor="asp", source="mine")
+        req = Request(
+            "POST", f"{server}/echo", "trigger", (("a", "1"), ("a", "2")),
+            {"Authorization": "Bearer t"}, {"scan": "sast"}, idempotent=False,
+        )  # fmt: skip
+        got = await wire.send(req)
+        moved = await wire.send(Request("GET", f"{server}/moved", "get scan"))
+    import json
+
+    assert json.loads(got.body) == {
+        "method": "POST",
+        "query": [["a", "1"], ["a", "2"]],
+        "auth": "Bearer t",
+        "json": {"scan": "sast"},
+    }
+    assert (got.status, got.operation, got.received_at) == (200, "trigger", None)
+    assert moved.status == 302 and moved.url == f"{server}/moved"
+
+
+async def test_the_wire_names_what_failed_and_whether_it_was_ever_sent(server: str) -> None:
+    import socket
+
+    import aiohttp
+
+    from scanhub._transport import AiohttpTransport, Timeouts
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    async with aiohttp.ClientSession() as session:
+        wire = AiohttpTransport(
+            lambda: session, vendor="asp", source="mine", timeouts=Timeouts(connect=1, total=0.3)
+        )
+        with pytest.raises(TransportError) as refused:
+            await wire.send(Request("GET", f"http://127.0.0.1:{closed}/x", "get scan"))
+        with pytest.raises(RequestTimeout) as late:
+            await wire.send(Request("GET", f"{server}/slow", "get scan"))
+    error = refused.value
+    assert error.message.startswith("could not connect (ClientConnectorError: Cannot connect")
+    assert (error.vendor, error.source, error.operation, error.not_sent) == (
+        "asp", "mine", "get scan", True,
+    )  # fmt: skip
+    assert late.value.message == "timed out (TimeoutError)" and late.value.not_sent is False
+    assert (late.value.vendor, late.value.source, late.value.operation) == (
+        "asp", "mine", "get scan",
+    )  # fmt: skip
