@@ -489,3 +489,105 @@ async def test_the_wire_names_what_failed_and_whether_it_was_ever_sent(server: s
     assert (late.value.vendor, late.value.source, late.value.operation) == (
         "asp", "mine", "get scan",
     )  # fmt: skip
+
+
+# --- the stack a client holds: Transport ----------------------------------------------------------
+
+
+def test_a_transport_verifies_tls_by_default_and_gives_the_wire_its_settings() -> None:
+    import aiohttp
+
+    from scanhub._transport import AiohttpTransport, Timeouts, Transport
+
+    chosen = Timeouts(connect=2.0, total=9.0)
+    made = Transport(
+        vendor="asp", source="mine", session_factory=aiohttp.ClientSession,
+        timeouts=chosen, max_body=5,
+    )  # fmt: skip
+    wire = made.wire
+    assert isinstance(wire, AiohttpTransport)
+    assert (wire.vendor, wire.source, wire.timeouts, wire.max_body) == ("asp", "mine", chosen, 5)
+    assert wire.verify_tls is True and made.timeouts is chosen
+    assert AiohttpTransport(aiohttp.ClientSession, vendor="v", source="s").verify_tls is True
+    off = Transport(vendor="v", source="s", session_factory=aiohttp.ClientSession, verify_tls=False)
+    assert isinstance(off.wire, AiohttpTransport) and off.wire.verify_tls is False
+    for build in (
+        lambda n: Transport(
+            vendor="v", source="s", session_factory=aiohttp.ClientSession, max_body=n
+        ),
+        lambda n: AiohttpTransport(aiohttp.ClientSession, vendor="v", source="s", max_body=n),
+    ):
+        assert build(1) is not None  # one byte is a cap
+        with pytest.raises(ValueError, match=r"^max_body must be at least 1 byte$"):
+            build(0)
+    with pytest.raises(ValueError, match=r"^a transport needs a session factory or a wire$"):
+        Transport(vendor="v", source="s")
+
+
+async def test_a_transport_with_a_rate_limit_waits_for_its_window() -> None:
+    from scanhub import RateLimit
+    from scanhub._transport import Transport
+
+    now = [1000.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    wire = MockTransport(lambda req: answer())
+    made = Transport(
+        vendor="asp", source="mine", wire=wire, rate_limit=RateLimit(2, 10.0, guard=0.0),
+        clock=lambda: now[0], sleep=sleep,
+    )  # fmt: skip
+    for _ in range(3):
+        await made.send(GET)
+    assert len(wire.requests) == 3 and made.sent == 3
+    assert slept == [10.0]  # the third waits for the first to leave the window
+    assert made.limiter is not None
+
+
+async def test_tls_is_verified_unless_the_source_turns_it_off(tmp_path: Any) -> None:
+    """A server whose certificate nobody vouches for: refused, once (a certificate does not
+    get better: no retry), unless verification is turned off."""
+    import ssl
+    import subprocess
+
+    import aiohttp
+    from aiohttp import web
+
+    from scanhub._transport import Transport
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(  # noqa: ASYNC221 - once, before anything listens
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert), "-days", "1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/x", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"https://127.0.0.1:{port}/x"
+    try:
+        async with aiohttp.ClientSession() as session:
+            checked = Transport(vendor="asp", source="mine", session_factory=lambda: session)
+            with pytest.raises(TransportError) as refused:
+                await checked.send(Request("GET", url, "get scan"))
+            trusting = Transport(
+                vendor="asp", source="mine", session_factory=lambda: session, verify_tls=False
+            )
+            assert (await trusting.send(Request("GET", url, "get scan"))).body == b"ok"
+    finally:
+        await runner.cleanup()
+    assert refused.value.message.startswith("TLS verification failed (")
+    assert refused.value.retryable is False and checked.sent == 1
