@@ -411,3 +411,20 @@ def test_a_speed_that_is_not_one_is_refused_as_a_speed(
         assert f"expected a positive, finite speed (1 is real time), got {bad!r}" in (
             capsys.readouterr().err
         )
+
+
+async def test_history_and_stats_read_a_config_that_has_only_its_state(tmp_path: Path) -> None:
+    """They read the state alone: a file with a [state] table and no [[source]] is enough
+    (it was refused with 'expected at least one [[source]] table'); a malformed one is not."""
+    from scanhub import SQLiteStore
+
+    async with SQLiteStore(tmp_path / "s.db"):
+        pass
+    cfg = tmp_path / "state.toml"
+    cfg.write_text('[state]\npath = "s.db"\n')
+    for command in ("history", "stats"):
+        code, _ = await run_cli(command, "-c", str(cfg))
+        assert code == 0, command
+    cfg.write_text('source = 3\n[state]\npath = "s.db"\n')
+    code, _ = await run_cli("history", "-c", str(cfg))
+    assert code == 2

@@ -276,6 +276,7 @@ def load_config(
     env: Mapping[str, str] | None = None,
     vendors: Registry | None = None,
     tracks: Sequence[str] = (),
+    sources_required: bool = True,
 ) -> Config:
     """Read and check a configuration file; raises `ConfigError` listing every problem, each
     naming the file, the key path and what was expected. With `env`, environment variables the
@@ -297,7 +298,7 @@ def load_config(
     if tracks:
         given = data.get("track", [])
         data["track"] = [*(given if isinstance(given, list) else [given]), *map(_track_arg, tracks)]
-    return parse_config(data, name, env=env, vendors=vendors)
+    return parse_config(data, name, env=env, vendors=vendors, sources_required=sources_required)
 
 
 def _track_arg(text: str) -> dict[str, Any]:
@@ -319,8 +320,10 @@ def parse_config(
     *,
     env: Mapping[str, str] | None = None,
     vendors: Registry | None = None,
+    sources_required: bool = True,
 ) -> Config:
-    """Check an already parsed TOML document (see `load_config`)."""
+    """Check an already parsed TOML document (see `load_config`). Without `sources_required`
+    (commands that read only the state: history, stats) a file may have no [[source]]."""
     reg = vendors or registry()
     problems: list[tuple[str, str]] = []
     top = {k: v for k, v in data.items() if k not in _LISTS}
@@ -335,7 +338,8 @@ def parse_config(
     sources: list[SourceConfig] = []
     raw_sources = data.get("source")
     if not isinstance(raw_sources, list) or not raw_sources:
-        problems.append(("source", "expected at least one [[source]] table"))
+        if sources_required or raw_sources is not None:
+            problems.append(("source", "expected at least one [[source]] table"))
         raw_sources = []
     for i, raw in enumerate(raw_sources):
         src = _source(raw, f"source[{i}]", reg, problems)

@@ -432,7 +432,7 @@ class _View:
 
 
 async def _history(args: argparse.Namespace, out: TextIO) -> int:
-    config = load_config(args.config) if args.config else None
+    config = load_config(args.config, sources_required=False) if args.config else None
     if args.state is None and (config is None or config.state is None):
         raise ConfigError("history: give --state PATH|URL, or -c with a [state] table")
     store = await open_state(config, args.state, "memory", must_exist=True)
@@ -467,7 +467,7 @@ async def _stats(args: argparse.Namespace, out: TextIO) -> int:
         group_by = stats.parse_group_by(args.group_by)
     except ValueError as exc:
         raise ConfigError(f"stats: {exc}") from None
-    config = load_config(args.config) if args.config else None
+    config = load_config(args.config, sources_required=False) if args.config else None
     if args.state is None and (config is None or config.state is None):
         raise ConfigError("stats: give --state PATH|URL, or -c with a [state] table")
     store = await open_state(config, args.state, "memory", must_exist=True)
