@@ -43,7 +43,7 @@ def test_a_change_is_a_valid_structured_cloudevent() -> None:
     assert event["id"] == "42" and event["subject"] == after.key
     assert event["type"] == "io.scanhub.scan.changed"
     assert event["source"] == "/scanhub/appsecplus/asp-prod"
-    assert event["time"] == "2026-11-01T12:00:00Z"
+    assert event["time"] == "2026-11-01T12:00:00.000000Z"
     assert event["data"]["lifecycle"] == "succeeded"
     assert event["data"]["previous_lifecycle"] == "running"
     assert event["data"]["previous_verdict"] == "none"

@@ -297,7 +297,7 @@ def test_change_and_snapshot_serialise() -> None:
     assert (
         d["before"] is None
         and d["after"]["key"] == s.key
-        and d["observed_at"] == "2026-01-01T00:00:00Z"
+        and d["observed_at"] == "2026-01-01T00:00:00.000000Z"
     )
     snap = to_dict(Snapshot((s,), {}, now))
     assert snap["items"][0]["lifecycle"] == "running"

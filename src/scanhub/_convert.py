@@ -41,9 +41,11 @@ except ImportError:  # pragma: no cover - exercised where orjson is not installe
 
 
 def _timestamp(value: datetime) -> str:
+    # Always with microseconds: times of one answer have one length, so they sort as text
+    # (isoformat drops the fraction of a whole second: "…:29Z" sorted after "…:29.841000Z").
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.isoformat()[:-6] + "Z"  # without its "+00:00"
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # without its "+00:00"
 
 
 #: `isoformat` costs ~1 µs and a page shows four or five times an item; the times a reader
@@ -52,7 +54,7 @@ _timestamp_memo = functools.lru_cache(maxsize=16384)(_timestamp)
 
 
 def timestamp(value: datetime) -> str:
-    """A time as scanhub writes it: ISO 8601 in UTC with a `Z`."""
+    """A time as scanhub writes it: ISO 8601 in UTC with microseconds and a `Z`."""
     return _timestamp_memo(value)
 
 
