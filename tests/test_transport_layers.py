@@ -400,7 +400,33 @@ async def server() -> Any:
         await asyncio.sleep(2)
         return web.Response(text="late")
 
+    async def upload(request: web.Request) -> web.Response:
+        form = await request.post()
+        part = form["file"]
+        assert isinstance(part, web.FileField)
+        return web.json_response(
+            {
+                "filename": part.filename,
+                "type": part.content_type,
+                "body": part.file.read().decode(),
+            }
+        )
+
+    async def limited(request: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": "7"})
+
+    async def cut(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Length": "1000"})
+        await resp.prepare(request)
+        await resp.write(b"partial")
+        assert request.transport is not None
+        request.transport.close()  # the connection goes before the body is whole
+        return resp
+
     app = web.Application()
+    app.router.add_post("/upload", upload)
+    app.router.add_get("/limited", limited)
+    app.router.add_get("/cut", cut)
     app.router.add_get("/exact", exact)
     app.router.add_get("/chunked", chunked)
     app.router.add_route("*", "/echo", echo)
@@ -590,4 +616,67 @@ async def test_tls_is_verified_unless_the_source_turns_it_off(tmp_path: Any) -> 
     finally:
         await runner.cleanup()
     assert refused.value.message.startswith("TLS verification failed (")
-    assert refused.value.retryable is False and checked.sent == 1
+    assert refused.value.retryable is False and refused.value.not_sent is False
+    assert checked.sent == 1
+
+
+async def test_the_wire_uploads_a_file_as_described_and_times_a_429(server: str) -> None:
+    import json
+
+    import aiohttp
+
+    from scanhub._sansio import FilePart
+    from scanhub._transport import AiohttpTransport
+
+    part = FilePart("file", "report.sarif", b"{}", "application/sarif+json")
+    async with aiohttp.ClientSession() as session:
+        wire = AiohttpTransport(lambda: session, vendor="asp", source="mine")
+        sent = await wire.send(Request("POST", f"{server}/upload", "upload", file=part))
+        before = datetime.now(UTC)
+        limited = await wire.send(Request("GET", f"{server}/limited", "get scan"))
+        after = datetime.now(UTC)
+        ok = await wire.send(Request("GET", f"{server}/exact", "get scan"))
+    assert json.loads(sent.body) == {
+        "filename": "report.sarif", "type": "application/sarif+json", "body": "{}",
+    }  # fmt: skip
+    # Only a 429 carries when it came: its Retry-After date, if any, is read against it.
+    assert limited.received_at is not None and before <= limited.received_at <= after
+    assert ok.received_at is None
+
+
+async def test_a_connection_lost_mid_answer_is_a_failure_that_may_have_acted(server: str) -> None:
+    import aiohttp
+
+    from scanhub._transport import AiohttpTransport
+
+    async with aiohttp.ClientSession() as session:
+        wire = AiohttpTransport(lambda: session, vendor="asp", source="mine")
+        with pytest.raises(TransportError) as lost:
+            await wire.send(Request("GET", f"{server}/cut", "get scan"))
+    error = lost.value
+    assert error.message.startswith("connection failed (ClientPayloadError: ")
+    assert error.not_sent is False and error.retryable is True
+    assert (error.vendor, error.source, error.operation) == ("asp", "mine", "get scan")
+
+
+async def test_a_transport_pauses_its_source_and_scrubs_what_it_raises() -> None:
+    """The stack a client holds: a long pause a 429 asked for refuses the next request with
+    the source named; `scrub` takes secrets out of any error's text and caps its wait."""
+    from scanhub._errors import RateLimitedError
+    from scanhub._transport import Transport
+
+    wire = MockTransport(lambda req: answer(429, **{"retry-after": "5000"}))
+    made = Transport(
+        vendor="asp", source="mine", wire=wire, redactor=Redactor([Secret(SECRET)]),
+        retry=RetryPolicy(attempts=1),
+    )  # fmt: skip
+    assert (await made.send(GET)).status == 429
+    with pytest.raises(RateLimitedError) as paused:
+        await made.send(GET)
+    assert (paused.value.vendor, paused.value.source) == ("asp", "mine")
+    assert len(wire.requests) == 1
+    error = RateLimitedError(f"slow down {SECRET}", retry_after=99999.0, body=f"echo {SECRET}")
+    assert made.scrub(error) is error
+    assert SECRET not in str(error) and SECRET not in repr(error)
+    assert error.args == ("slow down *** body: 'echo ***'",)
+    assert error.retry_after == 900.0  # retry_after_cap
