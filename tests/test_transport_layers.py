@@ -452,6 +452,9 @@ async def test_the_wire_reads_an_answer_up_to_its_cap_and_refuses_one_past_it(se
         assert (await wire.send(Request("GET", f"{server}/exact", "get scan"))).body == b"x" * 64
         streamed = await wire.send(Request("GET", f"{server}/chunked?size=64", "get scan"))
         assert streamed.body == b"a" * 21 + b"b" * 21 + b"c" * 22  # every chunk, in order
+        large = AiohttpTransport(lambda: session, vendor="asp", source="mine")
+        body = (await large.send(Request("GET", f"{server}/chunked?size=600000", "g"))).body
+        assert body == b"a" * 200_000 + b"b" * 200_000 + b"c" * 200_000  # read in many reads
         with pytest.raises(PayloadError) as over:
             await wire.send(Request("GET", f"{server}/chunked?size=65", "list scans"))
     error = over.value
@@ -568,7 +571,7 @@ async def test_a_transport_with_a_rate_limit_waits_for_its_window() -> None:
     )  # fmt: skip
     for _ in range(3):
         await made.send(GET)
-    assert len(wire.requests) == 3 and made.sent == 3
+    assert wire.requests == [GET, GET, GET] and made.sent == 3
     assert slept == [10.0]  # the third waits for the first to leave the window
     assert made.limiter is not None
 
@@ -615,7 +618,9 @@ async def test_tls_is_verified_unless_the_source_turns_it_off(tmp_path: Any) -> 
             assert (await trusting.send(Request("GET", url, "get scan"))).body == b"ok"
     finally:
         await runner.cleanup()
-    assert refused.value.message.startswith("TLS verification failed (")
+    assert refused.value.message.startswith(
+        "TLS verification failed (ClientConnectorCertificateError: "
+    )
     assert refused.value.retryable is False and refused.value.not_sent is False
     assert checked.sent == 1
 
@@ -680,3 +685,39 @@ async def test_a_transport_pauses_its_source_and_scrubs_what_it_raises() -> None
     assert SECRET not in str(error) and SECRET not in repr(error)
     assert error.args == ("slow down *** body: 'echo ***'",)
     assert error.retry_after == 900.0  # retry_after_cap
+
+
+async def test_a_transport_times_and_waits_with_the_clock_and_sleep_it_is_given(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from scanhub._transport import Attempt, Transport, recording_attempts
+
+    now = [50.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def handler(req: Request) -> Response:
+        now[0] += 0.5  # each answer takes half a second of the given clock
+        return answer(429, **{"retry-after": "5"}) if len(wire.requests) == 1 else answer()
+
+    wire = MockTransport(handler)
+    made = Transport(
+        vendor="asp", source="mine", wire=wire, retry=RetryPolicy(attempts=1),
+        clock=lambda: now[0], sleep=sleep,
+    )  # fmt: skip
+    caplog.set_level(logging.DEBUG, logger="scanhub")
+    with recording_attempts() as attempts:
+        assert (await made.send(GET)).status == 429
+        assert (await made.send(GET)).status == 200  # waits out the pause with `sleep`
+    assert slept == [5.0]
+    assert attempts == [Attempt(429, 0.5), Attempt(200, 0.5)]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert debug == [
+        "mine GET https://h/scans/1 -> 429 in 0.500s",
+        "mine GET https://h/scans/1 -> 200 in 0.500s",
+    ]
