@@ -47,6 +47,8 @@ from scanhub.vendors.appsecplus import sansio as asp
 from scanhub.vendors.dependencytrack import sansio as dt
 from scanhub.vendors.threadfix import sansio as tf
 
+from .payloads import ASP_SCAN_COMPLETED
+
 
 def outcome(parse: Callable[[Response], Any], resp: Response) -> tuple[Any, ...]:
     """What a parser makes of `resp`, comparable: every field of the model(s) (with each
@@ -537,21 +539,8 @@ def test_appsecplus_a_count_in_another_shape_is_read_as_the_checked_reader_reads
     # Each count of the summary that is not an int goes to `opt_int` under its own name: a
     # digit string or an integral float is that count, anything else none (0, or the sum for
     # the total). The record is seed 003's sample; the other counts are its ints.
-    summary: dict[str, Any] = {"totalFindings": 42, "critical": 1, "high": 5, "medium": 10}
-    summary["low"] = 26
-    summary[field] = value
-    body = [
-        {
-            "id": "scan-001",
-            "applicationId": "app-12345",
-            "scanType": "sast",
-            "status": "completed",
-            "triggeredBy": "ci-pipeline",
-            "startedAt": "2025-11-01T12:00:00Z",
-            "completedAt": "2025-11-01T12:05:00Z",
-            "summary": summary,
-        }
-    ]
+    summary: dict[str, Any] = {**ASP_SCAN_COMPLETED["summary"], field: value}
+    body = [{**ASP_SCAN_COMPLETED, "summary": summary}]
     resp = _answer(body)
     (scan,) = asp.parse_list(resp, source="s")
     assert outcome(lambda r: asp.parse_list(r, source="s"), resp) == outcome(
