@@ -10,6 +10,7 @@ from aiohttp import web
 from ..._convert import converter
 from ..._exports import to_cloudevent
 from ...sansio import clean_url
+from ...store._base import cursor_key
 from .._app import SERVICE
 from .._http import (
     CLOCK_FIGURES,
@@ -37,6 +38,7 @@ async def items(request: web.Request) -> web.StreamResponse:
     after, value = read_cursor(cursor, order) if cursor else (None, None)
     try:
         query = item_query(request, limit=limit, after=after, after_value=value)
+        cursor_key(query)  # the store's rule: a value its order can hold, before it reads
     except ValueError:  # a cursor whose value is not one of its order's
         raise Problem(400, "Bad Request", "cursor: not a cursor this API gave") from None
     page = await service.store.query(query)
