@@ -83,17 +83,18 @@ def _number(value: Any) -> float | None:
 
 def check_seconds(value: Any) -> float:
     """A finite number of seconds greater than 0."""
-    n = _number(value)
-    if n is None or not math.isfinite(n) or n <= 0:
-        raise Problem(f"expected a positive, finite number of seconds, got {_got(value)}")
-    return n
+    return _positive(value, "seconds")
 
 
 def check_days(value: Any) -> float:
     """A finite number of days greater than 0."""
+    return _positive(value, "days")
+
+
+def _positive(value: Any, unit: str) -> float:
     n = _number(value)
     if n is None or not math.isfinite(n) or n <= 0:
-        raise Problem(f"expected a positive, finite number of days, got {_got(value)}")
+        raise Problem(f"expected a positive, finite number of {unit}, got {_got(value)}")
     return n
 
 
