@@ -13,6 +13,7 @@ file ends in one clear line, not a traceback with sessions left open.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -199,14 +200,7 @@ async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = 
     reg = vendors or registry()
     for t in config.tracks:
         client = hub.sources.client(t.source)
-        spec = reg.for_client(client)
-
-        async def lookup(
-            spec: Any = spec, client: Any = client, t: Any = t
-        ) -> tuple[Sequence[Item], Mapping[str, str] | None]:
-            tracking = await spec.resolve_track(client, t)
-            return tracking.items, tracking.query
-
+        lookup = functools.partial(_resolve, reg.for_client(client), client, t)
         try:
             items, query = await lookup()
         except ScanhubError as exc:
@@ -219,6 +213,14 @@ async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = 
         if query is not None:
             await hub.discovery.add_rule(t.source, query)
     await hub.flush()
+
+
+async def _resolve(
+    spec: Any, client: Client, track: Any
+) -> tuple[Sequence[Item], Mapping[str, str] | None]:
+    """A track's lookup (`Discovery.lookups`): the items it names and its discovery query."""
+    tracking = await spec.resolve_track(client, track)
+    return tracking.items, tracking.query
 
 
 __all__ = [
