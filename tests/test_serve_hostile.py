@@ -294,6 +294,19 @@ async def test_a_nul_in_a_filter_or_a_key_is_a_400(svc: Service, logs: Any, targ
     no_traceback(logs)
 
 
+@pytest.mark.parametrize(
+    "target", ["/api/v1/items?q=app%1Fcheckout", "/api/v1/events/stream?q=%1F"]
+)
+async def test_a_search_holding_the_field_separator_is_a_400(
+    svc: Service, logs: Any, target: str
+) -> None:
+    """U+001F keeps the searched fields apart: a search holding it could match from one field
+    into the next, so it is refused with the reason, never a 500."""
+    answer = await exchange(svc, request("GET", target))
+    assert answer.status == 400 and "U+001F" in answer.problem()["detail"], answer
+    no_traceback(logs)
+
+
 def forged(text: str) -> str:
     return encode_cursor("\x00" + text)
 

@@ -36,7 +36,9 @@ from scanhub.store import (
     Observation,
     Outcome,
     SinkStatus,
+    item_json,
     open_store,
+    search_text,
 )
 from scanhub.store.sqlite import MIGRATIONS, connect, migrate
 
@@ -471,14 +473,15 @@ def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
     return {(t, n) for t, n in db.execute("SELECT type, name FROM sqlite_master")}
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5])
-def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
+def test_an_older_state_file_migrates_to_7_and_keeps_its_data(tmp_path: Path, version: int) -> None:
     """A file of schema 2 (before sinks), 3 (before the time-in-state indexes), 4 (5 changes
-    nothing in SQLite) or 5 (before histories were read through their chains), holding items,
-    transitions, an item untracked and one tracked again, and (from 3) a sink's cursor and
-    dead letter, opens at the current schema with all of it: the page's newest-change-first
-    order reads through its index, and every item's history is whole, untracked ones too."""
-    assert SCHEMA_VERSION == 6
+    nothing in SQLite), 5 (before histories were read through their chains) or 6 (search text
+    with its fields joined by spaces), holding items, transitions, an item untracked and one
+    tracked again, and (from 3) a sink's cursor and dead letter, opens at the current schema
+    with all of it: the page's newest-change-first order reads through its index, every item's
+    history is whole, untracked ones too, and text search keeps each field apart."""
+    assert SCHEMA_VERSION == 7
     path = tmp_path / f"v{version}.db"
     letter = DeadLetter("ops", 2, scan("b").key, 3, T0, T0, "HTTP 400", 400)
 
@@ -494,8 +497,13 @@ def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, ve
     # Take the file back to `version`: drop what the later migrations added, and check that
     # what is left is the schema those migrations start from.
     db = sqlite3.connect(path)
-    db.execute("DROP TABLE retired")
-    db.execute("CREATE INDEX transitions_key ON transitions (key, id)")
+    # The search text of schema 6 and before: the same fields joined by spaces (the text
+    # index follows through its trigger).
+    db.execute("UPDATE items SET search = replace(search, char(31), ' ')")
+    assert db.execute("SELECT COUNT(*) FROM items WHERE search LIKE '% app-1%'").fetchone()[0]
+    if version < 6:
+        db.execute("DROP TABLE retired")
+        db.execute("CREATE INDEX transitions_key ON transitions (key, id)")
     if version < 4:
         db.execute("DROP INDEX items_changed")
         db.execute("DROP INDEX items_since")
@@ -517,6 +525,10 @@ def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, ve
         async with SQLiteStore(path) as store:
             page = await store.query(ItemQuery(order="-changed"))
             histories = await histories_of(store, "abcd")
+            searches = [
+                (await store.query(ItemQuery(text=text))).total
+                for text in ("app-1", "1:a", "a app-1", "a ")  # the index, then `instr`
+            ]
             return (
                 [s.key for s in page.items],
                 (await store.get(scan("a").key)),
@@ -524,9 +536,15 @@ def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, ve
                 await store.sinks.states(["ops"]),
                 await store.sinks.dead_letters("ops"),
                 histories,
+                searches,
             )
 
-    keys, a, ids, sinks, dead, histories = asyncio.run(read())
+    keys, a, ids, sinks, dead, histories, searches = asyncio.run(read())
+    assert searches == [3, 1, 0, 0]  # both ran from a's id into its application id
+    db = sqlite3.connect(path)
+    texts = dict(db.execute("SELECT key, search FROM items"))
+    assert texts == {k: search_text(scan(k.rsplit(":", 1)[1])) for k in texts}
+    db.close()
     assert keys == [scan("c").key, scan("a").key, scan("b").key]  # newest change first
     assert isinstance(a, StoredItem) and a.item.lifecycle is Lifecycle.SUCCEEDED
     assert a.since == T0 and a.finished_at == T0 + timedelta(minutes=5)  # kept times kept
@@ -542,6 +560,14 @@ def test_an_older_state_file_migrates_to_6_and_keeps_its_data(tmp_path: Path, ve
     assert {"items_changed", "items_since"} <= indexes
     assert "transitions_key" not in indexes
     assert {("table", "sinks"), ("table", "sink_dead"), ("table", "retired")} <= _schema(db)
+
+
+def test_a_damaged_row_keeps_its_search_text_through_migration_7() -> None:
+    from scanhub.store.sqlite import _stored_search
+
+    assert _stored_search("{", "old text") == "old text"
+    assert _stored_search('{"vendor": 3}', "old text") == "old text"
+    assert _stored_search(item_json(scan("a")), "old text") == search_text(scan("a"))
 
 
 def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None:
@@ -616,16 +642,17 @@ async def _pg_schema(con: object) -> tuple[set[tuple[object, ...]], set[tuple[ob
     return columns, indexes
 
 
-@pytest.mark.parametrize("version", [4, 5])
-async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_data(
+@pytest.mark.parametrize("version", [4, 5, 6])
+async def test_a_postgres_database_of_schema_4_to_6_migrates_to_7_and_keeps_its_data(
     pg_cluster: str, version: int
 ) -> None:
     """5 moves the time of each item's last change out of the items' rows (so that a
     transition updates its row in place); 6 reads an item's history through its chain of
-    transitions instead of an index of the log by item. A database of schema 4 or 5, holding
-    items (one never changed), transitions, an item untracked and one tracked again, and a
-    sink, opens at 6 with all of it: every item with its time of last change, read in the
-    newest-change-first order, and every item's history whole, untracked ones too."""
+    transitions instead of an index of the log by item; 7 keeps the fields of an item's
+    search text apart. A database of schema 4, 5 or 6, holding items (one never changed),
+    transitions, an item untracked and one tracked again, and a sink, opens at 7 with all of
+    it: every item with its time of last change, read in the newest-change-first order, every
+    item's history whole, untracked ones too, and its search text made again."""
     import asyncpg
 
     from scanhub.store.postgres import MIGRATIONS as PG_MIGRATIONS
@@ -633,7 +660,7 @@ async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_
 
     from .pg import fresh_database
 
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
     url = await fresh_database(pg_cluster, f"schema{version}")
     placeholder = Scan(Vendor.APPSECPLUS, "asp", "p", "app-1", Lifecycle.UNKNOWN, "")
     async with PostgresStore(url) as store:
@@ -648,9 +675,13 @@ async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_
     con = await asyncpg.connect(url)
     try:
         await con.execute(
-            "DROP TABLE retired; CREATE INDEX transitions_key ON transitions (key, id);"
+            "UPDATE items SET search = replace(search, chr(31), ' ');"
             f" UPDATE scanhub_meta SET version = {version}"
         )
+        if version < 6:
+            await con.execute(
+                "DROP TABLE retired; CREATE INDEX transitions_key ON transitions (key, id)"
+            )
         if version == 4:  # the time of the last change in the items' rows, indexed
             await con.execute(
                 "ALTER TABLE items ADD COLUMN changed_at TIMESTAMPTZ;"
@@ -678,6 +709,10 @@ async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_
         ids = [t.id for t in await store.transitions()]
         sinks = await store.sinks.states(["ops"])
         histories = await histories_of(store, "abcd")
+        searches = [
+            (await store.query(ItemQuery(text=text))).total
+            for text in ("app-1", "1:a", "a app-1", "a ")
+        ]
         # Writes go on from there.
         await store.commit([seen(evolve(scan("b"), vendor_status="later"), 9)])
         later = await store.query(ItemQuery(order="-changed", limit=1))
@@ -694,9 +729,22 @@ async def test_a_postgres_database_of_schema_4_or_5_migrates_to_6_and_keeps_its_
     assert ids == [1, 2, 3, 4, 5, 6, 7] and [s.position for s in sinks] == [3]
     assert histories == MIGRATED_HISTORIES
     assert [s.key for s in later.items] == [scan("b").key] and b_history == [2, 8]
+    assert searches == [4, 1, 0, 0]  # both ran from a's id into its application id
     con = await asyncpg.connect(url)
     try:
         assert await con.fetchval("SELECT version FROM scanhub_meta") == SCHEMA_VERSION
+        texts = dict(await con.fetch("SELECT key, search FROM items"))
+        assert texts == {k: search_text(scan(k.rsplit(":", 1)[1])) for k in texts}
+        # The rewrite goes through the items a batch at a time, and a row whose item cannot
+        # be read keeps its text (and does not stop the others').
+        from scanhub.store.postgres import _rewrite_search
+
+        await con.execute("UPDATE items SET search = 'old ' || key")
+        await con.execute("UPDATE items SET item = '{' WHERE key = $1", scan("b").key)
+        async with con.transaction():
+            await _rewrite_search(con, batch=2)
+        again = dict(await con.fetch("SELECT key, search FROM items"))
+        assert again == {**texts, scan("b").key: "old " + scan("b").key}
         indexes = {r[0] for r in await con.fetch("SELECT indexname FROM pg_indexes")}
         assert "transitions_key" not in indexes
     finally:
@@ -1249,6 +1297,32 @@ async def test_text_search_pages_and_counts_alike_for_common_and_rare_words(stor
         # With another filter, the same words count through the items they match.
         running = await store.query(ItemQuery(text=word, lifecycle="running", limit=1))
         assert running.total == share
+
+
+async def test_text_search_never_matches_across_two_fields(store: Store) -> None:
+    # The searched fields are kept apart: a phrase made of one field's end and the next
+    # field's start (here the application id and the message) is not in the item.
+    item = scan("s1", message="checkout failed")
+    await store.track([(item, "track")], T0)
+    for word in ("app-1 checkout", "s1 app", "app-1", "checkout failed", "APP-1"):
+        page = await store.query(ItemQuery(text=word))
+        expected = [] if " " in word and word != "checkout failed" else [item.key]
+        assert [s.key for s in page.items] == expected, word
+        assert page.total == len(expected), word
+    with pytest.raises(ValueError, match="text"):
+        ItemQuery(text="app-1\x1fcheckout")
+
+
+async def test_text_search_finds_an_application_name_learned_after_tracking(store: Store) -> None:
+    # A vendor names the application in a later answer (the message unchanged): the item is
+    # found by that name from then on.
+    item = scan("s1", message="busy")
+    await store.track([(item, "track")], T0)
+    assert (await store.query(ItemQuery(text="web shop"))).total == 0
+    named = evolve(item, lifecycle=Lifecycle.SUCCEEDED, application_name="Web Shop")
+    await store.commit([seen(named, 1)])
+    page = await store.query(ItemQuery(text="web shop"))
+    assert [s.key for s in page.items] == [item.key] and page.total == 1
 
 
 def test_sqlite_text_search_keeps_to_the_page_order_for_a_common_word(tmp_path: Path) -> None:

@@ -341,11 +341,13 @@ def test_text_search_covers_ids_names_message_and_a_promotion_version_and_stages
         message="Waiting On Gate", application_name="Web Shop", version="1.2.0",
         source_stage="DEV", target_stage="QA",
     )  # fmt: skip
-    assert search_text(promotion) == (
-        "appsecplus:zz:promotion:app-0:1.2.0:p-1 p-1 app-0 web shop waiting on gate 1.2.0 qa dev"
-    )
+    # The fields are kept apart by U+001F, which no search may hold.
+    assert search_text(promotion).split("\x1f") == [
+        "appsecplus:zz:promotion:app-0:1.2.0:p-1", "p-1", "app-0", "web shop", "waiting on gate",
+        "1.2.0", "qa", "dev",
+    ]  # fmt: skip
     scan = Scan(V, "asp", "S", "a", L.QUEUED, "Queued", scan_type="SAST")
-    assert search_text(scan) == "appsecplus:asp:scan:a:s s a sast"
+    assert search_text(scan) == "appsecplus:asp:scan:a:s\x1fs\x1fa\x1fsast"
 
 
 def test_an_item_is_kept_as_compact_json_and_its_payload_apart() -> None:

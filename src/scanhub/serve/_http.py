@@ -20,7 +20,7 @@ from aiohttp import web
 from .._convert import compact_json, converter, timestamp_or_none, to_dict
 from .._model import Item, Lifecycle, Verdict
 from .._stats import StuckRule, timing
-from ..store import ORDERS, ItemQuery, StoredItem, search_text
+from ..store import ORDERS, SEARCH_SEPARATOR, ItemQuery, StoredItem, search_text
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -222,6 +222,10 @@ def item_query(
     text = q.get("q")
     if text is not None and len(text) > 200:
         raise Problem(400, "Bad Request", "q: at most 200 characters")
+    if text is not None and SEARCH_SEPARATOR in text:
+        raise Problem(
+            400, "Bad Request", "q: must not contain U+001F (it separates the searched fields)"
+        )
     order = q.get("sort") or "key"
     if order not in SORTS:
         raise Problem(

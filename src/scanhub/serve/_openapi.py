@@ -126,8 +126,9 @@ FILTERS = [
         ("application", _TEXT, "only items of this application id"),
         (
             "q",
-            {**_TEXT, "maxLength": 200},
-            "text in key, id, application or message (not the vendor status)",
+            {"type": "string", "pattern": "^[^\\u0000\\u001f]*$", "maxLength": 200},
+            "text, case-insensitive, within one of an item's key, id, application id or name,"
+            " message, a promotion's version and stages, a scan's type (not the vendor status)",
         ),
     )
 ]

@@ -33,7 +33,7 @@ from .._model import Item, Lifecycle, Verdict
 from .._sansio import loads
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @frozen
@@ -185,6 +185,8 @@ class ItemQuery:
             raise ValueError(f"order: expected one of {', '.join(ORDERS)}, got {self.order!r}")
         if self.after_value is not None and self.order.lstrip("-") in TIME_ORDERS:
             parse_time(self.after_value)  # ValueError when it is not a time
+        if self.text is not None and SEARCH_SEPARATOR in self.text:
+            raise ValueError("text: must not contain U+001F (it separates the searched fields)")
 
     @property
     def sort(self) -> tuple[str, bool]:
@@ -741,7 +743,25 @@ def search_text(item: Item) -> str:
         value = getattr(item, attr, None)
         if isinstance(value, str):
             parts.append(value)
-    return " ".join(p for p in parts if p).casefold()
+    return SEARCH_SEPARATOR.join(p for p in parts if p).casefold()
+
+
+def search_moves(row: tuple[str | None, str | None] | None, item: Item) -> bool:
+    """Whether `item`'s search text may differ from the one its row holds (`row`: the row's
+    message and application name; None for a row not yet written). The other fields searched
+    are the item's identity, which a row never changes; a name the vendor no longer gives is
+    kept, as the row's application name is."""
+    if row is None:
+        return True
+    message, name = row
+    return message != item.message or (
+        item.application_name is not None and item.application_name != name
+    )
+
+
+#: What separates the fields of an item's search text: a character no search may hold
+#: (`ItemQuery` refuses it), so that no match runs from one field into the next.
+SEARCH_SEPARATOR = "\x1f"
 
 
 def since_of(item: Item, observed_at: datetime) -> datetime:

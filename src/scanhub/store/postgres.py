@@ -40,7 +40,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -83,6 +83,7 @@ from ._base import (
     page_parts,
     plan,
     raw_json,
+    search_moves,
     search_text,
     since_of,
     stored_row,
@@ -282,6 +283,10 @@ MIGRATIONS: tuple[str, ...] = (
     ON CONFLICT DO NOTHING;
     DROP INDEX IF EXISTS transitions_key;
     """,
+    # 6 -> 7: an item's search text keeps its fields apart (see SQLite's 7), made again for
+    # every row by `search_text` itself: in Python (`_rewrite_search`), not in SQL, whose
+    # `lower` is not Python's `casefold`.
+    "",
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -987,9 +992,9 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
     rule `plan` over the batch, then one statement per table (new items, transitions from
     arrays, the items' new states from arrays) and a notification to the other replicas."""
     await con.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-    rows = await _locked_rows(con, list(dict.fromkeys(ob.key for ob in observations)))
-    # What text search reads changes only with an item's message (or when it is new).
-    messages = {key: row.message for key, row in rows.items()}
+    # What text search reads changes only with an item's message or application name (or
+    # when it is new): the rows' as they were (`search_moves`).
+    rows, searched = await _locked_rows(con, list(dict.fromkeys(ob.key for ob in observations)))
     results: list[Committed] = []
     inserted: dict[str, Observation] = {}
     # Each transition to append: (observation, item, previous: an id, or the index of
@@ -1061,7 +1066,7 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
             " $4::timestamptz[], $5::bigint[], $6::text[])",
             *map(list, zip(*logged, strict=True)),
         )
-    states, sightings = _new_states(rows, encoded, inserted, messages)
+    states, sightings = _new_states(rows, encoded, inserted, searched)
     if states:
         await con.execute(
             _UPDATE_STATES,
@@ -1092,24 +1097,29 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
 _RECORDED = Committed("", Outcome.RECORDED)
 
 
-async def _locked_rows(con: Any, keys: list[str]) -> dict[str, Row]:
-    """The stored rows of `keys` (what `plan` reads), locked until the transaction ends."""
+async def _locked_rows(
+    con: Any, keys: list[str]
+) -> tuple[dict[str, Row], dict[str, tuple[str | None, str | None]]]:
+    """The stored rows of `keys` (what `plan` reads), locked until the transaction ends, and
+    each row's message and application name (what `search_moves` compares)."""
     rows: dict[str, Row] = {}
+    searched: dict[str, tuple[str | None, str | None]] = {}
     for r in await con.fetch(
         "SELECT key, lifecycle, verdict, vendor_status, message, observed_at,"
-        " last_transition FROM items WHERE key = ANY($1::text[]) FOR UPDATE",
+        " last_transition, application_name FROM items WHERE key = ANY($1::text[]) FOR UPDATE",
         keys,
     ):
-        key, lifecycle, verdict, status, message, observed, last = r
+        key, lifecycle, verdict, status, message, observed, last, name = r
         rows[key] = stored_row(key, lifecycle, verdict, status, message, _utc(observed), last)
-    return rows
+        searched[key] = (message, name)
+    return rows, searched
 
 
 def _new_states(
     rows: dict[str, Row],
     encoded: dict[int, str],
     inserted: dict[str, Observation],
-    messages: dict[str, str | None],
+    searched: dict[str, tuple[str | None, str | None]],
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """The batch's changed rows as `_UPDATE_STATES` parameters (items whose state was
     rewritten; `encoded` holds the JSON already made for their transitions), and the
@@ -1139,7 +1149,11 @@ def _new_states(
                 row.last_transition,
                 known if known is not None else item_json(item),
                 raw_json(item),
-                search_text(item) if key in inserted or messages.get(key) != item.message else None,
+                (
+                    search_text(item)
+                    if key in inserted or search_moves(searched.get(key), item)
+                    else None
+                ),
                 key,
             )
         )
@@ -1223,9 +1237,46 @@ async def migrate(con: Any) -> int:
                 operation="open store",
             )
         for step in range(found, SCHEMA_VERSION):
-            await con.execute(MIGRATIONS[step])
+            if MIGRATIONS[step]:
+                await con.execute(MIGRATIONS[step])
+            rewrite = _REWRITES.get(step + 1)
+            if rewrite is not None:  # a step whose rows are made again in Python
+                await rewrite(con)
             await con.execute("UPDATE scanhub_meta SET version = $1", step + 1)
         return found
+
+
+async def _rewrite_search(con: Any, batch: int = 5000) -> None:
+    """Migration 7: every item's search text made again by `search_text`, `batch` rows a
+    statement in key order; a row whose item cannot be read keeps its text (never lost to
+    it)."""
+    after = ""
+    while True:
+        rows = await con.fetch(
+            "SELECT key, item FROM items WHERE key > $1 ORDER BY key LIMIT $2", after, batch
+        )
+        if not rows:
+            return
+        keys, texts = [], []
+        for key, item in rows:
+            try:
+                text = search_text(item_from_text(item))
+            except Exception:  # whatever a damaged row raises, the migration goes on
+                log.warning("scanhub: an item's search text was not rewritten (unreadable item)")
+                continue
+            keys.append(key)
+            texts.append(text)
+        await con.execute(
+            "UPDATE items SET search = u.search FROM unnest($1::text[], $2::text[])"
+            " AS u(key, search) WHERE items.key = u.key AND items.search IS DISTINCT FROM u.search",
+            keys,
+            texts,
+        )
+        after = rows[-1][0]
+
+
+#: The migrations whose rows are made again in Python, by the version they bring.
+_REWRITES: dict[int, Callable[[Any], Awaitable[None]]] = {7: _rewrite_search}
 
 
 async def _trigram_index(con: Any) -> bool:

@@ -75,6 +75,7 @@ from ._base import (
     page_parts,
     plan,
     raw_json,
+    search_moves,
     search_text,
     since_of,
     stored_row,
@@ -298,8 +299,24 @@ MIGRATIONS: tuple[str, ...] = (
     AND id NOT IN (SELECT last_transition FROM items WHERE last_transition IS NOT NULL);;
     DROP INDEX IF EXISTS transitions_key
     """,
+    # 6 -> 7: an item's search text keeps its fields apart (`SEARCH_SEPARATOR`: a search no
+    # longer matches from one field into the next), made again for every row by `search_text`
+    # itself (`_stored_search`; rows carried over from schema 1 held the key, vendor status
+    # and message only). The text index follows through its trigger.
+    "UPDATE items SET search = scanhub_search(item, search)",
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def _stored_search(item: str, search: str) -> str:
+    """`search_text` of a stored item (migration 7), or the row's `search` as it was when its
+    item cannot be read: a row is never lost to its search text."""
+    try:
+        return search_text(item_from_text(item))
+    except Exception:  # whatever a damaged row raises, the migration goes on
+        log.warning("scanhub: an item's search text was not rewritten (unreadable item)")
+        return search
+
 
 #: Before an item's row is deleted (untracked): the end of its history, to read it by.
 _RETIRE = (
@@ -1515,7 +1532,7 @@ def _update_states(
         lc = item.lifecycle
         new = key in inserted
         old = was.get(key)
-        if new or old is None or old[2] != item.message:
+        if new or search_moves(None if old is None else (old[2], old[3]), item):
             searched.append((search_text(item), rids[key]))
         moved = new or old is None or old[0] is not lc or old[1] is not item.verdict
         name = item.application_name
@@ -1632,6 +1649,7 @@ def migrate(db: sqlite3.Connection) -> int:
             f"({SCHEMA_VERSION}); upgrade scanhub",
             operation="open store",
         )
+    db.create_function("scanhub_search", 2, _stored_search, deterministic=True)
     while True:
         with _tx(db):
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
