@@ -1156,6 +1156,12 @@ def report(r: dict[str, Any]) -> str:
             f" bytes a transition, items and indexes included), built in "
             f"{s['built']['build_s']:.0f} s ({s['built']['transitions'] / s['built']['build_s']:,.0f}"
             " transitions/s through the API, making the objects included)"
+            + (
+                f", migrated since from {s['built']['migrated_from']} in "
+                f"{s['built']['migrate_s']:.0f} s (opened by this scanhub, as a user's file is)"
+                if "migrated_from" in s["built"]
+                else ""
+            )
             for s in sizes
         )
         + ".",

@@ -273,12 +273,29 @@ def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path,
         return path, {**json.loads(meta.read_text()), "cached": True}
     for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), meta):
         p.unlink(missing_ok=True)
-    if log:
-        log(f"building a state of {n:,} items (cached in {d})")
     partial = path.with_suffix(".building")
     for p in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
         p.unlink(missing_ok=True)
-    info = asyncio.run(build(partial, n))
+    older = None if fresh else _older_state(d, n)
+    if older is not None:
+        # The same history at an older schema: migrated as a user's file is (opening it),
+        # instead of written again (the 1M state takes about 20 minutes to build).
+        import json
+
+        if log:
+            log(f"migrating the cached state of {n:,} items from {older.name}")
+        shutil.copyfile(older, partial)
+        t0 = time.perf_counter()
+        asyncio.run(_open(partial))
+        info = {
+            **json.loads(older.with_suffix(".meta").read_text()),
+            "migrated_from": older.name,
+            "migrate_s": time.perf_counter() - t0,
+        }
+    else:
+        if log:
+            log(f"building a state of {n:,} items (cached in {d})")
+        info = asyncio.run(build(partial, n))
     db = sqlite3.connect(partial)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -289,6 +306,20 @@ def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path,
 
     meta.write_text(json.dumps(info))
     return path, {**info, "cached": False}
+
+
+def _older_state(d: Path, n: int) -> Path | None:
+    """The newest cached state of `n` items by this builder at an older schema, if any."""
+    found = [
+        (v, d / f"state-n{n}-schema{v}-b{BUILDER_VERSION}.db") for v in range(1, SCHEMA_VERSION)
+    ]
+    older = [p for _, p in found if p.exists() and p.with_suffix(".meta").exists()]
+    return older[-1] if older else None
+
+
+async def _open(path: Path) -> None:
+    async with SQLiteStore(path):
+        pass
 
 
 def working_copy(path: Path, into: Path) -> Path:
