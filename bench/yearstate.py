@@ -284,7 +284,9 @@ def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path,
 
         if log:
             log(f"migrating the cached state of {n:,} items from {older.name}")
-        shutil.copyfile(older, partial)
+        for suffix in ("", "-wal"):  # a WAL left beside it holds committed pages too
+            if Path(f"{older}{suffix}").exists():
+                shutil.copyfile(f"{older}{suffix}", f"{partial}{suffix}")
         t0 = time.perf_counter()
         asyncio.run(_open(partial))
         info = {
@@ -292,6 +294,8 @@ def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path,
             "migrated_from": older.name,
             "migrate_s": time.perf_counter() - t0,
         }
+        for p in (older, Path(f"{older}-wal"), Path(f"{older}-shm"), older.with_suffix(".meta")):
+            p.unlink(missing_ok=True)  # the cache keeps one state of each size
     else:
         if log:
             log(f"building a state of {n:,} items (cached in {d})")

@@ -539,11 +539,27 @@ def test_an_older_state_file_migrates_to_7_and_keeps_its_data(tmp_path: Path, ve
                 searches,
             )
 
+    b = scan("b").key
     keys, a, ids, sinks, dead, histories, searches = asyncio.run(read())
     assert searches == [3, 1, 0, 0]  # both ran from a's id into its application id
     db = sqlite3.connect(path)
     texts = dict(db.execute("SELECT key, search FROM items"))
     assert texts == {k: search_text(scan(k.rsplit(":", 1)[1])) for k in texts}
+    db.execute("INSERT INTO items_search (items_search) VALUES ('integrity-check')")
+    # A text written the old way afterwards (by a scanhub not yet upgraded) is made again by
+    # the item's next commit.
+    db.execute("UPDATE items SET search = replace(search, char(31), ' ') WHERE key = ?", (b,))
+    db.commit()
+    db.close()
+
+    async def commit_b() -> int:
+        async with SQLiteStore(path) as store:
+            await store.commit([seen(scan("b", Lifecycle.SUCCEEDED), 20)])
+            return (await store.query(ItemQuery(text="b app-1"))).total
+
+    assert asyncio.run(commit_b()) == 0
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT search FROM items WHERE key = ?", (b,)).fetchone()[0] == texts[b]
     db.close()
     assert keys == [scan("c").key, scan("a").key, scan("b").key]  # newest change first
     assert isinstance(a, StoredItem) and a.item.lifecycle is Lifecycle.SUCCEEDED
@@ -562,12 +578,14 @@ def test_an_older_state_file_migrates_to_7_and_keeps_its_data(tmp_path: Path, ve
     assert {("table", "sinks"), ("table", "sink_dead"), ("table", "retired")} <= _schema(db)
 
 
-def test_a_damaged_row_keeps_its_search_text_through_migration_7() -> None:
+def test_migration_7_makes_search_text_with_the_kept_name_and_spares_a_damaged_row() -> None:
     from scanhub.store.sqlite import _stored_search
 
-    assert _stored_search("{", "old text") == "old text"
-    assert _stored_search('{"vendor": 3}', "old text") == "old text"
-    assert _stored_search(item_json(scan("a")), "old text") == search_text(scan("a"))
+    k = scan("a").key
+    assert _stored_search(k, "{", None, "old text") == "old text"
+    assert _stored_search(k, '{"vendor": 3}', None, "old text") == "old text"
+    assert _stored_search(k, item_json(scan("a")), None, "old text") == search_text(scan("a"))
+    assert _stored_search(k, item_json(scan("a")), "Shop", "old") == search_text(scan("a"), "Shop")
 
 
 def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None:
@@ -591,6 +609,37 @@ def test_migrations_run_once_even_twice_and_concurrently(tmp_path: Path) -> None
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"items", "transitions", "sinks", "sink_dead"} <= tables
+
+
+def test_a_state_file_locked_by_another_process_is_said_to_be_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process migrating (or writing) the file past the busy timeout: the store says
+    the file is busy, not that it is no scanhub state file."""
+    import scanhub.store.sqlite as sqlite_module
+
+    path = tmp_path / "busy.db"
+    migrate(connect(path))
+    real = sqlite_module.connect
+
+    def impatient(p: str | Path) -> sqlite3.Connection:
+        db = real(p)
+        db.execute("PRAGMA busy_timeout = 50")
+        return db
+
+    monkeypatch.setattr(sqlite_module, "connect", impatient)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def go() -> None:
+        async with SQLiteStore(path):
+            pass
+
+    with pytest.raises(ConfigError) as caught:
+        asyncio.run(go())
+    other.execute("ROLLBACK")
+    assert "busy" in str(caught.value) and "not a scanhub state file" not in str(caught.value)
+    asyncio.run(go())  # once the other process is done
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -1313,16 +1362,29 @@ async def test_text_search_never_matches_across_two_fields(store: Store) -> None
         ItemQuery(text="app-1\x1fcheckout")
 
 
-async def test_text_search_finds_an_application_name_learned_after_tracking(store: Store) -> None:
-    # A vendor names the application in a later answer (the message unchanged): the item is
-    # found by that name from then on.
-    item = scan("s1", message="busy")
+async def test_text_search_follows_what_a_vendor_tells_after_tracking(store: Store) -> None:
+    # A placeholder knows its ids only; the vendor's answers name the application and the
+    # scan's type later, with the message unchanged. The item is found by each from then on,
+    # and by the name it was given even once a later answer gives none (as the row keeps it).
+    item = scan("s1", Lifecycle.QUEUED)
     await store.track([(item, "track")], T0)
-    assert (await store.query(ItemQuery(text="web shop"))).total == 0
-    named = evolve(item, lifecycle=Lifecycle.SUCCEEDED, application_name="Web Shop")
+
+    async def found(text: str) -> int:
+        page = await store.query(ItemQuery(text=text))
+        assert page.total == len(page.items)
+        return page.total
+
+    assert (await found("web shop"), await found("checkmarx")) == (0, 0)
+    named = evolve(item, lifecycle=Lifecycle.RUNNING, application_name="Web Shop")
     await store.commit([seen(named, 1)])
-    page = await store.query(ItemQuery(text="web shop"))
-    assert [s.key for s in page.items] == [item.key] and page.total == 1
+    assert (await found("web shop"), await found("checkmarx")) == (1, 0)
+    typed = evolve(named, vendor_status="analysing", scan_type="Checkmarx")
+    await store.commit([seen(typed, 2)])
+    assert (await found("web shop"), await found("checkmarx")) == (1, 1)
+    unnamed = evolve(typed, lifecycle=Lifecycle.FAILED, application_name=None, message="gone")
+    await store.commit([seen(unnamed, 3)])
+    assert (await found("web shop"), await found("gone"), await found("checkmarx")) == (1, 1, 1)
+    assert (await store.query(ItemQuery(application="Web Shop"))).total == 1
 
 
 def test_sqlite_text_search_keeps_to_the_page_order_for_a_common_word(tmp_path: Path) -> None:

@@ -350,6 +350,24 @@ def test_text_search_covers_ids_names_message_and_a_promotion_version_and_stages
     assert search_text(scan) == "appsecplus:asp:scan:a:s\x1fs\x1fa\x1fsast"
 
 
+def test_search_text_takes_the_kept_application_name_when_the_item_gives_none() -> None:
+    named = Scan(V, "asp", "s", "a", L.RUNNING, "Busy", application_name="Shop")
+    unnamed = Scan(V, "asp", "s", "a", L.RUNNING, "Busy")
+    assert search_text(unnamed, "Old Shop").split("\x1f") == [
+        "appsecplus:asp:scan:a:s",
+        "s",
+        "a",
+        "old shop",
+    ]
+    assert search_text(named, "Old Shop") == search_text(named) != search_text(unnamed)
+
+
+def test_a_search_may_not_hold_the_field_separator() -> None:
+    with pytest.raises(ValueError, match=r"^text: must not contain U\+001F \(it separates"):
+        ItemQuery(text="a\x1fb")
+    assert ItemQuery(text="a b").text == "a b"
+
+
 def test_an_item_is_kept_as_compact_json_and_its_payload_apart() -> None:
     item = Scan(
         V, "asp", "s1", "a", L.FAILED, "Failé", message="no",

@@ -35,6 +35,10 @@ from .._sansio import loads
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
 SCHEMA_VERSION = 7
 
+#: What separates the fields of an item's search text (`search_text`): a character no search
+#: may hold (`ItemQuery` refuses it), so that no match runs from one field into the next.
+SEARCH_SEPARATOR = "\x1f"
+
 
 @frozen
 class Retention:
@@ -163,7 +167,8 @@ TIME_ORDERS = frozenset({"changed", "since"})
 @frozen
 class ItemQuery:
     """Which items to read, and which page: filters (exact, except `text`, a case-insensitive
-    substring of what `search_text` covers: key, ids, application, message), an order (`order`, a
+    substring of one of the fields `search_text` covers: key, ids, application, message; it may
+    not hold `SEARCH_SEPARATOR`, U+001F), an order (`order`, a
     name of `ORDERS`, "-" first for descending), keyset paging (`after`: the last key of the
     previous page, and `after_value` its value of the order's column, as `Page.next_value`
     gave it), at most `limit` rows."""
@@ -733,35 +738,25 @@ def _item_of_text(text: str) -> Item:
     return item_from_stored(loads(text.encode()), None)
 
 
-def search_text(item: Item) -> str:
+def search_text(item: Item, application_name: str | None = None) -> str:
     """What text search (`ItemQuery.text`) matches: key, id, application id and name, message,
-    a promotion's version and stages, a scan's type. Not the vendor status: it changes with
-    nearly every transition, and re-indexing the text each time would cost every write (filter
-    by `lifecycle` instead)."""
-    parts = [item.key, item.id, item.application_id, item.application_name, item.message]
+    a promotion's version and stages, a scan's type, each apart (`SEARCH_SEPARATOR`). Not the
+    vendor status: it changes with nearly every transition, and re-indexing the text each time
+    would cost every write (filter by `lifecycle` instead). `application_name`: the name when
+    the item gives none (a store's row keeps the last name a vendor gave, and so does its
+    search text)."""
+    parts = [
+        item.key,
+        item.id,
+        item.application_id,
+        item.application_name or application_name,
+        item.message,
+    ]
     for attr in ("version", "target_stage", "source_stage", "scan_type"):
         value = getattr(item, attr, None)
         if isinstance(value, str):
             parts.append(value)
     return SEARCH_SEPARATOR.join(p for p in parts if p).casefold()
-
-
-def search_moves(row: tuple[str | None, str | None] | None, item: Item) -> bool:
-    """Whether `item`'s search text may differ from the one its row holds (`row`: the row's
-    message and application name; None for a row not yet written). The other fields searched
-    are the item's identity, which a row never changes; a name the vendor no longer gives is
-    kept, as the row's application name is."""
-    if row is None:
-        return True
-    message, name = row
-    return message != item.message or (
-        item.application_name is not None and item.application_name != name
-    )
-
-
-#: What separates the fields of an item's search text: a character no search may hold
-#: (`ItemQuery` refuses it), so that no match runs from one field into the next.
-SEARCH_SEPARATOR = "\x1f"
 
 
 def since_of(item: Item, observed_at: datetime) -> datetime:

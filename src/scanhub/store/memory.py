@@ -60,6 +60,9 @@ class _Held:
     last_transition: int | None = None
     running_at: datetime | None = None
     finished_at: datetime | None = None
+    #: The last application name a vendor gave (an answer without one keeps it, as the SQL
+    #: stores' rows do): the `application` filter and text search read it.
+    name: str | None = None
 
     def stored(self) -> StoredItem:
         return StoredItem(
@@ -145,6 +148,7 @@ class MemoryStore(Store):
                 held.last_transition, held.last_change = tid, ob.observed_at
             if after.item is not None:
                 held.item = after.item
+                held.name = after.item.application_name or held.name
                 lc = after.item.lifecycle
                 if was_active and (lc is Lifecycle.RUNNING or lc.is_terminal):
                     held.running_at = held.running_at or ob.observed_at
@@ -206,7 +210,8 @@ class MemoryStore(Store):
     async def query(self, query: ItemQuery) -> Page:
         text = query.text.casefold() if query.text else None
 
-        def wants(item: Item) -> bool:
+        def wants(held: _Held) -> bool:
+            item = held.item
             return (
                 (query.vendor is None or item.vendor == query.vendor)
                 and (query.source is None or item.source == query.source)
@@ -215,12 +220,12 @@ class MemoryStore(Store):
                 and (query.verdict is None or item.verdict.value == query.verdict)
                 and (
                     query.application is None
-                    or query.application in (item.application_id, item.application_name)
+                    or query.application in (item.application_id, held.name)
                 )
-                and (text is None or text in search_text(item))
+                and (text is None or text in search_text(item, held.name))
             )
 
-        chosen = [h.stored() for h in self._items.values() if wants(h.item)]
+        chosen = [h.stored() for h in self._items.values() if wants(h)]
         desc = query.sort[1]
         chosen.sort(key=lambda x: sort_key(query, x), reverse=desc)
         total = len(chosen)

@@ -83,7 +83,6 @@ from ._base import (
     page_parts,
     plan,
     raw_json,
-    search_moves,
     search_text,
     since_of,
     stored_row,
@@ -992,8 +991,8 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
     rule `plan` over the batch, then one statement per table (new items, transitions from
     arrays, the items' new states from arrays) and a notification to the other replicas."""
     await con.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-    # What text search reads changes only with an item's message or application name (or
-    # when it is new): the rows' as they were (`search_moves`).
+    # Each row's application name and search text: its search text is written when the
+    # item's differs (`_new_states`).
     rows, searched = await _locked_rows(con, list(dict.fromkeys(ob.key for ob in observations)))
     results: list[Committed] = []
     inserted: dict[str, Observation] = {}
@@ -1099,19 +1098,20 @@ _RECORDED = Committed("", Outcome.RECORDED)
 
 async def _locked_rows(
     con: Any, keys: list[str]
-) -> tuple[dict[str, Row], dict[str, tuple[str | None, str | None]]]:
+) -> tuple[dict[str, Row], dict[str, tuple[str | None, str]]]:
     """The stored rows of `keys` (what `plan` reads), locked until the transaction ends, and
-    each row's message and application name (what `search_moves` compares)."""
+    each row's application name and search text (what `_new_states` compares)."""
     rows: dict[str, Row] = {}
-    searched: dict[str, tuple[str | None, str | None]] = {}
+    searched: dict[str, tuple[str | None, str]] = {}
     for r in await con.fetch(
         "SELECT key, lifecycle, verdict, vendor_status, message, observed_at,"
-        " last_transition, application_name FROM items WHERE key = ANY($1::text[]) FOR UPDATE",
+        " last_transition, application_name, search FROM items WHERE key = ANY($1::text[])"
+        " FOR UPDATE",
         keys,
     ):
-        key, lifecycle, verdict, status, message, observed, last, name = r
+        key, lifecycle, verdict, status, message, observed, last, name, search = r
         rows[key] = stored_row(key, lifecycle, verdict, status, message, _utc(observed), last)
-        searched[key] = (message, name)
+        searched[key] = (name, search)
     return rows, searched
 
 
@@ -1119,7 +1119,7 @@ def _new_states(
     rows: dict[str, Row],
     encoded: dict[int, str],
     inserted: dict[str, Observation],
-    searched: dict[str, tuple[str | None, str | None]],
+    searched: dict[str, tuple[str | None, str]],
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """The batch's changed rows as `_UPDATE_STATES` parameters (items whose state was
     rewritten; `encoded` holds the JSON already made for their transitions), and the
@@ -1134,6 +1134,9 @@ def _new_states(
             continue
         item, lc = row.item, row.item.lifecycle
         known = encoded.get(id(item))
+        # The name the row keeps when the vendor gives none (as its column keeps it).
+        name, search = searched.get(key, (None, None))
+        text = search_text(item, name)
         states.append(
             (
                 lc.value,
@@ -1149,11 +1152,7 @@ def _new_states(
                 row.last_transition,
                 known if known is not None else item_json(item),
                 raw_json(item),
-                (
-                    search_text(item)
-                    if key in inserted or search_moves(searched.get(key), item)
-                    else None
-                ),
+                text if key in inserted or text != search else None,
                 key,
             )
         )
@@ -1247,22 +1246,27 @@ async def migrate(con: Any) -> int:
 
 
 async def _rewrite_search(con: Any, batch: int = 5000) -> None:
-    """Migration 7: every item's search text made again by `search_text`, `batch` rows a
-    statement in key order; a row whose item cannot be read keeps its text (never lost to
-    it)."""
+    """Migration 7: every item's search text made again by `search_text` with the name its row
+    keeps, `batch` rows a statement in key order, under the append lock: a replica of an older
+    scanhub still running commits after the migration, not between a batch's read and its
+    write (its text would be overwritten with one made from the item before). A row whose item
+    cannot be read keeps its text (never lost to it). One transaction, as every migration."""
+    await con.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
     after = ""
     while True:
         rows = await con.fetch(
-            "SELECT key, item FROM items WHERE key > $1 ORDER BY key LIMIT $2", after, batch
+            "SELECT key, item, application_name FROM items WHERE key > $1 ORDER BY key LIMIT $2",
+            after,
+            batch,
         )
         if not rows:
             return
         keys, texts = [], []
-        for key, item in rows:
+        for key, item, name in rows:
             try:
-                text = search_text(item_from_text(item))
+                text = search_text(item_from_text(item), name)
             except Exception:  # whatever a damaged row raises, the migration goes on
-                log.warning("scanhub: an item's search text was not rewritten (unreadable item)")
+                log.warning("scanhub: %s: search text not rewritten (its item cannot be read)", key)
                 continue
             keys.append(key)
             texts.append(text)

@@ -75,7 +75,6 @@ from ._base import (
     page_parts,
     plan,
     raw_json,
-    search_moves,
     search_text,
     since_of,
     stored_row,
@@ -301,20 +300,22 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6 -> 7: an item's search text keeps its fields apart (`SEARCH_SEPARATOR`: a search no
     # longer matches from one field into the next), made again for every row by `search_text`
-    # itself (`_stored_search`; rows carried over from schema 1 held the key, vendor status
-    # and message only). The text index follows through its trigger.
-    "UPDATE items SET search = scanhub_search(item, search)",
+    # itself, with the name its row keeps (`_stored_search`; rows carried over from schema 1
+    # held the key, vendor status and message only). The text index follows through its
+    # trigger. One transaction, as every migration: about 150 s for 1,000,000 items here,
+    # while other processes opening the file wait (up to `connect`'s 30 s busy timeout).
+    "UPDATE items SET search = scanhub_search(key, item, application_name, search)",
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
-def _stored_search(item: str, search: str) -> str:
-    """`search_text` of a stored item (migration 7), or the row's `search` as it was when its
-    item cannot be read: a row is never lost to its search text."""
+def _stored_search(key: str, item: str, name: str | None, search: str) -> str:
+    """`search_text` of a stored item with the name its row keeps (migration 7), or the row's
+    `search` as it was when its item cannot be read: a row is never lost to its search text."""
     try:
-        return search_text(item_from_text(item))
+        return search_text(item_from_text(item), name)
     except Exception:  # whatever a damaged row raises, the migration goes on
-        log.warning("scanhub: an item's search text was not rewritten (unreadable item)")
+        log.warning("scanhub: %s: search text not rewritten (its item cannot be read)", key)
         return search
 
 
@@ -531,6 +532,17 @@ class SQLiteStore(Store):
             ) from None
         try:
             migrate(db)
+        except sqlite3.OperationalError as exc:  # locked, read-only, I/O: the file is one
+            db.close()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise ConfigError(
+                    f"{self.path}: the state file is busy: another process holds its write"
+                    " lock (migrating or writing it); try again",
+                    operation="open store",
+                ) from None
+            raise ConfigError(
+                f"{self.path}: cannot open the state file: {exc}", operation="open store"
+            ) from None
         except sqlite3.DatabaseError as exc:
             db.close()
             raise ConfigError(
@@ -1309,7 +1321,7 @@ class RowCache:
 
     def __init__(self) -> None:
         # key -> (lifecycle, verdict, vendor status, message, observed at, last transition,
-        # application name, rowid)
+        # application name, search text, rowid)
         self._held: dict[str, tuple[Any, ...]] = {}
         self._version: int | None = None
 
@@ -1335,20 +1347,27 @@ class RowCache:
             if h is None:
                 missing.append(key)
                 continue
-            lc, verdict, status, message, observed, last, name, rid = h
+            lc, verdict, status, message, observed, last, name, search, rid = h
             rows[key] = Row(key, lc, verdict, status, message, observed, last)
-            was[key] = (lc, verdict, message, name)
+            was[key] = (lc, verdict, message, name, search)
             rids[key] = rid
         return missing
 
     def keep(
-        self, rows: dict[str, Row], was: dict[str, tuple[Any, ...]], rids: dict[str, int]
+        self,
+        rows: dict[str, Row],
+        was: dict[str, tuple[Any, ...]],
+        rids: dict[str, int],
+        searched: dict[str, str],
     ) -> None:
-        """After a commit: hold its rows as they are now."""
+        """After a commit: hold its rows as they are now (`searched`: the search texts it
+        wrote)."""
         held = self._held
         for key, row in rows.items():
             item = row.item
-            name = was[key][3] if key in was else None
+            old = was.get(key)
+            name = old[3] if old is not None else None
+            search = searched.get(key, old[4] if old is not None else None)
             if item is not None and item.application_name is not None:
                 name = item.application_name
             # As the file holds it, in UTC (`_ts`). `plan` already gives a zoned time in UTC;
@@ -1366,6 +1385,7 @@ class RowCache:
                 observed,
                 row.last_transition,
                 name,
+                search,
                 rids[key],
             )
         while len(held) > self.LIMIT:
@@ -1388,8 +1408,8 @@ def _commit(
     with _tx(db):
         keys = list(dict.fromkeys(ob.key for ob in observations))
         rows: dict[str, Row] = {}
-        # What the row held before (lifecycle, verdict, message, application name): an item's
-        # update sets only the indexed columns that change (`_update_states`).
+        # What the row held before (lifecycle, verdict, message, application name, search
+        # text): an item's update sets only the columns that change (`_update_states`).
         was: dict[str, tuple[Any, ...]] = {}
         # Each row's rowid: the batch's updates find their rows by it, not through the index of
         # keys (0.4 µs a transition).
@@ -1398,13 +1418,14 @@ def _commit(
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, lc, verdict, status, message, observed, last, name, rid in db.execute(
+            for key, lc, verdict, status, message, observed, last, name, search, rid in db.execute(
                 "SELECT key, lifecycle, verdict, vendor_status, message, observed_at,"
-                f" last_transition, application_name, rid FROM items WHERE key IN ({marks})",
+                " last_transition, application_name, search, rid FROM items"
+                f" WHERE key IN ({marks})",
                 chunk,
             ):
                 row = rows[key] = stored_row(key, lc, verdict, status, message, _dt(observed), last)
-                was[key] = (row.lifecycle, row.verdict, message, name)
+                was[key] = (row.lifecycle, row.verdict, message, name, search)
                 rids[key] = rid
         # Ids are handed out here, under the write lock, so a batch knows them as it goes (an
         # item's second transition in a batch points at its first). Never reused, as
@@ -1476,8 +1497,8 @@ def _commit(
             )
         if logged:
             _append_log(db, logged)
-        _update_states(db, rows, was, rids, inserted, encoded, times)
-    cache.keep(rows, was, rids)  # committed: what the rows hold now
+        searched = _update_states(db, rows, was, rids, inserted, encoded, times)
+    cache.keep(rows, was, rids, searched)  # committed: what the rows hold now
     return results
 
 
@@ -1509,13 +1530,16 @@ def _update_states(
     inserted: dict[str, Any],
     encoded: dict[int, str],
     times: dict[datetime, str],
-) -> None:
-    """Rewrite the batch's changed rows. SQLite updates every index over a column an UPDATE
-    sets (and runs the triggers of the columns it names), whether its value changed or not, so
-    the rows are grouped by which indexed columns change (`_state_update`): a new vendor status
-    rewrites the row and its `changed_at` index entry, not the indexes of every filter."""
+) -> dict[str, str]:
+    """Rewrite the batch's changed rows; returns the search texts written, by key. SQLite
+    updates every index over a column an UPDATE sets (and runs the triggers of the columns it
+    names), whether its value changed or not, so the rows are grouped by which indexed columns
+    change (`_state_update`): a new vendor status rewrites the row and its `changed_at` index
+    entry, not the indexes of every filter; the search text (its own trigram index) is written
+    only when it differs from the row's."""
     groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = {}
-    searched, sightings = [], []
+    searched: dict[str, str] = {}
+    sightings = []
     for key, row in rows.items():
         if not row.dirty:
             continue
@@ -1532,8 +1556,10 @@ def _update_states(
         lc = item.lifecycle
         new = key in inserted
         old = was.get(key)
-        if new or search_moves(None if old is None else (old[2], old[3]), item):
-            searched.append((search_text(item), rids[key]))
+        # The name the row keeps when the vendor gives none (as its column keeps it).
+        text = search_text(item, None if old is None else old[3])
+        if new or old is None or old[4] != text:
+            searched[key] = text
         moved = new or old is None or old[0] is not lc or old[1] is not item.verdict
         name = item.application_name
         named = name is not None and (new or old is None or old[3] != name)
@@ -1563,9 +1589,13 @@ def _update_states(
     for shape, states in groups.items():
         db.executemany(_state_update(*shape), states)
     if searched:
-        db.executemany("UPDATE items SET search = ? WHERE rid = ?", searched)
+        db.executemany(
+            "UPDATE items SET search = ? WHERE rid = ?",
+            [(text, rids[key]) for key, text in searched.items()],
+        )
     if sightings:
         db.executemany("UPDATE items SET observed_at = ?, last_error = ? WHERE rid = ?", sightings)
+    return searched
 
 
 @functools.cache
@@ -1649,7 +1679,7 @@ def migrate(db: sqlite3.Connection) -> int:
             f"({SCHEMA_VERSION}); upgrade scanhub",
             operation="open store",
         )
-    db.create_function("scanhub_search", 2, _stored_search, deterministic=True)
+    db.create_function("scanhub_search", 4, _stored_search, deterministic=True)
     while True:
         with _tx(db):
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
