@@ -738,15 +738,16 @@ def _item_of_text(text: str) -> Item:
     return item_from_stored(loads(text.encode()), None)
 
 
-def search_text(item: Item, application_name: str | None = None) -> str:
+def search_text(item: Item, application_name: str | None = None, key: str | None = None) -> str:
     """What text search (`ItemQuery.text`) matches: key, id, application id and name, message,
     a promotion's version and stages, a scan's type, each apart (`SEARCH_SEPARATOR`). Not the
     vendor status: it changes with nearly every transition, and re-indexing the text each time
     would cost every write (filter by `lifecycle` instead). `application_name`: the name when
     the item gives none (a store's row keeps the last name a vendor gave, and so does its
-    search text)."""
+    search text). `key`: the item's key when the caller has it (a new item object computes its
+    own once, a few microseconds: a store's commit has it from its row)."""
     parts = [
-        item.key,
+        key or item.key,
         item.id,
         item.application_id,
         item.application_name or application_name,

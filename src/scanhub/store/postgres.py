@@ -1136,7 +1136,7 @@ def _new_states(
         known = encoded.get(id(item))
         # The name the row keeps when the vendor gives none (as its column keeps it).
         name, search = searched.get(key, (None, None))
-        text = search_text(item, name)
+        text = search_text(item, name, key)
         states.append(
             (
                 lc.value,

@@ -1557,7 +1557,7 @@ def _update_states(
         new = key in inserted
         old = was.get(key)
         # The name the row keeps when the vendor gives none (as its column keeps it).
-        text = search_text(item, None if old is None else old[3])
+        text = search_text(item, None if old is None else old[3], key)
         if new or old is None or old[4] != text:
             searched[key] = text
         moved = new or old is None or old[0] is not lc or old[1] is not item.verdict
