@@ -34,6 +34,8 @@ class Receiver:
         self.url = ""
         #: Seconds each answer takes (a slow receiver).
         self.delay = 0.0
+        #: Answer with the request's path in the body (as Slack's 404 `no_service` does).
+        self.echo_path = False
         self._runner: web.AppRunner | None = None
         self.changed = asyncio.Event()
 
@@ -65,7 +67,8 @@ class Receiver:
             await asyncio.sleep(60)
             return web.Response(status=200)
         status, extra = (answer, {}) if isinstance(answer, int) else answer
-        return web.Response(status=status, headers=extra, text="answer")
+        text = f"answer for {request.path}" if self.echo_path else "answer"
+        return web.Response(status=status, headers=extra, text=text)
 
     @property
     def ok(self) -> list[dict[str, Any]]:

@@ -556,6 +556,33 @@ async def test_secrets_never_reach_logs_errors_or_the_state(
     assert message["blocks"][0]["type"] == "section"
 
 
+def test_no_vendor_text_reaches_a_slack_message_unescaped() -> None:
+    """Slack reads mentions and links in a message's `text` (its notification) as in its
+    blocks: neither may carry one from a vendor's ids, names or message."""
+    from scanhub._sinks import slack_message
+
+    hostile = "<!channel> <https://evil.example|fix> & <@U1>"
+    event = {
+        "type": "io.scanhub.scan.changed",
+        "data": {
+            "kind": "scan",
+            "vendor": "sonarqube",
+            "source": hostile,
+            "application_id": hostile,
+            "id": hostile,
+            "lifecycle": "failed",
+            "previous_lifecycle": hostile,
+            "verdict": "fail",
+            "vendor_status": hostile,
+            "message": hostile,
+        },
+    }
+    message = slack_message(event)
+    shown = json.dumps(message)
+    assert "<!" not in shown and "<https" not in shown and "<@" not in shown
+    assert message["text"].startswith(":no_entry: scan &lt;!channel&gt;")
+
+
 def test_signatures_are_the_standard_ones() -> None:
     body = b'{"a":1}'
     header = sign([SECRET], "41", 1_700_000_000, body)
@@ -575,6 +602,8 @@ def test_signatures_are_the_standard_ones() -> None:
         verify([SECRET], body + b" ", headers, now)  # a byte changed
     with pytest.raises(SignatureError):
         verify([SECRET], body, headers, now + 3600)  # replayed an hour later
+    with pytest.raises(SignatureError, match="Unix seconds"):  # not ASCII digits: no crash
+        verify([SECRET], body, {**headers, "webhook-timestamp": "\u00b2"}, now)
     with pytest.raises(ValueError, match="whsec_"):
         Sink.webhook("x", "https://h", "not-a-secret")
 
@@ -598,6 +627,10 @@ def test_what_an_answer_means_and_when_to_try_again() -> None:
     assert retry_after("120", now) == 120.0
     assert retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now) == 60.0
     assert retry_after("soon", now) is None and retry_after(None, now) is None
+    # Digits of other scripts (str.isdigit() takes them, float() does not), and forms RFC 9110
+    # does not have: unreadable, so the sink's own schedule applies.
+    for odd in ("\u00b2", "\u0661\u0662", "1e3", "1.5", "-5", "1_0"):
+        assert retry_after(odd, now) is None, odd
     sink = Sink.webhook("x", "https://h", SECRET)  # the standard schedule
     rng = random.Random(0)
     delays = []
@@ -674,10 +707,32 @@ async def test_sinks_test_sends_one_signed_event_and_prints_the_answer(tmp_path:
         short = {**env, "OPS_SECRET": "whsec_c2hvcnQ="}
         code, _, err = await scanhub_cli("sinks", "test", "ops", "-c", str(cfg), env=short)
         assert code == 2 and "OPS_SECRET" in err and "c2hvcnQ" not in err
+        code, _, err = await scanhub_cli("config", "check", "-c", str(cfg), env=short)
+        assert code == 2 and "sink[0].secret_env: OPS_SECRET: expected a secret of" in err
+        assert "c2hvcnQ" not in err
         private = sink_config(tmp_path, table)
         code, _, err = await scanhub_cli("sinks", "test", "ops", "-c", str(private), env=env)
         assert code == 2 and "sink[0].url: 127.0.0.1 is a loopback address" in err
         assert len(rx.requests) == 2
+
+        # A URL kept secret (a Slack webhook's path is its credential), echoed back by the
+        # receiver in its answer: never printed.
+        secret_url = f"{rx.url}/services/T0001/B0001/SuperSecretToken123"
+        hidden = sink_config(
+            tmp_path,
+            '[[sink]]\nname = "slack"\nkind = "slack"\nurl_env = "SLACK_URL"\n'
+            "allow_private = true\n",
+        )
+        rx.echo_path, rx.answers = True, [404]
+        code, out, err = await scanhub_cli(
+            "sinks", "test", "slack", "-c", str(hidden), env={**env, "SLACK_URL": secret_url}
+        )
+        assert code == 5 and "HTTP 404" in out and "answer for ***" in out, out
+        assert "SuperSecretToken123" not in out + err
+        code, _, err = await scanhub_cli(
+            "config", "check", "-c", str(hidden), env={**env, "SLACK_URL": "hooks.slack.com/x"}
+        )
+        assert code == 2 and "SLACK_URL is not set to an http(s) URL" in err
 
 
 def test_sink_tables_are_checked_every_problem_at_once_and_in_the_json_schema() -> None:

@@ -29,7 +29,7 @@ from ._errors import ConfigError, ScanhubError
 from ._model import Item
 from ._registry import Registry, registry
 from ._secrets import Secret
-from ._sinks import Sink, SinkFilter, secret_key, shown_url
+from ._sinks import Sink, SinkFilter, shown_url
 from .engine import ScanHub
 from .store import MemoryStore, Retention, SQLiteStore, Store, open_store
 
@@ -67,31 +67,12 @@ def build_sinks(config: Config, env: Mapping[str, str] | None = None) -> list[Si
     sinks = []
     for i, k in enumerate(config.sinks):
         where = f"{config.path}: sink[{i}]"
-        secrets: list[Secret] = []
-        for var in k.secret_env or ():
-            value = env.get(var, "")
-            if not value.strip():
-                raise ConfigError(
-                    f"{where}.secret_env: environment variable {var} is not set",
-                    operation="load config",
-                )
-            for part in value.split():
-                try:
-                    secret_key(part)
-                except ValueError as exc:
-                    raise ConfigError(
-                        f"{where}.secret_env: {var}: {exc}", operation="load config"
-                    ) from None
-                secrets.append(Secret(part))
-        url: str | None = k.url
-        if k.url_env is not None:
-            url = env.get(k.url_env, "").strip()
-            if not url.startswith(("https://", "http://")):
-                raise ConfigError(
-                    f"{where}.url_env: environment variable {k.url_env} is not set to an "
-                    "http(s) URL",
-                    operation="load config",
-                )
+        problems = k.env_problems(env)  # what `config check` reports, the first of them
+        if problems:
+            key, why = problems[0]
+            raise ConfigError(f"{where}.{key}: {why}", operation="load config")
+        secrets = [Secret(part) for var in k.secret_env or () for part in env[var].split()]
+        url = env[k.url_env].strip() if k.url_env is not None else k.url
         assert url is not None  # the configuration gives url or url_env
         sinks.append(
             Sink(

@@ -65,6 +65,7 @@ from ._sinks import (
     FilterError,
     SinkFilter,
     forbidden_host,
+    secret_key,
 )
 
 #: The keys of the top level that are tables of their own.
@@ -197,6 +198,26 @@ class SinkConfig:
         if self.url_env:
             out.append(("url_env", self.url_env))
         return out
+
+    def env_problems(self, env: Mapping[str, str]) -> list[tuple[str, str]]:
+        """What is wrong with the variables the sink reads, as (key, message), each message
+        naming its variable, never its value: unset, a `secret_env` holding something other
+        than `whsec_` secrets (space-separated), a `url_env` holding no http(s) URL."""
+        found = []
+        for key, var in self.env_vars():
+            value = env.get(var, "")
+            if not value.strip():
+                found.append((key, f"environment variable {var} is not set"))
+            elif key == "secret_env":
+                for part in value.split():
+                    try:
+                        secret_key(part)
+                    except ValueError as exc:
+                        found.append((key, f"{var}: {exc}"))
+                        break
+            elif not value.strip().startswith(("https://", "http://")):
+                found.append((key, f"environment variable {var} is not set to an http(s) URL"))
+        return found
 
     @property
     def schedule(self) -> tuple[float, ...]:
@@ -387,9 +408,7 @@ def parse_config(
                         (f"source[{i}].{key}", f"environment variable {var} is not set")
                     )
         for i, k in sinks:
-            for key, var in k.env_vars():
-                if not env.get(var):
-                    problems.append((f"sink[{i}].{key}", f"environment variable {var} is not set"))
+            problems += [(f"sink[{i}].{key}", why) for key, why in k.env_problems(env)]
     if problems:
         raise _error(path, problems)
     return Config(

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import hashlib
 import hmac
 import ipaddress
@@ -55,6 +54,7 @@ from ._changes import Change
 from ._convert import dumps
 from ._exports import EVENT_TYPES, cloudevent_json, to_cloudevent
 from ._model import Lifecycle, Verdict
+from ._sansio import parse_retry_after
 from ._secrets import Secret
 
 #: Seconds between attempts after the first (which is immediate): 5 s, 5 min, 30 min, 2 h,
@@ -335,7 +335,7 @@ def verify(
     )
     if not (msg_id and stamp and given):
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature")
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit()):  # "²" is a digit to isdigit, not to int
         raise SignatureError("webhook-timestamp is not Unix seconds")
     if abs(now - int(stamp)) > tolerance:
         raise SignatureError("webhook-timestamp is too old or too new")
@@ -450,8 +450,8 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook message (text and blocks) for a CloudEvent."""
     data = event.get("data") or {}
     if event.get("type") == TEST_EVENT_TYPE:
-        text = f"scanhub: {data.get('message', 'test')}"
-        return {"text": text, "blocks": [_section(slack_escape(text))]}
+        text = slack_escape(f"scanhub: {data.get('message', 'test')}")
+        return {"text": text, "blocks": [_section(text)]}
     lifecycle = str(data.get("lifecycle", "unknown"))
     verdict = str(data.get("verdict", "none"))
     emoji = _EMOJI.get(lifecycle, ":grey_question:")
@@ -482,7 +482,8 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     ]
     if shown:
         blocks.append(_section(_cap(" · ".join(shown))))
-    return {"text": f"{emoji} {_cap(text)}", "blocks": blocks}
+    # The text is Slack's notification: read for mentions and links as the blocks are.
+    return {"text": f"{emoji} {slack_escape(_cap(text))}", "blocks": blocks}
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -524,20 +525,9 @@ def classify(status: int | None) -> Answer:
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date); None when
-    absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    """Seconds a `Retry-After` header asks for, read as a vendor's is (`parse_retry_after`:
+    delay-seconds in ASCII digits or an HTTP-date); None when absent or unreadable."""
+    return parse_retry_after(value, now)
 
 
 @frozen

@@ -188,10 +188,12 @@ async def attempt(
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=sink.timeout),
         ) as resp:
-            body = await resp.content.read(MAX_ANSWER)
+            # What a receiver answers may echo the URL (a Slack webhook's path is its secret),
+            # and `scanhub sinks test` prints it.
+            body = redact.scrub_bytes(await resp.content.read(MAX_ANSWER))
             return Attempt(
                 resp.status,
-                resp.reason or "",
+                redact(resp.reason or ""),
                 resp.headers.get("Retry-After"),
                 body,
                 time.monotonic() - started,
