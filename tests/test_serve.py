@@ -311,6 +311,31 @@ async def test_the_live_stream_resumes_without_gap_or_duplicate(tmp_path: Path) 
         assert resumed[0] == recorded[0] and not set(resumed) & set(ids)
 
 
+async def test_a_last_event_id_past_the_end_of_the_log_resumes_from_the_end_saying_so(
+    tmp_path: Path,
+) -> None:
+    """A client of another state (the service's state file was replaced, or it read another
+    service) resumes with an id this log has not reached: it is told so (`reset`, carrying
+    the newest id, which EventSource resends on its next reconnect) and gets every transition
+    after that one, not silence until the log reaches its id."""
+    async with service(tmp_path, speed=5.0) as (svc, sims, http):
+        async with asyncio.timeout(10):
+            while await svc.store.last_id() < 2:
+                await asyncio.sleep(0.05)
+        asked = await svc.store.last_id() + 10_000
+        async with http.get("/api/v1/events/stream", headers={"Last-Event-ID": str(asked)}) as resp:
+            assert resp.status == 200
+            events = await read_events(resp, 3)
+        first, *changes = [e for e in events if e.get("event")]
+        assert first["event"] == "reset", events
+        data = json.loads(first["data"])
+        newest = int(first["id"])
+        assert data["last_event_id"] == asked and data["newest"] == newest
+        assert f"Last-Event-ID {asked} is past the end of this log" in data["detail"]
+        recorded = [t.id for t in await svc.hub.store.transitions(since=newest)]
+        assert [int(e["id"]) for e in changes] == recorded[: len(changes)] and changes
+
+
 async def test_a_slow_stream_client_loses_nothing_and_holds_no_backlog(tmp_path: Path) -> None:
     from scanhub import Lifecycle, Scan, Vendor
 

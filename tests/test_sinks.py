@@ -871,6 +871,17 @@ async def test_the_service_shows_sink_health_lists_dead_letters_and_replays(
                     "/api/v1/sinks/hook/replay", json={"from": 1, "dead": False}, headers=auth
                 ) as r:
                     assert r.status == 400
+                # Past the end of the log (ids 1 and 2), the cursor would skip every
+                # transition until ids reached it: refused, naming the end.
+                for given in (4, 2**62):
+                    async with http.post(
+                        "/api/v1/sinks/hook/replay", json={"from": given}, headers=auth
+                    ) as r:
+                        assert r.status == 409
+                        assert (await r.json(content_type=None))["detail"] == (
+                            f"from: {given} is past the end of the log (its newest transition"
+                            " is 2): give an id up to 3"
+                        )
                 async with http.post(
                     "/api/v1/sinks/hook/replay", json={"dead": True}, headers=auth
                 ) as r:

@@ -98,17 +98,46 @@ def _since() -> dict[str, Any]:
 #: are no events): `change`, with the transition id and the CloudEvent as JSON. There is no
 #: other event: a client that reads slowly is caught up from the store, losing nothing.
 _SSE_EVENT = {
-    "type": "object",
-    "required": ["event", "id", "data"],
-    "properties": {
-        "event": {"const": "change"},
-        "id": {"type": "string", "pattern": "^[0-9]+$"},
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "contentSchema": _ref("CloudEvent"),
+    "oneOf": [
+        {
+            "type": "object",
+            "description": "a transition",
+            "required": ["event", "id", "data"],
+            "properties": {
+                "event": {"const": "change"},
+                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": _ref("CloudEvent"),
+                },
+            },
         },
-    },
+        {
+            "type": "object",
+            "description": "first, when Last-Event-ID is past the end of the log (a client of "
+            "another state): the stream resumes from the newest transition (`id`); what the "
+            "client holds is to be read again",
+            "required": ["event", "id", "data"],
+            "properties": {
+                "event": {"const": "reset"},
+                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {
+                        "type": "object",
+                        "required": ["last_event_id", "newest", "detail"],
+                        "properties": {
+                            "last_event_id": {"type": "integer"},
+                            "newest": {"type": "integer"},
+                            "detail": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    ]
 }
 
 
@@ -671,7 +700,8 @@ def _sink_paths() -> dict[str, Any]:
                     _403="writes are not enabled (no token configured)",
                     _404="no such sink",
                     _408="the body did not arrive in time",
-                    _409="nothing to resume (no dead letter, not disabled): give an id",
+                    _409="nothing to resume (no dead letter, not disabled): give an id; or"
+                    " `from` is past the end of the log (more than one past its newest id)",
                     _413="the body is too large",
                 ),
             }

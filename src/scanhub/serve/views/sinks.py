@@ -138,6 +138,14 @@ async def replay(request: web.Request) -> web.StreamResponse:
     start: int | None = None
     if "from" in body:
         start = _transition_id(body["from"])
+        newest = await service.store.last_id()
+        if start > newest + 1:  # the cursor would skip every transition until ids reach it
+            raise Problem(
+                409,
+                "Conflict",
+                f"from: {start} is past the end of the log (its newest transition is"
+                f" {newest}): give an id up to {newest + 1}",
+            )
     else:
         states = await service.store.sinks.states([name])
         letters = await service.store.sinks.dead_letters(name, limit=1)

@@ -3,15 +3,17 @@
 A client starts from `Last-Event-ID` (header or `last_event_id=`) or from now, and reads the
 committed log through a subscription: what is older than the broadcaster's position comes from
 the store, what is newer from the broadcaster, and ids already sent are skipped, so a resumed
-stream has no gap and no repeat. A client that reads slowly loses nothing and costs no
-memory: its subscription falls back to reading the store until it has caught up. Each event is
-the transition's CloudEvent, the same bytes every reader of that id gets.
+stream has no gap and no repeat; an id past the end of the log (a client of another state)
+resumes from the end, told so by a `reset` event. A client that reads slowly loses nothing and
+costs no memory: its subscription falls back to reading the store until it has caught up. Each
+event is the transition's CloudEvent, the same bytes every reader of that id gets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 from aiohttp import web
 
@@ -50,11 +52,29 @@ def last_event_id(request: web.Request) -> int | None:
     return found[0] if found else None
 
 
+def reset(asked: int, newest: int) -> bytes:
+    """The event that tells a client its `Last-Event-ID` is past the end of this log (a new
+    state, another service's id): the stream resumes from the newest transition, whose id it
+    carries, and what the client holds is to be read again (the page reloads)."""
+    detail = (
+        f"Last-Event-ID {asked} is past the end of this log (its newest transition is"
+        f" {newest}): resuming from {newest}; read the items again"
+    )
+    data = json.dumps({"last_event_id": asked, "newest": newest, "detail": detail})
+    return f"id: {newest}\nevent: reset\ndata: {data}\n\n".encode()
+
+
 @routes.get("/api/v1/events/stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     query = item_query(request)
-    sub = service.hub.subscribe(last_event_id(request), wanted(query))
+    asked = last_event_id(request)
+    # An id past the end would skip every transition until the log reached it: the stream
+    # resumes from the end instead, and says so first (`reset`). Transitions committed after
+    # `newest` was read are read from the store: no gap.
+    newest = await service.store.last_id() if asked is not None else 0
+    since = newest if asked is not None and asked > newest else asked
+    sub = service.hub.subscribe(since, wanted(query))
     service.streams += 1
     try:
         resp = web.StreamResponse(
@@ -63,6 +83,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         resp.headers["X-Accel-Buffering"] = "no"
         await resp.prepare(request)
         await resp.write(b"retry: 2000\n\n")
+        if asked is not None and since is not None and since < asked:
+            await resp.write(reset(asked, since))
         while not service.closing.is_set():
             change = sub.next_nowait()
             if change is not None:
