@@ -76,7 +76,8 @@ class Receiver:
         return [r for r in self.requests if r["verified"] is not None]
 
     def ids(self) -> list[int]:
-        return [int(r["headers"]["webhook-id"]) for r in self.requests]
+        """The transition id of each request (a `webhook-id` is `<log id>-<transition id>`)."""
+        return [int(r["headers"]["webhook-id"].rsplit("-", 1)[1]) for r in self.requests]
 
     def event(self, i: int) -> Any:
         """Request `i` read with the cloudevents SDK (structured or binary mode)."""

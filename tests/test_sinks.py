@@ -72,18 +72,40 @@ async def test_every_transition_is_delivered_signed_once_in_order_as_its_cloudev
                 await rx.wait_for(9)
                 await until(lambda: hub.sinks.states["hook"].position == 9)
             logged = await hub.store.transitions()
+            log = await hub.store.sinks.log_id()
         finally:
             await hub.close()
     assert rx.ids() == [t.id for t in logged] == list(range(1, 10))  # once each, in id order
+    assert len(log) == 16 and int(log, 16) >= 0
     for i, t in enumerate(logged):
         r = rx.requests[i]
         assert r["verified"] == SECRET  # standardwebhooks accepts it
         assert r["body"] == cloudevent_json(t.change).encode()  # every reader's bytes
         assert r["headers"]["Content-Type"].startswith("application/cloudevents+json")
         event = rx.event(i)  # the cloudevents SDK reads it
-        assert event["id"] == r["headers"]["webhook-id"] == str(t.id)
+        assert event["id"] == str(t.id) and r["headers"]["webhook-id"] == f"{log}-{t.id}"
         assert event["type"] == "io.scanhub.scan.changed" and event["subject"] == t.key
         assert event.data["lifecycle"] == t.change.after.lifecycle.value
+
+
+async def test_two_state_files_feeding_one_receiver_never_share_a_webhook_id(
+    tmp_path: Path,
+) -> None:
+    """A receiver deduplicates by `webhook-id`: the first transition of a second service (or
+    of a state file replaced) is not the first one's, though both logs number it 1."""
+    async with receiving([SECRET]) as rx:
+        for n in (1, 2):
+            hub = await engine(SQLiteStore(tmp_path / f"s{n}.db"), hook(rx))
+            try:
+                async with hub.polling():
+                    await until(lambda h=hub: "hook" in h.sinks.states)
+                    await hub.store.commit([seen(scan("a", Lifecycle.QUEUED), 0)])
+                    await rx.wait_for(n)
+            finally:
+                await hub.close()
+    assert rx.ids() == [1, 1]
+    first, second = (r["headers"]["webhook-id"] for r in rx.requests)
+    assert first != second
 
 
 async def test_binary_mode_sends_the_data_with_ce_headers() -> None:

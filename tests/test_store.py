@@ -84,6 +84,21 @@ def seen(item: Scan, minutes: float = 0, origin: str | None = None) -> Observati
     return Observation(item.key, T0 + timedelta(minutes=minutes), item, None, origin)
 
 
+async def test_a_log_has_one_identity_its_own(make: Factory) -> None:
+    """What names a transition across stores (a sink's `webhook-id`, with its id): the same
+    each time the store is opened (every replica's, on PostgreSQL), another store's differs."""
+    first, again = make(), make()
+    async with first, again:
+        log = await first.sinks.log_id()
+        assert len(log) == 16 and int(log, 16) >= 0
+        assert await first.sinks.log_id() == log
+        if make.kind != "memory":  # type: ignore[attr-defined]
+            assert await again.sinks.log_id() == log  # the same file, the same database
+        else:
+            assert await again.sinks.log_id() != log  # a memory store's log is its own
+    assert await MemoryStore().sinks.log_id() != await MemoryStore().sinks.log_id()
+
+
 async def test_tracked_set_keeps_order_origin_and_first_state(store: Store) -> None:
     done = await store.track([(scan("a"), "config"), (scan("b"), "discovery:asp")], T0)
     assert [c.outcome for c in done] == [Outcome.RECORDED, Outcome.RECORDED]  # first sightings
@@ -473,15 +488,16 @@ def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
     return {(t, n) for t, n in db.execute("SELECT type, name FROM sqlite_master")}
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5, 6])
-def test_an_older_state_file_migrates_to_7_and_keeps_its_data(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7])
+def test_an_older_state_file_migrates_to_8_and_keeps_its_data(tmp_path: Path, version: int) -> None:
     """A file of schema 2 (before sinks), 3 (before the time-in-state indexes), 4 (5 changes
-    nothing in SQLite), 5 (before histories were read through their chains) or 6 (search text
-    with its fields joined by spaces), holding items, transitions, an item untracked and one
+    nothing in SQLite), 5 (before histories were read through their chains), 6 (search text
+    with its fields joined by spaces) or 7 (before the log had an identity), holding items, transitions, an item untracked and one
     tracked again, and (from 3) a sink's cursor and dead letter, opens at the current schema
     with all of it: the page's newest-change-first order reads through its index, every item's
-    history is whole, untracked ones too, and text search keeps each field apart."""
-    assert SCHEMA_VERSION == 7
+    history is whole, untracked ones too, text search keeps each field apart, and the log has
+    an identity of its own."""
+    assert SCHEMA_VERSION == 8
     path = tmp_path / f"v{version}.db"
     letter = DeadLetter("ops", 2, scan("b").key, 3, T0, T0, "HTTP 400", 400)
 
@@ -497,10 +513,12 @@ def test_an_older_state_file_migrates_to_7_and_keeps_its_data(tmp_path: Path, ve
     # Take the file back to `version`: drop what the later migrations added, and check that
     # what is left is the schema those migrations start from.
     db = sqlite3.connect(path)
+    db.execute("DROP TABLE log_identity")
     # The search text of schema 6 and before: the same fields joined by spaces (the text
     # index follows through its trigger).
-    db.execute("UPDATE items SET search = replace(search, char(31), ' ')")
-    assert db.execute("SELECT COUNT(*) FROM items WHERE search LIKE '% app-1%'").fetchone()[0]
+    if version < 7:
+        db.execute("UPDATE items SET search = replace(search, char(31), ' ')")
+        assert db.execute("SELECT COUNT(*) FROM items WHERE search LIKE '% app-1%'").fetchone()[0]
     if version < 6:
         db.execute("DROP TABLE retired")
         db.execute("CREATE INDEX transitions_key ON transitions (key, id)")
@@ -513,6 +531,7 @@ def test_an_older_state_file_migrates_to_7_and_keeps_its_data(tmp_path: Path, ve
     db.execute(f"PRAGMA user_version = {version}")
     db.commit()
     fresh = connect(tmp_path / "fresh.db")
+    fresh.create_function("scanhub_search", 4, lambda *row: row[3])  # as `migrate` does
     for step in MIGRATIONS[:version]:
         for statement in step.split(";;"):
             if statement.strip():
@@ -537,10 +556,12 @@ def test_an_older_state_file_migrates_to_7_and_keeps_its_data(tmp_path: Path, ve
                 await store.sinks.dead_letters("ops"),
                 histories,
                 searches,
+                await store.sinks.log_id(),
             )
 
     b = scan("b").key
-    keys, a, ids, sinks, dead, histories, searches = asyncio.run(read())
+    keys, a, ids, sinks, dead, histories, searches, log = asyncio.run(read())
+    assert len(log) == 16 and int(log, 16) >= 0  # made by the migration, once
     assert searches == [3, 1, 0, 0]  # both ran from a's id into its application id
     db = sqlite3.connect(path)
     texts = dict(db.execute("SELECT key, search FROM items"))
@@ -691,17 +712,18 @@ async def _pg_schema(con: object) -> tuple[set[tuple[object, ...]], set[tuple[ob
     return columns, indexes
 
 
-@pytest.mark.parametrize("version", [4, 5, 6])
-async def test_a_postgres_database_of_schema_4_to_6_migrates_to_7_and_keeps_its_data(
+@pytest.mark.parametrize("version", [4, 5, 6, 7])
+async def test_a_postgres_database_of_schema_4_to_7_migrates_to_8_and_keeps_its_data(
     pg_cluster: str, version: int
 ) -> None:
     """5 moves the time of each item's last change out of the items' rows (so that a
     transition updates its row in place); 6 reads an item's history through its chain of
     transitions instead of an index of the log by item; 7 keeps the fields of an item's
-    search text apart. A database of schema 4, 5 or 6, holding items (one never changed),
-    transitions, an item untracked and one tracked again, and a sink, opens at 7 with all of
-    it: every item with its time of last change, read in the newest-change-first order, every
-    item's history whole, untracked ones too, and its search text made again."""
+    search text apart; 8 gives the log an identity. A database of schema 4 to 7, holding items
+    (one never changed), transitions, an item untracked and one tracked again, and a sink,
+    opens at 8 with all of it: every item with its time of last change, read in the
+    newest-change-first order, every item's history whole, untracked ones too, its search
+    text made again, and the log's identity made."""
     import asyncpg
 
     from scanhub.store.postgres import MIGRATIONS as PG_MIGRATIONS
@@ -709,7 +731,7 @@ async def test_a_postgres_database_of_schema_4_to_6_migrates_to_7_and_keeps_its_
 
     from .pg import fresh_database
 
-    assert SCHEMA_VERSION == 7
+    assert SCHEMA_VERSION == 8
     url = await fresh_database(pg_cluster, f"schema{version}")
     placeholder = Scan(Vendor.APPSECPLUS, "asp", "p", "app-1", Lifecycle.UNKNOWN, "")
     async with PostgresStore(url) as store:
@@ -723,10 +745,9 @@ async def test_a_postgres_database_of_schema_4_to_6_migrates_to_7_and_keeps_its_
     # Take the database back to `version`.
     con = await asyncpg.connect(url)
     try:
-        await con.execute(
-            "UPDATE items SET search = replace(search, chr(31), ' ');"
-            f" UPDATE scanhub_meta SET version = {version}"
-        )
+        await con.execute(f"DROP TABLE log_identity; UPDATE scanhub_meta SET version = {version}")
+        if version < 7:
+            await con.execute("UPDATE items SET search = replace(search, chr(31), ' ')")
         if version < 6:
             await con.execute(
                 "DROP TABLE retired; CREATE INDEX transitions_key ON transitions (key, id)"
@@ -744,7 +765,8 @@ async def test_a_postgres_database_of_schema_4_to_6_migrates_to_7_and_keeps_its_
         fresh = await asyncpg.connect(fresh_url)
         try:
             for step in PG_MIGRATIONS[:version]:
-                await fresh.execute(step)
+                if step:
+                    await fresh.execute(step)
             await fresh.execute("CREATE TABLE scanhub_meta (version INTEGER NOT NULL)")
             assert await _pg_schema(con) == await _pg_schema(fresh)
         finally:
@@ -762,6 +784,7 @@ async def test_a_postgres_database_of_schema_4_to_6_migrates_to_7_and_keeps_its_
             (await store.query(ItemQuery(text=text))).total
             for text in ("app-1", "1:a", "a app-1", "a ")
         ]
+        log = await store.sinks.log_id()
         # Writes go on from there.
         await store.commit([seen(evolve(scan("b"), vendor_status="later"), 9)])
         later = await store.query(ItemQuery(order="-changed", limit=1))
@@ -779,6 +802,7 @@ async def test_a_postgres_database_of_schema_4_to_6_migrates_to_7_and_keeps_its_
     assert histories == MIGRATED_HISTORIES
     assert [s.key for s in later.items] == [scan("b").key] and b_history == [2, 8]
     assert searches == [4, 1, 0, 0]  # both ran from a's id into its application id
+    assert len(log) == 16 and int(log, 16) >= 0  # made by the migration, once
     con = await asyncpg.connect(url)
     try:
         assert await con.fetchval("SELECT version FROM scanhub_meta") == SCHEMA_VERSION
@@ -1536,6 +1560,7 @@ def test_sqlite_reads_an_items_history_by_id_once_the_planner_has_statistics(
             db.execute("ANALYZE")
         else:  # back to 5, its history read through the index, then closed as 5 closed it
             db.execute("DROP TABLE retired")
+            db.execute("DROP TABLE log_identity")
             db.execute("CREATE INDEX transitions_key ON transitions (key, id)")
             db.execute("PRAGMA user_version = 5")
             db.execute("SELECT id FROM transitions WHERE key = ? ORDER BY id", (items[7].key,))

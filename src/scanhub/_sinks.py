@@ -7,7 +7,8 @@ sends, and keeps each sink's state in the store.
 
 Standard Webhooks (`spec/standard-webhooks.md` of standard-webhooks/standard-webhooks):
 
-- headers `webhook-id` (the transition id: the same on every attempt, so a receiver
+- headers `webhook-id` (`message_id`: the log's identity and the transition id, the same on
+  every attempt and unique across stores, so a receiver
   deduplicates), `webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature`
   (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one per secret, space-separated, so
   a receiver holding either key verifies during a rotation);
@@ -382,17 +383,25 @@ def probe_event(sink: str, now: datetime, msg_id: str) -> dict[str, Any]:
     }
 
 
+def message_id(log_id: str, transition_id: int) -> str:
+    """A transition's `webhook-id`: its store's log identity (`SinkLedger.log_id`) and its id, so
+    that two services (or a state file replaced) feeding one receiver never send one id for
+    two transitions, as Standard Webhooks asks ("unique across all messages")."""
+    return f"{log_id}-{transition_id}"
+
+
 def build(
     sink: Sink,
     event: Mapping[str, Any],
     timestamp: int,
     version: str,
     encoded: bytes | None = None,
+    msg_id: str | None = None,
 ) -> Delivery:
     """The request for one attempt at delivering `event` (a CloudEvent) to `sink`, at Unix
     time `timestamp`; `encoded` is the event as JSON when the caller has it (a transition's:
-    `cloudevent_json`, the one encoder of every reader). Raises `BodyTooLarge` past the
-    sink's cap."""
+    `cloudevent_json`, the one encoder of every reader); `msg_id` its `webhook-id` (by
+    default the event's id). Raises `BodyTooLarge` past the sink's cap."""
     headers = {"user-agent": f"scanhub/{version}"}
     if sink.kind == "slack":
         body = dumps(slack_message(event), separators=(",", ":"), ensure_ascii=False).encode()
@@ -410,7 +419,7 @@ def build(
         raise BodyTooLarge(
             f"the body is {len(body)} bytes, over the sink's max_body {sink.max_body}"
         )
-    msg_id = str(event["id"])
+    msg_id = msg_id or str(event["id"])
     headers["webhook-id"] = msg_id
     headers["webhook-timestamp"] = str(timestamp)
     if sink.secrets:

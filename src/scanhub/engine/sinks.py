@@ -9,9 +9,9 @@ A sink is one more reader of the log, with its own committed cursor in the store
   committed transition is ever delivered (it comes from the log), and the cursor moves past
   an id only once it was delivered, filtered out, or dead-lettered: a restart (or SIGKILL)
   resumes from the cursor, so every matching transition is delivered at least once, with
-  `webhook-id` = its id for the receiver to deduplicate. The cursor is written at most every
-  quarter second while a backlog drains (and at once on every failure), so a crash repeats at
-  most that much.
+  `webhook-id` = the log's identity and its id (`message_id`) for the receiver to deduplicate.
+  The cursor is written at most every quarter second while a backlog drains (and at once on
+  every failure), so a crash repeats at most that much.
 - A failed attempt is retried on the sink's schedule (`scanhub._sinks.after_failure`): the
   state of the delivery at its head (attempts, first attempt, next attempt, last error) is in
   the store, so a restart, or another replica, goes on with the same schedule. A delivery
@@ -58,6 +58,7 @@ from .._sinks import (
     classify,
     forbidden_address,
     forbidden_host,
+    message_id,
     probe_event,
     retry_after,
 )
@@ -164,9 +165,11 @@ async def attempt(
     event: Mapping[str, Any],
     now: datetime,
     encoded: bytes | None = None,
+    msg_id: str | None = None,
 ) -> Attempt:
     """Send `event` to `sink` once (signed with a timestamp of `now`; `encoded`: the event's
-    JSON, when known) and say what came back."""
+    JSON, when known; `msg_id`: its `webhook-id`, by default the event's id) and say what
+    came back."""
     url = sink.url.reveal()
     redact = Redactor([url, urlsplit(url).path, *sink.secrets])
     if not sink.allow_private:
@@ -176,7 +179,7 @@ async def attempt(
                 None, error=f"refused: {why} (set allow_private = true to allow it)", refused=True
             )
     try:
-        delivery = build(sink, event, int(now.timestamp()), _version(), encoded)
+        delivery = build(sink, event, int(now.timestamp()), _version(), encoded, msg_id)
     except BodyTooLarge as exc:
         return Attempt(None, error=str(exc), too_large=True)
     started = time.monotonic()
@@ -276,6 +279,7 @@ class Deliverer:
         self._held = {name: asyncio.Event() for name in self.sinks}
         self._wake = {name: asyncio.Event() for name in self.sinks}
         self._lease_renewed = 0.0
+        self._log_id: str | None = None  # the store's (`message_id`), read at the first delivery
         #: Called with (sink, outcome) for every attempt's outcome and every dead letter.
         self.observers: list[Callable[[str, str], None]] = []
         #: Per sink: attempts answered 2xx by this process (read by benchmarks and tests).
@@ -445,6 +449,9 @@ class Deliverer:
         tid = change.id or 0
         event = to_cloudevent(change)
         encoded = cloudevent_json(change).encode()  # the bytes every reader of this id gets
+        if self._log_id is None:
+            self._log_id = await self.store.sinks.log_id()
+        msg_id = message_id(self._log_id, tid)
         state = run.state
         if state.head != tid:  # a new delivery (else: resuming one after a restart)
             state = evolve(state, head=tid, attempts=0, first_attempt=None, next_attempt=None)
@@ -455,7 +462,7 @@ class Deliverer:
             if not self._held[sink.name].is_set():
                 raise Stale("the lease was lost")
             now = self._now()
-            result = await attempt(http, sink, event, now, encoded)
+            result = await attempt(http, sink, event, now, encoded, msg_id)
             answer = result.answer
             self._tell(sink.name, answer.value)
             first = state.first_attempt or now

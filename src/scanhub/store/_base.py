@@ -33,7 +33,7 @@ from .._model import Item, Lifecycle, Verdict
 from .._sansio import loads
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: What separates the fields of an item's search text (`search_text`): a character no search
 #: may hold (`ItemQuery` refuses it), so that no match runs from one field into the next.
@@ -947,6 +947,13 @@ class SinkLedger(abc.ABC):
     a reader of the log with its own cursor, retry state and dead letters, kept beside the log
     (in the same database, written through the store's own connection). Every replica reads
     it; the replica holding a sink's lease writes it, fenced by the sink's generation."""
+
+    @abc.abstractmethod
+    async def log_id(self) -> str:
+        """The identity of the log the sinks read, made with it (16 hex digits): a delivery
+        names its transition by it and the transition's id (`webhook-id`), so that a receiver
+        fed by two services, or by a state file replaced, never takes one transition for
+        another. Every replica of a shared store reads the same."""
 
     @abc.abstractmethod
     async def open(self, name: str, now: datetime) -> SinkState:

@@ -7,6 +7,7 @@ history keeps its state in SQLite or PostgreSQL, whose reads are indexed queries
 from __future__ import annotations
 
 import bisect
+import uuid
 from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -357,6 +358,10 @@ class MemorySinks(SinkLedger):
         self._store = store
         self._sinks: dict[str, SinkState] = {}
         self._dead: dict[str, dict[int, DeadLetter]] = {}
+        self._log_id = uuid.uuid4().hex[:16]  # the log lives as long as this store object
+
+    async def log_id(self) -> str:
+        return self._log_id
 
     async def open(self, name: str, now: datetime) -> SinkState:
         if name not in self._sinks:

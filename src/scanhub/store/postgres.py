@@ -286,6 +286,12 @@ MIGRATIONS: tuple[str, ...] = (
     # every row by `search_text` itself: in Python (`_rewrite_search`), not in SQL, whose
     # `lower` is not Python's `casefold`.
     "",
+    # 7 -> 8: the log's identity (see SQLite's 8), shared by every replica.
+    """
+    CREATE TABLE log_identity (id TEXT NOT NULL);
+    INSERT INTO log_identity (id)
+    VALUES (substr(md5(random()::text || clock_timestamp()::text), 1, 16));
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -820,6 +826,10 @@ class PostgresSinks(SinkLedger):
 
     def __init__(self, acquire: Callable[[], contextlib.AbstractAsyncContextManager[Any]]) -> None:
         self._acquire = acquire
+
+    async def log_id(self) -> str:
+        async with self._acquire() as con:
+            return str(await con.fetchval("SELECT id FROM log_identity"))
 
     async def open(self, name: str, now: datetime) -> SinkState:
         async with self._acquire() as con:

@@ -305,6 +305,12 @@ MIGRATIONS: tuple[str, ...] = (
     # trigger. One transaction, as every migration: about 150 s for 1,000,000 items here,
     # while other processes opening the file wait (up to `connect`'s 30 s busy timeout).
     "UPDATE items SET search = scanhub_search(key, item, application_name, search)",
+    # 7 -> 8: the log's identity (`SinkLedger.log_id`), made once, random: a sink's `webhook-id`
+    # names a transition by it and its id, unique across state files.
+    """
+    CREATE TABLE log_identity (id TEXT NOT NULL);;
+    INSERT INTO log_identity (id) VALUES (lower(hex(randomblob(8))))
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -890,6 +896,12 @@ class SQLiteSinks(SinkLedger):
 
     def __init__(self, run: Runner) -> None:
         self._run = run
+
+    async def log_id(self) -> str:
+        def read(db: sqlite3.Connection) -> str:
+            return str(db.execute("SELECT id FROM log_identity").fetchone()[0])
+
+        return await self._run(read)
 
     async def open(self, name: str, now: datetime) -> SinkState:
         def write(db: sqlite3.Connection) -> Any:
