@@ -1231,6 +1231,21 @@ async def test_activity_counts_transitions_by_bucket_and_outcome(store: Store) -
     assert await store.activity(since=empty, until=empty + timedelta(hours=1), bucket=60) == []
 
 
+async def test_activity_puts_a_transition_in_the_bucket_of_its_second_not_the_next(
+    store: Store,
+) -> None:
+    """A bucket ends at its last microsecond: a transition half a millisecond before the hour
+    is the hour before's (SQLite's `strftime('%s')` rounded it to the millisecond, so to the
+    next hour)."""
+    from scanhub.store import Activity
+
+    late = T0 + timedelta(hours=1) - timedelta(microseconds=500)
+    item = Scan(Vendor.APPSECPLUS, "asp", "x", "app-1", Lifecycle.QUEUED, "queued")
+    await store.commit([Observation(item.key, late, item, None, "track")])
+    got = await store.activity(since=T0, until=T0 + timedelta(hours=2), bucket=3600)
+    assert got == [Activity(T0, "queued", 1)]
+
+
 async def test_activity_counts_a_commit_whose_clock_is_behind_the_log(store: Store) -> None:
     """Replicas commit to one log with their own clocks (and a backlog held through an outage
     is committed late): the log's order is not quite time order. A transition observed in the

@@ -861,7 +861,9 @@ class SQLiteQueries:
     async def activity(self, *, since: datetime, until: datetime, bucket: int) -> list[Activity]:
         start, end = _ts(since), _ts(until)
         sql = (
-            "SELECT (CAST(strftime('%s', observed_at) AS INTEGER) / ?) * ?,"
+            # The time's whole seconds (its first 19 characters): strftime reads a fraction to
+            # the millisecond, rounded, so 08:59:59.9995 would count in the next hour.
+            "SELECT (CAST(strftime('%s', substr(observed_at, 1, 19)) AS INTEGER) / ?) * ?,"
             " json_extract(after, '$.lifecycle'), json_extract(after, '$.verdict'), COUNT(*)"
             " FROM transitions WHERE id >= ? AND observed_at >= ? AND observed_at < ?"
             " GROUP BY 1, 2, 3"
