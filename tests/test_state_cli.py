@@ -125,6 +125,16 @@ async def test_watch_with_state_then_history_and_resume(tmp_path: Path) -> None:
         assert len(out.splitlines()) == 1 and out.split()[0] == str(ids[-1])
         code, out, _ = await scanhub("history", "--state", str(db), "--format", "cloudevents")
         assert [from_json(x)["id"] for x in out.splitlines()] == [str(i) for i in ids]
+        # A key no item has, and a limit of nothing: said, as the API says them, not an
+        # empty history.
+        code, out, err = await scanhub("history", "--state", str(db), "--item", "nosuch")
+        assert code == 2 and "history: no item 'nosuch' in the state" in err and not out
+        code, _, err = await scanhub("history", "--state", str(db), "--limit", "0")
+        assert code == 2 and "expected a whole number >= 1, got '0'" in err
+        code, out, _ = await scanhub(
+            "history", "--state", str(db), "--item", key, "--since", str(ids[-1])
+        )
+        assert code == 0 and not out  # a known item, nothing after that id
 
         polls = asp.stats.requests + tf.stats.requests
         code, out, err = await scanhub(

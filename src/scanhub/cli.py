@@ -57,6 +57,14 @@ def _id(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    """A number of things to show: a whole number >= 1 (0 would show nothing, silently)."""
+    value = _id(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -156,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     h.add_argument("--item", metavar="KEY", default=None, help="only this item's transitions")
     h.add_argument("--since", metavar="ID", type=_id, default=0, help="only after this id")
-    h.add_argument("--limit", metavar="N", type=_id, default=None, help="at most N transitions")
+    h.add_argument("--limit", metavar="N", type=_count, default=None, help="at most N transitions")
     h.add_argument("--format", choices=("table", "ndjson", "cloudevents"), default="table")
 
     sa = sub.add_parser(
@@ -438,6 +446,10 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
     store = await open_state(config, args.state, "memory", must_exist=True)
     try:
         found = await store.transitions(since=args.since, key=args.item, limit=args.limit)
+        if args.item is not None and not found and await store.get(args.item) is None:
+            # As `GET /api/v1/items/{key}/history` answers: a key mistyped is not an empty
+            # history.
+            raise ConfigError(f"history: no item {args.item!r} in the state")
     finally:
         await store.close()
     for t in found:
