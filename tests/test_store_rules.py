@@ -362,6 +362,20 @@ def test_search_text_takes_the_kept_application_name_when_the_item_gives_none() 
     assert search_text(named, "Old Shop") == search_text(named) != search_text(unnamed)
 
 
+def test_search_text_reads_a_subclass_of_an_item_as_its_base() -> None:
+    """An adapter's own item class (a subclass) is searched by every field its bases are."""
+    import attrs
+
+    @attrs.frozen(slots=False)
+    class MyPromotion(Promotion):
+        ring: str = "canary"
+
+    mine = MyPromotion(V, "zz", "P-1", "App-0", L.RUNNING, "Busy", version="1.2", target_stage="QA")
+    plain = Promotion(V, "zz", "P-1", "App-0", L.RUNNING, "Busy", version="1.2", target_stage="QA")
+    assert search_text(mine) == search_text(plain)
+    assert search_text(mine).split("\x1f")[-2:] == ["1.2", "qa"]
+
+
 def test_a_search_may_not_hold_the_field_separator() -> None:
     with pytest.raises(ValueError, match=r"^text: must not contain U\+001F \(it separates"):
         ItemQuery(text="a\x1fb")

@@ -29,7 +29,7 @@ from attrs import define, frozen
 
 from .._changes import Change, ItemError, is_placeholder, significant, supersedes
 from .._convert import compact_json, item_from_stored, item_to_stored, read_lifecycle, read_verdict
-from .._model import Item, Lifecycle, Verdict
+from .._model import Item, Lifecycle, Promotion, Scan, Verdict
 from .._sansio import loads
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
@@ -753,11 +753,21 @@ def search_text(item: Item, application_name: str | None = None, key: str | None
         item.application_name or application_name,
         item.message,
     ]
-    for attr in ("version", "target_stage", "source_stage", "scan_type"):
+    for attr in _SEARCHED.get(type(item), _SEARCHED_ANY):
         value = getattr(item, attr, None)
         if isinstance(value, str):
             parts.append(value)
-    return SEARCH_SEPARATOR.join(p for p in parts if p).casefold()
+    return SEARCH_SEPARATOR.join(filter(None, parts)).casefold()
+
+
+#: The fields `search_text` reads besides those of every item, in its order: a promotion's
+#: version and stages, a scan's type (by class: asking an item for a field its class lacks
+#: costs an exception each time, in every commit).
+_SEARCHED_ANY = ("version", "target_stage", "source_stage", "scan_type")
+_SEARCHED: dict[type, tuple[str, ...]] = {
+    Promotion: ("version", "target_stage", "source_stage"),
+    Scan: ("scan_type",),
+}
 
 
 def since_of(item: Item, observed_at: datetime) -> datetime:
