@@ -725,7 +725,7 @@ async def test_sinks_test_sends_one_signed_event_and_prints_the_answer(tmp_path:
         code, out, err = await scanhub_cli("config", "check", "-c", str(cfg), env=bare)
         assert code == 2 and "sink[0].secret_env: environment variable OPS_SECRET is not set" in err
         code, out, err = await scanhub_cli("config", "check", "-c", str(cfg), env=env)
-        assert code == 0 and "1 sinks" in out
+        assert code == 0 and "1 sinks, delivered by scanhub serve)" in out
         short = {**env, "OPS_SECRET": "whsec_c2hvcnQ="}
         code, _, err = await scanhub_cli("sinks", "test", "ops", "-c", str(cfg), env=short)
         assert code == 2 and "OPS_SECRET" in err and "c2hvcnQ" not in err

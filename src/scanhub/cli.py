@@ -312,7 +312,8 @@ def _config_command(args: argparse.Namespace, out: TextIO) -> int:
         print(config_schema_json(), file=out)
         return r.EXIT_OK
     config = load_config(args.config, env=os.environ)
-    sinks = f", {len(config.sinks)} sinks" if config.sinks else ""
+    # Only `scanhub serve` delivers to sinks (`watch` and `status` read none): said here.
+    sinks = f", {len(config.sinks)} sinks, delivered by scanhub serve" if config.sinks else ""
     print(
         f"{config.path}: ok ({len(config.sources)} sources, {len(config.tracks)} tracks{sinks})",
         file=out,
