@@ -129,7 +129,9 @@ async def test_iq_cloud_429_without_retry_after_pauses_the_source_5_minutes(
     async with IQServer(IQ, "u", "p", clock=fake_sleep.clock, sleep=fake_sleep) as iq:
         with pytest.raises(RateLimitedError) as err:
             await iq.promotion(IQ_APP_ID, IQ_STATUS_ID)
-        assert err.value.retry_after is None  # the vendor named none
+        # IQ names no wait; its 429 means 5 minutes, which the source is paused for: the
+        # error says so (a caller waits retry_after, not a retry refused locally at once).
+        assert err.value.retry_after == pytest.approx(300)
         assert iq.transport.paused_for == pytest.approx(300)
         # the next call is refused locally instead of hammering the vendor
         with pytest.raises(RateLimitedError) as err2:

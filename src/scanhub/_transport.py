@@ -711,9 +711,14 @@ class Transport:
 
     def scrub(self, error: ScanhubError) -> ScanhubError:
         """Redact an error's text in place (message, excerpt, args), cap the wait a
-        `RateLimitedError` asks for at `retry_after_cap`, and return the error."""
-        if isinstance(error, RateLimitedError) and error.retry_after is not None:
-            error.retry_after = min(error.retry_after, self.retry.retry_after_cap)
+        `RateLimitedError` asks for at `retry_after_cap` (one that names none gets the wait
+        this source is paused for: IQ's 429 names none and means 5 minutes), and return the
+        error."""
+        if isinstance(error, RateLimitedError):
+            if error.retry_after is None and self.paused_for > 0:
+                error.retry_after = self.paused_for
+            if error.retry_after is not None:
+                error.retry_after = min(error.retry_after, self.retry.retry_after_cap)
         error.message = self.redact(error.message)
         if error.body_excerpt:
             error.body_excerpt = self.redact(error.body_excerpt)
