@@ -80,6 +80,9 @@ async def test_a_database_outage_loses_nothing_and_is_told(tmp_path: Path, repli
                     got: list[int] = []
                     streams[name] = got
                     resp = await http.get(f"{where}/api/v1/events/stream?last_event_id=0")
+                    # Opened even while the store is away (EventSource gives up for good on
+                    # any other status): it reconnects when the stream closes.
+                    assert resp.status == 200, (name, resp.status)
                     readers.append(asyncio.create_task(read_ids(resp, got)))
 
                 for n, (_, where) in enumerate(procs):

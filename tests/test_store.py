@@ -332,6 +332,20 @@ async def test_retention_by_age_and_count(make: Factory) -> None:
         assert await store.prune(T0) == 0  # by default, never
 
 
+async def test_pruning_by_age_keeps_the_end_of_the_log(make: Factory) -> None:
+    """However old, the newest transition stays: the log's end, from which ids go on and which
+    `last_id` names, so that a reader of id 3 resuming after everything aged out is not taken
+    for one past the end (the live stream's `reset`, a replay's 409)."""
+    async with make(Retention(max_age=timedelta(days=1))) as store:
+        for n, lc in enumerate((Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED)):
+            await store.commit([seen(scan("a", lc), n, "track")])
+        assert await store.prune(T0 + timedelta(days=30)) == 2
+        assert [t.id for t in await store.transitions()] == [3] and await store.last_id() == 3
+        assert await store.prune(T0 + timedelta(days=31)) == 0
+        await store.commit([seen(scan("b", Lifecycle.QUEUED), 60 * 24 * 31, "track")])
+        assert [t.id for t in await store.transitions()] == [3, 4]
+
+
 async def test_state_survives_reopening(make: Factory) -> None:
     if make.kind == "memory":  # type: ignore[attr-defined]
         pytest.skip("memory is gone when the process ends, by design")

@@ -43,7 +43,9 @@ SEARCH_SEPARATOR = "\x1f"
 @frozen
 class Retention:
     """How much history to keep: transitions older than `max_age`, or beyond the newest
-    `max_per_item` of an item, are pruned. None: keep (the default, forever)."""
+    `max_per_item` of an item, are pruned. None: keep (the default, forever). The log's newest
+    transition is always kept, whatever its age: the log's end, where readers resume and ids
+    continue (`Store.last_id`)."""
 
     max_age: timedelta | None = None
     max_per_item: int | None = None
@@ -915,7 +917,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def last_id(self) -> int:
-        """The id of the newest transition (0 when there is none)."""
+        """The id of the newest transition (0 when there is none): the largest ever handed
+        out, as pruning keeps the newest (`Retention`)."""
 
     async def follow(self, since: int) -> AsyncIterator[Change]:
         """Every transition after `since`, in id order, as it is committed. This default wakes

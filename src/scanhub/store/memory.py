@@ -178,9 +178,12 @@ class MemoryStore(Store):
             return 0
         keep: list[Transition] = []
         per_item: dict[str, int] = {}
+        newest = self._log[-1] if self._log else None
         for t in reversed(self._log):
             n = per_item.get(t.key, 0)
-            too_old = r.max_age is not None and t.change.observed_at < now - r.max_age
+            too_old = (
+                r.max_age is not None and t.change.observed_at < now - r.max_age and t is not newest
+            )
             too_many = r.max_per_item is not None and n >= r.max_per_item
             if not (too_old or too_many):
                 keep.append(t)

@@ -506,7 +506,7 @@ class PostgresStore(Store):
                     _PRUNED.format(
                         "id < COALESCE((SELECT id FROM transitions"
                         " WHERE observed_at >= $1 ORDER BY id LIMIT 1),"
-                        " (SELECT MAX(id) + 1 FROM transitions))"
+                        " (SELECT MAX(id) FROM transitions))"  # the newest is kept
                     ),
                     now - r.max_age,
                 )

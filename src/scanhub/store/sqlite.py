@@ -611,11 +611,12 @@ class SQLiteStore(Store):
             with _tx(db):
                 if r.max_age is not None:
                     # The log is in time order (ids are handed out as commits happen): what is
-                    # too old is a prefix of it.
+                    # too old is a prefix of it, short of the newest transition, which is
+                    # always kept (`Retention`).
                     cur = db.execute(
                         "DELETE FROM transitions WHERE id < COALESCE((SELECT id FROM"
                         " transitions WHERE observed_at >= ? ORDER BY id LIMIT 1),"
-                        " (SELECT MAX(id) + 1 FROM transitions))",
+                        " (SELECT MAX(id) FROM transitions))",
                         (_ts(now - r.max_age),),
                     )
                     removed += cur.rowcount

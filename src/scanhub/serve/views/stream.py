@@ -18,6 +18,7 @@ import json
 from aiohttp import web
 
 from ..._changes import Change
+from ..._errors import StoreUnavailable
 from ..._exports import cloudevent_json
 from .._app import SERVICE
 from .._http import MAX_ID, Problem, item_query, wanted, whole
@@ -72,8 +73,16 @@ async def stream(request: web.Request) -> web.StreamResponse:
     # An id past the end would skip every transition until the log reached it: the stream
     # resumes from the end instead, and says so first (`reset`). Transitions committed after
     # `newest` was read are read from the store: no gap.
-    newest = await service.store.last_id() if asked is not None else 0
-    since = newest if asked is not None and asked > newest else asked
+    since = asked
+    if asked is not None:
+        try:
+            newest = await service.store.last_id()
+        except StoreUnavailable:
+            # Not a 503: EventSource never reconnects after an answer other than 200. The
+            # stream opens as it is asked, and closes if the store is still away (the browser
+            # reconnects then, and is checked again).
+            newest = asked
+        since = min(asked, newest)
     sub = service.hub.subscribe(since, wanted(query))
     service.streams += 1
     try:
