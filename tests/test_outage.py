@@ -193,4 +193,6 @@ async def test_a_database_outage_loses_nothing_and_is_told(tmp_path: Path, repli
     # A commit was attempted while the database was away (a status changes every 3 s): it was
     # held and retried, said once, and never dropped (the histories above are whole).
     assert "the store does not take commits" in logs
+    # ... and its end is said too (a warning, which serve shows without -v).
+    assert "the store takes commits again" in logs
     assert "Traceback" not in logs

@@ -237,11 +237,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point; returns the exit code."""
     out = out or sys.stdout
     args = _parser().parse_args(argv)
+    configured = bool(logging.getLogger().handlers)  # by a host (a test run): left as it is
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose and not configured:
+        # scanhub's own warnings are an operator's business (a source rate limited, a dead
+        # letter, an unknown vendor value: adapters.md says one warning a value, the store
+        # taking commits again); the libraries' (asyncpg's pool retrying with a traceback
+        # while the database is away) only with -v.
+        logging.getLogger("scanhub").setLevel(logging.WARNING)
     try:
         if args.command == "config":
             return _config_command(args, out)
