@@ -379,6 +379,45 @@ def test_a_queued_upload_with_the_link_inside_the_object_and_a_relative_href() -
     )
 
 
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        # A path from the host's root (RFC 3986), holding the server's context path already:
+        # not the base's path twice.
+        (
+            "/threadfix/rest/v2.8/applications/6/pendingScan/43/status",
+            "https://tf.example.com/threadfix/rest/v2.8/applications/6/pendingScan/43/status",
+        ),
+        (
+            "https://tf.example.com/threadfix/rest/latest/applications/6/pendingScan/43/status",
+            "https://tf.example.com/threadfix/rest/latest/applications/6/pendingScan/43/status",
+        ),
+        # Network-path (`//host/...`): never another host than the configured one.
+        (
+            "//elsewhere.example/x/pendingScan/43/status",
+            "https://tf.example.com/threadfix/elsewhere.example/x/pendingScan/43/status",
+        ),
+    ],
+)
+def test_an_upload_href_from_the_root_or_absolute_is_read_as_a_browser_would(
+    href: str, expected: str
+) -> None:
+    body = {
+        "message": "Scan upload process started.",
+        "success": True,
+        "responseCode": -1,
+        "object": "Scan upload process started.",
+        "links": [{"method": "GET", "rel": "related", "href": href}],
+    }
+    got = threadfix.parse_upload(
+        resp(200, body, operation="upload scan"),
+        source="tf",
+        base_url="https://tf.example.com/threadfix",
+        application_id="6",
+    )
+    assert got.links == {"status": expected}
+
+
 def test_an_open_source_upload_exactly() -> None:
     got = upload(TF_UPLOAD_OSS)
     assert got == Scan(

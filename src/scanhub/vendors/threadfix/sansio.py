@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 from scanhub.sansio import (
     FilePart,
@@ -184,7 +184,7 @@ def parse_upload(resp: Response, *, source: str, base_url: str, application_id: 
         lifecycle=Lifecycle.QUEUED,
         vendor_status="",
         message=message,
-        links={"status": join_url(base_url, _href_path(body, pending_id) or "")},
+        links={"status": _link(base_url, _href_path(body, pending_id) or "")},
         raw=body,
     )
 
@@ -226,6 +226,15 @@ def _pending_id(body: Mapping[str, Any]) -> str | None:
         if match:
             return match.group(1)
     return None
+
+
+def _link(base_url: str, href: str) -> str:
+    """An href of the server's answer as a URL: one from the host's root (`/threadfix/rest/...`,
+    holding the server's context path already) is resolved as RFC 3986 says, not appended to
+    the base's path; a relative one (`rest/latest/...`) is under the base."""
+    if href.startswith("/") and not href.startswith("//"):
+        return urljoin(base_url, href)
+    return join_url(base_url, href)
 
 
 def _href_path(body: Mapping[str, Any], pending_id: str) -> str | None:
