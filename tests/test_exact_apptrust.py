@@ -617,6 +617,10 @@ def test_a_promote_answer_takes_the_asked_stage_only_when_it_names_none() -> Non
             "Permission Denied [FORBIDDEN]",
         ),
         (500, "<html>Internal</html>", ServerError, "HTTP 500"),
+        (401, "Bad Credentials", AuthenticationError, "Bad Credentials"),  # seed 004, as text
+        (502, "Bad Gateway\nfrom the proxy", ServerError, "HTTP 502"),  # not one line
+        (400, "y" * 200, BadRequestError, "y" * 200),
+        (400, "y" * 201, BadRequestError, "HTTP 400"),  # a page, not a message
         (503, [], ServerError, "HTTP 503"),
     ],
 )

@@ -639,7 +639,8 @@ def _error_text(err: Mapping[str, Any]) -> str | None:
 
 
 def _check(resp: Response, at: Where) -> None:
-    """Errors come as `{"errors":[{"status"|"code", "message"}]}` or a bare `{"message"}`."""
+    """Errors come as `{"errors":[{"status"|"code", "message"}]}`, a bare `{"message"}`, or a
+    line of plain text."""
     if 200 <= resp.status < 300:
         return
     message: str | None = None
@@ -653,4 +654,10 @@ def _check(resp: Response, at: Where) -> None:
             texts = [_error_text(e) for e in errors if isinstance(e, dict)]
             message = "; ".join(t for t in texts if t) or None
         message = message or _error_text(body) or opt_str(body, "error")
+    elif body is None:
+        # Some answers are plain text (seed 004: 401 "Bad Credentials"): a short line is the
+        # vendor's message; a page of HTML from a proxy is not.
+        text = resp.text.strip()
+        if text and len(text) <= 200 and "\n" not in text and "<" not in text:
+            message = text
     raise_for_status(resp, at, message)
