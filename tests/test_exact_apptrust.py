@@ -551,7 +551,7 @@ def test_an_unknown_decision_is_warned_naming_apptrust(caplog: pytest.LogCapture
         got = read(record(evaluations={"entry_gate": {"decision": value}}))
     assert got.gates[0].verdict is Verdict.NONE and got.gates[0].vendor_decision == value
     assert [r.getMessage() for r in caplog.records] == [
-        f"scanhub: unknown apptrust decision value {value.lower()!r} mapped to unknown"
+        f"scanhub: unknown apptrust decision value {value.lower()!r} mapped to none"
     ]
 
 

@@ -830,7 +830,7 @@ def test_an_unknown_violation_state_is_warned_naming_dependencytrack(
         (got,) = violations([violation(value)]).violations
     assert (got.state, got.verdict) == (value, Verdict.NONE)
     assert [r.getMessage() for r in caplog.records] == [
-        f"scanhub: unknown dependencytrack decision value {value!r} mapped to unknown"
+        f"scanhub: unknown dependencytrack decision value {value!r} mapped to none"
     ]
 
 

@@ -621,7 +621,7 @@ def test_an_unknown_webhook_outcome_is_warned_naming_iq(caplog: pytest.LogCaptur
         got = webhook(evaluation(outcome=value))
     assert (got.vendor_status, got.verdict) == (value, Verdict.NONE)
     assert [r.getMessage() for r in caplog.records] == [
-        f"scanhub: unknown iq decision value {value!r} mapped to unknown"
+        f"scanhub: unknown iq decision value {value!r} mapped to none"
     ]
 
 

@@ -427,7 +427,7 @@ def test_an_unknown_gate_status_is_warned_naming_sonarqube(
         qg = sq.quality_gate_from({"status": value}, webhook=False)
     assert (qg.status, qg.verdict) == (value, Verdict.NONE)
     assert [r.getMessage() for r in caplog.records] == [
-        f"scanhub: unknown sonarqube decision value {value!r} mapped to unknown"
+        f"scanhub: unknown sonarqube decision value {value!r} mapped to none"
     ]
 
 

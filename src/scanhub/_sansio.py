@@ -381,7 +381,7 @@ def map_value(table: Mapping[str, Lifecycle], raw: str | None, vendor: str) -> L
     if found is None:
         found = table.get(raw.strip())
     if found is None:
-        _warn_once(vendor, "status", raw)
+        _warn_once(vendor, "status", raw, Lifecycle.UNKNOWN.value)
         return Lifecycle.UNKNOWN
     return found
 
@@ -395,15 +395,15 @@ def map_verdict(table: Mapping[str, Verdict], raw: str | None, vendor: str) -> V
     if found is None:
         found = table.get(raw.strip())
     if found is None:
-        _warn_once(vendor, "decision", raw)
+        _warn_once(vendor, "decision", raw, Verdict.NONE.value)
         return Verdict.NONE
     return found
 
 
-def _warn_once(vendor: str, what: str, raw: str) -> None:
+def _warn_once(vendor: str, what: str, raw: str, mapped: str) -> None:
     if (vendor, raw) not in _warned and len(_warned) < 1000:
         _warned.add((vendor, raw))
-        log.warning("scanhub: unknown %s %s value %r mapped to unknown", vendor, what, raw[:100])
+        log.warning("scanhub: unknown %s %s value %r mapped to %s", vendor, what, raw[:100], mapped)
 
 
 # --- URLs and errors ----------------------------------------------------------------------------
