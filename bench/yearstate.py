@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sqlite3
@@ -268,8 +269,6 @@ def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path,
     path = d / f"state-n{n}-schema{SCHEMA_VERSION}-b{BUILDER_VERSION}.db"
     meta = path.with_suffix(".meta")
     if path.exists() and meta.exists() and not fresh:
-        import json
-
         return path, {**json.loads(meta.read_text()), "cached": True}
     for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), meta):
         p.unlink(missing_ok=True)
@@ -280,8 +279,6 @@ def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path,
     if older is not None:
         # The same history at an older schema: migrated as a user's file is (opening it),
         # instead of written again (the 1M state takes about 20 minutes to build).
-        import json
-
         if log:
             log(f"migrating the cached state of {n:,} items from {older.name}")
         for suffix in ("", "-wal"):  # a WAL left beside it holds committed pages too
@@ -306,8 +303,6 @@ def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path,
     for suffix in ("-wal", "-shm"):
         Path(f"{partial}{suffix}").unlink(missing_ok=True)
     partial.rename(path)
-    import json
-
     meta.write_text(json.dumps(info))
     return path, {**info, "cached": False}
 

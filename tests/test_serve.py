@@ -311,6 +311,26 @@ async def test_the_live_stream_resumes_without_gap_or_duplicate(tmp_path: Path) 
         assert resumed[0] == recorded[0] and not set(resumed) & set(ids)
 
 
+def test_the_stream_filters_by_the_name_a_store_keeps() -> None:
+    """A transition whose answer stops naming the application is filtered as `/items` lists
+    its item: by the name before it."""
+    from datetime import UTC, datetime
+
+    from scanhub import Lifecycle, Scan, Vendor
+    from scanhub._changes import Change
+    from scanhub.serve._http import wanted
+    from scanhub.store import ItemQuery
+
+    named = Scan(Vendor.APPSECPLUS, "asp", "s1", "app-1", Lifecycle.RUNNING, "running",
+                 application_name="Web Shop")  # fmt: skip
+    unnamed = Scan(Vendor.APPSECPLUS, "asp", "s1", "app-1", Lifecycle.SUCCEEDED, "completed")
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    for query in (ItemQuery(text="web shop"), ItemQuery(application="Web Shop")):
+        assert wanted(query)(Change(named, unnamed, at, 2))
+        assert not wanted(query)(Change(None, unnamed, at, 1))
+        assert not wanted(query)(Change(unnamed, unnamed, at, 3))
+
+
 async def test_a_last_event_id_past_the_end_of_the_log_resumes_from_the_end_saying_so(
     tmp_path: Path,
 ) -> None:

@@ -129,8 +129,9 @@ async def test_watch_with_state_then_history_and_resume(tmp_path: Path) -> None:
         # empty history.
         code, out, err = await scanhub("history", "--state", str(db), "--item", "nosuch")
         assert code == 2 and "history: no item 'nosuch' in the state" in err and not out
-        code, _, err = await scanhub("history", "--state", str(db), "--limit", "0")
-        assert code == 2 and "expected a whole number >= 1, got '0'" in err
+        for limit in ("0", "-1", "x"):
+            code, _, err = await scanhub("history", "--state", str(db), "--limit", limit)
+            assert code == 2 and f"expected a whole number >= 1, got '{limit}'" in err
         code, out, _ = await scanhub(
             "history", "--state", str(db), "--item", key, "--since", str(ids[-1])
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,7 @@ from scanhub.store._base import (
     search_text,
     since_of,
     spread,
+    stored_search_text,
     time_text,
     value_text,
 )
@@ -374,6 +376,19 @@ def test_search_text_reads_a_subclass_of_an_item_as_its_base() -> None:
     plain = Promotion(V, "zz", "P-1", "App-0", L.RUNNING, "Busy", version="1.2", target_stage="QA")
     assert search_text(mine) == search_text(plain)
     assert search_text(mine).split("\x1f")[-2:] == ["1.2", "qa"]
+
+
+def test_migration_7_reads_a_stored_row_or_leaves_it(caplog: pytest.LogCaptureFixture) -> None:
+    item = Scan(V, "asp", "s", "a", L.RUNNING, "Busy", message="m")
+    assert stored_search_text("k", item_json(item), "Shop") == search_text(item, "Shop")
+    assert stored_search_text("k", item_json(item), None) == search_text(item)
+    with caplog.at_level(logging.WARNING, logger="scanhub"):
+        assert stored_search_text("the-key", "{", "Shop") is None
+        assert stored_search_text("k2", '{"vendor": 3}', None) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "scanhub: the-key: search text not rewritten (its item cannot be read)",
+        "scanhub: k2: search text not rewritten (its item cannot be read)",
+    ]
 
 
 def test_a_search_may_not_hold_the_field_separator() -> None:

@@ -217,6 +217,12 @@ class SinkConfig:
                         break
             elif not value.strip().startswith(("https://", "http://")):
                 found.append((key, f"environment variable {var} is not set to an http(s) URL"))
+            elif not self.allow_private:  # as `url` is checked (the host only is shown)
+                why = forbidden_host(urlsplit(value.strip()).hostname or "")
+                if why:
+                    found.append(
+                        (key, f"{var}: {why}: refused unless the sink says allow_private = true")
+                    )
         return found
 
     @property

@@ -336,7 +336,9 @@ def verify(
     )
     if not (msg_id and stamp and given):
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature")
-    if not (stamp.isascii() and stamp.isdigit()):  # "²" is a digit to isdigit, not to int
+    # ASCII digits ("²" is a digit to isdigit, not to int), and not thousands of them (int()
+    # refuses over 4300 with a ValueError): Unix seconds have 10 digits until 2286.
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise SignatureError("webhook-timestamp is not Unix seconds")
     if abs(now - int(stamp)) > tolerance:
         raise SignatureError("webhook-timestamp is too old or too new")
@@ -385,8 +387,9 @@ def probe_event(sink: str, now: datetime, msg_id: str) -> dict[str, Any]:
 
 def message_id(log_id: str, transition_id: int) -> str:
     """A transition's `webhook-id`: its store's log identity (`SinkLedger.log_id`) and its id, so
-    that two services (or a state file replaced) feeding one receiver never send one id for
-    two transitions, as Standard Webhooks asks ("unique across all messages")."""
+    that two services (or a state file replaced by a new one) feeding one receiver never send
+    one id for two transitions, as Standard Webhooks asks ("unique across all messages"). A
+    copy of a state file keeps its identity."""
     return f"{log_id}-{transition_id}"
 
 

@@ -59,7 +59,10 @@ def _id(text: str) -> int:
 
 def _count(text: str) -> int:
     """A number of things to show: a whole number >= 1 (0 would show nothing, silently)."""
-    value = _id(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value

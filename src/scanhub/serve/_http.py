@@ -262,13 +262,17 @@ def wanted(query: ItemQuery) -> Any:
             return False
         if query.verdict is not None and item.verdict.value != query.verdict:
             return False
+        # The application's name as a store's row keeps it: the item's, else the one before
+        # it (an answer that stops naming the application keeps its name, as in `/items`).
+        before = change.before
+        name = item.application_name or (before.application_name if before else None)
         if query.application is not None and query.application not in (
             item.application_id,
-            item.application_name,
+            name,
         ):
             return False
         if text is not None:
-            return text in search_text(item)
+            return text in search_text(item, name)
         return True
 
     return wants

@@ -95,8 +95,9 @@ def _since() -> dict[str, Any]:
 
 
 #: One event of the live stream (a `retry:` line and `:` heartbeat comments carry no data and
-#: are no events): `change`, with the transition id and the CloudEvent as JSON. There is no
-#: other event: a client that reads slowly is caught up from the store, losing nothing.
+#: are no events): `change`, with the transition id and the CloudEvent as JSON; first, when the
+#: client resumes past the end of the log, `reset`. A client that reads slowly is caught up
+#: from the store, losing nothing (no event says so).
 _SSE_EVENT = {
     "oneOf": [
         {

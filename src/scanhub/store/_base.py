@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,6 +32,8 @@ from .._changes import Change, ItemError, is_placeholder, significant, supersede
 from .._convert import compact_json, item_from_stored, item_to_stored, read_lifecycle, read_verdict
 from .._model import Item, Lifecycle, Promotion, Scan, Verdict
 from .._sansio import loads
+
+log = logging.getLogger("scanhub")
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
 SCHEMA_VERSION = 8
@@ -285,7 +288,7 @@ class DeadLetter:
     for good): listed, and sent again by a replay from its id."""
 
     sink: str
-    #: The transition's id (the event's `id` and `webhook-id`).
+    #: The transition's id (the event's `id`; its `webhook-id` is `<log>-<id>`).
     id: int
     key: str
     attempts: int
@@ -760,6 +763,17 @@ def search_text(item: Item, application_name: str | None = None, key: str | None
         if isinstance(value, str):
             parts.append(value)
     return SEARCH_SEPARATOR.join(filter(None, parts)).casefold()
+
+
+def stored_search_text(key: str, item: str, name: str | None) -> str | None:
+    """Migration 7's text of a stored row: `search_text` of its item (stored JSON) with the
+    name its row keeps; None (logged, naming the key) when the item cannot be read, and the
+    row keeps its text: a row is never lost to its search text."""
+    try:
+        return search_text(item_from_text(item), name)
+    except Exception:  # whatever a damaged row raises, the migration goes on
+        log.warning("scanhub: %s: search text not rewritten (its item cannot be read)", key)
+        return None
 
 
 #: The fields `search_text` reads besides those of every item, in its order: a promotion's

@@ -86,6 +86,7 @@ from ._base import (
     search_text,
     since_of,
     stored_row,
+    stored_search_text,
     value_text,
 )
 
@@ -1273,13 +1274,10 @@ async def _rewrite_search(con: Any, batch: int = 5000) -> None:
             return
         keys, texts = [], []
         for key, item, name in rows:
-            try:
-                text = search_text(item_from_text(item), name)
-            except Exception:  # whatever a damaged row raises, the migration goes on
-                log.warning("scanhub: %s: search text not rewritten (its item cannot be read)", key)
-                continue
-            keys.append(key)
-            texts.append(text)
+            text = stored_search_text(key, item, name)
+            if text is not None:  # else the row keeps its text
+                keys.append(key)
+                texts.append(text)
         await con.execute(
             "UPDATE items SET search = u.search FROM unnest($1::text[], $2::text[])"
             " AS u(key, search) WHERE items.key = u.key AND items.search IS DISTINCT FROM u.search",

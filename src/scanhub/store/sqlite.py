@@ -78,6 +78,7 @@ from ._base import (
     search_text,
     since_of,
     stored_row,
+    stored_search_text,
 )
 
 T = TypeVar("T")
@@ -316,13 +317,9 @@ assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 def _stored_search(key: str, item: str, name: str | None, search: str) -> str:
-    """`search_text` of a stored item with the name its row keeps (migration 7), or the row's
-    `search` as it was when its item cannot be read: a row is never lost to its search text."""
-    try:
-        return search_text(item_from_text(item), name)
-    except Exception:  # whatever a damaged row raises, the migration goes on
-        log.warning("scanhub: %s: search text not rewritten (its item cannot be read)", key)
-        return search
+    """Migration 7's function: the row's new search text, or its text as it was."""
+    made = stored_search_text(key, item, name)
+    return search if made is None else made
 
 
 #: Before an item's row is deleted (untracked): the end of its history, to read it by.
@@ -540,7 +537,7 @@ class SQLiteStore(Store):
             migrate(db)
         except sqlite3.OperationalError as exc:  # locked, read-only, I/O: the file is one
             db.close()
-            if "locked" in str(exc) or "busy" in str(exc):
+            if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
                 raise ConfigError(
                     f"{self.path}: the state file is busy: another process holds its write"
                     " lock (migrating or writing it); try again",
