@@ -1438,6 +1438,13 @@ async def test_text_search_follows_what_a_vendor_tells_after_tracking(store: Sto
     await store.commit([seen(unnamed, 3)])
     assert (await found("web shop"), await found("gone"), await found("checkmarx")) == (1, 1, 1)
     assert (await store.query(ItemQuery(application="Web Shop"))).total == 1
+    # An empty name is no name: the kept one stays, for the filter and the search alike.
+    blank = evolve(unnamed, vendor_status="done", application_name="")
+    await store.commit([seen(blank, 4)])
+    stored = await store.get(item.key)
+    assert stored is not None and stored.item.vendor_status == "done"  # it was committed
+    assert (await store.query(ItemQuery(application="Web Shop"))).total == 1
+    assert await found("web shop") == 1
 
 
 def test_sqlite_text_search_keeps_to_the_page_order_for_a_common_word(tmp_path: Path) -> None:

@@ -1154,7 +1154,7 @@ def _new_states(
                 item.verdict.value,
                 item.vendor_status,
                 item.message,
-                item.application_name,
+                item.application_name or None,  # an empty name is no name: the row's stays
                 not lc.is_terminal,
                 row.observed_at if lc is Lifecycle.RUNNING or lc.is_terminal else None,
                 row.observed_at if lc.is_terminal else None,

@@ -1380,7 +1380,7 @@ class RowCache:
             old = was.get(key)
             name = old[3] if old is not None else None
             search = searched.get(key, old[4] if old is not None else None)
-            if item is not None and item.application_name is not None:
+            if item is not None and item.application_name:
                 name = item.application_name
             # As the file holds it, in UTC (`_ts`). `plan` already gives a zoned time in UTC;
             # this is for a naive one, which the file holds as local time made aware: the next
@@ -1574,7 +1574,8 @@ def _update_states(
             searched[key] = text
         moved = new or old is None or old[0] is not lc or old[1] is not item.verdict
         name = item.application_name
-        named = name is not None and (new or old is None or old[3] != name)
+        # An empty name is no name (as `search_text` reads it): the row keeps the one it has.
+        named = bool(name) and (new or old is None or old[3] != name)
         changed = row.changed_at
         if changed is not None:
             stamp = times.get(changed)
