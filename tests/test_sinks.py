@@ -604,6 +604,14 @@ def test_no_vendor_text_reaches_a_slack_message_unescaped() -> None:
     shown = json.dumps(message)
     assert "<!" not in shown and "<https" not in shown and "<@" not in shown
     assert message["text"].startswith(":no_entry: scan &lt;!channel&gt;")
+    # Escaping makes a text longer: a message of `&`s stays within Slack's length, and no
+    # entity is cut in two.
+    from scanhub._sinks import _SLACK_TEXT
+
+    long = slack_message({**event, "data": {**event["data"], "message": "&" * 5000, "id": "x"}})
+    details = long["blocks"][1]["elements"][0]["text"]
+    assert len(details) <= _SLACK_TEXT and details.endswith("&amp;…")
+    assert all(len(b.get("text", {}).get("text", "")) <= _SLACK_TEXT for b in long["blocks"])
 
 
 def test_signatures_are_the_standard_ones() -> None:

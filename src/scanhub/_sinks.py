@@ -458,6 +458,20 @@ def _cap(text: str) -> str:
     return text if len(text) <= _SLACK_TEXT else text[: _SLACK_TEXT - 1] + "…"
 
 
+def _shown(text: str) -> str:
+    """Vendor text escaped (`slack_escape`), then capped to Slack's length (escaping can make
+    it longer: capped first, a text of `&`s went past it and the delivery was refused), never
+    cutting an entity in two."""
+    out = slack_escape(text)
+    if len(out) <= _SLACK_TEXT:
+        return out
+    cut = out[: _SLACK_TEXT - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
 def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook message (text and blocks) for a CloudEvent."""
     data = event.get("data") or {}
@@ -473,14 +487,14 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     what = f"{data.get('kind', 'item')} {data.get('application_id', '')}/{data.get('id', '')}"
     where = f"{data.get('vendor', '')}/{data.get('source', '')}"
     text = f"{what} ({where}): {was} → {lifecycle}, verdict {verdict}"
-    blocks = [_section(f"{emoji} *{slack_escape(_cap(text))}*")]
+    blocks = [_section(f"{emoji} *{_shown(text)}*")]
     details = []
     if data.get("vendor_status"):
         details.append(f"vendor status: {data['vendor_status']}")
     if data.get("message"):
         details.append(str(data["message"]))
     if details:
-        shown_details = {"type": "mrkdwn", "text": slack_escape(_cap(" — ".join(details)))}
+        shown_details = {"type": "mrkdwn", "text": _shown(" — ".join(details))}
         blocks.append({"type": "context", "elements": [shown_details]})
     links = data.get("links") or {}
     shown = [
@@ -495,7 +509,7 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     if shown:
         blocks.append(_section(_cap(" · ".join(shown))))
     # The text is Slack's notification: read for mentions and links as the blocks are.
-    return {"text": f"{emoji} {slack_escape(_cap(text))}", "blocks": blocks}
+    return {"text": f"{emoji} {_shown(text)}", "blocks": blocks}
 
 
 def _section(text: str) -> dict[str, Any]:
