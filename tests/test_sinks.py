@@ -347,6 +347,21 @@ async def test_the_filter_chooses_what_is_delivered_and_the_cursor_passes_the_re
     assert rx.ids() == [1, 3]
 
 
+def test_a_wrong_filter_is_told_with_what_it_holds() -> None:
+    from scanhub._sinks import FilterError
+
+    for spec, said in (
+        ({"exact": {"vendor": 5}}, "exact.vendor: expected a non-empty string, got 5"),
+        ({"any": [7]}, "expected a table with one of"),
+    ):
+        with pytest.raises(FilterError) as err:
+            SinkFilter.parse(spec)
+        assert said in str(err.value), str(err.value)
+    with pytest.raises(FilterError) as err:
+        SinkFilter.parse({"any": ["x" * 100]})
+    assert "got 'xxx" in str(err.value) and "…" in str(err.value)  # shown capped, as repr
+
+
 def test_filter_dialects() -> None:
     failed = scan("a", Lifecycle.FAILED)
     from scanhub import Change

@@ -458,7 +458,7 @@ def _cap(text: str) -> str:
     return text if len(text) <= _SLACK_TEXT else text[: _SLACK_TEXT - 1] + "…"
 
 
-def _shown(text: str) -> str:
+def _slack_text(text: str) -> str:
     """Vendor text escaped (`slack_escape`), then capped to Slack's length (escaping can make
     it longer: capped first, a text of `&`s went past it and the delivery was refused), never
     cutting an entity in two."""
@@ -487,14 +487,14 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     what = f"{data.get('kind', 'item')} {data.get('application_id', '')}/{data.get('id', '')}"
     where = f"{data.get('vendor', '')}/{data.get('source', '')}"
     text = f"{what} ({where}): {was} → {lifecycle}, verdict {verdict}"
-    blocks = [_section(f"{emoji} *{_shown(text)}*")]
+    blocks = [_section(f"{emoji} *{_slack_text(text)}*")]
     details = []
     if data.get("vendor_status"):
         details.append(f"vendor status: {data['vendor_status']}")
     if data.get("message"):
         details.append(str(data["message"]))
     if details:
-        shown_details = {"type": "mrkdwn", "text": _shown(" — ".join(details))}
+        shown_details = {"type": "mrkdwn", "text": _slack_text(" — ".join(details))}
         blocks.append({"type": "context", "elements": [shown_details]})
     links = data.get("links") or {}
     shown = [
@@ -509,7 +509,7 @@ def slack_message(event: Mapping[str, Any]) -> dict[str, Any]:
     if shown:
         blocks.append(_section(_cap(" · ".join(shown))))
     # The text is Slack's notification: read for mentions and links as the blocks are.
-    return {"text": f"{emoji} {_shown(text)}", "blocks": blocks}
+    return {"text": f"{emoji} {_slack_text(text)}", "blocks": blocks}
 
 
 def _section(text: str) -> dict[str, Any]:
