@@ -141,6 +141,41 @@ async def test_iq_cloud_429_without_retry_after_pauses_the_source_5_minutes(
     assert fake_sleep.slept == []
 
 
+async def test_github_403_rate_limit_pauses_the_source_as_a_429_does(
+    fake_sleep: FakeSleep, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README: a vendor that says wait otherwise than with a 429 (GitHub's 403 with its
+    rate-limit headers) pauses the source the same way, whoever calls the client."""
+    from email.utils import formatdate
+
+    from scanhub.sansio import Response
+    from scanhub.vendors.github import GitHubCodeScanning
+
+    now = 1_800_000_000
+    headers = {
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": str(now + 120),
+        "date": formatdate(now, usegmt=True),
+    }
+    wire = scanhub.MockTransport(
+        lambda r: Response(
+            403, b'{"message":"API rate limit exceeded"}', headers, r.operation, r.url
+        )
+    )
+    async with GitHubCodeScanning(
+        "https://api.github.com", "ghp_x", wire=wire, clock=fake_sleep.clock, sleep=fake_sleep
+    ) as gh:
+        with caplog.at_level(logging.WARNING, logger="scanhub"):
+            with pytest.raises(RateLimitedError) as err:
+                await gh.sarif_upload("o/r", "abc")
+        assert err.value.retry_after == pytest.approx(121)
+        assert gh.transport.paused_for == pytest.approx(121)
+        assert "rate limited by github, pausing 121.0s" in caplog.text
+        with pytest.raises(RateLimitedError):  # refused here: the vendor is not asked again
+            await gh.sarif_upload("o/r", "abc")
+    assert len(wire.requests) == 1
+
+
 # --- ThreadFix ----------------------------------------------------------------------------------
 
 

@@ -712,13 +712,23 @@ class Transport:
     def scrub(self, error: ScanhubError) -> ScanhubError:
         """Redact an error's text in place (message, excerpt, args), cap the wait a
         `RateLimitedError` asks for at `retry_after_cap` (one that names none gets the wait
-        this source is paused for: IQ's 429 names none and means 5 minutes), and return the
-        error."""
+        this source is paused for: IQ's 429 names none and means 5 minutes; one that names a
+        longer wait than the source's pause pauses it), and return the error."""
         if isinstance(error, RateLimitedError):
             if error.retry_after is None and self.paused_for > 0:
                 error.retry_after = self.paused_for
             if error.retry_after is not None:
                 error.retry_after = min(error.retry_after, self.retry.retry_after_cap)
+                # A vendor that said wait otherwise than with a 429 (GitHub's 403 with its
+                # rate-limit headers): the source waits as for a 429, whoever calls.
+                if error.retry_after - self.paused_for > 1.0:
+                    self.pause(error.retry_after)
+                    log.warning(
+                        "%s: rate limited by %s, pausing %.1fs",
+                        self.source,
+                        self.vendor,
+                        error.retry_after,
+                    )
         error.message = self.redact(error.message)
         if error.body_excerpt:
             error.body_excerpt = self.redact(error.body_excerpt)
