@@ -721,3 +721,43 @@ async def test_a_transport_times_and_waits_with_the_clock_and_sleep_it_is_given(
         "mine GET https://h/scans/1 -> 429 in 0.500s",
         "mine GET https://h/scans/1 -> 200 in 0.500s",
     ]
+
+
+def test_a_rate_limit_that_names_no_wait_gets_the_sources_pause_and_only_that(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`Transport.scrub`: a RateLimitedError naming no wait takes the source's pause (IQ's
+    429 names none), however short; with no pause it stays without one; one naming a longer
+    wait pauses the source (GitHub's 403)."""
+    import logging
+
+    from scanhub._errors import RateLimitedError
+    from scanhub._transport import Transport
+
+    caplog.set_level(logging.WARNING, logger="scanhub")
+    now = [100.0]
+    transport = Transport(
+        vendor="appsecplus",
+        source="asp",
+        wire=MockTransport(lambda r: answer()),
+        clock=lambda: now[0],
+    )
+
+    def limited(wait: float | None) -> float | None:
+        error = RateLimitedError("slow down", retry_after=wait, vendor="appsecplus")
+        result = transport.scrub(error).retry_after
+        assert isinstance(result, float | None)
+        return result
+
+    assert limited(None) is None and transport.paused_for == 0.0
+    transport.pause(0.5)
+    assert limited(None) == pytest.approx(0.5)
+    now[0] += 1.0  # the pause is over
+    assert limited(30.0) == 30.0 and transport.paused_for == pytest.approx(30.0)
+    assert limited(30.5) == 30.5 and transport.paused_for == pytest.approx(30.0)  # within 1 s
+    assert limited(31.5) == 31.5 and transport.paused_for == 31.5  # 1.5 s longer: paused
+    assert limited(32.5) == 32.5 and transport.paused_for == 31.5  # exactly 1 s: not
+    assert [r.getMessage() for r in caplog.records] == [
+        "asp: rate limited by appsecplus, pausing 30.0s",
+        "asp: rate limited by appsecplus, pausing 31.5s",
+    ]
