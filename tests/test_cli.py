@@ -151,7 +151,9 @@ async def test_watch_timeout_exits_4(tmp_path: Path) -> None:
     assert code == 4
 
 
-async def test_status_formats_and_unreachable_source_exits_5(tmp_path: Path) -> None:
+async def test_status_formats_and_unreachable_source_exits_5(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with sims() as s:
         cfg = write_config(tmp_path, s, seed(s))
         code, out = await run_cli("status", "-c", str(cfg), "--format", "json")
@@ -165,10 +167,32 @@ async def test_status_formats_and_unreachable_source_exits_5(tmp_path: Path) -> 
         assert code == 0 and "source" in out and "lifecycle" in out
         await s["appsecplus"].stop()
         s["threadfix"].faults = Faults(auth_failure=True)
+        capsys.readouterr()
+        code, lines = await run_cli("status", "-c", str(cfg), "--format", "ndjson")
+        said = capsys.readouterr().err
         code, out = await run_cli("status", "-c", str(cfg), "--format", "table")
     assert code == 5
     assert "AuthenticationError" in out  # ThreadFix's 200 + success:false, shown per item
     assert "tf-api-key-0001" not in out and "asp-token-0001" not in out
+    # ndjson: stdout stays JSON lines, and stderr says why the exit code is 5, item by item.
+    assert all(json.loads(line) for line in lines.splitlines())
+    assert "AuthenticationError" in said and "TransportError" in said, said
+    assert all(line.startswith("! ") for line in said.splitlines() if "Error" in line)
+    assert "tf-api-key-0001" not in said and "asp-token-0001" not in said
+
+
+async def test_watch_ndjson_keeps_stdout_json_and_tells_errors_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with sims() as s:
+        cfg = write_config(tmp_path, s, seed(s))
+        await s["appsecplus"].stop()
+        capsys.readouterr()
+        code, lines = await run_cli("watch", "-c", str(cfg), "--format", "ndjson", "--timeout", "2")
+        said = capsys.readouterr().err
+    assert code in (4, 5)
+    assert all(json.loads(line) for line in lines.splitlines())  # nothing else on stdout
+    assert any(line.startswith("! ") and "Error" in line for line in said.splitlines()), said
 
 
 def test_outcome_precedence() -> None:

@@ -365,6 +365,8 @@ async def _status(config: Config, fmt: str, out: TextIO) -> int:
     elif fmt == "ndjson":
         for item in snap.items:
             print(r.json_line(item), file=out)
+        # stdout is the machine's: why the exit code is what it is goes to stderr.
+        _print_source_errors({**snap.errors, **snap.source_errors}, sys.stderr)
     else:
         r.print_table(snap.items, snap.errors, out, title=_counts_title(snap.items))
         _print_source_errors(snap.source_errors, out)
@@ -380,6 +382,7 @@ def _counts_title(items: Sequence[Any]) -> str:
 
 
 def _print_source_errors(errors: Mapping[str, Any], out: TextIO) -> None:
+    """One line each: `! <source or item key>: <type>: <message>`."""
     for source, err in errors.items():
         print(f"! {source}: {err.type}: {err.message}", file=out)
 
@@ -530,7 +533,12 @@ async def _watch(
         items, errors = await hub.current(), hub.errors()
         source_errors = dict(hub.discovery.errors)
     view.final(items, errors, "final: " + _counts_title(items))
-    _print_source_errors(source_errors, out)
+    if fmt in ("ndjson", "cloudevents"):
+        # stdout is a stream of JSON lines: the errors, why the exit code is what it is, go
+        # to stderr, every item's and every source's.
+        _print_source_errors({**errors, **source_errors}, sys.stderr)
+    else:
+        _print_source_errors(source_errors, out)
     return r.outcome(items, {**errors, **source_errors}, expect_terminal=True)
 
 
