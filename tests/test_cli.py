@@ -181,6 +181,17 @@ async def test_status_formats_and_unreachable_source_exits_5(
     assert "tf-api-key-0001" not in said and "asp-token-0001" not in said
 
 
+async def test_watch_ends_at_once_when_what_is_left_can_never_be_read(tmp_path: Path) -> None:
+    """A wrong ThreadFix key: its items fail every poll for good. The watch ends as soon as
+    the rest is done, with exit 5 (unreadable), not at the deadline with 4."""
+    async with sims() as s:
+        cfg = write_config(tmp_path, s, seed(s))
+        s["threadfix"].faults = Faults(auth_failure=True)
+        code, out = await run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "120")
+    assert code == 5, out
+    assert "AuthenticationError" in out
+
+
 async def test_watch_ndjson_keeps_stdout_json_and_tells_errors_on_stderr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -214,6 +225,15 @@ def test_outcome_precedence() -> None:
     assert outcome([item(S, Verdict.FAIL), item(R)], {"s": wrong}, expect_terminal=True) == 2
     assert outcome([item(F)], {"s": wrong}, expect_terminal=True) == 1
     assert outcome([item(S)], {"s": unreadable, "t": wrong}, expect_terminal=True) == 2
+    # Under way, its last poll refused for good (a wrong token): unreadable, not late; one
+    # that may still answer (a connection refused) is late at the deadline.
+    running = item(R)
+    refused = ItemError("AuthenticationError", "bad token", False, datetime.now(UTC))
+    assert outcome([item(S), running], {running.key: refused}, expect_terminal=True) == 5
+    assert outcome([item(S), running], {running.key: unreadable}, expect_terminal=True) == 4
+    malformed = ItemError("PayloadError", "truncated", False, datetime.now(UTC))  # once
+    assert outcome([item(S), running], {running.key: malformed}, expect_terminal=True) == 4
+    assert refused.permanent and not malformed.permanent and not unreadable.permanent
 
 
 async def test_demo_runs_as_designed() -> None:

@@ -45,6 +45,19 @@ class ItemError:
             )
         return cls(type(exc).__name__, f"unexpected error: {exc}", False, observed_at)
 
+    @property
+    def permanent(self) -> bool:
+        """Whether no later poll can mend it: the credentials are refused, the vendor has no
+        such item, the request is wrong, or the track is (not a malformed answer, which a
+        proxy or a restart may give once)."""
+        return self.type in PERMANENT_ERRORS
+
+
+#: The errors no later poll mends (`ItemError.permanent`): `scanhub watch` ends on them.
+PERMANENT_ERRORS = frozenset(
+    {"AuthenticationError", "NotFoundError", "BadRequestError", "ConfigError"}
+)
+
 
 @frozen
 class Snapshot:

@@ -51,7 +51,10 @@ def outcome(
         return EXIT_CONFIG
     if any(i.verdict.blocks for i in items):
         return EXIT_BLOCKED
-    if expect_terminal and not all(i.lifecycle.is_terminal for i in items):
+    # Unfinished at the deadline: not an item whose last poll failed for a reason no retry
+    # mends (the watch ends on those: it is unreadable, 5, not late).
+    stuck = {k for k, e in errors.items() if getattr(e, "permanent", False)}
+    if expect_terminal and not all(i.lifecycle.is_terminal or i.key in stuck for i in items):
         return EXIT_TIMEOUT
     if errors or any(i.lifecycle is Lifecycle.EXPIRED for i in items):
         return EXIT_UNREACHABLE

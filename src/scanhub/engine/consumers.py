@@ -126,13 +126,16 @@ async def watch(
 
 
 def _all_done(hub: ScanHub, keys: frozenset[str] | None, sub: Subscription) -> bool:
+    """Whether nothing watched can move any more: every item still under way failed its last
+    poll for a reason no retry mends (a wrong token, an item the vendor does not have, a track
+    to mend), so waiting for the deadline would only turn an answer (exit 5, or 2) into a
+    timeout (4)."""
     recorder = hub.recorder
     if not recorder.idle or sub.position < recorder.last_id:
         return False  # a final change may not have reached the consumer yet
     working = hub.working
-    if keys is None:
-        return len(working) == 0
-    return not any(k in working for k in keys)
+    under_way = working if keys is None else (working.get(k) for k in keys)
+    return all(a is None or (a.error is not None and a.error.permanent) for a in under_way)
 
 
 async def wait(
