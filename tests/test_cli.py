@@ -391,6 +391,32 @@ def test_every_missing_environment_variable_is_named_at_once(
     )
 
 
+def test_every_problem_names_its_own_table_though_an_earlier_one_is_wrong() -> None:
+    """A source with a problem of its own is still a source: the tables after it keep their
+    indices, a name given twice is told at its second table, and a track naming it is checked
+    against its vendor (not told that the source does not exist)."""
+    doc = {
+        "source": [
+            {"name": "sq", "vendor": "sonarqube", "base_url": "https://s.example",
+             "token_env": "SQ_TOKEN", "auth": "digest"},
+            {"name": "gh", "vendor": "github", "base_url": "https://api.github.com",
+             "token_env": "E3_UNSET"},
+            {"name": "gh", "vendor": "github", "base_url": "https://ghe.example/api/v3",
+             "token_env": "GH_TOKEN"},
+        ],
+        "track": [{"source": "sq", "application_id": 6.5}],
+    }  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        parse_config(doc, "idx.toml", env={"SQ_TOKEN": "t", "GH_TOKEN": "t"})
+    said = err.value.message
+    assert "source[0].auth" in said, said
+    assert "source[1].token_env: environment variable E3_UNSET is not set" in said, said
+    assert "source[2].name: expected unique names, 'gh' twice" in said, said
+    assert "source[1].name" not in said and "source[0].token_env" not in said, said
+    assert "track[0]" in said and "expected one of the source names" not in said, said
+    assert "(for the sonarqube source 'sq')" in said, said
+
+
 def test_a_webhook_secret_is_not_needed_to_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     """`webhook_secret_env` is optional for polling: read when a webhook is delivered."""
     monkeypatch.setenv("IQ_PW", "pw")

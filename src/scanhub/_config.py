@@ -368,17 +368,24 @@ def parse_config(
         if sources_required or raw_sources is not None:
             problems.append(("source", "expected at least one [[source]] table"))
         raw_sources = []
+    # Every table's problems name its own index, valid or not: each source by its position in
+    # the file, and each name by the table (valid or not) that holds it.
+    valid: list[tuple[int, SourceConfig]] = []
+    vendor_of: dict[str, str] = {}  # source name -> vendor, for the tracks' checks
     for i, raw in enumerate(raw_sources):
         src = _source(raw, f"source[{i}]", reg, problems)
         if src is not None:
-            sources.append(src)
-    by_name: dict[str, SourceConfig] = {}
-    for i, s in enumerate(sources):
-        if s.source_name in by_name:
-            problems.append(
-                (f"source[{i}].name", f"expected unique names, {s.source_name!r} twice")
-            )
-        by_name[s.source_name] = s
+            valid.append((i, src))
+        if not isinstance(raw, dict):
+            continue
+        vendor, name = raw.get("vendor"), raw.get("name", raw.get("vendor"))
+        if not isinstance(name, str) or not isinstance(vendor, str):
+            continue
+        if name in vendor_of:
+            problems.append((f"source[{i}].name", f"expected unique names, {name!r} twice"))
+        elif vendor in reg:
+            vendor_of[name] = vendor
+    sources = [src for _, src in valid]
 
     tracks: list[TrackConfig] = []
     raw_tracks = data.get("track", [])
@@ -386,7 +393,7 @@ def parse_config(
         problems.append(("track", "expected an array of [[track]] tables"))
         raw_tracks = []
     for i, raw in enumerate(raw_tracks):
-        track = _track(raw, f"track[{i}]", by_name, reg, problems)
+        track = _track(raw, f"track[{i}]", vendor_of, reg, problems)
         if track is not None:
             tracks.append(track)
 
@@ -407,7 +414,7 @@ def parse_config(
             sinks.append((i, sink))
 
     if env is not None:
-        for i, s in enumerate(sources):
+        for i, s in valid:
             for key, var in s.env_vars():
                 if not env.get(var):
                     problems.append(
@@ -505,10 +512,13 @@ def _source(
 def _track(
     raw: Any,
     where: str,
-    sources: Mapping[str, SourceConfig],
+    sources: Mapping[str, str],
     reg: Registry,
     problems: list[tuple[str, str]],
 ) -> TrackConfig | None:
+    """A `[[track]]` table, checked against its source's vendor (`sources`: source name ->
+    vendor, of every source table, valid or not: a track is checked even while its source has
+    problems of its own)."""
     if not isinstance(raw, dict):
         problems.append((where, "expected a table"))
         return None
@@ -519,7 +529,7 @@ def _track(
             (f"{where}.source", f"expected one of the source names ({known}), got {name!r}")
         )
         return None
-    spec = reg.get(sources[name].vendor)
+    spec = reg.get(sources[name])
     try:
         track = structure(spec.track_schema, raw, where)
     except SchemaErrors as exc:
