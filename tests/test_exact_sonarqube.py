@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from scanhub import Scan
 from scanhub.sansio import Request
-from scanhub.vendors import BadRequestError, Lifecycle, PayloadError, Verdict
+from scanhub.vendors import BadRequestError, ConfigError, Lifecycle, PayloadError, Verdict
 from scanhub.vendors.sonarqube import sansio as sq
 
 from .expect import refused
@@ -330,6 +330,26 @@ def test_refreshing_keeps_the_tracked_project_key_and_only_that() -> None:
     assert task(TASK_SUCCESS, previous=tracked) == attrs.evolve(TASK, application_id="org:app")
     unnamed = attrs.evolve(TASK, application_id="", lifecycle=Lifecycle.UNKNOWN)
     assert task(TASK_SUCCESS, previous=unnamed) == TASK  # no key to keep: the server's
+
+
+def test_a_tracks_first_answer_naming_another_project_is_the_tracks_config_error() -> None:
+    """A track of task_id + project_key that do not belong together: the first answer names
+    another project, whose gate must not be reported under the tracked one (exit 2, not a
+    pass or a failure of the wrong project). Once answered, a rename keeps the key (above)."""
+    placeholder = Scan(sq.VENDOR, "sq", TASK_ID, "payments", Lifecycle.UNKNOWN, "")
+    refused(
+        lambda: task(TASK_SUCCESS, previous=placeholder),
+        ConfigError,
+        vendor="sonarqube",
+        source="sq",
+        operation="get task",
+        status=200,
+        body=json.dumps(TASK_SUCCESS),
+        message=f"task {TASK_ID!r} is project {TASK.application_id!r}'s, not the tracked"
+        " 'payments': check the track's project_key",
+    )
+    same = Scan(sq.VENDOR, "sq", TASK_ID, TASK.application_id, Lifecycle.UNKNOWN, "")
+    assert task(TASK_SUCCESS, previous=same) == TASK
 
 
 def test_dashboard_links_quote_every_reserved_character() -> None:

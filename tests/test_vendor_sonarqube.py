@@ -170,7 +170,11 @@ def test_a_task_without_identity_is_a_payload_error(body: Any) -> None:
 
 
 def test_refresh_keeps_the_project_key_and_refuses_another_task() -> None:
-    previous = Scan("sonarqube", "sq", "AYhSC2-LY0CHkWJxvNA9", "org:app", Lifecycle.UNKNOWN, "")
+    # Answered before (a project renamed since): the item keeps its key. A placeholder never
+    # answered is another matter (test_exact_sonarqube: the track's ConfigError).
+    previous = Scan(
+        "sonarqube", "sq", "AYhSC2-LY0CHkWJxvNA9", "org:app", Lifecycle.RUNNING, "IN_PROGRESS"
+    )
     scan = task(TASK_SUCCESS, previous=previous)
     assert scan.application_id == "org:app" and scan.key == previous.key
     other = attrs.evolve(previous, id="another")

@@ -74,6 +74,7 @@ from scanhub.sansio import (
 )
 from scanhub.vendors import (
     BadRequestError,
+    ConfigError,
     Lifecycle,
     PayloadError,
     Scan,
@@ -289,7 +290,9 @@ def build_task(base_url: str, task_id: str) -> Request:
 def parse_task(resp: Response, *, source: str, base_url: str, previous: Scan | None = None) -> Scan:
     """`{"task": {...}}` as a Scan (without its verdict: a SUCCESS task with an `analysisId`
     needs `with_quality_gate`). When refreshing (`previous` given) the item keeps its project
-    key, so its key never changes."""
+    key, so its key never changes (a project renamed since keeps its items); but the first
+    answer for a track of `task_id` + `project_key` (a placeholder, never answered) that names
+    another project is that track's `ConfigError`: its gate is not the tracked project's."""
     at = where(VENDOR, source, resp)
     check(resp, at)
     body = as_object(decode_json(resp, at), at, "the response", resp)
@@ -304,6 +307,14 @@ def parse_task(resp: Response, *, source: str, base_url: str, previous: Scan | N
                 resp,
             )
         if previous.application_id and scan.application_id != previous.application_id:
+            if scan.application_id and not previous.vendor_status:  # never answered before
+                fail(
+                    ConfigError,
+                    at,
+                    f"task {scan.id!r} is project {scan.application_id!r}'s, not the tracked"
+                    f" {previous.application_id!r}: check the track's project_key",
+                    resp,
+                )
             scan = attrs.evolve(scan, application_id=previous.application_id)
     return scan
 
