@@ -205,6 +205,15 @@ def test_config_check_reports_problems_and_unset_variables(tmp_path: Path) -> No
     missing = scanhub("config", "check", "-c", str(cfg), env={"IQ_PASSWORD": "x"})
     assert missing.returncode == 2
     assert "source[1].api_key_env: environment variable TF_KEY is not set" in missing.stderr
+    # Set to nothing (a CI secret that expanded to ""), or to white space: said so.
+    for blank in ("", "  "):
+        empty = scanhub(
+            "config", "check", "-c", str(cfg), env={"IQ_PASSWORD": "x", "TF_KEY": blank}
+        )
+        assert empty.returncode == 2, empty.stdout
+        assert "source[1].api_key_env: environment variable TF_KEY is empty" in empty.stderr
+        status = scanhub("status", "-c", str(cfg), env={"IQ_PASSWORD": "x", "TF_KEY": blank})
+        assert status.returncode == 2 and "TF_KEY is empty" in status.stderr
     assert scanhub("config", "check", "-c", str(tmp_path / "none.toml")).returncode == 2
 
 

@@ -41,7 +41,7 @@ import attrs
 
 from ._defaults import INTERVAL, MAX_INTERVAL
 from ._errors import ConfigError
-from ._registry import Registry, SourceConfig, TrackConfig, registry
+from ._registry import Registry, SourceConfig, TrackConfig, env_problem, registry
 from ._schema import (
     Count,
     Days,
@@ -206,8 +206,9 @@ class SinkConfig:
         found = []
         for key, var in self.env_vars():
             value = env.get(var, "")
-            if not value.strip():
-                found.append((key, f"environment variable {var} is not set"))
+            why = env_problem(var, env)
+            if why is not None:
+                found.append((key, why))
             elif key == "secret_env":
                 for part in value.split():
                     try:
@@ -416,10 +417,9 @@ def parse_config(
     if env is not None:
         for i, s in valid:
             for key, var in s.env_vars():
-                if not env.get(var):
-                    problems.append(
-                        (f"source[{i}].{key}", f"environment variable {var} is not set")
-                    )
+                why = env_problem(var, env)
+                if why is not None:
+                    problems.append((f"source[{i}].{key}", why))
         for i, k in sinks:
             problems += [(f"sink[{i}].{key}", why) for key, why in k.env_problems(env)]
     if problems:

@@ -68,6 +68,17 @@ class StuckByKind:
     promotion: Seconds | None = attrs.field(default=None, metadata=_doc("seconds, for promotions"))
 
 
+def env_problem(var: str, env: Mapping[str, str]) -> str | None:
+    """What is wrong with environment variable `var` as a setting's value, naming it, never
+    its value: not set, or set to nothing but white space (a CI secret that expanded to "");
+    None when it holds something."""
+    if var not in env:
+        return f"environment variable {var} is not set"
+    if not env[var].strip():
+        return f"environment variable {var} is empty"
+    return None
+
+
 @attrs.define(kw_only=True)
 class SourceConfig:
     """One `[[source]]`: what every vendor's source has. A vendor's schema subclasses it and
@@ -126,14 +137,13 @@ class SourceConfig:
         return out
 
     def secret(self, key: str, env: Mapping[str, str]) -> str:
-        """The value of the variable named by `key` (a `*_env` key); `ConfigError` if unset."""
+        """The value of the variable named by `key` (a `*_env` key); `ConfigError` if unset
+        or empty (`env_problem`)."""
         var = getattr(self, key)
-        value = env.get(var) if isinstance(var, str) else None
-        if not value:
-            raise ConfigError(
-                f"source {self.source_name!r}: {key}: environment variable {var} is not set",
-                operation="load config",
-            )
+        why = env_problem(var, env) if isinstance(var, str) else f"{key} is not given"
+        if why is not None:
+            raise ConfigError(f"source {self.source_name!r}: {key}: {why}", operation="load config")
+        value: str = env[var]
         return value
 
     def client_options(self) -> dict[str, Any]:
