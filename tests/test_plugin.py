@@ -8,6 +8,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from scanhub.sim import SimClock
 
@@ -110,3 +111,24 @@ async def test_plugin_vendor_appears_in_the_schema_and_in_config_errors(tmp_path
     code, _, err = await run("config", "check", "-c", str(cfg), env=env)
     assert code == 2
     assert "source[0].key: expected key_env naming an environment variable" in err
+
+
+async def test_a_vendor_whose_demo_part_cannot_load_leaves_the_others_running(
+    monkeypatch: Any, caplog: Any
+) -> None:
+    """A plugin whose `demo` names nothing importable: `scanhub sim` and `scanhub demo` run
+    the other vendors' simulators and say which part failed (as a plugin that cannot load at
+    all is reported, not fatal)."""
+    import logging
+
+    from scanhub._demo import running_sims
+    from scanhub._registry import registry
+
+    reg = registry()
+    broken = reg.get("github")
+    monkeypatch.setattr(type(broken), "demo", "scanhub_no_such_module:NOPE")
+    monkeypatch.delitem(broken.__dict__, "_demo", raising=False)
+    with caplog.at_level(logging.ERROR, logger="scanhub"):
+        async with running_sims(speed=1.0, vendors=reg) as sims:
+            assert "github" not in sims and "iq" in sims and len(sims) == len(reg) - 1
+    assert "vendor github: its demo part failed to load" in caplog.text

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,8 @@ from ._model import Lifecycle, Verdict
 from ._registry import NotProvided, Planned, Registry, registry
 from .engine import Change, ScanHub, Snapshot
 from .sim._base import SimClock
+
+log = logging.getLogger("scanhub")
 
 
 @frozen
@@ -62,6 +65,9 @@ async def running_sims(
             try:
                 part = spec.load_demo()
             except NotProvided:
+                continue
+            except Exception as exc:  # a plugin's broken part: reported, never fatal to the rest
+                log.error("scanhub: vendor %s: its demo part failed to load: %s", spec.name, exc)
                 continue
             sim = part.make_sim(clock, host=host, port=port + len(sims) if port else 0)
             sims[spec.name] = await stack.enter_async_context(sim)
