@@ -927,6 +927,12 @@ def test_track_needs_the_project_one_way() -> None:
     ]
     both = DependencyTrackTrack(source="s", token=TOKEN, project_uuid=PROJECT, project_name="a")
     assert both.problems()[0][0] == "project_uuid"
+    # The token and a project UUID as the server takes them (else a 400 on every poll).
+    bad = DependencyTrackTrack(source="s", token="NOT-A-UUID", project_uuid=PROJECT.upper())
+    assert bad.problems() == [
+        ("token", "expected a 36-character lower-case UUID, got 'NOT-A-UUID'"),
+        ("project_uuid", f"expected a 36-character lower-case UUID, got {PROJECT.upper()!r}"),
+    ]
 
 
 def test_client_refuses_an_unknown_api_version() -> None:

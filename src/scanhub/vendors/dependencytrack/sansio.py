@@ -343,8 +343,13 @@ def check_project(
         fail(BadRequestError, at, "project_name and project_version must both be non-empty")
 
 
+def is_uuid(value: str) -> bool:
+    """Whether `value` is a UUID as Dependency-Track takes one (36 lower-case characters)."""
+    return _UUID.fullmatch(value) is not None
+
+
 def _check_uuid(value: str, what: str, at: Where) -> None:
-    if not _UUID.fullmatch(value):
+    if not is_uuid(value):
         fail(
             BadRequestError,
             at,

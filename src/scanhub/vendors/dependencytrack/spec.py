@@ -56,6 +56,15 @@ class DependencyTrackTrack(TrackConfig):
     )
 
     def problems(self) -> list[tuple[str, str]]:
+        # Checked here as the server would refuse them (a 400 on every poll until the deadline
+        # otherwise): the token and a project UUID are lower-case 36-character UUIDs.
+        found = [
+            (key, f"expected a 36-character lower-case UUID, got {value!r}")
+            for key, value in (("token", self.token), ("project_uuid", self.project_uuid))
+            if value is not None and not dt.is_uuid(value)
+        ]
+        if found:
+            return found
         if self.project_uuid is not None:
             if self.project_name is not None or self.project_version is not None:
                 return [("project_uuid", "give project_uuid or project_name, not both")]
