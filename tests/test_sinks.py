@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 
 from scanhub import Lifecycle, ScanHub, SQLiteStore, Verdict
 from scanhub._exports import cloudevent_json, to_cloudevent
+from scanhub._sansio import parse_retry_after as retry_after
 from scanhub._sinks import (
     Answer,
     Sink,
@@ -26,7 +27,6 @@ from scanhub._sinks import (
     after_failure,
     classify,
     new_secret,
-    retry_after,
     sign,
     verify,
 )

@@ -55,7 +55,6 @@ from ._changes import Change
 from ._convert import dumps
 from ._exports import EVENT_TYPES, cloudevent_json, to_cloudevent
 from ._model import Lifecycle, Verdict
-from ._sansio import parse_retry_after
 from ._secrets import Secret
 
 #: Seconds between attempts after the first (which is immediate): 5 s, 5 min, 30 min, 2 h,
@@ -550,12 +549,6 @@ def classify(status: int | None) -> Answer:
     return Answer.FAILED
 
 
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a `Retry-After` header asks for, read as a vendor's is (`parse_retry_after`:
-    delay-seconds in ASCII digits or an HTTP-date); None when absent or unreadable."""
-    return parse_retry_after(value, now)
-
-
 @frozen
 class Next:
     """What follows a failed attempt: wait `delay` seconds and try again, or give the
@@ -697,7 +690,6 @@ __all__ = [
     "forbidden_host",
     "new_secret",
     "probe_event",
-    "retry_after",
     "secret_key",
     "shown_url",
     "sign",

@@ -47,6 +47,7 @@ from attrs import define, evolve, frozen
 
 from .._changes import Change
 from .._exports import cloudevent_json, to_cloudevent
+from .._sansio import parse_retry_after
 from .._secrets import Redactor
 from .._sinks import (
     MAX_ANSWER,
@@ -60,7 +61,6 @@ from .._sinks import (
     forbidden_host,
     message_id,
     probe_event,
-    retry_after,
 )
 from ..store import DeadLetter, SinkState, SinkStatus, Store
 from .broadcast import Broadcaster
@@ -483,7 +483,7 @@ class Deliverer:
                 run.dirty = True
                 return
             age = (now - first).total_seconds()
-            asked = retry_after(result.retry_after, now)
+            asked = parse_retry_after(result.retry_after, now)  # as a vendor's is read
             step = after_failure(sink, answer, state.attempts, age, asked, self._rng)
             if result.too_large:
                 step = evolve(step, action="dead", reason="it can never be sent")
