@@ -35,6 +35,7 @@ from scanhub.store import (
     ItemQuery,
     Observation,
     Outcome,
+    ReplayPastEnd,
     SinkStatus,
     item_json,
     open_store,
@@ -447,6 +448,27 @@ async def test_dead_letters_are_listed_and_a_replay_rewinds_the_cursor(store: St
     assert (await store.sinks.states(["ops"]))[0].position == 3
     # A replay of a sink never run before creates it there.
     assert (await store.sinks.replay("new", 1, T0)).position == 1
+
+
+async def test_a_replay_past_the_end_of_the_log_is_refused(store: Store) -> None:
+    """A cursor after the newest transition would skip everything until ids reach it, the sink
+    saying it is active with no lag: refused, whoever calls (not only the API), and nothing
+    changes."""
+    await store.track([(scan(str(i)), "config") for i in range(3)], T0)
+    before = await store.sinks.open("ops", T0)
+    assert await store.last_id() == 3
+    for since in (4, 10**6, -1):
+        with pytest.raises(ReplayPastEnd) as caught:
+            await store.sinks.replay("ops", since, T0)
+        assert (caught.value.since, caught.value.newest) == (since, 3)
+        assert str(caught.value) == (
+            f"sink 'ops': cannot replay after transition {since}: the log's newest"
+            " transition is 3 (replay after 0 to 3)"
+        )
+    with pytest.raises(ReplayPastEnd):
+        await store.sinks.replay("never-run", 4, T0)
+    assert await store.sinks.states() == [before]  # not moved, not created
+    assert (await store.sinks.replay("ops", 3, T0)).position == 3  # the end itself is fine
 
 
 def test_a_version_2_state_file_gains_sinks_and_keeps_its_log(tmp_path: Path) -> None:

@@ -969,6 +969,25 @@ class Store(abc.ABC):
         yield frozenset()  # pragma: no cover - never reached
 
 
+class ReplayPastEnd(ValueError):
+    """A sink replay asked to start after the log's newest transition (`newest`), or before
+    its first possible id."""
+
+    def __init__(self, name: str, since: int, newest: int) -> None:
+        self.name, self.since, self.newest = name, since, newest
+        super().__init__(
+            f"sink {name!r}: cannot replay after transition {since}: the log's newest"
+            f" transition is {newest} (replay after 0 to {newest})"
+        )
+
+
+def check_replay(name: str, since: int, newest: int) -> None:
+    """Refuse a replay cursor no transition can follow (every backend's `replay` calls this
+    with the log's newest id, read in its own transaction)."""
+    if not 0 <= since <= newest:
+        raise ReplayPastEnd(name, since, newest)
+
+
 class SinkLedger(abc.ABC):
     """The webhook sinks' delivery ledger, a part of every store (`Store.sinks`): each sink is
     a reader of the log with its own cursor, retry state and dead letters, kept beside the log
@@ -1003,7 +1022,11 @@ class SinkLedger(abc.ABC):
     async def replay(self, name: str, since: int, now: datetime) -> SinkState:
         """Send again everything after id `since`: the cursor moves to it, the generation is
         bumped (the deliverer reloads), a disabled sink is active again, and the dead letters
-        after it are cleared (they are attempted again)."""
+        after it are cleared (they are attempted again).
+
+        Raises `ReplayPastEnd` (a ValueError) when `since` is negative or past the log's
+        newest transition, read in the same transaction: such a cursor would skip every
+        transition until ids reach it, the sink saying it is active with no lag."""
 
     @abc.abstractmethod
     async def dead_letters(

@@ -38,6 +38,7 @@ from ._base import (
     StoredItem,
     Transition,
     assemble_activity,
+    check_replay,
     cursor_key,
     phases,
     plan,
@@ -392,6 +393,7 @@ class MemorySinks(SinkLedger):
         return True
 
     async def replay(self, name: str, since: int, now: datetime) -> SinkState:
+        check_replay(name, since, await self._store.last_id())
         held = self._sinks.get(name) or SinkState(name, since)
         self._sinks[name] = evolve(
             held,

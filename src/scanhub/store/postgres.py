@@ -77,6 +77,7 @@ from ._base import (
     assemble_activity,
     assemble_stats,
     change_of,
+    check_replay,
     item_from_text,
     item_json,
     new_item_columns,
@@ -908,6 +909,8 @@ class PostgresSinks(SinkLedger):
 
     async def replay(self, name: str, since: int, now: datetime) -> SinkState:
         async with self._acquire() as con, con.transaction():
+            newest = await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions")
+            check_replay(name, since, int(newest))
             row = await con.fetchrow(
                 "INSERT INTO sinks (name, position, updated_at) VALUES ($1, $2, $3)"
                 " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"

@@ -69,6 +69,7 @@ from ._base import (
     assemble_activity,
     assemble_stats,
     change_of,
+    check_replay,
     item_from_text,
     item_json,
     new_item_columns,
@@ -976,6 +977,8 @@ class SQLiteSinks(SinkLedger):
     async def replay(self, name: str, since: int, now: datetime) -> SinkState:
         def write(db: sqlite3.Connection) -> Any:
             with _tx(db):
+                newest = db.execute("SELECT COALESCE(MAX(id), 0) FROM transitions").fetchone()
+                check_replay(name, since, int(newest[0]))
                 db.execute(
                     "INSERT INTO sinks (name, position, updated_at) VALUES (?, ?, ?)"
                     " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ...engine.sinks import SinkReport
-from ...store import SinkStatus
+from ...store import ReplayPastEnd, SinkStatus
 from .._app import SERVICE, Service
 from .._http import MAX_ID, Problem, int_param, json_response, ts
 from .writes import authorize
@@ -138,14 +138,6 @@ async def replay(request: web.Request) -> web.StreamResponse:
     start: int | None = None
     if "from" in body:
         start = _transition_id(body["from"])
-        newest = await service.store.last_id()
-        if start > newest + 1:  # the cursor would skip every transition until ids reach it
-            raise Problem(
-                409,
-                "Conflict",
-                f"from: {start} is past the end of the log (its newest transition is"
-                f" {newest}): give an id up to {newest + 1}",
-            )
     else:
         states = await service.store.sinks.states([name])
         letters = await service.store.sinks.dead_letters(name, limit=1)
@@ -159,7 +151,15 @@ async def replay(request: web.Request) -> web.StreamResponse:
                 "Conflict",
                 f'sink {name!r} has no dead letter and is not disabled: give {{"from": ID}}',
             )
-    await service.store.sinks.replay(name, start - 1, service.now())
+    try:
+        await service.store.sinks.replay(name, start - 1, service.now())
+    except ReplayPastEnd as exc:  # the cursor would skip every transition until ids reach it
+        raise Problem(
+            409,
+            "Conflict",
+            f"from: {start} is past the end of the log (its newest transition is"
+            f" {exc.newest}): give an id up to {exc.newest + 1}",
+        ) from None
     service.hub.sinks.wake(name)
     answer = {"replayed_from": start, "sink": await _report(service, name)}
     return json_response(request, answer, status=202)
