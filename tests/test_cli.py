@@ -374,11 +374,18 @@ def test_every_missing_environment_variable_is_named_at_once(
 ) -> None:
     monkeypatch.delenv("JF_TOKEN")
     monkeypatch.delenv("ASP_TOKEN", raising=False)
+    monkeypatch.delenv("E3_IQ_USER", raising=False)
+    monkeypatch.setenv("E3_IQ_PASS", " ")
+    monkeypatch.setenv("E3_IQ_PASS2", "secret")
+    iq = {"vendor": "iq", "base_url": "http://z", "password_env": "E3_IQ_PASS"}
     config = parse_config(
         {
             "source": [
                 {"vendor": "apptrust", "base_url": "http://x", "token_env": "JF_TOKEN"},
                 {"vendor": "appsecplus", "base_url": "http://y", "token_env": "ASP_TOKEN"},
+                iq | {"username_env": "E3_IQ_USER"},
+                iq | {"name": "iq2", "username": "me"},
+                iq | {"name": "iq3", "username_env": "E3_IQ_USER", "password_env": "E3_IQ_PASS2"},
             ]
         },
         "my.toml",
@@ -387,7 +394,11 @@ def test_every_missing_environment_variable_is_named_at_once(
         build_clients(config)
     assert missing.value.message == (
         "my.toml: source 'apptrust': token_env: environment variable JF_TOKEN is not set\n"
-        "my.toml: source 'appsecplus': token_env: environment variable ASP_TOKEN is not set"
+        "my.toml: source 'appsecplus': token_env: environment variable ASP_TOKEN is not set\n"
+        "my.toml: source 'iq': username_env: environment variable E3_IQ_USER is not set;"
+        " password_env: environment variable E3_IQ_PASS is empty\n"
+        "my.toml: source 'iq2': password_env: environment variable E3_IQ_PASS is empty\n"
+        "my.toml: source 'iq3': username_env: environment variable E3_IQ_USER is not set"
     )
 
 

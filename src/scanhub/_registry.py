@@ -22,7 +22,7 @@ import abc
 import importlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
@@ -139,12 +139,21 @@ class SourceConfig:
     def secret(self, key: str, env: Mapping[str, str]) -> str:
         """The value of the variable named by `key` (a `*_env` key); `ConfigError` if unset
         or empty (`env_problem`)."""
-        var = getattr(self, key)
-        why = env_problem(var, env) if isinstance(var, str) else f"{key} is not given"
-        if why is not None:
-            raise ConfigError(f"source {self.source_name!r}: {key}: {why}", operation="load config")
-        value: str = env[var]
-        return value
+        return self.secrets((key,), env)[0]
+
+    def secrets(self, keys: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """The values of the variables named by `keys` (`*_env` keys), in order; one
+        `ConfigError` naming every one unset or empty, so that a user fixes them at once."""
+        whys = []
+        for key in keys:
+            var = getattr(self, key)
+            why = env_problem(var, env) if isinstance(var, str) else f"{key} is not given"
+            if why is not None:
+                whys.append(f"{key}: {why}")
+        if whys:
+            shown = "; ".join(whys)
+            raise ConfigError(f"source {self.source_name!r}: {shown}", operation="load config")
+        return [env[getattr(self, key)] for key in keys]
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments every client takes, from the shared keys."""

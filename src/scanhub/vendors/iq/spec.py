@@ -75,11 +75,14 @@ class IQSpec(VendorSpec):
     demo = "scanhub.vendors.iq.demo:DEMO"
 
     def make_client(self, source: IQSource, env: Mapping[str, str]) -> IQServer:
-        username = source.username or source.secret("username_env", env)
+        if source.username:
+            username, password = source.username, source.secret("password_env", env)
+        else:
+            username, password = source.secrets(("username_env", "password_env"), env)
         return IQServer(
             source.base_url,
             username,
-            source.secret("password_env", env),
+            password,
             csrf_token=source.csrf_token,
             **source.client_options(),
         )
