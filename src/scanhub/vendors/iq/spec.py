@@ -75,8 +75,9 @@ class IQSpec(VendorSpec):
     demo = "scanhub.vendors.iq.demo:DEMO"
 
     def make_client(self, source: IQSource, env: Mapping[str, str]) -> IQServer:
+        username: str
         if source.username:
-            username, password = source.username, source.secret("password_env", env)
+            username, password = str(source.username), source.secret("password_env", env)
         else:
             username, password = source.secrets(("username_env", "password_env"), env)
         return IQServer(
