@@ -509,3 +509,98 @@ async def test_history_and_stats_read_a_config_that_has_only_its_state(tmp_path:
     cfg.write_text('source = 3\n[state]\npath = "s.db"\n')
     code, _ = await run_cli("history", "-c", str(cfg))
     assert code == 2
+
+
+# --- what a vendor sends is shown, never interpreted by the terminal --------------------------
+
+_HOSTILE = Scan(
+    vendor=Vendor.IQ,
+    source="iq",
+    id="s\x1b]0;pwned\x07",
+    application_id="[bold red]app[/]",
+    lifecycle=Lifecycle.FAILED,
+    vendor_status="[link=http://evil.example]ok[/link]",
+    verdict=Verdict.NONE,
+    message="[/]done\x1b[2J\rover\u202eevil",
+)
+
+
+class _File(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("rich", [True, False])
+def test_the_table_shows_vendor_text_as_text(monkeypatch: pytest.MonkeyPatch, rich: bool) -> None:
+    """A vendor's rich markup is neither a crash (a stray "[/]" raised MarkupError) nor a
+    link; its escape sequences, BEL, CR and bidirectional overrides are shown escaped."""
+    from scanhub import _render
+
+    monkeypatch.setattr(_render, "have_rich", lambda: rich)
+    out = _File()
+    _render.print_table([_HOSTILE], {}, out)
+    shown = out.getvalue()
+    assert not any(c in shown for c in "\x1b\x07\r\u202e"), repr(shown)
+    # (white space, CR too, is one space in a table cell)
+    assert "[link=http://evil.examp" in shown and "[/]done\\x1b[2J over\\u202eevil" in shown
+    assert "s\\x1b]…ed\\x07" in shown  # the id, escaped, then its middle cut
+
+
+def test_an_error_the_table_cuts_is_printed_whole_below_it() -> None:
+    from scanhub import _render
+
+    whole = "the server said: " + " ".join(f"word{n}" for n in range(30)) + " \x1b[31m"
+    scan = Scan(
+        vendor=Vendor.IQ,
+        source="iq",
+        id="s1",
+        application_id="app",
+        lifecycle=Lifecycle.RUNNING,
+        vendor_status="x",
+        verdict=Verdict.NONE,
+    )
+    short = ItemError("ServerError", "HTTP 502", True, datetime(2026, 1, 1, tzinfo=UTC))
+    other = Scan(
+        vendor=Vendor.IQ,
+        source="iq",
+        id="s2",
+        application_id="app",
+        lifecycle=Lifecycle.RUNNING,
+        vendor_status="x",
+        verdict=Verdict.NONE,
+    )
+    errors = {
+        scan.key: ItemError("ServerError", whole, True, datetime(2026, 1, 1, tzinfo=UTC)),
+        other.key: short,
+    }
+    for rich in (True, False):
+        out = _File()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_render, "have_rich", lambda r=rich: r)
+            _render.print_table([scan, other], errors, out)
+        lines = out.getvalue().splitlines()
+        assert lines[-1] == "! iq app/s1: ServerError: " + whole.replace("\x1b", "\\x1b"), lines
+        assert not any("s2:" in line for line in lines)  # shown whole in the table already
+
+
+def test_a_plain_watch_line_and_a_source_error_show_vendor_text_escaped() -> None:
+    from scanhub._changes import Change
+    from scanhub.cli import _print_source_errors, _View
+
+    out = io.StringIO()
+
+    class Hub:
+        def errors(self) -> dict[str, Any]:
+            return {}
+
+    with _View("plain", out) as view:
+        view.change(Change(None, _HOSTILE, datetime(2026, 1, 1, tzinfo=UTC), 1), Hub())  # type: ignore[arg-type]
+    _print_source_errors(
+        {"ast": ItemError("PayloadError", "bad\x1b[2Jbody\r", False, datetime(2026, 1, 1))},
+        out,
+    )
+    said = out.getvalue()
+    assert not any(c in said for c in "\x1b\x07\r\u202e"), repr(said)
+    assert said.count("\n") == 2
+    assert "[/]done\\x1b[2J\\rover\\u202eevil" in said
+    assert said.endswith("! ast: PayloadError: bad\\x1b[2Jbody\\r\n")

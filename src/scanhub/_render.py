@@ -61,16 +61,46 @@ def outcome(
     return EXIT_OK
 
 
-def _short(text: str | None, width: int = 60) -> str:
+#: The width of the table's detail column; a longer error is printed whole below the table.
+DETAIL_WIDTH = 60
+
+
+def shown(text: str) -> str:
+    """Text a vendor (or a receiver) sent, as text on a terminal: every control or other
+    non-printable character (ESC of a colour or title sequence, BEL, CR that would overwrite
+    the line, bidirectional overrides) as its Python escape, never interpreted."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _short(text: str | None, width: int = DETAIL_WIDTH) -> str:
     if not text:
         return ""
-    text = " ".join(text.split())
+    text = shown(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _mid(ident: str) -> str:
     # Long opaque ids (IQ's 32 hex digits) keep their ends, which is how people compare them.
+    ident = shown(ident)
     return ident if len(ident) <= 14 else ident[:6] + "…" + ident[-6:]
+
+
+def _detail(item: Item, error: ItemError | None) -> str:
+    return f"⚠ {error.type}: {error.message}" if error else (item.message or "")
+
+
+def cut_errors(items: Iterable[Item], errors: Mapping[str, ItemError]) -> list[str]:
+    """`! <source> <application>/<id>: <type>: <message>` for each item error the table's
+    detail column cuts (it shows DETAIL_WIDTH characters): no error is only ever seen cut."""
+    out = []
+    for item in items:
+        error = errors.get(item.key)
+        if error is not None and len(_short(_detail(item, error), 10**9)) > DETAIL_WIDTH:
+            said = " ".join(error.message.split())
+            out.append(shown(f"! {item.source} {item.application}/{item.id}: {error.type}: {said}"))
+    return out
 
 
 def row(item: Item, error: ItemError | None = None) -> list[str]:
@@ -84,9 +114,9 @@ def row(item: Item, error: ItemError | None = None) -> list[str]:
             app = f"{app} → {item.target_stage}"
     elif item.scan_type:
         app = f"{app} ({item.scan_type})"
-    detail = f"⚠ {error.type}: {error.message}" if error else item.message
+    detail = _detail(item, error)
     return [
-        item.source,
+        shown(item.source),
         item.kind,
         _short(app, 34),
         ident,
@@ -100,6 +130,7 @@ def row(item: Item, error: ItemError | None = None) -> list[str]:
 def rich_table(items: Iterable[Item], errors: Mapping[str, ItemError], title: str = "") -> Any:
     """A rich Table of the items (needs the `cli` extra)."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title or None, title_justify="left", expand=False)
     for col in COLUMNS:
@@ -107,10 +138,11 @@ def rich_table(items: Iterable[Item], errors: Mapping[str, ItemError], title: st
             col, overflow="fold" if col == "detail" else "ellipsis", no_wrap=col != "detail"
         )
     for item in items:
-        cells = row(item, errors.get(item.key))
-        cells[4] = f"[{_STYLE[item.lifecycle]}]{cells[4]}[/]"
+        # Text, not markup: a vendor's "[link=...]" or "[/]" is shown as it was sent.
+        cells = [Text(c) for c in row(item, errors.get(item.key))]
+        cells[4].stylize(_STYLE[item.lifecycle])
         if item.verdict.value in _VERDICT_STYLE:
-            cells[6] = f"[{_VERDICT_STYLE[item.verdict.value]}]{cells[6]}[/]"
+            cells[6].stylize(_VERDICT_STYLE[item.verdict.value])
         table.add_row(*cells)
     return table
 
@@ -146,6 +178,8 @@ def print_table(
         if title:
             print(title, file=out)
         print(plain_table(items, errors), file=out)
+    for line in cut_errors(items, errors):
+        print(line, file=out)
 
 
 def json_line(obj: Any) -> str:

@@ -342,17 +342,19 @@ async def _sinks_test(args: argparse.Namespace, out: TextIO) -> int:
     msg_id, got = await send_test(sink)
     took = f"{got.elapsed * 1000:.0f} ms"
     if got.status is None:
-        print(f"sink {sink.name} → {sink.shown}: {got.describe()} (webhook-id {msg_id})", file=out)
+        said = r.shown(got.describe())
+        print(f"sink {sink.name} → {sink.shown}: {said} (webhook-id {msg_id})", file=out)
         return r.EXIT_UNREACHABLE
+    said = r.shown(got.describe())
     print(
-        f"sink {sink.name} → {sink.shown}: {got.describe()} in {took} (webhook-id {msg_id}, "
+        f"sink {sink.name} → {sink.shown}: {said} in {took} (webhook-id {msg_id}, "
         f"signed with {len(sink.secrets)} key{'s' if len(sink.secrets) != 1 else ''})",
         file=out,
     )
     if got.body:
         text = got.body[:2000].decode("utf-8", "replace")
         # The receiver's text, shown as text: control characters escaped, never interpreted.
-        print("".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text), file=out)
+        print("\n".join(r.shown(line) for line in text.split("\n")), file=out)
     return r.EXIT_OK if 200 <= got.status < 300 else r.EXIT_UNREACHABLE
 
 
@@ -384,7 +386,7 @@ def _counts_title(items: Sequence[Any]) -> str:
 def _print_source_errors(errors: Mapping[str, Any], out: TextIO) -> None:
     """One line each: `! <source or item key>: <type>: <message>`."""
     for source, err in errors.items():
-        print(f"! {source}: {err.type}: {err.message}", file=out)
+        print(r.shown(f"! {source}: {err.type}: {err.message}"), file=out)
 
 
 class _View:
@@ -437,10 +439,13 @@ class _View:
             was = change.before.lifecycle.value if change.before else "new"
             detail = f" — {a.message}" if a.message else ""
             # Whole ids: IQ's 32-hex status ids differ only past any prefix worth cutting to.
+            # One line per change, the vendor's text never interpreted by the terminal.
             print(
-                f"{time.monotonic() - self.started:6.1f}s {a.source:<14} {a.kind:<9} "
-                f"{a.application}/{a.id} {was} → {a.lifecycle.value} [{a.vendor_status}] "
-                f"verdict={a.verdict.value}{detail}",
+                r.shown(
+                    f"{time.monotonic() - self.started:6.1f}s {a.source:<14} {a.kind:<9} "
+                    f"{a.application}/{a.id} {was} → {a.lifecycle.value} [{a.vendor_status}] "
+                    f"verdict={a.verdict.value}{detail}"
+                ),
                 file=self.out,
                 flush=True,
             )
@@ -475,9 +480,11 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
             c = t.change
             was = c.before.lifecycle.value if c.before else "new"
             print(
-                f"{t.id:>7}  {to_dict(c)['observed_at']}  {c.key}  {was} → "
-                f"{c.after.lifecycle.value} [{c.after.vendor_status}] "
-                f"verdict={c.after.verdict.value}",
+                r.shown(
+                    f"{t.id:>7}  {to_dict(c)['observed_at']}  {c.key}  {was} → "
+                    f"{c.after.lifecycle.value} [{c.after.vendor_status}] "
+                    f"verdict={c.after.verdict.value}"
+                ),
                 file=out,
             )
     return r.EXIT_OK
@@ -507,7 +514,7 @@ async def _stats(args: argparse.Namespace, out: TextIO) -> int:
         print(dumps(data, indent=2, ensure_ascii=False), file=out)
     else:
         for line in stats.table(data):
-            print(line, file=out)
+            print(r.shown(line), file=out)
     return r.EXIT_OK
 
 
