@@ -224,9 +224,14 @@ def test_optional_keys_are_sent_only_when_given() -> None:
     assert req.json["checkout_uri"] == "file:///github/workspace/"
     assert req.json["started_at"] == "2024-05-01T14:30:00Z"  # YYYY-MM-DDTHH:MM:SSZ
     assert (req.json["tool_name"], req.json["validate"]) == ("Semgrep", True)
-    assert upload(started_at="2024-05-01T14:30:00+02:00").json["started_at"] == (
-        "2024-05-01T14:30:00+02:00"
-    )
+    # A string in another offset or form is sent as GitHub documents the field: UTC, `Z`.
+    for given, sent in [
+        ("2024-05-01T14:30:00+02:00", "2024-05-01T12:30:00Z"),
+        ("2024-05-01T14:30:00+0200", "2024-05-01T12:30:00Z"),
+        ("2024-05-01 14:30:00", "2024-05-01T14:30:00Z"),
+        ("2024-05-01T14:30:00.987Z", "2024-05-01T14:30:00Z"),
+    ]:
+        assert upload(started_at=given).json["started_at"] == sent, given
     assert upload(validate=False).json["validate"] is False
 
 
@@ -240,6 +245,9 @@ def test_optional_keys_are_sent_only_when_given() -> None:
         {"ref": "main"},
         {"ref": "refs/heads/"},
         {"started_at": "yesterday"},
+        {"started_at": "2024-05-01"},  # a date alone: which time of it?
+        {"started_at": "1714573800000"},  # epoch milliseconds, not the documented form
+        {"started_at": "2024-05-01X14:30:00"},
         {"tool_name": " "},
         {"checkout_uri": ""},
         {"repository": "octocat"},

@@ -350,13 +350,20 @@ def _when(value: datetime | str | None) -> datetime | None:
 
 
 def _iso(value: datetime | str, at: Where) -> str:
+    """`started_at` as GitHub documents it, `YYYY-MM-DDTHH:MM:SSZ` (UTC): a datetime (naive
+    taken as UTC) or an ISO 8601 date and time in any offset; a date alone, epoch digits or a
+    time GitHub would misread are refused before sending."""
+    when: datetime | None = None
     if isinstance(value, datetime):
         when = _when(value)
-        assert when is not None
-        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if not isinstance(value, str) or parse_time(value) is None:
-        fail(BadRequestError, at, f"started_at {value!r} is not an ISO 8601 time")
-    return value
+    elif isinstance(value, str) and len(value) > 10 and value[10:11] in ("T", "t", " "):
+        try:
+            when = _when(datetime.fromisoformat(value))
+        except ValueError:
+            when = None
+    if when is None:
+        fail(BadRequestError, at, f"started_at {value!r} is not an ISO 8601 date and time")
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_upload(
