@@ -604,3 +604,27 @@ def test_a_plain_watch_line_and_a_source_error_show_vendor_text_escaped() -> Non
     assert said.count("\n") == 2
     assert "[/]done\\x1b[2J\\rover\\u202eevil" in said
     assert said.endswith("! ast: PayloadError: bad\\x1b[2Jbody\\r\n")
+
+
+async def test_a_watch_that_found_nothing_to_watch_does_not_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped application is found by no vendor: the gate must not pass on nothing (2),
+    unless told that nothing is fine."""
+    async with sims() as s:
+        s["appsecplus"].seed_scans("app-1", 1, duration=0.5)
+        cfg = write_config(tmp_path, s, '[[track]]\nsource = "asp"\napplication_id = "app-typo"\n')
+        code, out = await run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "20")
+        assert code == 2, out
+        assert out.splitlines()[-1] == (
+            "! nothing to watch: 1 track and discovery found no item (a mistyped application or"
+            " project?); --allow-empty exits 0"
+        )
+        capsys.readouterr()
+        code, out = await run_cli("watch", "-c", str(cfg), "--format", "ndjson", "--timeout", "20")
+        assert (code, out) == (2, "")  # stdout stays JSON lines; stderr says why
+        assert capsys.readouterr().err.startswith("! nothing to watch: 1 track and")
+        code, out = await run_cli(
+            "watch", "-c", str(cfg), "--format", "plain", "--timeout", "20", "--allow-empty"
+        )
+        assert code == 0 and "nothing to watch" not in out

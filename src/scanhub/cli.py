@@ -133,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--interval", type=_seconds, default=None, help="seconds between polls")
     w.add_argument("--timeout", type=_seconds, default=None, help="give up after this many seconds")
+    w.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="exit 0 when nothing is tracked or discovered (default: 2, as a mistyped "
+        "application or project finds nothing)",
+    )
 
     d = sub.add_parser("demo", help="run the vendor simulators and a scenario end to end")
     d.add_argument("--format", choices=("live", "plain", "ndjson"), default=None)
@@ -263,7 +269,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "watch":
             config = load_config(args.config, tracks=args.track)
             fmt = args.format or ("live" if out.isatty() and r.have_rich() else "plain")
-            return asyncio.run(_watch(config, fmt, out, args.interval, args.timeout, args.state))
+            return asyncio.run(
+                _watch(
+                    config,
+                    fmt,
+                    out,
+                    args.interval,
+                    args.timeout,
+                    args.state,
+                    allow_empty=args.allow_empty,
+                )
+            )
         if args.command == "history":
             return asyncio.run(_history(args, out))
         if args.command == "stats":
@@ -525,6 +541,8 @@ async def _watch(
     interval: float | None,
     limit: float | None,
     state: str | None = None,
+    *,
+    allow_empty: bool = False,
 ) -> int:
     if fmt == "live" and not r.have_rich():
         fmt = "plain"
@@ -546,6 +564,17 @@ async def _watch(
         _print_source_errors({**errors, **source_errors}, sys.stderr)
     else:
         _print_source_errors(source_errors, out)
+    if not items and not errors and not source_errors and not allow_empty:
+        # A gate that watched nothing must not pass: a mistyped application, project or
+        # repository is found by no vendor, and nothing finishing is not everything succeeding.
+        said = sys.stderr if fmt in ("ndjson", "cloudevents") else out
+        tracks = len(config.tracks)
+        print(
+            f"! nothing to watch: {tracks} track{'s' if tracks != 1 else ''} and discovery"
+            " found no item (a mistyped application or project?); --allow-empty exits 0",
+            file=said,
+        )
+        return r.EXIT_CONFIG
     return r.outcome(items, {**errors, **source_errors}, expect_terminal=True)
 
 
