@@ -22,3 +22,10 @@ def resp(
     else:
         raw = json.dumps(body).encode()
     return Response(status, raw, {k.lower(): v for k, v in (headers or {}).items()}, operation, url)
+
+
+def transition_of(event_id: str) -> int:
+    """The transition id in a CloudEvent's id (`<log identity>-<transition id>`, `event_id`)."""
+    log, _, tid = event_id.rpartition("-")
+    assert len(log) == 16 and tid.isdigit(), event_id
+    return int(tid)

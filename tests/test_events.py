@@ -25,6 +25,8 @@ from scanhub._exports import (
     GITHUB_STATUS,
     OTEL_RESULT,
     OTEL_RUN_STATE,
+    cloudevent_json,
+    event_id,
 )
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -49,6 +51,16 @@ def test_a_change_is_a_valid_structured_cloudevent() -> None:
     assert event["data"]["previous_verdict"] == "none"
     parsed = from_json(json.dumps(event))  # the SDK reads it back and checks required fields
     assert parsed["id"] == "42" and parsed.data["key"] == after.key
+    # Given the identity of the log that recorded it (every scanhub reader gives it), the id
+    # names the log too: two stores' transition 42 are two events.
+    named = to_cloudevent(Change(before, after, NOW, 42), "0123456789abcdef")
+    assert named["id"] == event_id("0123456789abcdef", 42) == "0123456789abcdef-42"
+    assert {k: v for k, v in named.items() if k != "id"} == {
+        k: v for k, v in event.items() if k != "id"
+    }
+    assert cloudevent_json(Change(before, after, NOW, 42), "0123456789abcdef") == (
+        json.dumps(named, separators=(",", ":"), ensure_ascii=False)
+    )
 
 
 def test_promotions_and_first_sightings() -> None:

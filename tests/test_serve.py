@@ -34,6 +34,8 @@ from scanhub.serve._metrics import METRIC_NAMES
 from scanhub.serve._openapi import openapi
 from scanhub.vendors import registry
 
+from .helpers import transition_of
+
 TOKEN = "s3rve-token-for-tests"
 #: The vendors whose simulators the service tests run.
 SIMULATED = {spec.name for spec in registry() if spec.demo}
@@ -111,11 +113,11 @@ async def test_the_api_answers_as_its_openapi_document_says(tmp_path: Path) -> N
         history = await get_json(http, f"/api/v1/items/{quote(key, safe='')}/history", "EventList")
         assert all(e["subject"] == key for e in history["events"])
         events = await get_json(http, "/api/v1/events?since=0", "EventList")
-        ids = [int(e["id"]) for e in events["events"]]
+        ids = [transition_of(e["id"]) for e in events["events"]]
         assert ids == sorted(ids) and events["last_id"] == ids[-1]
         later = await get_json(http, f"/api/v1/events?since={ids[2]}", "EventList")
         # (the engine runs meanwhile: later may hold transitions recorded since)
-        assert [int(e["id"]) for e in later["events"]][: len(ids) - 3] == ids[3:]
+        assert [transition_of(e["id"]) for e in later["events"]][: len(ids) - 3] == ids[3:]
         await get_json(http, "/api/v1/summary", "Summary")
         sources = await get_json(http, "/api/v1/sources", "SourceList")
         assert {s["name"] for s in sources["sources"]} == vendors
@@ -298,7 +300,7 @@ async def test_the_live_stream_resumes_without_gap_or_duplicate(tmp_path: Path) 
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
         for e in changes:
             event = json.loads(e["data"])
-            assert event["specversion"] == "1.0" and event["id"] == e["id"]
+            assert event["specversion"] == "1.0" and transition_of(event["id"]) == int(e["id"])
         resume_from = ids[-1]
         await asyncio.sleep(1.0)  # more transitions happen while disconnected
         async with http.get(
@@ -657,10 +659,10 @@ async def test_an_event_id_has_one_body_live_resumed_replayed_and_in_the_api(
         ) as resumed:
             resumed_bodies = await read_stream(resumed, last)
         api = await get_json(http, f"/api/v1/events?since={start}&limit=10000", "EventList")
-        api_bodies = {int(e["id"]): canonical(e) for e in api["events"]}
+        api_bodies = {transition_of(e["id"]): canonical(e) for e in api["events"]}
         some = json.loads(live_bodies[last])["subject"]
         history = await get_json(http, f"/api/v1/items/{quote(some, safe='')}/history", "EventList")
-        history_bodies = {int(e["id"]): canonical(e) for e in history["events"]}
+        history_bodies = {transition_of(e["id"]): canonical(e) for e in history["events"]}
     cli = await asyncio.to_thread(
         subprocess.run,
         [
@@ -679,7 +681,7 @@ async def test_an_event_id_has_one_body_live_resumed_replayed_and_in_the_api(
         text=True,
         timeout=60,
     )
-    cli_bodies = {int(json.loads(line)["id"]): line for line in cli.stdout.splitlines()}
+    cli_bodies = {transition_of(json.loads(line)["id"]): line for line in cli.stdout.splitlines()}
     ids = list(range(start + 1, last + 1))
     assert sorted(live_bodies) == ids  # every id, none twice
     for tid in ids:

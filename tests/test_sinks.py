@@ -81,10 +81,11 @@ async def test_every_transition_is_delivered_signed_once_in_order_as_its_cloudev
     for i, t in enumerate(logged):
         r = rx.requests[i]
         assert r["verified"] == SECRET  # standardwebhooks accepts it
-        assert r["body"] == cloudevent_json(t.change).encode()  # every reader's bytes
+        assert r["body"] == cloudevent_json(t.change, log).encode()  # every reader's bytes
         assert r["headers"]["Content-Type"].startswith("application/cloudevents+json")
         event = rx.event(i)  # the cloudevents SDK reads it
-        assert event["id"] == str(t.id) and r["headers"]["webhook-id"] == f"{log}-{t.id}"
+        # One id for the world: the CloudEvent's is the webhook-id, naming the log.
+        assert event["id"] == r["headers"]["webhook-id"] == f"{log}-{t.id}"
         assert event["type"] == "io.scanhub.scan.changed" and event["subject"] == t.key
         assert event.data["lifecycle"] == t.change.after.lifecycle.value
 
@@ -118,13 +119,15 @@ async def test_binary_mode_sends_the_data_with_ce_headers() -> None:
                 await hub.store.commit([seen(scan("a", Lifecycle.FAILED, Verdict.FAIL))])
                 await rx.wait_for(1)
             (t,) = await hub.store.transitions()
+            log = await hub.store.sinks.log_id()
         finally:
             await hub.close()
     r = rx.requests[0]
-    assert r["verified"] == SECRET and r["headers"]["ce-id"] == "1"
+    assert r["verified"] == SECRET and r["headers"]["ce-id"] == f"{log}-1"
+    assert r["headers"]["webhook-id"] == f"{log}-1"
     assert r["headers"]["Content-Type"] == "application/json"
     event = rx.event(0)
-    expected = to_cloudevent(t.change)
+    expected = to_cloudevent(t.change, log)
     assert event["source"] == expected["source"] and event["type"] == expected["type"]
     assert event.data == expected["data"]
     assert json.loads(r["body"]) == expected["data"]

@@ -108,9 +108,12 @@ async def test_watch_with_state_then_history_and_resume(tmp_path: Path) -> None:
         recorded = transitions(db)
         ids = [i for i, _, _ in recorded]
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
-        # Every event with a store id is a recorded transition, under that id.
-        stored_ids = {str(i) for i in ids}
-        numbered = [e for e in events if e["id"].isdigit()]
+        # Every event with a store id is a recorded transition, under that id and the state's
+        # log identity (another state's, or another run's in memory, never gives the same id).
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            (log,) = con.execute("SELECT id FROM log_identity").fetchone()
+        stored_ids = {f"{log}-{i}" for i in ids}
+        numbered = [e for e in events if e["id"].startswith(f"{log}-")]
         assert numbered and all(e["id"] in stored_ids for e in numbered)
 
         code, out, _ = await scanhub("history", "--state", str(db), "--format", "ndjson")
@@ -124,7 +127,7 @@ async def test_watch_with_state_then_history_and_resume(tmp_path: Path) -> None:
         code, out, _ = await scanhub("history", "--state", str(db), "--since", str(ids[-2]))
         assert len(out.splitlines()) == 1 and out.split()[0] == str(ids[-1])
         code, out, _ = await scanhub("history", "--state", str(db), "--format", "cloudevents")
-        assert [from_json(x)["id"] for x in out.splitlines()] == [str(i) for i in ids]
+        assert [from_json(x)["id"] for x in out.splitlines()] == [f"{log}-{i}" for i in ids]
         # A key no item has, and a limit of nothing: said, as the API says them, not an
         # empty history.
         code, out, err = await scanhub("history", "--state", str(db), "--item", "nosuch")

@@ -119,17 +119,28 @@ def event_source(item: Item) -> str:
     return f"/scanhub/{quote(str(item.vendor), safe='')}/{quote(item.source, safe='')}"
 
 
-def cloudevent_json(change: Change) -> str:
+def event_id(log: str, transition_id: int) -> str:
+    """A transition's id for the world outside its store, a CloudEvent's `id` and a webhook's
+    `webhook-id`: the store's log identity (`SinkLedger.log_id`) and the transition id, so
+    that two services, two runs of `scanhub watch`, or a state file replaced by a new one
+    never give one id to two transitions (CloudEvents: `source` + `id` unique per event;
+    Standard Webhooks: unique across all messages). A copy of a state file keeps its
+    identity."""
+    return f"{log}-{transition_id}"
+
+
+def cloudevent_json(change: Change, log: str | None = None) -> str:
     """`to_cloudevent` as the one JSON text scanhub writes for it (compact, UTF-8): what the
     live stream, `scanhub history` and `scanhub watch --format cloudevents` print."""
-    return compact_json(to_cloudevent(change)).decode()
+    return compact_json(to_cloudevent(change, log)).decode()
 
 
-def to_cloudevent(change: Change) -> dict[str, Any]:
-    """A change as a CloudEvents 1.0 structured-mode JSON object. `id` is the store's
-    transition id (a UUID for changes no store recorded); `data` is the item as `to_dict`
-    without the vendor payload, plus `previous_lifecycle` and `previous_verdict` (None on a
-    first sighting).
+def to_cloudevent(change: Change, log: str | None = None) -> dict[str, Any]:
+    """A change as a CloudEvents 1.0 structured-mode JSON object. `id` is `event_id(log,
+    transition id)` given the log identity of the store that recorded it (what every scanhub
+    reader gives: `store.sinks.log_id()`), the transition id alone without one, and a UUID
+    for a change no store recorded; `data` is the item as `to_dict` without the vendor
+    payload, plus `previous_lifecycle` and `previous_verdict` (None on a first sighting).
 
     Events never carry the vendor payload (`raw`): it can be large, it is the vendor's own
     shape (and may echo what the vendor was sent), and the log does not keep it. So a
@@ -144,7 +155,13 @@ def to_cloudevent(change: Change) -> dict[str, Any]:
     time = timestamp(change.observed_at)
     return {
         "specversion": CLOUDEVENTS_SPECVERSION,
-        "id": str(change.id) if change.id is not None else str(uuid.uuid4()),
+        "id": (
+            str(uuid.uuid4())
+            if change.id is None
+            else str(change.id)
+            if log is None
+            else event_id(log, change.id)
+        ),
         "source": event_source(after),
         "type": EVENT_TYPES[after.kind],
         "subject": after.key,

@@ -7,11 +7,11 @@ sends, and keeps each sink's state in the store.
 
 Standard Webhooks (`spec/standard-webhooks.md` of standard-webhooks/standard-webhooks):
 
-- headers `webhook-id` (`message_id`: the log's identity and the transition id, the same on
-  every attempt and unique across stores, so a receiver
-  deduplicates), `webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature`
-  (`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one per secret, space-separated, so
-  a receiver holding either key verifies during a rotation);
+- headers `webhook-id` (the event's id, `event_id`: the log's identity and the transition
+  id, the same on every attempt and unique across stores, so a receiver deduplicates),
+  `webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature` (`v1,<base64
+  HMAC-SHA256 of "{id}.{timestamp}.{body}">`, one per secret, space-separated, so a receiver
+  holding either key verifies during a rotation);
 - secrets are `whsec_<base64>`; the signature is over the exact bytes sent;
 - only 2xx is success; redirects are not followed (an error); 410 Gone disables the sink;
   429, 502 and 504 throttle it and `Retry-After` is honoured (capped); other answers and
@@ -22,7 +22,7 @@ Standard Webhooks (`spec/standard-webhooks.md` of standard-webhooks/standard-web
   again.
 
 CloudEvents HTTP binding: structured mode is the event as `application/cloudevents+json`
-(exactly `to_cloudevent(change)`, the bytes every reader of that id gets); binary mode sends
+(exactly `to_cloudevent(change, log)`, the bytes every reader of that id gets); binary mode sends
 its `data` as the body and the attributes as `ce-` headers.
 
 Filters follow the dialects of the CloudEvents Subscriptions API: `exact`, `prefix`, `suffix`
@@ -384,26 +384,17 @@ def probe_event(sink: str, now: datetime, msg_id: str) -> dict[str, Any]:
     }
 
 
-def message_id(log_id: str, transition_id: int) -> str:
-    """A transition's `webhook-id`: its store's log identity (`SinkLedger.log_id`) and its id, so
-    that two services (or a state file replaced by a new one) feeding one receiver never send
-    one id for two transitions, as Standard Webhooks asks ("unique across all messages"). A
-    copy of a state file keeps its identity."""
-    return f"{log_id}-{transition_id}"
-
-
 def build(
     sink: Sink,
     event: Mapping[str, Any],
     timestamp: int,
     version: str,
     encoded: bytes | None = None,
-    msg_id: str | None = None,
 ) -> Delivery:
     """The request for one attempt at delivering `event` (a CloudEvent) to `sink`, at Unix
     time `timestamp`; `encoded` is the event as JSON when the caller has it (a transition's:
-    `cloudevent_json`, the one encoder of every reader); `msg_id` its `webhook-id` (by
-    default the event's id). Raises `BodyTooLarge` past the sink's cap."""
+    `cloudevent_json`, the one encoder of every reader). The event's id is the `webhook-id`.
+    Raises `BodyTooLarge` past the sink's cap."""
     headers = {"user-agent": f"scanhub/{version}"}
     if sink.kind == "slack":
         body = dumps(slack_message(event), separators=(",", ":"), ensure_ascii=False).encode()
@@ -421,7 +412,7 @@ def build(
         raise BodyTooLarge(
             f"the body is {len(body)} bytes, over the sink's max_body {sink.max_body}"
         )
-    msg_id = msg_id or str(event["id"])
+    msg_id = str(event["id"])
     headers["webhook-id"] = msg_id
     headers["webhook-timestamp"] = str(timestamp)
     if sink.secrets:
@@ -429,11 +420,13 @@ def build(
     return Delivery(body, headers)
 
 
-def build_change(sink: Sink, change: Change, timestamp: int, version: str) -> Delivery:
-    """`build` for a transition: its CloudEvent is `to_cloudevent(change)`, written by
-    `cloudevent_json` (the bytes every reader of that id gets)."""
-    encoded = cloudevent_json(change).encode()
-    return build(sink, to_cloudevent(change), timestamp, version, encoded)
+def build_change(
+    sink: Sink, change: Change, timestamp: int, version: str, log: str | None = None
+) -> Delivery:
+    """`build` for a transition of the log `log`: its CloudEvent is `to_cloudevent(change,
+    log)`, written by `cloudevent_json` (the bytes every reader of that id gets)."""
+    encoded = cloudevent_json(change, log).encode()
+    return build(sink, to_cloudevent(change, log), timestamp, version, encoded)
 
 
 _SLACK_TEXT = 2900  # Slack caps a section's text at 3000 characters

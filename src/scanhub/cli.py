@@ -411,6 +411,7 @@ class _View:
 
     def __init__(self, fmt: str, out: TextIO) -> None:
         self.fmt, self.out = fmt, out
+        self.log: str | None = None  # the store's log identity, for CloudEvent ids
         self.live: Any = None
         self.items: dict[str, Item] = {}
         self.errors: dict[str, Any] = {}
@@ -449,7 +450,7 @@ class _View:
         if self.fmt == "ndjson":
             print(r.json_line(change), file=self.out, flush=True)
         elif self.fmt == "cloudevents":
-            print(cloudevent_json(change), file=self.out, flush=True)
+            print(cloudevent_json(change, self.log), file=self.out, flush=True)
         elif self.fmt == "plain":
             a = change.after
             was = change.before.lifecycle.value if change.before else "new"
@@ -485,13 +486,14 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
             # As `GET /api/v1/items/{key}/history` answers: a key mistyped is not an empty
             # history.
             raise ConfigError(f"history: no item {args.item!r} in the state")
+        log = await store.sinks.log_id()
     finally:
         await store.close()
     for t in found:
         if args.format == "ndjson":
             print(r.json_line(t.change), file=out)
         elif args.format == "cloudevents":
-            print(cloudevent_json(t.change), file=out)
+            print(cloudevent_json(t.change, log), file=out)
         else:
             c = t.change
             was = c.before.lifecycle.value if c.before else "new"
@@ -550,6 +552,7 @@ async def _watch(
     async with build_hub(config, store) as hub:
         await apply_tracks(hub, config)
         with _View(fmt, out) as view:
+            view.log = await store.sinks.log_id()
             async for change in hub.watch(
                 interval=interval if interval is not None else config.interval,
                 deadline=limit if limit is not None else config.timeout,

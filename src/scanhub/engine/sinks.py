@@ -9,7 +9,8 @@ A sink is one more reader of the log, with its own committed cursor in the store
   committed transition is ever delivered (it comes from the log), and the cursor moves past
   an id only once it was delivered, filtered out, or dead-lettered: a restart (or SIGKILL)
   resumes from the cursor, so every matching transition is delivered at least once, with
-  `webhook-id` = the log's identity and its id (`message_id`) for the receiver to deduplicate.
+  `webhook-id` = the CloudEvent's id, the log's identity and the transition id (`event_id`), for
+  the receiver to deduplicate.
   The cursor is written at most every quarter second while a backlog drains (and at once on
   every failure), so a crash repeats at most that much.
 - A failed attempt is retried on the sink's schedule (`scanhub._sinks.after_failure`): the
@@ -59,7 +60,6 @@ from .._sinks import (
     classify,
     forbidden_address,
     forbidden_host,
-    message_id,
     probe_event,
 )
 from ..store import DeadLetter, SinkState, SinkStatus, Store
@@ -165,11 +165,9 @@ async def attempt(
     event: Mapping[str, Any],
     now: datetime,
     encoded: bytes | None = None,
-    msg_id: str | None = None,
 ) -> Attempt:
     """Send `event` to `sink` once (signed with a timestamp of `now`; `encoded`: the event's
-    JSON, when known; `msg_id`: its `webhook-id`, by default the event's id) and say what
-    came back."""
+    JSON, when known; the event's id is its `webhook-id`) and say what came back."""
     url = sink.url.reveal()
     redact = Redactor([url, urlsplit(url).path, *sink.secrets])
     if not sink.allow_private:
@@ -179,7 +177,7 @@ async def attempt(
                 None, error=f"refused: {why} (set allow_private = true to allow it)", refused=True
             )
     try:
-        delivery = build(sink, event, int(now.timestamp()), _version(), encoded, msg_id)
+        delivery = build(sink, event, int(now.timestamp()), _version(), encoded)
     except BodyTooLarge as exc:
         return Attempt(None, error=str(exc), too_large=True)
     started = time.monotonic()
@@ -279,7 +277,7 @@ class Deliverer:
         self._held = {name: asyncio.Event() for name in self.sinks}
         self._wake = {name: asyncio.Event() for name in self.sinks}
         self._lease_renewed = 0.0
-        self._log_id: str | None = None  # the store's (`message_id`), read at the first delivery
+        self._log_id: str | None = None  # the store's (`event_id`), read at the first delivery
         #: Called with (sink, outcome) for every attempt's outcome and every dead letter.
         self.observers: list[Callable[[str, str], None]] = []
         #: Per sink: attempts answered 2xx by this process (read by benchmarks and tests).
@@ -447,11 +445,11 @@ class Deliverer:
         """Deliver one transition: attempts until it is delivered, dead, or the sink is
         disabled."""
         tid = change.id or 0
-        event = to_cloudevent(change)
-        encoded = cloudevent_json(change).encode()  # the bytes every reader of this id gets
         if self._log_id is None:
             self._log_id = await self.store.sinks.log_id()
-        msg_id = message_id(self._log_id, tid)
+        event = to_cloudevent(change, self._log_id)
+        # the bytes every reader of this id gets; its id is the `webhook-id`
+        encoded = cloudevent_json(change, self._log_id).encode()
         state = run.state
         if state.head != tid:  # a new delivery (else: resuming one after a restart)
             state = evolve(state, head=tid, attempts=0, first_attempt=None, next_attempt=None)
@@ -462,7 +460,7 @@ class Deliverer:
             if not self._held[sink.name].is_set():
                 raise Stale("the lease was lost")
             now = self._now()
-            result = await attempt(http, sink, event, now, encoded, msg_id)
+            result = await attempt(http, sink, event, now, encoded)
             answer = result.answer
             self._tell(sink.name, answer.value)
             first = state.first_attempt or now

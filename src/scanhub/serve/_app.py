@@ -94,6 +94,7 @@ class Service:
         #: (the configuration's top-level `stuck_after` wins over it).
         self.stuck_after = stuck_after
         self._rule: StuckRule | None = None
+        self._log_id: str | None = None
         self._rule_read = 0.0
         self.max_request_body = max_request_body
         self.heartbeat = heartbeat
@@ -176,6 +177,13 @@ class Service:
             self._rule = await stuck_rule(self.store, self.config, self.now(), self.stuck_after)
             self._rule_read = time.monotonic()
         return self._rule
+
+    async def log_id(self) -> str:
+        """The store's log identity (`SinkLedger.log_id`), part of every CloudEvent id this
+        service gives (`event_id`); read once."""
+        if self._log_id is None:
+            self._log_id = await self.store.sinks.log_id()
+        return self._log_id
 
     def ready(self) -> tuple[bool, str | None]:
         """Whether the engine runs and the store takes commits, and why not."""

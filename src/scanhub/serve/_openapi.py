@@ -518,7 +518,11 @@ def _document() -> dict[str, Any]:
                     ],
                     "properties": {
                         "specversion": {"const": "1.0"},
-                        "id": {"type": "string"},
+                        "id": {
+                            "type": "string",
+                            "pattern": "^[0-9a-f]+-[0-9]+$",
+                            "description": "<log identity>-<transition id>",
+                        },
                         "source": {"type": "string"},
                         "type": {
                             "enum": ["io.scanhub.scan.changed", "io.scanhub.promotion.changed"]

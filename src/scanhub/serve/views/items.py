@@ -66,7 +66,8 @@ async def history(request: web.Request) -> web.StreamResponse:
     found = await service.store.transitions(key=key, since=since, limit=limit)
     if not found and await service.store.get(key) is None:
         raise Problem(404, "Not Found", f"no item {key!r} in the store")
-    events = [to_cloudevent(t.change) for t in found]
+    log = await service.log_id()
+    events = [to_cloudevent(t.change, log) for t in found]
     return json_response(request, {"events": events, "last_id": found[-1].id if found else 0})
 
 
@@ -88,8 +89,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     limit = int_param(request, "limit", 1000, 1, 10_000)
     found = await service.store.transitions(since=since, limit=limit)
     last = found[-1].id if found else await service.store.last_id()
+    log = await service.log_id()
     return json_response(
-        request, {"events": [to_cloudevent(t.change) for t in found], "last_id": last}
+        request, {"events": [to_cloudevent(t.change, log) for t in found], "last_id": last}
     )
 
 

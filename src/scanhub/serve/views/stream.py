@@ -26,9 +26,10 @@ from .._http import MAX_ID, Problem, item_query, wanted, whole
 routes = web.RouteTableDef()
 
 
-def sse(change: Change) -> bytes:
-    """One transition as an SSE event."""
-    return f"id: {change.id}\nevent: change\ndata: {cloudevent_json(change)}\n\n".encode()
+def sse(change: Change, log: str) -> bytes:
+    """One transition of the log `log` as an SSE event (`id:` the transition id, for
+    `Last-Event-ID`; the CloudEvent's id also names the log)."""
+    return f"id: {change.id}\nevent: change\ndata: {cloudevent_json(change, log)}\n\n".encode()
 
 
 def last_event_id(request: web.Request) -> int | None:
@@ -97,7 +98,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         while not service.closing.is_set():
             change = sub.next_nowait()
             if change is not None:
-                await resp.write(sse(change))
+                await resp.write(sse(change, await service.log_id()))
                 continue
             if sub.behind:
                 await sub.catch_up()
