@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scanhub import Promotion, Scan, ScanhubError
-from scanhub.sansio import Response, appsecplus, apptrust, iq, threadfix
+from scanhub.sansio import Response, appsecplus, apptrust, iq, threadfix, where
 
 from .payloads import (
     ASP_SCAN_COMPLETED,
@@ -152,6 +152,20 @@ def test_what_orjson_refuses_the_stdlib_still_reads(text: bytes) -> None:
     # Every parser reads bodies through decode_json: the same answer.
     resp = Response(200, text, {}, "status")
     assert json.dumps(decode_json(resp, where("iq", "s", resp))) == json.dumps(json.loads(text))
+
+
+def test_a_lone_surrogate_is_read_as_the_replacement_character() -> None:
+    """`"\\ud800"` is valid JSON and no character: no UTF-8 encoder (a database, a terminal,
+    the service's answers) takes it, so one vendor string would stop the store. Read, it is
+    U+FFFD, in strings and keys; a pair is its character; an escaped backslash stays."""
+    from scanhub.sansio._common import decode_json, loads
+
+    text = rb'{"a": "x\ud800y", "\udfff": ["\uDC00z"], "b": "\ud83d\ude00", "c": "\\ud800"}'
+    want = {"a": "x\ufffdy", "\ufffd": ["\ufffdz"], "b": "\U0001f600", "c": "\\ud800"}
+    assert loads(text) == want
+    resp = Response(200, text, {}, "status")
+    assert decode_json(resp, where("iq", "s", resp)) == want
+    json.dumps(loads(text), ensure_ascii=False).encode()  # UTF-8 takes it
 
 
 @settings(max_examples=200, deadline=None)

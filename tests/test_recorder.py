@@ -7,10 +7,12 @@ fails the test instead of hanging it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -373,3 +375,45 @@ async def test_closing_with_nothing_waiting_does_nothing() -> None:
     async with asyncio.timeout(1):
         await rec.close()
     assert store.attempts == [] and rec.idle
+
+
+async def test_an_observation_no_store_can_write_is_mended_and_never_stops_the_others(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Python string with a lone surrogate has no UTF-8: retried as if the database were
+    away, it stopped every commit after it for good. It is mended (U+FFFD) and committed with
+    the rest of its batch; one whose key cannot be written fails alone."""
+    from scanhub import PayloadError, SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    rec = Recorder(store, backoff=(0.01, 0.01))
+    task = asyncio.create_task(rec.run())
+    try:
+        bad_item = Scan(
+            Vendor.APPSECPLUS, "asp", "s2", "a", Lifecycle.FAILED, "failed", message="x\ud800y"
+        )
+        bad = Observation(bad_item.key, T0, bad_item, None, "track")
+        err = ItemError("PayloadError", "body \udfff", False, T0)
+        with_error = Observation(seen("s3").key, T0, seen("s3").item, err, "track")
+        keyless = Observation("asp:s4\ud800", T0)  # (an item's key is quoted: no item has one)
+        futs = [rec.submit(ob) for ob in (seen("s1"), bad, with_error, keyless, seen("s5"))]
+        async with asyncio.timeout(10):
+            done = await asyncio.gather(*futs, return_exceptions=True)
+        assert [getattr(d, "outcome", None) for d in done] == [
+            Outcome.RECORDED,
+            Outcome.RECORDED,
+            Outcome.RECORDED,
+            None,
+            Outcome.RECORDED,
+        ]
+        assert isinstance(done[3], PayloadError) and "UnicodeEncodeError" in str(done[3])
+        kept = await store.get(bad_item.key)
+        assert kept is not None and kept.item.message == "x\ufffdy"
+        assert rec.health().ok  # not taken for an outage
+        assert any("cannot be stored as observed" in r.getMessage() for r in caplog.records)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()

@@ -133,6 +133,25 @@ async def test_a_100000_deep_json_body_is_a_400(svc: Service, logs: Any) -> None
     no_traceback(logs)
 
 
+async def test_a_track_holding_a_lone_surrogate_is_a_400(svc: Service, logs: Any) -> None:
+    """`"\\ud800"` is JSON and no text: tracked, it would be an item no store can write."""
+    body = b'{"source": "asp", "scan_id": "scan-\\ud800", "application_id": "app-1"}'
+    answer = await exchange(
+        svc,
+        request(
+            "POST",
+            "/api/v1/track",
+            f"Authorization: Bearer {TOKEN}",
+            "Content-Type: application/json",
+            body=body,
+        ),
+    )
+    assert answer.status == 400, answer
+    assert answer.problem()["detail"] == "the body holds a lone surrogate (\\ud800-\\udfff)"
+    assert svc.hub.recorder.health().ok
+    no_traceback(logs)
+
+
 @pytest.mark.parametrize("token", [b"\xff\xfe", b"\xc3\xa9t\xc3\xa9", b"\x80" * 40])
 async def test_a_bearer_token_of_any_bytes_is_a_401(svc: Service, logs: Any, token: bytes) -> None:
     data = request("POST", "/api/v1/track", body=b"{}").replace(

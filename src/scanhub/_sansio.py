@@ -51,16 +51,45 @@ _TWENTY_DIGITS = b"0" * 20
 
 def loads(body: bytes) -> Any:
     """JSON text to Python objects: orjson when installed, else the stdlib. What orjson would
-    refuse (NaN) or change (integers beyond 64 bits) is decided by the stdlib, so the result
-    never differs from `json.loads`."""
+    refuse (NaN, a lone surrogate) or change (integers beyond 64 bits) is decided by the
+    stdlib, so the result never differs from `json.loads`, but for one thing: a string's lone
+    surrogate (`"\\ud800"`, valid JSON, no character: no UTF-8 encoder, database or terminal
+    takes it) is U+FFFD, as a decoder replaces bytes that are not UTF-8."""
     if _orjson_loads is not None:
         if _TWENTY_DIGITS in body.translate(_DIGITS_TO_ZERO):
-            return json.loads(body)
+            return _stdlib_loads(body)
         try:
             return _orjson_loads(body)
         except ValueError:
             pass
-    return json.loads(body)
+    return _stdlib_loads(body)
+
+
+# A surrogate's escape, high or low (`\\uD800`-`\\uDFFF`): only then can the stdlib's answer
+# hold one (a pair becomes its character; text that is UTF-8 holds none).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# What is left of them in a decoded string: lone ones only (json pairs the others).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _stdlib_loads(body: bytes) -> Any:
+    value = json.loads(body)
+    if _SURROGATE_ESCAPE.search(body) is not None:
+        value = mend_surrogates(value)
+    return value
+
+
+def mend_surrogates(value: Any) -> Any:
+    """`value` (decoded JSON) with every lone surrogate of its strings and keys as U+FFFD."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [mend_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {mend_surrogates(k): mend_surrogates(v) for k, v in value.items()}
+    return value
 
 
 # ASCII digits only: str.isdigit() accepts "²", which int() refuses.

@@ -28,7 +28,9 @@ from datetime import UTC, datetime
 from attrs import frozen
 
 from .._changes import ItemError
+from .._errors import PayloadError, StoreUnavailable
 from ..store import Committed, Observation, Store
+from ..store._base import mended, unstorable
 
 log = logging.getLogger("scanhub")
 
@@ -170,6 +172,8 @@ class Recorder:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if not isinstance(exc, StoreUnavailable) and self._mend_head():
+                    continue  # an observation no store could write, mended: at once again
                 if self._failing_since is None:
                     self._failing_since = self._now()
                     log.error(
@@ -191,6 +195,30 @@ class Recorder:
                 )
                 self._failing_since, self._last_error = None, None
             delay = self._backoff[0]
+
+    def _mend_head(self) -> bool:
+        """After a commit failed other than with the store away: mend the observations of the
+        head's run that no store can write (`unstorable`; a Python caller's lone surrogate), so
+        that one of them does not stop every commit after it for good. True when any was."""
+        found = False
+        for i, (op, fut) in enumerate(self._queue):
+            if i >= self.batch or not isinstance(op, Observation):
+                break
+            why = unstorable(op)
+            if why is None:
+                continue
+            found = True
+            log.error("scanhub: %s cannot be stored as observed (%s): mended", ascii(op.key), why)
+            again = mended(op)
+            if again is not None:
+                self._queue[i] = (again, fut)
+                continue
+            del self._queue[i]  # its key itself cannot be written: nothing of it can be kept
+            if not fut.done():
+                fut.set_exception(PayloadError(f"cannot be stored: {why}", operation="store"))
+            self._taken()
+            break  # the queue changed under the loop: the next failure looks again
+        return found
 
     async def _commit_head(self) -> None:
         """Commit the longest run at the head of the queue: observations (up to `batch`), or

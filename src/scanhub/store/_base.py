@@ -26,12 +26,21 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from attrs import define, frozen
+from attrs import define, evolve, frozen
 
 from .._changes import Change, ItemError, is_placeholder, significant, supersedes
-from .._convert import compact_json, item_from_stored, item_to_stored, read_lifecycle, read_verdict
+from .._convert import (
+    compact_json,
+    converter,
+    item_from_dict,
+    item_from_stored,
+    item_to_stored,
+    read_lifecycle,
+    read_verdict,
+    to_dict,
+)
 from .._model import Item, Lifecycle, Promotion, Scan, Verdict
-from .._sansio import loads
+from .._sansio import loads, mend_surrogates
 
 log = logging.getLogger("scanhub")
 
@@ -703,6 +712,57 @@ def plan(row: Row | None, ob: Observation) -> tuple[Step, Row | None]:
 
 
 # --- how items are kept -----------------------------------------------------------------------
+
+
+def unstorable(ob: Observation) -> str | None:
+    """Why no store can write `ob`, whatever the database's state (None: any can). What every
+    backend writes of it is encoded here as they encode it: the item as stored, its vendor
+    payload, its search text, its error, its key and origin, as UTF-8. A lone surrogate of a
+    Python string (no character; `loads` mends the vendors' ones) fails this, and so does a
+    payload JSON cannot write."""
+    try:
+        ob.key.encode()
+        if ob.origin is not None:
+            ob.origin.encode()
+        if ob.item is not None:
+            item_json(ob.item).encode()
+            raw_json(ob.item)
+            search_text(ob.item).encode()
+        if ob.error is not None:
+            compact_json(converter.unstructure(ob.error))
+    except Exception as exc:  # what the encoding raises is the reason, whatever it is
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def mended(ob: Observation) -> Observation | None:
+    """`ob` as a store can write it (`unstorable` is None), or None: its strings' lone
+    surrogates as U+FFFD; failing that, only why the item could not be kept (its last poll's
+    error); failing that (the key itself), nothing."""
+    if ob.item is not None:
+        try:
+            item = item_from_dict(mend_surrogates(to_dict(ob.item)))
+        except Exception:
+            item = None
+        if item is not None and item.key == ob.key:
+            again = evolve(ob, item=item, error=_mended_error(ob.error))
+            if unstorable(again) is None:
+                return again
+    why = mend_surrogates(unstorable(ob) or "")
+    error = ItemError(
+        "PayloadError",
+        f"scanhub cannot store what was observed ({why})",
+        False,
+        ob.observed_at,
+    )
+    sighting = Observation(ob.key, ob.observed_at, None, error)
+    return sighting if unstorable(sighting) is None else None
+
+
+def _mended_error(error: ItemError | None) -> ItemError | None:
+    if error is None:
+        return None
+    return evolve(error, type=mend_surrogates(error.type), message=mend_surrogates(error.message))
 
 
 def item_json(item: Item) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..._errors import ConfigError, ScanhubError
+from ..._sansio import mend_surrogates
 from ..._schema import SchemaErrors, structure
 from .._app import SERVICE, Service
 from .._http import Problem, item_key, json_response
@@ -43,11 +44,14 @@ def authorize(service: Service, request: web.Request) -> None:
 async def _body(request: web.Request) -> Any:
     raw = await request.read()
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
         raise Problem(400, "Bad Request", "the body is not JSON") from None
     except RecursionError:
         raise Problem(400, "Bad Request", "the body is nested too deeply") from None
+    if mend_surrogates(value) != value:  # no store, page or terminal takes one
+        raise Problem(400, "Bad Request", "the body holds a lone surrogate (\\ud800-\\udfff)")
+    return value
 
 
 @routes.post("/api/v1/track")
