@@ -459,8 +459,23 @@ async def test_a_stream_that_breaks_off_is_closed_and_logged_once(
         b"GET / HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",
         b"NOT HTTP AT ALL\r\n\r\n",
+        # A token file with CRLF line endings: the header line aiohttp quotes holds the token.
+        b"POST /api/v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-Secret-cccc\r\r\n"
+        b"Content-Length: 2\r\n\r\n{}",
+        b"POST /api/v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-Secret-cccc\x01"
+        b"\r\nContent-Length: 2\r\n\r\n{}",
+        b"GET /api/v1/items?token=tok-Secret-cccc HTTP/1.1 extra\r\nHost: x\r\n\r\n",
     ],
-    ids=["long-request-line", "long-header", "nul-in-header", "tls-hello", "garbage"],
+    ids=[
+        "long-request-line",
+        "long-header",
+        "nul-in-header",
+        "tls-hello",
+        "garbage",
+        "cr-after-token",
+        "control-in-token",
+        "bad-request-line",
+    ],
 )
 async def test_a_malformed_request_is_a_400_problem_logged_once_per_client(
     svc: Service, logs: Any, data: bytes
@@ -470,7 +485,9 @@ async def test_a_malformed_request_is_a_400_problem_logged_once_per_client(
         assert answer.status == 400, answer
         assert len(answer.problem()["detail"]) <= 200
         assert b"aaaa" not in answer.body and b"bbbb" not in answer.body
+        assert b"cccc" not in answer.body  # what the client sent is never quoted back
     noted = [r for r in logs.records if "malformed request" in r.getMessage()]
+    assert not any("cccc" in r.getMessage() for r in logs.records)  # nor logged
     assert [r.levelno for r in noted] == [logging.INFO, logging.DEBUG, logging.DEBUG]
     assert "\n" not in noted[0].getMessage()
     no_traceback(logs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -264,12 +265,19 @@ class Connection(web.RequestHandler):
         return resp
 
 
+# What aiohttp's parser quotes of the request (`b'Authorization: Bearer …\\r'`, a request
+# line with its query): never logged nor sent back, as it may hold a credential.
+_QUOTED = re.compile(r"""b?'(?:[^'\\]|\\.)*'?|b?"(?:[^"\\]|\\.)*"?""")
+
+
 def _malformed(exc: HttpProcessingError) -> str:
     if isinstance(exc, LineTooLong):
         return f"the request line or a header is longer than {exc.args[1]} bytes"
     text = exc.message if isinstance(exc.message, str) else ""
-    # One line (aiohttp's messages may point at the offending byte on a second one), short.
-    return " ".join(text.split())[:200] or "the request is not valid HTTP/1.1"
+    # What is wrong, not what was sent: aiohttp quotes the offending line (a header with its
+    # token) and points at a byte of it; one line, short.
+    text = _QUOTED.sub("", text).replace("^", " ")
+    return " ".join(text.split()).rstrip(":")[:200] or "the request is not valid HTTP/1.1"
 
 
 class Listener(web.BaseSite):
