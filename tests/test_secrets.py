@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import pytest
+
 from scanhub._secrets import REDACTED, Redactor, Secret
 
 
@@ -45,6 +47,26 @@ def test_each_encoded_form_is_scrubbed_whole() -> None:
     assert red(carried) == '{"password":"***"}'
     assert red(f"/x/{quote(secret, safe='')}/y") == f"/x/{REDACTED}/y"
     assert red("q=p%22a%5Css%2Fw+rd&n=1") == f"q={REDACTED}&n=1"
+
+
+@pytest.mark.parametrize(
+    "carried",
+    [
+        '{"error":"invalid token Zm9v\\/YmFy+c2VjcmV0\\/LONG"}',  # PHP's json_encode: `\/`
+        "<p>invalid token Zm9v&#x2F;YmFy+c2VjcmV0&#x2F;LONG</p>",  # OWASP's HTML encoder
+        "<p>invalid token Zm9v&#47;YmFy+c2VjcmV0&#47;LONG</p>",
+        "GET /x/Zm9v/YmFy%2Bc2VjcmV0/LONG",  # a path, slashes kept
+    ],
+)
+def test_a_secret_is_scrubbed_as_json_html_and_paths_write_its_slashes(carried: str) -> None:
+    red = Redactor([Secret("Zm9v/YmFy+c2VjcmV0/LONG")])
+    assert "LONG" not in red(carried) and REDACTED in red(carried), red(carried)
+    assert red.scrub_bytes(carried.encode()).count(REDACTED.encode()) == 1
+
+
+def test_a_secret_with_html_specials_is_scrubbed_escaped() -> None:
+    red = Redactor([Secret("a<b>&c'd")])
+    assert red("said: a&lt;b&gt;&amp;c&#x27;d.") == f"said: {REDACTED}."
 
 
 def test_a_secret_inside_a_longer_one_leaves_nothing_of_the_longer() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from collections.abc import Iterable
@@ -48,6 +49,29 @@ class Secret:
         return bool(self._value)
 
 
+def _forms(value: str) -> set[str]:
+    """How a secret comes back in a vendor's or a receiver's text: as sent, URL-encoded (with
+    and without its slashes), as a JSON string carries it (ASCII or not, with `/` as `\\/` as
+    PHP's json_encode and others write it), and HTML-escaped (with `/` as an entity too, as
+    OWASP's encoders write it)."""
+    as_json = json.dumps(value)[1:-1]
+    as_html = html.escape(value)
+    return {
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        as_json,
+        as_json.replace("/", "\\/"),
+        json.dumps(value, ensure_ascii=False)[1:-1].replace("/", "\\/"),
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        as_html,
+        as_html.replace("/", "&#x2F;"),
+        as_html.replace("/", "&#x2f;"),
+        as_html.replace("/", "&#47;"),
+    }
+
+
 class Redactor:
     """Removes known secret values, and anything shaped like a credential, from text."""
 
@@ -57,10 +81,7 @@ class Redactor:
             value = secret.reveal() if isinstance(secret, Secret) else secret
             if len(value) < 4:  # too short to scrub without mangling ordinary text
                 continue
-            # As sent, URL-encoded, and as a JSON string would carry it.
-            needles.update(
-                {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
-            )
+            needles.update(_forms(value))
         self._needles = sorted(needles, key=len, reverse=True)
         self._byte_needles = [n.encode() for n in self._needles]
 
