@@ -88,3 +88,25 @@ def test_an_authorization_value_is_scrubbed_by_its_shape_and_its_scheme_kept() -
     assert red("{'authorization': 'tok-9f8e'}") == f"{{'authorization': '{REDACTED}'}}"
     assert red('"Authorization":"Basic dXNlcjpwYXNz"') == f'"Authorization":"Basic {REDACTED}"'
     assert red("GET /x?api_key=abc123&page=2") == f"GET /x?api_key={REDACTED}&page=2"
+
+
+def test_a_request_shows_no_credential_in_its_repr() -> None:
+    """A custom transport's log, a failed assertion printing what was sent: the request's
+    repr masks credential headers and secret parameters, and keeps the rest."""
+    from scanhub.sansio import Request
+
+    req = Request(
+        "GET",
+        "https://tf.example/rest/v2.8/applications/1",
+        "op",
+        params=(("apiKey", "tf-key-0001"), ("page", "2")),
+        headers={
+            "Authorization": "Bearer at-0001",
+            "x-api-key": "dt-key-0001",
+            "Accept": "application/json",
+        },
+    )
+    shown = repr(req)
+    assert not any(s in shown for s in ("tf-key-0001", "at-0001", "dt-key-0001")), shown
+    assert "('page', '2')" in shown and "'Accept': 'application/json'" in shown
+    assert req.headers["Authorization"] == "Bearer at-0001"  # the request itself unchanged

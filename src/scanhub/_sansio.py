@@ -29,6 +29,7 @@ from ._errors import (
     ServerError,
 )
 from ._model import Lifecycle, Verdict
+from ._secrets import masked_headers, masked_params
 
 log = logging.getLogger("scanhub")
 
@@ -113,8 +114,9 @@ class Request:
     method: str
     url: str
     operation: str
-    params: tuple[tuple[str, str], ...] = ()
-    headers: Mapping[str, str] = field(factory=dict, hash=False)
+    params: tuple[tuple[str, str], ...] = field(default=(), repr=masked_params)
+    #: `repr` shows credentials (`Authorization`, `X-Api-Key`, ...) as `***`.
+    headers: Mapping[str, str] = field(factory=dict, hash=False, repr=masked_headers)
     json: Any = field(default=None, hash=False)
     file: FilePart | None = None
     #: False for a request the server may act on (trigger, promote, upload): the transport then

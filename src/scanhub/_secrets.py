@@ -6,16 +6,45 @@ import base64
 import html
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
 
 #: Query parameters whose values are secrets wherever they appear (ThreadFix's `?apiKey=`).
-_SECRET_PARAMS = re.compile(
-    r"(?i)\b(api[_-]?key|access[_-]?token|token|password|passcode|secret)=([^&#\s'\"]+)"
-)
+_SECRET_NAMES = r"api[_-]?key|access[_-]?token|token|password|passcode|secret"
+_SECRET_PARAMS = re.compile(rf"(?i)\b({_SECRET_NAMES})=([^&#\s'\"]+)")
 _AUTH_HEADER = re.compile(r"(?i)\b(authorization['\"]?\s*[:=]\s*['\"]?)(\w+\s+)?[^\s'\",}]+")
+
+
+#: Request headers whose values are credentials, whatever the scheme.
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "cookie", "x-jfrog-art-api"}
+)
+_SECRET_PARAM_NAME = re.compile(rf"(?i)^({_SECRET_NAMES})$")
+
+
+def masked_headers(headers: object) -> str:
+    """`repr` of a request's headers with every credential's value `***`."""
+    if not isinstance(headers, dict | Mapping):
+        return repr(headers)
+    return repr(
+        {k: REDACTED if str(k).lower() in CREDENTIAL_HEADERS else v for k, v in headers.items()}
+    )
+
+
+def masked_params(params: object) -> str:
+    """`repr` of a request's query parameters with every secret one's value `***`."""
+    if not isinstance(params, tuple | list):
+        return repr(params)
+    return repr(
+        tuple(
+            (p[0], REDACTED)
+            if isinstance(p, tuple) and len(p) == 2 and _SECRET_PARAM_NAME.match(str(p[0]))
+            else p
+            for p in params
+        )
+    )
 
 
 class Secret:
