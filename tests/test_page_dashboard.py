@@ -246,6 +246,45 @@ async def test_the_view_lives_in_the_url(browser: Any) -> None:
         await until(lambda: row_ids(browser)[:2] == ["d", "f"])
 
 
+async def test_a_page_of_a_replaced_state_reloads_on_the_streams_reset(browser: Any) -> None:
+    """The service comes back on its port over a new state (a restore, a replaced file) whose
+    log is shorter than the id the page last saw: EventSource resumes with that id, the
+    stream answers `reset`, and the page reads the items again instead of showing the old
+    state's rows for good."""
+    from scanhub import Lifecycle, MemoryStore, Scan, ScanHub, Vendor
+    from scanhub.serve import Service
+    from scanhub.store import Observation
+
+    from .test_serve_stats import Still, config
+
+    start = datetime.now(UTC) - timedelta(hours=1)
+    async with known(start) as (svc, _http):
+        port = urlsplit(svc.url).port
+        await asyncio.to_thread(browser.get, svc.url + "/")
+        await until(lambda: len(row_ids(browser)) == 7)
+        await until(
+            lambda: js(browser, "return document.getElementById('live').textContent") == "live"
+        )
+        # One transition while the page listens: EventSource now holds its id.
+        moved = Scan(Vendor.APPSECPLUS, "asp", "z", "app-z", Lifecycle.RUNNING, "running")
+        await svc.hub.store.commit([Observation.of(moved, "track")])
+        newest = await svc.store.last_id()
+        await until(lambda: "z" in row_ids(browser))
+    # The same port, a new state: one item, its log's newest id far below what the page saw.
+    store = MemoryStore()
+    other = Scan(Vendor.APPSECPLUS, "asp", "fresh-1", "app-n", Lifecycle.QUEUED, "queued")
+    await store.commit([Observation.of(other, "track")])
+    assert await store.last_id() < newest
+    hub = ScanHub([Still("http://asp.invalid", name="asp")], interval=3600, store=store)
+    again = Service(hub, config(), port=port)
+    await again.start()
+    try:
+        # EventSource retries after 2 s with Last-Event-ID: the reset reloads the rows.
+        await until(lambda: row_ids(browser) == ["fresh-1"], limit=30)
+    finally:
+        await again.stop()
+
+
 async def test_a_row_opens_the_items_timeline(browser: Any) -> None:
     start = datetime.now(UTC) - timedelta(hours=1)
     async with known(start) as (svc, _http):
