@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cloudevents.v1.http import from_json
 
 from scanhub.sim import AppSecPlusSim, SimClock, ThreadFixSim
@@ -168,6 +169,34 @@ async def test_state_table_in_the_config_file(tmp_path: Path) -> None:
 async def test_history_without_a_state_file_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = await scanhub("history", "--state", str(tmp_path / "none.db"))
     assert code == 2 and "no state file there" in err
+
+
+async def test_a_state_url_spelled_otherwise_is_never_a_file_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL URL written `PostgreSQL://`, after a space, or with a driver suffix was
+    taken for a SQLite path: `history` printed it (password and all) as a missing file and
+    `watch` made the directory `./PostgreSQL:/u:<password>@.../`. Now each is read as the URL
+    it is or refused with exit 2, showing no password and creating nothing."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "scanhub.toml"
+    cfg.write_text(
+        '[[source]]\nname = "asp"\nvendor = "appsecplus"\nbase_url = "http://127.0.0.1:1"\n'
+        'token_env = "ASP_TOKEN"\n'
+    )
+    for state in (
+        "PostgreSQL://u:hunter2secret@127.0.0.1:1/db",
+        " postgresql://u:hunter2secret@127.0.0.1:1/db",
+        "postgresql+asyncpg://u:hunter2secret@127.0.0.1:1/db",
+    ):
+        for command in (
+            ("history", "--state", state),
+            ("watch", "-c", str(cfg), "--state", state, "--timeout", "5"),
+        ):
+            code, out, err = await scanhub(*command)
+            assert code == 2, (command, out, err)
+            assert "hunter2secret" not in out + err and "Traceback" not in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["scanhub.toml"]  # noqa: ASYNC240
 
 
 def _bad_states(tmp_path: Path) -> dict[str, tuple[Path, str]]:

@@ -720,6 +720,38 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     assert isinstance(s, SQLiteStore) and s.path == f"{tmp_path}/y.db"
 
 
+def test_open_store_reads_schemes_in_any_case_and_refuses_other_schemes(tmp_path: Path) -> None:
+    """A location is a file path only when it has no `scheme://`: a PostgreSQL URL spelled
+    `PostgreSQL://` or with white space around it is PostgreSQL, and any other scheme (a
+    driver suffix, another database) is refused without showing the location, never taken
+    for a file path (which would put a password in a directory's name)."""
+    from scanhub.store.postgres import PostgresStore
+
+    for url in ("PostgreSQL://u@h/d", " postgres://u@h/d\n", "POSTGRESQL://u@h/d"):
+        store = open_store(url, holder="x")
+        assert isinstance(store, PostgresStore), url
+    assert repr(open_store("PostgreSQL://u@h/d")) == "PostgresStore('postgresql://u@h/d')"
+    s = open_store(f"SQLite:///{tmp_path}/y.db")
+    assert isinstance(s, SQLiteStore) and s.path == f"{tmp_path}/y.db"
+    assert isinstance(open_store("Memory://"), MemoryStore)
+    for url in (
+        "PostgreSQL://u:hunter2secret@127.0.0.1:1/db",
+        " postgresql://u:hunter2secret@127.0.0.1:1/db",
+    ):
+        with pytest.raises(ConfigError, match="must not carry a password") as refused:
+            open_store(url)
+        assert "hunter2secret" not in str(refused.value)
+    for url in (
+        "postgresql+asyncpg://u:hunter2secret@127.0.0.1:1/db",
+        "mysql://u:hunter2secret@h/db",
+        "file:///tmp/u:hunter2secret@x",
+    ):
+        with pytest.raises(ConfigError, match="is not one scanhub opens") as refused:
+            open_store(url)
+        assert "hunter2secret" not in str(refused.value)
+    assert list(tmp_path.iterdir()) == []  # nothing was created for any of them
+
+
 # --- PostgreSQL specifics -------------------------------------------------------------------
 
 

@@ -31,7 +31,15 @@ from ._registry import Registry, registry
 from ._secrets import Secret
 from ._sinks import Sink, SinkFilter, shown_url
 from .engine import ScanHub
-from .store import MemoryStore, Retention, SQLiteStore, Store, open_store
+from .store import (
+    POSTGRES_SCHEMES,
+    MemoryStore,
+    Retention,
+    SQLiteStore,
+    Store,
+    location_scheme,
+    open_store,
+)
 
 #: What a command keeps when neither --state nor [state] says: nothing, or a file next to the
 #: configuration (the service persists by default).
@@ -130,7 +138,7 @@ def replica_name() -> str:
 
 def make_store(location: str, retention: Retention | None = None) -> Store:
     """The store for a location (see `state_location`), not opened yet."""
-    if location.startswith(("postgresql://", "postgres://")):
+    if location_scheme(location) in POSTGRES_SCHEMES:  # `PostgreSQL://` too
         return open_store(location, retention=retention, holder=replica_name())
     return open_store(location, retention=retention)
 

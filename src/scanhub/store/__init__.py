@@ -13,6 +13,9 @@ migrations, indexed reads) and `PostgresStore` (several replicas). `open_store("
 `open_store("path/to/state.db")`, `open_store("postgresql://...")` pick one.
 """
 
+import re
+
+from .._errors import ConfigError
 from ._base import (
     LOG_TIME_SLACK,
     ORDERS,
@@ -50,24 +53,49 @@ from ._base import (
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
+#: A location's scheme: `scheme://` at its start, as RFC 3986 spells a scheme.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+#: The schemes of a PostgreSQL URL, as libpq reads them.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def location_scheme(location: str) -> str | None:
+    """The scheme of a state location, in lower case (`postgresql`, `sqlite`, ...), read as
+    libpq and SQLAlchemy read one (case-insensitive, surrounding white space ignored); None
+    for a file path."""
+    found = _SCHEME.match(location.strip())
+    return found.group(1).lower() if found else None
+
 
 def open_store(
     location: str, *, retention: Retention | None = None, holder: str | None = None
 ) -> Store:
     """A store for `location`: `memory` (or `:memory:`), a PostgreSQL URL (`postgresql://...`;
     the password from `SCANHUB_DATABASE_URL` or `PGPASSWORD`, never the URL), or a SQLite file
-    path (`sqlite:///path` or a plain path)."""
-    if location in ("memory", ":memory:", "memory://"):
+    path (`sqlite:///path` or a plain path). Schemes are read in any case; any other
+    `scheme://` is a `ConfigError` (which never shows the location: it may hold a password),
+    not a file path. `holder` names this replica in a shared store's leases."""
+    if location in ("memory", ":memory:"):
         return MemoryStore(retention=retention)
-    if location.startswith(("postgresql://", "postgres://")):
+    scheme = location_scheme(location)
+    if scheme is None:
+        return SQLiteStore(location, retention=retention)
+    rest = location.strip()[len(scheme) + len("://") :]
+    if scheme == "memory" and not rest:
+        return MemoryStore(retention=retention)
+    if scheme in POSTGRES_SCHEMES:
         from .postgres import PostgresStore, database_url
 
-        return PostgresStore(database_url(location), retention=retention, holder=holder)
-    if location.startswith("sqlite:///"):
-        location = location[len("sqlite:///") :]
-    elif location.startswith("sqlite://"):
-        location = location[len("sqlite://") :]
-    return SQLiteStore(location, retention=retention)
+        url = database_url(f"{scheme}://{rest}")  # the scheme as libpq spells it
+        return PostgresStore(url, retention=retention, holder=holder)
+    if scheme == "sqlite":
+        return SQLiteStore(rest[1:] if rest.startswith("/") else rest, retention=retention)
+    raise ConfigError(
+        f"a state location starting with {scheme}:// is not one scanhub opens: give a file "
+        "path, sqlite:///PATH, memory or postgresql://...",
+        operation="load config",
+    )
 
 
 __all__ = [
@@ -75,6 +103,7 @@ __all__ = [
     "ORDERS",
     "OUTCOMES",
     "PHASES",
+    "POSTGRES_SCHEMES",
     "SCHEMA_VERSION",
     "SEARCH_SEPARATOR",
     "STAT_GROUPS",
@@ -101,6 +130,7 @@ __all__ = [
     "StoredItem",
     "Transition",
     "item_json",
+    "location_scheme",
     "open_store",
     "outcome_of",
     "phases",
