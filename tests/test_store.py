@@ -752,6 +752,21 @@ def test_open_store_reads_schemes_in_any_case_and_refuses_other_schemes(tmp_path
     assert list(tmp_path.iterdir()) == []  # nothing was created for any of them
 
 
+def test_a_url_as_the_state_path_in_a_file_is_refused_without_showing_it() -> None:
+    """`[state] path` is joined to the file's directory: a URL there would become a path
+    holding its password (and, for `watch`, directories named after it)."""
+    from scanhub._config import parse_config
+
+    source = {"vendor": "appsecplus", "base_url": "http://h", "token_env": "K"}
+    for path in ("postgresql://u:hunter2secret@h/db", "PostgreSQL://u:hunter2secret@h/db"):
+        with pytest.raises(ConfigError) as refused:
+            parse_config({"state": {"path": path}, "source": [source]}, "c.toml")
+        assert refused.value.problems == [
+            ("state.path", "expected a file path, got a URL (a PostgreSQL URL is url)")
+        ]
+        assert "hunter2secret" not in str(refused.value)
+
+
 # --- PostgreSQL specifics -------------------------------------------------------------------
 
 

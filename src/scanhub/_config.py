@@ -96,10 +96,17 @@ class StateConfig:
     def problems(self) -> list[tuple[str, str]]:
         """What is wrong across fields (as (key, message)): a URL that every command would
         refuse is refused here, where `scanhub config check` sees it."""
+        from .store import location_scheme
         from .store.postgres import url_problem
 
+        found = []
+        if self.path is not None and location_scheme(self.path) is not None:
+            # Not shown: a URL may carry a password, which a path would put in a file name.
+            found.append(("path", "expected a file path, got a URL (a PostgreSQL URL is url)"))
         problem = url_problem(self.url) if self.url is not None else None
-        return [] if problem is None else [("url", f"a PostgreSQL URL {problem}")]
+        if problem is not None:
+            found.append(("url", f"a PostgreSQL URL {problem}"))
+        return found
 
 
 @attrs.define(kw_only=True)
