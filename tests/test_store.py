@@ -1146,6 +1146,45 @@ def test_a_password_in_a_state_urls_query_is_refused_and_never_shown(url: str) -
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bob:pg/S3cretPw@127.0.0.1/db",  # a parser reads bob:pg as host:port
+        "postgresql://bob:S3cret/Pw@127.0.0.1:5432/db",
+        "postgresql://bob:S3cretPw@127.0.0.1:99999/db",
+        "postgresql://bob:S3c#retPw@127.0.0.1/db",
+    ],
+)
+async def test_a_password_the_driver_would_misread_is_never_shown(url: str) -> None:
+    """A password with an unencoded `/` ended the user info nowhere (the URL was shown
+    whole, by repr and by `history --state postgresql://`), and a port past 65535 crashed
+    with an OverflowError: each is a ConfigError (exit 2) showing the URL masked."""
+    from scanhub.store.postgres import PostgresStore, database_url, redact_url
+
+    assert "S3cret" not in redact_url(url) and "***@127.0.0.1" in redact_url(url)
+    assert "S3cret" not in repr(PostgresStore(url))
+    with pytest.raises(ConfigError) as refused:
+        database_url("postgresql://", {"SCANHUB_DATABASE_URL": url})
+    assert "S3cret" not in str(refused.value) and "SCANHUB_DATABASE_URL" in str(refused.value)
+    with pytest.raises(ConfigError) as refused:
+        await PostgresStore(url).open()  # given directly: refused before the driver is called
+    assert "S3cret" not in str(refused.value) and "***@127.0.0.1" in str(refused.value)
+    with pytest.raises(ConfigError) as refused:
+        database_url(url, {})  # on the command line: refused as carrying a password
+    assert "S3cret" not in str(refused.value)
+
+
+async def test_a_port_past_65535_from_the_environment_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libpq's PGPORT reaches the socket, which raised OverflowError (a traceback)."""
+    from scanhub.store.postgres import PostgresStore
+
+    monkeypatch.setenv("PGPORT", "99999")
+    with pytest.raises(ConfigError, match="cannot connect with these settings: connect"):
+        await PostgresStore("postgresql://u@127.0.0.1/db").open()
+
+
+@pytest.mark.parametrize(
     ("url", "why"),
     [
         ("postgresql://u@[::1/db", "is not a URL libpq can read (Invalid IPv6 URL)"),

@@ -338,44 +338,77 @@ _SECRET_PARAMS = frozenset({"password", "sslpassword"})
 
 
 def _password_span(url: str) -> tuple[int, int] | None:
-    """Where a password before the host is in `url`, as libpq reads a URI (its user info
-    ends at the last `@` before the first `/` after `scheme://`), or None: also a password
-    with an unencoded `#` or `?`, which Python's URL parser does not see as one."""
+    """Where a password before the host may be in `url`, or None. libpq ends a URI's user
+    info at the last `@` before the first `/` after `scheme://` (so a password may hold an
+    unencoded `#` or `?`, which Python's URL parser does not see as one); a password with an
+    unencoded `/` is misread by every parser, and would be shown whole by a span that ends
+    where they end. So the span runs from the first `:` to the last `@` of everything after
+    `scheme://`: what is shown masks too much rather than too little (an `@` in the path or
+    query after a `host:port` masks them too)."""
     _, sep, rest = url.partition("://")
     if not sep:
         return None
     start = len(url) - len(rest)
-    authority = rest.split("/", 1)[0]
-    userinfo, at, _ = authority.rpartition("@")
+    userinfo, at, _ = rest.rpartition("@")
     if not at or ":" not in userinfo:
         return None
     colon = start + userinfo.index(":")
     return colon + 1, start + len(userinfo)
 
 
+def _libpq_password(url: str) -> str | None:
+    """The password as libpq reads one before the host (its user info ends at the last `@`
+    before the first `/`), or None."""
+    rest = url.partition("://")[2]
+    userinfo, at, _ = rest.split("/", 1)[0].rpartition("@")
+    return userinfo.partition(":")[2] if at and ":" in userinfo else None
+
+
+def _parse_problem(url: str) -> str | None:
+    """Why asyncpg (which reads a URL as Python's parser does) would misread or refuse `url`,
+    as the end of a sentence that shows nothing of the URL, or None."""
+    password = _libpq_password(url)
+    if password is None and _password_span(url) is not None:
+        # An `@` after the first `/`: a password holding an unencoded `/` (a parser reads
+        # what comes before it as the host and port), or an `@` in the path or query.
+        return (
+            "has an @ after its host: percent-encode a / in the password (%2F), or an @ in "
+            "the path or query (%40)"
+        )
+    if password is not None and any(c in password for c in "?#"):
+        return "has a password holding an unencoded ? or #: percent-encode it (%3F, %23)"
+    try:
+        parts = urlsplit(url)
+        parse_qsl(parts.query, True)
+        if "," not in parts.netloc:  # several hosts (libpq's failover list) have ports each
+            parts.port  # noqa: B018 - reading it checks it (ValueError when out of range)
+    except ValueError as exc:
+        # The user info is cut off before the port is read: the message quotes no password.
+        return f"is not a URL libpq can read ({exc})"
+    return None
+
+
 def url_problem(url: str) -> str | None:
     """What is wrong with a PostgreSQL URL given in --state or [state] url, as the end of a
     sentence (None: nothing): not one, or one that carries a password."""
-    if _password_span(url) is not None:  # first: a parser's message may quote the password
+    if _libpq_password(url) is not None:  # first: a parser's message may quote the password
         return "must not carry a password; put it in SCANHUB_DATABASE_URL or PGPASSWORD"
-    try:
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, True)
-        if "," not in parts.netloc:  # several hosts (libpq's failover list) have ports each
-            parts.port  # noqa: B018 - reading it checks it
-    except ValueError as exc:
-        return f"is not a URL libpq can read ({exc})"
+    problem = _parse_problem(url)
+    if problem is not None:
+        return problem
+    parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         return "must start with postgresql://"
-    if any(k in _SECRET_PARAMS for k, _ in query):
+    if any(k in _SECRET_PARAMS for k, _ in parse_qsl(parts.query, True)):
         return "must not carry a password; put it in SCANHUB_DATABASE_URL or PGPASSWORD"
     return None
 
 
 def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
     """The URL to connect with: `url` (which must carry no password, before the host or as a
-    query parameter), else `SCANHUB_DATABASE_URL` from the environment (which may). libpq's
-    variables (`PGPASSWORD`, `PGHOST`, ...) fill in what the URL leaves out."""
+    query parameter), else `SCANHUB_DATABASE_URL` from the environment (which may, and is
+    checked as asyncpg will read it). libpq's variables (`PGPASSWORD`, `PGHOST`, ...) fill in
+    what the URL leaves out."""
     env = dict(os.environ if env is None else env)
     if url in ("postgresql://", "postgres://"):
         url = None  # "the URL in the environment"
@@ -392,12 +425,18 @@ def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
             "no PostgreSQL URL: give --state postgresql://... or set SCANHUB_DATABASE_URL",
             operation="load config",
         )
+    problem = _parse_problem(found)
+    if problem is not None:
+        raise ConfigError(
+            f"the PostgreSQL URL in SCANHUB_DATABASE_URL ({redact_url(found)}) {problem}",
+            operation="load config",
+        )
     return found
 
 
 def redact_url(url: str) -> str:
     """The URL as it may be shown: without its password, before the host (however it is
-    written) or in the query."""
+    written, up to the URL's last `@`) or in the query."""
     span = _password_span(url)
     if span is not None:
         url = url[: span[0]] + "***" + url[span[1] :]
@@ -446,12 +485,20 @@ class PostgresStore(Store):
             return
         import asyncpg  # type: ignore[import-untyped]  # the driver ships no annotations
 
+        problem = _parse_problem(self._url)  # before the driver, whose errors quote the URL
+        if problem is not None:
+            raise ConfigError(f"{redact_url(self._url)} {problem}", operation="open store")
         try:
             self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
-        except (asyncpg.ClientConfigurationError, ValueError) as exc:
+        except (asyncpg.ClientConfigurationError, ValueError, OverflowError) as exc:
             # A URL or libpq variable asyncpg cannot use (`?sslmode=bogus`): the user's to mend.
+            # (OverflowError: a port past 65535 from PGPORT, which reaches the socket.)
+            why = str(exc)
+            password = _libpq_password(self._url)
+            if password:
+                why = why.replace(password, "***")
             raise ConfigError(
-                f"{redact_url(self._url)}: cannot connect with these settings: {exc}",
+                f"{redact_url(self._url)}: cannot connect with these settings: {why}",
                 operation="open store",
             ) from None
         async with self._pool.acquire() as con:
