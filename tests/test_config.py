@@ -246,3 +246,99 @@ def test_schema_is_generated_from_the_classes_and_validates_files() -> None:
         },
     ):
         assert list(validator.iter_errors(bad)), bad
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bob:hunter2secret@host:99999/x",  # a bad port was reported first, URL quoted
+        "https://bob:hunter2secret@ho st/x",
+        "https://bob:hunter2secret@host/x#frag",
+        "ftp://bob:hunter2secret@host/x",
+        "https://bob:hunter2secret@[::1/x",
+        "https://bob:hunter2/secret@host/x",  # an unencoded /: no parser sees a password
+        "hunter2secret@host",
+    ],
+)
+def test_a_url_with_credentials_is_never_quoted(url: str) -> None:
+    """`source.base_url` and `sink.url` holding `user:password@` are refused as carrying
+    credentials, whatever else is wrong with them, and no message quotes the password."""
+    from scanhub._config import parse_config
+
+    data = {
+        "source": [{"vendor": "appsecplus", "base_url": url, "token_env": "ASP"}],
+        "sink": [{"name": "s", "url": url, "secret_env": "W"}],
+    }
+    with pytest.raises(ConfigError) as refused:
+        parse_config(data, "c.toml")
+    assert "hunter2" not in str(refused.value)
+    assert [k for k, _ in refused.value.problems] == ["source[0].base_url", "sink[0].url"]
+
+
+def test_a_bad_url_without_credentials_is_still_quoted() -> None:
+    from scanhub._config import parse_config
+
+    data = {"source": [{"vendor": "appsecplus", "base_url": "http://h:99999", "token_env": "A"}]}
+    with pytest.raises(ConfigError, match="with a host, got 'http://h:99999'"):
+        parse_config(data, "c.toml")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("token_env", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNlY3JldA"),  # a JWT
+        ("token_env", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"),  # a GitHub token
+        ("token_env", "glpat-xXc2sEcrEtz9y"),
+        ("url_env", "https://hooks.slack.com/services/T00/B00/XXXXsecretXXXX"),
+        ("secret_env", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("secret_env", ["NEW_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]),
+    ],
+)
+def test_a_secret_where_its_variables_name_goes_is_never_echoed(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    """The value put where the variable's name goes (a Slack URL in `url_env`, a token in
+    `token_env`) was quoted by the "not a name" message, or, for a token shaped like a name
+    (`ghp_...`, `whsec_...`), by "environment variable ghp_... is not set"."""
+    from scanhub._config import parse_config
+
+    source = {"vendor": "appsecplus", "base_url": "http://h", "token_env": "ASP"}
+    sink: dict[str, object] = {"name": "s", "url": "https://example.com/x", "secret_env": "W"}
+    if key == "token_env":
+        source[key] = value  # type: ignore[assignment]
+        where = "source[0].token_env"
+    else:
+        sink.update({key: value, "kind": "slack"} if key == "url_env" else {key: value})
+        if key == "url_env":
+            del sink["url"], sink["secret_env"]
+        where = f"sink[0].{key}"
+    env = {"ASP": "t", "W": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    with pytest.raises(ConfigError) as refused:
+        parse_config({"source": [source], "sink": [sink]}, "c.toml", env=env)
+    shown = str(refused.value)
+    for part in ("eyJ", "ghp_", "glpat", "hooks.slack", "whsec_", "XXXX"):
+        assert part not in shown, shown
+    assert refused.value.problems == [
+        (
+            where,
+            "expected the name of an environment variable, but it holds something that is not "
+            "an environment variable name: put the value in the environment and name the "
+            "variable here",
+        )
+    ]
+    cfg = write(tmp_path, f'[[source]]\nvendor = "appsecplus"\nbase_url = "http://h"\n{key} = ')
+    if isinstance(value, str):  # and through `scanhub config check`
+        cfg.write_text(cfg.read_text() + json.dumps(value) + "\n")
+        done = scanhub("config", "check", "-c", str(cfg))
+        assert done.returncode == 2 and value not in done.stdout + done.stderr
+
+
+def test_env_problem_never_names_what_cannot_be_a_variable() -> None:
+    from scanhub._registry import env_problem
+
+    assert env_problem("ghp_16C7e42F292c6912E7710c838347Ae178B4a", {}) == (
+        "holds something that is not an environment variable name: put the value in the "
+        "environment and name the variable here"
+    )
+    assert env_problem("https://hooks.slack.com/services/T/B/X", {}) is not None
+    assert env_problem("GITHUB_TOKEN", {}) == "environment variable GITHUB_TOKEN is not set"

@@ -32,7 +32,16 @@ from attrs import frozen
 from ._clients import Client
 from ._errors import ConfigError
 from ._model import Item
-from ._schema import Count, EnvVar, HttpUrl, RateLimitSetting, Seconds, Text
+from ._schema import (
+    NOT_AN_ENV_NAME,
+    Count,
+    EnvVar,
+    HttpUrl,
+    RateLimitSetting,
+    Seconds,
+    Text,
+    env_name_problem,
+)
 from ._transport import Timeouts
 from ._vendor_demo import Planned, Seeded, VendorDemo
 
@@ -71,7 +80,10 @@ class StuckByKind:
 def env_problem(var: str, env: Mapping[str, str]) -> str | None:
     """What is wrong with environment variable `var` as a setting's value, naming it, never
     its value: not set, or set to nothing but white space (a CI secret that expanded to "");
-    None when it holds something."""
+    None when it holds something. A `var` that cannot be a variable's name (most often the
+    secret itself, put where its variable's name goes) is not named either."""
+    if env_name_problem(var) is not None:
+        return NOT_AN_ENV_NAME
     if var not in env:
         return f"environment variable {var} is not set"
     if not env[var].strip():

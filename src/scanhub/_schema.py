@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, NewType, TypeVar, get_args, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import attrs
 import cattrs
@@ -121,37 +121,84 @@ def check_id(value: Any) -> str:
     raise Problem(f"expected a non-empty string or a whole number, got {_got(value)}")
 
 
+def _shown_url(value: str) -> str:
+    """A URL as a message may quote it: anything up to its last `@` (user info, however it
+    is written) masked, so that no password is ever echoed."""
+    if "@" not in value:
+        return _got(value)
+    scheme, sep, rest = value.partition("://")
+    head = scheme + sep if sep else ""
+    return _got(head + "***@" + (rest if sep else value).rpartition("@")[2])
+
+
 def check_url(value: Any) -> str:
     """An absolute http(s) URL with a host, a port in range, no fragment (never sent), no
-    space or control character, and no credentials."""
+    space or control character, and no credentials. Credentials are looked for first, and
+    a URL is never quoted with them: any `@` before the path (however the rest is written)
+    is refused, and the other messages show the URL masked up to its last `@`."""
     if isinstance(value, str):
+        authority = re.split(r"[/?#]", value.partition("://")[2], maxsplit=1)[0]
         try:
-            parts = urlsplit(value)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-            parts.port  # noqa: B018 - reading it checks it (ValueError when out of range)
+            parts: SplitResult | None = urlsplit(value)
         except ValueError:
-            ok = False
-        if ok and any(c.isspace() or not c.isprintable() for c in value):
-            raise Problem(f"expected a URL without spaces or control characters, got {_got(value)}")
-        if ok and parts.fragment:
-            raise Problem(
-                f"expected a URL without a #fragment (it is never sent), got {_got(value)}"
-            )
-        if ok and "@" in parts.netloc:
+            parts = None
+        if "@" in authority or (parts is not None and "@" in parts.netloc):
             raise Problem(
                 "expected a URL without credentials (no user:password@; secrets come only "
                 "from *_env variables)"
             )
+        ok = False
+        if parts is not None:
+            try:
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018 - reading it checks it (ValueError when out of range)
+            except ValueError:
+                ok = False
+        shown = _shown_url(value)
+        if ok and any(c.isspace() or not c.isprintable() for c in value):
+            raise Problem(f"expected a URL without spaces or control characters, got {shown}")
+        if ok and parts is not None and parts.fragment:
+            raise Problem(f"expected a URL without a #fragment (it is never sent), got {shown}")
         if ok:
             return value
+        raise Problem(f"expected an http:// or https:// URL with a host, got {shown}")
     raise Problem(f"expected an http:// or https:// URL with a host, got {_got(value)}")
+
+
+#: Why a `*_env` value is refused when it is not a variable's name: it is not echoed, as
+#: what is put there by mistake is most often the secret itself.
+NOT_AN_ENV_NAME = (
+    "holds something that is not an environment variable name: put the value in the "
+    "environment and name the variable here"
+)
+
+#: Values that are valid variable names but are secrets' own shapes: GitHub's tokens,
+#: Standard Webhooks' secrets, GitLab's and Stripe's, AWS access key ids.
+_SECRET_SHAPES = re.compile(
+    r"(gh[pousr]_|github_pat_|whsec_|glpat|sk_live_|sk_test_|rk_live_|xox[abposr]_)"
+    r"[A-Za-z0-9_]{8,}|(AKIA|ASIA)[A-Z0-9]{16}"
+)
+
+
+def env_name_problem(value: Any) -> str | None:
+    """Why `value` cannot be the name of an environment variable, never quoting it (None:
+    it can): not a name (a URL, a JWT, a token with `-` or `.`), or a name shaped like a
+    well-known kind of secret (`ghp_...`, `whsec_...`)."""
+    if not isinstance(value, str):
+        return (
+            f"expected the name of an environment variable (a string), got a {type(value).__name__}"
+        )
+    if not _ENV_NAME.fullmatch(value) or _SECRET_SHAPES.fullmatch(value):
+        return f"expected the name of an environment variable, but it {NOT_AN_ENV_NAME}"
+    return None
 
 
 def check_env_var(value: Any) -> str:
     """A valid environment variable name."""
-    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
-        return value
-    raise Problem(f"expected the name of an environment variable, got {_got(value)}")
+    problem = env_name_problem(value)
+    if problem is not None:
+        raise Problem(problem)
+    return str(value)
 
 
 def check_rate_limit(value: Any) -> RateLimit:
@@ -172,11 +219,13 @@ def check_rate_limit(value: Any) -> RateLimit:
 def check_env_vars(value: Any) -> tuple[str, ...]:
     """One environment variable name or a non-empty array of them."""
     names = value if isinstance(value, list) else [value]
-    if names and all(isinstance(n, str) and _ENV_NAME.fullmatch(n) for n in names):
-        return tuple(names)
-    raise Problem(
-        f"expected the name of an environment variable or an array of them, got {_got(value)}"
-    )
+    if not names:
+        raise Problem("expected the name of an environment variable or an array of them, got []")
+    for n in names:
+        problem = env_name_problem(n)
+        if problem is not None:
+            raise Problem(problem)
+    return tuple(names)
 
 
 def check_sink_filter(value: Any) -> SinkFilter:
