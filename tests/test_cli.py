@@ -151,6 +151,30 @@ async def test_watch_timeout_exits_4(tmp_path: Path) -> None:
     assert code == 4
 
 
+async def test_secrets_mounted_from_files_are_read_without_their_newline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A secret from a file (a Kubernetes secret) ends with a newline: it crashed `status`
+    with aiohttp's "Forbidden control character" traceback while `config check` said ok.
+    White space around a secret is not part of it; a control character inside one is a
+    ConfigError naming the variable (never the value), alike for config check and status."""
+    for k, v in ENV.items():
+        monkeypatch.setenv(k, {"ASP_TOKEN": f" {v}\r\n", "JF_TOKEN": f"{v}\n"}.get(k, v + "\n"))
+    async with sims() as s:
+        cfg = write_config(tmp_path, s, seed(s))
+        assert (await run_cli("config", "check", "-c", str(cfg)))[0] == 0
+        code, out = await run_cli("status", "-c", str(cfg), "--format", "json")
+        assert code == 0, capsys.readouterr().err
+        assert len(json.loads(out)["items"]) == 5
+        monkeypatch.setenv("ASP_TOKEN", "asp-token\n0001\n")
+        for command in ("config", "check"), ("status",):
+            code, _ = await run_cli(*command, "-c", str(cfg))
+            err = capsys.readouterr().err
+            assert code == 2, (command, err)
+            assert "environment variable ASP_TOKEN holds a control character" in err
+            assert "0001" not in err and "Traceback" not in err
+
+
 async def test_status_formats_and_unreachable_source_exits_5(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -342,3 +342,20 @@ def test_env_problem_never_names_what_cannot_be_a_variable() -> None:
     )
     assert env_problem("https://hooks.slack.com/services/T/B/X", {}) is not None
     assert env_problem("GITHUB_TOKEN", {}) == "environment variable GITHUB_TOKEN is not set"
+
+
+def test_env_problem_takes_white_space_around_a_value_and_refuses_control_characters() -> None:
+    from scanhub._registry import env_problem
+
+    assert env_problem("T", {"T": "tok-0001\n"}) is None  # a secret mounted from a file
+    assert env_problem("T", {"T": " tok-0001\r\n"}) is None
+    for inside in ("tok\n0001", "tok\t0001", "tok\x000001", "tok\x7f0001", "tok\x850001"):
+        why = env_problem("T", {"T": inside})
+        assert why == (
+            "environment variable T holds a control character (a line break, a tab, ...) "
+            "inside its value"
+        ), repr(inside)
+    # Several space-separated values (a sink's whsec_ secrets during a rotation): a line
+    # between two is not inside either.
+    assert env_problem("W", {"W": "whsec_a\nwhsec_b\n"}, several=True) is None
+    assert env_problem("W", {"W": "whsec_a\x00 whsec_b"}, several=True) is not None

@@ -491,6 +491,41 @@ async def test_the_wire_sends_the_request_as_described_and_follows_no_redirect(
     assert moved.status == 302 and moved.url == f"{server}/moved"
 
 
+async def test_a_header_http_forbids_is_a_typed_error_that_never_holds_its_value(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret set with a newline made aiohttp raise a bare ValueError (a traceback through
+    `status` and `serve`): the wire refuses such a header itself, naming it, and turns any
+    ValueError aiohttp raises for what it cannot send into the same BadRequestError; neither
+    holds the value, and nothing is sent."""
+    import aiohttp
+
+    from scanhub._errors import BadRequestError
+    from scanhub._transport import AiohttpTransport
+
+    async with aiohttp.ClientSession() as session:
+        wire = AiohttpTransport(lambda: session, vendor="asp", source="mine")
+        for value in ("Bearer tok-S3cret\n", "Bearer tok-S3cret\r\nX-Evil: 1", "tok\x00S3cret"):
+            req = Request("GET", f"{server}/echo", "get scan", (), {"Authorization": value})
+            with pytest.raises(BadRequestError) as refused:
+                await wire.send(req)
+            error = refused.value
+            assert "S3cret" not in str(error) and error.__cause__ is None
+            assert "the 'Authorization' header holds a line break" in error.message
+            assert (error.vendor, error.source, error.operation, error.retryable) == (
+                "asp", "mine", "get scan", False,
+            )  # fmt: skip
+
+        def malformed(*args: Any, **kwargs: Any) -> Any:
+            raise ValueError("Forbidden control character in 'tok-S3cret\n'")
+
+        monkeypatch.setattr(session, "request", malformed)
+        with pytest.raises(BadRequestError) as refused:
+            await wire.send(Request("GET", f"{server}/echo", "get scan"))
+    assert "S3cret" not in str(refused.value) and refused.value.__cause__ is None
+    assert "aiohttp refused to send the request as malformed" in refused.value.message
+
+
 async def test_the_wire_names_what_failed_and_whether_it_was_ever_sent(server: str) -> None:
     import socket
 

@@ -213,7 +213,7 @@ class SinkConfig:
         found = []
         for key, var in self.env_vars():
             value = env.get(var, "")
-            why = env_problem(var, env)
+            why = env_problem(var, env, several=key == "secret_env")
             if why is not None:
                 found.append((key, why))
             elif key == "secret_env":

@@ -22,6 +22,7 @@ import abc
 import importlib
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
@@ -77,18 +78,33 @@ class StuckByKind:
     promotion: Seconds | None = attrs.field(default=None, metadata=_doc("seconds, for promotions"))
 
 
-def env_problem(var: str, env: Mapping[str, str]) -> str | None:
+def env_problem(var: str, env: Mapping[str, str], *, several: bool = False) -> str | None:
     """What is wrong with environment variable `var` as a setting's value, naming it, never
-    its value: not set, or set to nothing but white space (a CI secret that expanded to "");
-    None when it holds something. A `var` that cannot be a variable's name (most often the
-    secret itself, put where its variable's name goes) is not named either."""
+    its value: not set, set to nothing but white space (a CI secret that expanded to ""), or
+    holding a control character (a line break, NUL, ...) inside it; None when it holds
+    something. White space around a value is not a problem: values are read stripped (a
+    secret mounted from a file ends with a newline). With `several` (space-separated
+    values), white space between them is not inside a value either. A `var` that cannot be a
+    variable's name (most often the secret itself, put where its variable's name goes) is not
+    named either."""
     if env_name_problem(var) is not None:
         return NOT_AN_ENV_NAME
     if var not in env:
         return f"environment variable {var} is not set"
-    if not env[var].strip():
+    value = env[var]
+    if not value.strip():
         return f"environment variable {var} is empty"
+    parts = value.split() if several else [value.strip()]
+    if any(_CONTROL.search(part) for part in parts):
+        return (
+            f"environment variable {var} holds a control character (a line break, a tab, ...) "
+            "inside its value"
+        )
     return None
+
+
+#: A control character (C0, DEL, C1): never part of a secret, and refused in an HTTP header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @attrs.define(kw_only=True)
@@ -154,8 +170,10 @@ class SourceConfig:
         return self.secrets((key,), env)[0]
 
     def secrets(self, keys: Sequence[str], env: Mapping[str, str]) -> list[str]:
-        """The values of the variables named by `keys` (`*_env` keys), in order; one
-        `ConfigError` naming every one unset or empty, so that a user fixes them at once."""
+        """The values of the variables named by `keys` (`*_env` keys), in order, without the
+        white space around them (a secret mounted from a file ends with a newline); one
+        `ConfigError` naming every one unset, empty or holding a control character
+        (`env_problem`), so that a user fixes them at once."""
         whys = []
         for key in keys:
             var = getattr(self, key)
@@ -165,7 +183,7 @@ class SourceConfig:
         if whys:
             shown = "; ".join(whys)
             raise ConfigError(f"source {self.source_name!r}: {shown}", operation="load config")
-        return [env[getattr(self, key)] for key in keys]
+        return [env[getattr(self, key)].strip() for key in keys]  # a file's newline, say
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments every client takes, from the shared keys."""

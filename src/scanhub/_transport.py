@@ -38,6 +38,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
@@ -48,7 +49,14 @@ from attrs import frozen
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from ._defaults import CONNECT_TIMEOUT, MAX_ANSWER_BYTES, TOTAL_TIMEOUT
-from ._errors import PayloadError, RateLimitedError, RequestTimeout, ScanhubError, TransportError
+from ._errors import (
+    BadRequestError,
+    PayloadError,
+    RateLimitedError,
+    RequestTimeout,
+    ScanhubError,
+    TransportError,
+)
 from ._ratelimit import RateLimit, SlidingWindowLimiter
 from ._sansio import Request, Response, clean_url, retry_after_of
 from ._secrets import Redactor
@@ -124,6 +132,9 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: promotions is about a megabyte.
 DEFAULT_MAX_BODY = MAX_ANSWER_BYTES
 _CHUNK = 64 * 1024
+#: What no HTTP header may hold (aiohttp refuses it with a ValueError): a line break or any
+#: other control character but the tab. A secret read with a trailing newline would.
+_HEADER_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def body_limit_problem(headers: Mapping[str, str], max_body: int) -> str | None:
@@ -219,6 +230,13 @@ class AiohttpTransport(HTTPTransport):
         return self._timeout
 
     async def send(self, req: Request) -> Response:
+        for name, value in dict(req.headers).items():
+            if _HEADER_FORBIDDEN.search(name) or _HEADER_FORBIDDEN.search(value):
+                raise self._refused(
+                    req,
+                    f"the {name!r} header holds a line break or another control character, "
+                    "which HTTP does not allow (a secret set with one?): not sent",
+                )
         session = self._session_factory()
         data: Any = None
         if req.file is not None:
@@ -264,6 +282,23 @@ class AiohttpTransport(HTTPTransport):
             raise self._error(TransportError, req, "could not connect", exc, True) from exc
         except aiohttp.ClientError as exc:
             raise self._error(TransportError, req, "connection failed", exc, False) from exc
+        except ValueError:
+            # aiohttp's own refusal of what it cannot send (a header it finds malformed): its
+            # message or the value may hold a secret, so neither is shown (nor chained).
+            raise self._refused(
+                req,
+                "aiohttp refused to send the request as malformed (a header holding a line "
+                "break, from a secret set with one?): not sent",
+            ) from None
+
+    def _refused(self, req: Request, what: str) -> BadRequestError:
+        """A request that cannot be sent as it is, said without the value at fault."""
+        return BadRequestError(
+            what,
+            vendor=self.vendor,
+            source=self.source,
+            operation=req.operation,
+        )
 
     async def _read(self, raw: aiohttp.ClientResponse, req: Request) -> bytes:
         """The body, up to `max_body` bytes; past it a `PayloadError`, the rest unread."""
