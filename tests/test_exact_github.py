@@ -131,7 +131,7 @@ def test_started_at_is_sent_as_utc_seconds_whatever_it_was_given_in() -> None:
         ),
         ({"checkout_uri": ""}, "checkout_uri is empty"),
         ({"tool_name": "  "}, "tool_name is empty"),
-        ({"started_at": "yesterday"}, "started_at 'yesterday' is not an ISO 8601 time"),
+        ({"started_at": "yesterday"}, "started_at 'yesterday' is not an ISO 8601 date and time"),
         ({"sarif": 42}, "sarif must be bytes, text or a mapping, got <class 'int'>"),
         ({"sarif": " \n"}, "the SARIF log is empty"),
         ({"sarif": b"not json"}, "the SARIF log is not JSON"),
