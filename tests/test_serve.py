@@ -544,6 +544,55 @@ async def test_serve_stops_cleanly_on_a_signal(tmp_path: Path, sig: signal.Signa
     assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] > 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_serve_stops_on_a_signal_while_a_track_lookup_hangs(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A vendor that accepts and never answers holds a [[track]]'s lookup for minutes (every
+    retry): the service prints its URL and answers once it listens, and a signal then stops it
+    at once, cleanly, as it would once started."""
+    hung: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)
+
+    vendor = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = vendor.sockets[0].getsockname()[1]
+    cfg = tmp_path / "scanhub.toml"
+    cfg.write_text(
+        f'[[source]]\nvendor = "appsecplus"\nbase_url = "http://127.0.0.1:{port}"\n'
+        'token_env = "ASP_TOKEN"\n\n[[track]]\nsource = "appsecplus"\nscan_id = "scan-001"\n'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scanhub", "serve", "-c", str(cfg), "--state", "memory",
+        "--port", "0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SCANHUB_NO_PLUGINS": "1", "ASP_TOKEN": "t"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        url = line.split()[2]
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(10):
+                while not hung:  # the lookup is under way, and does not end
+                    await asyncio.sleep(0.05)
+            async with http.get(f"{url}/healthz") as r:
+                assert r.status == 200
+            async with http.get(f"{url}/api/v1/items") as r:
+                assert r.status == 200
+        proc.send_signal(sig)
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for writer in hung:
+            writer.close()
+        vendor.close()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"stopped" in out and b"Traceback" not in err, err.decode()[-2000:]
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "256.1.1.1"])
 async def test_serve_that_cannot_listen_says_where_and_why_exit_2(
     tmp_path: Path, host: str

@@ -1,16 +1,25 @@
 """`scanhub.serve.serve` called in a process that goes on afterwards (an embedding program, a
 test): once it returns, SIGTERM and SIGINT mean what they meant before, and what start froze
-out of the collector's sight is back in it."""
+out of the collector's sight is back in it. And a signal to this process while its start waits
+for a store that takes no commit."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import io
+import os
 import signal
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from scanhub.serve import serve
+import pytest
+
+from scanhub import MemoryStore
+from scanhub._errors import StoreUnavailable
+from scanhub.serve import _run, serve
+from scanhub.store import Committed, Observation
 
 
 async def test_serve_gives_back_the_signals_and_the_collector_when_it_returns(
@@ -42,3 +51,48 @@ async def test_serve_gives_back_the_signals_and_the_collector_when_it_returns(
     assert "scanhub serve: stopped" in out.getvalue()
     assert {sig: signal.getsignal(sig) for sig in before} == before
     assert gc.get_freeze_count() == 0
+
+
+class _NoCommits(MemoryStore):
+    """A store that opens and reads, and takes no commit (the database is away)."""
+
+    async def commit(self, observations: Sequence[Observation]) -> list[Committed]:
+        raise StoreUnavailable("the database is away")
+
+
+async def test_a_signal_stops_serve_while_the_store_takes_no_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The configured tracks wait for a store that takes no commit: SIGTERM (a real one, to
+    this process) still stops the service, within the grace it gives what waits."""
+    cfg = tmp_path / "scanhub.toml"
+    cfg.write_text(
+        '[[source]]\nname = "iq"\nvendor = "iq"\nbase_url = "http://127.0.0.1:9"\n'
+        'username = "u"\npassword_env = "IQ_PASSWORD"\n\n'
+        '[[track]]\nsource = "iq"\napplication_id = "app"\nstatus_id = "s1"\n'
+    )
+
+    async def broken_state(*args: object, **kw: object) -> _NoCommits:
+        store = _NoCommits()
+        await store.open()
+        return store
+
+    monkeypatch.setattr(_run, "open_state", broken_state)
+    before = signal.getsignal(signal.SIGTERM)
+    out = io.StringIO()
+    task = asyncio.create_task(
+        serve(str(cfg), state="memory", port=0, out=out, env={"IQ_PASSWORD": "pw"})
+    )
+    async with asyncio.timeout(30):
+        while "scanhub serve: http" not in out.getvalue():
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    assert not task.done()  # still applying the tracks: their commit does not come
+    assert signal.getsignal(signal.SIGTERM) != before  # serve's handler, not the default
+    started = time.monotonic()
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(task, 20) == 0
+    assert time.monotonic() - started < 15  # the recorder's grace (10 s), then it stops
+    assert "scanhub serve: stopped" in out.getvalue()
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert "the store did not take" in caplog.text

@@ -50,70 +50,114 @@ async def serve(
                 before = signal.getsignal(sig)
                 loop.add_signal_handler(sig, stop.set)
                 stack.callback(_give_back, loop, sig, before)
-        if demo:
-            from .._demo import running_sims
-            from .._sink_demo import running_receiver
-            from .._sinks import new_secret
-
-            sims = await stack.enter_async_context(running_sims())
-            secret = new_secret()
-            receiver = await stack.enter_async_context(running_receiver(secret))
-            config, demo_env = _demo_config(sims, registry(), receiver.url, secret)
-            env.update(demo_env)
-            store = await open_state(None, state, "memory")
-            hub = build_hub(
-                config,
-                store,
-                env=env,
-                interval=1.0,
-                max_interval=min(config.max_interval, 10.0),
-                lease_ttl=lease_seconds,
-                sinks=build_sinks(config, env),
-            )
-        else:
-            config = load_config(config_path or "scanhub.toml", env=env)
-            store = await open_state(config, state, "file")
-            hub = build_hub(
-                config, store, env=env, lease_ttl=lease_seconds, sinks=build_sinks(config, env)
-            )
-        service = Service(
-            hub,
-            config,
-            host=host,
-            port=port,
-            token=env.get(token_env) or None,
-            env=env,
-            rediscover_every=DEMO_EVERY if demo else REDISCOVER_EVERY,
-            stuck_after=60.0 if demo else STUCK_AFTER,
-        )
+        service: Service | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
-            url = await service.start()
-            await apply_tracks(hub, config)
-            # What start made (the working set, the app, imported modules) lives as long as the
-            # process: out of the collector's sight, a full collection no longer walks it (at
-            # 1,000,000 items, 50,000 under way, those walks paused answers by 60-80 ms).
-            gc.collect()
-            gc.freeze()
-            stack.callback(gc.unfreeze)  # for a caller that goes on in this process
-            print(f"scanhub serve: {url}  (Ctrl-C to stop)", file=out, flush=True)
-            if not service.writes_enabled:
-                print(
-                    f"  writes (POST /api/v1/track, DELETE items) are off: set {token_env} "
-                    "to enable them",
-                    file=out,
-                    flush=True,
+            # A stop (SIGTERM, SIGINT) at any point of the start ends it: a store that does not
+            # open, a track's lookup at a vendor that does not answer, a flush the store does not
+            # take are cancelled, and the service stops as it would once started.
+            with _StopCancels(stop):
+                if demo:
+                    from .._demo import running_sims
+                    from .._sink_demo import running_receiver
+                    from .._sinks import new_secret
+
+                    sims = await stack.enter_async_context(running_sims())
+                    secret = new_secret()
+                    receiver = await stack.enter_async_context(running_receiver(secret))
+                    config, demo_env = _demo_config(sims, registry(), receiver.url, secret)
+                    env.update(demo_env)
+                    store = await open_state(None, state, "memory")
+                    hub = build_hub(
+                        config,
+                        store,
+                        env=env,
+                        interval=1.0,
+                        max_interval=min(config.max_interval, 10.0),
+                        lease_ttl=lease_seconds,
+                        sinks=build_sinks(config, env),
+                    )
+                else:
+                    config = load_config(config_path or "scanhub.toml", env=env)
+                    store = await open_state(config, state, "file")
+                    hub = build_hub(
+                        config,
+                        store,
+                        env=env,
+                        lease_ttl=lease_seconds,
+                        sinks=build_sinks(config, env),
+                    )
+                service = Service(
+                    hub,
+                    config,
+                    host=host,
+                    port=port,
+                    token=env.get(token_env) or None,
+                    env=env,
+                    rediscover_every=DEMO_EVERY if demo else REDISCOVER_EVERY,
+                    stuck_after=60.0 if demo else STUCK_AFTER,
                 )
-            tasks = []
-            if demo:
-                tasks.append(asyncio.create_task(_demo_loop(service, sims, registry(), url)))
+                url = await service.start()
+                # What start made (the working set, the app, imported modules) lives as long as
+                # the process: out of the collector's sight, a full collection no longer walks
+                # it (at 1,000,000 items, 50,000 under way, those walks paused answers by
+                # 60-80 ms). Frozen again once the configured tracks are in.
+                gc.collect()
+                gc.freeze()
+                stack.callback(gc.unfreeze)  # for a caller that goes on in this process
+                # Printed once it listens: the page and the API answer while the tracks' lookups
+                # run (a vendor that does not answer delays only its items).
+                print(f"scanhub serve: {url}  (Ctrl-C to stop)", file=out, flush=True)
+                if not service.writes_enabled:
+                    print(
+                        f"  writes (POST /api/v1/track, DELETE items) are off: set {token_env} "
+                        "to enable them",
+                        file=out,
+                        flush=True,
+                    )
+                await apply_tracks(hub, config)
+                gc.collect()
+                gc.freeze()
+                if demo:
+                    tasks.append(asyncio.create_task(_demo_loop(service, sims, registry(), url)))
             await stop.wait()
+        finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            await service.stop()
+            if service is not None:
+                await service.stop()
     print("scanhub serve: stopped", file=out, flush=True)
     return 0
+
+
+class _StopCancels:
+    """`with _StopCancels(stop):` cancels the task running the block when `stop` is set, and
+    the block then ends quietly (as `asyncio.timeout` does when it expires): whatever the block
+    was awaiting is cancelled. Any other exception passes; a cancellation from elsewhere too."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        self._fired = False
+
+    def __enter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # only within a task
+        self._task = task
+        self._waiter = asyncio.ensure_future(self._stop.wait())
+        self._waiter.add_done_callback(self._fire)
+
+    def _fire(self, waiter: asyncio.Future[Any]) -> None:
+        if not waiter.cancelled():
+            self._fired = True
+            self._task.cancel()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> bool:
+        self._waiter.remove_done_callback(self._fire)
+        self._waiter.cancel()
+        if self._fired and self._task.uncancel() == 0:
+            return kind is asyncio.CancelledError
+        return False
 
 
 def _give_back(loop: asyncio.AbstractEventLoop, sig: signal.Signals, before: Any) -> None:
