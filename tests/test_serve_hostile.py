@@ -78,7 +78,7 @@ async def exchange(where: Any, data: bytes, *, limit: float = 10.0) -> Answer:
 def request(
     method: str, target: str, *headers: str, body: bytes = b"", close: bool = True
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", "Host: scanhub.test", *headers]
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *headers]
     if body:
         lines.append(f"Content-Length: {len(body)}")
     if close:

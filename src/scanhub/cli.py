@@ -219,6 +219,15 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sv.add_argument("--port", type=_port, default=PORT, help=f"default {PORT}; 0: any free port")
     sv.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name the service answers for besides localhost, 127.0.0.1, ::1 and --host "
+        "(repeatable; '*.example.com' for every name under it, '*' for any); others get 421. "
+        "Bound to 0.0.0.0 or :: with none given, any is answered",
+    )
+    sv.add_argument(
         "--demo", action="store_true", help="no config: the simulators and a moving scenario"
     )
     sv.add_argument(
@@ -319,12 +328,20 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         ) from None
     if args.demo and args.config is not None:
         raise ConfigError("serve: --demo runs without a config file; give --demo or -c, not both")
+    from .serve._hosts import check_name
+
+    for name in args.allowed_host:
+        try:
+            check_name(name)
+        except ValueError as exc:
+            raise ConfigError(f"serve: --allowed-host: {exc}") from None
     return asyncio.run(
         serve(
             None if args.demo else args.config,
             state=args.state,
             host=args.host,
             port=args.port,
+            allowed_hosts=args.allowed_host,
             demo=args.demo,
             token_env=args.token_env,
             lease_seconds=args.lease_seconds,

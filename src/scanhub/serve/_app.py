@@ -7,6 +7,8 @@ them before the service answers. Views are split by resource (`views/`), each a 
 handlers that find the service as `request.app[SERVICE]`; the engine's lifetime is the
 application's (`cleanup_ctx`). Connections are the service's own (`_protocol.py`): a cap on how
 many are open, deadlines for headers and bodies, malformed requests answered as problem+json.
+A request naming a `Host` the service does not answer for (`_hosts.py`: DNS rebinding) is a 421,
+but for the probes and the vendors' webhooks.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .._config import Config
 from .._defaults import (
@@ -35,6 +37,7 @@ from .._secrets import Secret
 from .._stats import StuckRule, stuck_rule
 from ..engine import ScanHub
 from ..store import Store
+from ._hosts import HostRule
 from ._http import SECURITY_HEADERS, Problem, check_params, problem_response
 from ._metrics import Metrics
 from ._protocol import Aborted, ClientLog, Connection, Limits, Listener, default_max_connections
@@ -59,7 +62,10 @@ class Service:
     seconds for a body of at most `max_request_body` bytes (else 408, 413);
     `keepalive_timeout` seconds idle between requests; request lines of `max_line_size` and
     header fields of `max_field_size` bytes (else 400). Malformed requests are logged once per
-    client address, at INFO, without a traceback."""
+    client address, at INFO, without a traceback. A request whose `Host` is not `localhost`,
+    `127.0.0.1`, `::1`, `host` (not a wildcard) or one of `allowed_hosts` is a 421, but for
+    `/healthz`, `/readyz` and the webhooks; bound to a wildcard with no `allowed_hosts`, any
+    `Host` is answered (`_hosts.py`)."""
 
     def __init__(
         self,
@@ -68,6 +74,7 @@ class Service:
         *,
         host: str = "127.0.0.1",
         port: int = PORT,
+        allowed_hosts: Iterable[str] = (),
         token: str | None = None,
         env: Mapping[str, str] | None = None,
         vendors: Registry | None = None,
@@ -86,6 +93,11 @@ class Service:
         self.hub, self.config = hub, config
         self.store: Store = hub.store
         self.host, self.port = host, port
+        try:
+            #: The `Host` names it answers for.
+            self.hosts = HostRule.of(host, allowed_hosts)
+        except ValueError as exc:
+            raise ConfigError(f"serve: allowed host: {exc}", operation="serve") from None
         self.token = Secret(token) if token else None
         self.env = env or {}
         self.vendors = vendors or registry()
@@ -239,7 +251,7 @@ def make_app(service: Service) -> web.Application:
     from .views import items, metrics, page, sinks, stats, stream, webhooks, writes
 
     app = web.Application(
-        middlewares=[_connection, _problems], client_max_size=service.max_request_body
+        middlewares=[_connection, _hosts, _problems], client_max_size=service.max_request_body
     )
     app[SERVICE] = service
     app.on_response_prepare.append(_headers)
@@ -261,6 +273,37 @@ async def _connection(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     finally:
         conn.request_finished()
+
+
+#: Routes answered whatever the `Host`: the probes (a load balancer names the address it
+#: probes, or anything) and the webhooks (a vendor names the service's public name; a delivery
+#: is judged by its signature, and what it answers reveals nothing).
+ANY_HOST = frozenset({"/healthz", "/readyz", "/webhooks/{vendor}/{source}"})
+
+
+@web.middleware
+async def _hosts(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A 421 for a request naming a `Host` the service does not answer for (DNS rebinding:
+    `_hosts.py`), before its body is read; the connection is closed after it."""
+    rule = request.app[SERVICE].hosts
+    if rule.any:
+        return await handler(request)
+    resource = request.match_info.route.resource
+    if resource is not None and resource.canonical in ANY_HOST:
+        return await handler(request)
+    host = request.headers.get(hdrs.HOST)
+    if rule.allows(host):
+        return await handler(request)
+    assert host is not None  # allowed when absent
+    resp = problem_response(
+        421,
+        "Misdirected Request",
+        f"this service does not answer for the host {host[:200]!r}; its operator can allow "
+        "it (scanhub serve --allowed-host NAME)",
+        request.path,
+    )
+    resp.force_close()
+    return resp
 
 
 async def _headers(request: web.Request, resp: web.StreamResponse) -> None:

@@ -171,8 +171,11 @@ Every error is `application/problem+json` (RFC 9457), including those answered b
 request reaches an operation: 400 for a request that is not HTTP/1.1 or whose request line or
 a header is too long, 408 when the request line and headers (or the body) do not arrive in
 time, 503 when the service has as many connections open as it takes (each then closes the
-connection). Every operation that reads or writes the store answers 503 with `Retry-After`
-while the store is away."""
+connection). Every operation but `/healthz`, `/readyz` and the webhooks answers 421 (and closes
+the connection) when the request's `Host` names a host the service does not answer for (by
+default its loopback names and its address; `scanhub serve --allowed-host` adds others). Every
+operation that reads or writes the store answers 503 with `Retry-After` while the store is
+away."""
 
 
 def openapi(*, writes: bool = True) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from .._compose import apply_tracks, build_hub, build_sinks, open_state
@@ -16,6 +16,7 @@ from .._config import Config, load_config, parse_config
 from .._defaults import LEASE_SECONDS, PORT, REDISCOVER_EVERY, STUCK_AFTER
 from .._registry import Registry, registry
 from ._app import Service
+from ._hosts import is_wildcard
 
 log = logging.getLogger("scanhub")
 
@@ -31,6 +32,7 @@ async def serve(
     state: str | None = None,
     host: str = "127.0.0.1",
     port: int = PORT,
+    allowed_hosts: Sequence[str] = (),
     demo: bool = False,
     token_env: str = "SCANHUB_TOKEN",  # noqa: S107 - the name of a variable, not a secret
     lease_seconds: float = LEASE_SECONDS,
@@ -38,7 +40,9 @@ async def serve(
     env: Mapping[str, str] | None = None,
     stop: asyncio.Event | None = None,
 ) -> int:
-    """Serve until SIGTERM or SIGINT (or `stop`), then stop within seconds. Returns 0."""
+    """Serve until SIGTERM or SIGINT (or `stop`), then stop within seconds. Returns 0.
+    `allowed_hosts`: the `Host` names answered besides the loopback ones and `host`
+    (`Service`)."""
     env = dict(os.environ if env is None else env)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -92,12 +96,20 @@ async def serve(
                     config,
                     host=host,
                     port=port,
+                    allowed_hosts=allowed_hosts,
                     token=env.get(token_env) or None,
                     env=env,
                     rediscover_every=DEMO_EVERY if demo else REDISCOVER_EVERY,
                     stuck_after=60.0 if demo else STUCK_AFTER,
                 )
                 url = await service.start()
+                if service.hosts.any and is_wildcard(host) and not allowed_hosts:
+                    log.warning(
+                        "scanhub serve: bound to %s with no --allowed-host: it answers any Host "
+                        "(a web page can read it through DNS rebinding); list the names it is "
+                        "reached by with --allowed-host",
+                        host or "every address",
+                    )
                 # What start made (the working set, the app, imported modules) lives as long as
                 # the process: out of the collector's sight, a full collection no longer walks
                 # it (at 1,000,000 items, 50,000 under way, those walks paused answers by
