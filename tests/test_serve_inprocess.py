@@ -96,3 +96,34 @@ async def test_a_signal_stops_serve_while_the_store_takes_no_commit(
     assert "scanhub serve: stopped" in out.getvalue()
     assert signal.getsignal(signal.SIGTERM) == before
     assert "the store did not take" in caplog.text
+
+
+async def test_the_write_token_is_read_without_the_newline_of_a_mounted_file(
+    tmp_path: Path,
+) -> None:
+    """A token mounted from a file ends with a newline: read stripped, as every secret is, a
+    client sending the token is let in (not refused with 401 for good)."""
+    import aiohttp
+
+    cfg = tmp_path / "scanhub.toml"
+    cfg.write_text(
+        '[[source]]\nname = "asp"\nvendor = "appsecplus"\n'
+        'base_url = "http://127.0.0.1:9"\ntoken_env = "ASP_TOKEN"\n'
+    )
+    out, stop = io.StringIO(), asyncio.Event()
+    env = {"ASP_TOKEN": "t", "SCANHUB_TOKEN": "w-token-1\n"}
+    task = asyncio.create_task(serve(str(cfg), state="memory", port=0, out=out, env=env, stop=stop))
+    try:
+        async with asyncio.timeout(30):
+            while "scanhub serve: http" not in out.getvalue():
+                await asyncio.sleep(0.05)
+        url = out.getvalue().split("scanhub serve: ", 1)[1].split()[0]
+        async with aiohttp.ClientSession() as http:
+            gone = f"{url}/api/v1/items/nosuch"
+            async with http.delete(gone, headers={"Authorization": "Bearer w-token-1"}) as r:
+                assert r.status == 404  # let in: the item is not there
+            async with http.delete(gone, headers={"Authorization": "Bearer other"}) as r:
+                assert r.status == 401
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 30) == 0

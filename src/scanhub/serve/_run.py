@@ -97,7 +97,7 @@ async def serve(
                     host=host,
                     port=port,
                     allowed_hosts=allowed_hosts,
-                    token=env.get(token_env) or None,
+                    token=(env.get(token_env) or "").strip() or None,  # a file's newline
                     env=env,
                     rediscover_every=DEMO_EVERY if demo else REDISCOVER_EVERY,
                     stuck_after=60.0 if demo else STUCK_AFTER,
