@@ -292,3 +292,36 @@ async def test_a_scrape_reads_the_counts_once_and_its_gauges_agree() -> None:
     assert labelled("scanhub_stuck_items") == labelled("scanhub_items")
     assert ("appsecplus", "late-1", "scan") not in labelled("scanhub_stuck_items")
     assert store.reads == 1
+
+
+async def test_a_filtered_stream_gets_its_heartbeat_while_others_transitions_pass() -> None:
+    """A heartbeat comes once nothing was written for `heartbeat` seconds: transitions the
+    stream's filter leaves out wake it, and used to put the heartbeat off for as long as they
+    kept coming (a proxy then closes the quiet connection)."""
+    store = MemoryStore()
+    hub = ScanHub([Still("http://asp.invalid", name="asp")], interval=3600, store=store)
+    svc = Service(hub, config(), port=0, heartbeat=0.5)
+    await svc.start()
+    try:
+        async with (
+            aiohttp.ClientSession(base_url=svc.url) as http,
+            http.get("/api/v1/events/stream?q=nothing-matches") as resp,
+        ):
+            assert resp.status == 200
+
+            async def busy() -> None:
+                for n in range(50):  # a transition every 0.1 s, none the stream wants
+                    item = Scan(Vendor.APPSECPLUS, "asp", f"s{n}", "app", Lifecycle.QUEUED, "q")
+                    await store.commit([Observation.of(item, "track")])
+                    await asyncio.sleep(0.1)
+
+            writer = asyncio.create_task(busy())
+            received = b""
+            async with asyncio.timeout(10):
+                while received.count(b": heartbeat") < 3:
+                    received += await resp.content.readany()
+            assert not writer.done()  # the heartbeats came while the others' transitions did
+            await writer
+        assert b"event: change" not in received
+    finally:
+        await svc.stop()

@@ -95,27 +95,33 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await resp.write(b"retry: 2000\n\n")
         if asked is not None and since is not None and since < asked:
             await resp.write(reset(asked, since))
+        clock = asyncio.get_running_loop().time
+        # A heartbeat once nothing was written for `heartbeat` seconds: transitions the
+        # filter leaves out wake the stream, and must not put the heartbeat off for good.
+        written = clock()
         while not service.closing.is_set():
             change = sub.next_nowait()
             if change is not None:
                 await resp.write(sse(change, await service.log_id()))
+                written = clock()
                 continue
             if sub.behind:
                 await sub.catch_up()
                 continue
+            quiet = written + service.heartbeat - clock()
+            if quiet <= 0:
+                await resp.write(b": heartbeat\n\n")
+                written = clock()
+                continue
             closing = asyncio.ensure_future(service.closing.wait())
             ready = asyncio.ensure_future(sub.wait())
             try:
-                done, _ = await asyncio.wait(
-                    (closing, ready),
-                    timeout=service.heartbeat,
-                    return_when=asyncio.FIRST_COMPLETED,
+                await asyncio.wait(
+                    (closing, ready), timeout=quiet, return_when=asyncio.FIRST_COMPLETED
                 )
             finally:
                 closing.cancel()
                 ready.cancel()
-            if not done:
-                await resp.write(b": heartbeat\n\n")
         return resp
     except (ConnectionResetError, ConnectionError):  # the client went away
         return web.Response(status=204)
