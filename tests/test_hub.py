@@ -437,3 +437,19 @@ async def test_a_track_whose_lookup_failed_while_the_vendor_was_away_is_tracked_
         assert [i.key for i in found] == [f"appsecplus:appsecplus:scan:app-12345:{scan_id}"]
         assert hub.discovery.lookups == [] and "appsecplus" not in hub.discovery.errors
         assert [i.key for i in await hub.current()] == [found[0].key]
+
+
+async def test_watch_yields_a_placeholder_first_with_its_first_state_not_before() -> None:
+    """An item tracked by id alone is a placeholder (`unknown`, no vendor status) until its
+    first answer: no state, so the watch's first change of it is that answer, not an
+    `unknown` one followed by a second "first" change."""
+    L = Lifecycle
+    client = ScriptedClient([L.RUNNING, L.SUCCEEDED])
+    async with ScanHub([client], interval=0.001, max_interval=0.001) as hub:
+        hub.track(Scan(Vendor.APPSECPLUS, "scripted", "s1", "a", L.UNKNOWN, ""))
+        await hub.flush()
+        changes = [c async for c in hub.watch(deadline=5)]
+    assert [(c.before is None, c.after.lifecycle) for c in changes] == [
+        (True, L.RUNNING),
+        (False, L.SUCCEEDED),
+    ]

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .._changes import Change, Snapshot
+from .._changes import Change, Snapshot, is_placeholder
 from .._errors import WaitTimeoutError
 from .._model import Item
 from .broadcast import Subscription
@@ -94,7 +94,10 @@ async def watch(
         try:
             now = hub.now()
             for s in stored:
-                yield Change(None, s.item, now)
+                # A placeholder (tracked by id, nothing read yet) is no state: it comes with
+                # its first one, from the log (else two "first" changes, the first `unknown`).
+                if not is_placeholder(s.item):
+                    yield Change(None, s.item, now)
             while True:
                 change = sub.next_nowait()
                 if change is not None:

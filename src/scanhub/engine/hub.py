@@ -347,7 +347,9 @@ class ScanHub:
         """Yield changes as they are committed.
 
         With `initial`, every tracked item is first yielded as a `Change` with `before=None`
-        (and no id), so a consumer sees each item's final state exactly once in the stream.
+        (and no id), so a consumer sees each item's final state exactly once in the stream;
+        but a placeholder (tracked by id, nothing read from the vendor yet) is no state: it
+        comes with its first one.
         The watch ends when every tracked item is terminal (`until_done`, the default) or at
         `deadline` seconds; with `until_done=False` and no deadline it runs until the consumer
         stops. Items may be tracked and untracked meanwhile. Polling goes on while the consumer
