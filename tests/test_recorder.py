@@ -397,7 +397,13 @@ async def test_an_observation_no_store_can_write_is_mended_and_never_stops_the_o
         err = ItemError("PayloadError", "body \udfff", False, T0)
         with_error = Observation(seen("s3").key, T0, seen("s3").item, err, "track")
         keyless = Observation("asp:s4\ud800", T0)  # (an item's key is quoted: no item has one)
-        futs = [rec.submit(ob) for ob in (seen("s1"), bad, with_error, keyless, seen("s5"))]
+        # A payload no JSON writer takes (a plugin's object): the item keeps its last state,
+        # and its error says why.
+        await rec.commit([seen("s6")])
+        odd = Scan(Vendor.APPSECPLUS, "asp", "s6", "a", Lifecycle.RUNNING, "running", raw={1})
+        unwritable = Observation(odd.key, T0 + timedelta(minutes=1), odd, None, None)
+        obs = (seen("s1"), bad, with_error, keyless, seen("s5"), unwritable)
+        futs = [rec.submit(ob) for ob in obs]
         async with asyncio.timeout(10):
             done = await asyncio.gather(*futs, return_exceptions=True)
         assert [getattr(d, "outcome", None) for d in done] == [
@@ -406,12 +412,30 @@ async def test_an_observation_no_store_can_write_is_mended_and_never_stops_the_o
             Outcome.RECORDED,
             None,
             Outcome.RECORDED,
+            Outcome.UNCHANGED,
         ]
-        assert isinstance(done[3], PayloadError) and "UnicodeEncodeError" in str(done[3])
+        assert isinstance(done[3], PayloadError)
+        assert str(done[3]).startswith("store: cannot be stored: UnicodeEncodeError: ")
         kept = await store.get(bad_item.key)
         assert kept is not None and kept.item.message == "x\ufffdy"
-        assert rec.health().ok  # not taken for an outage
-        assert any("cannot be stored as observed" in r.getMessage() for r in caplog.records)
+        errored = await store.get(with_error.key)
+        assert errored is not None and errored.last_error is not None
+        assert errored.last_error.message == "body \ufffd"
+        still = await store.get(odd.key)
+        assert still is not None and still.item.lifecycle is Lifecycle.QUEUED
+        assert still.last_error is not None and still.last_error.type == "PayloadError"
+        assert still.last_error.message.startswith(
+            "scanhub cannot store what was observed (TypeError: "
+        )
+        assert rec.health().ok  # not taken for an outage, at any moment:
+        said = [r.getMessage() for r in caplog.records]
+        assert not any("does not take commits" in m for m in said), said
+        for key in (bad.key, with_error.key, keyless.key, odd.key):
+            assert any(
+                m.startswith(f"scanhub: {key!a} cannot be stored as observed (")
+                and m.endswith("): mended")
+                for m in said
+            ), (key, said)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
