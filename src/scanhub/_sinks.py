@@ -15,11 +15,11 @@ Standard Webhooks (`spec/standard-webhooks.md` of standard-webhooks/standard-web
 - secrets are `whsec_<base64>`; the signature is over the exact bytes sent;
 - only 2xx is success; redirects are not followed (an error); 410 Gone disables the sink;
   429, 502 and 504 throttle it and `Retry-After` is honoured (capped); other answers and
-  network errors are retried on the schedule (immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
-  10 h, 14 h, 20 h, 24 h, each ±20 %) until it ends or the delivery is older than its maximum
-  age: then it is dead-lettered, never dropped silently. Other 4xx (and 3xx) answers are
-  tried a few times only (`max_client_errors`): a receiver that refuses a body will refuse it
-  again.
+  network errors are retried on the schedule (after the immediate first attempt, waits of
+  5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h, each ±20 %) until it ends or the
+  delivery is older than its maximum age: then it is dead-lettered, never dropped silently.
+  Other 4xx (and 3xx) answers are tried a few times only (`max_client_errors`): a receiver
+  that refuses a body will refuse it again.
 
 CloudEvents HTTP binding: structured mode is the event as `application/cloudevents+json`
 (exactly `to_cloudevent(change, log)`, the bytes every reader of that id gets); binary mode sends
