@@ -424,15 +424,21 @@ async def test_an_observation_no_store_can_write_is_mended_and_never_stops_the_o
         still = await store.get(odd.key)
         assert still is not None and still.item.lifecycle is Lifecycle.QUEUED
         assert still.last_error is not None and still.last_error.type == "PayloadError"
+        assert still.last_error.retryable is False  # the same answer is as unwritable again
         assert still.last_error.message.startswith(
             "scanhub cannot store what was observed (TypeError: "
         )
         assert rec.health().ok  # not taken for an outage, at any moment:
         said = [r.getMessage() for r in caplog.records]
         assert not any("does not take commits" in m for m in said), said
-        for key in (bad.key, with_error.key, keyless.key, odd.key):
+        for key, why in (
+            (bad.key, "UnicodeEncodeError"),
+            (with_error.key, "UnicodeEncodeError"),
+            (keyless.key, "UnicodeEncodeError"),
+            (odd.key, "TypeError"),
+        ):
             assert any(
-                m.startswith(f"scanhub: {key!a} cannot be stored as observed (")
+                m.startswith(f"scanhub: {key!a} cannot be stored as observed ({why}: ")
                 and m.endswith("): mended")
                 for m in said
             ), (key, said)

@@ -110,3 +110,40 @@ def test_a_request_shows_no_credential_in_its_repr() -> None:
     assert not any(s in shown for s in ("tf-key-0001", "at-0001", "dt-key-0001")), shown
     assert "('page', '2')" in shown and "'Accept': 'application/json'" in shown
     assert req.headers["Authorization"] == "Bearer at-0001"  # the request itself unchanged
+
+
+def _carried(secret: str) -> list[str]:
+    """Every way a vendor's or a receiver's text may carry `secret` back, written here apart
+    from the redactor's own list."""
+    import html as html_module
+    from urllib.parse import quote_plus
+
+    ascii_json = json.dumps(secret)[1:-1]
+    utf8_json = json.dumps(secret, ensure_ascii=False)[1:-1]
+    escaped = html_module.escape(secret)
+    return [
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        ascii_json,
+        ascii_json.replace("/", "\\/"),
+        utf8_json,
+        utf8_json.replace("/", "\\/"),
+        escaped,
+        escaped.replace("/", "&#x2F;"),
+        escaped.replace("/", "&#x2f;"),
+        escaped.replace("/", "&#47;"),
+    ]
+
+
+@pytest.mark.parametrize("form", range(12))
+def test_every_carried_form_of_a_secret_goes_whole(form: int) -> None:
+    """A secret with a quote, a slash, a space, an HTML special and a non-ASCII letter: each
+    form differs from the others, and each is scrubbed whole, with nothing left around it."""
+    secret = 'p"ä/ss wd<'
+    carried = _carried(secret)
+    assert len(set(carried)) == 12  # every form its own
+    red = Redactor([Secret(secret)])
+    assert red(f"[{carried[form]}]") == f"[{REDACTED}]", carried[form]
+    assert red.scrub_bytes(f"[{carried[form]}]".encode()) == f"[{REDACTED}]".encode()
