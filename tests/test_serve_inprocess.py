@@ -127,3 +127,24 @@ async def test_the_write_token_is_read_without_the_newline_of_a_mounted_file(
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+async def test_a_stop_that_comes_with_the_starts_last_answer_does_not_cancel_what_follows() -> None:
+    """The stop's waiter ends in the same loop turn as the block's last await: its callback,
+    scheduled a turn later, must not cancel the task once the block is over (the service's
+    stop would be cut short)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def both() -> None:
+        stop.set()
+        fut.set_result(None)
+
+    loop.call_soon(both)
+    with _run._StopCancels(stop):
+        await fut
+    await asyncio.sleep(0)  # the waiter's callback runs now
+    await asyncio.sleep(0)
+    cleaned = await asyncio.sleep(0.01, "cleaned")  # what follows the block: not cancelled
+    assert cleaned == "cleaned"

@@ -151,6 +151,7 @@ class _StopCancels:
     def __init__(self, stop: asyncio.Event) -> None:
         self._stop = stop
         self._fired = False
+        self._exited = False
 
     def __enter__(self) -> None:
         task = asyncio.current_task()
@@ -160,11 +161,15 @@ class _StopCancels:
         self._waiter.add_done_callback(self._fire)
 
     def _fire(self, waiter: asyncio.Future[Any]) -> None:
-        if not waiter.cancelled():
+        # Scheduled a loop turn after the waiter ends: the block may have ended meanwhile
+        # (the stop came with its last await's answer), and must not be cancelled after it
+        # (what follows, the service's stop, would be cut short).
+        if not waiter.cancelled() and not self._exited:
             self._fired = True
             self._task.cancel()
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> bool:
+        self._exited = True
         self._waiter.remove_done_callback(self._fire)
         self._waiter.cancel()
         if self._fired and self._task.uncancel() == 0:
