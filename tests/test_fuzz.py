@@ -166,6 +166,10 @@ def test_a_lone_surrogate_is_read_as_the_replacement_character() -> None:
     resp = Response(200, text, {}, "status")
     assert decode_json(resp, where("iq", "s", resp)) == want
     json.dumps(loads(text), ensure_ascii=False).encode()  # UTF-8 takes it
+    # Written as if it were a character (CESU-8, Java's "modified UTF-8"), and in UTF-16 (the
+    # stdlib reads both): mended too.
+    assert loads(b'{"m": "x\xed\xa0\x80y"}') == {"m": "x\ufffdy"}
+    assert loads('{"m": "\\ud800", "\\udfff": 1}'.encode("utf-16")) == {"m": "\ufffd", "\ufffd": 1}
 
 
 @settings(max_examples=200, deadline=None)

@@ -133,6 +133,23 @@ async def test_a_100000_deep_json_body_is_a_400(svc: Service, logs: Any) -> None
     no_traceback(logs)
 
 
+async def test_a_body_nested_past_what_the_service_walks_is_a_400(svc: Service, logs: Any) -> None:
+    """600 levels: JSON the stdlib reads, deeper than the check for lone surrogates walks."""
+    deep = b"[" * 600 + b"]" * 600
+    answer = await exchange(
+        svc,
+        request(
+            "POST",
+            "/api/v1/track",
+            f"Authorization: Bearer {TOKEN}",
+            "Content-Type: application/json",
+            body=deep,
+        ),
+    )
+    assert answer.status == 400 and "nested too deeply" in answer.problem()["detail"]
+    no_traceback(logs)
+
+
 async def test_a_track_holding_a_lone_surrogate_is_a_400(svc: Service, logs: Any) -> None:
     """`"\\ud800"` is JSON and no text: tracked, it would be an item no store can write."""
     body = b'{"source": "asp", "scan_id": "scan-\\ud800", "application_id": "app-1"}'

@@ -66,18 +66,23 @@ def loads(body: bytes) -> Any:
     return _stdlib_loads(body)
 
 
-# A surrogate's escape, high or low (`\\uD800`-`\\uDFFF`): only then can the stdlib's answer
-# hold one (a pair becomes its character; text that is UTF-8 holds none).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# What can give the stdlib's answer a lone surrogate in a UTF-8 body: a surrogate's escape,
+# high or low (`\\uD800`-`\\uDFFF`; a pair becomes its character), or one encoded as if it were
+# a character (`ED A0`-`ED BF`: CESU-8, Java's "modified UTF-8"; the stdlib decodes with
+# `surrogatepass`). A body in UTF-16 or UTF-32 (which the stdlib detects) is mended whole.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 # What is left of them in a decoded string: lone ones only (json pairs the others).
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _stdlib_loads(body: bytes) -> Any:
     value = json.loads(body)
-    if _SURROGATE_ESCAPE.search(body) is not None:
+    if _SURROGATE_ESCAPE.search(body) is not None or json.detect_encoding(body) not in _UTF8:
         value = mend_surrogates(value)
     return value
+
+
+_UTF8 = ("utf-8", "utf-8-sig")
 
 
 def mend_surrogates(value: Any) -> Any:

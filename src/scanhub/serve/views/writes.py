@@ -45,11 +45,12 @@ async def _body(request: web.Request) -> Any:
     raw = await request.read()
     try:
         value = json.loads(raw)
+        mended = mend_surrogates(value)  # (recursive too: within the same depth check)
     except ValueError:
         raise Problem(400, "Bad Request", "the body is not JSON") from None
     except RecursionError:
         raise Problem(400, "Bad Request", "the body is nested too deeply") from None
-    if mend_surrogates(value) != value:  # no store, page or terminal takes one
+    if mended != value:  # no store, page or terminal takes one
         raise Problem(400, "Bad Request", "the body holds a lone surrogate (\\ud800-\\udfff)")
     return value
 
