@@ -2120,3 +2120,30 @@ async def test_sqlite_a_stored_lifecycle_this_version_does_not_know_is_a_value_e
     async with SQLiteStore(path) as store:
         with pytest.raises(ValueError, match="paused"):
             await store.commit([seen(scan("x", Lifecycle.SUCCEEDED), 1)])
+
+
+async def test_a_nul_character_is_stored_or_mended_never_stopping_the_recorder(
+    store: Store,
+) -> None:
+    """`\\u0000` is valid JSON and a character, which PostgreSQL's text and jsonb refuse: the
+    recorder's commit fails there, and the observation is mended (U+FFFD) instead of being
+    retried as an outage; the other stores keep it as sent."""
+    from scanhub.engine import Recorder
+
+    rec = Recorder(store, backoff=(0.01, 0.01))
+    task = asyncio.create_task(rec.run())
+    try:
+        odd = scan("nul", Lifecycle.RUNNING)
+        odd = evolve(odd, message="a\x00b", raw={"message": "a\x00b"})
+        other = scan("after", Lifecycle.QUEUED)
+        futs = [rec.submit(seen(odd, 0, "track")), rec.submit(seen(other, 0, "track"))]
+        async with asyncio.timeout(15):
+            done = await asyncio.gather(*futs)
+        assert [d.outcome for d in done] == [Outcome.RECORDED, Outcome.RECORDED]
+        kept = await store.get(odd.key)
+        assert kept is not None and kept.item.message in ("a\x00b", "a\ufffdb")
+        assert rec.health().ok
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -719,17 +719,18 @@ def unstorable(ob: Observation) -> str | None:
     backend writes of it is encoded here as they encode it: the item as stored, its vendor
     payload, its search text, its error, its key and origin, as UTF-8. A lone surrogate of a
     Python string (no character; `loads` mends the vendors' ones) fails this, and so does a
-    payload JSON cannot write."""
+    payload JSON cannot write, and a NUL character (valid JSON, `\\u0000`: PostgreSQL's text
+    and jsonb take none)."""
     try:
-        ob.key.encode()
-        if ob.origin is not None:
-            ob.origin.encode()
+        texts = [ob.key, ob.origin or ""]
         if ob.item is not None:
-            item_json(ob.item).encode()
-            raw_json(ob.item)
-            search_text(ob.item).encode()
+            texts += [item_json(ob.item), raw_json(ob.item) or "", search_text(ob.item)]
         if ob.error is not None:
-            compact_json(converter.unstructure(ob.error))
+            texts.append(compact_json(converter.unstructure(ob.error)).decode())
+        for text in texts:
+            text.encode()
+            if "\x00" in text or "\\u0000" in text:
+                return "ValueError: a NUL character, which PostgreSQL does not store"
     except Exception as exc:  # what the encoding raises is the reason, whatever it is
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -737,18 +738,19 @@ def unstorable(ob: Observation) -> str | None:
 
 def mended(ob: Observation) -> Observation | None:
     """`ob` as a store can write it (`unstorable` is None), or None: its strings' lone
-    surrogates as U+FFFD; failing that, only why the item could not be kept (its last poll's
-    error); failing that (the key itself), nothing."""
+    surrogates and NUL characters as U+FFFD; failing that, only why the item could not be
+    kept (its last poll's error); failing that (the key itself), nothing."""
+    item: Item | None = None
     if ob.item is not None:
         try:
-            item = item_from_dict(mend_surrogates(to_dict(ob.item)))
+            item = item_from_dict(_mend_text(to_dict(ob.item)))
         except Exception:
             item = None
-        if item is not None and item.key == ob.key:
-            again = evolve(ob, item=item, error=_mended_error(ob.error))
-            if unstorable(again) is None:
-                return again
-    why = mend_surrogates(unstorable(ob) or "")
+    if ob.item is None or (item is not None and item.key == ob.key):
+        again = evolve(ob, item=item, error=_mended_error(ob.error))
+        if unstorable(again) is None:
+            return again
+    why = _mend_text(unstorable(ob) or "")
     error = ItemError(
         "PayloadError",
         f"scanhub cannot store what was observed ({why})",
@@ -762,7 +764,19 @@ def mended(ob: Observation) -> Observation | None:
 def _mended_error(error: ItemError | None) -> ItemError | None:
     if error is None:
         return None
-    return evolve(error, type=mend_surrogates(error.type), message=mend_surrogates(error.message))
+    return evolve(error, type=_mend_text(error.type), message=_mend_text(error.message))
+
+
+def _mend_text(value: Any) -> Any:
+    """`mend_surrogates`, and NUL characters as U+FFFD too."""
+    value = mend_surrogates(value)
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_mend_text(v) for v in value]
+    if isinstance(value, dict):
+        return {_mend_text(k): _mend_text(v) for k, v in value.items()}
+    return value
 
 
 def item_json(item: Item) -> str:
