@@ -447,3 +447,30 @@ async def test_an_observation_no_store_can_write_is_mended_and_never_stops_the_o
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await store.close()
+
+
+async def test_closing_mends_what_no_store_can_write_and_commits_what_waits_behind_it(
+    tmp_path: Any,
+) -> None:
+    """At close (the writer stopped), an observation no store can write does not hold the
+    ones behind it for the whole grace and then lose them: mended, all are committed."""
+    from scanhub import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    rec = Recorder(store)  # never run: close commits what waits
+    try:
+        bad_item = Scan(
+            Vendor.APPSECPLUS, "asp", "s2", "a", Lifecycle.FAILED, "failed", message="x\ud800"
+        )
+        futs = [
+            rec.submit(Observation(bad_item.key, T0, bad_item, None, "track")),
+            rec.submit(seen("s3")),
+        ]
+        async with asyncio.timeout(5):  # well within the grace
+            await rec.close(grace=30)
+        assert [f.result().outcome for f in futs] == [Outcome.RECORDED, Outcome.RECORDED]
+        kept = await store.get(bad_item.key)
+        assert kept is not None and kept.item.message == "x\ufffd"
+    finally:
+        await store.close()

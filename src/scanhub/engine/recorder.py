@@ -274,7 +274,9 @@ class Recorder:
                         await self._commit_head()
                     except asyncio.CancelledError:
                         raise
-                    except Exception:
+                    except Exception as exc:
+                        if not isinstance(exc, StoreUnavailable) and self._mend_head():
+                            continue  # as `run` does: what waits behind it is committed
                         await asyncio.sleep(0.2)
         except TimeoutError:
             log.error(
