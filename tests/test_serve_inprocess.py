@@ -148,3 +148,35 @@ async def test_a_stop_that_comes_with_the_starts_last_answer_does_not_cancel_wha
     await asyncio.sleep(0)
     cleaned = await asyncio.sleep(0.01, "cleaned")  # what follows the block: not cancelled
     assert cleaned == "cleaned"
+
+
+async def test_a_service_that_cannot_be_made_closes_the_store_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve(allowed_hosts=["x:80"])` from Python: the ConfigError comes after the state was
+    opened, which is closed, not left open (a SQLite thread, a PostgreSQL pool)."""
+    from scanhub import ConfigError
+
+    closed: list[bool] = []
+
+    class Watched(MemoryStore):
+        async def close(self) -> None:
+            closed.append(True)
+            await super().close()
+
+    async def state(*args: object, **kw: object) -> Watched:
+        store = Watched()
+        await store.open()
+        return store
+
+    monkeypatch.setattr(_run, "open_state", state)
+    cfg = tmp_path / "scanhub.toml"
+    cfg.write_text(
+        '[[source]]\nname = "asp"\nvendor = "appsecplus"\n'
+        'base_url = "http://127.0.0.1:9"\ntoken_env = "ASP_TOKEN"\n'
+    )
+    with pytest.raises(ConfigError, match="allowed host"):
+        await serve(
+            str(cfg), port=0, out=io.StringIO(), env={"ASP_TOKEN": "t"}, allowed_hosts=["x:80"]
+        )
+    assert closed

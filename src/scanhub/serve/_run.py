@@ -55,6 +55,8 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
                 stack.callback(_give_back, loop, sig, before)
         service: Service | None = None
+        hub: Any = None
+        store: Any = None
         tasks: list[asyncio.Task[None]] = []
         try:
             # A stop (SIGTERM, SIGINT) at any point of the start ends it: a store that does not
@@ -139,6 +141,11 @@ async def serve(
             await asyncio.gather(*tasks, return_exceptions=True)
             if service is not None:
                 await service.stop()
+            else:  # the service could not be made (a bad allowed host): what was opened
+                if hub is not None:
+                    await hub.close()  # (its clients' session)
+                if store is not None:
+                    await store.close()
     print("scanhub serve: stopped", file=out, flush=True)
     return 0
 
