@@ -287,8 +287,8 @@ class AiohttpTransport(HTTPTransport):
             # message or the value may hold a secret, so neither is shown (nor chained).
             raise self._refused(
                 req,
-                "aiohttp refused to send the request as malformed (a header holding a line "
-                "break, from a secret set with one?): not sent",
+                "aiohttp refused to send the request as malformed (a value it cannot write in "
+                "a header or a body it cannot encode): not sent",
             ) from None
 
     def _refused(self, req: Request, what: str) -> BadRequestError:

@@ -154,6 +154,9 @@ class Service:
         """Start the engine and serve; returns the URL (with the real port when `port` was 0).
         The store is opened first, so a bad one fails here, before anything listens."""
         await self.hub.open()
+        # The log's identity, in every CloudEvent id: read now, so that a stream never needs
+        # the store for it once it has answered 200.
+        await self.log_id()
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
         )

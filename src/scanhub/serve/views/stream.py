@@ -105,13 +105,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 await resp.write(sse(change, await service.log_id()))
                 written = clock()
                 continue
-            if sub.behind:
-                await sub.catch_up()
-                continue
             quiet = written + service.heartbeat - clock()
-            if quiet <= 0:
+            if quiet <= 0:  # (also while catching up on transitions the filter leaves out)
                 await resp.write(b": heartbeat\n\n")
                 written = clock()
+                continue
+            if sub.behind:
+                await sub.catch_up()
                 continue
             closing = asyncio.ensure_future(service.closing.wait())
             ready = asyncio.ensure_future(sub.wait())
