@@ -211,7 +211,12 @@ async def test_watch_ends_at_once_when_what_is_left_can_never_be_read(tmp_path: 
     async with sims() as s:
         cfg = write_config(tmp_path, s, seed(s))
         s["threadfix"].faults = Faults(auth_failure=True)
-        code, out = await run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "120")
+        # The test's own deadline is far below the watch's: a watch waiting for its deadline
+        # (it slept on, as a failed poll woke nothing) fails the test instead of passing late.
+        async with asyncio.timeout(30):
+            code, out = await run_cli(
+                "watch", "-c", str(cfg), "--format", "plain", "--timeout", "60"
+            )
     assert code == 5, out
     assert "AuthenticationError" in out
 

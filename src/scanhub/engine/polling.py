@@ -54,7 +54,8 @@ class PollLoop:
         #: True while the loop runs (items taken on are scheduled at once).
         self.running = False
         self._wake = asyncio.Event()
-        #: Set whenever an item leaves the working set (a watch waiting for the end looks).
+        #: Set whenever an item leaves the working set, or a poll fails for good (a watch
+        #: waiting for the end looks: what is left may never move).
         self.progress = asyncio.Event()
 
     def add_source(self, client: Client) -> SourcePoller:
@@ -227,6 +228,8 @@ class PollLoop:
             assert outcome.error is not None
             active.error = ItemError.of(outcome.error, now)
             self.recorder.sight(key, now, active.error)
+            if active.error.permanent:
+                self.progress.set()
             return False
         new = merge(active.item, outcome.item)
         changed = significant(active.item, new)
