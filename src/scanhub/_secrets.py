@@ -26,7 +26,7 @@ _SECRET_PARAM_NAME = re.compile(rf"(?i)^({_SECRET_NAMES})$")
 
 def masked_headers(headers: object) -> str:
     """`repr` of a request's headers with every credential's value `***`."""
-    if not isinstance(headers, dict | Mapping):
+    if not isinstance(headers, Mapping):
         return repr(headers)
     return repr(
         {k: REDACTED if str(k).lower() in CREDENTIAL_HEADERS else v for k, v in headers.items()}

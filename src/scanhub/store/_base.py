@@ -768,10 +768,9 @@ def _mended_error(error: ItemError | None) -> ItemError | None:
 
 
 def _mend_text(value: Any) -> Any:
-    """`mend_surrogates`, and NUL characters as U+FFFD too."""
-    value = mend_surrogates(value)
+    """`mend_surrogates`, and NUL characters as U+FFFD too (in one walk)."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return mend_surrogates(value).replace("\x00", "\ufffd")
     if isinstance(value, list):
         return [_mend_text(v) for v in value]
     if isinstance(value, dict):
