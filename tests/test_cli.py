@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from scanhub import ConfigError, ItemError, Lifecycle, Scan, Vendor, Verdict, load_config
@@ -589,15 +590,7 @@ def test_an_error_the_table_cuts_is_printed_whole_below_it() -> None:
         verdict=Verdict.NONE,
     )
     short = ItemError("ServerError", "HTTP 502", True, datetime(2026, 1, 1, tzinfo=UTC))
-    other = Scan(
-        vendor=Vendor.IQ,
-        source="iq",
-        id="s2",
-        application_id="app",
-        lifecycle=Lifecycle.RUNNING,
-        vendor_status="x",
-        verdict=Verdict.NONE,
-    )
+    other = attrs.evolve(scan, id="s2")
     errors = {
         scan.key: ItemError("ServerError", whole, True, datetime(2026, 1, 1, tzinfo=UTC)),
         other.key: short,
