@@ -24,6 +24,7 @@ from scanhub._sinks import Sink
 from scanhub.serve import Service
 from scanhub.serve._metrics import METRIC_NAMES
 from scanhub.store import Count, Observation
+from scanhub.store.memory import MemorySinks
 
 from .test_serve import ROOT, get_json, service, validator
 from .test_store import HISTORY
@@ -323,5 +324,93 @@ async def test_a_filtered_stream_gets_its_heartbeat_while_others_transitions_pas
             assert not writer.done()  # the heartbeats came while the others' transitions did
             await writer
         assert b"event: change" not in received
+    finally:
+        await svc.stop()
+
+
+class SlowLog(MemoryStore):
+    """A store whose log is read slowly (a large log on a busy disk); it counts the reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages = 0
+
+    async def transitions(
+        self, *, since: int = 0, key: str | None = None, limit: int | None = None
+    ) -> list[scanhub.Transition]:
+        await asyncio.sleep(0.4)
+        self.pages += 1
+        return await super().transitions(since=since, key=key, limit=limit)
+
+
+async def test_a_stream_catching_up_on_a_long_log_gets_its_heartbeat() -> None:
+    """A stream resumed far back reads the log a page at a time; the pages its filter leaves
+    out write nothing, so the heartbeat must come between them (not once it has caught up:
+    a proxy closes a connection quiet for that long)."""
+    store = SlowLog()
+    await store.commit(
+        [
+            Observation.of(
+                Scan(Vendor.APPSECPLUS, "asp", f"s{n}", "app", Lifecycle.QUEUED, "q"), "track"
+            )
+            for n in range(1200)  # three pages of the log, the third not full
+        ]
+    )
+    hub = ScanHub([Still("http://asp.invalid", name="asp")], interval=3600, store=store)
+    svc = Service(hub, config(), port=0, heartbeat=0.3)
+    await svc.start()
+    try:
+        store.pages = 0
+        async with (
+            aiohttp.ClientSession(base_url=svc.url) as http,
+            http.get("/api/v1/events/stream?q=nothing-matches&last_event_id=1") as resp,
+        ):
+            assert resp.status == 200
+            received = b""
+            async with asyncio.timeout(10):
+                while b": heartbeat" not in received:
+                    received += await resp.content.readany()
+            assert store.pages < 3  # it came while the stream was still catching up
+            assert b"event: change" not in received
+    finally:
+        await svc.stop()
+
+
+class AwaySinks(MemorySinks):
+    """A ledger whose log identity cannot be read while `away` (the database went away after
+    the service started)."""
+
+    away = False
+
+    async def log_id(self) -> str:
+        if self.away:
+            raise scanhub.StoreUnavailable("the database is away", operation="read log id")
+        return await super().log_id()
+
+
+async def test_a_stream_needs_no_store_read_for_the_log_identity_once_started() -> None:
+    """The log's identity, in every CloudEvent id, is read when the service starts: a stream
+    opened while the store cannot answer it still carries `<log>-<id>` ids."""
+    store = MemoryStore()
+    store.sinks = sinks = AwaySinks(store)
+    log = await sinks.log_id()
+    hub = ScanHub([Still("http://asp.invalid", name="asp")], interval=3600, store=store)
+    svc = Service(hub, config(), port=0)
+    await svc.start()
+    try:
+        sinks.away = True
+        async with (
+            aiohttp.ClientSession(base_url=svc.url) as http,
+            http.get("/api/v1/events/stream") as resp,
+        ):
+            assert resp.status == 200
+            item = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.QUEUED, "q")
+            hub.track(item)
+            received = b""
+            async with asyncio.timeout(10):
+                while b"event: change" not in received:
+                    received += await resp.content.readany()
+        data = json.loads(received.split(b"data: ", 1)[1].split(b"\n", 1)[0])
+        assert data["id"].startswith(f"{log}-")
     finally:
         await svc.stop()
