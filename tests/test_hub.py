@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from scanhub import (
     Client,
     IQServer,
     Lifecycle,
+    MemoryStore,
     Promotion,
     RetryPolicy,
     Scan,
@@ -27,6 +29,7 @@ from scanhub import (
     WaitTimeoutError,
 )
 from scanhub.sim import AppSecPlusSim, AppTrustSim, Faults, IQSim, SimClock, ThreadFixSim
+from scanhub.store import Observation, Outcome
 
 FAST = RetryPolicy(attempts=3, backoff_initial=0.001, backoff_max=0.01, default_429_wait=0.02)
 
@@ -453,3 +456,71 @@ async def test_watch_yields_a_placeholder_first_with_its_first_state_not_before(
         (True, L.RUNNING),
         (False, L.SUCCEEDED),
     ]
+
+
+class Answering(Client):
+    """A source whose every poll answers `answer` (counting the polls)."""
+
+    vendor = "appsecplus"
+    answer: Scan
+
+    async def refresh(self, item: Any) -> Any:
+        self.polls = getattr(self, "polls", 0) + 1
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [Lifecycle.FAILED, Lifecycle.RUNNING])
+async def test_a_change_the_store_finds_stale_is_polled_again_until_recorded(
+    answer: Lifecycle,
+) -> None:
+    """A poll's change the store judges stale (a webhook, or a replica whose clock is ahead,
+    committed a later observation first) is not recorded: the item must be polled again
+    until it is. It was dropped when the change was a final state (the store showing it under
+    way for good), and otherwise taken as known (the next polls, seeing it again, were mere
+    sightings)."""
+    store = MemoryStore()
+    start = datetime.now(UTC)
+    running = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.RUNNING, "running")
+    await store.commit([Observation.of(running, "track", start)])
+    ahead = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.RUNNING, "running-2")
+    await store.commit([Observation.of(ahead, None, start + timedelta(seconds=0.5))])
+    client = Answering("http://asp.invalid", name="asp")
+    client.answer = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", answer, "answered")
+    hub = ScanHub([client], interval=0.05, max_interval=0.1, store=store)
+    async with hub, hub.polling():
+        async with asyncio.timeout(5):
+            while True:
+                stored = await store.get(running.key)
+                assert stored is not None
+                if stored.item.vendor_status == "answered":
+                    break
+                await asyncio.sleep(0.05)
+    assert client.polls >= 2  # the first poll's change was stale
+
+
+async def test_a_pushed_final_state_the_store_finds_stale_leaves_the_item_polled() -> None:
+    """A webhook's state the store judges stale is not recorded: the item it names must not
+    leave the working set on it (it did when the state was final: never polled again, the
+    store showing it under way)."""
+    store = MemoryStore()
+    start = datetime.now(UTC)
+    running = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.RUNNING, "running")
+    await store.commit([Observation.of(running, "track", start)])
+    ahead = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.RUNNING, "running-2")
+    await store.commit([Observation.of(ahead, None, start + timedelta(seconds=5))])
+    client = Answering("http://asp.invalid", name="asp")
+    client.answer = ahead  # polls see nothing new
+    hub = ScanHub([client], interval=0.1, max_interval=0.1, store=store)
+    async with hub, hub.polling():
+        async with asyncio.timeout(5):
+            while getattr(client, "polls", 0) < 1:
+                await asyncio.sleep(0.02)
+        pushed = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.FAILED, "pushed")
+        committed = await hub.apply(pushed, how="webhook")
+        assert committed.outcome is Outcome.STALE
+        polled = client.polls
+        async with asyncio.timeout(5):
+            while client.polls < polled + 2:
+                await asyncio.sleep(0.02)
+    stored = await store.get(running.key)
+    assert stored is not None and stored.item.vendor_status == "running-2"

@@ -108,8 +108,8 @@ class PollLoop:
     def pushed(self, item: Item, committed: Committed, at: datetime) -> None:
         """The vendor pushed a state (a webhook) and the store took it: move the working copy."""
         active = self.working.get(item.key)
-        if active is None:
-            return
+        if active is None or committed.outcome is Outcome.STALE:
+            return  # (stale: the store holds a later observation, which the log brings)
         active.item = merge(active.item, item)
         if committed.outcome is Outcome.RECORDED:
             active.changed_at = at
@@ -231,8 +231,9 @@ class PollLoop:
             if active.error.permanent:
                 self.progress.set()
             return False
-        new = merge(active.item, outcome.item)
-        changed = significant(active.item, new)
+        before = active.item
+        new = merge(before, outcome.item)
+        changed = significant(before, new)
         active.item, active.error = new, None
         if not changed and not new.lifecycle.is_terminal:
             # Nothing the store records: the item was seen (its last error, if any, is over).
@@ -246,6 +247,14 @@ class PollLoop:
             assert isinstance(committed, Committed)
             if committed.outcome is Outcome.UNTRACKED:
                 self.drop(key)
+                return False
+            if committed.outcome is Outcome.STALE:
+                # The store holds a later observation (a webhook, a replica whose clock is
+                # ahead): this one is not recorded. The working copy goes back (unless the log
+                # moved it meanwhile) and the item stays, so that the next poll sees the change
+                # again and records it; a final state dropped here would be under way for good.
+                if active.item is new:
+                    active.item = before
                 return False
             changed = committed.outcome is Outcome.RECORDED
             if changed:
