@@ -524,3 +524,35 @@ async def test_a_pushed_final_state_the_store_finds_stale_leaves_the_item_polled
                 await asyncio.sleep(0.02)
     stored = await store.get(running.key)
     assert stored is not None and stored.item.vendor_status == "running-2"
+
+
+async def test_an_item_untracked_on_another_replica_is_no_longer_polled(pg_cluster: str) -> None:
+    """Replica B untracks an item whose source replica A polls (A holds its lease): A hears
+    of it and stops polling it. It polled it on for as long as the item did not change (its
+    polls' sightings were dropped by the store, their outcome never looked at)."""
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "untrack_news")
+    item = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.RUNNING, "running")
+    a, b = Answering("http://asp.invalid", name="asp"), Answering("http://asp.invalid", name="asp")
+    a.answer = b.answer = item
+    hub_a = ScanHub([a], interval=0.1, max_interval=0.1, store=PostgresStore(url, holder="a"))
+    hub_b = ScanHub([b], interval=0.1, max_interval=0.1, store=PostgresStore(url, holder="b"))
+    async with hub_a, hub_a.polling():
+        hub_a.track(item)
+        async with asyncio.timeout(10):
+            while getattr(a, "polls", 0) < 2:
+                await asyncio.sleep(0.05)
+        async with hub_b, hub_b.polling():
+            hub_b.untrack(item.key)
+            await hub_b.flush()
+            async with asyncio.timeout(10):  # polled every 0.1 s until the news reaches A
+                while True:
+                    polled = a.polls
+                    await asyncio.sleep(0.6)
+                    if a.polls == polled:
+                        break
+            assert getattr(b, "polls", 0) == 0  # (A held the lease throughout)
+        assert await hub_a.get(item.key) is None

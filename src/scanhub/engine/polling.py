@@ -79,8 +79,13 @@ class PollLoop:
 
     async def take_on(self, sources: Collection[str]) -> None:
         """Load the active items of `sources` from the store into the working set (and the
-        schedule, while the loop runs)."""
+        schedule, while the loop runs); those it held before that the store no longer has
+        under way (another process untracked or finished them) leave it."""
+        held = {
+            key: self.working.get(key) for source in sources for key in self.working.keys_of(source)
+        }
         for stored in await self.store.active(sources):
+            held.pop(stored.key, None)
             if stored.item.source not in self.pollers:
                 continue  # a source no longer configured: keep its history, do not poll
             fresh = stored.key not in self.working
@@ -88,6 +93,11 @@ class PollLoop:
             if fresh:
                 active.error = stored.last_error
                 self._schedule(stored.key)
+        # Only what was held before the read, as it was then (an item untracked and tracked
+        # again meanwhile is another `Active`, and in the store).
+        for key, before in held.items():
+            if self.working.get(key) is before:
+                self.drop(key)
         self._wake.set()
 
     def tracked(self, item: Item, how: str, pending: asyncio.Future[object]) -> None:
