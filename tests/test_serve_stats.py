@@ -414,3 +414,58 @@ async def test_a_stream_needs_no_store_read_for_the_log_identity_once_started() 
         assert data["id"].startswith(f"{log}-")
     finally:
         await svc.stop()
+
+
+class GetFailsOnce(MemoryStore):
+    """A store whose first read of one item fails with what no code expects (a bug)."""
+
+    failed = False
+
+    async def get(self, key: str) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug in a read")
+        return await super().get(key)
+
+
+async def test_the_transition_counter_outlives_a_failure_of_its_reader(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The metrics' reader of the log is supervised: a failure is logged, and it resumes
+    after the transition it failed on (counted once). It stopped for good, unseen, the
+    transition counter frozen while `/readyz` said ready."""
+    store = GetFailsOnce()
+    hub = ScanHub([Still("http://asp.invalid", name="asp")], interval=3600, store=store)
+    svc = Service(hub, config(), port=0)
+    await svc.start()
+
+    async def counted() -> float:
+        async with aiohttp.ClientSession(base_url=svc.url) as http, http.get("/metrics") as r:
+            text = await r.text()
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return sum(
+            s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "scanhub_transitions"
+            for s in f.samples
+            if s.name == "scanhub_transitions_total"
+        )
+
+    try:
+        for n, lc in enumerate([Lifecycle.RUNNING, Lifecycle.RUNNING]):
+            item = Scan(Vendor.APPSECPLUS, "asp", f"s{n}", "app", lc, "r")
+            await store.commit([Observation.of(item, "track")])  # the first read fails
+        async with asyncio.timeout(10):
+            while await counted() < 2:
+                await asyncio.sleep(0.1)
+        item = Scan(Vendor.APPSECPLUS, "asp", "s9", "app", Lifecycle.SUCCEEDED, "done")
+        await store.commit([Observation.of(item, "track")])
+        async with asyncio.timeout(10):
+            while await counted() < 3:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+        assert await counted() == 3
+    finally:
+        await svc.stop()
+    assert any("metrics failed" in r.getMessage() for r in caplog.records)

@@ -36,6 +36,7 @@ from .._registry import Registry, registry
 from .._secrets import Secret
 from .._stats import StuckRule, stuck_rule
 from ..engine import ScanHub
+from ..engine.supervise import supervised
 from ..store import Store
 from ._hosts import HostRule
 from ._http import SECURITY_HEADERS, Problem, check_params, problem_response
@@ -224,9 +225,15 @@ class Service:
         """The engine's lifetime, as the application's (`cleanup_ctx`): poll for good,
         re-run discovery rules, count transitions for the metrics."""
         async with self.hub.polling():
+            # Supervised, as the engine's parts are: a failure is logged and the part started
+            # again, never a counter stopped unseen.
             tasks = [
-                asyncio.create_task(self._rediscover(), name="scanhub-rediscover"),
-                asyncio.create_task(self.metrics.follow(), name="scanhub-metrics"),
+                asyncio.create_task(
+                    supervised("rediscovery", self._rediscover), name="scanhub-rediscover"
+                ),
+                asyncio.create_task(
+                    supervised("metrics", self.metrics.follow), name="scanhub-metrics"
+                ),
             ]
             try:
                 yield

@@ -175,6 +175,8 @@ class Metrics:
         self.oldest: list[Oldest] = []
         #: Whether the store answered the last scrape's reads.
         self.store_reachable = True
+        #: The id of the last transition `follow` took (None: it starts from now).
+        self.position: int | None = None
         self.sinks: list[SinkReport] = []
         self.stuck: list[dict[str, Any]] = []
         self.registry = CollectorRegistry(auto_describe=True)
@@ -273,10 +275,13 @@ class Metrics:
 
     async def follow(self) -> None:
         """Count every transition committed from now on (every replica's, on a shared store:
-        the log is the same for all), and observe the phases items leave."""
-        sub = self.service.hub.subscribe()
+        the log is the same for all), and observe the phases items leave. The service runs it
+        supervised: after a failure it resumes where it stopped."""
+        sub = self.service.hub.subscribe(self.position)
         try:
             async for change in sub:
+                # Counted once: restarted after a failure, it resumes after this change.
+                self.position = change.id
                 self.change(change)
                 await self.left_phase(change)
         finally:
