@@ -556,3 +556,24 @@ async def test_an_item_untracked_on_another_replica_is_no_longer_polled(pg_clust
                         break
             assert getattr(b, "polls", 0) == 0  # (A held the lease throughout)
         assert await hub_a.get(item.key) is None
+
+
+async def test_a_hub_opened_again_after_close_gives_its_clients_a_new_session() -> None:
+    # Sources.close says a later open opens another session; the clients that brought none
+    # must take it (they refused: "the shared aiohttp session is closed"), and a client used
+    # on its own after the hub closed makes its own session again, as a client that brought
+    # none does.
+    async with AppSecPlusSim(clock=SimClock(speed=50)) as sim:
+        assert isinstance(sim, AppSecPlusSim)
+        sim.add_application("app-1")
+        asp = AppSecPlus(sim.base_url, "asp-token-0001")
+        hub = ScanHub([asp], interval=0.01)
+        async with hub:
+            first = asp._session
+        async with hub:
+            assert asp._session is not first and asp._session is not None
+            scan = await asp.trigger_scan("app-1", "sast")
+            assert (await hub.wait(scan, timeout=10)).lifecycle.is_terminal
+        async with asp:
+            assert (await asp.refresh(scan)).lifecycle.is_terminal
+        assert asp._session is not None and asp._session.closed

@@ -118,6 +118,8 @@ class Client(abc.ABC):
         self.name = name or self.vendor
         self._session = session
         self._owns_session = session is None
+        #: The caller gave the session (`session=`): it is never replaced nor closed here.
+        self._brought_session = session is not None
         self.transport = Transport(
             vendor=self.vendor,
             source=self.name,
@@ -140,18 +142,26 @@ class Client(abc.ABC):
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            if not self._owns_session:
+            if self._brought_session:
                 raise ScanhubError(
                     "the shared aiohttp session is closed",
                     vendor=self.vendor,
                     source=self.name,
+                    operation="request",
                 )
+            # No session was given: the one adopted from a hub that has closed since is
+            # replaced by one of this client's own, as on first use.
             self._session = aiohttp.ClientSession()
+            self._owns_session = True
         return self._session
 
     def adopt_session(self, session: aiohttp.ClientSession) -> None:
-        """Use a session owned by someone else (the ScanHub) unless one was given already."""
-        if self._owns_session and (self._session is None or self._session.closed):
+        """Use a session owned by someone else (the ScanHub) unless one was given already
+        (`session=`) or this client's own is open. A hub opened again after its close hands
+        its new session to the clients that adopted the closed one."""
+        if self._brought_session:
+            return
+        if self._session is None or self._session.closed:
             self._session = session
             self._owns_session = False
 
