@@ -577,3 +577,20 @@ async def test_a_hub_opened_again_after_close_gives_its_clients_a_new_session() 
         async with asp:
             assert (await asp.refresh(scan)).lifecycle.is_terminal
         assert asp._session is not None and asp._session.closed
+
+
+def test_change_and_snapshot_come_back_from_what_to_dict_gave() -> None:
+    # from_dict rebuilds "a model of type cls from what to_dict produced", and to_dict
+    # documents Change and Snapshot: cattrs could not tell a Scan from a Promotion.
+    from scanhub import ItemError, Snapshot, from_dict, from_json, to_dict, to_json
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    s = Scan(Vendor.APPSECPLUS, "x", "1", "a", Lifecycle.RUNNING, "running")
+    p = Promotion("apptrust", "at", "7", "app", Lifecycle.SUCCEEDED, "COMPLETED", version="1.0")
+    for change in (Change(None, s, now), Change(s, s, now, 4), Change(p, p, now, 5)):
+        assert from_dict(Change, to_dict(change)) == change
+        assert from_json(Change, to_json(change)) == change
+    error = ItemError("ServerError", "boom", True, now)
+    snap = Snapshot((s, p), {s.key: error}, now, {"at": error})
+    back = from_json(Snapshot, to_json(snap))
+    assert back == snap and type(back.items[1]) is Promotion

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import types
+import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
@@ -91,7 +93,27 @@ def make_converter() -> cattrs.Converter:
         conv.register_unstructure_hook(enum_cls, _enum_value)
     for cls in (Scan, Promotion):
         conv.register_unstructure_hook(cls, _item_hook(conv, cls))
+    # A field typed `Item` (Change.before/after, Snapshot.items) is a Scan or a Promotion as
+    # the `kind` field `to_dict` writes says (their fields alone cannot tell them apart).
+    conv.register_structure_hook_func(_is_item_type, functools.partial(_item_in, conv))
     return conv
+
+
+def _is_item_type(t: Any) -> bool:
+    # `Item` or `Item | None`, however the annotation was resolved (a union of the two classes)
+    args = set(typing.get_args(t)) - {type(None)}
+    return typing.get_origin(t) in (typing.Union, types.UnionType) and args == {Scan, Promotion}
+
+
+def _item_in(conv: cattrs.Converter, data: Any, t: Any) -> Item | None:
+    if data is None and type(None) in typing.get_args(t):
+        return None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == "scan":
+        return conv.structure(data, Scan)
+    if kind == "promotion":
+        return conv.structure(data, Promotion)
+    raise ValueError(f"expected a dict with kind 'scan' or 'promotion', got kind={kind!r}")
 
 
 def _item_hook(conv: cattrs.Converter, cls: type[Any]) -> Any:
