@@ -246,6 +246,22 @@ async def test_queries_filter_page_by_key_and_count(store: Store) -> None:
     assert {(c.lifecycle, c.n) for c in counts} == {("running", 25), ("failed", 25)}
 
 
+async def test_limits_below_one_are_refused_alike_by_every_backend(store: Store) -> None:
+    # ItemQuery(limit=0) ended in an IndexError inside every backend's query, limit=-1 in one
+    # of them while memory dropped the last item; transitions(limit=-1) gave all but the last
+    # (memory), everything (SQLite) or a database error (PostgreSQL).
+    await store.track([(scan(f"s{i}"), "track") for i in range(3)], T0)
+    for limit in (0, -1):
+        with pytest.raises(ValueError, match="limit"):
+            ItemQuery(limit=limit)
+    with pytest.raises(ValueError, match="limit"):
+        await store.transitions(limit=-1)
+    with pytest.raises(ValueError, match="limit"):
+        await store.transitions(key=scan("s0").key, limit=-1)
+    assert await store.transitions(limit=0) == []
+    assert len(await store.transitions(limit=2)) == 2
+
+
 async def test_every_read_follows_what_each_commit_changed(store: Store) -> None:
     """A commit rewrites only what changed of an item (a new vendor status, a lifecycle, a
     verdict, an application name, a message): every filter, order, count and search reads the

@@ -206,6 +206,8 @@ class ItemQuery:
             parse_time(self.after_value)  # ValueError when it is not a time
         if self.text is not None and SEARCH_SEPARATOR in self.text:
             raise ValueError("text: must not contain U+001F (it separates the searched fields)")
+        if self.limit < 1:
+            raise ValueError(f"limit: expected at least 1, got {self.limit!r}")
 
     @property
     def sort(self) -> tuple[str, bool]:
@@ -497,6 +499,13 @@ def assemble_activity(rows: Sequence[Sequence[Any]]) -> list[Activity]:
         Activity(datetime.fromtimestamp(start, UTC), outcome, n)
         for (start, outcome), n in sorted(found.items(), key=lambda x: (x[0][0], rank[x[0][1]]))
     ]
+
+
+def check_limit(limit: int | None) -> None:
+    """`Store.transitions`' `limit`: None (no limit) or 0 and more (`ValueError` otherwise), the
+    same for every backend."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit: expected None or at least 0, got {limit!r}")
 
 
 def parse_time(text: str) -> datetime:
@@ -999,8 +1008,9 @@ class Store(abc.ABC):
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
     ) -> list[Transition]:
-        """Recorded transitions with id > `since` (of one item if `key`), oldest first. A
-        change's `before` is the item's previous transition, when the log still has it."""
+        """Recorded transitions with id > `since` (of one item if `key`), oldest first, at most
+        `limit` (None: all; a negative one is a `ValueError`). A change's `before` is the item's
+        previous transition, when the log still has it."""
 
     @abc.abstractmethod
     async def last_id(self) -> int:

@@ -38,6 +38,7 @@ from ._base import (
     StoredItem,
     Transition,
     assemble_activity,
+    check_limit,
     check_replay,
     cursor_key,
     phases,
@@ -346,6 +347,7 @@ class MemoryStore(Store):
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
     ) -> list[Transition]:
+        check_limit(limit)
         start = bisect.bisect_right(self._ids, since) if since else 0
         found = [t for t in self._log[start:] if key is None or t.key == key]
         return found if limit is None else found[:limit]

@@ -77,6 +77,7 @@ from ._base import (
     assemble_activity,
     assemble_stats,
     change_of,
+    check_limit,
     check_replay,
     item_from_text,
     item_json,
@@ -637,6 +638,7 @@ class PostgresStore(Store):
     async def transitions(
         self, *, since: int = 0, key: str | None = None, limit: int | None = None
     ) -> list[Transition]:
+        check_limit(limit)
         args: list[Any] = [min(since, 2**63 - 1)]
         if key is None:
             sql = (
