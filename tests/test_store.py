@@ -2163,3 +2163,25 @@ async def test_a_nul_character_is_stored_or_mended_never_stopping_the_recorder(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_store_object_follows_its_log_in_a_second_event_loop(kind: str, tmp_path: Path) -> None:
+    # One store object used by `asyncio.run` twice (a module-level store, a test per loop):
+    # `follow` waited on an Event bound to the first loop, so in the second the broadcaster
+    # failed ("bound to a different event loop") and restarted again and again.
+    store: Store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "s.db")
+
+    async def once(sid: str) -> None:
+        async with store:
+            since = await store.last_id()
+            follower = store.follow(since)
+            first = asyncio.ensure_future(anext(follower))
+            await asyncio.sleep(0.05)  # the follower waits for a commit
+            await store.track([(scan(sid), "track")], T0)
+            change = await asyncio.wait_for(first, 5)
+            assert change.after.id == sid
+            await follower.aclose()
+
+    asyncio.run(once("s1"))
+    asyncio.run(once("s2"))

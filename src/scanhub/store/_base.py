@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -892,6 +893,31 @@ def new_item_columns(ob: Observation) -> tuple[Any, ...]:
     )
 
 
+class Appended:
+    """Wakes every `follow` of a store in this process when a commit appended to the log: an
+    Event per follower, made in the follower's own event loop, so that one store object serves
+    one loop after another (`asyncio.run` twice; an Event made once binds to the first loop
+    that waits on it)."""
+
+    def __init__(self) -> None:
+        self._events: set[asyncio.Event] = set()
+
+    def set(self) -> None:
+        """A commit appended to the log: wake every follower."""
+        for event in self._events:
+            event.set()
+
+    @contextlib.contextmanager
+    def waiter(self) -> Iterator[asyncio.Event]:
+        """An Event of the running loop that `set` sets, while the block runs."""
+        event = asyncio.Event()
+        self._events.add(event)
+        try:
+            yield event
+        finally:
+            self._events.discard(event)
+
+
 class Store(abc.ABC):
     """Where the engine keeps what it tracks and what happened (see the module docstring).
     Every method is a coroutine; a backend serializes its own writes."""
@@ -906,7 +932,7 @@ class Store(abc.ABC):
 
     def __init__(self) -> None:
         # Wakes `follow` in this process when a commit appended to the log.
-        self._appended = asyncio.Event()
+        self._appended = Appended()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -1021,18 +1047,19 @@ class Store(abc.ABC):
         """Every transition after `since`, in id order, as it is committed. This default wakes
         on this process's commits (and looks every second); a shared store is told of every
         process's commits."""
-        while True:
-            self._appended.clear()
-            found = await self.transitions(since=since, limit=1000)
-            for t in found:
-                since = t.id
-                yield t.change
-            if len(found) < 1000:
-                try:
-                    async with asyncio.timeout(1.0):
-                        await self._appended.wait()
-                except TimeoutError:
-                    pass
+        with self._appended.waiter() as appended:
+            while True:
+                appended.clear()
+                found = await self.transitions(since=since, limit=1000)
+                for t in found:
+                    since = t.id
+                    yield t.change
+                if len(found) < 1000:
+                    try:
+                        async with asyncio.timeout(1.0):
+                            await appended.wait()
+                    except TimeoutError:
+                        pass
 
     # --- several processes ----------------------------------------------------------------
 
