@@ -142,3 +142,16 @@ def test_a_limit_that_could_never_send_is_refused(n: int, period: float, guard: 
     with pytest.raises(ValueError, match=r"^RateLimit needs max_requests") as err:
         RateLimit(n, period, guard)
     assert str(err.value) == "RateLimit needs max_requests >= 1, period > 0 and guard >= 0"
+
+
+def test_a_limiter_holds_requests_in_one_event_loop_after_another() -> None:
+    # A client with a RateLimit used by `asyncio.run` twice: the limiter's lock, bound to the
+    # first loop where requests queued on it, refused the second ("bound to a different event
+    # loop", a RuntimeError out of every request that had to wait).
+    lim = SlidingWindowLimiter(RateLimit(2, 0.05, 0.0))
+
+    async def burst() -> None:
+        await asyncio.gather(*(lim.acquire() for _ in range(4)))
+
+    asyncio.run(burst())
+    asyncio.run(burst())

@@ -54,7 +54,10 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._sleep = sleep
         self._sent: deque[float] = deque()
+        # The lock of the loop that uses it: a client may be used by one event loop after
+        # another (`asyncio.run` twice), and a lock binds to the first loop that queues on it.
         self._lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     def _prune(self, now: float) -> None:
         horizon = now - self.limit.period - self.limit.guard
@@ -71,6 +74,9 @@ class SlidingWindowLimiter:
 
     async def acquire(self) -> None:
         """Wait for room in the window, then record a send. Waiters are served in order."""
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
         async with self._lock:
             while (wait := self.delay()) > 0:
                 await self._sleep(wait)
