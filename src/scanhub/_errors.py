@@ -14,6 +14,11 @@ here; the constructor also caps the excerpt.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._model import Item
+
 _EXCERPT = 200
 
 
@@ -128,6 +133,7 @@ class StoreUnavailable(ScanhubError):
 class WaitTimeoutError(ScanhubError):
     """`ScanHub.wait` gave up before the item reached a terminal state."""
 
-    def __init__(self, message: str, *, item: object = None, **kw: object) -> None:
+    def __init__(self, message: str, *, item: Item | None = None, **kw: object) -> None:
+        #: The item's last known state.
         self.item = item
         super().__init__(message, **kw)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from `conclusion`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
@@ -81,7 +81,7 @@ class Verdict(StrEnum):
         return self in (Verdict.FAIL, Verdict.ERROR)
 
     @staticmethod
-    def worst(verdicts: Any) -> Verdict:
+    def worst(verdicts: Iterable[Verdict]) -> Verdict:
         """The worst of an iterable of verdicts; `none` when it is empty."""
         result, rank = Verdict.NONE, 0
         for v in verdicts:

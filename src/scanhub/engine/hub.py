@@ -46,13 +46,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Self, TypeVar, cast
 
 from attrs import frozen
 
 from .._changes import Change, ItemError, Snapshot
 from .._clients import Client
-from .._model import Item
+from .._model import Item, Promotion, Scan
 from .._sinks import Sink
 from ..store import Committed, MemoryStore, Observation, Store, StoredItem
 from . import consumers
@@ -69,6 +69,9 @@ from .supervise import PartHealth
 from .tracked import WorkingSet
 
 log = logging.getLogger("scanhub")
+
+#: A Scan or a Promotion: `wait` gives back the kind it was given.
+_I = TypeVar("_I", Scan, Promotion)
 
 
 @frozen
@@ -189,7 +192,7 @@ class ScanHub:
 
     # --- lifetime -------------------------------------------------------------------------
 
-    async def __aenter__(self) -> ScanHub:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
@@ -231,7 +234,9 @@ class ScanHub:
             self._opened = False
         await self.sources.close()
 
-    def polling(self, interval: float | None = None) -> Any:
+    def polling(
+        self, interval: float | None = None
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         """An async context: poll for as long as the block runs (what `watch` does, and a
         service for good). Nested and concurrent blocks share one engine; it stops when the
         last ends."""
@@ -362,14 +367,15 @@ class ScanHub:
 
     async def wait(
         self,
-        item: Item,
+        item: _I,
         timeout: float | None = None,  # noqa: ASYNC109 - the documented API is wait(item, timeout=)
         *,
         interval: float | None = None,
-    ) -> Item:
+    ) -> _I:
         """Track `item` and poll it until terminal; raises `WaitTimeoutError` after `timeout`
         seconds (the error's `item` is its last known state)."""
-        return await consumers.wait(self, item, timeout, interval=interval)
+        # The stored item has the key of the one given, so it is of its kind.
+        return cast(_I, await consumers.wait(self, item, timeout, interval=interval))
 
 
 # --- the engine's background tasks (what `ScanHub.runner` runs) -------------------------------

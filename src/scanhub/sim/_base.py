@@ -10,7 +10,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 from attrs import define, field
@@ -144,7 +144,7 @@ class SimServer(abc.ABC):
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> SimServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -25,7 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from attrs import define, evolve, frozen
 
@@ -944,7 +944,7 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Close it."""
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
