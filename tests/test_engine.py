@@ -321,3 +321,39 @@ async def test_the_default_store_is_in_memory_with_ids() -> None:
             hub.track(placeholder("appsecplus", sid))
             ids = [c.id async for c in hub.watch(initial=False, deadline=5)]
     assert ids and ids == sorted(ids) and None not in ids
+
+
+@pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf")])
+async def test_an_interval_that_is_not_a_positive_number_is_refused_everywhere(
+    interval: float,
+) -> None:
+    # ScanHub(interval=0) was refused, but watch(interval=0) and wait(scan, interval=0) were
+    # taken and polled the vendor as fast as it answered (~900 requests a second against the
+    # simulator); ScanHub(interval=nan) was taken and polled nothing.
+    with pytest.raises(ValueError, match="interval"):
+        ScanHub(interval=interval)
+    async with asp_sim() as sim:
+        (sid,) = long_scans(sim, 1)
+        async with ScanHub([AppSecPlus(sim.base_url, TOKEN)]) as hub:
+            scan = await hub.sources.client("appsecplus").refresh(placeholder("appsecplus", sid))
+            with pytest.raises(ValueError, match="interval"):
+                await hub.wait(scan, timeout=1, interval=interval)
+            with pytest.raises(ValueError, match="interval"):
+                async for _ in hub.watch(interval=interval, deadline=1):
+                    pass
+            assert sim.stats.requests <= 2  # the refresh, and at most one poll of the track
+            assert hub.scheduler.interval == 5.0
+
+
+async def test_a_deadline_that_is_not_a_number_is_refused() -> None:
+    # wait(timeout=nan) and watch(deadline=nan) never ended: no comparison with NaN is true.
+    async with asp_sim() as sim:
+        (sid,) = long_scans(sim, 1)
+        async with ScanHub([AppSecPlus(sim.base_url, TOKEN)]) as hub:
+            scan = await hub.sources.client("appsecplus").refresh(placeholder("appsecplus", sid))
+            async with asyncio.timeout(5):
+                with pytest.raises(ValueError, match="timeout"):
+                    await hub.wait(scan, timeout=float("nan"))
+                with pytest.raises(ValueError, match="deadline"):
+                    async for _ in hub.watch(deadline=float("nan")):
+                        pass

@@ -4,6 +4,7 @@ public parts (the facade's methods call these)."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,7 @@ async def watch(
 ) -> AsyncIterator[Change]:
     """`ScanHub.watch` (see there): the tracked items first (from one snapshot of the store,
     with the log position of that moment), then the committed log from that position."""
+    _check_seconds("deadline", deadline)
     chosen = frozenset(keys) if keys is not None else None
     end = None if deadline is None else hub.clock() + deadline
 
@@ -128,6 +130,12 @@ async def watch(
             sub.close()
 
 
+def _check_seconds(name: str, value: float | None) -> None:
+    # NaN compares false with every time: a watch given it would never reach its deadline.
+    if value is not None and math.isnan(value):
+        raise ValueError(f"{name}: expected a number of seconds or None, got {value!r}")
+
+
 def _all_done(hub: ScanHub, keys: frozenset[str] | None, sub: Subscription) -> bool:
     """Whether nothing watched can move any more: every item still under way failed its last
     poll for a reason no retry mends (a wrong token, an item the vendor does not have, a track
@@ -149,6 +157,7 @@ async def wait(
     interval: float | None = None,
 ) -> Item:
     """`ScanHub.wait` (see there)."""
+    _check_seconds("timeout", timeout)
     key = hub.track(item)
     async for _ in watch(hub, interval, timeout, initial=False, keys=[key]):
         pass

@@ -15,6 +15,7 @@ random source are injected, so it is tested with a fake clock.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -47,7 +48,12 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        if interval <= 0 or max_interval <= 0 or backoff < 1 or not 0 <= jitter < 1:
+        if (
+            not _positive(interval)
+            or not _positive(max_interval)
+            or not backoff >= 1
+            or not 0 <= jitter < 1
+        ):
             raise ValueError(
                 "the scheduler needs interval > 0, max_interval > 0, backoff >= 1 and "
                 "0 <= jitter < 1"
@@ -61,6 +67,19 @@ class Scheduler:
         self._heap: list[tuple[float, int, str]] = []
         self._entries: dict[str, _Entry] = {}
         self._gen = 0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between polls of an item that changed (a quiet one backs off from it)."""
+        return self._interval
+
+    @interval.setter
+    def interval(self, value: float) -> None:
+        if not _positive(value):
+            raise ValueError(
+                f"interval: expected a finite number of seconds greater than 0, got {value!r}"
+            )
+        self._interval = value
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
@@ -171,6 +190,11 @@ class Scheduler:
         entry.gen, entry.due, entry.state = self._gen, due, SCHEDULED
         self._entries[key] = entry
         heapq.heappush(self._heap, (due, self._gen, key))
+
+
+def _positive(value: float) -> bool:
+    """A finite number greater than 0 (not NaN, which compares false with everything)."""
+    return math.isfinite(value) and value > 0
 
 
 __all__ = ["IN_FLIGHT", "SCHEDULED", "Scheduler"]
