@@ -594,3 +594,19 @@ def test_change_and_snapshot_come_back_from_what_to_dict_gave() -> None:
     snap = Snapshot((s, p), {s.key: error}, now, {"at": error})
     back = from_json(Snapshot, to_json(snap))
     assert back == snap and type(back.items[1]) is Promotion
+
+
+async def test_a_discovery_query_its_vendor_does_not_take_is_a_bad_request() -> None:
+    # discover_promotions on an AppSec+ source (or a rule with a mistyped key) raised the
+    # TypeError of the client's discover(), naming neither the source nor the query; a rule
+    # with such a key was remembered before it failed, to fail again at every rediscover.
+    from scanhub import BadRequestError
+
+    async with stack() as env:
+        hub = env["hub"]
+        with pytest.raises(BadRequestError, match="application_key") as info:
+            await hub.discover_promotions("appsecplus", "webshop", "1.0")
+        assert info.value.source == "appsecplus" and info.value.operation == "discover"
+        with pytest.raises(BadRequestError, match="app_id"):
+            await hub.discovery.add_rule("appsecplus", {"app_id": "app-1"})
+        assert hub.discovery.rules == []

@@ -8,16 +8,33 @@ watchers, so new items appear by themselves. A failure is kept per source (`erro
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from .._changes import ItemError
 from .._clients import Client
-from .._errors import ScanhubError
+from .._errors import BadRequestError, ScanhubError
 from .._model import Item
 
 #: A track's lookup: the items it names and the discovery query it makes (or None).
 Lookup = Callable[[], Awaitable[tuple[Sequence[Item], Mapping[str, str] | None]]]
+
+
+def _check_query(client: Client, query: Mapping[str, object]) -> None:
+    """A `BadRequestError` naming the source when its vendor's discovery does not take these
+    keys (or lacks one it needs), before anything is sent or remembered."""
+    signature = inspect.signature(client.discover)
+    try:
+        signature.bind(**query)
+    except TypeError as exc:
+        takes = ", ".join(signature.parameters)
+        raise BadRequestError(
+            f"{client.vendor} discovery takes ({takes}), not ({', '.join(query)}): {exc}",
+            vendor=client.vendor,
+            source=client.name,
+            operation="discover",
+        ) from None
 
 
 class Discovery:
@@ -52,6 +69,7 @@ class Discovery:
         failure is kept in `errors` and returns []."""
         client = self._client(source)
         args = {k: v for k, v in query.items() if v is not None}
+        _check_query(client, args)
         found: list[Item] = []
         try:
             async for item in client.discover(**args):
@@ -66,7 +84,7 @@ class Discovery:
 
     async def add_rule(self, source: str, query: Mapping[str, str]) -> list[Item]:
         """Remember a query (re-run by `rediscover`) and run it now."""
-        self._client(source)
+        _check_query(self._client(source), query)
         rule = (source, dict(query))
         if rule not in self.rules:
             self.rules.append(rule)
