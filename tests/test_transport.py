@@ -19,6 +19,7 @@ from scanhub import (
     RetryPolicy,
     ScanhubError,
     ThreadFix,
+    Timeouts,
 )
 from scanhub._ratelimit import SlidingWindowLimiter
 from scanhub._secrets import Redactor, Secret
@@ -247,3 +248,14 @@ async def test_every_answer_url_loses_its_credentials_however_often_it_comes() -
             assert secret not in resp.url and "u:" not in resp.url
             assert resp.url.startswith("https://h.example/")
             assert ("b=1" in resp.url) == ("b=1" in url) and ("b=2" in resp.url) == ("b=2" in url)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"connect": 0}, {"total": -1}, {"total": float("nan")}, {"connect": float("inf")}],
+)
+def test_timeouts_that_are_not_positive_seconds_are_refused(bad: dict[str, float]) -> None:
+    # aiohttp takes a timeout of 0 or less as none at all: Timeouts(total=0) or a negative one
+    # silently turned off the timeout README promises on every request.
+    with pytest.raises(ValueError, match="Timeouts"):
+        Timeouts(**bad)

@@ -37,6 +37,7 @@ import abc
 import asyncio
 import contextvars
 import logging
+import math
 import random
 import re
 import time
@@ -70,6 +71,12 @@ class Timeouts:
 
     connect: float = CONNECT_TIMEOUT
     total: float = TOTAL_TIMEOUT
+
+    def __attrs_post_init__(self) -> None:
+        # aiohttp takes 0 or less as no timeout at all: refused, as RateLimit refuses its own.
+        for name, value in (("connect", self.connect), ("total", self.total)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"Timeouts needs {name} > 0 seconds (finite), got {value!r}")
 
 
 @frozen
