@@ -30,7 +30,9 @@ from ._exports import cloudevent_json
 from ._model import Item
 from ._registry import registry
 from ._schema import Problem, check_env_var, check_seconds
+from ._stats import DEFAULT_GROUP_BY, DEFAULT_WINDOW, WINDOWS
 from .engine import Change, ScanHub
+from .store import STAT_GROUPS
 
 
 def _seconds(text: str) -> float:
@@ -191,12 +193,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="read [state] and the stuck_after thresholds from this file",
     )
-    sa.add_argument("--window", choices=("24h", "7d", "30d"), default="24h")
+    sa.add_argument("--window", choices=tuple(WINDOWS), default=DEFAULT_WINDOW)
     sa.add_argument(
         "--group-by",
-        default="source,kind",
+        default=",".join(DEFAULT_GROUP_BY),
         metavar="NAMES",
-        help="comma-separated: vendor, source, kind ('' for one group; default source,kind)",
+        help=f"comma-separated: {', '.join(STAT_GROUPS)} ('' for one group; default"
+        f" {','.join(DEFAULT_GROUP_BY)})",
     )
     sa.add_argument("--format", choices=("table", "json"), default="table")
 

@@ -52,6 +52,7 @@ from attrs import frozen
 
 from .._changes import Change, ItemError, Snapshot
 from .._clients import Client
+from .._defaults import BACKOFF, INTERVAL, LEASE_SECONDS, MAX_INTERVAL
 from .._model import Item, Promotion, Scan
 from .._sinks import Sink
 from ..store import Committed, MemoryStore, Observation, Store, StoredItem
@@ -126,14 +127,14 @@ class ScanHub:
         *,
         concurrency: int | None = None,
         max_concurrency: int = 128,
-        interval: float = 5.0,
-        max_interval: float = 60.0,
-        backoff: float = 1.5,
+        interval: float = INTERVAL,
+        max_interval: float = MAX_INTERVAL,
+        backoff: float = BACKOFF,
         connection_limit: int = 512,
         store: Store | None = None,
         queue_size: int = 10_000,
         max_pending: int = 10_000,
-        lease_ttl: float = 15.0,
+        lease_ttl: float = LEASE_SECONDS,
         sinks: Iterable[Sink] = (),
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 
 from attrs import define
 
+from .._defaults import BACKOFF, INTERVAL, MAX_INTERVAL
+
 #: An entry's states.
 SCHEDULED = "scheduled"
 IN_FLIGHT = "in flight"
@@ -41,9 +43,9 @@ class Scheduler:
     def __init__(
         self,
         *,
-        interval: float = 5.0,
-        max_interval: float = 60.0,
-        backoff: float = 1.5,
+        interval: float = INTERVAL,
+        max_interval: float = MAX_INTERVAL,
+        backoff: float = BACKOFF,
         jitter: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,

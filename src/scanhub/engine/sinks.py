@@ -47,6 +47,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from attrs import define, evolve, frozen
 
 from .._changes import Change
+from .._defaults import LEASE_SECONDS
 from .._exports import cloudevent_json, to_cloudevent
 from .._sansio import parse_retry_after
 from .._secrets import Redactor
@@ -260,7 +261,7 @@ class Deliverer:
         broadcaster: Broadcaster,
         sinks: Sequence[Sink] = (),
         *,
-        lease_ttl: float = 15.0,
+        lease_ttl: float = LEASE_SECONDS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
     ) -> None:
