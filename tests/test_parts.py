@@ -379,3 +379,28 @@ async def test_sightings_are_gathered_per_item_and_never_overtake_a_change() -> 
     assert held is not None and held.item.lifecycle is Lifecycle.RUNNING  # the change stands
     assert held.last_observed == T0 + timedelta(minutes=7)  # the later sighting was stale
     assert sum(store.attempts) <= 3  # five sightings, one change, one late sighting: gathered
+
+
+def test_the_working_set_finds_the_keys_of_an_application_of_a_source() -> None:
+    from scanhub.engine.tracked import WorkingSet
+
+    ws = WorkingSet()
+    a1 = Scan(Vendor.APPSECPLUS, "asp", "s1", "app-a", Lifecycle.RUNNING, "r")
+    a2 = Scan(Vendor.APPSECPLUS, "asp", "s2", "app-a", Lifecycle.QUEUED, "q")
+    b1 = Scan(Vendor.APPSECPLUS, "asp", "s3", "app-b", Lifecycle.RUNNING, "r")
+    other = Scan(Vendor.APPSECPLUS, "asp2", "s4", "app-a", Lifecycle.RUNNING, "r")
+    for item in (a1, a2, b1, other):
+        ws.add(item, "test")
+    ws.add(a1, "test")  # again: one key
+    assert ws.keys_of_application("asp", "app-a") == {a1.key, a2.key}
+    assert ws.keys_of_application("asp2", "app-a") == {other.key}
+    assert ws.keys_of_application("asp", "app-c") == set()
+    ws.remove(a1.key)
+    ws.remove(a1.key)  # twice: nothing
+    assert ws.keys_of_application("asp", "app-a") == {a2.key}
+    assert ws.keys_of("asp") == {a2.key, b1.key} and ws.count_of("asp") == 2
+    ws.remove(a2.key)
+    ws.remove(b1.key)
+    assert ws.keys_of_application("asp", "app-a") == set()
+    assert ws.keys_of("asp") == set() and ws.count_of("asp") == 0
+    assert len(ws) == 1

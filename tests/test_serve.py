@@ -475,6 +475,32 @@ async def test_iq_webhooks_are_verified_deduplicated_and_applied(tmp_path: Path)
             assert outcome in help_line, help_line
 
 
+async def test_an_iq_webhook_polls_the_tracked_items_of_its_application_only(
+    tmp_path: Path,
+) -> None:
+    """An application evaluation pokes the active items of that application of that source
+    (to confirm their promotions), looked up by application: not another application's,
+    not another source's of the same application id."""
+    from scanhub import Promotion
+
+    from .payloads import IQ_APP_ID, IQ_WEBHOOK_EVALUATION
+
+    def promotion(source: str, app: str, n: int) -> Promotion:
+        return Promotion(Vendor.IQ, source, f"p{n}", app, Lifecycle.RUNNING, "running")
+
+    async with service(tmp_path) as (svc, sims, http):
+        mine = [promotion("iq", IQ_APP_ID, n) for n in range(2)]
+        for item in [*mine, promotion("iq", "another-app", 3), promotion("iq2", IQ_APP_ID, 4)]:
+            svc.hub.working.add(item, "test")
+        poked: list[str] = []
+        svc.hub.poke = lambda keys: poked.extend(keys) or 0  # type: ignore[method-assign]
+        body = json.dumps(IQ_WEBHOOK_EVALUATION).encode()
+        headers = _signed(body, sims["iq"].webhook_secret)
+        async with http.post("/webhooks/iq/iq", data=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+    assert sorted(poked) == sorted(i.key for i in mine)
+
+
 async def test_the_iq_simulator_delivers_webhooks_the_service_accepts(tmp_path: Path) -> None:
     async with service(tmp_path, speed=50.0) as (svc, sims, http):
         iq = sims["iq"]

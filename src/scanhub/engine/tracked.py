@@ -29,11 +29,13 @@ class Active:
 
 
 class WorkingSet:
-    """Active items by key, and the keys of each source."""
+    """Active items by key, and the keys of each source and of each application of a source
+    (an item's source and application are part of its key: they never change)."""
 
     def __init__(self) -> None:
         self._items: dict[str, Active] = {}
         self._by_source: dict[str, set[str]] = {}
+        self._by_application: dict[tuple[str, str], set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -57,20 +59,33 @@ class WorkingSet:
             return held
         held = self._items[item.key] = Active(item, origin, changed_at=changed_at)
         self._by_source.setdefault(item.source, set()).add(item.key)
+        self._by_application.setdefault((item.source, item.application_id), set()).add(item.key)
         return held
 
     def remove(self, key: str) -> Active | None:
         """Drop an item (finished, untracked, or now another process's); returns it."""
         held = self._items.pop(key, None)
         if held is not None:
-            keys = self._by_source.get(held.item.source)
+            source, application = held.item.source, held.item.application_id
+            keys = self._by_source.get(source)
             if keys is not None:
                 keys.discard(key)
+                if not keys:
+                    del self._by_source[source]
+            keys = self._by_application.get((source, application))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_application[source, application]
         return held
 
     def keys_of(self, source: str) -> set[str]:
         """The active keys of one source."""
         return set(self._by_source.get(source, ()))
+
+    def keys_of_application(self, source: str, application: str) -> set[str]:
+        """The active keys of one application of one source."""
+        return set(self._by_application.get((source, application), ()))
 
     def count_of(self, source: str) -> int:
         """How many active items one source has."""

@@ -54,11 +54,11 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         while len(deliveries) > REMEMBERED:
             deliveries.popitem(last=False)
     # Confirm by polling what this replica polls of those applications now.
-    confirm = set(result.confirm)
+    # (Looked up by application: a delivery costs what it names, not the work under way.)
     hub.poke(
-        a.item.key
-        for a in hub.working
-        if a.item.source == name and a.item.application_id in confirm
+        key
+        for application in dict.fromkeys(result.confirm)
+        for key in hub.working.keys_of_application(name, application)
     )
     counter.labels(name, "applied").inc()
     return web.json_response({"outcome": "applied", "detail": result.detail, "keys": keys})
