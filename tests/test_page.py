@@ -147,6 +147,39 @@ async def test_the_page_live_and_safe(tmp_path: Path, browser: Any) -> None:
         )
         assert len(narrowed) < before
 
+        # A search narrows the rows once it has 3 characters (the API's least); a shorter one
+        # is never sent (it would be read from no index).
+        await asyncio.to_thread(
+            browser.execute_script,
+            """const s = document.querySelector('#filters select[name=vendor]');
+               s.value = ''; s.dispatchEvent(new Event('change'));""",
+        )
+        await until(lambda: len(rows(browser)) >= before)
+        search = await asyncio.to_thread(
+            browser.find_element, "css selector", "#filters input[name=q]"
+        )
+        await asyncio.to_thread(search.send_keys, "on")
+        await asyncio.sleep(0.5)
+        assert "q=" not in await asyncio.to_thread(
+            browser.execute_script, "return window.location.search;"
+        )
+        assert len(rows(browser)) >= before
+        await asyncio.to_thread(search.send_keys, "error")
+        found = await until(
+            lambda: (r := rows(browser)) and all(x["app"].startswith(HOSTILE_APP) for x in r) and r
+        )
+        assert found
+        sent = await asyncio.to_thread(
+            browser.execute_script,
+            """return performance.getEntriesByType('resource').map(e => e.name)
+                 .filter(n => n.includes('/api/v1/items?'))
+                 .map(n => new URL(n).searchParams.get('q')).filter(q => q !== null);""",
+        )
+        assert sent and all(len(q) >= 3 for q in sent), sent
+        assert "q=onerror" in await asyncio.to_thread(
+            browser.execute_script, "return window.location.search;"
+        )
+
         # The stream is live (the badge says so) and the browser saw no script error.
         live = await asyncio.to_thread(
             browser.execute_script, "return document.getElementById('live').textContent;"

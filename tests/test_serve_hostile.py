@@ -324,6 +324,21 @@ async def test_a_search_holding_the_field_separator_is_a_400(
     no_traceback(logs)
 
 
+@pytest.mark.parametrize(
+    "target", ["/api/v1/items?q=ab", "/api/v1/events/stream?q=a", "/api/v1/items?q=%F0%9F%98%80x"]
+)
+async def test_a_search_shorter_than_three_characters_is_a_400(
+    svc: Service, logs: Any, target: str
+) -> None:
+    """A search is read from an index of 3-character pieces: a shorter one, which would read
+    every item, is refused with the reason (an empty `q` is no search)."""
+    answer = await exchange(svc, request("GET", target))
+    assert answer.status == 400, answer
+    assert answer.problem()["detail"].startswith("q: at least 3 characters"), answer
+    no_traceback(logs)
+    assert (await exchange(svc, request("GET", "/api/v1/items?q="))).status == 200
+
+
 def forged(text: str) -> str:
     return encode_cursor("\x00" + text)
 

@@ -198,7 +198,7 @@ def test_a_query_names_a_known_order_and_a_time_cursor_is_a_time() -> None:
     assert ItemQuery(order="-since").sort == ("since", True)
     assert ItemQuery(order="since").sort == ("since", False)
     assert ItemQuery().counted and ItemQuery(vendor="iq", lifecycle="queued").counted
-    assert not ItemQuery(application="a").counted and not ItemQuery(text="a").counted
+    assert not ItemQuery(application="a").counted and not ItemQuery(text="abc").counted
 
 
 # --- times as cursors carry them ------------------------------------------------------------------
@@ -395,6 +395,16 @@ def test_a_search_may_not_hold_the_field_separator() -> None:
     with pytest.raises(ValueError, match=r"^text: must not contain U\+001F \(it separates"):
         ItemQuery(text="a\x1fb")
     assert ItemQuery(text="a b").text == "a b"
+
+
+@pytest.mark.parametrize("text", ["", "a", "ab", "\U0001f600x"])
+def test_a_search_holds_three_characters_at_least(text: str) -> None:
+    """Every store finds a substring through an index of its 3-character pieces: a shorter
+    search would read every item (characters are code points: an emoji is one)."""
+    with pytest.raises(ValueError, match=r"^text: at least 3 characters \(a search is read"):
+        ItemQuery(text=text)
+    assert ItemQuery(text="abc").text == "abc"
+    assert ItemQuery(text="\U0001f600xy").text == "\U0001f600xy"
 
 
 def test_an_item_is_kept_as_compact_json_and_its_payload_apart() -> None:

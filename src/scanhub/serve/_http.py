@@ -20,7 +20,7 @@ from aiohttp import web
 from .._convert import compact_json, converter, timestamp_or_none, to_dict
 from .._model import Item, Lifecycle, Verdict
 from .._stats import StuckRule, timing
-from ..store import ORDERS, SEARCH_SEPARATOR, ItemQuery, StoredItem, search_text
+from ..store import MIN_SEARCH, ORDERS, SEARCH_SEPARATOR, ItemQuery, StoredItem, search_text
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -225,6 +225,13 @@ def item_query(
     if text is not None and SEARCH_SEPARATOR in text:
         raise Problem(
             400, "Bad Request", "q: must not contain U+001F (it separates the searched fields)"
+        )
+    if text and len(text) < MIN_SEARCH:  # (an empty q is no search)
+        raise Problem(
+            400,
+            "Bad Request",
+            f"q: at least {MIN_SEARCH} characters (a search is read from an index of"
+            f" {MIN_SEARCH}-character pieces)",
         )
     order = q.get("sort") or "key"
     if order not in SORTS:

@@ -156,9 +156,11 @@ FILTERS = [
         ("application", _TEXT, "only items of this application id"),
         (
             "q",
-            {"type": "string", "pattern": "^[^\\u0000\\u001f]*$", "maxLength": 200},
+            {"type": "string", "pattern": "^([^\\u0000\\u001f]{3,})?$", "maxLength": 200},
             "text, case-insensitive, within one of an item's key, id, application id or name,"
-            " message, a promotion's version and stages, a scan's type (not the vendor status)",
+            " message, a promotion's version and stages, a scan's type (not the vendor status);"
+            " at least 3 characters, found through an index of 3-character pieces (an empty"
+            " `q` is no search)",
         ),
     )
 ]

@@ -18,6 +18,7 @@ import re
 from .._errors import ConfigError
 from ._base import (
     LOG_TIME_SLACK,
+    MIN_SEARCH,
     ORDERS,
     OUTCOMES,
     PHASES,
@@ -100,6 +101,7 @@ def open_store(
 
 __all__ = [
     "LOG_TIME_SLACK",
+    "MIN_SEARCH",
     "ORDERS",
     "OUTCOMES",
     "PHASES",

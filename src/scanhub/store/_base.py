@@ -51,6 +51,10 @@ SCHEMA_VERSION = 8
 #: What separates the fields of an item's search text (`search_text`): a character no search
 #: may hold (`ItemQuery` refuses it), so that no match runs from one field into the next.
 SEARCH_SEPARATOR = "\x1f"
+#: The fewest characters a text search holds: the stores find a substring through an index of
+#: its three-character pieces (SQLite's FTS5 trigrams, PostgreSQL's pg_trgm); a shorter one
+#: would be found only by reading every item.
+MIN_SEARCH = 3
 
 
 @frozen
@@ -207,6 +211,11 @@ class ItemQuery:
             parse_time(self.after_value)  # ValueError when it is not a time
         if self.text is not None and SEARCH_SEPARATOR in self.text:
             raise ValueError("text: must not contain U+001F (it separates the searched fields)")
+        if self.text is not None and len(self.text) < MIN_SEARCH:
+            raise ValueError(
+                f"text: at least {MIN_SEARCH} characters (a search is read from an index of"
+                f" {MIN_SEARCH}-character pieces; None: no search), got {len(self.text)}"
+            )
         if self.limit < 1:
             raise ValueError(f"limit: expected at least 1, got {self.limit!r}")
 

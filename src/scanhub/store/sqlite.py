@@ -1080,15 +1080,11 @@ def _where(query: ItemQuery, *, walk: bool = False) -> tuple[list[str], list[Any
         where.append("(application_id = ? OR application_name = ?)")
         args += [query.application, query.application]
     if query.text:
-        needle = query.text.casefold()
-        if len(needle) >= 3:
-            # The trigram index finds substrings of three characters or more.
-            rid = "+rid" if walk else "rid"
-            where.append(f"{rid} IN (SELECT rowid FROM items_search WHERE items_search MATCH ?)")
-            args.append(_match(needle))
-        else:
-            where.append("instr(search, ?) > 0")
-            args.append(needle)
+        # The trigram index finds substrings of three characters or more (`MIN_SEARCH`, which
+        # `ItemQuery` holds a search to).
+        rid = "+rid" if walk else "rid"
+        where.append(f"{rid} IN (SELECT rowid FROM items_search WHERE items_search MATCH ?)")
+        args.append(_match(query.text.casefold()))
     return where, args
 
 
@@ -1101,7 +1097,7 @@ def _searched(db: sqlite3.Connection, query: ItemQuery) -> tuple[list[str], list
     """`_where`, choosing the plan of a text search, and the total when it is known already: a
     text search alone is counted by its index (no row of items read)."""
     needle = (query.text or "").casefold()
-    if len(needle) < 3 or query.application is not None or _count_where(query)[1]:
+    if not needle or query.application is not None or _count_where(query)[1]:
         return (*_where(query), None)
     matches = db.execute(
         "SELECT COUNT(*) FROM items_search WHERE items_search MATCH ?", (_match(needle),)

@@ -54,12 +54,20 @@ async function api(path) {
 
 // --- the view in the URL ----------------------------------------------------------------------
 
+// The API searches 3 characters or more (read from an index of 3-character pieces); a shorter
+// search is not sent. Characters as the API counts them (code points, not UTF-16 units).
+const MIN_SEARCH = 3;
+
+function searchable(text) {
+  return [...text].length >= MIN_SEARCH;
+}
+
 function readUrl() {
   const params = new URLSearchParams(window.location.search);
   const filters = {};
   for (const name of FILTERS) {
     const value = params.get(name);
-    if (value) filters[name] = value;
+    if (value && (name !== "q" || searchable(value))) filters[name] = value;
   }
   let sort = params.get("sort") || DEFAULTS.sort;
   if (!SORTS.includes(sort.replace(/^-/, ""))) sort = DEFAULTS.sort;
@@ -668,8 +676,11 @@ function start() {
   });
   for (const field of document.querySelectorAll("#filters select:not(#sort), #filters input")) {
     field.addEventListener(field.tagName === "INPUT" ? "input" : "change", () => {
-      const filters = { ...state.view.filters, [field.name]: field.value };
-      if (!field.value) delete filters[field.name];
+      // Shorter than a search: no search (nothing is read again while it stays so).
+      const value = field.name === "q" && !searchable(field.value) ? "" : field.value;
+      if ((state.view.filters[field.name] || "") === value) return;
+      const filters = { ...state.view.filters, [field.name]: value };
+      if (!value) delete filters[field.name];
       // Typing replaces the history entry it started; a choice adds one.
       setView({ filters }, { replace: field.tagName === "INPUT" && typing !== null });
       clearTimeout(typing);
