@@ -404,3 +404,43 @@ def test_the_working_set_finds_the_keys_of_an_application_of_a_source() -> None:
     assert ws.keys_of_application("asp", "app-a") == set()
     assert ws.keys_of("asp") == set() and ws.count_of("asp") == 0
     assert len(ws) == 1
+
+
+async def test_a_lease_is_not_kept_past_what_the_store_gave() -> None:
+    """While the store is away, the sources held are polled until their lease would expire:
+    reckoned from when it was asked (the store's lease runs from a moment during the call), not
+    from when a slow answer came back (two replicas then both polled a source a while)."""
+    from scanhub.engine.replication import Replication
+
+    now = [0.0]
+    calls = [0]
+    polled: list[set[str]] = []
+
+    class Slow:
+        async def lease(self, sources: list[str], ttl: float) -> set[str]:
+            calls[0] += 1
+            if calls[0] == 1:
+                now[0] += 0.009  # the answer takes 9 ms of the lease's 30
+                return {"asp"}
+            now[0] = 0.033  # renewing fails 33 ms after the first was asked
+            raise OSError("the database is away")
+
+    class Loop:
+        polled: set[str] | None = None
+
+        async def set_polled(self, held: set[str]) -> None:
+            self.polled = held
+            polled.append(held)
+
+        def polls(self, source: str) -> bool:
+            return source in (self.polled or ())
+
+    rep = Replication(Slow(), Loop(), ["asp"], lease_ttl=0.03, clock=lambda: now[0])  # type: ignore[arg-type]
+    task = asyncio.create_task(rep.hold_leases())
+    try:
+        async with asyncio.timeout(5):
+            while len(polled) < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert polled[:2] == [{"asp"}, set()]

@@ -41,9 +41,12 @@ class Replication:
         """Take and renew the leases of every source, for good; poll exactly those held (a task
         the engine owns)."""
         while True:
+            # The store's leases run from when it took them, some time after they were asked:
+            # kept here from when they were asked, they never outlive the store's.
+            asked = self._clock()
             try:
                 held = await self.store.lease(self.sources, self.lease_ttl)
-                self._renewed = self._clock()
+                self._renewed = asked
             except Exception as exc:
                 if self._clock() - self._renewed < self.lease_ttl:
                     held = set(self.loop.polled or ())
