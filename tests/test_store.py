@@ -327,6 +327,12 @@ async def test_tracked_at_gives_the_log_position_of_the_same_moment(store: Store
     assert len(items) == 2 and position == await store.last_id()
     only, _ = await store.tracked_at([scan("b").key])
     assert [s.key for s in only] == [scan("b").key]
+    # Any number of keys, each once, in the order they were tracked; unknown keys are none.
+    many = [scan(f"m{i:04d}") for i in range(1200)]
+    await store.track([(i, "track") for i in many], T0)
+    asked = [i.key for i in many[::-1]] + [scan("a").key, many[3].key, "nosuch"]
+    found, _ = await store.tracked_at(asked)
+    assert [s.key for s in found] == [scan("a").key] + [i.key for i in many]
 
 
 async def test_retention_by_age_and_count(make: Factory) -> None:

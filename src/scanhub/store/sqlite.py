@@ -666,12 +666,20 @@ class SQLiteStore(Store):
         def read(db: sqlite3.Connection) -> tuple[list[Any], int]:
             db.execute("BEGIN")  # one snapshot for both reads (WAL)
             try:
-                rows = db.execute(f"SELECT {_LISTED}, raw, key FROM items ORDER BY seq").fetchall()
+                sql = f"SELECT {_LISTED}, raw, seq FROM items"
+                if keys is None:
+                    rows = db.execute(sql + " ORDER BY seq").fetchall()
+                else:  # by the index of keys, 500 a statement (not every item's row)
+                    wanted = list(dict.fromkeys(keys))
+                    rows = []
+                    for start in range(0, len(wanted), 500):
+                        chunk = wanted[start : start + 500]
+                        marks = ",".join("?" * len(chunk))
+                        rows += db.execute(f"{sql} WHERE key IN ({marks})", chunk).fetchall()
+                    rows.sort(key=lambda r: r[_N + 1])
                 last = db.execute("SELECT COALESCE(MAX(id), 0) FROM transitions").fetchone()[0]
             finally:
                 db.execute("COMMIT")
-            if keys is not None:
-                rows = [r for r in rows if r[_N + 1] in keys]
             return rows, int(last)
 
         rows, last = await self._run(read)
