@@ -451,9 +451,15 @@ def test_tokens_are_not_in_repr() -> None:
     assert f"{scanhub.Secret('pa55word!')}" == "***"
 
 
-def test_base_url_must_be_absolute() -> None:
-    with pytest.raises(BadRequestError, match="absolute"):
-        AppSecPlus("api.example.com", "t")
+@pytest.mark.parametrize(
+    "url", ["api.example.com", "ftp://api.example.com", "file:///etc/passwd", "ws://h/x"]
+)
+def test_base_url_must_be_absolute_http(url: str) -> None:
+    """Refused when the client is made, naming what is expected (another scheme failed at
+    the first request, as a TransportError)."""
+    with pytest.raises(BadRequestError, match=r"absolute http\(s\) URL"):
+        AppSecPlus(url, "t")
+    assert AppSecPlus("HTTPS://api.example.com", "t").base_url == "HTTPS://api.example.com"
 
 
 async def test_tls_verification_failure_is_not_retried(

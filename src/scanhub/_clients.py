@@ -99,7 +99,8 @@ class Client(abc.ABC):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if not base_url or "://" not in base_url:
+        scheme = base_url.partition("://")[0].lower() if "://" in base_url else ""
+        if scheme not in ("http", "https"):
             raise BadRequestError(
                 f"base_url must be an absolute http(s) URL, got {clean_url(base_url)!r}",
                 vendor=self.vendor,
