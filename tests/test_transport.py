@@ -259,3 +259,24 @@ def test_timeouts_that_are_not_positive_seconds_are_refused(bad: dict[str, float
     # silently turned off the timeout README promises on every request.
     with pytest.raises(ValueError, match="Timeouts"):
         Timeouts(**bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ({"attempts": 0}, "attempts >= 1"),
+        ({"attempts": -2}, "attempts >= 1"),
+        ({"backoff_initial": -1}, "backoff_initial"),
+        ({"backoff_max": float("nan")}, "backoff_max"),
+        ({"max_retry_after": float("inf")}, "max_retry_after"),
+        ({"retry_after_cap": -0.5}, "retry_after_cap"),
+        ({"default_429_wait": float("nan")}, "default_429_wait"),
+    ],
+)
+def test_a_retry_policy_no_request_could_follow_is_refused(
+    bad: dict[str, float], named: str
+) -> None:
+    # attempts=0 behaved as one attempt; a NaN wait made every retry's sleep NaN.
+    with pytest.raises(ValueError, match=f"RetryPolicy needs {named}"):
+        RetryPolicy(**bad)  # type: ignore[arg-type]
+    assert RetryPolicy(attempts=1, backoff_initial=0, default_429_wait=0).attempts == 1

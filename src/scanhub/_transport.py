@@ -93,6 +93,21 @@ class RetryPolicy:
     #: The longest pause a `Retry-After` (or `default_429_wait`) can impose on a source.
     retry_after_cap: float = 900.0
 
+    def __attrs_post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(
+                f"RetryPolicy needs attempts >= 1 (it counts the first try), got {self.attempts!r}"
+            )
+        for name in ("backoff_initial", "backoff_max", "max_retry_after", "retry_after_cap"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"RetryPolicy needs {name} >= 0 seconds (finite), got {value!r}")
+        wait = self.default_429_wait
+        if wait is not None and not (math.isfinite(wait) and wait >= 0):
+            raise ValueError(
+                f"RetryPolicy needs default_429_wait >= 0 seconds (finite) or None, got {wait!r}"
+            )
+
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for the given attempt number (1-based)."""
         ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
