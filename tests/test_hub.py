@@ -520,7 +520,7 @@ async def test_a_pushed_final_state_the_store_finds_stale_leaves_the_item_polled
         assert committed.outcome is Outcome.STALE
         polled = client.polls
         async with asyncio.timeout(5):
-            while client.polls < polled + 2:
+            while getattr(client, "polls", 0) < polled + 2:
                 await asyncio.sleep(0.02)
     stored = await store.get(running.key)
     assert stored is not None and stored.item.vendor_status == "running-2"
@@ -610,3 +610,25 @@ async def test_a_discovery_query_its_vendor_does_not_take_is_a_bad_request() -> 
         with pytest.raises(BadRequestError, match="app_id"):
             await hub.discovery.add_rule("appsecplus", {"app_id": "app-1"})
         assert hub.discovery.rules == []
+
+
+async def test_an_item_tracked_then_untracked_at_once_is_not_polled() -> None:
+    """`track` then `untrack` before the track is committed: the track's commit took the item
+    on after the untrack had dropped it, and it was polled for good (the store without it)."""
+    store = MemoryStore()
+    client = Answering("http://asp.invalid", name="asp")
+    item = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.RUNNING, "running")
+    client.answer = item
+    hub = ScanHub([client], interval=0.05, max_interval=0.05, store=store)
+    async with hub, hub.polling():
+        hub.track(item)
+        hub.untrack(item)
+        await hub.flush()
+        polled = getattr(client, "polls", 0)  # (one may have started between the commits)
+        await asyncio.sleep(0.3)  # six intervals
+        assert getattr(client, "polls", 0) == polled <= 1
+        assert await store.get(item.key) is None
+        hub.track(item)  # tracked again: polled again
+        async with asyncio.timeout(5):
+            while getattr(client, "polls", 0) < polled + 2:
+                await asyncio.sleep(0.02)

@@ -261,7 +261,10 @@ class ScanHub:
         """Stop tracking an item (by item or key); unknown keys are ignored. Its history stays."""
         key = item if isinstance(item, str) else item.key
         self.loop.drop(key)
-        self.recorder.submit(Untrack((key,)))
+        gone = self.recorder.submit(Untrack((key,)))
+        # Again once committed: a track of the key handed in before it (committed first, in
+        # order) took the item on after the drop above.
+        gone.add_done_callback(lambda _: self.loop.drop(key))
 
     async def flush(self) -> None:
         """Wait until everything tracked, untracked or observed so far is committed (nothing
