@@ -144,7 +144,13 @@ class PollLoop:
                 self.drop(key)
         gained = sorted(held - before)
         if gained:
-            await self.take_on(gained)
+            try:
+                await self.take_on(gained)
+            except BaseException:
+                # Not taken on: not polled yet either, so that the next call takes them on
+                # (else their active items would never be loaded).
+                self.polled -= set(gained)
+                raise
 
     def poke(self, keys: Iterable[str]) -> int:
         """Make these items due now (only while the loop runs); returns how many."""

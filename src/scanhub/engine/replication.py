@@ -57,7 +57,10 @@ class Replication:
                 )
             if held != set(self.loop.polled or ()):
                 log.info("scanhub: polling %s", ", ".join(sorted(held)) or "nothing")
-            await self.loop.set_polled(held)
+            try:
+                await self.loop.set_polled(held)
+            except Exception as exc:  # the gained sources are taken on at the next renewal
+                log.warning("scanhub: loading the items of the sources gained failed (%s)", exc)
             await asyncio.sleep(self.lease_ttl / 3)
 
     async def hear_tracking(self) -> None:
@@ -65,9 +68,28 @@ class Replication:
         (a task the engine owns). An empty set of sources means "anything may have changed"."""
         async for sources in self.store.tracking_changes():
             chosen = set(self.loop.polled or ()) if not sources else set(sources)
+            await self._take_on(chosen)
+
+    async def _take_on(self, chosen: set[str]) -> None:
+        """Take on the active items of the chosen sources polled here, trying again with
+        backoff while the store fails (the news is heard once: a listener started again
+        would not hear it again, and the items would never be polled)."""
+        delay = 0.2
+        while True:
             polled = [s for s in chosen if self.loop.polls(s) and s in self.sources]
-            if polled:
+            if not polled:
+                return
+            try:
                 await self.loop.take_on(polled)
+                return
+            except Exception as exc:
+                log.warning(
+                    "scanhub: loading items tracked elsewhere failed (%s); again in %.1fs",
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(5.0, delay * 2)
 
 
 __all__ = ["Replication"]

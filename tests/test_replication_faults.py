@@ -1,0 +1,112 @@
+"""Replication under store faults: a replica that gains a source's lease, or hears that another
+replica tracked an item, while the store fails one read, still takes the source's active items
+on (they are never left unpolled for good)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Collection, Sequence
+
+from scanhub import AppSecPlus, Lifecycle, MemoryStore, Scan, Vendor
+from scanhub._errors import StoreUnavailable
+from scanhub.engine.broadcast import Broadcaster
+from scanhub.engine.polling import PollLoop
+from scanhub.engine.recorder import Recorder
+from scanhub.engine.replication import Replication
+from scanhub.engine.scheduler import Scheduler
+from scanhub.engine.supervise import supervised
+from scanhub.store import Observation, StoredItem
+
+SOURCE = "asp"
+
+
+class FlakyShared(MemoryStore):
+    """A store several processes share (as PostgreSQL is), whose `active` read fails the
+    next `fail_active` times, and whose tracking news comes from `news` to the listener
+    running then (a listener started later hears only what comes after it)."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_active = 0
+        self.news: asyncio.Queue[frozenset[str]] = asyncio.Queue()
+        self.leases: list[set[str] | Exception] = []
+
+    async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
+        if self.fail_active:
+            self.fail_active -= 1
+            raise StoreUnavailable("the database is unavailable (statement timeout)")
+        return await super().active(sources)
+
+    async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
+        return set(sources)
+
+    async def tracking_changes(self) -> AsyncIterator[frozenset[str]]:
+        while True:
+            yield await self.news.get()
+
+
+def loop_over(store: FlakyShared, polled: set[str]) -> PollLoop:
+    loop = PollLoop(
+        store,
+        Recorder(store),
+        Broadcaster(store),
+        Scheduler(),
+        concurrency=None,
+        max_concurrency=16,
+        polled=polled,
+    )
+    loop.add_source(AppSecPlus("http://127.0.0.1:9", "token", name=SOURCE))
+    return loop
+
+
+async def tracked_elsewhere(store: FlakyShared, sid: str) -> str:
+    """An item another replica tracked: committed to the shared store, under way."""
+    item = Scan(Vendor.APPSECPLUS, SOURCE, sid, "a", Lifecycle.RUNNING, "running")
+    await store.commit([Observation.of(item, "track")])
+    return item.key
+
+
+async def eventually(check: object, seconds: float = 2.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.02)
+    return bool(check())  # type: ignore[operator]
+
+
+@contextlib.asynccontextmanager
+async def running(name: str, part: object) -> AsyncIterator[None]:
+    task = asyncio.create_task(supervised(name, part, backoff=(0.01, 0.01)))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_lease_gained_while_the_store_fails_a_read_still_takes_its_items_on() -> None:
+    store = FlakyShared()
+    key = await tracked_elsewhere(store, "scan-1")
+    loop = loop_over(store, set())
+    replication = Replication(store, loop, [SOURCE], lease_ttl=0.15)
+    store.fail_active = 1  # the read of the gained source's active items fails once
+    async with running("leases", replication.hold_leases):
+        assert await eventually(lambda: key in loop.working), "the gained source's item is lost"
+    assert loop.polls(SOURCE)
+
+
+async def test_news_of_a_track_heard_while_the_store_fails_a_read_is_not_lost() -> None:
+    store = FlakyShared()
+    loop = loop_over(store, {SOURCE})  # this replica holds the source's lease
+    replication = Replication(store, loop, [SOURCE], lease_ttl=0.15)
+    async with running("tracking", replication.hear_tracking):
+        await asyncio.sleep(0.05)
+        key = await tracked_elsewhere(store, "scan-2")  # another replica's track...
+        store.fail_active = 1  # ...whose items this replica fails to read once
+        store.news.put_nowait(frozenset({SOURCE}))
+        assert await eventually(lambda: key in loop.working), "the item tracked elsewhere is lost"
