@@ -110,3 +110,37 @@ async def test_news_of_a_track_heard_while_the_store_fails_a_read_is_not_lost() 
         store.fail_active = 1  # ...whose items this replica fails to read once
         store.news.put_nowait(frozenset({SOURCE}))
         assert await eventually(lambda: key in loop.working), "the item tracked elsewhere is lost"
+
+
+class SlowLeases(FlakyShared):
+    """Leases on a fake clock: the first renewal takes most of the lease period (the database
+    set the lease's end when the statement began), the second fails, the third never ends."""
+
+    def __init__(self, clock: list[float], ttl: float) -> None:
+        super().__init__()
+        self.clock, self.ttl, self.calls = clock, ttl, 0
+
+    async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
+        self.calls += 1
+        if self.calls == 1:
+            self.clock[0] += 0.8 * self.ttl  # the answer comes late
+            return set(sources)
+        if self.calls == 2:
+            self.clock[0] += 0.4 * self.ttl  # past the lease's end, counted from its start
+            raise StoreUnavailable("the database is unavailable")
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_failed_renewal_stops_polling_once_the_lease_ended_counted_from_its_start() -> None:
+    clock = [0.0]
+    ttl = 0.15
+    store = SlowLeases(clock, ttl)
+    loop = loop_over(store, set())
+    replication = Replication(store, loop, [SOURCE], lease_ttl=ttl, clock=lambda: clock[0])
+    async with running("leases", replication.hold_leases):
+        assert await eventually(lambda: store.calls >= 3)
+        await asyncio.sleep(0.02)
+        # The lease held from the first renewal's start ended at `ttl`; it is 1.2 ttl now:
+        # another replica may poll the source, so this one must not.
+        assert loop.polled == set()

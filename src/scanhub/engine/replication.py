@@ -45,6 +45,9 @@ class Replication:
             # kept here from when they were asked, they never outlive the store's.
             asked = self._clock()
             try:
+                # The database sets a lease's end from when the statement runs: its period
+                # is counted from before the call, not from its (late) answer.
+                asked = self._clock()
                 held = await self.store.lease(self.sources, self.lease_ttl)
                 self._renewed = asked
             except Exception as exc:
