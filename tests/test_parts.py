@@ -444,3 +444,37 @@ async def test_a_lease_is_not_kept_past_what_the_store_gave() -> None:
     finally:
         task.cancel()
     assert polled[:2] == [{"asp"}, set()]
+
+
+async def test_a_renewal_that_never_answers_stops_polling_when_the_lease_ends() -> None:
+    """A renewal hanging on a half-open connection: the sources held are polled until their
+    lease ends, not for as long as the call hangs (another replica takes them then)."""
+    from scanhub.engine.replication import Replication
+
+    calls = [0]
+    polled: list[set[str]] = []
+
+    class Hangs:
+        async def lease(self, sources: list[str], ttl: float) -> set[str]:
+            calls[0] += 1
+            if calls[0] == 1:
+                return {"asp"}
+            await asyncio.sleep(3600)
+            raise AssertionError("unreachable")
+
+    class Loop:
+        polled: set[str] | None = None
+
+        async def set_polled(self, held: set[str]) -> None:
+            self.polled = held
+            polled.append(held)
+
+    rep = Replication(Hangs(), Loop(), ["asp"], lease_ttl=0.3)  # type: ignore[arg-type]
+    task = asyncio.create_task(rep.hold_leases())
+    try:
+        async with asyncio.timeout(5):
+            while set() not in polled:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert polled[0] == {"asp"}

@@ -41,14 +41,16 @@ class Replication:
         """Take and renew the leases of every source, for good; poll exactly those held (a task
         the engine owns)."""
         while True:
-            # The store's leases run from when it took them, some time after they were asked:
-            # kept here from when they were asked, they never outlive the store's.
+            # The database sets a lease's end from when its statement runs, some time after it
+            # was asked: counted here from when it was asked, a lease never outlives the
+            # store's. A renewal that does not answer before the leases held end (a half-open
+            # connection) fails then, so that nothing is polled past them.
             asked = self._clock()
+            held_now = bool(self.loop.polled)
+            left = self._renewed + self.lease_ttl - asked if held_now else self.lease_ttl
             try:
-                # The database sets a lease's end from when the statement runs: its period
-                # is counted from before the call, not from its (late) answer.
-                asked = self._clock()
-                held = await self.store.lease(self.sources, self.lease_ttl)
+                async with asyncio.timeout(max(0.0, left)):
+                    held = await self.store.lease(self.sources, self.lease_ttl)
                 self._renewed = asked
             except Exception as exc:
                 if self._clock() - self._renewed < self.lease_ttl:
