@@ -8,13 +8,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection, Sequence
 
-from scanhub import AppSecPlus, Lifecycle, MemoryStore, Scan, Vendor
+from scanhub import AppSecPlus, Lifecycle, MemoryStore, Scan, Sink, Vendor
 from scanhub._errors import StoreUnavailable
+from scanhub._sinks import new_secret
 from scanhub.engine.broadcast import Broadcaster
 from scanhub.engine.polling import PollLoop
 from scanhub.engine.recorder import Recorder
 from scanhub.engine.replication import Replication
 from scanhub.engine.scheduler import Scheduler
+from scanhub.engine.sinks import Deliverer
 from scanhub.engine.supervise import supervised
 from scanhub.store import Observation, StoredItem
 
@@ -144,3 +146,16 @@ async def test_a_failed_renewal_stops_polling_once_the_lease_ended_counted_from_
         # The lease held from the first renewal's start ended at `ttl`; it is 1.2 ttl now:
         # another replica may poll the source, so this one must not.
         assert loop.polled == set()
+
+
+async def test_a_failed_sink_renewal_stops_delivering_once_its_lease_ended() -> None:
+    clock = [1000.0]
+    ttl = 0.15
+    store = SlowLeases(clock, ttl)
+    sink = Sink.webhook("hook", "http://127.0.0.1:9/", new_secret(), allow_private=True)
+    deliverer = Deliverer(store, Broadcaster(store), [sink], lease_ttl=ttl, clock=lambda: clock[0])
+    async with running("sink leases", deliverer.hold_leases):
+        assert await eventually(lambda: store.calls >= 3)
+        await asyncio.sleep(0.02)
+        # The lease from the first renewal's start ended at `ttl`; it is 1.2 ttl now.
+        assert not deliverer.delivering_here("hook")

@@ -264,8 +264,10 @@ class Deliverer:
         lease_ttl: float = LEASE_SECONDS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self._clock = clock  # what the sinks' leases are timed by
         self.broadcaster = broadcaster
         self.sinks: dict[str, Sink] = {}
         for sink in sinks:
@@ -336,11 +338,14 @@ class Deliverer:
         names = {f"sink:{name}": name for name in self.sinks}
         while True:
             try:
+                # Counted from before the call: the database sets the lease's end from when
+                # the statement runs, not from its (late) answer.
+                asked = self._clock()
                 got = await self.store.lease(list(names), self.lease_ttl)
-                self._lease_renewed = time.monotonic()
+                self._lease_renewed = asked
                 held = {names[n] for n in got if n in names}
             except Exception as exc:
-                keep = time.monotonic() - self._lease_renewed < self.lease_ttl
+                keep = self._clock() - self._lease_renewed < self.lease_ttl
                 held = {n for n, e in self._held.items() if e.is_set()} if keep else set()
                 log.warning("scanhub: renewing the sinks' leases failed (%s)", exc)
             for name, event in self._held.items():
