@@ -159,3 +159,24 @@ async def test_a_failed_sink_renewal_stops_delivering_once_its_lease_ended() -> 
         await asyncio.sleep(0.02)
         # The lease from the first renewal's start ended at `ttl`; it is 1.2 ttl now.
         assert not deliverer.delivering_here("hook")
+
+
+async def test_a_sink_renewal_that_never_answers_stops_delivering_when_its_lease_ends() -> None:
+    class Hangs(MemoryStore):
+        shared = True
+        calls = 0
+
+        async def lease(self, names: Sequence[str], ttl: float) -> set[str]:
+            self.calls += 1
+            if self.calls == 1:
+                return set(names)
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    store = Hangs()
+    sink = Sink.webhook("hook", "http://127.0.0.1:9/", new_secret(), allow_private=True)
+    deliverer = Deliverer(store, Broadcaster(store), [sink], lease_ttl=0.3)
+    async with running("sink leases", deliverer.hold_leases):
+        assert await eventually(lambda: deliverer.delivering_here("hook"))
+        # The second renewal hangs: the lease held ends 0.3 s after the first was asked.
+        assert await eventually(lambda: not deliverer.delivering_here("hook"))

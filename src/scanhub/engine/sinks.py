@@ -339,9 +339,13 @@ class Deliverer:
         while True:
             try:
                 # Counted from before the call: the database sets the lease's end from when
-                # the statement runs, not from its (late) answer.
+                # the statement runs, not from its (late) answer. A renewal that does not
+                # answer before the leases held end fails then (as the sources' do).
                 asked = self._clock()
-                got = await self.store.lease(list(names), self.lease_ttl)
+                holding = any(e.is_set() for e in self._held.values())
+                left = self._lease_renewed + self.lease_ttl - asked if holding else self.lease_ttl
+                async with asyncio.timeout(max(0.0, left)):
+                    got = await self.store.lease(list(names), self.lease_ttl)
                 self._lease_renewed = asked
                 held = {names[n] for n in got if n in names}
             except Exception as exc:
