@@ -179,6 +179,24 @@ async def test_the_page_live_and_safe(tmp_path: Path, browser: Any) -> None:
         assert "q=onerror" in await asyncio.to_thread(
             browser.execute_script, "return window.location.search;"
         )
+        from selenium.webdriver.common.keys import Keys
+
+        # Back to 2 characters: no search, and the box keeps what was typed, as it does when
+        # another filter is chosen meanwhile.
+        for _ in range(5):
+            await asyncio.to_thread(search.send_keys, Keys.BACKSPACE)
+        await until(lambda: len(rows(browser)) >= before)
+        assert await asyncio.to_thread(search.get_attribute, "value") == "on"
+        await asyncio.to_thread(
+            browser.execute_script,
+            """const s = document.querySelector('#filters select[name=vendor]');
+               s.value = 'threadfix'; s.dispatchEvent(new Event('change'));""",
+        )
+        await until(lambda: (r := rows(browser)) and {x["vendor"] for x in r} == {"threadfix"})
+        assert await asyncio.to_thread(search.get_attribute, "value") == "on"
+        assert "q=" not in await asyncio.to_thread(
+            browser.execute_script, "return window.location.search;"
+        )
 
         # The stream is live (the badge says so) and the browser saw no script error.
         live = await asyncio.to_thread(

@@ -102,7 +102,9 @@ function showView() {
     if (field.tagName === "SELECT" && value && ![...field.options].some((o) => o.value === value)) {
       field.append(new Option(value, value));
     }
-    field.value = value;
+    // A search box holding text too short to search (no search) keeps what is typed in it.
+    const typed = field.name === "q" && !searchable(field.value) ? "" : field.value;
+    if (typed !== value) field.value = value;
   }
   document.getElementById("window").value = state.view.window;
   const [name, desc] = [state.view.sort.replace(/^-/, ""), state.view.sort.startsWith("-")];
