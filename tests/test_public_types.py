@@ -37,6 +37,8 @@ async def main() -> None:
                     print(e.item.lifecycle)
             async with hub.polling():
                 pass
+            for item in await hub.current():  # an Item: a Scan or a Promotion
+                assert_type(await hub.wait(item, timeout=1), scanhub.Scan | scanhub.Promotion)
     assert_type(scanhub.Verdict.worst([scanhub.Verdict.PASS]), scanhub.Verdict)
     scanhub.Verdict.worst([1, 2])  # E: not verdicts
 """

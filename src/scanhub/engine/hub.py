@@ -72,7 +72,7 @@ from .tracked import WorkingSet
 log = logging.getLogger("scanhub")
 
 #: A Scan or a Promotion: `wait` gives back the kind it was given.
-_I = TypeVar("_I", Scan, Promotion)
+_I = TypeVar("_I", bound=Scan | Promotion)
 
 
 @frozen
