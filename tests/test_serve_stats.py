@@ -466,6 +466,8 @@ async def test_the_transition_counter_outlives_a_failure_of_its_reader(
                 await asyncio.sleep(0.1)
         await asyncio.sleep(0.3)
         assert await counted() == 3
+        (part,) = [p for p in svc.hub.health().parts if p.name == "metrics"]
+        assert part.restarts == 1 and part.running and "a bug in a read" in str(part.last_failure)
     finally:
         await svc.stop()
     assert any("metrics failed" in r.getMessage() for r in caplog.records)

@@ -52,6 +52,16 @@ class Runner:
         """Every part that runs now, with its restarts and last failure."""
         return tuple(self._health.values())
 
+    def reported(self, name: str) -> PartHealth:
+        """The health of a part someone else runs supervised (the service's own tasks), reported
+        with the engine's (`forget` when it stops)."""
+        state = self._health[name] = PartHealth(name)
+        return state
+
+    def forget(self, name: str) -> None:
+        """Stop reporting a part `reported` gave."""
+        self._health.pop(name, None)
+
     def start(self) -> None:
         """Start the always-on parts."""
         self._parts = asyncio.get_running_loop().create_task(self._run(self._always()))

@@ -225,15 +225,16 @@ class Service:
         """The engine's lifetime, as the application's (`cleanup_ctx`): poll for good,
         re-run discovery rules, count transitions for the metrics."""
         async with self.hub.polling():
-            # Supervised, as the engine's parts are: a failure is logged and the part started
-            # again, never a counter stopped unseen.
+            # Supervised and reported as the engine's parts are: a failure is logged, the part
+            # started again, and `health()` (so `/readyz`) says so meanwhile; never a counter
+            # stopped unseen.
+            runner = self.hub.runner
+            parts = {"rediscovery": self._rediscover, "metrics": self.metrics.follow}
             tasks = [
                 asyncio.create_task(
-                    supervised("rediscovery", self._rediscover), name="scanhub-rediscover"
-                ),
-                asyncio.create_task(
-                    supervised("metrics", self.metrics.follow), name="scanhub-metrics"
-                ),
+                    supervised(name, run, runner.reported(name)), name=f"scanhub-{name}"
+                )
+                for name, run in parts.items()
             ]
             try:
                 yield
@@ -242,6 +243,8 @@ class Service:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                for name in parts:
+                    runner.forget(name)
 
     async def _rediscover(self) -> None:
         while True:

@@ -277,7 +277,10 @@ class Metrics:
         """Count every transition committed from now on (every replica's, on a shared store:
         the log is the same for all), and observe the phases items leave. The service runs it
         supervised: after a failure it resumes where it stopped."""
-        sub = self.service.hub.subscribe(self.position)
+        hub = self.service.hub
+        if self.position is None:  # from now on; after a failure, from where it stopped
+            self.position = hub.broadcaster.position
+        sub = hub.subscribe(self.position)
         try:
             async for change in sub:
                 # Counted once: restarted after a failure, it resumes after this change.

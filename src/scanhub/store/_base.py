@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Self
 
-from attrs import define, evolve, frozen
+from attrs import define, evolve, field, frozen
 
 from .._changes import Change, ItemError, is_placeholder, significant, supersedes
 from .._convert import (
@@ -52,8 +52,9 @@ SCHEMA_VERSION = 8
 #: may hold (`ItemQuery` refuses it), so that no match runs from one field into the next.
 SEARCH_SEPARATOR = "\x1f"
 #: The fewest characters a text search holds: the stores find a substring through an index of
-#: its three-character pieces (SQLite's FTS5 trigrams, PostgreSQL's pg_trgm); a shorter one
-#: would be found only by reading every item.
+#: its three-character pieces (SQLite's FTS5 trigrams; PostgreSQL's pg_trgm, from the runs of
+#: three letters or digits the search holds); a shorter one would be found only by reading every
+#: item.
 MIN_SEARCH = 3
 
 
@@ -183,11 +184,16 @@ NULLABLE_ORDERS = frozenset({"changed"})
 TIME_ORDERS = frozenset({"changed", "since"})
 
 
+def _no_empty(text: str | None) -> str | None:
+    return text or None
+
+
 @frozen
 class ItemQuery:
     """Which items to read, and which page: filters (exact, except `text`, a case-insensitive
-    substring of one of the fields `search_text` covers: key, ids, application, message; it may
-    not hold `SEARCH_SEPARATOR`, U+001F), an order (`order`, a
+    substring of one of the fields `search_text` covers: key, ids, application, message; at
+    least `MIN_SEARCH` characters, "" being no search; it may not hold `SEARCH_SEPARATOR`,
+    U+001F), an order (`order`, a
     name of `ORDERS`, "-" first for descending), keyset paging (`after`: the last key of the
     previous page, and `after_value` its value of the order's column, as `Page.next_value`
     gave it), at most `limit` rows."""
@@ -198,7 +204,8 @@ class ItemQuery:
     lifecycle: str | None = None
     verdict: str | None = None
     application: str | None = None
-    text: str | None = None
+    #: (An empty text is no search: None.)
+    text: str | None = field(default=None, converter=_no_empty)
     after: str | None = None
     limit: int = 100
     order: str = "key"
