@@ -480,22 +480,28 @@ async def test_a_change_the_store_finds_stale_is_polled_again_until_recorded(
     sightings)."""
     store = MemoryStore()
     start = datetime.now(UTC)
+    clock = [start]  # the engine's wall clock: behind the other's until the test moves it
     running = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.RUNNING, "running")
     await store.commit([Observation.of(running, "track", start)])
     ahead = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.RUNNING, "running-2")
-    await store.commit([Observation.of(ahead, None, start + timedelta(seconds=0.5))])
+    await store.commit([Observation.of(ahead, None, start + timedelta(seconds=10))])
     client = Answering("http://asp.invalid", name="asp")
     client.answer = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", answer, "answered")
-    hub = ScanHub([client], interval=0.05, max_interval=0.1, store=store)
+    hub = ScanHub([client], interval=0.05, max_interval=0.1, store=store, now=lambda: clock[0])
     async with hub, hub.polling():
+        async with asyncio.timeout(5):
+            while getattr(client, "polls", 0) < 2:  # each found stale
+                await asyncio.sleep(0.02)
+        stored = await store.get(running.key)
+        assert stored is not None and stored.item.vendor_status == "running-2"
+        clock[0] = start + timedelta(seconds=20)  # past the other's observation
         async with asyncio.timeout(5):
             while True:
                 stored = await store.get(running.key)
                 assert stored is not None
                 if stored.item.vendor_status == "answered":
                     break
-                await asyncio.sleep(0.05)
-    assert client.polls >= 2  # the first poll's change was stale
+                await asyncio.sleep(0.02)
 
 
 async def test_a_pushed_final_state_the_store_finds_stale_leaves_the_item_polled() -> None:

@@ -66,7 +66,8 @@ class Discovery:
     async def discover(self, source: str, **query: str | None) -> list[Item]:
         """Run a query on a source (its vendor says what the query means, e.g. every AppSec+
         scan of an application) and track every item found; returns them once committed. A
-        failure is kept in `errors` and returns []."""
+        failure of the vendor is kept in `errors` and returns []; a query the source's vendor
+        does not take is a `BadRequestError` naming what it takes."""
         client = self._client(source)
         args = {k: v for k, v in query.items() if v is not None}
         _check_query(client, args)

@@ -315,7 +315,8 @@ class ScanHub:
         self, source: str, application_id: str | None = None, status: str | None = None
     ) -> list[Item]:
         """Track every scan of an application (AppSec+), optionally in one status (a failure
-        is kept in `hub.discovery.errors` and returns [])."""
+        of the vendor is kept in `hub.discovery.errors` and returns []; a source whose vendor
+        takes no such query is a `BadRequestError`)."""
         return await self.discovery.discover(source, application_id=application_id, status=status)
 
     # --- health ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`Replication`: several processes on one store (PostgreSQL). Which sources this process polls
-(leases, renewed three times a lease period), and news of items another process tracked
-(`Store.tracking_changes`), so the holder of a source takes a new item on at once.
+(leases, renewed three times a lease period), and news of items another process tracked or
+untracked (`Store.tracking_changes`), so the holder of a source takes a new item on at once
+and drops one no longer under way.
 
 While the store is away, what was held is kept until its lease would have expired (no other
 process can take it meanwhile), then nothing is polled rather than a source twice.
@@ -69,8 +70,9 @@ class Replication:
             await asyncio.sleep(self.lease_ttl / 3)
 
     async def hear_tracking(self) -> None:
-        """Items another process tracked: take on those of the sources polled here, for good
-        (a task the engine owns). An empty set of sources means "anything may have changed"."""
+        """Items another process tracked or untracked: take on those of the sources polled here
+        and drop those no longer under way (`PollLoop.take_on`), for good (a task the engine
+        owns). An empty set of sources means "anything may have changed"."""
         async for sources in self.store.tracking_changes():
             chosen = set(self.loop.polled or ()) if not sources else set(sources)
             await self._take_on(chosen)
