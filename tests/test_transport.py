@@ -252,7 +252,15 @@ async def test_every_answer_url_loses_its_credentials_however_often_it_comes() -
 
 @pytest.mark.parametrize(
     "bad",
-    [{"connect": 0}, {"total": -1}, {"total": float("nan")}, {"connect": float("inf")}],
+    [
+        {"connect": 0},
+        {"total": -1},
+        {"total": float("nan")},
+        {"connect": float("inf")},
+        {"total": None},  # aiohttp's "no timeout" (a TypeError from isfinite, once)
+        {"connect": "10"},
+        {"total": True},
+    ],
 )
 def test_timeouts_that_are_not_positive_seconds_are_refused(bad: dict[str, float]) -> None:
     # aiohttp takes a timeout of 0 or less as none at all: Timeouts(total=0) or a negative one

@@ -75,6 +75,8 @@ class Timeouts:
     def __attrs_post_init__(self) -> None:
         # aiohttp takes 0 or less as no timeout at all: refused, as RateLimit refuses its own.
         for name, value in (("connect", self.connect), ("total", self.total)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"Timeouts needs {name} in seconds (a number), got {value!r}")
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"Timeouts needs {name} > 0 seconds (finite), got {value!r}")
 
