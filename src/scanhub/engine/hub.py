@@ -364,7 +364,9 @@ class ScanHub:
         `deadline` seconds; with `until_done=False` and no deadline it runs until the consumer
         stops. Items may be tracked and untracked meanwhile. Polling goes on while the consumer
         handles a change; a consumer that falls behind loses nothing: it reads the store's log
-        until it has caught up.
+        until it has caught up. `interval`, when given, becomes the engine's polling interval
+        (shared by every consumer of this hub, and kept after the watch ends), as
+        `polling(interval)` sets it.
         """
         return consumers.watch(
             self, interval, deadline, initial=initial, until_done=until_done, keys=keys
@@ -378,7 +380,8 @@ class ScanHub:
         interval: float | None = None,
     ) -> _I:
         """Track `item` and poll it until terminal; raises `WaitTimeoutError` after `timeout`
-        seconds (the error's `item` is its last known state)."""
+        seconds (the error's `item` is its last known state). `interval` is as `watch`'s: the
+        engine's polling interval from then on."""
         # The stored item has the key of the one given, so it is of its kind.
         return cast(_I, await consumers.wait(self, item, timeout, interval=interval))
 
