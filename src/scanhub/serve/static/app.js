@@ -25,6 +25,7 @@ const state = {
   reloadTimer: null,
   statsTimer: null,
   pending: new Map(),
+  away: null, // since when the service has not been ready (its store away), or null
   frame: 0,
   opener: null,
   firstRows: false,
@@ -596,6 +597,7 @@ function chooseItem(key) {
 async function reload() {
   try {
     await Promise.all([loadItems(), loadSummary(), loadSources(), loadSinks()]);
+    if (state.away) return; // the status line says the service is not ready
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
     document.getElementById("updated").textContent = String(error);
@@ -650,6 +652,7 @@ function connect() {
   state.source = source;
   const live = document.getElementById("live");
   source.onopen = () => {
+    if (state.away) return; // open, but nothing can come while the service is not ready
     live.textContent = "live";
     live.className = "live on";
   };
@@ -659,6 +662,43 @@ function connect() {
   };
   source.addEventListener("change", onChange);
   source.addEventListener("reset", () => reload());
+}
+
+// Whether the service is ready (its store answers), from /readyz every few seconds: while it
+// is not, no transition comes, the stream stays open all the same, and what is shown may be out
+// of date. The badge and the status line say so; once it is ready again the page reads again.
+async function checkReady() {
+  let reason = null;
+  try {
+    const response = await fetch("/readyz", { headers: { Accept: "application/json" } });
+    if (!response.ok) {
+      reason = `HTTP ${response.status}`;
+      try {
+        reason = (await response.json()).detail || reason;
+      } catch {
+        // no problem document: the status says enough
+      }
+    }
+  } catch {
+    reason = "the service does not answer";
+  }
+  const live = document.getElementById("live");
+  if (reason !== null) {
+    state.away = state.away || new Date();
+    live.textContent = "not ready";
+    live.className = "live off";
+    live.title = reason;
+    document.getElementById("updated").textContent =
+      `not ready since ${state.away.toLocaleTimeString()} (${reason}): what is shown may be out of date`;
+  } else if (state.away) {
+    state.away = null;
+    live.title = "live updates";
+    const open = state.source && state.source.readyState === EventSource.OPEN;
+    live.textContent = open ? "live" : "reconnecting";
+    live.className = open ? "live on" : "live off";
+    reload();
+    reloadStats();
+  }
 }
 
 function restart() {
@@ -764,6 +804,7 @@ function start() {
     loadItems();
   });
   setInterval(() => loadSinks().catch(() => {}), 5000); // retries move without transitions
+  setInterval(() => checkReady().catch(() => {}), 5000);
   setInterval(() => {
     for (const td of document.querySelectorAll("td[data-time]")) td.textContent = ago(td.dataset.time);
   }, 10000);
