@@ -20,6 +20,32 @@ from .polling import PollLoop
 log = logging.getLogger("scanhub")
 
 
+class Leases:
+    """When this process's leases end, as the store set them: counted from when each renewal
+    was asked (the database sets a lease's end from when its statement runs, some time after
+    that), so that a lease is never held here past the store's."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self._clock = ttl, clock
+        self._renewed = 0.0
+
+    async def renew(self, store: Store, names: Sequence[str], holding: bool) -> set[str]:
+        """The names `store.lease` gives this process now; raises what it raises, or
+        TimeoutError when it does not answer before the leases held (`holding`) end (a
+        half-open connection): nothing is then held past them."""
+        asked = self._clock()
+        left = self._renewed + self.ttl - asked if holding else self.ttl
+        async with asyncio.timeout(max(0.0, left)):
+            got = await store.lease(list(names), self.ttl)
+        self._renewed = asked
+        return got
+
+    @property
+    def unexpired(self) -> bool:
+        """True while the leases of the last renewal have not ended."""
+        return self._clock() - self._renewed < self.ttl
+
+
 class Replication:
     """Leases and tracking news for one process (see the module docstring)."""
 
@@ -35,29 +61,16 @@ class Replication:
         self.store, self.loop = store, loop
         self.sources = list(sources)
         self.lease_ttl = lease_ttl
-        self._clock = clock
-        self._renewed = 0.0
+        self._leases = Leases(lease_ttl, clock)
 
     async def hold_leases(self) -> None:
         """Take and renew the leases of every source, for good; poll exactly those held (a task
         the engine owns)."""
         while True:
-            # The database sets a lease's end from when its statement runs, some time after it
-            # was asked: counted here from when it was asked, a lease never outlives the
-            # store's. A renewal that does not answer before the leases held end (a half-open
-            # connection) fails then, so that nothing is polled past them.
-            asked = self._clock()
-            held_now = bool(self.loop.polled)
-            left = self._renewed + self.lease_ttl - asked if held_now else self.lease_ttl
             try:
-                async with asyncio.timeout(max(0.0, left)):
-                    held = await self.store.lease(self.sources, self.lease_ttl)
-                self._renewed = asked
+                held = await self._leases.renew(self.store, self.sources, bool(self.loop.polled))
             except Exception as exc:
-                if self._clock() - self._renewed < self.lease_ttl:
-                    held = set(self.loop.polled or ())
-                else:
-                    held = set()
+                held = set(self.loop.polled or ()) if self._leases.unexpired else set()
                 log.warning(
                     "scanhub: renewing leases failed (%s); polling %s", exc, held or "nothing"
                 )

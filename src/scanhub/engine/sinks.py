@@ -65,6 +65,7 @@ from .._sinks import (
 )
 from ..store import DeadLetter, SinkState, SinkStatus, Store
 from .broadcast import Broadcaster
+from .replication import Leases
 
 log = logging.getLogger("scanhub")
 
@@ -267,7 +268,6 @@ class Deliverer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self._clock = clock  # what the sinks' leases are timed by
         self.broadcaster = broadcaster
         self.sinks: dict[str, Sink] = {}
         for sink in sinks:
@@ -279,7 +279,7 @@ class Deliverer:
         self._rng = rng or random.Random()
         self._held = {name: asyncio.Event() for name in self.sinks}
         self._wake = {name: asyncio.Event() for name in self.sinks}
-        self._lease_renewed = 0.0
+        self._leases = Leases(lease_ttl, clock)  # when the sinks' leases end
         self._log_id: str | None = None  # the store's (`event_id`), read at the first delivery
         #: Called with (sink, outcome) for every attempt's outcome and every dead letter.
         self.observers: list[Callable[[str, str], None]] = []
@@ -337,20 +337,12 @@ class Deliverer:
         expired."""
         names = {f"sink:{name}": name for name in self.sinks}
         while True:
+            holding = {n for n, e in self._held.items() if e.is_set()}
             try:
-                # Counted from before the call: the database sets the lease's end from when
-                # the statement runs, not from its (late) answer. A renewal that does not
-                # answer before the leases held end fails then (as the sources' do).
-                asked = self._clock()
-                holding = any(e.is_set() for e in self._held.values())
-                left = self._lease_renewed + self.lease_ttl - asked if holding else self.lease_ttl
-                async with asyncio.timeout(max(0.0, left)):
-                    got = await self.store.lease(list(names), self.lease_ttl)
-                self._lease_renewed = asked
+                got = await self._leases.renew(self.store, list(names), bool(holding))
                 held = {names[n] for n in got if n in names}
             except Exception as exc:
-                keep = self._clock() - self._lease_renewed < self.lease_ttl
-                held = {n for n, e in self._held.items() if e.is_set()} if keep else set()
+                held = holding if self._leases.unexpired else set()
                 log.warning("scanhub: renewing the sinks' leases failed (%s)", exc)
             for name, event in self._held.items():
                 if name in held and not event.is_set():
