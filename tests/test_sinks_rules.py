@@ -541,3 +541,95 @@ def test_the_cloudevent_of_a_change_in_full() -> None:
     assert promoted["type"] == "io.scanhub.promotion.changed"
     assert promoted["source"] == event_source(promo) == "/scanhub/apptrust/a%2Fb%20c"
     assert promoted["data"]["verdict"] == Verdict.NONE.value
+
+
+# --- from the second run's survivors -------------------------------------------------------------
+
+
+def test_a_filter_error_joins_its_problems() -> None:
+    assert str(FilterError([("[0].any", "x"), ("", "y")])) == "[0].any: x; y"
+    # Every attribute is checked, after an unknown one too.
+    with pytest.raises(FilterError) as err:
+        SinkFilter.parse({"exact": {"colour": "red", "lifecycle": "done"}})
+    assert [p for p, _ in err.value.problems] == [".exact.colour", ".exact.lifecycle"]
+    # A value is shown whole up to 60 characters of its repr, then cut.
+    whole, cut = "x" * 58, "x" * 59  # reprs of 60 and 61 characters
+    with pytest.raises(FilterError) as shown:
+        SinkFilter.parse([whole, cut])
+    assert [m.rsplit("got ", 1)[1] for _, m in shown.value.problems] == [
+        repr(whole),
+        repr(cut)[:59] + "…",
+    ]
+
+
+def test_delivery_bodies_are_compact_utf8_json() -> None:
+    event = to_cloudevent(scan_change(message="café ready"), "abcd")
+    slack = build(Sink.webhook("s", "https://h.example/x", kind="slack"), event, NOW, "1")
+    assert (
+        slack.body
+        == json.dumps(slack_message(event), separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    binary = build(Sink.webhook("b", "https://h.example/x", mode="binary"), event, NOW, "1")
+    assert (
+        binary.body == json.dumps(event["data"], separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    assert "café".encode() in binary.body
+
+
+def test_the_probe_event_time_is_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        at = datetime(2026, 11, 30, 13, 0, 5, tzinfo=UTC)
+        assert probe_event("ops", at, "m")["time"] == "2026-11-30T13:00:05Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_slack_texts_are_capped_exactly() -> None:
+    from scanhub._sinks import _SLACK_TEXT
+
+    def details(message: str) -> str:
+        data = {"lifecycle": "failed", "message": message}
+        return str(slack_message({"data": data})["blocks"][1]["elements"][0]["text"])
+
+    assert details("a" * _SLACK_TEXT) == "a" * _SLACK_TEXT  # at the cap: whole
+    assert details("a" * 5000) == "a" * (_SLACK_TEXT - 1) + "…"
+    # An entity is never cut in two, and a whole one before the cut stays.
+    assert details("&" + "a" * 5000) == "&amp;" + "a" * (_SLACK_TEXT - 6) + "…"
+    assert details("a" * 2897 + "&b") == "a" * 2897 + "…"  # "&am" would be cut
+    links = {f"link-{i:03d}": f"https://h.example/{'p' * 30}/{i}" for i in range(100)}
+    shown = slack_message({"data": {"links": links}})["blocks"][1]["text"]["text"]
+    assert len(shown) == _SLACK_TEXT and shown.endswith("…")
+    assert shown[:-1] == " · ".join(f"<{u}|{n}>" for n, u in links.items())[: _SLACK_TEXT - 1]
+
+
+def test_the_retry_delay_is_the_schedules_spread_by_the_jitter() -> None:
+    sink = Sink.webhook("hook", "https://h.example/in", schedule=(10.0,))
+    got = after_failure(sink, Answer.FAILED, 1, 0.0, None, random.Random(3))
+    assert got == Next("retry", 10.0 * random.Random(3).uniform(0.8, 1.2))
+    low = after_failure(sink, Answer.FAILED, 1, 0.0, None, random.Random(0))
+    high = [after_failure(sink, Answer.FAILED, 1, 0.0, None, random.Random(s)) for s in range(50)]
+    assert {round(n.delay, 6) for n in high} != {round(low.delay, 6)}  # spread, not fixed
+    assert min(n.delay for n in high) < 9.0 and max(n.delay for n in high) > 11.0
+
+
+def test_where_a_sink_may_not_send_is_named_exactly() -> None:
+    from scanhub._sinks import forbidden_address, forbidden_host
+
+    assert forbidden_address("fe80::1%eth0%x") == "fe80::1 is a link-local address"
+    assert forbidden_address("224.0.0.1") == "224.0.0.1 is a multicast address"
+    assert forbidden_address("ff02::1") == "ff02::1 is a multicast address"
+    assert forbidden_host("") == "the URL names no host"
+    assert forbidden_host("LOCALHOST.") == "LOCALHOST. is a loopback name"
+    assert forbidden_host("localhost.") == "localhost. is a loopback name"
+    assert forbidden_host("app.localhost") == "app.localhost is a loopback name"
+    assert forbidden_host("[::1]") == "::1 is a loopback address"
+    assert forbidden_host("127.0.0.1") == "127.0.0.1 is a loopback address"
+    assert forbidden_host("127.1") == "127.1 (127.0.0.1 is a loopback address)"
+    assert forbidden_host("8.8.8.8") is None and forbidden_host("example.com") is None
