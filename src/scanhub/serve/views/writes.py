@@ -41,15 +41,35 @@ def authorize(service: Service, request: web.Request) -> None:
         )
 
 
+#: The deepest body a write takes: a [[track]] table nests a few levels (deeper is no track,
+#: and whether the recursive walks after the parse had room for it depended on the stack).
+MAX_DEPTH = 64
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests deeper than `limit` (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 async def _body(request: web.Request) -> Any:
     raw = await request.read()
     try:
         value = json.loads(raw)
-        mended = mend_surrogates(value)  # (recursive too: within the same depth check)
     except ValueError:
         raise Problem(400, "Bad Request", "the body is not JSON") from None
     except RecursionError:
         raise Problem(400, "Bad Request", "the body is nested too deeply") from None
+    if _too_deep(value):
+        raise Problem(400, "Bad Request", "the body is nested too deeply") from None
+    mended = mend_surrogates(value)
     if mended != value:  # no store, page or terminal takes one
         raise Problem(400, "Bad Request", "the body holds a lone surrogate (\\ud800-\\udfff)")
     return value
