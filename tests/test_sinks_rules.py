@@ -633,3 +633,49 @@ def test_where_a_sink_may_not_send_is_named_exactly() -> None:
     assert forbidden_host("127.0.0.1") == "127.0.0.1 is a loopback address"
     assert forbidden_host("127.1") == "127.1 (127.0.0.1 is a loopback address)"
     assert forbidden_host("8.8.8.8") is None and forbidden_host("example.com") is None
+
+
+# --- from the third run's survivors ----------------------------------------------------------------
+
+
+def test_every_value_of_a_filter_is_checked_after_an_empty_one() -> None:
+    with pytest.raises(FilterError) as err:
+        SinkFilter.parse({"exact": {"source": "", "lifecycle": "done"}})
+    assert [p for p, _ in err.value.problems] == [".exact.source", ".exact.lifecycle"]
+
+
+def test_a_secret_with_characters_outside_base64_is_refused() -> None:
+    # Decoded leniently, the stray character would be dropped and the key taken.
+    with pytest.raises(ValueError, match=r"\(bad base64\)$"):
+        secret_key(SECRET[:10] + "!" + SECRET[10:])
+
+
+def test_a_binary_delivery_names_the_events_content_type() -> None:
+    sink = Sink.webhook("b", "https://h.example/x", mode="binary")
+    event = {"specversion": "1.0", "id": "1", "datacontenttype": "application/vnd.x+json"}
+    assert build(sink, {**event, "data": {}}, NOW, "1").headers["content-type"] == (
+        "application/vnd.x+json"
+    )
+    plain = {k: v for k, v in event.items() if k != "datacontenttype"}
+    assert build(sink, plain, NOW, "1").headers["content-type"] == "application/json"
+
+
+def test_a_structured_delivery_sends_the_encoded_event_it_is_given() -> None:
+    """The caller's encoding (`cloudevent_json`, the one every reader of a transition gets) is
+    what is sent and signed, not a second encoding of the event."""
+    sink = Sink.webhook("hook", "https://h.example/in", SECRET)
+    d = build(sink, {"id": "x-1"}, NOW, "1", encoded=b'{"id":"x-1","given":true}')
+    assert d.body == b'{"id":"x-1","given":true}'
+    assert verify([SECRET], d.body, d.headers, NOW) == "x-1"
+
+
+def test_what_is_shown_of_a_url_with_no_host() -> None:
+    assert shown_url("file:///etc/passwd") == "file://"
+
+
+def test_links_at_slacks_length_are_shown_whole() -> None:
+    from scanhub._sinks import _SLACK_TEXT
+
+    url = "https://h.example/" + "p" * (_SLACK_TEXT - 4 - len("https://h.example/"))
+    shown = slack_message({"data": {"links": {"n": url}}})["blocks"][1]["text"]["text"]
+    assert shown == f"<{url}|n>" and len(shown) == _SLACK_TEXT
