@@ -97,3 +97,33 @@ async def test_the_backoff_starts_over_after_a_part_ran_for_a_minute(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert script.waits == [1, 1, 2]  # 1, then (after a long run) 1 again, then doubling
+
+
+async def test_a_part_stopped_by_the_store_away_says_so_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage stops the parts that read the store (sinks, the broadcaster): a warning line
+    each, not an ERROR with a traceback each (12 of them over a fault audit's outages)."""
+    from scanhub import StoreUnavailable
+
+    starts = [0]
+    running = asyncio.Event()
+
+    async def run() -> None:
+        starts[0] += 1
+        if starts[0] == 1:
+            raise StoreUnavailable("the database is unavailable", operation="follow")
+        running.set()
+        await asyncio.Event().wait()
+
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(supervise.asyncio, "sleep", lambda _: real_sleep(0))
+    with caplog.at_level(logging.WARNING, logger="scanhub"):
+        task = asyncio.create_task(supervised("sink ops", run))
+        await asyncio.wait_for(running.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (record,) = [r for r in caplog.records if "sink ops failed" in r.getMessage()]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "StoreUnavailable" in record.getMessage()

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from attrs import define
 
+from .._errors import StoreUnavailable
+
 log = logging.getLogger("scanhub")
 
 
@@ -54,12 +56,16 @@ async def supervised(
             state.last_failure = f"{type(exc).__name__}: {exc}"
             if time.monotonic() - started > 60:
                 delay = backoff[0]
-            log.error(
+            # The store away is no bug: the recorder says when it goes and comes back, and a
+            # part it stops says so in one line (a traceback each part each outage was noise).
+            away = isinstance(exc, StoreUnavailable)
+            log.log(
+                logging.WARNING if away else logging.ERROR,
                 "scanhub: %s failed (%s); restarting in %.1fs",
                 name,
                 state.last_failure,
                 delay,
-                exc_info=exc,
+                exc_info=None if away else exc,
             )
             await asyncio.sleep(delay)
             delay = min(backoff[1], delay * 2)
