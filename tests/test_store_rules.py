@@ -551,3 +551,13 @@ async def test_tracking_commits_each_item_with_its_origin_now_or_at_the_time_giv
 async def test_a_store_one_process_owns_holds_every_lease() -> None:
     assert await MemoryStore().lease(["asp", "iq"], 30.0) == {"asp", "iq"}
     assert await MemoryStore().lease([], 30.0) == set()
+
+
+async def test_limits_are_refused_naming_the_rule() -> None:
+    """(test_store.py holds every backend to it; here, in mutmut's selection, the messages.)"""
+    with pytest.raises(ValueError, match=r"^limit: expected at least 1, got 0$"):
+        ItemQuery(limit=0)
+    store = MemoryStore()
+    with pytest.raises(ValueError, match=r"^limit: expected None or at least 0, got -1$"):
+        await store.transitions(limit=-1)
+    assert await store.transitions(limit=0) == []
