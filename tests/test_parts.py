@@ -478,3 +478,34 @@ async def test_a_renewal_that_never_answers_stops_polling_when_the_lease_ends() 
     finally:
         task.cancel()
     assert polled[0] == {"asp"}
+
+
+async def test_leases_a_fresh_replication_holds_and_where_a_failed_renewal_stops() -> None:
+    """A second polling block makes a new `Leases` while the loop still names the sources it
+    polled: its first renewal is not cut off as if the leases had ended long ago (every source
+    was dropped, and its items, until the next renewal). A renewal that fails keeps what is
+    held only until the leases end, then the next one is asked at once."""
+    from scanhub.engine.replication import Leases
+
+    now = [1000.0]
+
+    class Store:
+        fail = False
+
+        async def lease(self, names: list[str], ttl: float) -> set[str]:
+            if self.fail:
+                raise OSError("away")
+            return set(names)
+
+    store = Store()
+    leases = Leases(9.0, clock=lambda: now[0])
+    assert not leases.unexpired and leases.pause() == 3.0
+    assert await leases.renew(store, ["asp"], holding=True) == {"asp"}  # not cut off
+    assert leases.unexpired and leases.pause() == 3.0
+    now[0] += 7.0  # two seconds left of the lease
+    assert leases.unexpired and leases.pause() == 2.0
+    now[0] += 2.0
+    assert not leases.unexpired and leases.pause() == 3.0  # ended: no busy loop
+    store.fail = True
+    with pytest.raises(OSError, match="away"):
+        await leases.renew(store, ["asp"], holding=False)

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from .._errors import StoreUnavailable
 from ..store import Store
 from .polling import PollLoop
 
@@ -27,23 +28,42 @@ class Leases:
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self._clock = ttl, clock
-        self._renewed = 0.0
+        #: When the last renewal that answered was asked (None: none yet, nothing held).
+        self._renewed: float | None = None
+
+    def _left(self) -> float | None:
+        """Seconds until the leases of the last renewal end (None: none held)."""
+        if self._renewed is None:
+            return None
+        return self._renewed + self.ttl - self._clock()
 
     async def renew(self, store: Store, names: Sequence[str], holding: bool) -> set[str]:
         """The names `store.lease` gives this process now; raises what it raises, or
-        TimeoutError when it does not answer before the leases held (`holding`) end (a
+        `StoreUnavailable` when it does not answer before the leases held (`holding`) end (a
         half-open connection): nothing is then held past them."""
         asked = self._clock()
-        left = self._renewed + self.ttl - asked if holding else self.ttl
-        async with asyncio.timeout(max(0.0, left)):
-            got = await store.lease(list(names), self.ttl)
+        left = self._left() if holding else None
+        try:
+            async with asyncio.timeout(max(0.0, self.ttl if left is None else left)):
+                got = await store.lease(list(names), self.ttl)
+        except TimeoutError:
+            raise StoreUnavailable(
+                "the store did not answer before the leases held ended", operation="lease"
+            ) from None
         self._renewed = asked
         return got
 
     @property
     def unexpired(self) -> bool:
         """True while the leases of the last renewal have not ended."""
-        return self._clock() - self._renewed < self.ttl
+        left = self._left()
+        return left is not None and left > 0
+
+    def pause(self) -> float:
+        """Seconds to the next renewal: a third of a lease, and no later than the end of the
+        leases held (a renewal that failed keeps them only until then)."""
+        left = self._left()
+        return self.ttl / 3 if left is None or left <= 0 else min(self.ttl / 3, left)
 
 
 class Replication:
@@ -80,7 +100,7 @@ class Replication:
                 await self.loop.set_polled(held)
             except Exception as exc:  # the gained sources are taken on at the next renewal
                 log.warning("scanhub: loading the items of the sources gained failed (%s)", exc)
-            await asyncio.sleep(self.lease_ttl / 3)
+            await asyncio.sleep(self._leases.pause())
 
     async def hear_tracking(self) -> None:
         """Items another process tracked or untracked: take on those of the sources polled here

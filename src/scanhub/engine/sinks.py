@@ -352,7 +352,7 @@ class Deliverer:
                     log.info("scanhub: sink %s is delivered by another replica now", name)
                     event.clear()
                     self._wake[name].set()
-            await asyncio.sleep(self.lease_ttl / 3)
+            await asyncio.sleep(self._leases.pause())
 
     # --- one sink -------------------------------------------------------------------------
 

@@ -67,6 +67,8 @@ async def supervised(
                 delay,
                 exc_info=None if away else exc,
             )
+            if away:  # (SQLite's errors of the database and its statements both say "away")
+                log.debug("scanhub: %s failed", name, exc_info=exc)
             await asyncio.sleep(delay)
             delay = min(backoff[1], delay * 2)
             continue

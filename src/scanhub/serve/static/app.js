@@ -26,6 +26,7 @@ const state = {
   statsTimer: null,
   pending: new Map(),
   away: null, // since when the service has not been ready (its store away), or null
+  checking: false, // a /readyz read under way
   frame: 0,
   opener: null,
   firstRows: false,
@@ -600,7 +601,7 @@ async function reload() {
     if (state.away) return; // the status line says the service is not ready
     document.getElementById("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
-    document.getElementById("updated").textContent = String(error);
+    if (!state.away) document.getElementById("updated").textContent = String(error);
   }
 }
 
@@ -608,7 +609,7 @@ async function reloadStats() {
   try {
     await loadStats();
   } catch (error) {
-    document.getElementById("updated").textContent = String(error);
+    if (!state.away) document.getElementById("updated").textContent = String(error);
   }
 }
 
@@ -652,9 +653,9 @@ function connect() {
   state.source = source;
   const live = document.getElementById("live");
   source.onopen = () => {
-    if (state.away) return; // open, but nothing can come while the service is not ready
-    live.textContent = "live";
-    live.className = "live on";
+    // Open, but nothing can come while the service is not ready: the badge says that.
+    live.textContent = state.away ? "not ready" : "live";
+    live.className = state.away ? "live off" : "live on";
   };
   source.onerror = () => {
     live.textContent = "reconnecting";
@@ -668,9 +669,14 @@ function connect() {
 // is not, no transition comes, the stream stays open all the same, and what is shown may be out
 // of date. The badge and the status line say so; once it is ready again the page reads again.
 async function checkReady() {
+  if (state.checking) return; // one at a time: answers never arrive out of order
+  state.checking = true;
   let reason = null;
   try {
-    const response = await fetch("/readyz", { headers: { Accept: "application/json" } });
+    const response = await fetch("/readyz", {
+      headers: { Accept: "application/json" },
+      signal: AbortSignal.timeout(4000),
+    });
     if (!response.ok) {
       reason = `HTTP ${response.status}`;
       try {
@@ -681,6 +687,8 @@ async function checkReady() {
     }
   } catch {
     reason = "the service does not answer";
+  } finally {
+    state.checking = false;
   }
   const live = document.getElementById("live");
   if (reason !== null) {
@@ -693,9 +701,13 @@ async function checkReady() {
   } else if (state.away) {
     state.away = null;
     live.title = "live updates";
-    const open = state.source && state.source.readyState === EventSource.OPEN;
-    live.textContent = open ? "live" : "reconnecting";
-    live.className = open ? "live on" : "live off";
+    if (!state.source || state.source.readyState === EventSource.CLOSED) {
+      connect(); // an EventSource answered other than 200 never reconnects by itself
+    } else {
+      const open = state.source.readyState === EventSource.OPEN;
+      live.textContent = open ? "live" : "reconnecting";
+      live.className = open ? "live on" : "live off";
+    }
     reload();
     reloadStats();
   }
@@ -805,6 +817,7 @@ function start() {
   });
   setInterval(() => loadSinks().catch(() => {}), 5000); // retries move without transitions
   setInterval(() => checkReady().catch(() => {}), 5000);
+  checkReady().catch(() => {});
   setInterval(() => {
     for (const td of document.querySelectorAll("td[data-time]")) td.textContent = ago(td.dataset.time);
   }, 10000);

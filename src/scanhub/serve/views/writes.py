@@ -47,16 +47,18 @@ MAX_DEPTH = 64
 
 
 def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether `value` nests deeper than `limit` (walked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            if depth > limit:
-                return True
+    """Whether `value` nests deeper than `limit` (walked a level at a time, containers only,
+    without recursion)."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(limit):
+        below: list[Any] = []
+        for node in level:
             children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
-    return False
+            below += [c for c in children if isinstance(c, (dict, list))]
+        if not below:
+            return False
+        level = below
+    return True
 
 
 async def _body(request: web.Request) -> Any:
