@@ -27,6 +27,7 @@ const state = {
   pending: new Map(),
   away: null, // since when the service has not been ready (its store away), or null
   checking: false, // a /readyz read under way
+  itemsAsked: 0, // reads of the items asked so far (the newest one's answer is shown)
   frame: 0,
   opener: null,
   firstRows: false,
@@ -241,7 +242,10 @@ async function loadItems() {
   const params = query({ limit: String(PAGE), sort: state.view.sort });
   const cursor = state.cursors[state.page];
   if (cursor) params.set("cursor", cursor);
+  // Answers can arrive out of order (a search typed on): only the newest read's is shown.
+  const asked = ++state.itemsAsked;
   const data = await api(`/api/v1/items?${params}`);
+  if (asked !== state.itemsAsked) return;
   const body = document.getElementById("rows");
   body.replaceChildren(...data.items.map(row));
   if (!state.firstRows && data.items.length) {
