@@ -401,13 +401,11 @@ def from_dict(cls: type[T], data: Any) -> T:
 
 
 def item_from_dict(data: Any) -> Item:
-    """Rebuild a Scan or a Promotion, chosen by the `kind` field `to_dict` writes."""
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind == "scan":
-        return from_dict(Scan, data)
-    if kind == "promotion":
-        return from_dict(Promotion, data)
-    raise ValueError(f"expected a dict with kind 'scan' or 'promotion', got kind={kind!r}")
+    """Rebuild a Scan or a Promotion, chosen by the `kind` field `to_dict` writes (`_item_in`,
+    the converter's rule for a field typed `Item`)."""
+    item = _item_in(converter, data, Item)
+    assert item is not None  # (None only where the type allows it: `Item | None`)
+    return item
 
 
 def to_json(obj: Any, **kw: Any) -> str:

@@ -12,6 +12,7 @@ from .._changes import Change, Snapshot, is_placeholder
 from .._errors import WaitTimeoutError
 from .._model import Item
 from .broadcast import Subscription
+from .scheduler import check_interval
 from .tracked import Active
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ async def watch(
     """`ScanHub.watch` (see there): the tracked items first (from one snapshot of the store,
     with the log position of that moment), then the committed log from that position."""
     _check_seconds("deadline", deadline)
-    _check_interval(interval)
+    check_interval(interval)
     chosen = frozenset(keys) if keys is not None else None
     end = None if deadline is None else hub.clock() + deadline
 
@@ -137,15 +138,6 @@ def _check_seconds(name: str, value: float | None) -> None:
         raise ValueError(f"{name}: expected a number of seconds or None, got {value!r}")
 
 
-def _check_interval(value: float | None) -> None:
-    """An interval the scheduler takes (`Scheduler.interval`'s rule), checked before a call
-    tracks or sends anything."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ValueError(
-            f"interval: expected a finite number of seconds greater than 0, got {value!r}"
-        )
-
-
 def _all_done(hub: ScanHub, keys: frozenset[str] | None, sub: Subscription) -> bool:
     """Whether nothing watched can move any more: every item still under way failed its last
     poll for a reason no retry mends (a wrong token, an item the vendor does not have, a track
@@ -168,7 +160,7 @@ async def wait(
 ) -> Item:
     """`ScanHub.wait` (see there)."""
     _check_seconds("timeout", timeout)
-    _check_interval(interval)  # before anything is tracked or sent
+    check_interval(interval)  # before anything is tracked or sent
     key = hub.track(item)
     async for _ in watch(hub, interval, timeout, initial=False, keys=[key]):
         pass

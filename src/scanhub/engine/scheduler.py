@@ -77,10 +77,7 @@ class Scheduler:
 
     @interval.setter
     def interval(self, value: float) -> None:
-        if not _positive(value):
-            raise ValueError(
-                f"interval: expected a finite number of seconds greater than 0, got {value!r}"
-            )
+        check_interval(value)
         self._interval = value
 
     def __contains__(self, key: object) -> bool:
@@ -194,9 +191,18 @@ class Scheduler:
         heapq.heappush(self._heap, (due, self._gen, key))
 
 
+def check_interval(value: float | None) -> None:
+    """A `ValueError` for an interval that is not a finite number of seconds above 0 (None:
+    none given)."""
+    if value is not None and not _positive(value):
+        raise ValueError(
+            f"interval: expected a finite number of seconds greater than 0, got {value!r}"
+        )
+
+
 def _positive(value: float) -> bool:
     """A finite number greater than 0 (not NaN, which compares false with everything)."""
     return math.isfinite(value) and value > 0
 
 
-__all__ = ["IN_FLIGHT", "SCHEDULED", "Scheduler"]
+__all__ = ["IN_FLIGHT", "SCHEDULED", "Scheduler", "check_interval"]
