@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection, Sequence
 
+import pytest
+
 from scanhub import AppSecPlus, Lifecycle, MemoryStore, Scan, Sink, Vendor
 from scanhub._errors import StoreUnavailable
 from scanhub._sinks import new_secret
@@ -180,3 +182,57 @@ async def test_a_sink_renewal_that_never_answers_stops_delivering_when_its_lease
         assert await eventually(lambda: deliverer.delivering_here("hook"))
         # The second renewal hangs: the lease held ends 0.3 s after the first was asked.
         assert await eventually(lambda: not deliverer.delivering_here("hook"))
+
+
+async def test_a_renewal_that_never_answers_stops_polling_when_the_lease_ends() -> None:
+    """A renewal hanging on a half-open connection: the sources held are polled until their
+    lease ends, not for as long as the call hangs (another replica takes them then)."""
+
+    class Hangs(FlakyShared):
+        calls = 0
+
+        async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
+            self.calls += 1
+            if self.calls == 1:
+                return set(sources)
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    store = Hangs()
+    loop = loop_over(store, set())
+    replication = Replication(store, loop, [SOURCE], lease_ttl=0.3)
+    async with running("leases", replication.hold_leases):
+        assert await eventually(lambda: loop.polls(SOURCE))
+        assert await eventually(lambda: not loop.polls(SOURCE))
+        assert store.calls == 2  # dropped while the second renewal still hangs
+
+
+async def test_leases_a_fresh_replication_holds_and_where_a_failed_renewal_stops() -> None:
+    """A second polling block makes a new `Leases` while the loop still names the sources it
+    polled: its first renewal is not cut off as if the leases had ended long ago (every source
+    was dropped, and its items, until the next renewal). A renewal that fails keeps what is
+    held only until the leases end, then the next one is asked at once."""
+    from scanhub.engine.replication import Leases
+
+    now = [1000.0]
+
+    class Store:
+        fail = False
+
+        async def lease(self, names: list[str], ttl: float) -> set[str]:
+            if self.fail:
+                raise OSError("away")
+            return set(names)
+
+    store = Store()
+    leases = Leases(9.0, clock=lambda: now[0])
+    assert not leases.unexpired and leases.pause() == 3.0
+    assert await leases.renew(store, ["asp"], holding=True) == {"asp"}  # not cut off
+    assert leases.unexpired and leases.pause() == 3.0
+    now[0] += 7.0  # two seconds left of the lease
+    assert leases.unexpired and leases.pause() == 2.0
+    now[0] += 2.0
+    assert not leases.unexpired and leases.pause() == 3.0  # ended: no busy loop
+    store.fail = True
+    with pytest.raises(OSError, match="away"):
+        await leases.renew(store, ["asp"], holding=False)
