@@ -29,6 +29,7 @@ from scanhub import (
     Vendor,
     Verdict,
 )
+from scanhub._exports import cloudevent_json
 from scanhub.store import (
     SCHEMA_VERSION,
     DeadLetter,
@@ -345,14 +346,65 @@ async def test_retention_by_age_and_count(make: Factory) -> None:
         removed = await store.prune(T0 + timedelta(hours=1))
         kept = await store.transitions(key=a.key)
         assert removed == 3 and len(kept) == 2
-        # The first one left has lost its previous transition: no `before` (on every backend).
-        assert kept[0].change.before is None and kept[1].change.before is not None
+        # The first one left keeps the state before it, though its previous transition went.
+        assert [t.change.before and t.change.before.message for t in kept] == ["step 1", "step 2"]
         assert [t.change.observed_at for t in kept] == [
             T0 + timedelta(minutes=2),
             T0 + timedelta(minutes=3),
         ]
     async with make() as store:
         assert await store.prune(T0) == 0  # by default, never
+
+
+async def events_of(store: Store) -> dict[int, str]:
+    """Every transition's CloudEvent as the log gives it, whole and by item, by id."""
+    log = await store.sinks.log_id()
+    out = {t.id: cloudevent_json(t.change, log) for t in await store.transitions()}
+    for key in {t.change.after.key for t in await store.transitions()}:
+        for t in await store.transitions(key=key):
+            assert cloudevent_json(t.change, log) == out[t.id]
+    return out
+
+
+@pytest.mark.parametrize(
+    "retention", [Retention(max_age=timedelta(days=1)), Retention(max_per_item=1)]
+)
+async def test_pruning_never_changes_the_event_of_a_transition_it_keeps(
+    make: Factory, retention: Retention
+) -> None:
+    """An event id names one body for good: a transition whose previous one was pruned still
+    says what the item was before it (`previous_lifecycle`, `previous_verdict`), through a
+    second pruning too; and an item whose last transition is older than the retention, still
+    tracked, keeps it, so that its next transition says what it was (not "new")."""
+    q, r, s = Lifecycle.QUEUED, Lifecycle.RUNNING, Lifecycle.SUCCEEDED
+    day = 60 * 24
+    async with make(retention) as store:
+        # a: queued, running (3 days ago), succeeded now; b: queued 3 days ago, then nothing;
+        # c: two transitions, untracked; d: two transitions, untracked, tracked again.
+        await store.commit([seen(scan(n, q), -3 * day, "track") for n in "abcd"])
+        await store.commit([seen(scan(n, r), -3 * day + 1) for n in "acd"])
+        await store.untrack([scan("c").key, scan("d").key])
+        await store.commit([seen(scan("d", q), -2 * day, "track")])
+        await store.commit([seen(scan("d", r), -2 * day + 1), seen(scan("a", s), 0)])
+        events = await events_of(store)
+        assert await store.prune(T0 + timedelta(minutes=1)) > 0
+        kept = await events_of(store)
+        assert kept and all(events[tid] == body for tid, body in kept.items())
+        # a's and d's newest stay, and b's only one (tracked: its next transition follows it).
+        histories = await histories_of(store, "abd")
+        assert [t[1] for t in histories["a"]] == [s] and histories["a"][0][2]
+        assert [t[1] for t in histories["b"]] == [q]
+        await store.commit([seen(scan("b", r), 2), seen(scan("a", Lifecycle.FAILED), 2)])
+        (moved,) = await store.transitions(key=scan("b").key, since=max(kept))
+        assert moved.change.before is not None and moved.change.before.lifecycle is q
+        events = await events_of(store)
+        # Pruning again, after a's and b's moves: what stays keeps its body once more.
+        later = T0 + timedelta(days=2)
+        await store.commit([seen(scan("a", Lifecycle.CANCELLED), 2 * day)])
+        events = await events_of(store)
+        await store.prune(later)
+        again = await events_of(store)
+        assert again and all(events[tid] == body for tid, body in again.items())
 
 
 async def test_pruning_by_age_keeps_the_end_of_the_log(make: Factory) -> None:
@@ -546,16 +598,17 @@ def _schema(db: sqlite3.Connection) -> set[tuple[str, str]]:
     return {(t, n) for t, n in db.execute("SELECT type, name FROM sqlite_master")}
 
 
-@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7])
-def test_an_older_state_file_migrates_to_8_and_keeps_its_data(tmp_path: Path, version: int) -> None:
+@pytest.mark.parametrize("version", [2, 3, 4, 5, 6, 7, 8])
+def test_an_older_state_file_migrates_to_9_and_keeps_its_data(tmp_path: Path, version: int) -> None:
     """A file of schema 2 (before sinks), 3 (before the time-in-state indexes), 4 (5 changes
     nothing in SQLite), 5 (before histories were read through their chains), 6 (search text
-    with its fields joined by spaces) or 7 (before the log had an identity), holding items, transitions, an item untracked and one
-    tracked again, and (from 3) a sink's cursor and dead letter, opens at the current schema
-    with all of it: the page's newest-change-first order reads through its index, every item's
-    history is whole, untracked ones too, text search keeps each field apart, and the log has
-    an identity of its own."""
-    assert SCHEMA_VERSION == 8
+    with its fields joined by spaces), 7 (before the log had an identity) or 8 (before a
+    transition kept what it followed when pruned), holding items, transitions, an item
+    untracked and one tracked again, and (from 3) a sink's cursor and dead letter, opens at
+    the current schema with all of it: the page's newest-change-first order reads through its
+    index, every item's history is whole, untracked ones too, text search keeps each field
+    apart, and the log has an identity of its own."""
+    assert SCHEMA_VERSION == 9
     path = tmp_path / f"v{version}.db"
     letter = DeadLetter("ops", 2, scan("b").key, 3, T0, T0, "HTTP 400", 400)
 
@@ -571,7 +624,9 @@ def test_an_older_state_file_migrates_to_8_and_keeps_its_data(tmp_path: Path, ve
     # Take the file back to `version`: drop what the later migrations added, and check that
     # what is left is the schema those migrations start from.
     db = sqlite3.connect(path)
-    db.execute("DROP TABLE log_identity")
+    db.execute("ALTER TABLE transitions DROP COLUMN kept_before")
+    if version < 8:
+        db.execute("DROP TABLE log_identity")
     # The search text of schema 6 and before: the same fields joined by spaces (the text
     # index follows through its trigger).
     if version < 7:
@@ -619,7 +674,7 @@ def test_an_older_state_file_migrates_to_8_and_keeps_its_data(tmp_path: Path, ve
 
     b = scan("b").key
     keys, a, ids, sinks, dead, histories, searches, log = asyncio.run(read())
-    assert re.fullmatch("[0-9a-f]{16}", log)  # made by the migration, once
+    assert re.fullmatch("[0-9a-f]{16}", log)  # made by the migration, once (or kept)
     assert searches == [3, 1, 0]  # both ran from a's id into its application id
     db = sqlite3.connect(path)
     texts = dict(db.execute("SELECT key, search FROM items"))
@@ -817,18 +872,18 @@ async def _pg_schema(con: object) -> tuple[set[tuple[object, ...]], set[tuple[ob
     return columns, indexes
 
 
-@pytest.mark.parametrize("version", [4, 5, 6, 7])
-async def test_a_postgres_database_of_schema_4_to_7_migrates_to_8_and_keeps_its_data(
+@pytest.mark.parametrize("version", [4, 5, 6, 7, 8])
+async def test_a_postgres_database_of_schema_4_to_8_migrates_to_9_and_keeps_its_data(
     pg_cluster: str, version: int
 ) -> None:
     """5 moves the time of each item's last change out of the items' rows (so that a
     transition updates its row in place); 6 reads an item's history through its chain of
     transitions instead of an index of the log by item; 7 keeps the fields of an item's
-    search text apart; 8 gives the log an identity. A database of schema 4 to 7, holding items
-    (one never changed), transitions, an item untracked and one tracked again, and a sink,
-    opens at 8 with all of it: every item with its time of last change, read in the
-    newest-change-first order, every item's history whole, untracked ones too, its search
-    text made again, and the log's identity made."""
+    search text apart; 8 gives the log an identity; 9 lets a transition keep what it followed
+    when pruned. A database of schema 4 to 8, holding items (one never changed), transitions,
+    an item untracked and one tracked again, and a sink, opens at 9 with all of it: every item
+    with its time of last change, read in the newest-change-first order, every item's history
+    whole, untracked ones too, its search text made again, and the log's identity made."""
     import asyncpg
 
     from scanhub.store.postgres import MIGRATIONS as PG_MIGRATIONS
@@ -836,7 +891,7 @@ async def test_a_postgres_database_of_schema_4_to_7_migrates_to_8_and_keeps_its_
 
     from .pg import fresh_database
 
-    assert SCHEMA_VERSION == 8
+    assert SCHEMA_VERSION == 9
     url = await fresh_database(pg_cluster, f"schema{version}")
     placeholder = Scan(Vendor.APPSECPLUS, "asp", "p", "app-1", Lifecycle.UNKNOWN, "")
     async with PostgresStore(url) as store:
@@ -850,7 +905,12 @@ async def test_a_postgres_database_of_schema_4_to_7_migrates_to_8_and_keeps_its_
     # Take the database back to `version`.
     con = await asyncpg.connect(url)
     try:
-        await con.execute(f"DROP TABLE log_identity; UPDATE scanhub_meta SET version = {version}")
+        await con.execute(
+            "ALTER TABLE transitions DROP COLUMN kept_before;"
+            f" UPDATE scanhub_meta SET version = {version}"
+        )
+        if version < 8:
+            await con.execute("DROP TABLE log_identity")
         if version < 7:
             await con.execute("UPDATE items SET search = replace(search, chr(31), ' ')")
         if version < 6:
@@ -1726,6 +1786,7 @@ def test_sqlite_reads_an_items_history_by_id_once_the_planner_has_statistics(
         else:  # back to 5, its history read through the index, then closed as 5 closed it
             db.execute("DROP TABLE retired")
             db.execute("DROP TABLE log_identity")
+            db.execute("ALTER TABLE transitions DROP COLUMN kept_before")
             db.execute("CREATE INDEX transitions_key ON transitions (key, id)")
             db.execute("PRAGMA user_version = 5")
             db.execute("SELECT id FROM transitions WHERE key = ? ORDER BY id", (items[7].key,))

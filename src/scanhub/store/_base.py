@@ -46,7 +46,7 @@ from .._sansio import loads, mend_surrogates
 log = logging.getLogger("scanhub")
 
 #: The schema version the backends migrate to (`PRAGMA user_version` in SQLite).
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 #: What separates the fields of an item's search text (`search_text`): a character no search
 #: may hold (`ItemQuery` refuses it), so that no match runs from one field into the next.
@@ -63,7 +63,9 @@ class Retention:
     """How much history to keep: transitions older than `max_age`, or beyond the newest
     `max_per_item` of an item, are pruned. None: keep (the default, forever). The log's newest
     transition is always kept, whatever its age: the log's end, where readers resume and ids
-    continue (`Store.last_id`)."""
+    continue (`Store.last_id`); so is a tracked item's last transition, the one its next
+    transition follows. A transition kept reads the same after pruning as before: its
+    `Change.before` stays, though the transition it followed went."""
 
     max_age: timedelta | None = None
     max_per_item: int | None = None
@@ -1052,7 +1054,9 @@ class Store(abc.ABC):
     ) -> list[Transition]:
         """Recorded transitions with id > `since` (of one item if `key`), oldest first, at most
         `limit` (None: all; a negative one is a `ValueError`). A change's `before` is the item's
-        previous transition, when the log still has it."""
+        state its previous transition left, kept when that transition is pruned (None for a
+        first sighting, and for a transition whose previous one a scanhub before schema 9
+        pruned)."""
 
     @abc.abstractmethod
     async def last_id(self) -> int:

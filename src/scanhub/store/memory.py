@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
@@ -181,10 +180,15 @@ class MemoryStore(Store):
         keep: list[Transition] = []
         per_item: dict[str, int] = {}
         newest = self._log[-1] if self._log else None
+        # The end of each tracked item's history, kept however old (`Retention`).
+        ends = {held.last_transition for held in self._items.values()}
         for t in reversed(self._log):
             n = per_item.get(t.key, 0)
             too_old = (
-                r.max_age is not None and t.change.observed_at < now - r.max_age and t is not newest
+                r.max_age is not None
+                and t.change.observed_at < now - r.max_age
+                and t is not newest
+                and t.id not in ends
             )
             too_many = r.max_per_item is not None and n >= r.max_per_item
             if not (too_old or too_many):
@@ -192,16 +196,7 @@ class MemoryStore(Store):
                 per_item[t.key] = n + 1
         removed = len(self._log) - len(keep)
         keep.reverse()
-        if removed:
-            # An item's first transition left has lost its previous one, if that one was
-            # pruned: its `before` goes, as in the SQL stores (which read it through `prev`).
-            cut = Counter(t.key for t in self._log)
-            cut.subtract(Counter(t.key for t in keep))
-            for i, t in enumerate(keep):
-                if cut[t.key] > 0:
-                    cut[t.key] = 0
-                    if t.change.before is not None:
-                        keep[i] = Transition(t.id, evolve(t.change, before=None))
+        # A transition keeps its `before` when its previous one goes (the SQL stores copy it).
         self._log = keep
         self._ids = [t.id for t in self._log]
         self._by_time = sorted(self._log, key=_observed)

@@ -295,6 +295,10 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO log_identity (id)
     VALUES (substr(md5(random()::text || clock_timestamp()::text), 1, 16));
     """,
+    # 8 -> 9: what a transition followed, kept when pruning takes its previous one (see
+    # SQLite's 9). A NULL in every other row costs no byte: the row's null bitmap fits in the
+    # padding of its header.
+    "ALTER TABLE transitions ADD COLUMN IF NOT EXISTS kept_before TEXT;",
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -306,10 +310,42 @@ _UNTRACK = (
     " WHERE last_transition IS NOT NULL ON CONFLICT DO NOTHING)"
     " SELECT key, source FROM gone"
 )
-#: Prune the transitions `{}` names, with the ends kept in `retired` among them (looked up by
-#: their key: no walk of `retired` or of the log); how many transitions went.
+#: The transitions a pruning removes, by id, with their item's key (see SQLite's `_prune`).
+_PRUNING = "CREATE TEMP TABLE pruning (id BIGINT PRIMARY KEY, key TEXT NOT NULL) ON COMMIT DROP"
+#: Too old: before the first transition observed at $1 or later (or the log's newest, always
+#: kept), but the end of a tracked item's history (looked up by the item's key).
+_PRUNE_OLD = (
+    "INSERT INTO pruning SELECT id, key FROM transitions t WHERE id < COALESCE("
+    " (SELECT id FROM transitions WHERE observed_at >= $1 ORDER BY id LIMIT 1),"
+    " (SELECT MAX(id) FROM transitions))"
+    " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.key = t.key AND i.last_transition = t.id)"
+)
+#: Too many: past the newest $1 of an item (the log numbered by item: the whole log is read).
+_PRUNE_MANY = (
+    "INSERT INTO pruning SELECT id, key FROM (SELECT id, key,"
+    " ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n FROM transitions) ranked"
+    " WHERE n > $1 ON CONFLICT DO NOTHING"
+)
+#: A transition left whose previous one goes keeps the item's state before it: each chain of
+#: the items pruned walked from its end through what stays, a lookup by id a step.
+_PRUNE_KEEP = (
+    "WITH RECURSIVE keys AS (SELECT DISTINCT key FROM pruning),"
+    " ends(id) AS (SELECT i.last_transition FROM keys JOIN items i ON i.key = keys.key"
+    " WHERE i.last_transition IS NOT NULL"
+    " UNION SELECT r.last FROM keys JOIN retired r ON r.key = keys.key),"
+    " chain(id, prev) AS (SELECT t.id, t.prev FROM ends JOIN transitions t ON t.id = ends.id"
+    " WHERE NOT EXISTS (SELECT 1 FROM pruning d WHERE d.id = t.id)"
+    " UNION ALL SELECT t.id, t.prev FROM chain JOIN transitions t ON t.id = chain.prev"
+    " WHERE NOT EXISTS (SELECT 1 FROM pruning d WHERE d.id = t.id))"
+    " UPDATE transitions t SET kept_before = p.after FROM chain c"
+    " JOIN pruning d ON d.id = c.prev JOIN transitions p ON p.id = c.prev"
+    " WHERE t.id = c.id"
+)
+#: Prune what `pruning` holds, with the ends kept in `retired` among them (looked up by their
+#: key: no walk of `retired` or of the log); how many transitions went.
 _PRUNED = (
-    "WITH gone AS (DELETE FROM transitions WHERE {} RETURNING id, key),"
+    "WITH gone AS (DELETE FROM transitions t USING pruning d WHERE t.id = d.id"
+    " RETURNING t.id, t.key),"
     " ends AS (DELETE FROM retired r USING gone g WHERE r.key = g.key AND r.last = g.id)"
     " SELECT COUNT(*) FROM gone"
 )
@@ -321,7 +357,8 @@ _HISTORY = (
     " UNION SELECT last FROM retired WHERE key = $2) ends WHERE id > $1"
     " UNION SELECT t.prev FROM chain JOIN transitions t ON t.id = chain.id"
     " WHERE t.key = $2 AND t.prev > $1)"
-    " SELECT t.id, t.observed_at, t.after, p.after AS before FROM chain"
+    " SELECT t.id, t.observed_at, t.after, COALESCE(p.after, t.kept_before) AS before"
+    " FROM chain"
     " JOIN transitions t ON t.id = chain.id LEFT JOIN transitions p ON p.id = t.prev"
     " WHERE t.key = $2 ORDER BY t.id"
 )
@@ -549,27 +586,14 @@ class PostgresStore(Store):
         r = self.retention
         if r.keeps_everything:
             return 0
-        removed = 0
         async with self._acquire() as con, con.transaction():
+            await con.execute(_PRUNING)
             if r.max_age is not None:
-                removed += await con.fetchval(
-                    _PRUNED.format(
-                        "id < COALESCE((SELECT id FROM transitions"
-                        " WHERE observed_at >= $1 ORDER BY id LIMIT 1),"
-                        " (SELECT MAX(id) FROM transitions))"  # the newest is kept
-                    ),
-                    now - r.max_age,
-                )
+                await con.execute(_PRUNE_OLD, now - r.max_age)
             if r.max_per_item is not None:
-                removed += await con.fetchval(
-                    _PRUNED.format(
-                        "id IN (SELECT id FROM (SELECT id, "
-                        "ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n "
-                        "FROM transitions) ranked WHERE n > $1)"
-                    ),
-                    r.max_per_item,
-                )
-        return removed
+                await con.execute(_PRUNE_MANY, r.max_per_item)
+            await con.execute(_PRUNE_KEEP)
+            return int(await con.fetchval(_PRUNED))
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -642,7 +666,8 @@ class PostgresStore(Store):
         args: list[Any] = [min(since, 2**63 - 1)]
         if key is None:
             sql = (
-                "SELECT t.id, t.observed_at, t.after, p.after AS before FROM transitions t"
+                "SELECT t.id, t.observed_at, t.after, COALESCE(p.after, t.kept_before) AS before"
+                " FROM transitions t"
                 " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > $1 ORDER BY t.id"
             )
         else:

@@ -314,6 +314,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE log_identity (id TEXT NOT NULL);;
     INSERT INTO log_identity (id) VALUES (lower(hex(randomblob(8))))
     """,
+    # 8 -> 9: a transition whose previous one is pruned keeps the item's state before it
+    # (`kept_before`, the previous one's `after`, written by `prune`): its event's body
+    # (`previous_lifecycle`, `previous_verdict`) stays what it was. NULL everywhere else.
+    "ALTER TABLE transitions ADD COLUMN kept_before TEXT",
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -329,9 +333,19 @@ _RETIRE = (
     "INSERT OR IGNORE INTO retired (key, last) SELECT key, last_transition FROM items"
     " WHERE key = ? AND last_transition IS NOT NULL"
 )
-#: After pruning: the ends of histories the log no longer holds.
-_RETIRED_PRUNED = (
-    "DELETE FROM retired WHERE NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = retired.last)"
+#: The transitions a pruning removes (`_prune`), by id, with their item's key.
+_PRUNING = "CREATE TEMP TABLE IF NOT EXISTS pruning (id INTEGER PRIMARY KEY, key TEXT NOT NULL)"
+#: Too old: before ?1 (the first transition young enough, or the log's newest), but the end
+#: of a tracked item's history, however old (the transition its next one follows), looked up
+#: by the item's key.
+_PRUNE_OLD = (
+    "INSERT INTO temp.pruning SELECT id, key FROM transitions t WHERE id < ?1"
+    " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.key = t.key AND i.last_transition = t.id)"
+)
+#: Too many: past the newest ?1 of an item (the log numbered by item: the whole log is read).
+_PRUNE_MANY = (
+    "INSERT OR IGNORE INTO temp.pruning SELECT id, key FROM (SELECT id, key,"
+    " ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n FROM transitions) WHERE n > ?1"
 )
 #: One item's history after ?1 (?2: its key), oldest first: its chains of transitions walked
 #: from their ends (its row's last transition, the ends kept when it was untracked) through
@@ -348,7 +362,7 @@ _HISTORY = (
     " UNION SELECT (SELECT p.id FROM transitions p WHERE p.id ="
     " (SELECT t.prev FROM transitions t WHERE t.id = chain.id) AND p.id > ?1 AND p.key = ?2)"
     " FROM chain WHERE chain.id IS NOT NULL)"
-    " SELECT t.id, t.observed_at, t.after, p.after FROM chain"
+    " SELECT t.id, t.observed_at, t.after, COALESCE(p.after, t.kept_before) FROM chain"
     " CROSS JOIN transitions t ON t.id = chain.id LEFT JOIN transitions p ON p.id = t.prev"
     " ORDER BY t.id"
 )
@@ -605,31 +619,11 @@ class SQLiteStore(Store):
         if r.keeps_everything:
             return 0
 
+        cutoff = None if r.max_age is None else _ts(now - r.max_age)
+
         def write(db: sqlite3.Connection) -> int:
-            removed = 0
             with _tx(db):
-                if r.max_age is not None:
-                    # The log is in time order (ids are handed out as commits happen): what is
-                    # too old is a prefix of it, short of the newest transition, which is
-                    # always kept (`Retention`).
-                    cur = db.execute(
-                        "DELETE FROM transitions WHERE id < COALESCE((SELECT id FROM"
-                        " transitions WHERE observed_at >= ? ORDER BY id LIMIT 1),"
-                        " (SELECT MAX(id) FROM transitions))",
-                        (_ts(now - r.max_age),),
-                    )
-                    removed += cur.rowcount
-                if r.max_per_item is not None:
-                    cur = db.execute(
-                        "DELETE FROM transitions WHERE id IN (SELECT id FROM (SELECT id, "
-                        "ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n "
-                        "FROM transitions) WHERE n > ?)",
-                        (r.max_per_item,),
-                    )
-                    removed += cur.rowcount
-                if removed:
-                    db.execute(_RETIRED_PRUNED)
-            return removed
+                return _prune(db, cutoff, r.max_per_item)
 
         return await self._run(write)
 
@@ -729,7 +723,8 @@ class SQLiteStore(Store):
         args: list[Any] = [min(since, 2**63 - 1)]
         if key is None:
             sql = (
-                "SELECT t.id, t.observed_at, t.after, p.after FROM transitions t"
+                "SELECT t.id, t.observed_at, t.after, COALESCE(p.after, t.kept_before)"
+                " FROM transitions t"
                 " LEFT JOIN transitions p ON p.id = t.prev WHERE t.id > ?1 ORDER BY t.id"
             )
         else:
@@ -1325,6 +1320,66 @@ def _wal_index(name: str) -> int | None:
         # open, never closed.)
         _WAL_INDEXES[opened.st_dev, opened.st_ino] = fd
         return fd
+
+
+def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> int:
+    """`SQLiteStore.prune` in its transaction: the transitions observed before `cutoff` or
+    past the newest `per_item` of their item go (`Retention`); how many went. A transition
+    left whose previous one goes keeps what it followed (`kept_before`)."""
+    db.execute(_PRUNING)
+    db.execute("DELETE FROM temp.pruning")
+    if cutoff is not None:
+        # The log is in time order (ids are handed out as commits happen): what is too old is
+        # a prefix of it, short of the newest transition, which is always kept.
+        (first,) = db.execute(
+            "SELECT COALESCE((SELECT id FROM transitions WHERE observed_at >= ? ORDER BY id"
+            " LIMIT 1), (SELECT MAX(id) FROM transitions))",
+            (cutoff,),
+        ).fetchone()
+        if first is not None:
+            db.execute(_PRUNE_OLD, (first,))
+    if per_item is not None:
+        db.execute(_PRUNE_MANY, (per_item,))
+
+    # The transitions left whose previous one goes: on each of the items' chains, from its end
+    # back through what stays (what goes is a chain's older part), a lookup by id a step.
+    def look(tid: int) -> tuple[int | None, bool] | None:
+        """A transition's previous one, and whether it goes; None: not in the log."""
+        return db.execute(  # type: ignore[no-any-return]
+            "SELECT prev, EXISTS (SELECT 1 FROM temp.pruning WHERE id = ?1)"
+            " FROM transitions WHERE id = ?1",
+            (tid,),
+        ).fetchone()
+
+    keys = [k for (k,) in db.execute("SELECT DISTINCT key FROM temp.pruning")]
+    for key in keys:
+        for (at,) in db.execute(
+            "SELECT last_transition FROM items WHERE key = ?1 AND last_transition IS NOT NULL"
+            " UNION SELECT last FROM retired WHERE key = ?1",
+            (key,),
+        ).fetchall():
+            step = look(at)
+            if step is None or step[1]:
+                continue  # this chain goes whole
+            while step[0] is not None:
+                before = look(step[0])
+                if before is None:
+                    break  # pruned before now (and `at` kept what it followed then)
+                if before[1]:  # `at` stays, the one it follows goes
+                    db.execute(
+                        "UPDATE transitions SET kept_before ="
+                        " (SELECT after FROM transitions WHERE id = ?2) WHERE id = ?1",
+                        (at, step[0]),
+                    )
+                    break
+                at, step = step[0], before
+    removed = db.execute(
+        "DELETE FROM transitions WHERE id IN (SELECT id FROM temp.pruning)"
+    ).rowcount
+    # The ends kept of the histories that went, by their key (no walk of `retired`).
+    db.execute("DELETE FROM retired WHERE (key, last) IN (SELECT key, id FROM temp.pruning)")
+    db.execute("DELETE FROM temp.pruning")
+    return int(removed)
 
 
 class RowCache:
