@@ -485,3 +485,52 @@ async def test_verify_tls_flag_reaches_every_request(vendor_http: aioresponses) 
         await off.scan("s1")
     first, second = sent(vendor_http, "GET", f"{ASP}/scans/s1")
     assert first.kwargs["ssl"] is True and second.kwargs["ssl"] is False
+
+
+# The sessions left unclosed by the loops the client was not closed in are reported by
+# aiohttp when collected ("Unclosed client session"), as they should be.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_client_used_by_one_event_loop_after_another_sends_in_each() -> None:
+    """`asyncio.run` twice with one client that was never closed: its own session, made in
+    the first loop, is bound to it (its connector's transports, its timers), and the second
+    loop's requests failed through it (a bare RuntimeError, "Event loop is closed"). Each loop
+    gets a session of its own, and closing in a later loop closes that loop's."""
+    import asyncio
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps(ASP_SCAN_COMPLETED).encode()
+
+    class Vendor(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Vendor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        asp = AppSecPlus(f"http://127.0.0.1:{server.server_address[1]}", "tok-123456")
+
+        async def get() -> Lifecycle:
+            return (await asp.scan("scan-001")).lifecycle
+
+        assert asyncio.run(get()) is Lifecycle.SUCCEEDED
+        assert asyncio.run(get()) is Lifecycle.SUCCEEDED
+
+        async def get_and_close() -> Lifecycle:
+            async with asp:
+                return await get()
+
+        assert asyncio.run(get_and_close()) is Lifecycle.SUCCEEDED
+        assert asyncio.run(get()) is Lifecycle.SUCCEEDED
+        asyncio.run(asp.close())  # the session of the loop before is let go, not closed here
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -121,6 +121,8 @@ class Client(abc.ABC):
         self._owns_session = session is None
         #: The caller gave the session (`session=`): it is never replaced nor closed here.
         self._brought_session = session is not None
+        #: The event loop this client's own session was made in.
+        self._session_loop: asyncio.AbstractEventLoop | None = None
         self.transport = Transport(
             vendor=self.vendor,
             source=self.name,
@@ -142,6 +144,13 @@ class Client(abc.ABC):
         return f"{type(self).__name__}(base_url={self.base_url!r}, name={self.name!r})"
 
     def _get_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._owns_session and self._session_loop is not loop:
+            # This client's own session, made in an event loop since gone (`asyncio.run` once
+            # more, the client not closed): bound to that loop, it cannot send from this one.
+            # It is left to the collector (its loop can no longer close it), as the caller
+            # left it unclosed; this loop gets a session of its own.
+            self._session = None
         if self._session is None or self._session.closed:
             if self._brought_session:
                 raise ScanhubError(
@@ -154,6 +163,7 @@ class Client(abc.ABC):
             # replaced by one of this client's own, as on first use.
             self._session = aiohttp.ClientSession()
             self._owns_session = True
+            self._session_loop = loop
         return self._session
 
     def adopt_session(self, session: aiohttp.ClientSession) -> None:
@@ -178,7 +188,10 @@ class Client(abc.ABC):
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if this client opened it."""
+        """Close the session if this client opened it (in this event loop: one made in a loop
+        since gone is only let go, as that loop can no longer close it)."""
+        if self._owns_session and self._session_loop is not asyncio.get_running_loop():
+            self._session = None
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
 
