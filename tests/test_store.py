@@ -26,6 +26,7 @@ from scanhub import (
     SQLiteStore,
     Store,
     StoredItem,
+    StoreUnavailable,
     Vendor,
     Verdict,
 )
@@ -459,6 +460,28 @@ async def test_follow_sees_every_commit_in_order(store: Store) -> None:
 
 
 # --- SQLite specifics -----------------------------------------------------------------------
+
+
+async def test_sqlite_says_unavailable_for_a_busy_file_and_not_for_a_wrong_statement(
+    tmp_path: Path,
+) -> None:
+    """Only "not now" is `StoreUnavailable` (retried, held, a 503 with Retry-After): a file
+    another process holds locked is; a statement SQLite refuses (here a table gone from under
+    the store) is its own error, as on PostgreSQL, not an outage that never ends."""
+    path = tmp_path / "state.db"
+    async with SQLiteStore(path) as store:
+        await store.track([(scan("a"), "track")], T0)
+        await store._run(lambda db: db.execute("PRAGMA busy_timeout = 0"))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="cannot be written now"):
+            await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 1)])
+        other.execute("DROP TABLE item_counts")
+        other.execute("COMMIT")
+        other.close()
+        with pytest.raises(sqlite3.OperationalError, match="no such table") as err:
+            await store.counts()
+        assert not isinstance(err.value, StoreUnavailable)
 
 
 async def test_a_sink_starts_at_the_end_of_the_log_and_its_cursor_persists(

@@ -517,7 +517,9 @@ class SQLiteStore(Store):
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._thread, call)
-        except sqlite3.OperationalError as exc:  # locked, disk full, I/O: try again later
+        except sqlite3.OperationalError as exc:
+            if not _away(exc):
+                raise  # the statement is wrong, or the file (not its being busy or full)
             raise StoreUnavailable(
                 f"{self.path}: the state file cannot be written now ({exc})", operation="store"
             ) from exc
@@ -1320,6 +1322,20 @@ def _wal_index(name: str) -> int | None:
         # open, never closed.)
         _WAL_INDEXES[opened.st_dev, opened.st_ino] = fd
         return fd
+
+
+#: SQLite's primary result codes that mean "not now" (locked, busy, out of memory or disk,
+#: read-only, I/O, cannot open), not "the statement is wrong" (`SQLITE_ERROR`: no such table,
+#: a syntax error), as PostgreSQL's `_unavailable` tells them apart: only these make a
+#: `StoreUnavailable`, which is retried and held (the recorder mends an observation no store
+#: can write only after another error).
+_AWAY = frozenset({5, 6, 7, 8, 9, 10, 13, 14, 15})
+
+
+def _away(exc: sqlite3.OperationalError) -> bool:
+    """Whether `exc` means the state file cannot be used now (see `_AWAY`)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in _AWAY
 
 
 def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> int:
