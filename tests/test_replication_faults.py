@@ -116,6 +116,35 @@ async def test_news_of_a_track_heard_while_the_store_fails_a_read_is_not_lost() 
         assert await eventually(lambda: key in loop.working), "the item tracked elsewhere is lost"
 
 
+async def test_a_slow_load_of_a_gained_sources_items_does_not_delay_the_next_renewal() -> None:
+    """Loading the items of a source just gained takes most of a lease period: the next
+    renewal is still asked a pause after the last (here when the load ends), not a pause
+    after the load ended, cut to the lease's end: asked as the lease ends, when another
+    replica may take the source."""
+    ttl = 2.0
+
+    class SlowLoad(FlakyShared):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[float] = []
+
+        async def lease(self, sources: Sequence[str], ttl: float) -> set[str]:
+            self.asked.append(asyncio.get_running_loop().time())
+            return set(sources)
+
+        async def active(self, sources: Collection[str] | None = None) -> list[StoredItem]:
+            if len(self.asked) == 1:
+                await asyncio.sleep(0.7 * ttl)  # a third of a lease is the pause
+            return await super().active(sources)
+
+    store = SlowLoad()
+    loop = loop_over(store, set())
+    replication = Replication(store, loop, [SOURCE], lease_ttl=ttl)
+    async with running("leases", replication.hold_leases):
+        assert await eventually(lambda: len(store.asked) >= 2, seconds=3 * ttl)
+    assert store.asked[1] - store.asked[0] < 0.85 * ttl  # 0.7 ttl; it was ttl
+
+
 class SlowLeases(FlakyShared):
     """Leases on a fake clock: the first renewal takes most of the lease period (the database
     set the lease's end when the statement began), the second fails, the third never ends."""

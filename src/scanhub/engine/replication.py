@@ -82,6 +82,7 @@ class Replication:
         self.sources = list(sources)
         self.lease_ttl = lease_ttl
         self._leases = Leases(lease_ttl, clock)
+        self._clock = clock
 
     async def hold_leases(self) -> None:
         """Take and renew the leases of every source, for good; poll exactly those held (a task
@@ -94,13 +95,17 @@ class Replication:
                 log.warning(
                     "scanhub: renewing leases failed (%s); polling %s", exc, held or "nothing"
                 )
+            # The next renewal is due a pause after this one, however long loading a gained
+            # source's items takes (after a load of two thirds of a lease or more it was asked
+            # only as the lease ended, when another replica may take the source).
+            due = self._clock() + self._leases.pause()
             if held != set(self.loop.polled or ()):
                 log.info("scanhub: polling %s", ", ".join(sorted(held)) or "nothing")
             try:
                 await self.loop.set_polled(held)
             except Exception as exc:  # the gained sources are taken on at the next renewal
                 log.warning("scanhub: loading the items of the sources gained failed (%s)", exc)
-            await asyncio.sleep(self._leases.pause())
+            await asyncio.sleep(max(0.0, due - self._clock()))
 
     async def hear_tracking(self) -> None:
         """Items another process tracked or untracked: take on those of the sources polled here
