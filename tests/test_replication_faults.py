@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Collection, Sequence
 
 import pytest
@@ -185,7 +186,8 @@ async def test_a_failed_sink_renewal_stops_delivering_once_its_lease_ended() -> 
     store = SlowLeases(clock, ttl)
     sink = Sink.webhook("hook", "http://127.0.0.1:9/", new_secret(), allow_private=True)
     deliverer = Deliverer(store, Broadcaster(store), [sink], lease_ttl=ttl, clock=lambda: clock[0])
-    async with running("sink leases", deliverer.hold_leases):
+    run = functools.partial(deliverer.run, "hook")
+    async with running("sink leases", deliverer.hold_leases), running("sink hook", run):
         assert await eventually(lambda: store.calls >= 3)
         await asyncio.sleep(0.02)
         # The lease from the first renewal's start ended at `ttl`; it is 1.2 ttl now.
@@ -207,7 +209,8 @@ async def test_a_sink_renewal_that_never_answers_stops_delivering_when_its_lease
     store = Hangs()
     sink = Sink.webhook("hook", "http://127.0.0.1:9/", new_secret(), allow_private=True)
     deliverer = Deliverer(store, Broadcaster(store), [sink], lease_ttl=0.3)
-    async with running("sink leases", deliverer.hold_leases):
+    run = functools.partial(deliverer.run, "hook")
+    async with running("sink leases", deliverer.hold_leases), running("sink hook", run):
         assert await eventually(lambda: deliverer.delivering_here("hook"))
         # The second renewal hangs: the lease held ends 0.3 s after the first was asked.
         assert await eventually(lambda: not deliverer.delivering_here("hook"))
@@ -265,3 +268,31 @@ async def test_leases_a_fresh_replication_holds_and_where_a_failed_renewal_stops
     store.fail = True
     with pytest.raises(OSError, match="away"):
         await leases.renew(store, ["asp"], holding=False)
+
+
+async def test_a_sink_is_delivered_here_only_while_its_deliverer_runs_and_holds_its_lease() -> None:
+    """`delivering_here` (the API's `delivering_here`): between two polling blocks nothing
+    delivers, and it said True. On a shared store, the next block's deliverer delivered on
+    what the last block held, before a renewal said it still held it (another replica may
+    have taken the sink since the lease ended)."""
+
+    class Shared(MemoryStore):
+        shared = True
+
+        async def lease(self, names: Sequence[str], ttl: float) -> set[str]:
+            return set(names)
+
+    for store in (MemoryStore(), Shared()):
+        sink = Sink.webhook("hook", "http://127.0.0.1:9/", new_secret(), allow_private=True)
+        deliverer = Deliverer(store, Broadcaster(store), [sink], lease_ttl=0.3)
+        here = functools.partial(deliverer.delivering_here, "hook")
+        assert not here()
+        async with contextlib.AsyncExitStack() as block:
+            if store.shared:
+                await block.enter_async_context(running("sink leases", deliverer.hold_leases))
+            run = functools.partial(deliverer.run, "hook")
+            await block.enter_async_context(running("sink hook", run))
+            assert await eventually(here)
+        assert not here()
+        if store.shared:
+            assert not deliverer._held["hook"].is_set()  # the next block renews first

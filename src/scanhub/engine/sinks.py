@@ -278,6 +278,7 @@ class Deliverer:
         self._now = now
         self._rng = rng or random.Random()
         self._held = {name: asyncio.Event() for name in self.sinks}
+        self._running = dict.fromkeys(self.sinks, 0)  # the sink's `run` tasks
         self._wake = {name: asyncio.Event() for name in self.sinks}
         self._leases = Leases(lease_ttl, clock)  # when the sinks' leases end
         self._log_id: str | None = None  # the store's (`event_id`), read at the first delivery
@@ -297,8 +298,9 @@ class Deliverer:
         return list(self.sinks)
 
     def delivering_here(self, name: str) -> bool:
-        """True while this process delivers for the sink (it holds its lease)."""
-        return self._held[name].is_set()
+        """True while this process delivers for the sink: its deliverer runs (polling does)
+        and it holds the sink's lease."""
+        return self._held[name].is_set() and self._running[name] > 0
 
     def wake(self, name: str) -> None:
         """Look at the sink's state in the store now (a replay was made here)."""
@@ -336,6 +338,16 @@ class Deliverer:
         sinks held. While the store is away, keep what was held until its lease would have
         expired."""
         names = {f"sink:{name}": name for name in self.sinks}
+        try:
+            await self._renew_leases(names)
+        finally:
+            # Stopped (a polling block ended): what was held is held no longer here. The
+            # next block's deliverers wait for its first renewal instead of delivering on a
+            # lease that may have ended meanwhile, taken by another replica.
+            for event in self._held.values():
+                event.clear()
+
+    async def _renew_leases(self, names: dict[str, str]) -> None:
         while True:
             holding = {n for n, e in self._held.items() if e.is_set()}
             try:
@@ -359,13 +371,17 @@ class Deliverer:
     async def run(self, name: str) -> None:
         """Deliver for sink `name` for good (a supervised part of the engine)."""
         sink = self.sinks[name]
-        async with sink_session(sink) as http:
-            while True:
-                await self._held[name].wait()
-                state = await self.store.sinks.open(name, self._now())
-                self.states[name] = state
-                with contextlib.suppress(Stale):
-                    await self._deliver(sink, _Run(state), http)
+        self._running[name] += 1
+        try:
+            async with sink_session(sink) as http:
+                while True:
+                    await self._held[name].wait()
+                    state = await self.store.sinks.open(name, self._now())
+                    self.states[name] = state
+                    with contextlib.suppress(Stale):
+                        await self._deliver(sink, _Run(state), http)
+        finally:
+            self._running[name] -= 1
 
     async def _deliver(self, sink: Sink, run: _Run, http: aiohttp.ClientSession) -> None:
         name = sink.name
