@@ -63,9 +63,9 @@ class Retention:
     """How much history to keep: transitions older than `max_age`, or beyond the newest
     `max_per_item` of an item, are pruned. None: keep (the default, forever). The log's newest
     transition is always kept, whatever its age: the log's end, where readers resume and ids
-    continue (`Store.last_id`); so is a tracked item's last transition, the one its next
-    transition follows. A transition kept reads the same after pruning as before: its
-    `Change.before` stays, though the transition it followed went."""
+    continue (`Store.last_id`). A transition kept reads the same after pruning as before: its
+    `Change.before` stays, though the transition it followed went; and the next transition
+    of an item whose last one was pruned says what the item was (not a first sighting)."""
 
     max_age: timedelta | None = None
     max_per_item: int | None = None
@@ -635,6 +635,8 @@ class Row:
     vendor_status: str
     message: str | None
     observed_at: datetime | None
+    #: The id of the item's last transition; None: it has none (a placeholder); `PRUNED`:
+    #: pruned, so its next transition keeps the item's stored state as what it followed.
     last_transition: int | None
     #: Set by `plan` when the item's stored state must be rewritten.
     item: Item | None = None
@@ -642,6 +644,12 @@ class Row:
     dirty: bool = False
     #: Set by the backend when it appended a transition for the item.
     changed_at: datetime | None = None
+
+
+#: An item's `last_transition` once retention pruned it (no transition has id 0): the item's
+#: next transition keeps the item's stored state as the one it followed (`kept_before`), as
+#: a transition whose previous one was pruned does, so that its event says what the item was.
+PRUNED = 0
 
 
 @frozen

@@ -16,6 +16,7 @@ from attrs import define, evolve
 from .._changes import Change, ItemError
 from .._model import Item, Lifecycle
 from ._base import (
+    PRUNED,
     STAT_GROUPS,
     Activity,
     Committed,
@@ -138,7 +139,11 @@ class MemoryStore(Store):
                 assert after.item is not None
                 tid = self._next
                 self._next += 1
-                before = self._before(held.last_transition)
+                before = (
+                    _without_raw(held.item)  # it follows the state held (`PRUNED`)
+                    if held.last_transition == PRUNED
+                    else self._before(held.last_transition)
+                )
                 stored = after.item if after.item.raw is None else _without_raw(after.item)
                 t = Transition(tid, Change(before, stored, ob.observed_at, tid))
                 self._log.append(t)
@@ -180,15 +185,10 @@ class MemoryStore(Store):
         keep: list[Transition] = []
         per_item: dict[str, int] = {}
         newest = self._log[-1] if self._log else None
-        # The end of each tracked item's history, kept however old (`Retention`).
-        ends = {held.last_transition for held in self._items.values()}
         for t in reversed(self._log):
             n = per_item.get(t.key, 0)
             too_old = (
-                r.max_age is not None
-                and t.change.observed_at < now - r.max_age
-                and t is not newest
-                and t.id not in ends
+                r.max_age is not None and t.change.observed_at < now - r.max_age and t is not newest
             )
             too_many = r.max_per_item is not None and n >= r.max_per_item
             if not (too_old or too_many):
@@ -196,7 +196,12 @@ class MemoryStore(Store):
                 per_item[t.key] = n + 1
         removed = len(self._log) - len(keep)
         keep.reverse()
-        # A transition keeps its `before` when its previous one goes (the SQL stores copy it).
+        # A transition keeps its `before` when its previous one goes (the SQL stores copy it),
+        # and an item whose last one goes is `PRUNED`.
+        kept = {t.id for t in keep}
+        for held in self._items.values():
+            if held.last_transition is not None and held.last_transition not in kept:
+                held.last_transition = PRUNED
         self._log = keep
         self._ids = [t.id for t in self._log]
         self._by_time = sorted(self._log, key=_observed)

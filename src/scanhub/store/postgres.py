@@ -53,6 +53,7 @@ from ._base import (
     LOG_TIME_SLACK,
     ORDERS,
     PHASES,
+    PRUNED,
     SCHEMA_VERSION,
     STAT_GROUPS,
     Activity,
@@ -302,23 +303,28 @@ MIGRATIONS: tuple[str, ...] = (
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
-#: Untrack: each item's row goes, the end of its history kept in `retired` to read it by.
+#: Untrack: each item's row goes, the end of its history kept in `retired` to read it by
+#: (none when it was pruned, `PRUNED`).
 _UNTRACK = (
     "WITH gone AS (DELETE FROM items WHERE key = ANY($1::text[])"
     " RETURNING key, source, last_transition),"
     " kept AS (INSERT INTO retired (key, last) SELECT key, last_transition FROM gone"
-    " WHERE last_transition IS NOT NULL ON CONFLICT DO NOTHING)"
+    f" WHERE last_transition > {PRUNED} ON CONFLICT DO NOTHING)"
     " SELECT key, source FROM gone"
 )
 #: The transitions a pruning removes, by id, with their item's key (see SQLite's `_prune`).
 _PRUNING = "CREATE TEMP TABLE pruning (id BIGINT PRIMARY KEY, key TEXT NOT NULL) ON COMMIT DROP"
 #: Too old: before the first transition observed at $1 or later (or the log's newest, always
-#: kept), but the end of a tracked item's history (looked up by the item's key).
+#: kept).
 _PRUNE_OLD = (
-    "INSERT INTO pruning SELECT id, key FROM transitions t WHERE id < COALESCE("
+    "INSERT INTO pruning SELECT id, key FROM transitions WHERE id < COALESCE("
     " (SELECT id FROM transitions WHERE observed_at >= $1 ORDER BY id LIMIT 1),"
     " (SELECT MAX(id) FROM transitions))"
-    " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.key = t.key AND i.last_transition = t.id)"
+)
+#: The items whose last transition goes: their next one keeps what they are (`PRUNED`).
+_PRUNE_ENDS = (
+    f"UPDATE items i SET last_transition = {PRUNED} FROM pruning d"
+    " WHERE i.key = d.key AND i.last_transition = d.id"
 )
 #: Too many: past the newest $1 of an item (the log numbered by item: the whole log is read).
 _PRUNE_MANY = (
@@ -587,12 +593,17 @@ class PostgresStore(Store):
         if r.keeps_everything:
             return 0
         async with self._acquire() as con, con.transaction():
+            # Under the append lock: no commit reads an item's last transition meanwhile (it
+            # would point its new one at a transition this pruning removes).
+            await con.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
             await con.execute(_PRUNING)
             if r.max_age is not None:
                 await con.execute(_PRUNE_OLD, now - r.max_age)
             if r.max_per_item is not None:
                 await con.execute(_PRUNE_MANY, r.max_per_item)
+            await con.execute("ANALYZE pruning")  # its size: looked up by key, or joined
             await con.execute(_PRUNE_KEEP)
+            await con.execute(_PRUNE_ENDS)
             return int(await con.fetchval(_PRUNED))
 
     # --- reads ------------------------------------------------------------------------------
@@ -1090,6 +1101,8 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
     last_step: dict[str, int] = {}
     # The transitions' places in `results`: (index, key, lifecycle after).
     recorded: list[tuple[int, str, Lifecycle]] = []
+    # The steps whose item's last transition was pruned.
+    follows_pruned: list[int] = []
     for ob in observations:
         step, after = plan(rows.get(ob.key), ob)
         if after is None or step.outcome is Outcome.STALE:
@@ -1101,6 +1114,9 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
         if step.record:
             earlier = last_step.get(ob.key)
             prev = after.last_transition if earlier is None else None
+            if prev == PRUNED:  # it follows the state its row holds (`kept_before`)
+                prev = None
+                follows_pruned.append(len(steps))
             steps.append((ob, after.item, prev, earlier))
             last_step[ob.key] = len(steps) - 1
             after.changed_at = ob.observed_at
@@ -1153,6 +1169,12 @@ async def _commit(con: Any, observations: Sequence[Observation]) -> tuple[list[C
             " $4::timestamptz[], $5::bigint[], $6::text[])",
             *map(list, zip(*logged, strict=True)),
         )
+        if follows_pruned:  # before the rows take their new states
+            await con.execute(
+                "UPDATE transitions t SET kept_before = i.item FROM items i"
+                " WHERE t.id = ANY($1::bigint[]) AND i.key = t.key",
+                [ids[k] for k in follows_pruned],
+            )
     states, sightings = _new_states(rows, encoded, inserted, searched)
     if states:
         await con.execute(

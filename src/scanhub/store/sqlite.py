@@ -45,6 +45,7 @@ from .._model import Lifecycle
 from ._base import (
     LOG_TIME_SLACK,
     ORDERS,
+    PRUNED,
     SCHEMA_VERSION,
     STAT_GROUPS,
     Activity,
@@ -328,19 +329,20 @@ def _stored_search(key: str, item: str, name: str | None, search: str) -> str:
     return search if made is None else made
 
 
-#: Before an item's row is deleted (untracked): the end of its history, to read it by.
+#: Before an item's row is deleted (untracked): the end of its history, to read it by (none
+#: when it was pruned, `PRUNED`).
 _RETIRE = (
     "INSERT OR IGNORE INTO retired (key, last) SELECT key, last_transition FROM items"
-    " WHERE key = ? AND last_transition IS NOT NULL"
+    f" WHERE key = ? AND last_transition > {PRUNED}"
 )
 #: The transitions a pruning removes (`_prune`), by id, with their item's key.
 _PRUNING = "CREATE TEMP TABLE IF NOT EXISTS pruning (id INTEGER PRIMARY KEY, key TEXT NOT NULL)"
-#: Too old: before ?1 (the first transition young enough, or the log's newest), but the end
-#: of a tracked item's history, however old (the transition its next one follows), looked up
-#: by the item's key.
-_PRUNE_OLD = (
-    "INSERT INTO temp.pruning SELECT id, key FROM transitions t WHERE id < ?1"
-    " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.key = t.key AND i.last_transition = t.id)"
+#: Too old: before ?1 (the first transition young enough, or the log's newest).
+_PRUNE_OLD = "INSERT INTO temp.pruning SELECT id, key FROM transitions WHERE id < ?1"
+#: The items whose last transition goes: their next one keeps what they are (`PRUNED`).
+_PRUNE_ENDS = (
+    f"UPDATE items SET last_transition = {PRUNED} WHERE key IN (SELECT key FROM temp.pruning)"
+    " AND last_transition IN (SELECT id FROM temp.pruning)"
 )
 #: Too many: past the newest ?1 of an item (the log numbered by item: the whole log is read).
 _PRUNE_MANY = (
@@ -625,7 +627,9 @@ class SQLiteStore(Store):
 
         def write(db: sqlite3.Connection) -> int:
             with _tx(db):
-                return _prune(db, cutoff, r.max_per_item)
+                removed = _prune(db, cutoff, r.max_per_item)
+            self._rows.clear()  # rows whose last transition went hold `PRUNED` now
+            return removed
 
         return await self._run(write)
 
@@ -1341,7 +1345,8 @@ def _away(exc: sqlite3.OperationalError) -> bool:
 def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> int:
     """`SQLiteStore.prune` in its transaction: the transitions observed before `cutoff` or
     past the newest `per_item` of their item go (`Retention`); how many went. A transition
-    left whose previous one goes keeps what it followed (`kept_before`)."""
+    left whose previous one goes keeps what it followed (`kept_before`); an item whose last
+    one goes is marked `PRUNED`. The caller clears the row cache."""
     db.execute(_PRUNING)
     db.execute("DELETE FROM temp.pruning")
     if cutoff is not None:
@@ -1389,6 +1394,7 @@ def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> 
                     )
                     break
                 at, step = step[0], before
+    db.execute(_PRUNE_ENDS)
     removed = db.execute(
         "DELETE FROM transitions WHERE id IN (SELECT id FROM temp.pruning)"
     ).rowcount
@@ -1533,6 +1539,8 @@ def _commit(
         append = results.append
         inserted: dict[str, tuple[Observation, Row]] = {}
         logged: list[tuple[int, str, str, int | None, str]] = []
+        # (rowid, transition id) of the transitions whose item's last one was pruned.
+        follows_pruned: list[tuple[int, int]] = []
         # The JSON of the items logged, by identity: an item's current state is most often the
         # state its last transition logged, and is not encoded twice.
         encoded: dict[int, str] = {}
@@ -1558,7 +1566,11 @@ def _commit(
                 stamp = times.get(at)
                 if stamp is None:
                     stamp = times[at] = _ts(at)
-                logged.append((tid, key, stamp, after.last_transition, text))
+                prev = after.last_transition
+                if prev == PRUNED:  # it follows the state its row holds (`kept_before`)
+                    prev = None
+                    follows_pruned.append((rids[key], tid))
+                logged.append((tid, key, stamp, prev, text))
                 after.last_transition, after.changed_at = tid, at
             append(Committed(key, step.outcome, tid, after.lifecycle))
         if inserted:
@@ -1589,6 +1601,12 @@ def _commit(
             )
         if logged:
             _append_log(db, logged)
+        if follows_pruned:  # before the rows take their new states
+            db.executemany(
+                "UPDATE transitions SET kept_before = (SELECT item FROM items WHERE rid = ?)"
+                " WHERE id = ?",
+                follows_pruned,
+            )
         searched = _update_states(db, rows, was, rids, inserted, encoded, times)
     cache.keep(rows, was, rids, searched)  # committed: what the rows hold now
     return results
