@@ -407,6 +407,33 @@ async def test_pruning_never_changes_the_event_of_a_transition_it_keeps(
         assert again and all(events[tid] == body for tid, body in again.items())
 
 
+async def test_pruning_by_count_again_numbers_the_items_that_moved_since(make: Factory) -> None:
+    """The first pruning by count numbers every item's transitions; the next ones only those
+    of the items with transitions since (others cannot have more than before): each prunes
+    the same as numbering everything would, chains of an item untracked and tracked again
+    counted together, and what stays reads as before."""
+
+    def step(name: str, n: int) -> Observation:
+        return seen(scan(name, message=f"step {n}"), n, "track")
+
+    async with make(Retention(max_per_item=2)) as store:
+        await store.commit([step(name, n) for n in range(4) for name in "ab"])
+        assert await store.prune(T0) == 4
+        await store.commit([step("a", n) for n in range(4, 7)])
+        await store.untrack([scan("b").key])
+        await store.commit([step("b", 9)])  # b again: a new chain, counted with its old one
+        events = await events_of(store)
+        assert await store.prune(T0) == 4
+        kept = await events_of(store)
+        assert all(events[tid] == body for tid, body in kept.items())
+        messages = {
+            name: [t.change.after.message for t in await store.transitions(key=scan(name).key)]
+            for name in "ab"
+        }
+        assert messages == {"a": ["step 5", "step 6"], "b": ["step 3", "step 9"]}
+        assert await store.prune(T0) == 0
+
+
 async def test_pruning_by_age_keeps_the_end_of_the_log(make: Factory) -> None:
     """However old, the newest transition stays: the log's end, from which ids go on and which
     `last_id` names, so that a reader of id 3 resuming after everything aged out is not taken

@@ -326,10 +326,25 @@ _PRUNE_ENDS = (
     f"UPDATE items i SET last_transition = {PRUNED} FROM pruning d"
     " WHERE i.key = d.key AND i.last_transition = d.id"
 )
-#: Too many: past the newest $1 of an item (the log numbered by item: the whole log is read).
+#: Too many: past the newest $1 of an item, the whole log numbered by item (the first pruning
+#: of a store opened: then only the items with transitions since, `_PRUNE_MANY_SINCE`).
 _PRUNE_MANY = (
     "INSERT INTO pruning SELECT id, key FROM (SELECT id, key,"
     " ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n FROM transitions) ranked"
+    " WHERE n > $1 ON CONFLICT DO NOTHING"
+)
+#: Too many: past the newest $1 of each item with transitions after $2, its chains walked from
+#: their ends as `_HISTORY` walks them (a lookup by id a step).
+_PRUNE_MANY_SINCE = (
+    "WITH RECURSIVE keys AS (SELECT DISTINCT key FROM transitions WHERE id > $2),"
+    " ends(id) AS (SELECT i.last_transition FROM keys JOIN items i ON i.key = keys.key"
+    f" WHERE i.last_transition > {PRUNED}"
+    " UNION SELECT r.last FROM keys JOIN retired r ON r.key = keys.key),"
+    " chain(id, key, prev) AS (SELECT t.id, t.key, t.prev FROM ends"
+    " JOIN transitions t ON t.id = ends.id"
+    " UNION ALL SELECT t.id, t.key, t.prev FROM chain JOIN transitions t ON t.id = chain.prev)"
+    " INSERT INTO pruning SELECT id, key FROM (SELECT id, key,"
+    " ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n FROM chain) ranked"
     " WHERE n > $1 ON CONFLICT DO NOTHING"
 )
 #: A transition left whose previous one goes keeps the item's state before it: each chain of
@@ -516,6 +531,10 @@ class PostgresStore(Store):
         self.holder = holder
         self._pool_size = pool_size
         self._pool: Any = None
+        #: The log's last id when this process last pruned it by count (None: not yet): only
+        #: items with transitions after it can have more than `max_per_item` since (another
+        #: replica's too: ids are handed out under the append lock, which pruning holds).
+        self._numbered: int | None = None
         self.sinks = PostgresSinks(self._acquire)
         self._queries = PostgresQueries(self._acquire)
 
@@ -599,12 +618,20 @@ class PostgresStore(Store):
             await con.execute(_PRUNING)
             if r.max_age is not None:
                 await con.execute(_PRUNE_OLD, now - r.max_age)
+            last = None
             if r.max_per_item is not None:
-                await con.execute(_PRUNE_MANY, r.max_per_item)
+                last = int(await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions"))
+                numbered = self._numbered
+                if numbered is None or numbered > last:
+                    await con.execute(_PRUNE_MANY, r.max_per_item)
+                else:
+                    await con.execute(_PRUNE_MANY_SINCE, r.max_per_item, numbered)
             await con.execute("ANALYZE pruning")  # its size: looked up by key, or joined
             await con.execute(_PRUNE_KEEP)
             await con.execute(_PRUNE_ENDS)
-            return int(await con.fetchval(_PRUNED))
+            removed = int(await con.fetchval(_PRUNED))
+        self._numbered = last  # committed
+        return removed
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -344,10 +344,22 @@ _PRUNE_ENDS = (
     f"UPDATE items SET last_transition = {PRUNED} WHERE key IN (SELECT key FROM temp.pruning)"
     " AND last_transition IN (SELECT id FROM temp.pruning)"
 )
-#: Too many: past the newest ?1 of an item (the log numbered by item: the whole log is read).
+#: Too many: past the newest ?1 of an item, the whole log numbered by item (the first pruning
+#: of a store opened: then only the items with transitions since, `_PRUNE_MANY_OF`).
 _PRUNE_MANY = (
     "INSERT OR IGNORE INTO temp.pruning SELECT id, key FROM (SELECT id, key,"
     " ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n FROM transitions) WHERE n > ?1"
+)
+#: Too many of item ?2: past its newest ?1, its chains walked from their ends as `_HISTORY`
+#: walks them (a scalar lookup by id a step).
+_PRUNE_MANY_OF = (
+    "INSERT OR IGNORE INTO temp.pruning SELECT id, ?2 FROM (WITH RECURSIVE chain(id) AS ("
+    f" SELECT last_transition FROM items WHERE key = ?2 AND last_transition > {PRUNED}"
+    " UNION SELECT last FROM retired WHERE key = ?2"
+    " UNION SELECT (SELECT p.id FROM transitions p WHERE p.id ="
+    " (SELECT t.prev FROM transitions t WHERE t.id = chain.id) AND p.key = ?2)"
+    " FROM chain WHERE chain.id IS NOT NULL)"
+    " SELECT id FROM chain WHERE id IS NOT NULL ORDER BY id DESC LIMIT -1 OFFSET ?1)"
 )
 #: One item's history after ?1 (?2: its key), oldest first: its chains of transitions walked
 #: from their ends (its row's last transition, the ends kept when it was untracked) through
@@ -498,6 +510,9 @@ class SQLiteStore(Store):
         self.sinks = SQLiteSinks(self._run)
         self._queries = SQLiteQueries(self._run)
         self._rows = RowCache()
+        #: The log's last id when it was last pruned by count (None: not since it was opened):
+        #: only items with transitions after it can have more than `max_per_item` since.
+        self._numbered: int | None = None
         self._checkpoints: Checkpointer | None = None
 
     def __repr__(self) -> str:
@@ -627,7 +642,7 @@ class SQLiteStore(Store):
 
         def write(db: sqlite3.Connection) -> int:
             with _tx(db):
-                removed = _prune(db, cutoff, r.max_per_item)
+                removed, self._numbered = _prune(db, cutoff, r.max_per_item, self._numbered)
             self._rows.clear()  # rows whose last transition went hold `PRUNED` now
             return removed
 
@@ -1342,11 +1357,15 @@ def _away(exc: sqlite3.OperationalError) -> bool:
     return code is None or code & 0xFF in _AWAY
 
 
-def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> int:
+def _prune(
+    db: sqlite3.Connection, cutoff: str | None, per_item: int | None, numbered: int | None
+) -> tuple[int, int | None]:
     """`SQLiteStore.prune` in its transaction: the transitions observed before `cutoff` or
-    past the newest `per_item` of their item go (`Retention`); how many went. A transition
-    left whose previous one goes keeps what it followed (`kept_before`); an item whose last
-    one goes is marked `PRUNED`. The caller clears the row cache."""
+    past the newest `per_item` of their item go (`Retention`); how many went, and the log's
+    last id now (the next pruning by count numbers only the items with transitions after it;
+    `numbered`: this one's, None: every item). A transition left whose previous one goes keeps
+    what it followed (`kept_before`); an item whose last one goes is marked `PRUNED`. The
+    caller clears the row cache."""
     db.execute(_PRUNING)
     db.execute("DELETE FROM temp.pruning")
     if cutoff is not None:
@@ -1359,8 +1378,16 @@ def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> 
         ).fetchone()
         if first is not None:
             db.execute(_PRUNE_OLD, (first,))
+    last = None
     if per_item is not None:
-        db.execute(_PRUNE_MANY, (per_item,))
+        (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM transitions").fetchone()
+        if numbered is None or numbered > last:
+            db.execute(_PRUNE_MANY, (per_item,))
+        else:
+            keys = db.execute(
+                "SELECT DISTINCT key FROM transitions WHERE id > ?", (numbered,)
+            ).fetchall()
+            db.executemany(_PRUNE_MANY_OF, [(per_item, key) for (key,) in keys])
 
     # The transitions left whose previous one goes: on each of the items' chains, from its end
     # back through what stays (what goes is a chain's older part), a lookup by id a step.
@@ -1401,7 +1428,7 @@ def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> 
     # The ends kept of the histories that went, by their key (no walk of `retired`).
     db.execute("DELETE FROM retired WHERE (key, last) IN (SELECT key, id FROM temp.pruning)")
     db.execute("DELETE FROM temp.pruning")
-    return int(removed)
+    return int(removed), last
 
 
 class RowCache:
