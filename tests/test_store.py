@@ -761,6 +761,35 @@ def test_an_older_state_file_migrates_to_9_and_keeps_its_data(tmp_path: Path, ve
     assert {("table", "sinks"), ("table", "sink_dead"), ("table", "retired")} <= _schema(db)
 
 
+def test_migration_9_marks_an_item_whose_last_transition_an_older_scanhub_pruned(
+    tmp_path: Path,
+) -> None:
+    """Its next transition says what the item was (not a first sighting, as it did)."""
+    path = tmp_path / "v8.db"
+    a0, a1 = scan("a", Lifecycle.QUEUED), scan("a", Lifecycle.RUNNING)
+
+    async def write() -> None:
+        async with SQLiteStore(path) as store:
+            await store.commit([seen(a0, 0, "track"), seen(a1, 1), seen(scan("b"), 2, "track")])
+
+    asyncio.run(write())
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("ALTER TABLE transitions DROP COLUMN kept_before")
+        db.execute("DELETE FROM transitions WHERE id < 3")  # as schema 8 pruned by age
+        db.execute("PRAGMA user_version = 8")
+        db.commit()
+
+    async def move() -> list[tuple[object, object]]:
+        async with SQLiteStore(path) as store:
+            await store.commit([seen(scan("a", Lifecycle.FAILED), 3)])
+            return [
+                (t.change.before and t.change.before.lifecycle, t.change.after.lifecycle)
+                for t in await store.transitions(key=a0.key)
+            ]
+
+    assert asyncio.run(move()) == [(Lifecycle.RUNNING, Lifecycle.FAILED)]
+
+
 def test_migration_7_makes_search_text_with_the_kept_name_and_spares_a_damaged_row() -> None:
     from scanhub.store.sqlite import _stored_search
 
@@ -1035,6 +1064,34 @@ async def test_a_postgres_database_of_schema_4_to_8_migrates_to_9_and_keeps_its_
         assert "transitions_key" not in indexes
     finally:
         await con.close()
+
+
+async def test_postgres_migration_9_marks_an_item_whose_last_transition_was_pruned(
+    pg_cluster: str,
+) -> None:
+    """As SQLite's: the item's next transition says what the item was."""
+    import asyncpg
+
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "schema8_pruned")
+    a0, a1 = scan("a", Lifecycle.QUEUED), scan("a", Lifecycle.RUNNING)
+    async with PostgresStore(url) as store:
+        await store.commit([seen(a0, 0, "track"), seen(a1, 1), seen(scan("b"), 2, "track")])
+    con = await asyncpg.connect(url)
+    try:
+        await con.execute(
+            "ALTER TABLE transitions DROP COLUMN kept_before;"
+            " DELETE FROM transitions WHERE id < 3; UPDATE scanhub_meta SET version = 8"
+        )
+    finally:
+        await con.close()
+    async with PostgresStore(url) as store:
+        await store.commit([seen(scan("a", Lifecycle.FAILED), 3)])
+        history = await store.transitions(key=a0.key)
+    assert [(t.change.before and t.change.before.lifecycle) for t in history] == [Lifecycle.RUNNING]
 
 
 async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: str) -> None:

@@ -299,7 +299,12 @@ MIGRATIONS: tuple[str, ...] = (
     # 8 -> 9: what a transition followed, kept when pruning takes its previous one (see
     # SQLite's 9). A NULL in every other row costs no byte: the row's null bitmap fits in the
     # padding of its header.
-    "ALTER TABLE transitions ADD COLUMN IF NOT EXISTS kept_before TEXT;",
+    # An item whose last transition an older scanhub pruned is marked so (`PRUNED`).
+    f"""
+    ALTER TABLE transitions ADD COLUMN IF NOT EXISTS kept_before TEXT;
+    UPDATE items i SET last_transition = {PRUNED} WHERE last_transition IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = i.last_transition);
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

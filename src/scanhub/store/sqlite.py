@@ -317,8 +317,14 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 8 -> 9: a transition whose previous one is pruned keeps the item's state before it
     # (`kept_before`, the previous one's `after`, written by `prune`): its event's body
-    # (`previous_lifecycle`, `previous_verdict`) stays what it was. NULL everywhere else.
-    "ALTER TABLE transitions ADD COLUMN kept_before TEXT",
+    # (`previous_lifecycle`, `previous_verdict`) stays what it was. NULL everywhere else. An
+    # item whose last transition an older scanhub pruned is marked so (`PRUNED`): its next
+    # transition keeps the item's state.
+    f"""
+    ALTER TABLE transitions ADD COLUMN kept_before TEXT;;
+    UPDATE items SET last_transition = {PRUNED} WHERE last_transition IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = items.last_transition)
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
