@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import scanhub.store._base as base_module
 from scanhub import Lifecycle, MemoryStore, Promotion, Scan, SQLiteStore, Vendor, Verdict
@@ -561,3 +563,92 @@ async def test_limits_are_refused_naming_the_rule() -> None:
     with pytest.raises(ValueError, match=r"^limit: expected None or at least 0, got -1$"):
         await store.transitions(limit=-1)
     assert await store.transitions(limit=0) == []
+
+
+# --- pruning keeps what it keeps as it was ---------------------------------------------------
+
+#: A step of a history: (item number, lifecycle, untrack it first), a minute after the last.
+prune_steps = st.lists(
+    st.tuples(
+        st.integers(0, 3), st.sampled_from(list(Lifecycle)), st.integers(0, 5).map(lambda n: n == 0)
+    ),
+    max_size=25,
+)
+#: An item (0) whose last transition ages out while another moves, then moves itself.
+_AGED = [(0, Lifecycle.QUEUED, False)] + [
+    (1, Lifecycle.RUNNING, False),
+    (1, Lifecycle.QUEUED, False),
+] * 3
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=prune_steps,
+    after=prune_steps,
+    again=prune_steps,
+    age=st.none() | st.integers(1, 12),
+    per_item=st.none() | st.integers(1, 4),
+    backend=st.sampled_from(["memory", "sqlite"]),
+)
+@example(_AGED, [(0, Lifecycle.RUNNING, False)], [], 2, None, "memory")
+@example(_AGED, [(0, Lifecycle.RUNNING, False)], [], 2, None, "sqlite")
+def test_a_pruned_log_says_of_each_transition_what_the_whole_log_says(
+    tmp_path_factory: pytest.TempPathFactory,
+    before: list[tuple[int, Lifecycle, bool]],
+    after: list[tuple[int, Lifecycle, bool]],
+    again: list[tuple[int, Lifecycle, bool]],
+    age: int | None,
+    per_item: int | None,
+    backend: str,
+) -> None:
+    """The same random history (items untracked and tracked again among it) on a store that
+    never prunes and on one pruned twice by age and count on the way: every transition the
+    pruned one keeps, and every one committed after a pruning, reads as in the whole log, its
+    event's bytes included (what it followed, too)."""
+    from scanhub._exports import cloudevent_json
+
+    folder = tmp_path_factory.mktemp("pruned")
+    retention = Retention(
+        max_age=None if age is None else timedelta(minutes=age), max_per_item=per_item
+    )
+
+    def open_(name: str, kept: Retention | None) -> Store:
+        if backend == "memory":
+            return MemoryStore(retention=kept)
+        return SQLiteStore(folder / f"{name}.db", retention=kept)
+
+    async def run() -> None:
+        minute = [0]
+        async with open_("whole", None) as whole, open_("pruned", retention) as pruned:
+
+            async def play(part: list[tuple[int, Lifecycle, bool]]) -> None:
+                for n, lc, untrack in part:
+                    item = Scan(Vendor.APPSECPLUS, "asp", f"s{n}", "app", lc, lc.value)
+                    minute[0] += 1
+                    for store in (whole, pruned):
+                        if untrack:
+                            await store.untrack([item.key])
+                        ob = Observation(
+                            item.key, T0 + timedelta(minutes=minute[0]), item, None, "track"
+                        )
+                        await store.commit([ob])
+
+            async def check() -> None:
+                full = {t.id: t for t in await whole.transitions()}
+                kept = await pruned.transitions()
+                for t in kept:
+                    assert cloudevent_json(t.change) == cloudevent_json(full[t.id].change)
+                for key in {t.change.after.key for t in kept}:
+                    for t in await pruned.transitions(key=key):
+                        assert cloudevent_json(t.change) == cloudevent_json(full[t.id].change)
+
+            await play(before)
+            await pruned.prune(T0 + timedelta(minutes=minute[0]))
+            await check()
+            await play(after)
+            await check()
+            await pruned.prune(T0 + timedelta(minutes=minute[0]))
+            await play(again)
+            await check()
+
+    asyncio.run(run())
