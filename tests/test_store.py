@@ -1224,6 +1224,37 @@ async def test_postgres_leases_expire_and_replicas_never_record_twice(pg_cluster
         assert await a.lease(["asp"], 5) == {"asp"}  # released at once on a clean stop
 
 
+async def test_postgres_a_replica_saves_a_sinks_state_only_while_it_holds_its_lease(
+    pg_cluster: str,
+) -> None:
+    """A replica stopped (SIGSTOP, a long pause) and let go on after its sink's lease ended
+    wrote its stale details of the sink (status, attempts, errors) and its dead letters over
+    its successor's: only the cursor and the totals could not move back."""
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "sink_leases")
+    a, b = PostgresStore(url, holder="a"), PostgresStore(url, holder="b")
+    async with a, b:
+        assert await a.lease(["sink:ops"], 0.5) == {"sink:ops"}
+        state = await a.sinks.open("ops", T0)
+        assert await a.sinks.save(evolve(state, attempts=1, last_error="HTTP 500"))
+        await asyncio.sleep(0.7)  # a is stopped: its lease ends
+        assert await b.lease(["sink:ops"], 5) == {"sink:ops"}
+        taken = await b.sinks.open("ops", T0)
+        assert await b.sinks.save(evolve(taken, attempts=0, last_error=None))
+        letter = DeadLetter("ops", 1, scan("a").key, 3, T0, T0, "HTTP 500", 500)
+        assert not await a.sinks.save(
+            evolve(state, attempts=3, status=SinkStatus.DISABLED), [letter]
+        )
+        (now,) = await b.sinks.states(["ops"])
+        assert (now.attempts, now.last_error, now.status) == (0, None, SinkStatus.ACTIVE)
+        assert await b.sinks.dead_letters("ops") == []
+    async with PostgresStore(url) as single:  # one process, no holder: no lease needed
+        assert await single.sinks.save(evolve(taken, attempts=2))
+
+
 async def test_postgres_tells_other_replicas_what_was_tracked(pg_cluster: str) -> None:
     from scanhub.store.postgres import PostgresStore
 

@@ -425,7 +425,7 @@ class Deliverer:
 
     async def _save(self, run: _Run, state: SinkState, dead: Sequence[DeadLetter] = ()) -> None:
         if not await self.store.sinks.save(state, dead):
-            raise Stale("the sink was replayed")
+            raise Stale("the sink was replayed, or its lease is another replica's")
         run.state, run.dirty, run.flushed = state, False, time.monotonic()
         self.states[state.name] = state
 
@@ -455,7 +455,7 @@ class Deliverer:
         if woken or not done:
             for found in await self.store.sinks.states([name]):
                 if found.generation != run.state.generation:
-                    raise Stale("the sink was replayed")
+                    raise Stale("the sink was replayed, or its lease is another replica's")
 
     async def _one(
         self, sink: Sink, run: _Run, change: Change, http: aiohttp.ClientSession

@@ -1151,9 +1151,10 @@ class SinkLedger(abc.ABC):
     @abc.abstractmethod
     async def save(self, state: SinkState, dead: Sequence[DeadLetter] = ()) -> bool:
         """Write a sink's state and record its dead letters, in one transaction, unless a
-        replay changed its generation since it was read (then nothing is written and this
-        returns False). The cursor and the totals never move backwards within a generation,
-        so a replica that lost the sink's lease mid-delivery cannot undo its successor's
+        replay changed its generation since it was read, or (a replica of a shared store) the
+        sink's lease is no longer this replica's: then nothing is written and this returns
+        False. The cursor and the totals never move backwards within a generation, so a
+        replica that lost the sink's lease mid-delivery cannot undo its successor's
         progress."""
 
     @abc.abstractmethod

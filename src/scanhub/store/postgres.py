@@ -540,7 +540,7 @@ class PostgresStore(Store):
         #: items with transitions after it can have more than `max_per_item` since (another
         #: replica's too: ids are handed out under the append lock, which pruning holds).
         self._numbered: int | None = None
-        self.sinks = PostgresSinks(self._acquire)
+        self.sinks = PostgresSinks(self._acquire, holder)
         self._queries = PostgresQueries(self._acquire)
 
     def __repr__(self) -> str:
@@ -943,8 +943,15 @@ class PostgresSinks(SinkLedger):
     """The sinks' delivery ledger of a `PostgresStore`: the `sinks` and `sink_dead` tables,
     on connections of the store's pool (`acquire`: the store's way there)."""
 
-    def __init__(self, acquire: Callable[[], contextlib.AbstractAsyncContextManager[Any]]) -> None:
+    def __init__(
+        self,
+        acquire: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
+        holder: str | None = None,
+    ) -> None:
         self._acquire = acquire
+        #: The replica's name (`PostgresStore.holder`): a replica saves a sink's state only
+        #: while it holds the sink's lease (None: one process, no leases).
+        self._holder = holder
 
     async def log_id(self) -> str:
         async with self._acquire() as con:
@@ -981,7 +988,11 @@ class PostgresSinks(SinkLedger):
                 " last_error = $8, last_error_at = $9, last_status = $10,"
                 " delivered = GREATEST(delivered, $11), failures = GREATEST(failures, $12),"
                 " dead = GREATEST(dead, $13), updated_at = $14"
-                " WHERE name = $15 AND generation = $16",
+                " WHERE name = $15 AND generation = $16"
+                # A replica that lost the lease (stopped, then let go on) saves nothing: its
+                # details of the sink are stale, as its dead letters may be.
+                " AND ($17::text IS NULL OR EXISTS (SELECT 1 FROM leases"
+                " WHERE source = 'sink:' || $15 AND holder = $17 AND expires_at > now()))",
                 state.position,
                 state.status.value,
                 state.head,
@@ -998,6 +1009,7 @@ class PostgresSinks(SinkLedger):
                 state.updated_at,
                 state.name,
                 state.generation,
+                self._holder,
             )
             if status.split()[-1] == "0":
                 return False
