@@ -652,3 +652,25 @@ def test_a_pruned_log_says_of_each_transition_what_the_whole_log_says(
             await check()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"max_per_item": 0}, "max_per_item >= 1"),
+        ({"max_per_item": -3}, "max_per_item >= 1"),
+        ({"max_per_item": True}, "max_per_item >= 1"),
+        ({"max_per_item": 2.5}, "max_per_item >= 1"),
+        ({"max_age": timedelta(0)}, "max_age > 0"),
+        ({"max_age": timedelta(days=-1)}, "max_age > 0"),
+        ({"max_age": 3600}, "max_age > 0"),
+    ],
+)
+def test_a_retention_that_would_prune_the_logs_end_is_refused(
+    kw: dict[str, object], field: str
+) -> None:
+    """`max_per_item=0` numbered every transition past the newest 0 of its item: the whole log,
+    its newest transition too (where readers resume and ids go on)."""
+    with pytest.raises(ValueError, match=f"^Retention needs {field}"):
+        Retention(**kw)  # type: ignore[arg-type]
+    assert Retention(max_age=timedelta(seconds=1), max_per_item=1).max_per_item == 1

@@ -70,6 +70,15 @@ class Retention:
     max_age: timedelta | None = None
     max_per_item: int | None = None
 
+    def __attrs_post_init__(self) -> None:
+        # None keeps; nothing (0, or an age of none) would prune the log's end with the rest.
+        age = self.max_age
+        if age is not None and not (isinstance(age, timedelta) and age > timedelta(0)):
+            raise ValueError(f"Retention needs max_age > 0 (a timedelta) or None, got {age!r}")
+        n = self.max_per_item
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"Retention needs max_per_item >= 1 (an int) or None, got {n!r}")
+
     @property
     def keeps_everything(self) -> bool:
         """True when nothing is ever pruned."""
