@@ -367,9 +367,23 @@ async def events_of(store: Store) -> dict[int, str]:
     return out
 
 
+@pytest.fixture(params=["walked", "read whole"])
+def pruning_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How a pruning finds the transitions left that follow what goes: by walking the pruned
+    items' chains, or by reading the log once (the SQL stores choose by how much goes)."""
+    share = 2.0 if request.param == "walked" else 0.0
+    import scanhub.store.postgres
+    import scanhub.store.sqlite
+
+    monkeypatch.setattr(scanhub.store.sqlite, "_READ_WHOLE", share)
+    monkeypatch.setattr(scanhub.store.postgres, "_READ_WHOLE", share)
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     "retention", [Retention(max_age=timedelta(days=1)), Retention(max_per_item=1)]
 )
+@pytest.mark.usefixtures("pruning_reads")
 async def test_pruning_never_changes_the_event_of_a_transition_it_keeps(
     make: Factory, retention: Retention
 ) -> None:
@@ -407,6 +421,7 @@ async def test_pruning_never_changes_the_event_of_a_transition_it_keeps(
         assert again and all(events[tid] == body for tid, body in again.items())
 
 
+@pytest.mark.usefixtures("pruning_reads")
 async def test_pruning_by_count_again_numbers_the_items_that_moved_since(make: Factory) -> None:
     """The first pruning by count numbers every item's transitions; the next ones only those
     of the items with transitions since (others cannot have more than before): each prunes
@@ -674,6 +689,7 @@ def test_an_older_state_file_migrates_to_9_and_keeps_its_data(tmp_path: Path, ve
     # what is left is the schema those migrations start from.
     db = sqlite3.connect(path)
     db.execute("ALTER TABLE transitions DROP COLUMN kept_before")
+    db.execute("DROP TABLE pruned_by_count")
     if version < 8:
         db.execute("DROP TABLE log_identity")
     # The search text of schema 6 and before: the same fields joined by spaces (the text
@@ -775,6 +791,7 @@ def test_migration_9_marks_an_item_whose_last_transition_an_older_scanhub_pruned
     asyncio.run(write())
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("ALTER TABLE transitions DROP COLUMN kept_before")
+        db.execute("DROP TABLE pruned_by_count")
         db.execute("DELETE FROM transitions WHERE id < 3")  # as schema 8 pruned by age
         db.execute("PRAGMA user_version = 8")
         db.commit()
@@ -984,7 +1001,7 @@ async def test_a_postgres_database_of_schema_4_to_8_migrates_to_9_and_keeps_its_
     con = await asyncpg.connect(url)
     try:
         await con.execute(
-            "ALTER TABLE transitions DROP COLUMN kept_before;"
+            "ALTER TABLE transitions DROP COLUMN kept_before; DROP TABLE pruned_by_count;"
             f" UPDATE scanhub_meta SET version = {version}"
         )
         if version < 8:
@@ -1083,7 +1100,7 @@ async def test_postgres_migration_9_marks_an_item_whose_last_transition_was_prun
     con = await asyncpg.connect(url)
     try:
         await con.execute(
-            "ALTER TABLE transitions DROP COLUMN kept_before;"
+            "ALTER TABLE transitions DROP COLUMN kept_before; DROP TABLE pruned_by_count;"
             " DELETE FROM transitions WHERE id < 3; UPDATE scanhub_meta SET version = 8"
         )
     finally:
@@ -1924,6 +1941,7 @@ def test_sqlite_reads_an_items_history_by_id_once_the_planner_has_statistics(
             db.execute("DROP TABLE retired")
             db.execute("DROP TABLE log_identity")
             db.execute("ALTER TABLE transitions DROP COLUMN kept_before")
+            db.execute("DROP TABLE pruned_by_count")
             db.execute("CREATE INDEX transitions_key ON transitions (key, id)")
             db.execute("PRAGMA user_version = 5")
             db.execute("SELECT id FROM transitions WHERE key = ? ORDER BY id", (items[7].key,))

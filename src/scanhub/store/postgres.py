@@ -299,11 +299,15 @@ MIGRATIONS: tuple[str, ...] = (
     # 8 -> 9: what a transition followed, kept when pruning takes its previous one (see
     # SQLite's 9). A NULL in every other row costs no byte: the row's null bitmap fits in the
     # padding of its header.
-    # An item whose last transition an older scanhub pruned is marked so (`PRUNED`).
+    # An item whose last transition an older scanhub pruned is marked so (`PRUNED`), and
+    # `pruned_by_count` is SQLite's 9's.
     f"""
     ALTER TABLE transitions ADD COLUMN IF NOT EXISTS kept_before TEXT;
     UPDATE items i SET last_transition = {PRUNED} WHERE last_transition IS NOT NULL
     AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = i.last_transition);
+    CREATE TABLE IF NOT EXISTS pruned_by_count (
+        per_item INTEGER NOT NULL, numbered BIGINT NOT NULL
+    );
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -332,7 +336,8 @@ _PRUNE_ENDS = (
     " WHERE i.key = d.key AND i.last_transition = d.id"
 )
 #: Too many: past the newest $1 of an item, the whole log numbered by item (the first pruning
-#: of a store opened: then only the items with transitions since, `_PRUNE_MANY_SINCE`).
+#: by count: then only the items with transitions since, `_PRUNE_MANY_SINCE`, another
+#: replica's too: ids are handed out under the append lock, which pruning holds).
 _PRUNE_MANY = (
     "INSERT INTO pruning SELECT id, key FROM (SELECT id, key,"
     " ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n FROM transitions) ranked"
@@ -367,6 +372,15 @@ _PRUNE_KEEP = (
     " JOIN pruning d ON d.id = c.prev JOIN transitions p ON p.id = c.prev"
     " WHERE t.id = c.id"
 )
+#: The transitions left whose previous one goes, found by reading the log once (a large
+#: pruning, see SQLite's `_READ_WHOLE`).
+_PRUNE_KEEP_WHOLE = (
+    "UPDATE transitions t SET kept_before = p.after FROM pruning d"
+    " JOIN transitions p ON p.id = d.id"
+    " WHERE t.prev = d.id AND NOT EXISTS (SELECT 1 FROM pruning e WHERE e.id = t.id)"
+)
+#: Share of the log a pruning removes from which it reads the log once (SQLite's).
+_READ_WHOLE = 0.02
 #: Prune what `pruning` holds, with the ends kept in `retired` among them (looked up by their
 #: key: no walk of `retired` or of the log); how many transitions went.
 _PRUNED = (
@@ -536,10 +550,6 @@ class PostgresStore(Store):
         self.holder = holder
         self._pool_size = pool_size
         self._pool: Any = None
-        #: The log's last id when this process last pruned it by count (None: not yet): only
-        #: items with transitions after it can have more than `max_per_item` since (another
-        #: replica's too: ids are handed out under the append lock, which pruning holds).
-        self._numbered: int | None = None
         self.sinks = PostgresSinks(self._acquire, holder)
         self._queries = PostgresQueries(self._acquire)
 
@@ -623,20 +633,31 @@ class PostgresStore(Store):
             await con.execute(_PRUNING)
             if r.max_age is not None:
                 await con.execute(_PRUNE_OLD, now - r.max_age)
-            last = None
             if r.max_per_item is not None:
+                # Numbered by item: the whole log once (and when `max_per_item` changes),
+                # then only the items with transitions since the last numbering.
                 last = int(await con.fetchval("SELECT COALESCE(MAX(id), 0) FROM transitions"))
-                numbered = self._numbered
-                if numbered is None or numbered > last:
+                done = await con.fetchrow("SELECT per_item, numbered FROM pruned_by_count")
+                if done is None or done[0] != r.max_per_item or done[1] > last:
                     await con.execute(_PRUNE_MANY, r.max_per_item)
                 else:
-                    await con.execute(_PRUNE_MANY_SINCE, r.max_per_item, numbered)
+                    await con.execute(_PRUNE_MANY_SINCE, r.max_per_item, done[1])
+                await con.execute(
+                    "DELETE FROM pruned_by_count; INSERT INTO pruned_by_count"
+                    f" VALUES ({int(r.max_per_item)}, {last})"
+                )
+            going = int(await con.fetchval("SELECT COUNT(*) FROM pruning"))
+            if not going:
+                return 0
             await con.execute("ANALYZE pruning")  # its size: looked up by key, or joined
-            await con.execute(_PRUNE_KEEP)
-            await con.execute(_PRUNE_ENDS)
-            removed = int(await con.fetchval(_PRUNED))
-        self._numbered = last  # committed
-        return removed
+            span = int(await con.fetchval("SELECT MAX(id) - MIN(id) + 1 FROM transitions"))
+            # As SQLite's `_READ_WHOLE`: a large pruning reads the log once for the
+            # transitions left that follow what goes; a small one walks the items' chains.
+            whole = going >= _READ_WHOLE * span
+            await con.execute(_PRUNE_KEEP_WHOLE if whole else _PRUNE_KEEP)
+            if r.max_age is not None:  # (an item's last transition is never past a count)
+                await con.execute(_PRUNE_ENDS)
+            return int(await con.fetchval(_PRUNED))
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -319,11 +319,13 @@ MIGRATIONS: tuple[str, ...] = (
     # (`kept_before`, the previous one's `after`, written by `prune`): its event's body
     # (`previous_lifecycle`, `previous_verdict`) stays what it was. NULL everywhere else. An
     # item whose last transition an older scanhub pruned is marked so (`PRUNED`): its next
-    # transition keeps the item's state.
+    # transition keeps the item's state. `pruned_by_count`: the log's last id when it was last
+    # numbered by item for `max_per_item` (the next pruning numbers only the items since).
     f"""
     ALTER TABLE transitions ADD COLUMN kept_before TEXT;;
     UPDATE items SET last_transition = {PRUNED} WHERE last_transition IS NOT NULL
-    AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = items.last_transition)
+    AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = items.last_transition);;
+    CREATE TABLE pruned_by_count (per_item INTEGER NOT NULL, numbered INTEGER NOT NULL)
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -345,13 +347,8 @@ _RETIRE = (
 _PRUNING = "CREATE TEMP TABLE IF NOT EXISTS pruning (id INTEGER PRIMARY KEY, key TEXT NOT NULL)"
 #: Too old: before ?1 (the first transition young enough, or the log's newest).
 _PRUNE_OLD = "INSERT INTO temp.pruning SELECT id, key FROM transitions WHERE id < ?1"
-#: The items whose last transition goes: their next one keeps what they are (`PRUNED`).
-_PRUNE_ENDS = (
-    f"UPDATE items SET last_transition = {PRUNED} WHERE key IN (SELECT key FROM temp.pruning)"
-    " AND last_transition IN (SELECT id FROM temp.pruning)"
-)
 #: Too many: past the newest ?1 of an item, the whole log numbered by item (the first pruning
-#: of a store opened: then only the items with transitions since, `_PRUNE_MANY_OF`).
+#: by count: then only the items with transitions since, `_PRUNE_MANY_OF`).
 _PRUNE_MANY = (
     "INSERT OR IGNORE INTO temp.pruning SELECT id, key FROM (SELECT id, key,"
     " ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n FROM transitions) WHERE n > ?1"
@@ -516,9 +513,6 @@ class SQLiteStore(Store):
         self.sinks = SQLiteSinks(self._run)
         self._queries = SQLiteQueries(self._run)
         self._rows = RowCache()
-        #: The log's last id when it was last pruned by count (None: not since it was opened):
-        #: only items with transitions after it can have more than `max_per_item` since.
-        self._numbered: int | None = None
         self._checkpoints: Checkpointer | None = None
 
     def __repr__(self) -> str:
@@ -648,7 +642,7 @@ class SQLiteStore(Store):
 
         def write(db: sqlite3.Connection) -> int:
             with _tx(db):
-                removed, self._numbered = _prune(db, cutoff, r.max_per_item, self._numbered)
+                removed = _prune(db, cutoff, r.max_per_item)
             self._rows.clear()  # rows whose last transition went hold `PRUNED` now
             return removed
 
@@ -1363,15 +1357,18 @@ def _away(exc: sqlite3.OperationalError) -> bool:
     return code is None or code & 0xFF in _AWAY
 
 
-def _prune(
-    db: sqlite3.Connection, cutoff: str | None, per_item: int | None, numbered: int | None
-) -> tuple[int, int | None]:
+#: A pruning removing at least this share of what the log keeps finds the transitions left
+#: that follow what goes, and the items whose last one goes, by reading the log and the items
+#: once (in SQLite's C, a row a few hundred nanoseconds); a smaller one walks the pruned items'
+#: chains (a lookup a step, a statement each from Python: about 100 times a row read).
+_READ_WHOLE = 0.02
+
+
+def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> int:
     """`SQLiteStore.prune` in its transaction: the transitions observed before `cutoff` or
-    past the newest `per_item` of their item go (`Retention`); how many went, and the log's
-    last id now (the next pruning by count numbers only the items with transitions after it;
-    `numbered`: this one's, None: every item). A transition left whose previous one goes keeps
-    what it followed (`kept_before`); an item whose last one goes is marked `PRUNED`. The
-    caller clears the row cache."""
+    past the newest `per_item` of their item go (`Retention`); how many went. A transition
+    left whose previous one goes keeps what it followed (`kept_before`); an item whose last
+    one goes is marked `PRUNED`. The caller clears the row cache."""
     db.execute(_PRUNING)
     db.execute("DELETE FROM temp.pruning")
     if cutoff is not None:
@@ -1384,19 +1381,58 @@ def _prune(
         ).fetchone()
         if first is not None:
             db.execute(_PRUNE_OLD, (first,))
-    last = None
     if per_item is not None:
+        # Numbered by item: the whole log once (and when `per_item` changes), then only the
+        # items with transitions since the last numbering (no other can have more since).
         (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM transitions").fetchone()
-        if numbered is None or numbered > last:
+        done = db.execute("SELECT per_item, numbered FROM pruned_by_count").fetchone()
+        if done is None or done[0] != per_item or done[1] > last:
             db.execute(_PRUNE_MANY, (per_item,))
         else:
-            keys = db.execute(
-                "SELECT DISTINCT key FROM transitions WHERE id > ?", (numbered,)
-            ).fetchall()
-            db.executemany(_PRUNE_MANY_OF, [(per_item, key) for (key,) in keys])
+            keys = db.execute("SELECT DISTINCT key FROM transitions WHERE id > ?", (done[1],))
+            db.executemany(_PRUNE_MANY_OF, [(per_item, key) for (key,) in keys.fetchall()])
+        db.execute("DELETE FROM pruned_by_count")
+        db.execute("INSERT INTO pruned_by_count VALUES (?, ?)", (per_item, last))
+    (going,) = db.execute("SELECT COUNT(*) FROM temp.pruning").fetchone()
+    if not going:
+        return 0
+    (span,) = db.execute("SELECT MAX(id) - MIN(id) + 1 FROM transitions").fetchone()
+    whole = going >= _READ_WHOLE * span
+    if whole:
+        db.execute(
+            "UPDATE transitions SET kept_before ="
+            " (SELECT p.after FROM transitions p WHERE p.id = transitions.prev)"
+            " WHERE prev IN (SELECT id FROM temp.pruning)"
+            " AND id NOT IN (SELECT id FROM temp.pruning)"
+        )
+    else:
+        _keep_before_walked(db)
+    if cutoff is not None:  # (an item's last transition is its newest: never past a count)
+        # Looked up by each pruned transition's key (the items' rows are wide: not read all).
+        db.execute(
+            f"UPDATE items SET last_transition = {PRUNED} WHERE rid IN (SELECT i.rid"
+            " FROM temp.pruning d CROSS JOIN items i ON i.key = d.key"
+            " WHERE i.last_transition = d.id)"
+        )
+    removed = db.execute(
+        "DELETE FROM transitions WHERE id IN (SELECT id FROM temp.pruning)"
+    ).rowcount
+    # The ends kept in `retired` of the histories that went: `retired` read once (an end a
+    # row, of an item untracked whose history is still in the log), or looked up by key.
+    db.execute(
+        "DELETE FROM retired WHERE last IN (SELECT id FROM temp.pruning)"
+        if whole
+        else "DELETE FROM retired WHERE (key, last) IN (SELECT key, id FROM temp.pruning)"
+    )
+    db.execute("DELETE FROM temp.pruning")
+    return int(removed)
 
-    # The transitions left whose previous one goes: on each of the items' chains, from its end
-    # back through what stays (what goes is a chain's older part), a lookup by id a step.
+
+def _keep_before_walked(db: sqlite3.Connection) -> None:
+    """The transitions left whose previous one goes (`temp.pruning`) keep it (`kept_before`):
+    found on each pruned item's chains, walked from their ends back through what stays (what
+    goes is a chain's older part), a lookup by id a step."""
+
     def look(tid: int) -> tuple[int | None, bool] | None:
         """A transition's previous one, and whether it goes; None: not in the log."""
         return db.execute(  # type: ignore[no-any-return]
@@ -1408,7 +1444,7 @@ def _prune(
     keys = [k for (k,) in db.execute("SELECT DISTINCT key FROM temp.pruning")]
     for key in keys:
         for (at,) in db.execute(
-            "SELECT last_transition FROM items WHERE key = ?1 AND last_transition IS NOT NULL"
+            f"SELECT last_transition FROM items WHERE key = ?1 AND last_transition > {PRUNED}"
             " UNION SELECT last FROM retired WHERE key = ?1",
             (key,),
         ).fetchall():
@@ -1427,14 +1463,6 @@ def _prune(
                     )
                     break
                 at, step = step[0], before
-    db.execute(_PRUNE_ENDS)
-    removed = db.execute(
-        "DELETE FROM transitions WHERE id IN (SELECT id FROM temp.pruning)"
-    ).rowcount
-    # The ends kept of the histories that went, by their key (no walk of `retired`).
-    db.execute("DELETE FROM retired WHERE (key, last) IN (SELECT key, id FROM temp.pruning)")
-    db.execute("DELETE FROM temp.pruning")
-    return int(removed), last
 
 
 class RowCache:
