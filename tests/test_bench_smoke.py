@@ -1,8 +1,10 @@
-"""The benchmark harness runs (tiny sizes). Benchmarks are never timed tests: this only proves
-`python -m bench.run` works end to end and writes every section."""
+"""The benchmark harnesses run (tiny sizes). Benchmarks are never timed tests: this only proves
+`python -m bench.run` and `python -m bench.prune` work end to end and write every section."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +42,44 @@ def test_bench_quick_run_writes_every_section_elsewhere() -> None:
         assert heading in text
     assert "--quick smoke run" in text
     assert text.count("| apptrust") >= 1 and "sequential `requests`" in text
+
+
+def test_prune_quick_run_writes_every_section(tmp_path: Path) -> None:
+    """`python -m bench.prune --quick`: scanhub's pruning and the baseline's, by count and by
+    age, on a tiny state built here, written elsewhere than BENCHMARKS.md."""
+    committed = (ROOT / "BENCHMARKS.md").read_bytes()
+    out = tmp_path / "prune.md"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]
+        ),
+        # The state is built afresh here (and cached only for this test).
+        "SCANHUB_BENCH_CACHE": str(tmp_path / "cache"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.prune", "--quick", "--output", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == committed
+    text = out.read_text()
+    for heading in (
+        "## Retention pruning on SQLite",
+        "### By count (`max_per_item=2`)",
+        "### By age (`max_age`",
+    ):
+        assert heading in text, heading
+    assert "--quick smoke run" in text and "`bench.history.yardstick`" in text
+    for row in ("| the first after open", "| hourly, after", "| the first after opening again"):
+        assert row in text, row
+    results = json.loads(out.with_suffix(".json").read_text())
+    for key in ("yardstick_before", "yardstick_after", "state_bytes", "transitions"):
+        assert key in results, key
+    assert set(results["count"]) >= {"first", "baseline_first", "hourly", "baseline_hourly"}
+    assert set(results["age"]) >= {"scanhub", "baseline"}
