@@ -650,7 +650,12 @@ class PostgresStore(Store):
             if not going:
                 return 0
             await con.execute("ANALYZE pruning")  # its size: looked up by key, or joined
-            span = int(await con.fetchval("SELECT MAX(id) - MIN(id) + 1 FROM transitions"))
+            span = int(
+                await con.fetchval(
+                    "SELECT (SELECT MAX(id) FROM transitions)"
+                    " - (SELECT MIN(id) FROM transitions) + 1"
+                )
+            )
             # As SQLite's `_READ_WHOLE`: a large pruning reads the log once for the
             # transitions left that follow what goes; a small one walks the items' chains.
             whole = going >= _READ_WHOLE * span
