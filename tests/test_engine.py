@@ -359,3 +359,20 @@ async def test_a_deadline_that_is_not_a_number_is_refused() -> None:
                 with pytest.raises(ValueError, match="deadline"):
                     async for _ in hub.watch(deadline=float("nan")):
                         pass
+
+
+async def test_an_interval_given_to_a_block_lasts_until_the_last_block_ends() -> None:
+    """`wait(scan, interval=0.2)` in a CI gate, then `watch()` for a dashboard: the watch polled
+    every 0.2 s for good (the interval was the engine's from then on). It is the hub's own
+    again once no block polls; while blocks overlap, the latest given is everyone's."""
+    async with ScanHub([AppSecPlus("http://127.0.0.1:9", TOKEN)], interval=7.0) as hub:
+        async with hub.polling(0.5):
+            assert hub.scheduler.interval == 0.5
+            async with hub.polling(0.25):
+                assert hub.scheduler.interval == 0.25
+            assert hub.scheduler.interval == 0.25  # a block still polls
+            async with hub.polling():
+                assert hub.scheduler.interval == 0.25
+        assert hub.scheduler.interval == 7.0
+        async with hub.polling():
+            assert hub.scheduler.interval == 7.0

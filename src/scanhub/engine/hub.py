@@ -240,10 +240,21 @@ class ScanHub:
     ) -> contextlib.AbstractAsyncContextManager[None]:
         """An async context: poll for as long as the block runs (what `watch` does, and a
         service for good). Nested and concurrent blocks share one engine; it stops when the
-        last ends."""
+        last ends. `interval`, when given, is the engine's polling interval from then on (one
+        for every block) until the last block ends: then the hub's own (`interval=` of
+        `ScanHub`) again."""
+        return self._polling(interval)
+
+    @contextlib.asynccontextmanager
+    async def _polling(self, interval: float | None) -> AsyncIterator[None]:
         if interval is not None:
             self.scheduler.interval = interval
-        return self.runner.polling()
+        try:
+            async with self.runner.polling():
+                yield
+        finally:
+            if interval is not None and not self.runner.polling_blocks:
+                self.scheduler.interval = self.interval
 
     # --- tracking -------------------------------------------------------------------------
 
@@ -365,7 +376,7 @@ class ScanHub:
         stops. Items may be tracked and untracked meanwhile. Polling goes on while the consumer
         handles a change; a consumer that falls behind loses nothing: it reads the store's log
         until it has caught up. `interval`, when given, becomes the engine's polling interval
-        (shared by every consumer of this hub, and kept after the watch ends), as
+        (shared by every consumer of this hub) until the last polling block ends, as
         `polling(interval)` sets it.
         """
         return consumers.watch(
@@ -381,7 +392,7 @@ class ScanHub:
     ) -> _I:
         """Track `item` and poll it until terminal; raises `WaitTimeoutError` after `timeout`
         seconds (the error's `item` is its last known state). `interval` is as `watch`'s: the
-        engine's polling interval from then on."""
+        engine's polling interval while it polls."""
         # The stored item has the key of the one given, so it is of its kind.
         return cast(_I, await consumers.wait(self, item, timeout, interval=interval))
 

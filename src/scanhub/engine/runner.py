@@ -74,6 +74,11 @@ class Runner:
             await asyncio.gather(self._parts, return_exceptions=True)
             self._parts = None
 
+    @property
+    def polling_blocks(self) -> int:
+        """How many polling blocks run now (0: the engine does not poll)."""
+        return self._users
+
     @contextlib.asynccontextmanager
     async def polling(self) -> AsyncIterator[None]:
         """Poll for as long as the block runs; shared by nested and concurrent blocks."""
