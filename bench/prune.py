@@ -11,16 +11,17 @@ finished, about 3.3 transitions an item; cached, keyed by size and schema). Ever
 runs on a fresh copy of it (its WAL checkpointed), scanhub's and the baseline's alternately.
 
 1. By count (`Retention(max_per_item=2)`):
-   - the first pruning of a store opened (the whole log numbered by item, a window function),
-     on the year never pruned; beside it the baseline's statement on another copy;
+   - the first pruning by count of the year never pruned (the whole log numbered by item, a
+     window function, and the transitions left that follow what goes found by reading the log
+     once); beside it the baseline's statement on another copy;
    - then 1,000 finished items spread over the log are observed again with a new vendor status
      (each a third transition, through `commit`), and the hourly pruning runs: scanhub's
      (only the items with transitions since the last pruning, their chains walked) against the
-     baseline a user would run hourly instead (and scanhub ran before), on a copy of the same
+     baseline a user would run hourly instead (and scanhub ran before 2026-12-02), on a copy of the same
      state taken just before: `DELETE ... WHERE id IN (... ROW_NUMBER() OVER (PARTITION BY key
      ORDER BY id DESC) ... WHERE n > 2)`;
-   - the first pruning of the same store opened again (the log already pruned: the numbering
-     each start pays, nothing to remove).
+   - the first pruning of the same store opened again (the log already pruned; where the last
+     numbering got to is kept in the file, so a start numbers only what moved since).
 2. By age (`Retention(max_age=1 hour)`): a pruning in which the oldest 1% of the log ages out
    (an hour's worth of a log 100 hours long; the cost depends on the share, not on the span),
    scanhub's against `DELETE FROM transitions WHERE observed_at < ?`.
@@ -332,7 +333,7 @@ def report(r: dict[str, Any]) -> str:
         "| pruning | scanhub `prune` | baseline (sqlite3, window) | baseline / scanhub "
         "| transitions removed (scanhub / baseline) |",
         "|---|---|---|---|---|",
-        f"| the first after open, on the year never pruned ({r['transitions']:,} transitions) "
+        f"| the first by count, on the year never pruned ({r['transitions']:,} transitions) "
         f"| {cell(c['first'])} | {cell(c['baseline_first'])} "
         f"| {ratio(c['first'], c['baseline_first'])} | {removed(c['first'])} / "
         f"{removed(c['baseline_first'])} |",
