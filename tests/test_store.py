@@ -1002,6 +1002,7 @@ async def test_a_postgres_database_of_schema_4_to_8_migrates_to_9_and_keeps_its_
     try:
         await con.execute(
             "ALTER TABLE transitions DROP COLUMN kept_before; DROP TABLE pruned_by_count;"
+            " DROP TABLE pruning;"
             f" UPDATE scanhub_meta SET version = {version}"
         )
         if version < 8:
@@ -1101,6 +1102,7 @@ async def test_postgres_migration_9_marks_an_item_whose_last_transition_was_prun
     try:
         await con.execute(
             "ALTER TABLE transitions DROP COLUMN kept_before; DROP TABLE pruned_by_count;"
+            " DROP TABLE pruning;"
             " DELETE FROM transitions WHERE id < 3; UPDATE scanhub_meta SET version = 8"
         )
     finally:
@@ -1270,6 +1272,50 @@ async def test_postgres_a_replica_saves_a_sinks_state_only_while_it_holds_its_le
         assert await b.sinks.dead_letters("ops") == []
     async with PostgresStore(url) as single:  # one process, no holder: no lease needed
         assert await single.sinks.save(evolve(taken, attempts=2))
+
+
+async def test_postgres_prunes_as_a_role_that_may_not_make_temporary_tables(
+    pg_cluster: str,
+) -> None:
+    """A hardened database: a role that may read and write scanhub's tables, neither create
+    in the schema (PostgreSQL 15's default for PUBLIC) nor make temporary tables (`REVOKE
+    TEMPORARY ... FROM PUBLIC`), on a database its owner migrated. Opening it made a table if
+    it was missing (a right to create is checked first), and pruning, which runs when the
+    service starts, made a temporary table: the service could not start there."""
+    import asyncpg
+
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "hardened")
+    name = url.rsplit("/", 1)[1]
+    async with PostgresStore(url) as store:  # migrated by its owner
+        await store.commit([seen(scan("a", Lifecycle.QUEUED), 0, "track")])
+        await store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 1)])
+    con = await asyncpg.connect(url)
+    try:
+        await con.execute(
+            "DROP ROLE IF EXISTS hardened; CREATE ROLE hardened LOGIN;"
+            f' REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC;'
+            " GRANT ALL ON ALL TABLES IN SCHEMA public TO hardened;"
+            " GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO hardened"
+        )
+    finally:
+        await con.close()
+    role = url.replace("://scanhub@", "://hardened@", 1)  # the cluster trusts local roles
+    assert role != url
+    con = await asyncpg.connect(role)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await con.execute("CREATE TEMP TABLE t (x int)")
+    finally:
+        await con.close()
+    async with PostgresStore(role, retention=Retention(max_per_item=1)) as store:
+        assert store._queries.trigram  # the owner's index, used
+        assert await store.prune(T0) == 1
+        (kept,) = await store.transitions(key=scan("a").key)
+        assert kept.change.before is not None  # what it followed, kept
 
 
 async def test_postgres_tells_other_replicas_what_was_tracked(pg_cluster: str) -> None:

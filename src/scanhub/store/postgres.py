@@ -299,15 +299,20 @@ MIGRATIONS: tuple[str, ...] = (
     # 8 -> 9: what a transition followed, kept when pruning takes its previous one (see
     # SQLite's 9). A NULL in every other row costs no byte: the row's null bitmap fits in the
     # padding of its header.
-    # An item whose last transition an older scanhub pruned is marked so (`PRUNED`), and
-    # `pruned_by_count` is SQLite's 9's.
+    # An item whose last transition an older scanhub pruned is marked so (`PRUNED`), the ends
+    # in `retired` of histories it pruned go, and `pruned_by_count` is SQLite's 9's. `pruning`
+    # holds what a pruning removes while it runs (pruning holds the append lock: one at a
+    # time): a table of the schema's, unlogged, not a temporary one, which a role without the
+    # TEMPORARY privilege could not make.
     f"""
     ALTER TABLE transitions ADD COLUMN IF NOT EXISTS kept_before TEXT;
     UPDATE items i SET last_transition = {PRUNED} WHERE last_transition IS NOT NULL
     AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = i.last_transition);
+    DELETE FROM retired r WHERE NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = r.last);
     CREATE TABLE IF NOT EXISTS pruned_by_count (
         per_item INTEGER NOT NULL, numbered BIGINT NOT NULL
     );
+    CREATE UNLOGGED TABLE IF NOT EXISTS pruning (id BIGINT PRIMARY KEY, key TEXT NOT NULL);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -321,8 +326,9 @@ _UNTRACK = (
     f" WHERE last_transition > {PRUNED} ON CONFLICT DO NOTHING)"
     " SELECT key, source FROM gone"
 )
-#: The transitions a pruning removes, by id, with their item's key (see SQLite's `_prune`).
-_PRUNING = "CREATE TEMP TABLE pruning (id BIGINT PRIMARY KEY, key TEXT NOT NULL) ON COMMIT DROP"
+#: Empties `pruning` (migration 9's): the transitions a pruning removes, by id, with their
+#: item's key (see SQLite's `_prune`), emptied again when it ends.
+_PRUNING = "TRUNCATE pruning"
 #: Too old: before the first transition observed at $1 or later (or the log's newest, always
 #: kept).
 _PRUNE_OLD = (
@@ -662,7 +668,9 @@ class PostgresStore(Store):
             await con.execute(_PRUNE_KEEP_WHOLE if whole else _PRUNE_KEEP)
             if r.max_age is not None:  # (an item's last transition is never past a count)
                 await con.execute(_PRUNE_ENDS)
-            return int(await con.fetchval(_PRUNED))
+            removed = int(await con.fetchval(_PRUNED))
+            await con.execute(_PRUNING)
+            return removed
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -1403,7 +1411,11 @@ async def migrate(con: Any) -> int:
     A database from a newer scanhub is refused (`ConfigError`)."""
     async with con.transaction():
         await con.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-        await con.execute("CREATE TABLE IF NOT EXISTS scanhub_meta (version INTEGER NOT NULL)")
+        # Looked up before it is made: a role that may only read and write the tables (no
+        # CREATE on the schema, as a hardened deployment runs it) opens a database migrated
+        # already (CREATE ... IF NOT EXISTS checks the right to create first).
+        if not await con.fetchval("SELECT to_regclass('scanhub_meta') IS NOT NULL"):
+            await con.execute("CREATE TABLE scanhub_meta (version INTEGER NOT NULL)")
         version = await con.fetchval("SELECT version FROM scanhub_meta")
         if version is None:
             await con.execute("INSERT INTO scanhub_meta (version) VALUES (0)")
@@ -1463,6 +1475,12 @@ _REWRITES: dict[int, Callable[[Any], Awaitable[None]]] = {7: _rewrite_search}
 async def _trigram_index(con: Any) -> bool:
     """Make text search indexed with `pg_trgm` where the extension exists or can be created
     (creating it may need more rights than scanhub's role has: then text search scans)."""
+    made = await con.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')"
+        " AND to_regclass('items_search') IS NOT NULL"
+    )
+    if made:  # (a role without the right to create them uses them)
+        return True
     try:
         async with con.transaction():
             await con.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")

@@ -319,12 +319,14 @@ MIGRATIONS: tuple[str, ...] = (
     # (`kept_before`, the previous one's `after`, written by `prune`): its event's body
     # (`previous_lifecycle`, `previous_verdict`) stays what it was. NULL everywhere else. An
     # item whose last transition an older scanhub pruned is marked so (`PRUNED`): its next
-    # transition keeps the item's state. `pruned_by_count`: the log's last id when it was last
+    # transition keeps the item's state; the ends in `retired` of histories it pruned go.
+    # `pruned_by_count`: the log's last id when it was last
     # numbered by item for `max_per_item` (the next pruning numbers only the items since).
     f"""
     ALTER TABLE transitions ADD COLUMN kept_before TEXT;;
     UPDATE items SET last_transition = {PRUNED} WHERE last_transition IS NOT NULL
     AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = items.last_transition);;
+    DELETE FROM retired WHERE NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = retired.last);;
     CREATE TABLE pruned_by_count (per_item INTEGER NOT NULL, numbered INTEGER NOT NULL)
     """,
 )
