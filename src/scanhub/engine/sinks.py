@@ -252,6 +252,61 @@ class Stale(Exception):
     """The sink's state changed under the deliverer (a replay), or its lease was lost."""
 
 
+class SinkLeases:
+    """Which sinks this process delivers for: on a shared store, those whose lease
+    (`sink:<name>`) it holds (`held[name]` is set), taken and renewed by `hold`; every sink
+    otherwise."""
+
+    def __init__(
+        self,
+        store: Store,
+        names: Sequence[str],
+        wake: dict[str, asyncio.Event],
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.held = {name: asyncio.Event() for name in names}
+        self._wake = wake  # a sink's deliverer, woken when its lease goes
+        self._leases = Leases(ttl, clock)  # when the leases end
+        if not store.shared:
+            for event in self.held.values():
+                event.set()
+
+    async def hold(self) -> None:
+        """Take and renew the sinks' leases three times a lease period; deliver for exactly the
+        sinks held. While the store is away, keep what was held until its lease would have
+        expired."""
+        names = {f"sink:{name}": name for name in self.held}
+        try:
+            await self._renew(names)
+        finally:
+            # Stopped (a polling block ended): what was held is held no longer here. The
+            # next block's deliverers wait for its first renewal instead of delivering on a
+            # lease that may have ended meanwhile, taken by another replica.
+            for event in self.held.values():
+                event.clear()
+
+    async def _renew(self, names: dict[str, str]) -> None:
+        while True:
+            holding = {n for n, e in self.held.items() if e.is_set()}
+            try:
+                got = await self._leases.renew(self.store, list(names), bool(holding))
+                held = {names[n] for n in got if n in names}
+            except Exception as exc:
+                held = holding if self._leases.unexpired else set()
+                log.warning("scanhub: renewing the sinks' leases failed (%s)", exc)
+            for name, event in self.held.items():
+                if name in held and not event.is_set():
+                    log.info("scanhub: delivering for sink %s", name)
+                    event.set()
+                elif name not in held and event.is_set():
+                    log.info("scanhub: sink %s is delivered by another replica now", name)
+                    event.clear()
+                    self._wake[name].set()
+            await asyncio.sleep(self._leases.pause())
+
+
 class Deliverer:
     """Every configured sink's deliveries (see the module docstring). The engine runs `run(name)`
     for each sink, supervised, while it polls, and `hold_leases` on a shared store."""
@@ -277,10 +332,10 @@ class Deliverer:
         self.lease_ttl = lease_ttl
         self._now = now
         self._rng = rng or random.Random()
-        self._held = {name: asyncio.Event() for name in self.sinks}
         self._running = dict.fromkeys(self.sinks, 0)  # the sink's `run` tasks
         self._wake = {name: asyncio.Event() for name in self.sinks}
-        self._leases = Leases(lease_ttl, clock)  # when the sinks' leases end
+        self._leases = SinkLeases(store, self.names, self._wake, lease_ttl, clock)
+        self._held = self._leases.held
         self._log_id: str | None = None  # the store's (`event_id`), read at the first delivery
         #: Called with (sink, outcome) for every attempt's outcome and every dead letter.
         self.observers: list[Callable[[str, str], None]] = []
@@ -288,9 +343,6 @@ class Deliverer:
         self.delivered = dict.fromkeys(self.sinks, 0)
         #: Per sink: the newest state this process wrote or read.
         self.states: dict[str, SinkState] = {}
-        if not store.shared:
-            for event in self._held.values():
-                event.set()
 
     @property
     def names(self) -> list[str]:
@@ -334,37 +386,8 @@ class Deliverer:
     # --- leases (a shared store) ------------------------------------------------------------
 
     async def hold_leases(self) -> None:
-        """Take and renew the sinks' leases three times a lease period; deliver for exactly the
-        sinks held. While the store is away, keep what was held until its lease would have
-        expired."""
-        names = {f"sink:{name}": name for name in self.sinks}
-        try:
-            await self._renew_leases(names)
-        finally:
-            # Stopped (a polling block ended): what was held is held no longer here. The
-            # next block's deliverers wait for its first renewal instead of delivering on a
-            # lease that may have ended meanwhile, taken by another replica.
-            for event in self._held.values():
-                event.clear()
-
-    async def _renew_leases(self, names: dict[str, str]) -> None:
-        while True:
-            holding = {n for n, e in self._held.items() if e.is_set()}
-            try:
-                got = await self._leases.renew(self.store, list(names), bool(holding))
-                held = {names[n] for n in got if n in names}
-            except Exception as exc:
-                held = holding if self._leases.unexpired else set()
-                log.warning("scanhub: renewing the sinks' leases failed (%s)", exc)
-            for name, event in self._held.items():
-                if name in held and not event.is_set():
-                    log.info("scanhub: delivering for sink %s", name)
-                    event.set()
-                elif name not in held and event.is_set():
-                    log.info("scanhub: sink %s is delivered by another replica now", name)
-                    event.clear()
-                    self._wake[name].set()
-            await asyncio.sleep(self._leases.pause())
+        """Take and renew the sinks' leases for good (`SinkLeases.hold`)."""
+        await self._leases.hold()
 
     # --- one sink -------------------------------------------------------------------------
 
@@ -572,6 +595,7 @@ __all__ = [
     "Deliverer",
     "GuardedResolver",
     "RefusedTarget",
+    "SinkLeases",
     "SinkReport",
     "attempt",
     "send_test",
