@@ -295,3 +295,53 @@ async def test_a_watcher_killed_with_sigkill_loses_nothing_committed(tmp_path: P
         assert last.get(key) != state, f"{key} recorded {state} twice"
         last[key] = state
     assert all(lc == "succeeded" for lc, _ in last.values()) and len(last) == 12
+
+
+async def test_a_sqlite_file_that_is_not_a_state_file_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """Another application's SQLite database given as --state (a typo, a wrong path) is
+    refused before anything is written to it: migrating it would add scanhub's tables to it,
+    or take its own `user_version` for a scanhub schema version and bump it. A state file with
+    a table gone is named damaged, in one line, not a traceback (and exit 1, an item failed)
+    in the middle of the command."""
+    foreign = tmp_path / "places.sqlite"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+    con.commit()
+    con.close()
+    versioned = tmp_path / "app.db"
+    con = sqlite3.connect(versioned)
+    con.execute("CREATE TABLE stuff (id INTEGER PRIMARY KEY)")
+    con.execute("PRAGMA user_version = 4")
+    con.commit()
+    con.close()
+    damaged = tmp_path / "damaged.db"
+    con = sqlite3.connect(damaged)
+    from scanhub.store.sqlite import migrate
+
+    migrate(con)
+    con.execute("DROP TABLE transitions")
+    con.commit()
+    con.close()
+
+    def schema(path: Path) -> tuple[list[Any], int]:
+        c = sqlite3.connect(path)
+        try:
+            names = c.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+            return names, c.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            c.close()
+
+    before = {p: schema(p) for p in (foreign, versioned)}
+    for path, words in (
+        (foreign, "not a scanhub state file (a SQLite database of something else"),
+        (versioned, "not a scanhub state file (a SQLite database with schema version 4"),
+        (damaged, "a damaged scanhub state file: table transitions missing"),
+    ):
+        for command in (("history", "--state", str(path)), ("stats", "--state", str(path))):
+            code, out, err = await scanhub(*command)
+            assert code == 2, (command, out, err)
+            assert err == f"scanhub: {path}: {err.split(': ', 2)[2]}", err
+            assert words in err and "Traceback" not in err, err
+    assert {p: schema(p) for p in (foreign, versioned)} == before

@@ -1855,16 +1855,71 @@ def migrate(db: sqlite3.Connection) -> int:
             f"({SCHEMA_VERSION}); upgrade scanhub",
             operation="open store",
         )
+    _check_ours(db, found)
+    _apply_migrations(db)
+    missing = sorted(_schema_tables() - _tables(db))
+    if missing:
+        # A table gone from a file of this version: every read of it would fail later, with
+        # the driver's traceback, in the middle of a command.
+        raise ConfigError(
+            f"a damaged scanhub state file: table {', '.join(missing)} missing"
+            f" (schema version {SCHEMA_VERSION})",
+            operation="open store",
+        )
+    return found
+
+
+def _apply_migrations(db: sqlite3.Connection) -> None:
     db.create_function("scanhub_search", 4, _stored_search, deterministic=True)
     while True:
         with _tx(db):
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             if version >= SCHEMA_VERSION:
-                return found
+                return
             for statement in MIGRATIONS[version].split(";;"):
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {version + 1}")
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    rows = db.execute(
+        "SELECT name FROM sqlite_master"
+        " WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    ).fetchall()
+    return {str(name) for (name,) in rows}
+
+
+@functools.cache
+def _schema_tables() -> frozenset[str]:
+    """The tables of a state file of `SCHEMA_VERSION`, as the migrations make them."""
+    db = sqlite3.connect(":memory:")
+    try:
+        _apply_migrations(db)
+        return frozenset(_tables(db))
+    finally:
+        db.close()
+
+
+def _check_ours(db: sqlite3.Connection, found: int) -> None:
+    """Refuse, before writing anything, a SQLite file that is not a scanhub state file: one
+    with no schema version whose tables are another application's (migrating would add
+    scanhub's tables to it), or one whose schema version is not scanhub's (it has neither
+    `items` nor `transitions`: another application's own `user_version`)."""
+    tables = _tables(db)
+    if found == 0 and tables:
+        raise ConfigError(
+            "not a scanhub state file (a SQLite database of something else: it holds the"
+            f" tables {', '.join(repr(t) for t in sorted(tables)[:5])}"
+            f"{', ...' if len(tables) > 5 else ''})",
+            operation="open store",
+        )
+    if found > 0 and not tables & {"items", "transitions"}:
+        raise ConfigError(
+            f"not a scanhub state file (a SQLite database with schema version {found} but"
+            " without scanhub's tables)",
+            operation="open store",
+        )
 
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "connect", "migrate"]
