@@ -495,6 +495,49 @@ async def test_a_track_that_cannot_be_resolved_for_a_reason_of_its_own_exits_2(
     ), out
 
 
+async def test_a_report_task_that_is_not_one_is_the_tracks_to_mend_and_never_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report_task path that names no scanner's report-task.txt (text without a task id, a
+    file far larger than a scanner writes, a FIFO, a device) is a track to mend, exit 2,
+    naming the path; it is never read to its end (`/dev/zero` was read until the process was
+    killed for its memory, a FIFO blocked the command for good, and a big file or a text
+    without a task id was a vendor's PayloadError, exit 5)."""
+    import os
+
+    monkeypatch.setenv("SQ_TOKEN", "squ_x")
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text(
+        '[[source]]\nvendor = "sonarqube"\nbase_url = "http://127.0.0.1:1"\ntoken_env = "SQ_TOKEN"\n'
+    )
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"ceTaskId=AX1\nprojectKey=p\n" + b"#" * (2 << 20))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, words in (
+        (
+            notes,
+            f"{str(notes)!r} is not a scanner's report-task.txt: report-task.txt has no ceTaskId",
+        ),
+        (big, f"cannot read {str(big)!r}: larger than 1048576 bytes"),
+        (fifo, f"cannot read {str(fifo)!r}: not a regular file"),
+    ):
+        code, out = await asyncio.wait_for(
+            run_cli(
+                "status", "-c", str(cfg), "--format", "table", "--track",
+                f'source = "sonarqube", report_task = "{path}"',
+            ),
+            30,
+        )  # fmt: skip
+        assert code == 2, out
+        assert (
+            f"sonarqube: ConfigError: sonarqube/sonarqube read report-task.txt: report_task: {words}"
+            in out
+        ), out
+
+
 async def test_serve_refuses_a_config_with_demo_and_a_token_variable_that_cannot_be_one(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

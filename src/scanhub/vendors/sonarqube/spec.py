@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -16,6 +18,7 @@ from scanhub.vendors import (
     Id,
     Lifecycle,
     NotProvided,
+    PayloadError,
     Scan,
     SourceConfig,
     Text,
@@ -176,24 +179,51 @@ class SonarQubeSpec(VendorSpec):
         )
 
 
+#: The most of a report-task.txt read: a scanner writes a few hundred bytes.
+MAX_REPORT_TASK = 1 << 20
+
+
 async def read_report_task(path: str, *, source: str = sq.VENDOR) -> sq.ReportTask:
-    """Read and parse a scanner's report-task.txt; a file that cannot be read is a
-    `ConfigError` naming it."""
-    try:
-        data = await asyncio.to_thread(_read, path)
-    except OSError as exc:
-        raise ConfigError(
-            f"report_task: cannot read {path!r}: {exc.strerror or exc} (the scanner "
-            "writes it after uploading its report, e.g. .scannerwork/report-task.txt)",
+    """Read and parse a scanner's report-task.txt; a file that cannot be read, or is not one
+    (not a regular file, larger than `MAX_REPORT_TASK`, no task id in it), is a `ConfigError`
+    naming it: the track's to mend."""
+
+    def refused(why: str) -> ConfigError:
+        return ConfigError(
+            f"report_task: {why} (the scanner writes it after uploading its report,"
+            " e.g. .scannerwork/report-task.txt)",
             vendor=sq.VENDOR,
             source=source,
             operation="read report-task.txt",
-        ) from exc
-    return sq.parse_report_task(data, source=source)
+        )
+
+    try:
+        data = await asyncio.to_thread(_read, path)
+    except OSError as exc:
+        raise refused(f"cannot read {path!r}: {exc.strerror or exc}") from None
+    except _NotAReportTask as exc:
+        raise refused(f"cannot read {path!r}: {exc}") from None
+    try:
+        return sq.parse_report_task(data, source=source)
+    except PayloadError as exc:
+        raise refused(f"{path!r} is not a scanner's report-task.txt: {exc.message}") from None
+
+
+class _NotAReportTask(Exception):
+    pass
 
 
 def _read(path: str) -> bytes:
-    return Path(path).expanduser().read_bytes()
+    # Not blocking on a FIFO, not reading a device or a huge file to the end: the read is on a
+    # thread that nothing can cancel.
+    fd = os.open(Path(path).expanduser(), os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotAReportTask("not a regular file")
+        data = f.read(MAX_REPORT_TASK + 1)
+    if len(data) > MAX_REPORT_TASK:
+        raise _NotAReportTask(f"larger than {MAX_REPORT_TASK} bytes")
+    return data
 
 
 SPEC = SonarQubeSpec()
