@@ -538,6 +538,40 @@ async def test_a_report_task_that_is_not_one_is_the_tracks_to_mend_and_never_rea
         ), out
 
 
+async def test_a_track_that_found_nothing_is_not_forgotten_when_another_query_of_its_source_answers(
+    tmp_path: Path,
+) -> None:
+    """A scan id mistyped in one track, and a discovery track on the same source that answers:
+    the failed lookup stays an error of the source, and the gate does not pass. (A discovery
+    that answered cleared the source's error, whatever had failed: `watch` and `status`
+    exited 0, the mistyped track's scan never looked at, nothing said.)"""
+    async with sims() as s:
+        s["appsecplus"].add_application("app-1")
+        (scan_id,) = s["appsecplus"].seed_scans("app-1", 1, duration=0)
+        cfg = write_config(
+            tmp_path,
+            s,
+            f"""
+            [[track]]
+            source = "asp"
+            scan_id = "scan-999-mistyped"
+
+            [[track]]
+            source = "asp"
+            scan_id = "{scan_id}"
+
+            [[track]]
+            source = "asp"
+            application_id = "app-1"
+            status = "running"
+            """,
+        )
+        for command, fmt in (("watch", "plain"), ("status", "table")):
+            code, out = await run_cli(command, "-c", str(cfg), "--format", fmt)
+            assert code == 5, (command, out)
+            assert "! asp: NotFoundError: appsecplus/asp get scan: Scan not found." in out, out
+
+
 async def test_serve_refuses_a_config_with_demo_and_a_token_variable_that_cannot_be_one(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

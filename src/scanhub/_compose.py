@@ -193,7 +193,7 @@ async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = 
         try:
             items, query = await lookup()
         except ScanhubError as exc:
-            hub.discovery.note_error(t.source, exc)
+            hub.discovery.note_error(t.source, exc, lookup)
             if exc.retryable:
                 hub.discovery.lookups.append((t.source, lookup))
             continue

@@ -3,7 +3,9 @@
 A discovery query (every AppSec+ scan of an application, every AppTrust promotion of a
 version, a SonarQube project's recent tasks) is the vendor client's `discover`; each item it
 finds is tracked. Queries remembered as rules are run again (`rediscover`) by long-running
-watchers, so new items appear by themselves. A failure is kept per source (`errors`).
+watchers, so new items appear by themselves. A failure is kept per source (`errors`), until
+what failed (that lookup, that rule) answers: another query of the same source answering
+does not clear it.
 """
 
 from __future__ import annotations
@@ -52,16 +54,39 @@ class Discovery:
         self._polls, self._now = polls, now
         #: Rules (source, query) that `rediscover` runs again.
         self.rules: list[tuple[str, dict[str, str]]] = []
-        #: Source name -> the last failed discovery (or lookup) on it.
+        #: Source name -> a failed discovery (or lookup) on it that has not answered since
+        #: (a track to mend first: `ConfigError`; else the latest).
         self.errors: dict[str, ItemError] = {}
+        #: Source name -> what failed on it (a lookup, a rule's query) -> why, in order.
+        self._failing: dict[str, dict[object, ItemError]] = {}
         #: Tracks whose lookup failed for a reason that may pass (the vendor away, a 5xx):
         #: (source, lookup), run again by `rediscover` until one answers. A lookup gives the
         #: items to track and, for a discovery track, its query (made a rule then).
         self.lookups: list[tuple[str, Lookup]] = []
 
-    def note_error(self, source: str, exc: BaseException) -> None:
-        """Say that something about a source failed (a discovery, a lookup for a track)."""
-        self.errors[source] = ItemError.of(exc, self._now())
+    def note_error(self, source: str, exc: BaseException, what: object = None) -> None:
+        """Say that something about a source failed (a discovery, a lookup for a track): `what`
+        (a lookup, a query) until `answered(source, what)` says it answered."""
+        failing = self._failing.setdefault(source, {})
+        failing.pop(what, None)  # the latest last
+        failing[what] = ItemError.of(exc, self._now())
+        self._show(source)
+
+    def answered(self, source: str, what: object = None) -> None:
+        """Say that `what` (noted by `note_error`) answered; the source's other failures stay."""
+        failing = self._failing.get(source, {})
+        failing.pop(what, None)
+        if not failing:
+            self._failing.pop(source, None)
+        self._show(source)
+
+    def _show(self, source: str) -> None:
+        failing = list(self._failing.get(source, {}).values())
+        if not failing:
+            self.errors.pop(source, None)
+            return
+        mend = [e for e in failing if e.type == "ConfigError"]
+        self.errors[source] = (mend or failing)[-1]
 
     async def discover(self, source: str, **query: str | None) -> list[Item]:
         """Run a query on a source (its vendor says what the query means, e.g. every AppSec+
@@ -72,14 +97,15 @@ class Discovery:
         args = {k: v for k, v in query.items() if v is not None}
         _check_query(client, args)
         found: list[Item] = []
+        what = ("discover", tuple(sorted(args.items())))
         try:
             async for item in client.discover(**args):
                 self._track(item, f"discovery:{source}")
                 found.append(item)
         except ScanhubError as exc:
-            self.note_error(source, exc)
+            self.note_error(source, exc, what)
         else:
-            self.errors.pop(source, None)
+            self.answered(source, what)
         await self._flush()
         return found
 
@@ -102,12 +128,12 @@ class Discovery:
             try:
                 items, query = await lookup()
             except ScanhubError as exc:
-                self.note_error(source, exc)
+                self.note_error(source, exc, lookup)
                 if not exc.retryable:  # it will not pass by itself (a track to mend)
                     self.lookups.remove(entry)
                 continue
             self.lookups.remove(entry)
-            self.errors.pop(source, None)
+            self.answered(source, lookup)
             for item in items:
                 self._track(item, "config")
                 found.append(item)
