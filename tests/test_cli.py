@@ -572,6 +572,37 @@ async def test_a_track_that_found_nothing_is_not_forgotten_when_another_query_of
             assert "! asp: NotFoundError: appsecplus/asp get scan: Scan not found." in out, out
 
 
+async def test_watch_tries_a_track_whose_vendor_was_away_again_until_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """README: a network error or a 5xx is not for good, watched until the deadline. A track
+    whose lookup (an AppSec+ scan by its id, a discovery) met the vendor away is tried again
+    with backoff: the vendor back a few seconds later, the gate passes (it ended with 5 at
+    once, the deadline far)."""
+    async with sims() as s:
+        s["appsecplus"].add_application("app-1")
+        (scan_id,) = s["appsecplus"].seed_scans("app-1", 1, duration=0)
+        cfg = write_config(
+            tmp_path,
+            s,
+            f"""
+            [[track]]
+            source = "asp"
+            scan_id = "{scan_id}"
+            """,
+        )
+        s["appsecplus"].faults = Faults(error_rate=1.0)
+        running = asyncio.ensure_future(
+            run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "60")
+        )
+        await asyncio.sleep(2.0)
+        assert not running.done(), running.result()
+        s["appsecplus"].faults = Faults()
+        code, out = await asyncio.wait_for(running, 50)
+        assert code == 0, out
+        assert f"app-1/{scan_id} new → succeeded" in out, out
+
+
 async def test_serve_refuses_a_config_with_demo_and_a_token_variable_that_cannot_be_one(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -569,13 +569,16 @@ async def _watch(
     if fmt == "live" and not r.have_rich():
         fmt = "plain"
     store = await open_state(config, state, "memory")
+    limit = limit if limit is not None else config.timeout
+    end = None if limit is None else time.monotonic() + limit
     async with build_hub(config, store) as hub:
         await apply_tracks(hub, config)
         with _View(fmt, out) as view:
             view.log = await store.sinks.log_id()
+            await _retry_lookups(hub, end)
             async for change in hub.watch(
                 interval=interval if interval is not None else config.interval,
-                deadline=limit if limit is not None else config.timeout,
+                deadline=None if end is None else max(0.0, end - time.monotonic()),
             ):
                 view.change(change, hub)
         items, errors = await hub.current(), hub.errors()
@@ -599,6 +602,24 @@ async def _watch(
         )
         return r.EXIT_CONFIG
     return r.outcome(items, {**errors, **source_errors}, expect_terminal=True)
+
+
+async def _retry_lookups(hub: ScanHub, end: float | None) -> None:
+    """Run again, with backoff until the deadline (None: none), the tracks' lookups and
+    discoveries that failed for a reason that may pass (the vendor away for a moment, a 5xx),
+    as an item's poll is: what they find is watched with the rest. (A gate that gave up on
+    them at once ended with 5 in seconds, the vendor back a moment later.)"""
+    delay = 1.0
+
+    def pending() -> bool:
+        return bool(hub.discovery.lookups) or any(
+            e.retryable for e in hub.discovery.errors.values()
+        )
+
+    while pending() and (end is None or time.monotonic() + delay < end):
+        await asyncio.sleep(delay)
+        await hub.discovery.rediscover()
+        delay = min(delay * 2, 30.0)
 
 
 def _demo(fmt: str, out: TextIO, speed: float) -> int:
