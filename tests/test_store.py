@@ -126,6 +126,16 @@ async def test_a_placeholder_is_tracked_but_not_history(store: Store) -> None:
     assert t.change.before is None  # the first real state has no before
 
 
+async def test_a_limit_past_what_the_database_counts_is_no_limit(store: Store) -> None:
+    """`scanhub history --limit 99999999999999999999`: every transition, as `since` past the
+    database's integers is clamped (SQLite raised OverflowError: a traceback, exit 1)."""
+    await store.commit([seen(scan("a", Lifecycle.QUEUED), 0, "track"), seen(scan("b"), 0, "track")])
+    for key in (None, scan("a").key):
+        got = await store.transitions(key=key, limit=10**20)
+        assert got == await store.transitions(key=key)
+        assert got and await store.transitions(since=10**20, key=key, limit=10**20) == []
+
+
 async def test_transitions_get_increasing_ids_and_update_current_state(store: Store) -> None:
     a0, a1, a2 = scan("a", Lifecycle.QUEUED), scan("a"), scan("a", Lifecycle.SUCCEEDED)
     b0 = scan("b")

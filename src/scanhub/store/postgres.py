@@ -751,7 +751,7 @@ class PostgresStore(Store):
             sql = _HISTORY
             args.append(key)
         if limit is not None:
-            args.append(limit)
+            args.append(min(limit, 2**63 - 1))
             sql += f" LIMIT ${len(args)}"
         async with self._acquire() as con:
             rows = await con.fetch(sql, *args)

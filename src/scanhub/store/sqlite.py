@@ -754,7 +754,7 @@ class SQLiteStore(Store):
             sql = _HISTORY
             args.append(key)
         if limit is not None:
-            args.append(limit)
+            args.append(min(limit, 2**63 - 1))
             sql += f" LIMIT ?{len(args)}"
 
         def read(db: sqlite3.Connection) -> list[Any]:
