@@ -638,3 +638,29 @@ async def test_an_item_tracked_then_untracked_at_once_is_not_polled() -> None:
         async with asyncio.timeout(5):
             while getattr(client, "polls", 0) < polled + 2:
                 await asyncio.sleep(0.02)
+
+
+async def test_an_item_tracked_is_taken_on_once_flush_returns_whenever_its_commit_came() -> None:
+    """`flush()` returns with every item tracked so far committed and taken on (polled by a
+    snapshot, a watch). A commit that finished just before `flush` was called, in the step
+    before it, left its item's taking-on queued behind the caller: `flush` found nothing to
+    wait for, and a snapshot right after it did not poll the item (`scanhub status` showed it
+    `unknown`, never read; `watch` never polled it)."""
+    asp = AppSecPlus("https://asp.example", "t0ken-abcdef", wire=_never_called())
+    for steps in range(12):
+        async with ScanHub([asp]) as hub:
+            placeholder = Scan(Vendor.APPSECPLUS, "appsecplus", "s1", "a1", Lifecycle.UNKNOWN, "")
+            key = hub.track(placeholder)
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            await hub.flush()
+            assert key in {a.item.key for a in hub.loop.working}, steps
+
+
+def _never_called() -> Any:
+    from scanhub import MockTransport
+
+    def handler(request: Any) -> Any:
+        raise AssertionError("nothing is sent")
+
+    return MockTransport(handler)

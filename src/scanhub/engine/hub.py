@@ -278,10 +278,14 @@ class ScanHub:
         gone.add_done_callback(lambda _: self.loop.drop(key))
 
     async def flush(self) -> None:
-        """Wait until everything tracked, untracked or observed so far is committed (nothing
-        to wait for before `open` or after `close`)."""
+        """Wait until everything tracked, untracked or observed so far is committed, and each
+        item tracked is taken on (nothing to wait for before `open` or after `close`)."""
         if self._opened:
             await self.recorder.flush()
+            # A commit that ended in the step before this call has its taking-on (`track`'s
+            # done-callback) queued behind the caller, and the recorder had nothing left to
+            # wait for: one step lets it run (a snapshot right after would not poll the item).
+            await asyncio.sleep(0)
 
     async def get(self, key: str) -> StoredItem | None:
         """One tracked item as the store has it (with its vendor payload), or None."""
