@@ -359,3 +359,34 @@ def test_env_problem_takes_white_space_around_a_value_and_refuses_control_charac
     # between two is not inside either.
     assert env_problem("W", {"W": "whsec_a\nwhsec_b\n"}, several=True) is None
     assert env_problem("W", {"W": "whsec_a\x00 whsec_b"}, several=True) is not None
+
+
+def test_a_key_or_a_path_is_shown_as_text_never_as_a_terminal_control(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown key is the file's own text: one with a line break made a second
+    `scanhub: ...` line of the message's choosing, one with an escape (a window title, a
+    colour, a C1 CSI, a bidirectional override) reached the terminal. It is named quoted and
+    escaped, as TOML writes it; a path given on the command line is shown escaped too."""
+    from scanhub.cli import main
+
+    cfg = tmp_path / "scanhub.toml"
+    cfg.write_text(
+        '"a\\nscanhub: ok (forged)" = 1\n"t\\u001b]0;PWNED\\u0007" = 2\n'
+        '[[source]]\nvendor = "iq"\nbase_url = "https://iq.example.com"\nusername = "u"\n'
+        'password_env = "P"\n"b\\u202egnp\\u009b31m" = 3\n'
+    )
+    assert main(["config", "check", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f'scanhub: {cfg}: "a\\nscanhub: ok (forged)": unknown key (expected one of interval,'
+        " max_interval, state, stuck_after, timeout)",
+        f'scanhub: {cfg}: "t\\u001b]0;PWNED\\u0007": unknown key (expected one of interval,'
+        " max_interval, state, stuck_after, timeout)",
+        f'scanhub: {cfg}: source[0]."b\\u202egnp\\u009b31m": unknown key (expected one of'
+        " base_url, connect_timeout, csrf_token, max_body, name, password_env, rate_limit,"
+        " stuck_after, stuck_after_by_kind, timeout, username, username_env, vendor,"
+        " verify_tls, webhook_secret_env)",
+    ]
+    assert main(["config", "check", "-c", str(tmp_path / "x\x1b[2J.toml")]) == 2
+    assert "x\\x1b[2J.toml: file not found" in capsys.readouterr().err

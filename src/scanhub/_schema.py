@@ -13,6 +13,7 @@ string "2", and `nan` or a negative number is not a duration.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import types
@@ -404,6 +405,16 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def _key(name: str) -> str:
+    """A key of the file as its message names it: bare as TOML writes it when it can be, else
+    quoted with every character past ASCII printable escaped (a key is the file's text: a
+    line break or a terminal's escape in it must not start a line of its own or reach the
+    terminal)."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        return name
+    return json.dumps(name, ensure_ascii=True)
+
+
 def _walk(exc: BaseException, path: str, cls: Any) -> Iterator[tuple[str, str]]:
     if isinstance(exc, IterableValidationError):
         items, rest = exc.group_exceptions()
@@ -419,7 +430,7 @@ def _walk(exc: BaseException, path: str, cls: Any) -> Iterator[tuple[str, str]]:
             if isinstance(sub, ForbiddenExtraKeysError):
                 allowed = ", ".join(sorted(f.name for f in attrs.fields(exc.cl)))
                 for key in sorted(sub.extra_fields):
-                    yield _join(path, key), f"unknown key (expected one of {allowed})"
+                    yield _join(path, _key(key)), f"unknown key (expected one of {allowed})"
             else:
                 yield path, _describe(sub, exc.cl)
     else:

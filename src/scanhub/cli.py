@@ -304,7 +304,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return asyncio.run(_sim(args, out))
     except ConfigError as exc:
         for line in exc.message.splitlines():
-            print(f"scanhub: {line}", file=sys.stderr)
+            # A path, a key or a value from the file or the command line, shown as text.
+            print(f"scanhub: {r.shown(line)}", file=sys.stderr)
         return r.EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
