@@ -295,6 +295,29 @@ async def test_sim_command_writes_a_working_config(
     assert {t.source for t in config.tracks} == set(simulated)  # each seeded something
 
 
+async def test_sim_that_cannot_start_or_write_is_a_usage_error_that_keeps_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scanhub sim` whose --write-config cannot be written, or whose simulators cannot
+    listen (an address not this machine's, ports past 65535), ends with exit 2 and one line,
+    not a traceback (exit 1); a file --write-config names is left as it was, not emptied, and
+    none is left behind."""
+    mine = tmp_path / "scanhub.toml"
+    mine.write_text("# my own\n")
+    fresh = tmp_path / "fresh.toml"
+    for argv, said in (
+        (["--write-config", str(tmp_path)], f"scanhub: sim: --write-config {tmp_path}: cannot write: Is a directory"),
+        (["--write-config", str(tmp_path / "no" / "x.toml")], "cannot write: No such file or directory"),
+        (["--write-config", str(mine), "--port", "65535"], "scanhub: sim: cannot listen on 127.0.0.1:65535: the simulators listen on consecutive ports"),
+        (["--write-config", str(fresh), "--port", "65535"], "scanhub: sim: cannot listen on 127.0.0.1:65535"),
+    ):  # fmt: skip
+        code, _ = await run_cli("sim", "--duration", "0.1", *argv)
+        err = capsys.readouterr().err
+        assert code == 2, (argv, err)
+        assert said in err and len(err.splitlines()) == 1, (argv, err)
+    assert mine.read_text() == "# my own\n" and not fresh.exists()
+
+
 # --- configuration errors -------------------------------------------------------------------
 
 

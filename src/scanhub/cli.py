@@ -17,7 +17,6 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from . import _render as r
@@ -652,39 +651,81 @@ def _demo(fmt: str, out: TextIO, speed: float) -> int:
 
 
 async def _sim(args: argparse.Namespace, out: TextIO) -> int:
+    written, created = None, False
+    if args.write_config:
+        # Opened before anything starts (a path that cannot be written is a usage error), and
+        # not emptied until the text is there (a simulator that cannot listen leaves it be).
+        created = not os.path.lexists(args.write_config)  # noqa: ASYNC240 - once, first
+        try:
+            written = open(args.write_config, "a", encoding="utf-8")  # noqa: ASYNC230, SIM115 - tiny, once
+        except OSError as exc:
+            raise ConfigError(
+                f"sim: --write-config {args.write_config}: cannot write: {exc.strerror or exc}"
+            ) from None
+    try:
+        return await _run_sims(args, out, written)
+    except BaseException:
+        if created and written is not None and not written.closed:
+            os.unlink(args.write_config)  # nothing was written to it
+        raise
+    finally:
+        if written is not None:
+            written.close()
+
+
+async def _run_sims(args: argparse.Namespace, out: TextIO, written: TextIO | None) -> int:
     from ._demo import running_sims
 
-    async with running_sims(speed=args.speed, host=args.host, port=args.port) as sims:
-        reg = registry()
-        print("scanhub simulators running (Ctrl-C to stop):", file=out)
-        for name, sim in sims.items():
-            creds = ", ".join(f"{k}={v}" for k, v in sim.credentials().items())
-            print(f"  {name:<15} {sim.base_url}   {creds}", file=out)
-        seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
-        print("seeded:", file=out)
-        for name, items in seeded.items():
-            for item in items:
-                print(f"  {name:<15} {item.description}", file=out)
-        text, env = _sim_config(sims, seeded)
-        if args.write_config:
-            Path(args.write_config).write_text(text, encoding="utf-8")  # noqa: ASYNC240 - tiny, once
-            print(
-                f"wrote {args.write_config}; set the variables below, then "
-                f"`scanhub watch -c {args.write_config}`:",
-                file=out,
-            )
-        else:
-            print("the variables README's quickstart and --write-config use:", file=out)
-        for var, value in env.items():
-            print(f"  export {var}={value}", file=out)
-        print("scanhub sim: ready", file=out)  # a fixed last line, for scripts that wait
-        out.flush()
-        try:
-            if args.duration is None:
-                await asyncio.Event().wait()  # until Ctrl-C
-            await asyncio.sleep(args.duration)
-        except asyncio.CancelledError:
-            pass
+    listening = False
+    try:
+        async with running_sims(speed=args.speed, host=args.host, port=args.port) as sims:
+            listening = True
+            return await _sims_running(args, out, sims, written)
+    except (OSError, OverflowError) as exc:
+        if listening:
+            raise
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if isinstance(exc, OverflowError):
+            why = "the simulators listen on consecutive ports from --port, one per vendor"
+        raise ConfigError(f"sim: cannot listen on {args.host}:{args.port}: {why}") from None
+
+
+async def _sims_running(
+    args: argparse.Namespace, out: TextIO, sims: dict[str, Any], written: TextIO | None
+) -> int:
+    reg = registry()
+    print("scanhub simulators running (Ctrl-C to stop):", file=out)
+    for name, sim in sims.items():
+        creds = ", ".join(f"{k}={v}" for k, v in sim.credentials().items())
+        print(f"  {name:<15} {sim.base_url}   {creds}", file=out)
+    seeded = {name: reg.get(name).load_demo().sim_seed(sim) for name, sim in sims.items()}
+    print("seeded:", file=out)
+    for name, items in seeded.items():
+        for item in items:
+            print(f"  {name:<15} {item.description}", file=out)
+    text, env = _sim_config(sims, seeded)
+    if written is not None:
+        written.seek(0)
+        written.truncate()
+        written.write(text)
+        written.close()
+        print(
+            f"wrote {args.write_config}; set the variables below, then "
+            f"`scanhub watch -c {args.write_config}`:",
+            file=out,
+        )
+    else:
+        print("the variables README's quickstart and --write-config use:", file=out)
+    for var, value in env.items():
+        print(f"  export {var}={value}", file=out)
+    print("scanhub sim: ready", file=out)  # a fixed last line, for scripts that wait
+    out.flush()
+    try:
+        if args.duration is None:
+            await asyncio.Event().wait()  # until Ctrl-C
+        await asyncio.sleep(args.duration)
+    except asyncio.CancelledError:
+        pass
     return r.EXIT_OK
 
 
