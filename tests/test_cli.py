@@ -176,6 +176,23 @@ async def test_secrets_mounted_from_files_are_read_without_their_newline(
             assert "0001" not in err and "Traceback" not in err
 
 
+async def test_a_secret_whose_bytes_are_not_utf8_is_refused_naming_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A variable holding bytes the locale cannot decode (Python keeps them as lone
+    surrogates): `config check` said ok and `status` crashed with a UnicodeEncodeError
+    traceback (exit 1). It is a ConfigError naming the variable, never its value."""
+    monkeypatch.setenv("ASP_TOKEN", "asp-token\udcff0001")  # the byte 0xff
+    async with sims() as s:
+        cfg = write_config(tmp_path, s, seed(s))
+        for command in ("config", "check"), ("status",), ("watch",):
+            code, _ = await run_cli(*command, "-c", str(cfg))
+            err = capsys.readouterr().err
+            assert code == 2, (command, err)
+            assert "environment variable ASP_TOKEN holds bytes that are not UTF-8 text" in err
+            assert "0001" not in err and "Traceback" not in err
+
+
 async def test_status_formats_and_unreachable_source_exits_5(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -81,7 +81,8 @@ class StuckByKind:
 def env_problem(var: str, env: Mapping[str, str], *, several: bool = False) -> str | None:
     """What is wrong with environment variable `var` as a setting's value, naming it, never
     its value: not set, set to nothing but white space (a CI secret that expanded to ""), or
-    holding a control character (a line break, NUL, ...) inside it; None when it holds
+    holding a control character (a line break, NUL, ...) inside it, or bytes that are not
+    UTF-8 text; None when it holds
     something. White space around a value is not a problem: values are read stripped (a
     secret mounted from a file ends with a newline). With `several` (space-separated
     values), white space between them is not inside a value either. A `var` that cannot be a
@@ -100,11 +101,17 @@ def env_problem(var: str, env: Mapping[str, str], *, several: bool = False) -> s
             f"environment variable {var} holds a control character (a line break, a tab, ...) "
             "inside its value"
         )
+    if _UNDECODED.search(value):
+        # (Bytes the locale could not decode, kept by Python as lone surrogates: no text
+        # can be sent or quoted with them.)
+        return f"environment variable {var} holds bytes that are not UTF-8 text"
     return None
 
 
 #: A control character (C0, DEL, C1): never part of a secret, and refused in an HTTP header.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: A lone surrogate: what `os.environ` makes of bytes it cannot decode.
+_UNDECODED = re.compile(r"[\ud800-\udfff]")
 
 
 @attrs.define(kw_only=True)
