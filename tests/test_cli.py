@@ -299,6 +299,27 @@ async def test_demo_runs_as_designed() -> None:
     assert iq_rows and all("webshop" in row for row in iq_rows), iq_rows
 
 
+def test_demo_in_ndjson_says_on_stderr_why_it_did_not_run_as_designed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`demo --format ndjson` that did not run as designed exited 1 saying nothing at all:
+    the mismatches go to stderr, stdout staying JSON lines."""
+    from scanhub import Snapshot
+    from scanhub._demo import DemoResult
+
+    def run(on_change: Any, **kw: Any) -> DemoResult:
+        snap = Snapshot(items=(), errors={}, observed_at=datetime.now(UTC))
+        return DemoResult(snap, {}, ["iq-cloud promotion: expected succeeded, got failed"])
+
+    monkeypatch.setattr("scanhub._demo.run", run)
+    out = io.StringIO()
+    assert main(["demo", "--format", "ndjson"], out) == 1
+    assert out.getvalue() == ""
+    assert capsys.readouterr().err == (
+        "! demo did NOT run as designed:\n  iq-cloud promotion: expected succeeded, got failed\n"
+    )
+
+
 async def test_sim_command_writes_a_working_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -647,6 +647,9 @@ def _demo(fmt: str, out: TextIO, speed: float) -> int:
             )
         else:
             print("demo did NOT run as designed:", *result.mismatches, sep="\n  ", file=out)
+    elif not result.ok:
+        # stdout is a stream of JSON lines: why the exit code is 1 goes to stderr.
+        print("! demo did NOT run as designed:", *result.mismatches, sep="\n  ", file=sys.stderr)
     return r.EXIT_OK if result.ok else r.EXIT_FAILED
 
 
