@@ -664,6 +664,49 @@ async def test_watch_tries_a_track_whose_vendor_was_away_again_until_its_deadlin
         assert f"app-1/{scan_id} new → succeeded" in out, out
 
 
+async def test_watch_timeout_bounds_the_tracks_lookups_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`watch --timeout` is the command's deadline: a vendor that holds a track's lookup (an
+    AppSec+ scan by its id, a discovery) does not hold the gate past it. The lookups ran before
+    the deadline counted, each for as long as the source's timeouts and retries allowed
+    (minutes with defaults, per track, one after the other). Cut by the deadline, a lookup is
+    a track unfinished at the deadline: exit 4, saying which."""
+    from aiohttp import web
+
+    async def hold(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(60)
+        return web.json_response([])
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", hold)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    monkeypatch.setenv("ASP_TOKEN", "t")
+    cfg = tmp_path / "held.toml"
+    cfg.write_text(
+        f'[[source]]\nname = "asp"\nvendor = "appsecplus"\nbase_url = "http://127.0.0.1:{port}"\n'
+        'token_env = "ASP_TOKEN"\ntimeout = 8\n'
+        '[[track]]\nsource = "asp"\nscan_id = "scan-001"\n'
+        '[[track]]\nsource = "asp"\napplication_id = "app-1"\n'
+    )
+    try:
+        started = asyncio.get_running_loop().time()
+        code, out = await run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "1")
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        await runner.cleanup()
+    assert code == 4, out
+    assert took < 5, took
+    assert (
+        "! asp: WaitTimeoutError: appsecplus/asp resolve track: the deadline passed before the"
+        " vendor answered this track's discovery" in out
+    ), out
+
+
 async def test_serve_refuses_a_config_with_demo_and_a_token_variable_that_cannot_be_one(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

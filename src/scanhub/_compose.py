@@ -13,6 +13,7 @@ file ends in one clear line, not a traceback with sessions left open.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import socket
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from ._clients import Client
 from ._config import Config
 from ._defaults import STATE_FILE
-from ._errors import ConfigError, ScanhubError
+from ._errors import ConfigError, ScanhubError, WaitTimeoutError
 from ._model import Item
 from ._registry import Registry, registry
 from ._secrets import Secret
@@ -178,29 +179,55 @@ def build_hub(
     return ScanHub(build_clients(config, env, vendors), store=store or MemoryStore(), **kw)
 
 
-async def apply_tracks(hub: ScanHub, config: Config, vendors: Registry | None = None) -> None:
+async def apply_tracks(
+    hub: ScanHub,
+    config: Config,
+    vendors: Registry | None = None,
+    *,
+    deadline: float | None = None,
+) -> None:
     """Put what the file says to track into `hub`. Single items start as placeholders in state
     `unknown` (the first poll fills them in), or as the vendor's answer where the track lacks
     part of the item's key (an AppSec+ scan by its id alone, a SonarQube task by its id);
     discovery queries (AppSec+ by application, AppTrust by version) become rules of the hub and
     are run now. A failing lookup is recorded in `hub.discovery.errors`; one that may pass (the
     vendor away) is run again with the rules (`hub.discovery.lookups`, every minute in
-    `scanhub serve`). Returns once everything is committed."""
+    `scanhub serve`). Returns once everything is committed. With `deadline` (seconds), a
+    lookup or discovery still waiting on its vendor then is cut: a `WaitTimeoutError` of its
+    source, its lookup kept to run again."""
     reg = vendors or registry()
+    loop = asyncio.get_running_loop()
+    when = None if deadline is None else loop.time() + deadline
     for t in config.tracks:
         client = hub.sources.client(t.source)
         lookup = functools.partial(_resolve, reg.for_client(client), client, t)
+        query = None
         try:
-            items, query = await lookup()
+            async with asyncio.timeout_at(when) as cut:
+                items, query = await lookup()
+                for item in items:
+                    hub.track(item, how="config")
+                if query is not None:
+                    await hub.discovery.add_rule(t.source, query)
         except ScanhubError as exc:
             hub.discovery.note_error(t.source, exc, lookup)
             if exc.retryable:
                 hub.discovery.lookups.append((t.source, lookup))
-            continue
-        for item in items:
-            hub.track(item, how="config")
-        if query is not None:
-            await hub.discovery.add_rule(t.source, query)
+        except TimeoutError:
+            if not cut.expired():
+                raise
+            late = WaitTimeoutError(
+                f"the deadline passed before the vendor answered this track's "
+                f"{'discovery' if query is not None else 'lookup'}",
+                vendor=client.vendor,
+                source=client.name,
+                operation="resolve track",
+            )
+            if query is None:
+                hub.discovery.note_error(t.source, late, lookup)
+                hub.discovery.lookups.append((t.source, lookup))
+            else:  # the rule is kept (add_rule remembers it first): run again with the rules
+                hub.discovery.note_rule_error(t.source, query, late)
     await hub.flush()
 
 

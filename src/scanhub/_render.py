@@ -43,8 +43,8 @@ def outcome(
     """The exit code for a final set of items: failed/cancelled (1) before a track the user
     must mend (2: a `ConfigError`, such as a report-task.txt that is not there or a track
     naming the wrong application) before a blocking verdict (3) before unfinished at the
-    deadline (4) before unreadable (5: errors, or an item the vendor forgot before it
-    finished, `expired`); else 0."""
+    deadline (4, also a track whose lookup the deadline cut) before unreadable (5: errors, or
+    an item the vendor forgot before it finished, `expired`); else 0."""
     if any(i.lifecycle in (Lifecycle.FAILED, Lifecycle.CANCELLED) for i in items):
         return EXIT_FAILED
     if any(getattr(e, "type", None) == "ConfigError" for e in errors.values()):
@@ -55,6 +55,11 @@ def outcome(
     # mends (the watch ends on those: it is unreadable, 5, not late).
     stuck = {k for k, e in errors.items() if getattr(e, "permanent", False)}
     if expect_terminal and not all(i.lifecycle.is_terminal or i.key in stuck for i in items):
+        return EXIT_TIMEOUT
+    # A track whose lookup the deadline cut: unfinished at the deadline too.
+    if expect_terminal and any(
+        getattr(e, "type", None) == "WaitTimeoutError" for e in errors.values()
+    ):
         return EXIT_TIMEOUT
     if errors or any(i.lifecycle is Lifecycle.EXPIRED for i in items):
         return EXIT_UNREACHABLE

@@ -572,13 +572,14 @@ async def _watch(
     limit = limit if limit is not None else config.timeout
     end = None if limit is None else time.monotonic() + limit
     async with build_hub(config, store) as hub:
-        await apply_tracks(hub, config)
+        # The deadline is the command's: a vendor that holds a lookup does not hold the gate.
+        await apply_tracks(hub, config, deadline=_left(end))
         with _View(fmt, out) as view:
             view.log = await store.sinks.log_id()
             await _retry_lookups(hub, end)
             async for change in hub.watch(
                 interval=interval if interval is not None else config.interval,
-                deadline=None if end is None else max(0.0, end - time.monotonic()),
+                deadline=_left(end),
             ):
                 view.change(change, hub)
         items, errors = await hub.current(), hub.errors()
@@ -618,8 +619,19 @@ async def _retry_lookups(hub: ScanHub, end: float | None) -> None:
 
     while pending() and (end is None or time.monotonic() + delay < end):
         await asyncio.sleep(delay)
-        await hub.discovery.rediscover()
+        try:
+            async with asyncio.timeout(_left(end)) as cut:
+                await hub.discovery.rediscover()
+        except TimeoutError:
+            if not cut.expired():
+                raise
+            return  # the deadline: what failed stays failed
         delay = min(delay * 2, 30.0)
+
+
+def _left(end: float | None) -> float | None:
+    """Seconds until `end` (a `time.monotonic()`), none below 0; None: no deadline."""
+    return None if end is None else max(0.0, end - time.monotonic())
 
 
 def _demo(fmt: str, out: TextIO, speed: float) -> int:

@@ -72,6 +72,11 @@ class Discovery:
         failing[what] = ItemError.of(exc, self._now())
         self._show(source)
 
+    def note_rule_error(self, source: str, query: Mapping[str, str], exc: BaseException) -> None:
+        """Say that a discovery of `query` failed other than by its vendor (cut by a deadline),
+        until it answers."""
+        self.note_error(source, exc, _rule(query))
+
     def answered(self, source: str, what: object = None) -> None:
         """Say that `what` (noted by `note_error`) answered; the source's other failures stay."""
         failing = self._failing.get(source, {})
@@ -97,7 +102,7 @@ class Discovery:
         args = {k: v for k, v in query.items() if v is not None}
         _check_query(client, args)
         found: list[Item] = []
-        what = ("discover", tuple(sorted(args.items())))
+        what = _rule(args)
         try:
             async for item in client.discover(**args):
                 self._track(item, f"discovery:{source}")
@@ -145,6 +150,11 @@ class Discovery:
             if self._polls(source):
                 found += await self.discover(source, **query)
         return found
+
+
+def _rule(query: Mapping[str, object]) -> object:
+    """What a discovery's failure is kept under (`Discovery.note_error`)."""
+    return ("discover", tuple(sorted((k, v) for k, v in query.items() if v is not None)))
 
 
 __all__ = ["Discovery", "Lookup"]
