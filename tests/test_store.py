@@ -1464,6 +1464,34 @@ async def test_a_password_the_driver_would_misread_is_never_shown(url: str) -> N
     assert "S3cret" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "host=127.0.0.1 port=1 user=u password=S3cretPW dbname=x",  # libpq's key=value form
+        "u:S3cretPW@127.0.0.1/db",  # a URL without its scheme
+        "S3cretPW",  # the password alone, in the wrong variable
+    ],
+)
+async def test_a_database_variable_that_holds_no_url_is_never_shown(value: str) -> None:
+    """SCANHUB_DATABASE_URL holding what is not a postgresql:// URL was quoted whole in the
+    one line `history --state postgresql://` printed (`host=... password=...: cannot connect
+    with these settings: invalid DSN ...`), password and all. It is refused naming the
+    variable, showing nothing of its value; the store's repr and errors show none of it."""
+    from scanhub.store.postgres import PostgresStore, database_url, redact_url
+
+    with pytest.raises(ConfigError) as refused:
+        database_url("postgresql://", {"SCANHUB_DATABASE_URL": value})
+    assert str(refused.value) == (
+        "load config: SCANHUB_DATABASE_URL does not hold a postgresql:// URL (its value is"
+        " not shown)"
+    )
+    assert redact_url(value) == "a PostgreSQL URL"
+    assert "S3cret" not in repr(PostgresStore(value))
+    with pytest.raises(ConfigError) as refused:
+        await PostgresStore(value).open()
+    assert "S3cret" not in str(refused.value)
+
+
 async def test_a_port_past_65535_from_the_environment_is_a_config_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

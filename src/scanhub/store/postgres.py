@@ -509,6 +509,13 @@ def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
             "no PostgreSQL URL: give --state postgresql://... or set SCANHUB_DATABASE_URL",
             operation="load config",
         )
+    if not _POSTGRES_SCHEME.match(found):
+        # A libpq key=value string (`host=db password=...`), a URL without its scheme, the
+        # password alone: nothing of it is shown, it may be all secret.
+        raise ConfigError(
+            "SCANHUB_DATABASE_URL does not hold a postgresql:// URL (its value is not shown)",
+            operation="load config",
+        )
     problem = _parse_problem(found)
     if problem is not None:
         raise ConfigError(
@@ -518,9 +525,16 @@ def database_url(url: str | None, env: dict[str, str] | None = None) -> str:
     return found
 
 
+#: What a PostgreSQL URL starts with, in any case.
+_POSTGRES_SCHEME = re.compile(r"postgres(ql)?://", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
     """The URL as it may be shown: without its password, before the host (however it is
-    written, up to the URL's last `@`) or in the query."""
+    written, up to the URL's last `@`) or in the query. Text that is no URL at all (no
+    `scheme://`: a libpq key=value string, a password) shows nothing of itself."""
+    if "://" not in url:
+        return "a PostgreSQL URL"
     span = _password_span(url)
     if span is not None:
         url = url[: span[0]] + "***" + url[span[1] :]
