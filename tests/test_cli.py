@@ -452,6 +452,28 @@ def test_config_errors_name_file_key_and_expectation(
     assert message in str(err.value)
 
 
+async def test_a_base_url_with_a_credential_query_parameter_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A client refuses a base_url carrying `?token=` (or `apiKey`, `access_token`, ...):
+    `config check` said ok and `status` ended with 5, "could not be read", for a file to
+    mend. Both say so, exit 2, naming the parameter and never its value; a sink's URL may
+    still carry a query its receiver asks for."""
+    cfg = tmp_path / "q.toml"
+    cfg.write_text(
+        '[[source]]\nvendor = "appsecplus"\nbase_url = "https://h.example/api?v=2&access_token=S3cr3t"\n'
+        'token_env = "ASP_TOKEN"\n'
+    )
+    for command in (("config", "check"), ("status",), ("watch",)):
+        code, _ = await run_cli(*command, "-c", str(cfg))
+        err = capsys.readouterr().err
+        assert code == 2, (command, err)
+        assert err == (
+            f"scanhub: {cfg}: source[0].base_url: expected a URL without credentials (no"
+            " access_token query parameter; secrets come only from *_env variables)\n"
+        )
+
+
 def test_config_file_problems(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "missing.toml")

@@ -35,9 +35,9 @@ from ._errors import ConfigError
 from ._model import Item
 from ._schema import (
     NOT_AN_ENV_NAME,
+    ApiUrl,
     Count,
     EnvVar,
-    HttpUrl,
     RateLimitSetting,
     Seconds,
     Text,
@@ -120,7 +120,7 @@ class SourceConfig:
     adds its own keys; secrets are only ever named by `<secret>_env`."""
 
     vendor: Text = attrs.field(metadata=_doc("the vendor's registry name"))
-    base_url: HttpUrl = attrs.field(metadata=_doc("the API root URL"))
+    base_url: ApiUrl = attrs.field(metadata=_doc("the API root URL"))
     name: Text | None = attrs.field(
         default=None, metadata=_doc("how items are told apart; default: the vendor")
     )

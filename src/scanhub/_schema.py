@@ -20,7 +20,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, NewType, TypeVar, get_args, get_origin
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 import attrs
 import cattrs
@@ -31,6 +31,7 @@ from cattrs.errors import (
 )
 
 from ._ratelimit import RateLimit
+from ._sansio import CREDENTIAL_PARAMS
 from ._sinks import FILTER_ATTRIBUTES, FilterError, SinkFilter
 
 T = TypeVar("T")
@@ -47,6 +48,9 @@ Text = NewType("Text", str)
 Id = NewType("Id", str)
 #: An absolute http:// or https:// URL with a host.
 HttpUrl = NewType("HttpUrl", str)
+#: A vendor API's root URL: an `HttpUrl` with no credential query parameter either (`?token=`,
+#: `?apiKey=`, ...), which a client refuses.
+ApiUrl = NewType("ApiUrl", str)
 #: The name of an environment variable (letters, digits, `_`, not starting with a digit).
 EnvVar = NewType("EnvVar", str)
 #: A client-side rate limit: "iq-cloud" or a table `{ max_requests = N, period = SECONDS }`.
@@ -164,6 +168,24 @@ def check_url(value: Any) -> str:
             return value
         raise Problem(f"expected an http:// or https:// URL with a host, got {shown}")
     raise Problem(f"expected an http:// or https:// URL with a host, got {_got(value)}")
+
+
+def check_api_url(value: Any) -> str:
+    """`check_url`, and no query parameter named like a credential (a client refuses such a
+    base URL when it is made: `status` ended with 5, as if a vendor could not be read, where
+    `config check` said ok). The parameter is named, never its value."""
+    url = check_url(value)
+    try:
+        pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    except ValueError:
+        pairs = []
+    named = sorted({k for k, _ in pairs if CREDENTIAL_PARAMS.match(k)})
+    if named:
+        raise Problem(
+            f"expected a URL without credentials (no {', '.join(named)} query parameter;"
+            " secrets come only from *_env variables)"
+        )
+    return url
 
 
 #: Why a `*_env` value is refused when it is not a variable's name: it is not echoed, as
@@ -322,6 +344,7 @@ CHECKED: dict[Any, tuple[Callable[[Any], Any], dict[str, Any]]] = {
         },
     ),
     HttpUrl: (check_url, {"type": "string", "format": "uri", "pattern": "^https?://[^/?#]+"}),
+    ApiUrl: (check_api_url, {"type": "string", "format": "uri", "pattern": "^https?://[^/?#]+"}),
     EnvVar: (check_env_var, {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}),
     RateLimitSetting: (
         check_rate_limit,
