@@ -474,6 +474,37 @@ async def test_a_base_url_with_a_credential_query_parameter_is_a_config_error(
         )
 
 
+async def test_a_client_that_refuses_its_settings_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A client that refuses its settings when it is made (a plugin vendor's own checks, or
+    one the file's checks let through) is the file's to mend: exit 2 naming the file and the
+    source, not 5 ("could not be read") from the command's last resort."""
+    from scanhub import BadRequestError
+
+    spec = registry().get("appsecplus")
+
+    def refuse(source: Any, env: Any) -> Any:
+        raise BadRequestError(
+            "base_url is not one this client takes", vendor="appsecplus", operation="configure"
+        )
+
+    monkeypatch.setattr(spec, "make_client", refuse)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[source]]\nname = "asp"\nvendor = "appsecplus"\nbase_url = "https://h.example"\n'
+        'token_env = "ASP_TOKEN"\n'
+    )
+    for command in ("status", "watch"):
+        code, _ = await run_cli(command, "-c", str(cfg))
+        err = capsys.readouterr().err
+        assert code == 2, (command, err)
+        assert err == (
+            f"scanhub: {cfg}: source 'asp': appsecplus configure: base_url is not one this"
+            " client takes\n"
+        )
+
+
 def test_config_file_problems(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "missing.toml")

@@ -62,6 +62,10 @@ def build_clients(
             clients.append(reg.get(s.vendor).make_client(s, env))
         except ConfigError as exc:
             problems.append(f"{config.path}: {exc.message}")
+        except ScanhubError as exc:
+            # A client that refuses its settings when made (a plugin's checks, or one the
+            # file's checks let through) is the file's to mend, not a vendor unreadable (5).
+            problems.append(f"{config.path}: source {s.name or s.vendor!r}: {exc}")
     if problems:
         raise ConfigError("\n".join(problems), operation="load config")
     return clients
