@@ -345,3 +345,17 @@ async def test_a_sqlite_file_that_is_not_a_state_file_is_refused_and_left_as_it_
             assert err == f"scanhub: {path}: {err.split(': ', 2)[2]}", err
             assert words in err and "Traceback" not in err, err
     assert {p: schema(p) for p in (foreign, versioned)} == before
+
+
+async def test_a_reading_command_given_an_empty_file_writes_nothing_to_it(tmp_path: Path) -> None:
+    """An empty file (a `touch`ed path, a truncated download) given to history or stats got a
+    whole scanhub schema written into it and an empty answer, exit 0: it is refused, exit 2,
+    and left empty."""
+    empty = tmp_path / "state.db"
+    empty.write_bytes(b"")
+    for command in ("history", "stats"):
+        code, out, err = await scanhub(command, "--state", str(empty))
+        assert code == 2, (command, out, err)
+        assert err == f"scanhub: {empty}: an empty file, no state recorded in it\n", err
+    left = sorted(p.name for p in tmp_path.iterdir())  # noqa: ASYNC240
+    assert empty.read_bytes() == b"" and left == ["state.db"]

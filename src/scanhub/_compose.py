@@ -156,8 +156,13 @@ async def open_state(
     With `must_exist` (reading commands), a SQLite file that is not there is one too."""
     location = state_location(config, given, default)
     store = make_store(location, retention_of(config))
-    if must_exist and isinstance(store, SQLiteStore) and not Path(store.path).is_file():  # noqa: ASYNC240 - one stat, before anything opens
-        raise ConfigError(f"{store.path}: no state file there (give the --state of a watch)")
+    if must_exist and isinstance(store, SQLiteStore):
+        path = Path(store.path)
+        if not path.is_file():  # noqa: ASYNC240 - one stat, before anything opens
+            raise ConfigError(f"{store.path}: no state file there (give the --state of a watch)")
+        if path.stat().st_size == 0:  # noqa: ASYNC240 - one stat, before anything opens
+            # (SQLite takes an empty file for a new database: reading it would write a schema.)
+            raise ConfigError(f"{store.path}: an empty file, no state recorded in it")
     try:
         await store.open()
     except ConfigError:
