@@ -505,6 +505,19 @@ async def test_a_client_that_refuses_its_settings_is_a_config_error(
         )
 
 
+@pytest.mark.parametrize("command", ["history", "stats"])
+def test_reading_a_memory_state_is_a_usage_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--state memory` keeps nothing: history and stats answered an empty log with exit 0,
+    as if nothing had happened."""
+    assert main([command, "--state", "memory"], io.StringIO()) == 2
+    assert capsys.readouterr().err == (
+        "scanhub: --state memory keeps nothing: there is no state to read (give the --state"
+        " of a watch)\n"
+    )
+
+
 def test_config_file_problems(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "missing.toml")

@@ -156,6 +156,10 @@ async def open_state(
     With `must_exist` (reading commands), a SQLite file that is not there is one too."""
     location = state_location(config, given, default)
     store = make_store(location, retention_of(config))
+    if must_exist and isinstance(store, MemoryStore):
+        raise ConfigError(
+            "--state memory keeps nothing: there is no state to read (give the --state of a watch)"
+        )
     if must_exist and isinstance(store, SQLiteStore):
         path = Path(store.path)
         if not path.is_file():  # noqa: ASYNC240 - one stat, before anything opens
