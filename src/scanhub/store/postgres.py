@@ -303,8 +303,10 @@ MIGRATIONS: tuple[str, ...] = (
     # in `retired` of histories it pruned go, and `pruned_by_count` is SQLite's 9's. `pruning`
     # holds what a pruning removes while it runs (pruning holds the append lock: one at a
     # time): a table of the schema's, unlogged, not a temporary one, which a role without the
-    # TEMPORARY privilege could not make.
+    # TEMPORARY privilege could not make. Under the append lock, as migration 7: an older
+    # replica still running commits before or after it, never between its statements.
     f"""
+    SELECT pg_advisory_xact_lock({_APPEND_LOCK});
     ALTER TABLE transitions ADD COLUMN IF NOT EXISTS kept_before TEXT;
     UPDATE items i SET last_transition = {PRUNED} WHERE last_transition IS NOT NULL
     AND NOT EXISTS (SELECT 1 FROM transitions t WHERE t.id = i.last_transition);
@@ -327,8 +329,10 @@ _UNTRACK = (
     " SELECT key, source FROM gone"
 )
 #: Empties `pruning` (migration 9's): the transitions a pruning removes, by id, with their
-#: item's key (see SQLite's `_prune`), emptied again when it ends.
-_PRUNING = "TRUNCATE pruning"
+#: item's key (see SQLite's `_prune`), emptied again when it ends. A DELETE, not a TRUNCATE:
+#: that waits for every lock on the table (a `pg_dump` under way holds one), and pruning holds
+#: the append lock meanwhile, so every replica's commits would wait too.
+_PRUNING = "DELETE FROM pruning"
 #: Too old: before the first transition observed at $1 or later (or the log's newest, always
 #: kept).
 _PRUNE_OLD = (
