@@ -376,3 +376,7 @@ async def test_an_interval_given_to_a_block_lasts_until_the_last_block_ends() ->
         assert hub.scheduler.interval == 7.0
         async with hub.polling():
             assert hub.scheduler.interval == 7.0
+            async with hub.polling(0.2):  # `wait(scan, interval=0.2)` in a block given none
+                assert hub.scheduler.interval == 0.2
+            assert hub.scheduler.interval == 0.2
+        assert hub.scheduler.interval == 7.0

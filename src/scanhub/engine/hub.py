@@ -183,6 +183,7 @@ class ScanHub:
             after_polling=self.loop.stop,
         )
         self._opened = False
+        self._interval_given = False  # a polling block set the scheduler's interval
         for client in clients:
             self.sources.add(client)
 
@@ -249,12 +250,15 @@ class ScanHub:
     async def _polling(self, interval: float | None) -> AsyncIterator[None]:
         if interval is not None:
             self.scheduler.interval = interval
+            self._interval_given = True
         try:
             async with self.runner.polling():
                 yield
         finally:
-            if interval is not None and not self.runner.polling_blocks:
+            # Whichever block gave one (an inner `wait(interval=)` in a block given none too).
+            if self._interval_given and not self.runner.polling_blocks:
                 self.scheduler.interval = self.interval
+                self._interval_given = False
 
     # --- tracking -------------------------------------------------------------------------
 
