@@ -435,7 +435,9 @@ class Deliverer:
             raise Stale("the lease was lost")
         finally:
             sub.close()
-            if run.dirty and self._held[name].is_set():
+            # Saved however it ends (a polling block's end may clear the lease first): on a
+            # shared store the store saves it only while this replica holds the sink's lease.
+            if run.dirty:
                 with contextlib.suppress(Exception):
                     await self._flush(run)
 
