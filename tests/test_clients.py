@@ -534,3 +534,26 @@ def test_a_client_used_by_one_event_loop_after_another_sends_in_each() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_client_used_alone_in_a_loop_before_takes_the_hubs_session_in_the_next() -> None:
+    """`asyncio.run(asp.scan(...))`, then `asyncio.run(main())` with `ScanHub([asp])`: the
+    client kept its own session of the loop before as open, refused the hub's, and made one
+    of its own again, without the hub's connection limit."""
+    import asyncio
+
+    from scanhub import ScanHub
+
+    asp = AppSecPlus("http://127.0.0.1:9", "tok-123456")
+
+    async def alone() -> None:
+        asp.transport  # noqa: B018 - nothing sent: the session is made on first use
+        asp._get_session()
+
+    async def in_a_hub() -> bool:
+        async with ScanHub([asp]) as hub:
+            return asp._get_session() is hub.sources._session
+
+    asyncio.run(alone())
+    assert asyncio.run(in_a_hub())

@@ -172,7 +172,10 @@ class Client(abc.ABC):
         its new session to the clients that adopted the closed one."""
         if self._brought_session:
             return
-        if self._session is None or self._session.closed:
+        mine_gone = self._owns_session and self._session_loop is not _running_loop()
+        if self._session is None or self._session.closed or mine_gone:
+            # (this client's own, made in an event loop since gone, is left as `_get_session`
+            # leaves it: the hub's, with its connection limit, is used instead)
             self._session = session
             self._owns_session = False
 
@@ -258,6 +261,13 @@ def _clean_item(item: Any) -> Any:
     if not links or all("@" not in u and "?" not in u for u in links.values()):
         return item
     return attrs.evolve(item, links={k: clean_url(u) for k, u in links.items()})
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _without_credentials(result: T) -> T:
