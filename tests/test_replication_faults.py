@@ -296,3 +296,22 @@ async def test_a_sink_is_delivered_here_only_while_its_deliverer_runs_and_holds_
         assert not here()
         if store.shared:
             assert not deliverer._held["hook"].is_set()  # the next block renews first
+
+
+async def test_a_renewal_asked_after_the_leases_ended_is_not_cut_off_at_once() -> None:
+    """Loading a gained source's items outlasted the leases: the next renewal got a timeout of
+    0, failed, and the replica dropped every source it held (and loaded them again a third of
+    a lease later)."""
+    from scanhub.engine.replication import Leases
+
+    now = [1000.0]
+
+    class Slow:
+        async def lease(self, names: list[str], ttl: float) -> set[str]:
+            await asyncio.sleep(0.01)
+            return set(names)
+
+    leases = Leases(9.0, clock=lambda: now[0])
+    assert await leases.renew(Slow(), ["asp"], holding=False) == {"asp"}  # type: ignore[arg-type]
+    now[0] += 12.0  # the load took longer than the lease
+    assert await leases.renew(Slow(), ["asp"], holding=True) == {"asp"}  # type: ignore[arg-type]

@@ -43,6 +43,10 @@ class Leases:
         half-open connection): nothing is then held past them."""
         asked = self._clock()
         left = self._left() if holding else None
+        if left is not None and left <= 0:
+            # The leases ended already (a load of a gained source's items outlasted them):
+            # asked as a first renewal is, not cut off at once (dropping every source).
+            left = None
         try:
             async with asyncio.timeout(max(0.0, self.ttl if left is None else left)):
                 got = await store.lease(list(names), self.ttl)
@@ -95,9 +99,10 @@ class Replication:
                 log.warning(
                     "scanhub: renewing leases failed (%s); polling %s", exc, held or "nothing"
                 )
-            # The next renewal is due a pause after this one, however long loading a gained
-            # source's items takes (after a load of two thirds of a lease or more it was asked
-            # only as the lease ended, when another replica may take the source).
+            # The next renewal is due a pause after this one, not a pause after loading a
+            # gained source's items ends (after a load of two thirds of a lease or more it was
+            # asked only as the lease ended, when another replica may take the source); a load
+            # longer than that still delays it until the load ends.
             due = self._clock() + self._leases.pause()
             if held != set(self.loop.polled or ()):
                 log.info("scanhub: polling %s", ", ".join(sorted(held)) or "nothing")
