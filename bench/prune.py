@@ -168,7 +168,8 @@ async def count_trial(
         out["hourly"] = await timed(lambda: store.prune(now + timedelta(hours=1)))
     out["baseline_hourly"] = baseline(theirs, BASELINE_COUNT, PER_ITEM)
     remove_state(theirs)
-    # Opened again: the first pruning numbers the whole (already pruned) log.
+    # Opened again: where the last numbering got to is kept in the file, so this pruning
+    # numbers only what moved since (nothing).
     async with SQLiteStore(ours, retention=retention) as store:
         out["reopened"] = await timed(lambda: store.prune(now + timedelta(hours=2)))
     remove_state(ours)
