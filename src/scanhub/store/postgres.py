@@ -372,7 +372,7 @@ _PRUNE_MANY_SINCE = (
 _PRUNE_KEEP = (
     "WITH RECURSIVE keys AS (SELECT DISTINCT key FROM pruning),"
     " ends(id) AS (SELECT i.last_transition FROM keys JOIN items i ON i.key = keys.key"
-    " WHERE i.last_transition IS NOT NULL"
+    f" WHERE i.last_transition > {PRUNED}"  # (an end pruned before: no chain to walk)
     " UNION SELECT r.last FROM keys JOIN retired r ON r.key = keys.key),"
     " chain(id, prev) AS (SELECT t.id, t.prev FROM ends JOIN transitions t ON t.id = ends.id"
     " WHERE NOT EXISTS (SELECT 1 FROM pruning d WHERE d.id = t.id)"
