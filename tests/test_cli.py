@@ -730,6 +730,41 @@ async def test_watch_tries_a_track_whose_vendor_was_away_again_until_its_deadlin
         assert f"app-1/{scan_id} new → succeeded" in out, out
 
 
+async def test_watch_polls_what_was_found_while_a_failed_lookup_is_tried_again(
+    tmp_path: Path,
+) -> None:
+    """A track whose lookup met its vendor away is tried again while the other tracks' items
+    are watched: a ThreadFix scan found at once is polled to its end with AppSec+ away for the
+    whole watch. (The lookups were tried again first, until they answered or the deadline
+    came: the ThreadFix scan was never polled, and the gate said it was unfinished.)"""
+    async with sims() as s:
+        s["appsecplus"].add_application("app-1")
+        (scan_id,) = s["appsecplus"].seed_scans("app-1", 1, duration=0)
+        (pending,) = s["threadfix"].seed_pending(6, 1, duration=0)
+        cfg = write_config(
+            tmp_path,
+            s,
+            f"""
+            [[track]]
+            source = "asp"
+            scan_id = "{scan_id}"
+
+            [[track]]
+            source = "tf"
+            application_id = 6
+            pending_scan_id = {pending}
+            """,
+        )
+        s["appsecplus"].faults = Faults(error_rate=1.0)
+        code, out = await asyncio.wait_for(
+            run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "4"), 30
+        )
+        assert code == 5, out  # AppSec+ never answered: the gate cannot pass
+        assert "! asp: ServerError" in out, out
+        assert f"6/{pending} new → succeeded" in out, out
+        assert out.count(f"6/{pending} ") == 1, out  # shown once, the watch started again
+
+
 async def test_watch_timeout_bounds_the_tracks_lookups_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

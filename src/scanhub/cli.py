@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -464,6 +465,11 @@ class _View:
         title = f"{_counts_title(items)}  ({time.monotonic() - self.started:.1f}s)"
         return r.rich_table(items, self.errors, title)
 
+    def seen(self, change: Change) -> bool:
+        """Whether this is an item's state shown already (a watch started again, after the
+        lookups answered, shows every item first)."""
+        return change.before is None and self.items.get(change.key) == change.after
+
     def change(self, change: Change, hub: ScanHub) -> None:
         self.items[change.key] = change.after
         self.errors = hub.errors()
@@ -576,12 +582,25 @@ async def _watch(
         await apply_tracks(hub, config, deadline=_left(end))
         with _View(fmt, out) as view:
             view.log = await store.sinks.log_id()
-            await _retry_lookups(hub, end)
-            async for change in hub.watch(
-                interval=interval if interval is not None else config.interval,
-                deadline=_left(end),
-            ):
-                view.change(change, hub)
+            # The tracks' failed lookups are tried again while what was found is watched: a
+            # vendor away does not hold the others' items unpolled. What they find is watched
+            # once they answer (a watch ends when all it has is done: then it waits for them).
+            retry = asyncio.ensure_future(_retry_lookups(hub, end))
+            try:
+                while True:
+                    async for change in hub.watch(
+                        interval=interval if interval is not None else config.interval,
+                        deadline=_left(end),
+                    ):
+                        if not view.seen(change):
+                            view.change(change, hub)
+                    if retry.done():
+                        break
+                    await retry
+            finally:
+                retry.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retry
         items, errors = await hub.current(), hub.errors()
         source_errors = dict(hub.discovery.errors)
     view.final(items, errors, "final: " + _counts_title(items))
