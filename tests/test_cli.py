@@ -963,3 +963,22 @@ async def test_a_watch_that_found_nothing_to_watch_does_not_pass(
             "watch", "-c", str(cfg), "--format", "plain", "--timeout", "20", "--allow-empty"
         )
         assert code == 0 and "nothing to watch" not in out
+
+
+def test_an_internal_error_exits_70_not_1_which_says_an_item_failed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A defect of scanhub's (an exception no command turns into an exit code) exits 70 with
+    its traceback: a gate reading 1 took it for a failed scan."""
+    from scanhub import cli
+
+    def broken(*_: object) -> int:
+        raise AttributeError("'NoneType' object has no attribute 'lifecycle'")
+
+    monkeypatch.setattr(cli, "main", broken)
+    with pytest.raises(SystemExit) as ended:
+        cli.run()
+    assert ended.value.code == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "AttributeError: 'NoneType'" in err, err
+    assert err.rstrip().endswith("please report it with the lines above)"), err

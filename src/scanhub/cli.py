@@ -2,7 +2,8 @@
 
 Exit codes (status, watch, demo): 0 all succeeded with no blocking verdict; 1 an item failed or
 was cancelled; 2 configuration or usage error; 3 a verdict blocks (fail/error); 4 the watch
-deadline passed with items unfinished; 5 some items or sources could not be read. The demo exits
+deadline passed with items unfinished; 5 some items or sources could not be read; 70 an internal
+error (a defect of scanhub's). The demo exits
 0 when it ran as designed (its deliberately failing items are part of the show), 1 otherwise.
 """
 
@@ -17,6 +18,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -794,6 +796,10 @@ def _sim_config(sims: dict[str, Any], seeded: dict[str, Any]) -> tuple[str, dict
 #: reports for a process ended by SIGPIPE (128 + 13), as `cat` or `grep` would end.
 EXIT_PIPE = 141
 
+#: The exit code of an unexpected error, a defect of scanhub's (sysexits.h's EX_SOFTWARE): a
+#: gate tells it from 1, an item that failed.
+EXIT_INTERNAL = 70
+
 
 def run() -> None:
     """Console-script entry point."""
@@ -808,4 +814,12 @@ def run() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = EXIT_PIPE
+    except Exception:  # a defect of scanhub's: not 1, which a gate reads as "an item failed"
+        traceback.print_exc()
+        print(
+            "scanhub: internal error (a defect of scanhub's, not of an item: please report it"
+            " with the lines above)",
+            file=sys.stderr,
+        )
+        code = EXIT_INTERNAL
     raise SystemExit(code)
