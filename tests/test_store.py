@@ -1328,6 +1328,57 @@ async def test_postgres_prunes_as_a_role_that_may_not_make_temporary_tables(
         assert kept.change.before is not None  # what it followed, kept
 
 
+async def test_postgres_pruning_and_commits_go_on_while_a_pg_dump_holds_its_locks(
+    pg_cluster: str,
+) -> None:
+    """A `pg_dump` under way holds ACCESS SHARE on every table until it ends. Pruning emptied
+    its table `pruning` with a TRUNCATE, which waits for every lock on the table, and it waited
+    while holding the append lock: it did not end before the dump did, and every replica's
+    commits waited behind it. A DELETE waits for no reader: the pruning and a commit end while
+    the dump's locks are held."""
+    import asyncpg
+
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "pruning_under_dump")
+    async with PostgresStore(url, retention=Retention(max_per_item=1)) as store:
+        await store.commit([seen(scan("a", Lifecycle.QUEUED), 0, "track")])
+        await store.commit([seen(scan("a", Lifecycle.RUNNING), 1)])
+        dump = await asyncpg.connect(url)
+        try:
+            tables = [
+                r["tablename"]
+                for r in await dump.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                )
+            ]
+            assert "pruning" in tables
+            tx = dump.transaction(isolation="repeatable_read", readonly=True)  # as pg_dump's
+            await tx.start()
+            listed = ", ".join(f'"{t}"' for t in tables)
+            await dump.execute(f"LOCK TABLE {listed} IN ACCESS SHARE MODE")
+            pruning = asyncio.ensure_future(store.prune(T0))
+            try:
+                # Bounded waits: with a TRUNCATE the pruning waited until the dump ended.
+                removed = await asyncio.wait_for(asyncio.shield(pruning), 10)
+                (done,) = await asyncio.wait_for(
+                    store.commit([seen(scan("a", Lifecycle.SUCCEEDED), 2)]), 10
+                )
+                await store.commit([seen(scan("a", Lifecycle.FAILED), 3)])
+                again = await asyncio.wait_for(store.prune(T0), 10)
+            finally:
+                await tx.rollback()
+                with contextlib.suppress(BaseException):
+                    await pruning
+        finally:
+            await dump.close()
+        history = await store.transitions(key=scan("a").key)
+    assert removed == 1 and again == 2 and done.outcome is Outcome.RECORDED
+    assert [t.change.after.lifecycle for t in history] == [Lifecycle.FAILED]
+
+
 async def test_postgres_tells_other_replicas_what_was_tracked(pg_cluster: str) -> None:
     from scanhub.store.postgres import PostgresStore
 
