@@ -1123,6 +1123,56 @@ async def test_postgres_migration_9_marks_an_item_whose_last_transition_was_prun
     assert [(t.change.before and t.change.before.lifecycle) for t in history] == [Lifecycle.RUNNING]
 
 
+async def test_postgres_migration_9_waits_for_a_commit_holding_the_append_lock(
+    pg_cluster: str,
+) -> None:
+    """Migration 9 rewrites rows an older replica's commit writes (its items' last
+    transitions, the ends in `retired`) in several statements: an older scanhub still running
+    during the upgrade must commit before it or after it, never between them. It ran without
+    the append lock every commit takes (migration 7 took it); it now waits for a commit holding
+    it and goes on once the commit ends."""
+    import asyncpg
+
+    from scanhub.store.postgres import _APPEND_LOCK, PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "schema8_append_lock")
+    async with PostgresStore(url) as store:
+        await store.commit([seen(scan("a", Lifecycle.QUEUED), 0, "track")])
+    older, watch = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        await older.execute(
+            "ALTER TABLE transitions DROP COLUMN kept_before; DROP TABLE pruned_by_count;"
+            " DROP TABLE pruning; UPDATE scanhub_meta SET version = 8"
+        )
+        await older.execute("SELECT pg_advisory_lock($1)", _APPEND_LOCK)  # a commit under way
+        upgraded = PostgresStore(url)
+        opening = asyncio.ensure_future(upgraded.open())
+        try:
+            waiting = (
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND (classid::bigint << 32) + objid::bigint = $1"
+            )
+            async with asyncio.timeout(10):
+                while not await watch.fetchval(waiting, _APPEND_LOCK):
+                    assert not opening.done(), "migrated while a commit held the append lock"
+                    await asyncio.sleep(0.01)
+            assert await watch.fetchval("SELECT version FROM scanhub_meta") == 8
+            await older.execute("SELECT pg_advisory_unlock($1)", _APPEND_LOCK)
+            await asyncio.wait_for(opening, 10)
+        finally:
+            if not opening.done():
+                await older.execute("SELECT pg_advisory_unlock_all()")
+            with contextlib.suppress(BaseException):
+                await opening
+            await upgraded.close()
+        assert await watch.fetchval("SELECT version FROM scanhub_meta") == SCHEMA_VERSION
+    finally:
+        await older.close()
+        await watch.close()
+
+
 async def test_postgres_migrations_are_safe_twice_and_concurrently(pg_cluster: str) -> None:
     import asyncpg
 
