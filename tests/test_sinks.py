@@ -1118,3 +1118,59 @@ async def test_two_replicas_on_postgresql_one_delivers_and_the_other_takes_over(
     # answer never read).
     both = holder.sinks.delivered["hook"] + other.sinks.delivered["hook"]
     assert len(ids) - 1 <= both <= len(ids)
+
+
+async def test_a_replica_saves_its_sinks_cursor_when_it_stops_after_its_lease_was_let_go(
+    pg_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A polling block's end cancels its parts together, in no set order: the sinks' leases
+    part may end first, and it lets go here of the leases it held (the next block renews them
+    before delivering). The deliverer, ending after it, saved its cursor only while the lease
+    was held here: the deliveries made since its last write were not saved, and the replica
+    sent them again when it started again. It saves it however it ends, and the store takes
+    it: the database still says this replica holds the sink's lease."""
+    import contextlib
+    import uuid
+
+    from scanhub.engine import sinks as delivering
+    from scanhub.engine.broadcast import Broadcaster
+    from scanhub.engine.sinks import Deliverer
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    # A backlog's cursor is written every FLUSH_EVERY while it drains: never here, so what is
+    # saved is what the deliverer saves when it ends.
+    monkeypatch.setattr(delivering, "FLUSH_EVERY", float("inf"))
+
+    @contextlib.asynccontextmanager
+    async def replica(store: PostgresStore) -> Any:
+        broadcaster = Broadcaster(store)
+        await broadcaster.start_position()
+        sinks = Deliverer(store, broadcaster, [hook(rx)], lease_ttl=30.0)
+        parts = [asyncio.ensure_future(sinks.hold_leases())]
+        parts.append(asyncio.ensure_future(sinks.run("hook")))
+        try:
+            yield sinks
+        finally:
+            for part in parts:  # the leases' part ends first
+                part.cancel()
+                await asyncio.gather(part, return_exceptions=True)
+
+    url = await fresh_database(pg_cluster, f"sink_stop_{uuid.uuid4().hex[:8]}")
+    async with receiving([SECRET]) as rx:
+        async with PostgresStore(url, holder="a") as store:
+            await store.sinks.open("hook", datetime.now(UTC))  # from the log's start
+            await store.commit([seen(scan(n)) for n in "abc"])  # ids 1-3
+            rx.answers = [200, 200, "hang"]
+            async with replica(store):
+                await rx.wait_for(3)  # 1 and 2 delivered, 3 sent (its answer never read)
+                (before,) = await store.sinks.states(["hook"])
+        async with PostgresStore(url, holder="a") as store:  # the replica started again
+            (saved,) = await store.sinks.states(["hook"])
+            async with replica(store) as sinks:
+                await rx.wait_for(4)
+                await until(lambda: sinks.states["hook"].position == 3)
+    assert before.position == 0  # nothing was written while delivering
+    assert (saved.position, saved.delivered) == (2, 2)
+    assert rx.ids() == [1, 2, 3, 3]  # 3 again: it was not delivered; 1 and 2 were
