@@ -1429,6 +1429,69 @@ async def test_postgres_pruning_and_commits_go_on_while_a_pg_dump_holds_its_lock
     assert [t.change.after.lifecycle for t in history] == [Lifecycle.FAILED]
 
 
+async def test_postgres_replicas_pruning_at_once_with_clocks_apart_both_succeed(
+    pg_cluster: str,
+) -> None:
+    """Every replica prunes (when it starts, then hourly) by its own clock, and two may prune
+    at the same moment. Both fill the one `pruning` table: the one ahead by age, in the order
+    of the log, the one behind by count, item by item; each then waited for a row the other
+    had put in, and PostgreSQL broke the deadlock by failing one of them
+    (`DeadlockDetectedError`). A pruning holds the append lock from its start: the two run one
+    after the other, both succeed, and each transition goes once.
+
+    A row of `pruning` held by a third transaction for a moment stops the prunings within
+    their statements, so that they are under way together whatever the timing."""
+    import asyncpg
+
+    from scanhub.store.postgres import PostgresStore
+
+    from .pg import fresh_database
+
+    url = await fresh_database(pg_cluster, "pruning_replicas")
+    retention = Retention(max_age=timedelta(hours=1), max_per_item=3)
+    ahead = PostgresStore(url, retention=retention, holder="a")
+    behind = PostgresStore(url, retention=retention, holder="b")
+    names = [f"s{n}" for n in range(5)]
+    async with ahead, behind:
+        for minute in range(0, 60, 10):  # six transitions an item, ids 1-30
+            await ahead.commit(
+                [seen(scan(n, message=f"at {minute}"), minute, "track") for n in names]
+            )
+        events = await events_of(ahead)
+        # By age (minute 35 and older), ahead prunes the first four transitions of every item,
+        # ids 1-20 in id order; behind (its minute 50: nothing by age) the first three of each
+        # item by count, item by item.
+        hold, watch = await asyncpg.connect(url), await asyncpg.connect(url)
+        try:
+            held = hold.transaction()
+            await held.start()
+            second = (await ahead.transitions(key=scan("s0").key))[1]
+            await hold.execute("INSERT INTO pruning VALUES ($1, $2)", second.id, scan("s0").key)
+            prunings = asyncio.gather(
+                ahead.prune(T0 + timedelta(minutes=95)), behind.prune(T0 + timedelta(minutes=50))
+            )
+            try:
+                async with asyncio.timeout(10):
+                    while (
+                        await watch.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        )
+                        < 2
+                    ):
+                        await asyncio.sleep(0.01)
+            finally:
+                await held.rollback()
+            removed = await asyncio.wait_for(prunings, 30)
+        finally:
+            await hold.close()
+            await watch.close()
+        kept = await events_of(behind)
+        again = [await ahead.prune(T0 + timedelta(minutes=95)), await behind.prune(T0)]
+    assert sum(removed) == 20 and sorted(kept) == list(range(21, 31)) and again == [0, 0]
+    assert all(events[tid] == body for tid, body in kept.items())
+
+
 async def test_postgres_tells_other_replicas_what_was_tracked(pg_cluster: str) -> None:
     from scanhub.store.postgres import PostgresStore
 
