@@ -905,7 +905,9 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
             out["lease_s"] = 1.0
         finally:
             await b.stop()
-            await a.hub.close()
+            # Its service too, not only its hub: the application's engine context (closed by
+            # the collector otherwise, past the hub's close) ends as a service's does.
+            await a.stop()
     return out
 
 
