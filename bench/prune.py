@@ -16,15 +16,23 @@ runs on a fresh copy of it (its WAL checkpointed), scanhub's and the baseline's 
      once); beside it the baseline's statement on another copy;
    - then 1,000 finished items spread over the log are observed again with a new vendor status
      (each a third transition, through `commit`), and the hourly pruning runs: scanhub's
-     (only the items with transitions since the last pruning, their chains walked) against the
-     baseline a user would run hourly instead (and scanhub ran before 2026-12-02), on a copy of the same
-     state taken just before: `DELETE ... WHERE id IN (... ROW_NUMBER() OVER (PARTITION BY key
-     ORDER BY id DESC) ... WHERE n > 2)`;
+     (only the items with transitions since the last pruning, each one's first transition left
+     looked up) against the baseline a user would run hourly instead (and scanhub ran before
+     2026-12-02), on a copy of the same state taken just before: `DELETE ... WHERE id IN (...
+     ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) ... WHERE n > 2)`;
    - the first pruning of the same store opened again (the log already pruned; where the last
      numbering got to is kept in the file, so a start numbers only what moved since).
 2. By age (`Retention(max_age=1 hour)`): a pruning in which the oldest 1% of the log ages out
    (an hour's worth of a log 100 hours long; the cost depends on the share, not on the span),
-   scanhub's against `DELETE FROM transitions WHERE observed_at < ?`.
+   scanhub's against `DELETE FROM transitions WHERE observed_at < ?`:
+   - on the year's state;
+   - on a state of hot items (`hot_state`: 20 items of 10,000 transitions each, one every
+     36 s for 100 hours, each a new vendor status; written through `SQLiteStore.commit`,
+     cached like the year's) with no `max_per_item`: the hour that goes is 100 transitions of
+     each item, and each keeps 9,900. A pruning whose cost grows with the history each pruned
+     item keeps shows here (scanhub before d66a43e walked each chain back from its end,
+     reading every transition kept: 1.5 s, against 13 ms after it and 53 ms for the baseline,
+     measured 2026-12-02 on a 2-core AMD EPYC).
 
 Times are wall-clock seconds of the call (`await store.prune(now)`: the store's one thread is
 busy that long; its checkpoints run on a thread of their own after it) and of the baseline's
@@ -50,8 +58,9 @@ from typing import Any
 
 import attrs
 
-from scanhub import Retention, SQLiteStore
+from scanhub import Lifecycle, Retention, Scan, SQLiteStore
 from scanhub.store import Observation
+from scanhub.store._base import SCHEMA_VERSION
 
 from . import yearstate
 from .history import log, machine, yardstick
@@ -69,6 +78,13 @@ BASELINE_COUNT = (
 )
 #: The baseline by age.
 BASELINE_AGE = "DELETE FROM transitions WHERE observed_at < ?"
+#: The hot items' state: items, transitions each (`--quick`: 5 of 200), over `HOT_SPAN`.
+HOT_ITEMS = 20
+HOT_TRANSITIONS = 10_000
+HOT_SPAN = timedelta(hours=100)
+HOT_START = datetime(2026, 1, 1, tzinfo=UTC)
+#: Bump when what `hot_state` writes changes (cached states of other versions are not reused).
+HOT_VERSION = 1
 
 
 def copy_state(src: Path, dst: Path) -> Path:
@@ -178,12 +194,14 @@ async def count_trial(
     return out
 
 
-async def age_trial(state: Path, work: Path, cutoff: str, baseline_first: bool) -> dict[str, Any]:
+async def age_trial(
+    state: Path, work: Path, cutoff: str, baseline_first: bool, name: str = "age"
+) -> dict[str, Any]:
     """One round of the age benchmark on fresh copies of `state`."""
     now = datetime.fromisoformat(cutoff) + MAX_AGE
     out: dict[str, Any] = {}
-    ours = work / "age.db"
-    theirs = work / "age-baseline.db"
+    ours = work / f"{name}.db"
+    theirs = work / f"{name}-baseline.db"
 
     def run_baseline() -> None:
         copy_state(state, theirs)
@@ -199,6 +217,69 @@ async def age_trial(state: Path, work: Path, cutoff: str, baseline_first: bool) 
     if not baseline_first:
         run_baseline()
     return out
+
+
+def hot_item(i: int, step: int) -> Scan:
+    """Hot item `i` at its `step`th transition: running, its vendor status new at each step."""
+    sid = f"hot-{i:04d}"
+    return Scan(
+        "appsecplus",
+        "hot",
+        sid,
+        f"app-{i % 50}",
+        Lifecycle.RUNNING,
+        f"running: step {step}",
+        scan_type="dast",
+        raw={"id": sid, "status": "running", "step": step},
+    )
+
+
+async def build_hot(path: Path, items: int, per: int, steps_a_commit: int = 100) -> dict[str, Any]:
+    """Write the hot items' state to `path` (a new file) through `SQLiteStore.commit`: `per`
+    transitions of each of `items`, a step (one of each item) every `HOT_SPAN / per`, the log
+    in time order."""
+    t0 = time.perf_counter()
+    every = HOT_SPAN / per
+    recorded = 0
+    async with SQLiteStore(path) as store:
+        for first in range(0, per, steps_a_commit):
+            chunk = [
+                Observation(item.key, HOT_START + every * step, item, None, "track")
+                for step in range(first, min(first + steps_a_commit, per))
+                for item in (hot_item(i, step) for i in range(items))
+            ]
+            done = await store.commit(chunk)
+            recorded += sum(1 for c in done if c.id is not None)
+    if recorded != items * per:
+        raise RuntimeError(f"{recorded} transitions recorded of {items * per} observations")
+    seconds = time.perf_counter() - t0
+    return {"items": items, "per_item": per, "transitions": recorded, "build_s": seconds}
+
+
+def hot_state(items: int, per: int, *, log: Any = None) -> tuple[Path, dict[str, Any]]:
+    """The hot items' state, built once and reused (beside `bench.yearstate`'s, keyed by
+    sizes, schema and `HOT_VERSION`). Returns its path and what building it took (or took
+    then)."""
+    d = yearstate.cache_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"hot-i{items}-t{per}-schema{SCHEMA_VERSION}-b{HOT_VERSION}.db"
+    meta = path.with_suffix(".meta")
+    if path.exists() and meta.exists():
+        return path, {**json.loads(meta.read_text()), "cached": True}
+    partial = path.with_suffix(".building")
+    for p in (path, meta, partial):
+        remove_state(p)
+    if log:
+        log(f"building the hot state: {items:,} items of {per:,} transitions (cached in {d})")
+    info = asyncio.run(build_hot(partial, items, per))
+    db = sqlite3.connect(partial)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    partial.rename(path)
+    meta.write_text(json.dumps(info))
+    return path, {**info, "cached": False}
 
 
 def _count(path: Path) -> int:
@@ -293,7 +374,9 @@ def built(b: dict[str, Any]) -> str:
 
 
 def report(r: dict[str, Any]) -> str:
-    c, a = r["count"], r["age"]
+    c, a, h, hs = r["count"], r["age"], r["hot"], r["hot_state"]
+    # What each hot item keeps of its history after the pruning (it loses an equal share).
+    hot_kept = hs["per_item"] - round(hs["per_item"] * AGED_SHARE)
     n = r["items"]
     lines = [
         "## Retention pruning on SQLite",
@@ -364,15 +447,33 @@ def report(r: dict[str, Any]) -> str:
         f"| hourly, the oldest {AGED_SHARE:.0%} aged out (observed before {a['cutoff']}) "
         f"| {cell(a['scanhub'])} | {cell(a['baseline'])} | {ratio(a['scanhub'], a['baseline'])} "
         f"| {removed(a['scanhub'])} / {removed(a['baseline'])} |",
+        f"| hot items: hourly, {hs['items']:,} items of {hs['per_item']:,} transitions each "
+        f"and no `max_per_item` ({hs['transitions']:,} transitions), the oldest "
+        f"{AGED_SHARE:.0%} aged out (observed before {h['cutoff']}) "
+        f"| {cell(h['scanhub'])} | {cell(h['baseline'])} | {ratio(h['scanhub'], h['baseline'])} "
+        f"| {removed(h['scanhub'])} / {removed(h['baseline'])} |",
         "",
         "scanhub removes a prefix of the log by id (it is in time order: the first transition "
-        "young enough is found reading from the log's start) and walks only the pruned items' "
-        "chains; the baseline's `observed_at < ?` reads the whole log (no index on "
-        "`observed_at`). The two counts differ where the log's order by id and by time "
+        "young enough is found reading from the log's start) and looks up only the pruned "
+        "items' first transitions left; the baseline's `observed_at < ?` reads the whole log "
+        "(no index on `observed_at`). The two counts differ where the log's order by id and by time "
         "disagree at the cutoff (the state's items commit their whole walk at once). The "
         "baseline's split: "
         f"{secs(a['baseline']['delete_median_s'])} DELETE + "
         f"{secs(a['baseline']['commit_median_s'])} COMMIT (medians).",
+        "",
+        f"The hot items: {hs['items']:,} items polled for {HOT_SPAN.total_seconds() / 3600:.0f} "
+        f"hours, each poll a new vendor status ({hs['per_item']:,} transitions an item, one "
+        f"every {HOT_SPAN.total_seconds() / hs['per_item']:,.0f} s), in a state of their own "
+        f"({hs['state_bytes'] / 2**20:,.1f} MiB; {built(hs['built'])}), pruned by age only: "
+        f"the hour that goes takes the oldest {AGED_SHARE:.0%} of each item's history, and "
+        f"each keeps {hot_kept:,}. The row shows that a small pruning's cost follows what goes, "
+        "not the history each pruned item keeps: scanhub looks up each pruned item's first "
+        "transition left (one indexed lookup an item) to keep what it followed; walking each "
+        f"chain back from its end (scanhub before d66a43e) read all {hot_kept:,} of each, a "
+        "statement a step. The baseline's split: "
+        f"{secs(h['baseline']['delete_median_s'])} DELETE + "
+        f"{secs(h['baseline']['commit_median_s'])} COMMIT (medians).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -391,6 +492,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--items", type=int, default=None, help="default 100000 (--quick: 2000)")
     ap.add_argument("--repeats", type=int, default=None, help="default 3 (--quick: 2)")
+    ap.add_argument("--hot-items", type=int, default=None, help=f"default {HOT_ITEMS} (--quick: 5)")
+    ap.add_argument(
+        "--hot-transitions",
+        type=int,
+        default=None,
+        help=f"each hot item's; default {HOT_TRANSITIONS:,} (--quick: 200)",
+    )
     args = ap.parse_args(argv)
     out = (
         Path(args.output)
@@ -403,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.items or (2_000 if q else 100_000)
     repeats = args.repeats or (2 if q else 3)
     changed = min(100 if q else 1_000, n - yearstate.active_count(n))
+    hot_items = args.hot_items or (5 if q else HOT_ITEMS)
+    hot_per = args.hot_transitions or (200 if q else HOT_TRANSITIONS)
     started = time.perf_counter()
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -419,14 +529,25 @@ def main(argv: list[str] | None = None) -> int:
     results["state_bytes"] = yearstate.state_bytes(state)
     results["indexes"] = indexes(state)
     cutoff, results["transitions"] = aged_cutoff(state, AGED_SHARE)
+    hot, hot_built = hot_state(hot_items, hot_per, log=log)
+    hot_cutoff, hot_transitions = aged_cutoff(hot, AGED_SHARE)
+    results["hot_state"] = {
+        "items": hot_items,
+        "per_item": hot_per,
+        "transitions": hot_transitions,
+        "state_bytes": yearstate.state_bytes(hot),
+        "built": hot_built,
+    }
     work = Path(tempfile.mkdtemp(prefix="scanhub-prune-run-"))
     try:
-        counts, ages = [], []
+        counts, ages, hots = [], [], []
         for k in range(repeats):
             log(f"by count, run {k + 1} of {repeats}")
             counts.append(asyncio.run(count_trial(state, work, n, changed, k % 2 == 1)))
             log(f"by age, run {k + 1} of {repeats}")
             ages.append(asyncio.run(age_trial(state, work, cutoff, k % 2 == 0)))
+            log(f"by age, hot items, run {k + 1} of {repeats}")
+            hots.append(asyncio.run(age_trial(hot, work, hot_cutoff, k % 2 == 1, "hot")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["count"] = {
@@ -441,6 +562,11 @@ def main(argv: list[str] | None = None) -> int:
         "cutoff": cutoff,
         "scanhub": summary(ages, "scanhub"),
         "baseline": summary(ages, "baseline"),
+    }
+    results["hot"] = {
+        "cutoff": hot_cutoff,
+        "scanhub": summary(hots, "scanhub"),
+        "baseline": summary(hots, "baseline"),
     }
     results["wall"] = time.perf_counter() - started
     results["load_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])

@@ -49,7 +49,8 @@ def test_bench_quick_run_writes_every_section_elsewhere() -> None:
 
 def test_prune_quick_run_writes_every_section(tmp_path: Path) -> None:
     """`python -m bench.prune --quick`: scanhub's pruning and the baseline's, by count and by
-    age, on a tiny state built here, written elsewhere than BENCHMARKS.md."""
+    age (on the year's state and on the hot items'), on tiny states built here, written
+    elsewhere than BENCHMARKS.md."""
     committed = (ROOT / "BENCHMARKS.md").read_bytes()
     out = tmp_path / "prune.md"
     env = {
@@ -84,10 +85,21 @@ def test_prune_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert "--quick smoke run" in text and "`bench.history.yardstick`" in text
     # Each row by a start no other row has ("the first after open" was also the start of "the
     # first after opening again": it held nothing once the first row was renamed).
-    for row in ("| the first by count,", "| hourly, after", "| the first after opening again"):
+    for row in (
+        "| the first by count,",
+        "| hourly, after",
+        "| the first after opening again",
+        "| hourly, the oldest",
+        "| hot items: hourly,",
+    ):
         assert row in text, row
     results = json.loads(out.with_suffix(".json").read_text())
     for key in ("yardstick_before", "yardstick_after", "state_bytes", "transitions"):
         assert key in results, key
     assert set(results["count"]) >= {"first", "baseline_first", "hourly", "baseline_hourly"}
     assert set(results["age"]) >= {"scanhub", "baseline"}
+    # The hot items' pruning by age (20 items of 10,000 transitions each at full size): both
+    # remove the same transitions (that log is in time order by id: no disagreement at the
+    # cutoff), and some.
+    assert set(results["hot"]) >= {"scanhub", "baseline"}
+    assert results["hot"]["scanhub"]["removed"] == results["hot"]["baseline"]["removed"] > 0
