@@ -377,16 +377,19 @@ async def events_of(store: Store) -> dict[int, str]:
     return out
 
 
-@pytest.fixture(params=["walked", "read whole"])
+@pytest.fixture(params=["walked", "walk cut short", "read whole"])
 def pruning_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """How a pruning finds the transitions left that follow what goes: by walking the pruned
-    items' chains, or by reading the log once (the SQL stores choose by how much goes)."""
-    share = 2.0 if request.param == "walked" else 0.0
+    items' chains, or by reading the log once (the SQL stores choose by how much goes); on
+    SQLite also a walk that stops once longer than the read it saves, and reads the log."""
+    share = 0.0 if request.param == "read whole" else 2.0
     import scanhub.store.postgres
     import scanhub.store.sqlite
 
     monkeypatch.setattr(scanhub.store.sqlite, "_READ_WHOLE", share)
     monkeypatch.setattr(scanhub.store.postgres, "_READ_WHOLE", share)
+    steps = 0.1 if request.param == "walk cut short" else 1e9  # a step or two of these logs
+    monkeypatch.setattr(scanhub.store.sqlite, "_WALK_STEPS", steps)
     return str(request.param)
 
 

@@ -589,7 +589,7 @@ _AGED = [(0, Lifecycle.QUEUED, False)] + [
     again=prune_steps,
     age=st.none() | st.integers(1, 12),
     per_item=st.none() | st.integers(1, 4),
-    backend=st.sampled_from(["memory", "sqlite", "sqlite walked"]),
+    backend=st.sampled_from(["memory", "sqlite", "sqlite walked", "sqlite walk cut short"]),
 )
 @example(_AGED, [(0, Lifecycle.RUNNING, False)], [], 2, None, "memory")
 @example(_AGED, [(0, Lifecycle.RUNNING, False)], [], 2, None, "sqlite")
@@ -619,10 +619,13 @@ def test_a_pruned_log_says_of_each_transition_what_the_whole_log_says(
         return SQLiteStore(folder / f"{name}.db", retention=kept)
 
     # "sqlite walked": the pruned items' chains are always walked (a small pruning's way);
-    # "sqlite": a pruning of 2% of the log or more (most here) reads the log once.
+    # "sqlite walk cut short": walked until a step or two, then the log read (a walk longer
+    # than the read it saves); "sqlite": a pruning of 2% of the log or more (most here) reads
+    # the log once.
     import scanhub.store.sqlite
 
-    walked = 2.0 if backend == "sqlite walked" else scanhub.store.sqlite._READ_WHOLE
+    walked = 2.0 if backend.startswith("sqlite walk") else scanhub.store.sqlite._READ_WHOLE
+    steps = 0.1 if backend == "sqlite walk cut short" else 1e9
 
     async def run() -> None:
         minute = [0]
@@ -658,7 +661,10 @@ def test_a_pruned_log_says_of_each_transition_what_the_whole_log_says(
             await play(again)
             await check()
 
-    with mock.patch.object(scanhub.store.sqlite, "_READ_WHOLE", walked):
+    with (
+        mock.patch.object(scanhub.store.sqlite, "_READ_WHOLE", walked),
+        mock.patch.object(scanhub.store.sqlite, "_WALK_STEPS", steps),
+    ):
         asyncio.run(run())
 
 

@@ -367,17 +367,19 @@ _PRUNE_MANY_SINCE = (
     " ROW_NUMBER() OVER (PARTITION BY key ORDER BY id DESC) AS n FROM chain) ranked"
     " WHERE n > $1 ON CONFLICT DO NOTHING"
 )
-#: A transition left whose previous one goes keeps the item's state before it: what goes of an
-#: item is the older part of its history, and its chains do not interleave, so that is the
-#: item's first transition left, a lookup in the index of keys (see SQLite's
-#: `_keep_before_walked`; walking each chain back from its end read every transition kept).
+#: A transition left whose previous one goes keeps the item's state before it: each chain of
+#: the items pruned walked from its end through what stays, a lookup by id a step.
 _PRUNE_KEEP = (
-    "WITH firsts AS MATERIALIZED (SELECT (SELECT MIN(f.id) FROM transitions f"
-    " WHERE f.key = g.key AND f.id > g.last) AS id"
-    " FROM (SELECT key, MAX(id) AS last FROM pruning GROUP BY key) g)"
-    " UPDATE transitions t SET kept_before = p.after FROM firsts c"
-    " JOIN transitions n ON n.id = c.id JOIN pruning d ON d.id = n.prev"
-    " JOIN transitions p ON p.id = n.prev"
+    "WITH RECURSIVE keys AS (SELECT DISTINCT key FROM pruning),"
+    " ends(id) AS (SELECT i.last_transition FROM keys JOIN items i ON i.key = keys.key"
+    f" WHERE i.last_transition > {PRUNED}"  # (an end pruned before: no chain to walk)
+    " UNION SELECT r.last FROM keys JOIN retired r ON r.key = keys.key),"
+    " chain(id, prev) AS (SELECT t.id, t.prev FROM ends JOIN transitions t ON t.id = ends.id"
+    " WHERE NOT EXISTS (SELECT 1 FROM pruning d WHERE d.id = t.id)"
+    " UNION ALL SELECT t.id, t.prev FROM chain JOIN transitions t ON t.id = chain.prev"
+    " WHERE NOT EXISTS (SELECT 1 FROM pruning d WHERE d.id = t.id))"
+    " UPDATE transitions t SET kept_before = p.after FROM chain c"
+    " JOIN pruning d ON d.id = c.prev JOIN transitions p ON p.id = c.prev"
     " WHERE t.id = c.id"
 )
 #: The transitions left whose previous one goes, found by reading the log once (a large

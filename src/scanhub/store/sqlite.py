@@ -347,15 +347,6 @@ _RETIRE = (
 )
 #: The transitions a pruning removes (`_prune`), by id, with their item's key.
 _PRUNING = "CREATE TEMP TABLE IF NOT EXISTS pruning (id INTEGER PRIMARY KEY, key TEXT NOT NULL)"
-#: The first transition left of each item pruned keeps what it followed, when that goes (see
-#: `_keep_before_walked`).
-_KEEP_FIRST_LEFT = (
-    "UPDATE transitions SET kept_before ="
-    " (SELECT p.after FROM transitions p WHERE p.id = transitions.prev)"
-    " WHERE id IN (SELECT (SELECT MIN(t.id) FROM transitions t WHERE t.key = g.key"
-    " AND t.id > g.last) FROM (SELECT key, MAX(id) AS last FROM temp.pruning GROUP BY key) g)"
-    " AND prev IN (SELECT id FROM temp.pruning)"
-)
 #: Too old: before ?1 (the first transition young enough, or the log's newest).
 _PRUNE_OLD = "INSERT INTO temp.pruning SELECT id, key FROM transitions WHERE id < ?1"
 #: Too many: past the newest ?1 of an item, the whole log numbered by item (the first pruning
@@ -1373,6 +1364,9 @@ def _away(exc: sqlite3.OperationalError) -> bool:
 #: once (in SQLite's C, a row a few hundred nanoseconds); a smaller one walks the pruned items'
 #: chains (a lookup a step, a statement each from Python: about 100 times a row read).
 _READ_WHOLE = 0.02
+#: A smaller pruning's walk stops past this share of the log's span in steps, and reads the log
+#: instead: the items it prunes keep long histories (a step costs about 25 rows read).
+_WALK_STEPS = 0.04
 
 
 def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> int:
@@ -1411,15 +1405,16 @@ def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> 
         "SELECT (SELECT MAX(id) FROM transitions) - (SELECT MIN(id) FROM transitions) + 1"
     ).fetchone()
     whole = going >= _READ_WHOLE * span
-    if whole:
+    # A walk longer than the read it saves (items of long histories kept, pruned by age:
+    # 20 items of 10,000 transitions walked 1.6 s an hour) stops, and the log is read.
+    if whole or not _keep_before_walked(db, int(_WALK_STEPS * span)):
+        whole = True
         db.execute(
             "UPDATE transitions SET kept_before ="
             " (SELECT p.after FROM transitions p WHERE p.id = transitions.prev)"
             " WHERE prev IN (SELECT id FROM temp.pruning)"
             " AND id NOT IN (SELECT id FROM temp.pruning)"
         )
-    else:
-        _keep_before_walked(db)
     if cutoff is not None:  # (an item's last transition is its newest: never past a count)
         # Looked up by each pruned transition's key (the items' rows are wide: not read all).
         db.execute(
@@ -1441,15 +1436,46 @@ def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> 
     return int(removed)
 
 
-def _keep_before_walked(db: sqlite3.Connection) -> None:
-    """The transitions left whose previous one goes (`temp.pruning`) keep it (`kept_before`),
-    looked up by key. What goes of an item is the older part of its history (too old: a
-    prefix of the log; too many: all but an item's newest), and its chains do not interleave
-    (an item tracked again starts a chain after the last one ended): so the one transition of
-    an item that can follow what goes is its first left, a lookup in the index of keys.
-    (Walking each chain back from its end, a statement a step, took 1.6 s an hour for 20
-    items of 10,000 transitions each.)"""
-    db.execute(_KEEP_FIRST_LEFT)
+def _keep_before_walked(db: sqlite3.Connection, steps: int) -> bool:
+    """The transitions left whose previous one goes (`temp.pruning`) keep it (`kept_before`):
+    found on each pruned item's chains, walked from their ends back through what stays (what
+    goes is a chain's older part), a lookup by id a step. False: more than `steps` steps were
+    needed (what was found is kept; the rest is not)."""
+
+    def look(tid: int) -> tuple[int | None, bool] | None:
+        """A transition's previous one, and whether it goes; None: not in the log."""
+        return db.execute(  # type: ignore[no-any-return]
+            "SELECT prev, EXISTS (SELECT 1 FROM temp.pruning WHERE id = ?1)"
+            " FROM transitions WHERE id = ?1",
+            (tid,),
+        ).fetchone()
+
+    keys = [k for (k,) in db.execute("SELECT DISTINCT key FROM temp.pruning")]
+    for key in keys:
+        for (at,) in db.execute(
+            f"SELECT last_transition FROM items WHERE key = ?1 AND last_transition > {PRUNED}"
+            " UNION SELECT last FROM retired WHERE key = ?1",
+            (key,),
+        ).fetchall():
+            step = look(at)
+            if step is None or step[1]:
+                continue  # this chain goes whole
+            while step[0] is not None:
+                steps -= 1
+                if steps < 0:
+                    return False
+                before = look(step[0])
+                if before is None:
+                    break  # pruned before now (and `at` kept what it followed then)
+                if before[1]:  # `at` stays, the one it follows goes
+                    db.execute(
+                        "UPDATE transitions SET kept_before ="
+                        " (SELECT after FROM transitions WHERE id = ?2) WHERE id = ?1",
+                        (at, step[0]),
+                    )
+                    break
+                at, step = step[0], before
+    return True
 
 
 class RowCache:
