@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -196,3 +198,53 @@ async def test_a_database_outage_loses_nothing_and_is_told(tmp_path: Path, repli
     # ... and its end is said too (a warning, which serve shows without -v).
     assert "the store takes commits again" in logs
     assert "Traceback" not in logs
+
+
+async def test_serve_started_before_its_database_waits_for_it(tmp_path: Path) -> None:
+    """A replica started while its database does not answer yet (deployed beside it, the
+    database still starting) says so on stderr and waits for it, then serves: it exited with 2
+    at once, and a supervisor restarted it in a loop. SIGTERM while it waits stops it (0)."""
+    with postgres_server() as pg:
+        url = await fresh_database(pg.dsn, f"late_{uuid.uuid4().hex[:8]}")
+        cfg = tmp_path / "scanhub.toml"
+        cfg.write_text(
+            '[[source]]\nname = "asp"\nvendor = "appsecplus"\nbase_url = "http://127.0.0.1:9"\n'
+            'token_env = "ASP_TOKEN"\n'
+        )
+        await asyncio.to_thread(pg.stop)
+
+        async def started() -> asyncio.subprocess.Process:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "scanhub", "serve", "-c", str(cfg), "--state", url,
+                "--port", "0",
+                env={**os.environ, "ASP_TOKEN": "t", "SCANHUB_NO_PLUGINS": "1"},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            assert proc.stderr is not None
+            said = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            assert "the database is unavailable" in said and "trying again for up to 60 s" in said
+            return proc
+
+        proc = await started()
+        try:
+            await asyncio.sleep(1.5)
+            assert proc.returncode is None  # still waiting
+            await asyncio.to_thread(pg.start)
+            assert proc.stdout is not None
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            assert line.startswith("scanhub serve: http://"), line
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{line.split()[2]}/readyz") as ready,
+            ):
+                assert ready.status == 200, await ready.text()
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+        await asyncio.to_thread(pg.stop)
+        waiting = await started()
+        waiting.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(waiting.wait(), 15) == 0

@@ -17,6 +17,8 @@ import asyncio
 import functools
 import os
 import socket
+import sys
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -26,7 +28,7 @@ from typing import Any, Literal
 from ._clients import Client
 from ._config import Config
 from ._defaults import STATE_FILE
-from ._errors import ConfigError, ScanhubError, WaitTimeoutError
+from ._errors import ConfigError, ScanhubError, StoreUnavailable, WaitTimeoutError
 from ._model import Item
 from ._registry import Registry, registry
 from ._secrets import Secret
@@ -149,11 +151,18 @@ def make_store(location: str, retention: Retention | None = None) -> Store:
 
 
 async def open_state(
-    config: Config | None, given: str | None, default: StateDefault, *, must_exist: bool = False
+    config: Config | None,
+    given: str | None,
+    default: StateDefault,
+    *,
+    must_exist: bool = False,
+    wait: float = 0.0,
 ) -> Store:
     """The store for a command, opened (and migrated): a file that is not a scanhub state
     file, one from a newer scanhub or one that cannot be created is a `ConfigError` naming it.
-    With `must_exist` (reading commands), a SQLite file that is not there is one too."""
+    With `must_exist` (reading commands), a SQLite file that is not there is one too. A store
+    away (`StoreUnavailable`: a database not answering yet) is tried again, with backoff, for
+    up to `wait` seconds, said once on stderr."""
     location = state_location(config, given, default)
     store = make_store(location, retention_of(config))
     if must_exist and isinstance(store, MemoryStore):
@@ -167,12 +176,28 @@ async def open_state(
         if path.stat().st_size == 0:  # noqa: ASYNC240 - one stat, before anything opens
             # (SQLite takes an empty file for a new database: reading it would write a schema.)
             raise ConfigError(f"{store.path}: an empty file, no state recorded in it")
-    try:
-        await store.open()
-    except ConfigError:
-        raise
-    except (OSError, ScanhubError, RuntimeError) as exc:
-        raise ConfigError(f"{location}: cannot open the state: {exc}") from None
+    end = time.monotonic() + wait
+    delay = 0.5
+    while True:
+        try:
+            await store.open()
+        except ConfigError:
+            raise
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > end:
+                raise ConfigError(f"{location}: cannot open the state: {exc}") from None
+            if delay == 0.5:
+                print(
+                    f"scanhub: {location}: {exc}; trying again for up to {wait:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        except (OSError, ScanhubError, RuntimeError) as exc:
+            raise ConfigError(f"{location}: cannot open the state: {exc}") from None
+        break
     return store
 
 

@@ -19,3 +19,6 @@ STATE_FILE = "scanhub-state.db"
 LEASE_SECONDS = 15.0
 REDISCOVER_EVERY = 60.0
 STUCK_AFTER = 1800.0
+#: `scanhub serve`: how long, in seconds, a database that does not answer at start is waited for
+#: (replicas deployed beside their database start before it takes connections).
+STORE_WAIT = 60.0

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from .._compose import apply_tracks, build_hub, build_sinks, open_state
 from .._config import Config, load_config, parse_config
-from .._defaults import LEASE_SECONDS, PORT, REDISCOVER_EVERY, STUCK_AFTER
+from .._defaults import LEASE_SECONDS, PORT, REDISCOVER_EVERY, STORE_WAIT, STUCK_AFTER
 from .._registry import Registry, registry
 from ._app import Service
 from ._hosts import is_wildcard
@@ -85,7 +85,8 @@ async def serve(
                     )
                 else:
                     config = load_config(config_path or "scanhub.toml", env=env)
-                    store = await open_state(config, state, "file")
+                    # A database that does not answer yet is waited for (said on stderr).
+                    store = await open_state(config, state, "file", wait=STORE_WAIT)
                     hub = build_hub(
                         config,
                         store,

@@ -591,21 +591,38 @@ class PostgresStore(Store):
         if problem is not None:
             raise ConfigError(f"{redact_url(self._url)} {problem}", operation="open store")
         try:
-            self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
-        except (asyncpg.ClientConfigurationError, ValueError, OverflowError) as exc:
-            # A URL or libpq variable asyncpg cannot use (`?sslmode=bogus`): the user's to mend.
-            # (OverflowError: a port past 65535 from PGPORT, which reaches the socket.)
-            why = str(exc)
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self._url, min_size=1, max_size=self._pool_size
+                )
+            except (asyncpg.ClientConfigurationError, ValueError, OverflowError) as exc:
+                # A URL or libpq variable asyncpg cannot use (`?sslmode=bogus`): the user's to
+                # mend. (OverflowError: a port past 65535 from PGPORT, which reaches the socket.)
+                why = str(exc)
+                password = _libpq_password(self._url)
+                if password:
+                    why = why.replace(password, "***")
+                raise ConfigError(
+                    f"{redact_url(self._url)}: cannot connect with these settings: {why}",
+                    operation="open store",
+                ) from None
+            async with self._pool.acquire() as con:
+                await migrate(con)
+                self._queries.trigram = await _trigram_index(con)
+        except _unavailable() as exc:
+            # Away (not answering, starting up, shutting down): a `StoreUnavailable`, which a
+            # caller may try again (`scanhub serve` waits for it at start), with nothing left
+            # open.
+            if self._pool is not None:
+                pool, self._pool = self._pool, None
+                pool.terminate()
+            why = f"{type(exc).__name__}: {exc}"
             password = _libpq_password(self._url)
             if password:
                 why = why.replace(password, "***")
-            raise ConfigError(
-                f"{redact_url(self._url)}: cannot connect with these settings: {why}",
-                operation="open store",
+            raise StoreUnavailable(
+                f"the database is unavailable ({why})", operation="open store"
             ) from None
-        async with self._pool.acquire() as con:
-            await migrate(con)
-            self._queries.trigram = await _trigram_index(con)
 
     async def close(self) -> None:
         if self._pool is not None:
