@@ -476,6 +476,21 @@ async def test_pruning_by_age_keeps_the_end_of_the_log(make: Factory) -> None:
         assert [t.id for t in await store.transitions()] == [3, 4]
 
 
+async def test_pruning_by_age_removes_a_prefix_of_the_log_on_every_store(make: Factory) -> None:
+    """The log is in commit order; what is too old is its prefix before the first transition
+    young enough. A transition observed long ago but committed after a younger one (a replica
+    whose clock is behind) goes with what precedes it, not before, on every store alike (the
+    memory store pruned it at once, the SQL stores later)."""
+    async with make(Retention(max_age=timedelta(hours=5))) as store:
+        await store.commit([seen(scan("a"), 600, "track")])
+        await store.commit([seen(scan("b"), 120, "track")])  # committed after a, observed before
+        await store.commit([seen(scan("c"), 660, "track")])
+        assert await store.prune(T0 + timedelta(minutes=600)) == 0  # a is young: b stays
+        assert [t.id for t in await store.transitions()] == [1, 2, 3]
+        assert await store.prune(T0 + timedelta(minutes=950)) == 2  # a aged: a and b go
+        assert [t.id for t in await store.transitions()] == [3]
+
+
 async def test_state_survives_reopening(make: Factory) -> None:
     if make.kind == "memory":  # type: ignore[attr-defined]
         pytest.skip("memory is gone when the process ends, by design")

@@ -184,12 +184,20 @@ class MemoryStore(Store):
             return 0
         keep: list[Transition] = []
         per_item: dict[str, int] = {}
-        newest = self._log[-1] if self._log else None
-        for t in reversed(self._log):
-            n = per_item.get(t.key, 0)
-            too_old = (
-                r.max_age is not None and t.change.observed_at < now - r.max_age and t is not newest
+        # Too old: the log's prefix before its first transition young enough (or its newest,
+        # always kept), as the SQL stores read it: a transition committed after a younger one
+        # (another replica's clock behind) goes with what precedes it, not before.
+        young = 0
+        if r.max_age is not None and self._log:
+            cutoff = now - r.max_age
+            young = next(
+                (i for i, t in enumerate(self._log) if t.change.observed_at >= cutoff),
+                len(self._log) - 1,
             )
+        for i in range(len(self._log) - 1, -1, -1):
+            t = self._log[i]
+            n = per_item.get(t.key, 0)
+            too_old = i < young
             too_many = r.max_per_item is not None and n >= r.max_per_item
             if not (too_old or too_many):
                 keep.append(t)
