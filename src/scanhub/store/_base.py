@@ -61,7 +61,10 @@ MIN_SEARCH = 3
 @frozen
 class Retention:
     """How much history to keep: transitions older than `max_age`, or beyond the newest
-    `max_per_item` of an item, are pruned. None: keep (the default, forever). The log's newest
+    `max_per_item` of an item, are pruned. None: keep (the default, forever). By age, what goes
+    is the log's prefix (it is in commit order) before its first transition young enough: one
+    observed earlier but committed after a younger one (a replica's clock behind) goes with
+    what precedes it. The log's newest
     transition is always kept, whatever its age: the log's end, where readers resume and ids
     continue (`Store.last_id`). A transition kept reads the same after pruning as before: its
     `Change.before` stays, though the transition it followed went; and the next transition
