@@ -664,3 +664,42 @@ def _never_called() -> Any:
         raise AssertionError("nothing is sent")
 
     return MockTransport(handler)
+
+
+class Discovering(Client):
+    """A source whose discovery of an application finds one scan, or holds its answer."""
+
+    vendor = "appsecplus"
+    holds = False
+
+    async def discover(self, application_id: str) -> AsyncIterator[Scan]:  # type: ignore[override]
+        if self.holds:
+            await asyncio.sleep(3600)
+        yield Scan(Vendor.APPSECPLUS, self.name, "s1", application_id, Lifecycle.RUNNING, "run")
+
+    async def refresh(self, item: Any) -> Any:
+        return item
+
+
+async def test_a_source_holding_its_discovery_does_not_hold_the_others_rules() -> None:
+    """Discovery rules are run again at once, each on its own: a vendor that holds its answer
+    holds only its own rules. (They ran one after the other: a source listed after the one
+    holding found nothing new until it answered.)"""
+    holding = Discovering("http://held.invalid", name="held")
+    holding.holds = True
+    answering = Discovering("http://answering.invalid", name="answering")
+    async with ScanHub([holding, answering]) as hub:
+        hub.discovery.rules += [
+            ("held", {"application_id": "a"}),
+            ("answering", {"application_id": "b"}),
+        ]
+        running = asyncio.ensure_future(hub.discovery.rediscover())
+        try:
+            async with asyncio.timeout(5):
+                while not await hub.current():
+                    await asyncio.sleep(0.02)
+            assert [i.source for i in await hub.current()] == ["answering"]
+            assert not running.done()  # the other still holds its answer
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)

@@ -18,6 +18,7 @@ from .._changes import ItemError
 from .._clients import Client
 from .._errors import BadRequestError, ScanhubError
 from .._model import Item
+from .._tasks import at_once
 
 #: A track's lookup: the items it names and the discovery query it makes (or None).
 Lookup = Callable[[], Awaitable[tuple[Sequence[Item], Mapping[str, str] | None]]]
@@ -124,32 +125,38 @@ class Discovery:
 
     async def rediscover(self) -> list[Item]:
         """Run every failed lookup and every rule of the sources this process polls again;
-        returns what they found."""
-        found: list[Item] = []
-        for entry in list(self.lookups):
-            source, lookup = entry
-            if not self._polls(source):
-                continue
-            try:
-                items, query = await lookup()
-            except ScanhubError as exc:
-                self.note_error(source, exc, lookup)
-                if not exc.retryable:  # it will not pass by itself (a track to mend)
-                    self.lookups.remove(entry)
-                continue
-            self.lookups.remove(entry)
-            self.answered(source, lookup)
-            for item in items:
-                self._track(item, "config")
-                found.append(item)
-            if query is not None:
-                found += await self.add_rule(source, query)
+        returns what they found. They run at once, each on its own: a vendor that holds its
+        answers holds only its own lookups and rules."""
+        lookups = [entry for entry in list(self.lookups) if self._polls(entry[0])]
+        found = _joined(await at_once(self._relookup(entry) for entry in lookups))
         if found:
             await self._flush()
-        for source, query in list(self.rules):
-            if self._polls(source):
-                found += await self.discover(source, **query)
+        rules = [(source, query) for source, query in list(self.rules) if self._polls(source)]
+        return found + _joined(await at_once(self.discover(s, **q) for s, q in rules))
+
+    async def _relookup(self, entry: tuple[str, Lookup]) -> list[Item]:
+        """Run a failed lookup again (`rediscover`): track what it finds."""
+        source, lookup = entry
+        try:
+            items, query = await lookup()
+        except ScanhubError as exc:
+            self.note_error(source, exc, lookup)
+            if not exc.retryable:  # it will not pass by itself (a track to mend)
+                self.lookups.remove(entry)
+            return []
+        self.lookups.remove(entry)
+        self.answered(source, lookup)
+        found: list[Item] = []
+        for item in items:
+            self._track(item, "config")
+            found.append(item)
+        if query is not None:
+            found += await self.add_rule(source, query)
         return found
+
+
+def _joined(parts: list[list[Item]]) -> list[Item]:
+    return [item for part in parts for item in part]
 
 
 def _rule(query: Mapping[str, object]) -> object:
