@@ -904,10 +904,12 @@ async def bench_postgres(transitions: int, events: int) -> dict[str, Any] | None
             out["failover_s"] = time.perf_counter() - t0
             out["lease_s"] = 1.0
         finally:
-            await b.stop()
-            # Its service too, not only its hub: the application's engine context (closed by
-            # the collector otherwise, past the hub's close) ends as a service's does.
-            await a.stop()
+            try:
+                await b.stop()
+            finally:
+                # Its service too, not only its hub: the application's engine context (closed
+                # by the collector otherwise, past the hub's close) ends as a service's does.
+                await a.stop()
     return out
 
 

@@ -35,7 +35,8 @@ def test_history_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Nothing ended unseen: an error logged (a part of the engine, a generator closed by
     # the collector) is a defect of the harness or of scanhub, not noise.
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for unseen in ("Traceback", "Task was destroyed but it is pending"):
+        assert unseen not in proc.stderr, proc.stderr[-3000:]
     assert (ROOT / "BENCHMARKS.md").read_bytes() == committed
     text = out.read_text()
     for heading in (

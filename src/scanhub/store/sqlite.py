@@ -1408,7 +1408,6 @@ def _prune(db: sqlite3.Connection, cutoff: str | None, per_item: int | None) -> 
     # A walk longer than the read it saves (items of long histories kept, pruned by age:
     # 20 items of 10,000 transitions walked 1.6 s an hour) stops, and the log is read.
     if whole or not _keep_before_walked(db, int(_WALK_STEPS * span)):
-        whole = True
         db.execute(
             "UPDATE transitions SET kept_before ="
             " (SELECT p.after FROM transitions p WHERE p.id = transitions.prev)"
