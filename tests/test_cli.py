@@ -765,6 +765,45 @@ async def test_watch_polls_what_was_found_while_a_failed_lookup_is_tried_again(
         assert out.count(f"6/{pending} ") == 1, out  # shown once, the watch started again
 
 
+async def test_watch_polls_what_a_retried_lookup_found_while_another_vendor_holds_its_answers(
+    tmp_path: Path,
+) -> None:
+    """An AppSec+ scan whose lookup met the vendor away, found once it is back, is polled to
+    its end while IQ holds its answer to its own track's lookup until the deadline. (The
+    tracks' lookups ran one after the other, then were tried again, and only then was
+    anything polled: IQ held the scan's lookup, and then its poll, past the deadline.)"""
+    async with sims() as s:
+        s["appsecplus"].add_application("app-1")
+        (scan_id,) = s["appsecplus"].seed_scans("app-1", 1, duration=0)
+        app, _ = s["iq"].add_application("MyApp")
+        (sid,) = s["iq"].seed_promotions(app, 1, duration=0)
+        cfg = write_config(
+            tmp_path,
+            s,
+            f"""
+            [[track]]
+            source = "iq"
+            public_id = "MyApp"
+            status_id = "{sid}"
+
+            [[track]]
+            source = "asp"
+            scan_id = "{scan_id}"
+            """,
+        )
+        s["appsecplus"].faults = Faults(error_rate=1.0)
+        s["iq"].faults = Faults(latency=1000)  # holds its answers
+        running = asyncio.ensure_future(
+            run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "8")
+        )
+        await asyncio.sleep(2.0)
+        s["appsecplus"].faults = Faults()
+        code, out = await asyncio.wait_for(running, 40)
+    assert f"app-1/{scan_id} new → succeeded" in out, out
+    assert code == 4, out  # IQ's track: its lookup cut by the deadline, unfinished
+    assert "! iq: WaitTimeoutError: iq/iq resolve track: the deadline passed" in out, out
+
+
 async def test_watch_timeout_bounds_the_tracks_lookups_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

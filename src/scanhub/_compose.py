@@ -33,6 +33,7 @@ from ._model import Item
 from ._registry import Registry, registry
 from ._secrets import Secret
 from ._sinks import Sink, SinkFilter, shown_url
+from ._tasks import at_once
 from .engine import ScanHub
 from .store import (
     POSTGRES_SCHEMES,
@@ -236,7 +237,8 @@ async def apply_tracks(
     reg = vendors or registry()
     loop = asyncio.get_running_loop()
     when = None if deadline is None else loop.time() + deadline
-    for t in config.tracks:
+
+    async def resolve(t: Any) -> None:
         client = hub.sources.client(t.source)
         lookup = functools.partial(_resolve, reg.for_client(client), client, t)
         query = None
@@ -266,6 +268,17 @@ async def apply_tracks(
                 hub.discovery.lookups.append((t.source, lookup))
             else:  # the rule is kept (add_rule remembers it first): run again with the rules
                 hub.discovery.note_rule_error(t.source, query, late)
+
+    async def resolve_all(tracks: list[Any]) -> None:
+        for t in tracks:
+            await resolve(t)
+
+    # A source's tracks in the file's order, the sources at once: a vendor that holds its
+    # answers holds only its own tracks (the tracks after it in the file waited for it).
+    by_source: dict[str, list[Any]] = {}
+    for t in config.tracks:
+        by_source.setdefault(t.source, []).append(t)
+    await at_once(resolve_all(tracks) for tracks in by_source.values())
     await hub.flush()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -467,12 +466,15 @@ class _View:
         title = f"{_counts_title(items)}  ({time.monotonic() - self.started:.1f}s)"
         return r.rich_table(items, self.errors, title)
 
-    def seen(self, change: Change) -> bool:
-        """Whether this is an item's state shown already (a watch started again, after the
-        lookups answered, shows every item first)."""
-        return change.before is None and self.items.get(change.key) == change.after
-
     def change(self, change: Change, hub: ScanHub) -> None:
+        shown = self.items.get(change.key)
+        if change.before is None and shown is not None:
+            # A watch started again (once the lookups answered) shows every item first: a
+            # state shown already is not shown again, and one that moved meanwhile is a
+            # change from what was shown (`lagged`: what came between is not shown).
+            if shown == change.after:
+                return
+            change = Change(shown, change.after, change.observed_at, lagged=True)
         self.items[change.key] = change.after
         self.errors = hub.errors()
         if self.fmt == "ndjson":
@@ -580,29 +582,49 @@ async def _watch(
     limit = limit if limit is not None else config.timeout
     end = None if limit is None else time.monotonic() + limit
     async with build_hub(config, store) as hub:
-        # The deadline is the command's: a vendor that holds a lookup does not hold the gate.
-        await apply_tracks(hub, config, deadline=_left(end))
         with _View(fmt, out) as view:
             view.log = await store.sinks.log_id()
-            # The tracks' failed lookups are tried again while what was found is watched: a
-            # vendor away does not hold the others' items unpolled. What they find is watched
-            # once they answer (a watch ends when all it has is done: then it waits for them).
-            retry = asyncio.ensure_future(_retry_lookups(hub, end))
+            every = interval if interval is not None else config.interval
+
+            async def show(until_done: bool) -> None:
+                async for change in hub.watch(
+                    interval=every, deadline=_left(end), until_done=until_done
+                ):
+                    view.change(change, hub)
+
+            async def look_up() -> None:
+                # The deadline is the command's: a vendor that holds a lookup does not hold
+                # the gate. What failed for a reason that may pass is tried again, while the
+                # other sources' lookups still run.
+                resolving = asyncio.ensure_future(apply_tracks(hub, config, deadline=_left(end)))
+                try:
+                    await _retry_lookups(hub, end, resolving)
+                    await resolving
+                finally:
+                    resolving.cancel()
+                    await asyncio.gather(resolving, return_exceptions=True)
+
+            # The tracks' lookups run (and are tried again) while everything tracked is
+            # watched, what they find as they find it: a vendor away, or holding its answers,
+            # holds none of the others' items unpolled. The watch goes on until they have all
+            # answered (or the deadline), then until all it has is done.
+            finding = asyncio.ensure_future(look_up())
+            watching = asyncio.ensure_future(show(until_done=False))
             try:
-                while True:
-                    async for change in hub.watch(
-                        interval=interval if interval is not None else config.interval,
-                        deadline=_left(end),
-                    ):
-                        if not view.seen(change):
-                            view.change(change, hub)
-                    if retry.done():
-                        break
-                    await retry
+                await asyncio.wait({finding, watching}, return_when=asyncio.FIRST_COMPLETED)
+                if watching.done():
+                    watching.result()  # the deadline came (or the watch failed)
+                else:
+                    finding.result()  # its failure now, not when the watch ends
+                    watching.cancel()
+                    await asyncio.wait({watching})  # (a Ctrl-C meanwhile is not lost)
+                    await show(until_done=True)
             finally:
-                retry.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await retry
+                finding.cancel()
+                watching.cancel()
+                # (Their failures, if any, were raised above: nothing here replaces the
+                # exception under way, a Ctrl-C or a closed pipe.)
+                await asyncio.gather(finding, watching, return_exceptions=True)
         items, errors = await hub.current(), hub.errors()
         source_errors = dict(hub.discovery.errors)
     view.final(items, errors, "final: " + _counts_title(items))
@@ -626,19 +648,21 @@ async def _watch(
     return r.outcome(items, {**errors, **source_errors}, expect_terminal=True)
 
 
-async def _retry_lookups(hub: ScanHub, end: float | None) -> None:
+async def _retry_lookups(hub: ScanHub, end: float | None, resolving: asyncio.Future[None]) -> None:
     """Run again, with backoff until the deadline (None: none), the tracks' lookups and
     discoveries that failed for a reason that may pass (the vendor away for a moment, a 5xx),
-    as an item's poll is: what they find is watched with the rest. (A gate that gave up on
-    them at once ended with 5 in seconds, the vendor back a moment later.)"""
+    as an item's poll is, while `resolving` (the tracks' first lookups) runs and after, until
+    none is left to try. (A gate that gave up on them at once ended with 5 in seconds, the
+    vendor back a moment later.)"""
     delay = 1.0
-
-    def pending() -> bool:
-        return bool(hub.discovery.lookups) or any(
-            e.retryable for e in hub.discovery.errors.values()
-        )
-
-    while pending() and (end is None or time.monotonic() + delay < end):
+    while True:
+        if not _lookups_pending(hub):
+            if resolving.done():
+                return
+            await asyncio.wait({resolving}, timeout=delay)  # a lookup may fail meanwhile
+            continue
+        if end is not None and time.monotonic() + delay >= end:
+            return  # the deadline: what failed stays failed
         await asyncio.sleep(delay)
         try:
             async with asyncio.timeout(_left(end)) as cut:
@@ -648,6 +672,11 @@ async def _retry_lookups(hub: ScanHub, end: float | None) -> None:
                 raise
             return  # the deadline: what failed stays failed
         delay = min(delay * 2, 30.0)
+
+
+def _lookups_pending(hub: ScanHub) -> bool:
+    """Whether a track's lookup or a discovery failed for a reason that may pass."""
+    return bool(hub.discovery.lookups) or any(e.retryable for e in hub.discovery.errors.values())
 
 
 def _left(end: float | None) -> float | None:
