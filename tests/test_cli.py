@@ -1021,3 +1021,22 @@ def test_an_internal_error_exits_70_not_1_which_says_an_item_failed(
     err = capsys.readouterr().err
     assert "Traceback" in err and "AttributeError: 'NoneType'" in err, err
     assert err.rstrip().endswith("please report it with the lines above)"), err
+
+
+def test_an_error_of_the_system_exits_74_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A disk full (an output that cannot be written) is the system's, not a defect of
+    scanhub's: one line and 74, no traceback and no request to report it."""
+    import errno
+
+    from scanhub import cli
+
+    def full(*_: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli, "main", full)
+    with pytest.raises(SystemExit) as ended:
+        cli.run()
+    assert ended.value.code == 74
+    assert capsys.readouterr().err == "scanhub: [Errno 28] No space left on device\n"

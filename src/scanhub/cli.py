@@ -3,7 +3,7 @@
 Exit codes (status, watch, demo): 0 all succeeded with no blocking verdict; 1 an item failed or
 was cancelled; 2 configuration or usage error; 3 a verdict blocks (fail/error); 4 the watch
 deadline passed with items unfinished; 5 some items or sources could not be read; 70 an internal
-error (a defect of scanhub's). The demo exits
+error (a defect of scanhub's); 74 an error of the system's (a disk full). The demo exits
 0 when it ran as designed (its deliberately failing items are part of the show), 1 otherwise.
 """
 
@@ -829,6 +829,10 @@ EXIT_PIPE = 141
 #: gate tells it from 1, an item that failed.
 EXIT_INTERNAL = 70
 
+#: The exit code of an error of the system's (sysexits.h's EX_IOERR): a disk full, an output
+#: that cannot be written.
+EXIT_IO = 74
+
 
 def run() -> None:
     """Console-script entry point."""
@@ -843,6 +847,9 @@ def run() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = EXIT_PIPE
+    except OSError as exc:  # the system's (a disk full, an output that cannot be written)
+        print(f"scanhub: {r.shown(str(exc))}", file=sys.stderr)
+        code = EXIT_IO
     except Exception:  # a defect of scanhub's: not 1, which a gate reads as "an item failed"
         traceback.print_exc()
         print(
