@@ -1040,3 +1040,28 @@ def test_an_error_of_the_system_exits_74_in_one_line(
         cli.run()
     assert ended.value.code == 74
     assert capsys.readouterr().err == "scanhub: [Errno 28] No space left on device\n"
+
+
+def test_a_watch_started_again_shows_no_item_twice_and_a_moved_one_as_a_change() -> None:
+    """`watch` starts its watch again once the tracks' lookups have answered, and a watch shows
+    every item first: a state shown already is not printed again, and one that moved in
+    between is printed as a change from what was shown, not as new."""
+    from datetime import UTC, datetime
+
+    from scanhub import Change, Lifecycle, Scan, Vendor
+    from scanhub.cli import _View
+
+    class Hub:
+        def errors(self) -> dict[str, Any]:
+            return {}
+
+    out = io.StringIO()
+    view = _View("plain", out)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    queued = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.QUEUED, "queued")
+    done = Scan(Vendor.APPSECPLUS, "asp", "s1", "app", Lifecycle.SUCCEEDED, "completed")
+    for change in (Change(None, queued, at), Change(None, queued, at), Change(None, done, at)):
+        view.change(change, Hub())  # type: ignore[arg-type]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert "app/s1 new → queued" in lines[0] and "app/s1 queued → succeeded" in lines[1], lines
