@@ -444,6 +444,18 @@ def _password_span(url: str) -> tuple[int, int] | None:
     return colon + 1, start + len(userinfo)
 
 
+def _away(url: str, exc: BaseException) -> StoreUnavailable:
+    """The database away (not answering, starting up, shutting down) as `open` says it."""
+    why = _unsaid(url, f"{type(exc).__name__}: {exc}")
+    return StoreUnavailable(f"the database is unavailable ({why})", operation="open store")
+
+
+def _unsaid(url: str, text: str) -> str:
+    """`text` (a driver's error) with the password of `url`, if it quotes it, hidden."""
+    password = _libpq_password(url)
+    return text.replace(password, "***") if password else text
+
+
 def _libpq_password(url: str) -> str | None:
     """The password as libpq reads one before the host (its user info ends at the last `@`
     before the first `/`), or None."""
@@ -598,31 +610,19 @@ class PostgresStore(Store):
             except (asyncpg.ClientConfigurationError, ValueError, OverflowError) as exc:
                 # A URL or libpq variable asyncpg cannot use (`?sslmode=bogus`): the user's to
                 # mend. (OverflowError: a port past 65535 from PGPORT, which reaches the socket.)
-                why = str(exc)
-                password = _libpq_password(self._url)
-                if password:
-                    why = why.replace(password, "***")
                 raise ConfigError(
-                    f"{redact_url(self._url)}: cannot connect with these settings: {why}",
+                    f"{redact_url(self._url)}: cannot connect with these settings:"
+                    f" {_unsaid(self._url, str(exc))}",
                     operation="open store",
                 ) from None
             async with self._pool.acquire() as con:
                 await migrate(con)
                 self._queries.trigram = await _trigram_index(con)
-        except _unavailable() as exc:
-            # Away (not answering, starting up, shutting down): a `StoreUnavailable`, which a
-            # caller may try again (`scanhub serve` waits for it at start), with nothing left
-            # open.
-            if self._pool is not None:
-                pool, self._pool = self._pool, None
+        except _unavailable() as exc:  # away: tried again by a caller (serve, at start)
+            pool, self._pool = self._pool, None
+            if pool is not None:
                 pool.terminate()
-            why = f"{type(exc).__name__}: {exc}"
-            password = _libpq_password(self._url)
-            if password:
-                why = why.replace(password, "***")
-            raise StoreUnavailable(
-                f"the database is unavailable ({why})", operation="open store"
-            ) from None
+            raise _away(self._url, exc) from None
 
     async def close(self) -> None:
         if self._pool is not None:
