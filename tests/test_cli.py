@@ -1021,6 +1021,18 @@ def test_an_internal_error_exits_70_not_1_which_says_an_item_failed(
     err = capsys.readouterr().err
     assert "Traceback" in err and "AttributeError: 'NoneType'" in err, err
     assert err.rstrip().endswith("please report it with the lines above)"), err
+    # A timeout or a connection error is no error of the system's either: a defect if it
+    # reaches here (scanhub turns a vendor's into its own errors).
+    for stray in (TimeoutError(), ConnectionResetError(104, "Connection reset by peer")):
+
+        def raising(*_: object, stray: Exception = stray) -> int:
+            raise stray
+
+        monkeypatch.setattr(cli, "main", raising)
+        with pytest.raises(SystemExit) as ended:
+            cli.run()
+        assert ended.value.code == 70, stray
+        assert "internal error" in capsys.readouterr().err
 
 
 def test_an_error_of_the_system_exits_74_in_one_line(

@@ -608,23 +608,28 @@ async def _watch(
             # watched, what they find as they find it: a vendor away, or holding its answers,
             # holds none of the others' items unpolled. The watch goes on until they have all
             # answered (or the deadline), then until all it has is done.
-            finding = asyncio.ensure_future(look_up())
-            watching = asyncio.ensure_future(show(until_done=False))
-            try:
-                await asyncio.wait({finding, watching}, return_when=asyncio.FIRST_COMPLETED)
-                if watching.done():
-                    watching.result()  # the deadline came (or the watch failed)
-                else:
-                    finding.result()  # its failure now, not when the watch ends
+            # One polling block for both watches: the engine polls on between them.
+            async with hub.polling(every):
+                finding = asyncio.ensure_future(look_up())
+                watching = asyncio.ensure_future(show(until_done=False))
+                try:
+                    await asyncio.wait({finding, watching}, return_when=asyncio.FIRST_COMPLETED)
+                    if watching.done():
+                        watching.result()  # the deadline came (or the watch failed)
+                        # The lookups end at the same deadline, a moment later: what they
+                        # say of a lookup cut by it is the gate's answer (4), so they end.
+                        await asyncio.wait({finding}, timeout=LOOKUPS_GRACE)
+                    else:
+                        finding.result()  # its failure now, not when the watch ends
+                        watching.cancel()
+                        await asyncio.wait({watching})  # (a Ctrl-C meanwhile is not lost)
+                        await show(until_done=True)
+                finally:
+                    finding.cancel()
                     watching.cancel()
-                    await asyncio.wait({watching})  # (a Ctrl-C meanwhile is not lost)
-                    await show(until_done=True)
-            finally:
-                finding.cancel()
-                watching.cancel()
-                # (Their failures, if any, were raised above: nothing here replaces the
-                # exception under way, a Ctrl-C or a closed pipe.)
-                await asyncio.gather(finding, watching, return_exceptions=True)
+                    # (Their failures, if any, were raised above: nothing here replaces the
+                    # exception under way, a Ctrl-C or a closed pipe.)
+                    await asyncio.gather(finding, watching, return_exceptions=True)
         items, errors = await hub.current(), hub.errors()
         source_errors = dict(hub.discovery.errors)
     view.final(items, errors, "final: " + _counts_title(items))
@@ -661,9 +666,10 @@ async def _retry_lookups(hub: ScanHub, end: float | None, resolving: asyncio.Fut
                 return
             await asyncio.wait({resolving}, timeout=delay)  # a lookup may fail meanwhile
             continue
-        if end is not None and time.monotonic() + delay >= end:
+        left = _left(end)
+        if left is not None and left <= 0:
             return  # the deadline: what failed stays failed
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay if left is None else min(delay, left))
         try:
             async with asyncio.timeout(_left(end)) as cut:
                 await hub.discovery.rediscover()
@@ -675,8 +681,9 @@ async def _retry_lookups(hub: ScanHub, end: float | None, resolving: asyncio.Fut
 
 
 def _lookups_pending(hub: ScanHub) -> bool:
-    """Whether a track's lookup or a discovery failed for a reason that may pass."""
-    return bool(hub.discovery.lookups) or any(e.retryable for e in hub.discovery.errors.values())
+    """Whether a track's lookup or a discovery of a source this process polls failed for a
+    reason that may pass (`rediscover` runs only those again)."""
+    return hub.discovery.pending()
 
 
 def _left(end: float | None) -> float | None:
@@ -834,6 +841,20 @@ EXIT_INTERNAL = 70
 EXIT_IO = 74
 
 
+def _systems(exc: BaseException) -> bool:
+    """Whether `exc` is an error of the system's (an `OSError` with an errno: a disk full),
+    not a timeout or a connection (a vendor's, which scanhub turns into its own errors)."""
+    return (
+        isinstance(exc, OSError)
+        and exc.errno is not None
+        and not isinstance(exc, TimeoutError | ConnectionError)
+    )
+
+
+#: How long, in seconds, `watch` waits for the tracks' lookups to end once its deadline came.
+LOOKUPS_GRACE = 5.0
+
+
 def run() -> None:
     """Console-script entry point."""
     try:
@@ -847,15 +868,16 @@ def run() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = EXIT_PIPE
-    except OSError as exc:  # the system's (a disk full, an output that cannot be written)
-        print(f"scanhub: {r.shown(str(exc))}", file=sys.stderr)
-        code = EXIT_IO
-    except Exception:  # a defect of scanhub's: not 1, which a gate reads as "an item failed"
-        traceback.print_exc()
-        print(
-            "scanhub: internal error (a defect of scanhub's, not of an item: please report it"
-            " with the lines above)",
-            file=sys.stderr,
-        )
-        code = EXIT_INTERNAL
+    except Exception as exc:
+        if _systems(exc):  # a disk full, an output that cannot be written
+            print(f"scanhub: {r.shown(str(exc))}", file=sys.stderr)
+            code = EXIT_IO
+        else:  # a defect of scanhub's: not 1, which a gate reads as "an item failed"
+            traceback.print_exc()
+            print(
+                "scanhub: internal error (a defect of scanhub's, not of an item: please report"
+                " it with the lines above)",
+                file=sys.stderr,
+            )
+            code = EXIT_INTERNAL
     raise SystemExit(code)

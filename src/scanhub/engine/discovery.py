@@ -123,10 +123,18 @@ class Discovery:
             self.rules.append(rule)
         return await self.discover(source, **query)
 
+    def pending(self) -> bool:
+        """Whether a lookup, or a discovery, of a source this process polls failed for a
+        reason that may pass: what `rediscover` runs again."""
+        return any(self._polls(source) for source, _ in self.lookups) or any(
+            e.retryable and self._polls(source) for source, e in self.errors.items()
+        )
+
     async def rediscover(self) -> list[Item]:
         """Run every failed lookup and every rule of the sources this process polls again;
         returns what they found. They run at once, each on its own: a vendor that holds its
-        answers holds only its own lookups and rules."""
+        answers holds none of the others' lookups and rules (it holds this call, so the next
+        round, until it answers or its caller's deadline)."""
         lookups = [entry for entry in list(self.lookups) if self._polls(entry[0])]
         found = _joined(await at_once(self._relookup(entry) for entry in lookups))
         if found:
@@ -141,10 +149,11 @@ class Discovery:
             items, query = await lookup()
         except ScanhubError as exc:
             self.note_error(source, exc, lookup)
-            if not exc.retryable:  # it will not pass by itself (a track to mend)
+            if not exc.retryable and entry in self.lookups:  # a track to mend
                 self.lookups.remove(entry)
             return []
-        self.lookups.remove(entry)
+        if entry in self.lookups:
+            self.lookups.remove(entry)
         self.answered(source, lookup)
         found: list[Item] = []
         for item in items:
