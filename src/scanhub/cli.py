@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from . import _render as r
+from ._changes import significant
 from ._compose import apply_tracks, build_hub, open_state
 from ._config import Config, config_schema_json, load_config
 from ._convert import dumps, to_dict
@@ -472,7 +473,8 @@ class _View:
             # A watch started again (once the lookups answered) shows every item first: a
             # state shown already is not shown again, and one that moved meanwhile is a
             # change from what was shown (`lagged`: what came between is not shown).
-            if shown == change.after:
+            if not significant(shown, change.after):  # (the same, to a consumer)
+                self.items[change.key] = change.after
                 return
             change = Change(shown, change.after, change.observed_at, lagged=True)
         self.items[change.key] = change.after
