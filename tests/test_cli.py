@@ -804,6 +804,44 @@ async def test_watch_polls_what_a_retried_lookup_found_while_another_vendor_hold
     assert "! iq: WaitTimeoutError: iq/iq resolve track: the deadline passed" in out, out
 
 
+async def test_a_discovery_held_by_its_vendor_holds_no_retry_of_another_sources_lookup(
+    tmp_path: Path,
+) -> None:
+    """AppSec+ holds its answer to a discovery track to the deadline, while IQ's lookup met IQ
+    away for a moment: IQ's lookup is tried again, and its promotion polled to its end, all
+    the same. (A round of retries waited for every lookup and rule it ran again: AppSec+'s
+    held rule held every later round, and IQ's track was never tried again.)"""
+    async with sims() as s:
+        s["appsecplus"].add_application("app-1")
+        app, _ = s["iq"].add_application("MyApp")
+        (sid,) = s["iq"].seed_promotions(app, 1, duration=0)
+        cfg = write_config(
+            tmp_path,
+            s,
+            f"""
+            [[track]]
+            source = "asp"
+            application_id = "app-1"
+
+            [[track]]
+            source = "iq"
+            public_id = "MyApp"
+            status_id = "{sid}"
+            """,
+        )
+        s["appsecplus"].faults = Faults(latency=1000)  # holds its answers
+        s["iq"].faults = Faults(error_rate=1.0)
+        running = asyncio.ensure_future(
+            run_cli("watch", "-c", str(cfg), "--format", "plain", "--timeout", "16")
+        )
+        await asyncio.sleep(5.0)  # past IQ's own retries of the first lookup
+        s["iq"].faults = Faults()
+        code, out = await asyncio.wait_for(running, 40)
+    assert f"{sid} new → succeeded" in out, out
+    assert code == 4, out  # AppSec+'s discovery: cut by the deadline
+    assert "! asp: WaitTimeoutError" in out, out
+
+
 async def test_watch_timeout_bounds_the_tracks_lookups_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

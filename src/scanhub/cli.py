@@ -662,24 +662,29 @@ async def _retry_lookups(hub: ScanHub, end: float | None, resolving: asyncio.Fut
     none is left to try. (A gate that gave up on them at once ended with 5 in seconds, the
     vendor back a moment later.)"""
     delay = 1.0
-    while True:
-        if not _lookups_pending(hub):
-            if resolving.done():
-                return
-            await asyncio.wait({resolving}, timeout=delay)  # a lookup may fail meanwhile
-            continue
-        left = _left(end)
-        if left is not None and left <= 0:
-            return  # the deadline: what failed stays failed
-        await asyncio.sleep(delay if left is None else min(delay, left))
-        try:
-            async with asyncio.timeout(_left(end)) as cut:
-                await hub.discovery.rediscover()
-        except TimeoutError:
-            if not cut.expired():
-                raise
-            return  # the deadline: what failed stays failed
-        delay = min(delay * 2, 30.0)
+    # A round is not waited for: one a vendor holds (to the deadline) holds no later round of
+    # the others' lookups (`rediscover` leaves out what is under way).
+    rounds: set[asyncio.Task[Any]] = set()
+    try:
+        while True:
+            for done in [t for t in rounds if t.done()]:
+                rounds.discard(done)
+                done.result()  # a failure of scanhub's, now
+            if not _lookups_pending(hub):
+                if resolving.done():
+                    return  # (a round still under way re-runs rules only: cut)
+                await asyncio.wait({resolving, *rounds}, timeout=delay)  # a lookup may fail
+                continue
+            left = _left(end)
+            if left is not None and left <= 0:
+                return  # the deadline: what failed stays failed
+            await asyncio.sleep(delay if left is None else min(delay, left))
+            rounds.add(asyncio.ensure_future(hub.discovery.rediscover()))
+            delay = min(delay * 2, 30.0)
+    finally:
+        for t in rounds:  # (at the deadline: cut, as the vendor's answer would be)
+            t.cancel()
+        await asyncio.gather(*rounds, return_exceptions=True)
 
 
 def _lookups_pending(hub: ScanHub) -> bool:

@@ -64,6 +64,9 @@ class Discovery:
         #: (source, lookup), run again by `rediscover` until one answers. A lookup gives the
         #: items to track and, for a discovery track, its query (made a rule then).
         self.lookups: list[tuple[str, Lookup]] = []
+        #: The lookups and rule queries under way (a round of `rediscover` leaves them be: one
+        #: held by its vendor is not sent again meanwhile, and holds no other round).
+        self._running: set[object] = set()
 
     def note_error(self, source: str, exc: BaseException, what: object = None) -> None:
         """Say that something about a source failed (a discovery, a lookup for a track): `what`
@@ -104,6 +107,8 @@ class Discovery:
         _check_query(client, args)
         found: list[Item] = []
         what = _rule(args)
+        running = (source, what)
+        self._running.add(running)
         try:
             async for item in client.discover(**args):
                 self._track(item, f"discovery:{source}")
@@ -112,6 +117,8 @@ class Discovery:
             self.note_error(source, exc, what)
         else:
             self.answered(source, what)
+        finally:
+            self._running.discard(running)
         await self._flush()
         return found
 
@@ -134,17 +141,28 @@ class Discovery:
         """Run every failed lookup and every rule of the sources this process polls again;
         returns what they found. They run at once, each on its own: a vendor that holds its
         answers holds none of the others' lookups and rules (it holds this call, so the next
-        round, until it answers or its caller's deadline)."""
-        lookups = [entry for entry in list(self.lookups) if self._polls(entry[0])]
+        round, until it answers or its caller's deadline). What is under way already (another
+        round's, a discovery's) is left out: a caller may start rounds without waiting for the
+        last."""
+        lookups = [
+            entry
+            for entry in list(self.lookups)
+            if self._polls(entry[0]) and entry[1] not in self._running
+        ]
         found = _joined(await at_once(self._relookup(entry) for entry in lookups))
         if found:
             await self._flush()
-        rules = [(source, query) for source, query in list(self.rules) if self._polls(source)]
+        rules = [
+            (source, query)
+            for source, query in list(self.rules)
+            if self._polls(source) and (source, _rule(query)) not in self._running
+        ]
         return found + _joined(await at_once(self.discover(s, **q) for s, q in rules))
 
     async def _relookup(self, entry: tuple[str, Lookup]) -> list[Item]:
         """Run a failed lookup again (`rediscover`): track what it finds."""
         source, lookup = entry
+        self._running.add(lookup)
         try:
             items, query = await lookup()
         except ScanhubError as exc:
@@ -152,6 +170,8 @@ class Discovery:
             if not exc.retryable and entry in self.lookups:  # a track to mend
                 self.lookups.remove(entry)
             return []
+        finally:
+            self._running.discard(lookup)
         if entry in self.lookups:
             self.lookups.remove(entry)
         self.answered(source, lookup)
