@@ -703,3 +703,34 @@ async def test_a_source_holding_its_discovery_does_not_hold_the_others_rules() -
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_lookup_stays_pending_until_its_first_discovery_ends() -> None:
+    """A track's lookup tried again answers with a discovery query: until that discovery
+    ends, the lookup is still pending (a watch that stopped trying once nothing was pending
+    cut the discovery under way: the gate passed without its items, no error said)."""
+    from scanhub import ServerError
+
+    class Slow(Discovering):
+        async def discover(self, application_id: str) -> AsyncIterator[Scan]:  # type: ignore[override]
+            await asyncio.sleep(0.5)
+            yield Scan(Vendor.APPSECPLUS, self.name, "s1", application_id, Lifecycle.RUNNING, "r")
+
+    calls = [0]
+
+    async def lookup() -> tuple[list[Any], dict[str, str]]:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise ServerError("away", vendor="appsecplus", source="slow", operation="get")
+        return [], {"application_id": "a"}
+
+    async with ScanHub([Slow("http://slow.invalid", name="slow")]) as hub:
+        hub.discovery.lookups.append(("slow", lookup))
+        await hub.discovery.rediscover()  # away: still pending
+        assert hub.discovery.pending() and calls[0] == 1
+        running = asyncio.ensure_future(hub.discovery.rediscover())
+        await asyncio.sleep(0.2)  # the lookup answered; its discovery runs
+        assert calls[0] == 2 and hub.discovery.pending()
+        assert [i.id for i in await running] == ["s1"]
+        assert not hub.discovery.pending() and not hub.discovery.lookups
+        assert [i.source for i in await hub.current()] == ["slow"]

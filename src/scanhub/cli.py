@@ -15,6 +15,8 @@ import json
 import logging
 import math
 import os
+import socket
+import ssl
 import sys
 import time
 import traceback
@@ -621,6 +623,8 @@ async def _watch(
                         # The lookups end at the same deadline, a moment later: what they
                         # say of a lookup cut by it is the gate's answer (4), so they end.
                         await asyncio.wait({finding}, timeout=LOOKUPS_GRACE)
+                        if finding.done() and not finding.cancelled():
+                            finding.result()  # a failure of scanhub's, not lost
                     else:
                         finding.result()  # its failure now, not when the watch ends
                         watching.cancel()
@@ -678,13 +682,26 @@ async def _retry_lookups(hub: ScanHub, end: float | None, resolving: asyncio.Fut
             left = _left(end)
             if left is not None and left <= 0:
                 return  # the deadline: what failed stays failed
-            await asyncio.sleep(delay if left is None else min(delay, left))
+            await _sleep_watching(delay if left is None else min(delay, left), rounds)
             rounds.add(asyncio.ensure_future(hub.discovery.rediscover()))
             delay = min(delay * 2, 30.0)
     finally:
         for t in rounds:  # (at the deadline: cut, as the vendor's answer would be)
             t.cancel()
         await asyncio.gather(*rounds, return_exceptions=True)
+
+
+async def _sleep_watching(seconds: float, rounds: set[asyncio.Task[Any]]) -> None:
+    """Sleep `seconds`, raising at once the failure of a round that ends meanwhile."""
+    sleeping = asyncio.ensure_future(asyncio.sleep(seconds))
+    try:
+        while not sleeping.done():
+            await asyncio.wait({sleeping, *rounds}, return_when=asyncio.FIRST_COMPLETED)
+            for done in [t for t in rounds if t.done()]:
+                rounds.discard(done)
+                done.result()
+    finally:
+        sleeping.cancel()
 
 
 def _lookups_pending(hub: ScanHub) -> bool:
@@ -854,7 +871,8 @@ def _systems(exc: BaseException) -> bool:
     return (
         isinstance(exc, OSError)
         and exc.errno is not None
-        and not isinstance(exc, TimeoutError | ConnectionError)
+        and not isinstance(exc, TimeoutError | ConnectionError | ssl.SSLError | socket.gaierror)
+        and not type(exc).__module__.startswith("aiohttp")
     )
 
 

@@ -108,6 +108,7 @@ class Discovery:
         found: list[Item] = []
         what = _rule(args)
         running = (source, what)
+        mine = running not in self._running  # (a round of `rediscover` marks its own)
         self._running.add(running)
         try:
             async for item in client.discover(**args):
@@ -118,7 +119,8 @@ class Discovery:
         else:
             self.answered(source, what)
         finally:
-            self._running.discard(running)
+            if mine:
+                self._running.discard(running)
         await self._flush()
         return found
 
@@ -132,9 +134,11 @@ class Discovery:
 
     def pending(self) -> bool:
         """Whether a lookup, or a discovery, of a source this process polls failed for a
-        reason that may pass: what `rediscover` runs again."""
+        reason that may pass (or runs again now): what `rediscover` runs again."""
         return any(self._polls(source) for source, _ in self.lookups) or any(
-            e.retryable and self._polls(source) for source, e in self.errors.items()
+            e.retryable and self._polls(source)
+            for source, failing in self._failing.items()
+            for e in failing.values()
         )
 
     async def rediscover(self) -> list[Item]:
@@ -144,25 +148,37 @@ class Discovery:
         round, until it answers or its caller's deadline). What is under way already (another
         round's, a discovery's) is left out: a caller may start rounds without waiting for the
         last."""
+        known = list(self.rules)  # (a rule a lookup of this round adds has just run)
         lookups = [
             entry
             for entry in list(self.lookups)
             if self._polls(entry[0]) and entry[1] not in self._running
         ]
-        found = _joined(await at_once(self._relookup(entry) for entry in lookups))
+        looking: set[object] = {lookup for _, lookup in lookups}
+        self._running |= looking  # now, before another round builds its list
+        try:
+            found = _joined(await at_once(self._relookup(entry) for entry in lookups))
+        finally:
+            self._running -= looking
         if found:
             await self._flush()
         rules = [
             (source, query)
-            for source, query in list(self.rules)
+            for source, query in known
             if self._polls(source) and (source, _rule(query)) not in self._running
         ]
-        return found + _joined(await at_once(self.discover(s, **q) for s, q in rules))
+        discovering: set[object] = {(source, _rule(query)) for source, query in rules}
+        self._running |= discovering
+        try:
+            return found + _joined(await at_once(self._discover(s, q) for s, q in rules))
+        finally:
+            self._running -= discovering
 
     async def _relookup(self, entry: tuple[str, Lookup]) -> list[Item]:
-        """Run a failed lookup again (`rediscover`): track what it finds."""
+        """Run a failed lookup again (`rediscover`): track what it finds, and run its
+        discovery query the first time. Until that ends the lookup stays pending (a deadline
+        or a stop cutting it leaves it to run again, its error said)."""
         source, lookup = entry
-        self._running.add(lookup)
         try:
             items, query = await lookup()
         except ScanhubError as exc:
@@ -170,18 +186,20 @@ class Discovery:
             if not exc.retryable and entry in self.lookups:  # a track to mend
                 self.lookups.remove(entry)
             return []
-        finally:
-            self._running.discard(lookup)
-        if entry in self.lookups:
-            self.lookups.remove(entry)
-        self.answered(source, lookup)
         found: list[Item] = []
         for item in items:
             self._track(item, "config")
             found.append(item)
         if query is not None:
             found += await self.add_rule(source, query)
+        if entry in self.lookups:
+            self.lookups.remove(entry)
+        self.answered(source, lookup)
         return found
+
+    async def _discover(self, source: str, query: Mapping[str, str]) -> list[Item]:
+        """`discover`, for a round of `rediscover` (which marked it under way)."""
+        return await self.discover(source, **query)
 
 
 def _joined(parts: list[list[Item]]) -> list[Item]:
