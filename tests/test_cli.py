@@ -1115,3 +1115,36 @@ def test_a_watch_started_again_shows_no_item_twice_and_a_moved_one_as_a_change()
     lines = out.getvalue().splitlines()
     assert len(lines) == 2, lines
     assert "app/s1 new → queued" in lines[0] and "app/s1 queued → succeeded" in lines[1], lines
+
+
+async def test_the_last_round_of_retries_starts_before_the_deadline() -> None:
+    """With a lookup failing for good and the backoff past what is left, the last round of
+    retries starts a second before the deadline and ends (it started at the deadline itself,
+    and was cut at once: no retry in the last stretch, up to 30 s with the backoff at its
+    cap)."""
+    import time
+
+    from scanhub.cli import _retry_lookups
+
+    started: list[float] = []
+    ended: list[float] = []
+
+    class Discovery:
+        def pending(self) -> bool:
+            return True
+
+        async def rediscover(self) -> list[Any]:
+            started.append(time.monotonic())
+            await asyncio.sleep(0.2)
+            ended.append(time.monotonic())
+            return []
+
+    class Hub:
+        discovery = Discovery()
+
+    resolved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    resolved.set_result(None)
+    end = time.monotonic() + 3.1  # rounds at 1 s and 2.1 s (not at 3 s, then 3.1 s)
+    await _retry_lookups(Hub(), end, resolved)  # type: ignore[arg-type]
+    assert len(started) >= 2 and len(ended) == len(started), (started, ended)
+    assert all(end - t >= 0.5 for t in started), [end - t for t in started]

@@ -680,9 +680,16 @@ async def _retry_lookups(hub: ScanHub, end: float | None, resolving: asyncio.Fut
                 await asyncio.wait({resolving, *rounds}, timeout=delay)  # a lookup may fail
                 continue
             left = _left(end)
-            if left is not None and left <= 0:
-                return  # the deadline: what failed stays failed
-            await _sleep_watching(delay if left is None else min(delay, left), rounds)
+            if left is not None and left <= LAST_TRY:
+                # The rounds under way have until the deadline; what failed stays failed.
+                if rounds:
+                    await asyncio.wait(rounds, timeout=left)
+                    for done in [t for t in rounds if t.done()]:
+                        rounds.discard(done)
+                        done.result()
+                return
+            # The last round starts `LAST_TRY` before the deadline, not at it (cut at once).
+            await _sleep_watching(delay if left is None else min(delay, left - LAST_TRY), rounds)
             rounds.add(asyncio.ensure_future(hub.discovery.rediscover()))
             delay = min(delay * 2, 30.0)
     finally:
@@ -878,6 +885,8 @@ def _systems(exc: BaseException) -> bool:
 
 #: How long, in seconds, `watch` waits for the tracks' lookups to end once its deadline came.
 LOOKUPS_GRACE = 5.0
+#: The least time, in seconds, before `watch`'s deadline that a round of retries starts with.
+LAST_TRY = 1.0
 
 
 def run() -> None:
