@@ -674,7 +674,7 @@ async def _retry_lookups(hub: ScanHub, end: float | None, resolving: asyncio.Fut
             for done in [t for t in rounds if t.done()]:
                 rounds.discard(done)
                 done.result()  # a failure of scanhub's, now
-            if not _lookups_pending(hub):
+            if not hub.discovery.pending():
                 if resolving.done():
                     return  # (a round still under way re-runs rules only: cut)
                 await asyncio.wait({resolving, *rounds}, timeout=delay)  # a lookup may fail
@@ -709,12 +709,6 @@ async def _sleep_watching(seconds: float, rounds: set[asyncio.Task[Any]]) -> Non
                 done.result()
     finally:
         sleeping.cancel()
-
-
-def _lookups_pending(hub: ScanHub) -> bool:
-    """Whether a track's lookup or a discovery of a source this process polls failed for a
-    reason that may pass (`rediscover` runs only those again)."""
-    return hub.discovery.pending()
 
 
 def _left(end: float | None) -> float | None:

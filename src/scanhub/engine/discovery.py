@@ -170,7 +170,7 @@ class Discovery:
         discovering: set[object] = {(source, _rule(query)) for source, query in rules}
         self._running |= discovering
         try:
-            return found + _joined(await at_once(self._discover(s, q) for s, q in rules))
+            return found + _joined(await at_once(self.discover(s, **q) for s, q in rules))
         finally:
             self._running -= discovering
 
@@ -196,10 +196,6 @@ class Discovery:
             self.lookups.remove(entry)
         self.answered(source, lookup)
         return found
-
-    async def _discover(self, source: str, query: Mapping[str, str]) -> list[Item]:
-        """`discover`, for a round of `rediscover` (which marked it under way)."""
-        return await self.discover(source, **query)
 
 
 def _joined(parts: list[list[Item]]) -> list[Item]:
