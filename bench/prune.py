@@ -274,14 +274,7 @@ def hot_state(items: int, per: int, *, log: Any = None) -> tuple[Path, dict[str,
     if log:
         log(f"building the hot state: {items:,} items of {per:,} transitions (cached in {d})")
     info = asyncio.run(build_hot(partial, items, per))
-    db = sqlite3.connect(partial)
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{partial}{suffix}").unlink(missing_ok=True)
-    partial.rename(path)
-    meta.write_text(json.dumps(info))
-    return path, {**info, "cached": False}
+    return yearstate.cache_built(partial, path, meta, info)
 
 
 def _count(path: Path) -> int:

@@ -297,6 +297,12 @@ def cached_state(n: int, *, fresh: bool = False, log: Any = None) -> tuple[Path,
         if log:
             log(f"building a state of {n:,} items (cached in {d})")
         info = asyncio.run(build(partial, n))
+    return cache_built(partial, path, meta, info)
+
+
+def cache_built(partial: Path, path: Path, meta: Path, info: dict[str, Any]) -> tuple[Path, Any]:
+    """Put a state built at `partial` in the cache as `path` (its WAL checkpointed into the
+    file), with what was built in `meta`; returns them, not cached before."""
     db = sqlite3.connect(partial)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
